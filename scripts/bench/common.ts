@@ -1,0 +1,73 @@
+/**
+ * Shared pieces of `npm run bench`: the figure type every group returns, percentiles, a clock, progress lines
+ * (stderr, so `--json` stdout stays one figure per line) and the environment the compiled binary runs with.
+ */
+import { createLogger, type Logger } from '../../src/internal/logger.ts';
+
+/** One measured figure. `reference` is what the issue names for comparison, when it names one. */
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  reference?: string | number;
+  /** How it was measured (shown in the table, not in the JSON lines). */
+  notes?: string;
+}
+
+export interface BenchContext {
+  /** Progress line on stderr. */
+  log(line: string): void;
+  /** A logger for project modules that must stay quiet (errors only, to stderr). */
+  quietLogger(tag: string): Logger;
+}
+
+export interface BenchGroup {
+  name: string;
+  /** The issue the figures come from. */
+  issue: number;
+  run(ctx: BenchContext): Promise<Figure[]>;
+}
+
+/** Wall clock in ms with sub-ms resolution (performance.now is monotonic; add the origin for cross-process). */
+export const nowMs = (): number => performance.timeOrigin + performance.now();
+
+/** Nearest-rank percentile (p in 0..100) of unsorted samples; NaN when empty. */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const s = [...samples].sort((a, b) => a - b);
+  const rank = Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length)));
+  return s[rank - 1] as number;
+}
+
+export const median = (samples: readonly number[]): number => percentile(samples, 50);
+
+export function round(v: number, digits = 2): number {
+  if (!Number.isFinite(v)) return v;
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resident set size of a process in MB from /proc/<pid>/status (VmRSS covers every thread of the process). */
+export async function rssMb(pid: number): Promise<number> {
+  const text = await Bun.file(`/proc/${pid}/status`).text();
+  const m = /VmRSS:\s+(\d+)\s+kB/.exec(text);
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+export function quietLogger(tag: string): Logger {
+  return createLogger(tag, { level: 'error', json: true, write: (l) => process.stderr.write(`[${tag}] ${l}\n`) });
+}
+
+/** Environment for the compiled binary against `rpcUrl` with the anvil dev worker key (account 1). */
+export function wcpEnv(rpcUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ENVIRONMENT: 'local',
+    WCP__ETHEREUM__RPC_URL: rpcUrl,
+    WCP__METRICS__ENABLED: 'false',
+    WCP_LOG_LEVEL: 'info',
+    ...extra,
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * `npm test`: everything CI checks, ending with one line `N passed, N failed`.
+ *   1. typecheck (tsc --noEmit, strict) — counted as one check;
+ *   2. build dist/wcp (the end-to-end tests run the compiled binary) — counted as one check;
+ *   3. bun test over src/ and test/ (unit, anvil, gRPC, LMDB and binary tests).
+ * Extra args are passed to `bun test` (e.g. `npm test -- test/e2e-foundation.test.ts`).
+ */
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dir, '..');
+const bin = (name: string) => join(root, 'node_modules', '.bin', name);
+const extra = process.argv.slice(2);
+
+function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+  return new Promise((resolveRun) => {
+    const p = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const tee = (d: Buffer, to: NodeJS.WriteStream) => {
+      out += d.toString();
+      to.write(d);
+    };
+    p.stdout.on('data', (d: Buffer) => tee(d, process.stdout));
+    p.stderr.on('data', (d: Buffer) => tee(d, process.stderr));
+    p.on('exit', (code) => resolveRun({ code: code ?? 1, out }));
+  });
+}
+
+let passed = 0;
+let failed = 0;
+const started = Date.now();
+
+if (extra.length === 0) {
+  process.stdout.write('== typecheck\n');
+  const tsc = await run(bin('tsc'), ['--noEmit', '-p', '.']);
+  if (tsc.code === 0) passed++;
+  else failed++;
+}
+
+process.stdout.write('== build dist/wcp\n');
+const build = await run(process.execPath, [join(root, 'scripts', 'build.ts')]);
+if (build.code === 0) passed++;
+else failed++;
+
+process.stdout.write('== bun test\n');
+const tests = await run(process.execPath, ['test', ...(extra.length ? extra : ['src', 'test'])]);
+const pass = /^\s*(\d+) pass\s*$/m.exec(tests.out);
+const fail = /^\s*(\d+) fail\s*$/m.exec(tests.out);
+passed += pass ? Number(pass[1]) : 0;
+failed += fail ? Number(fail[1]) : 0;
+if (tests.code !== 0 && !fail) failed++; // the runner itself failed (e.g. a file did not load)
+
+process.stdout.write(`\n(${((Date.now() - started) / 1000).toFixed(1)} s)\n${passed} passed, ${failed} failed\n`);
+process.exit(failed === 0 && tests.code === 0 ? 0 : 1);

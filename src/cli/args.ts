@@ -1,0 +1,30 @@
+/** Strict argument checks on top of citty (which accepts unknown flags silently). */
+import type { ArgsDef } from 'citty';
+import { WcpError } from '../internal/errors.ts';
+
+/** Throws CLI_USAGE naming the first flag the command does not define, or an unexpected positional. */
+export function rejectUnknownArgs(rawArgs: string[], def: ArgsDef, maxPositionals: number): void {
+  const known = new Set<string>(['help', 'h']);
+  for (const [name, d] of Object.entries(def)) {
+    known.add(name);
+    const alias = (d as { alias?: string | string[] }).alias;
+    for (const a of Array.isArray(alias) ? alias : alias ? [alias] : []) known.add(a);
+    // citty also accepts --no-x and kebab/camel variants.
+    known.add(name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`));
+    known.add(`no-${name}`);
+  }
+  let positionals = 0;
+  for (let i = 0; i < rawArgs.length; i++) {
+    const a = rawArgs[i]!;
+    if (a === '--') break;
+    if (a.startsWith('-')) {
+      const name = a.replace(/^--?/, '').split('=')[0]!;
+      if (!known.has(name)) throw new WcpError('CLI_USAGE', `unknown option ${a.split('=')[0]}`);
+      const d = def[name] as { type?: string } | undefined;
+      if (d && d.type === 'string' && !a.includes('=')) i++;
+    } else {
+      positionals++;
+      if (positionals > maxPositionals) throw new WcpError('CLI_USAGE', `unexpected argument ${JSON.stringify(a)}`);
+    }
+  }
+}

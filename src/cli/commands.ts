@@ -1,0 +1,93 @@
+/**
+ * The `wcp` command line: `run`, `db scan`, `config check`, `version`; `--help` on every command. Parsing via
+ * citty (subcommands and generated usage), made strict by `rejectUnknownArgs`.
+ */
+import { defineCommand } from 'citty';
+import { loadConfig, redactedConfig } from '../config/load.ts';
+import { WcpError } from '../internal/errors.ts';
+import { createLogger } from '../internal/logger.ts';
+import { buildVersion, runtimeName } from '../runtime/env.ts';
+import { openStore } from '../store/store.ts';
+import { rejectUnknownArgs } from './args.ts';
+import { runDaemon } from './run.ts';
+
+const configArg = {
+  config: { type: 'string', description: 'Config file (default: configs/$ENVIRONMENT.toml, else the embedded local default)', valueHint: 'file' },
+} as const;
+
+const runArgs = { ...configArg } as const;
+const run = defineCommand({
+  meta: { name: 'run', description: 'Run the worker daemon (poll, claim, execute, heartbeat, complete) until SIGINT/SIGTERM' },
+  args: runArgs,
+  async run({ args, rawArgs }) {
+    rejectUnknownArgs(rawArgs, runArgs, 0);
+    process.exitCode = await runDaemon({ ...(args.config ? { configPath: args.config } : {}) });
+  },
+});
+
+const scanArgs = {
+  prefix: { type: 'positional', required: true, description: 'Key prefix, e.g. claim_job: inflight: tx: lane: done: nonce: last_scan_block quarantine:' },
+  json: { type: 'boolean', description: 'One JSON object per line: {"key", "value"}' },
+  limit: { type: 'string', description: 'At most this many records', valueHint: 'n' },
+  db: { type: 'string', description: 'Store path (default: store.path from the config)', valueHint: 'file' },
+  ...configArg,
+} as const;
+const scan = defineCommand({
+  meta: { name: 'scan', description: 'List store records under a key prefix (read-only; safe while wcp runs)' },
+  args: scanArgs,
+  async run({ args, rawArgs }) {
+    rejectUnknownArgs(rawArgs, scanArgs, 1);
+    let limit: number | undefined;
+    if (args.limit !== undefined) {
+      limit = Number(args.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new WcpError('CLI_USAGE', `--limit must be a positive integer, got ${JSON.stringify(args.limit)}`);
+    }
+    const path = args.db ?? loadConfig(args.config ? { path: args.config } : {}).store.path;
+    const store = openStore({ path, readOnly: true, logger: createLogger('db') });
+    try {
+      const entries = store.scan(String(args.prefix), limit ? { limit } : {});
+      for (const e of entries) {
+        if (args.json) process.stdout.write(`${JSON.stringify(e.error ? { key: e.key, error: e.error } : { key: e.key, value: e.value })}\n`);
+        else process.stdout.write(`${e.key}\t${e.error ? `<${e.error}>` : JSON.stringify(e.value)}\n`);
+      }
+      if (!args.json) process.stderr.write(`${entries.length} record(s) under ${JSON.stringify(args.prefix)} in ${path}\n`);
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+const db = defineCommand({
+  meta: { name: 'db', description: 'Inspect the local store' },
+  subCommands: { scan },
+});
+
+const checkArgs = { ...configArg, json: { type: 'boolean', description: 'Print JSON' } } as const;
+const check = defineCommand({
+  meta: { name: 'check', description: 'Validate the config and print the resolved values (the key redacted)' },
+  args: checkArgs,
+  run({ args, rawArgs }) {
+    rejectUnknownArgs(rawArgs, checkArgs, 0);
+    const cfg = loadConfig(args.config ? { path: args.config } : {});
+    const out = redactedConfig(cfg);
+    process.stdout.write(`${JSON.stringify(out, null, args.json ? 0 : 2)}\n`);
+  },
+});
+const config = defineCommand({
+  meta: { name: 'config', description: 'Configuration tools' },
+  subCommands: { check },
+});
+
+const version = defineCommand({
+  meta: { name: 'version', description: 'Print the version' },
+  args: {},
+  run({ rawArgs }) {
+    rejectUnknownArgs(rawArgs, {}, 0);
+    process.stdout.write(`wcp ${buildVersion()} (${runtimeName()} ${process.versions.bun ?? process.versions.node})\n`);
+  },
+});
+
+export const main = defineCommand({
+  meta: { name: 'wcp', version: buildVersion(), description: 'Worker Client Process: claims on-chain activities and runs them on the local executor' },
+  subCommands: { run, db, config, version },
+});

@@ -1,0 +1,306 @@
+/**
+ * Loads the config once, at the edge: TOML file → `WCP__SECTION__KEY` env overrides → valibot → one resolved,
+ * frozen object. Where the file comes from, first match wins:
+ *   1. an explicit path (`--config`, or `WCP_CONFIG`);
+ *   2. `configs/{ENVIRONMENT}.toml` under `WCP_CONFIG_DIR` or the working directory (ENVIRONMENT default `local`);
+ *   3. for `local` only, the copy of `configs/local.toml` embedded in the binary.
+ * A bad config throws one `CONFIG_INVALID` error listing every bad field, the value it got and what it wanted.
+ * The private key is wrapped in a `Secret` and registered for redaction before anything can print it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { Wallet } from 'ethers';
+import { parse as parseToml } from 'smol-toml';
+import * as v from 'valibot';
+import { WcpError } from '../internal/errors.ts';
+import { registerSecret } from '../internal/logger.ts';
+import { EMBEDDED_CONFIGS } from './embedded.ts';
+import { type ConfigFile, ConfigFileSchema } from './schema.ts';
+import { Secret } from './secret.ts';
+
+export interface WcpConfig {
+  environment: string;
+  /** Where the file came from: a path, or `embedded:local`. */
+  source: string;
+  ethereum: {
+    rpcUrls: string[];
+    chainId: number;
+    walletAddress: string;
+    privateKey: Secret;
+    subnetControlPlane: string;
+    taskQueue: string;
+    workflowEngine: string;
+    multicall3: string;
+    confirmations: number;
+    requestTimeoutMs: number;
+  };
+  subnetApi: { grpcEndpoint: string; requestTimeoutMs: number; urlTtlMs: number };
+  scheduler: {
+    pollIntervalMs: number;
+    pollBatch: number;
+    maxInflight: number;
+    queueName: string;
+    heartbeatIntervalMs: number;
+    mode: 'claim' | 'observe';
+    claimBatch: number;
+  };
+  txPolicy: {
+    gasBumpPercent: number;
+    bumpAfterMs: number;
+    bumpAfterBlocks: number;
+    maxInFlight: number;
+    maxFeePerGasGwei: number;
+    feeCapMultiplier: number;
+    minPriorityFeeGwei: number;
+    gasLimitMarginPercent: number;
+    nonceTooLowAbortAfter: number;
+    maxLagBlocks: number;
+    receiptPollMs: number;
+  };
+  executor: {
+    endpoint: string;
+    keepaliveIntervalMs: number;
+    keepaliveTimeoutMs: number;
+    reconnectBaseMs: number;
+    reconnectMaxMs: number;
+    maxMessageBytes: number;
+    reofferLostTasks: boolean;
+    maxDispatchAttempts: number;
+    builtinNoopForTests: boolean;
+    noopDelayMs: number;
+  };
+  store: { path: string };
+  reconciler: {
+    windowMs: number;
+    periodMs: number;
+    followIntervalMs: number;
+    initialChunkBlocks: number;
+    maxChunkBlocks: number;
+  };
+  shutdown: { drainTimeoutMs: number };
+  metrics: { enabled: boolean; listen: string };
+  log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'auto' | 'json' | 'pretty' };
+}
+
+export interface LoadConfigOptions {
+  /** Explicit file path (`--config`). */
+  path?: string;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+}
+
+const ENV_PREFIX = 'WCP__';
+const SECRET_FIELDS = new Set(['ethereum.wallet_private_key']);
+
+function locate(opts: LoadConfigOptions, environment: string): { text: string; source: string } {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const explicit = opts.path ?? env.WCP_CONFIG;
+  if (explicit) {
+    const p = isAbsolute(explicit) ? explicit : resolve(cwd, explicit);
+    if (!existsSync(p)) throw new WcpError('CONFIG_NOT_FOUND', `config file not found: ${p}`);
+    return { text: readFileSync(p, 'utf8'), source: p };
+  }
+  if (!/^[A-Za-z0-9_-]+$/.test(environment)) {
+    throw new WcpError('CONFIG_INVALID', `ENVIRONMENT must be a plain name like "local" or "testnet", got ${JSON.stringify(environment)}`);
+  }
+  const dir = env.WCP_CONFIG_DIR ? resolve(cwd, env.WCP_CONFIG_DIR) : join(cwd, 'configs');
+  const p = join(dir, `${environment}.toml`);
+  if (existsSync(p)) return { text: readFileSync(p, 'utf8'), source: p };
+  const embedded = EMBEDDED_CONFIGS[environment];
+  if (embedded !== undefined) return { text: embedded, source: `embedded:${environment}` };
+  throw new WcpError('CONFIG_NOT_FOUND', `no config for ENVIRONMENT=${environment}: ${p} does not exist`, {
+    details: ['pass --config <file>, set WCP_CONFIG_DIR, or use ENVIRONMENT=local for the built-in default'],
+  });
+}
+
+/** Applies `WCP__SECTION__KEY=value` variables onto the parsed file (values stay strings; the schema coerces). */
+function applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const parts = name.slice(ENV_PREFIX.length).toLowerCase().split('__');
+    if (parts.length !== 2 || !parts[0] || !parts[1]) {
+      problems.push(`${name}: expected WCP__SECTION__KEY (e.g. WCP__SCHEDULER__POLL_INTERVAL)`);
+      continue;
+    }
+    const [sec, key] = parts as [string, string];
+    const current = raw[sec];
+    const target = current && typeof current === 'object' && !Array.isArray(current) ? (current as Record<string, unknown>) : {};
+    target[key] = value;
+    raw[sec] = target;
+  }
+  return problems;
+}
+
+function show(path: string, value: unknown): string {
+  if (SECRET_FIELDS.has(path)) return '[REDACTED]';
+  if (value === undefined) return 'nothing';
+  const s = JSON.stringify(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function issueLines(issues: v.BaseIssue<unknown>[]): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    const path = (issue.path ?? []).map((p) => String(p.key)).join('.');
+    if (issue.type === 'strict_object' || issue.expected === 'never') {
+      lines.push(`${path || '(top level)'}: unknown key`);
+      continue;
+    }
+    // Union issues carry the useful message on the union itself.
+    lines.push(`${path}: got ${show(path, issue.input)}, expected ${issue.message.replace(/^Invalid \w+: /, '')}`);
+  }
+  return lines;
+}
+
+function resolveKey(file: ConfigFile, cwd: string): { key: Secret; address: string } {
+  const eth = file.ethereum;
+  let hex = eth.wallet_private_key.trim();
+  let origin = 'ethereum.wallet_private_key';
+  if (!hex && eth.wallet_key_file) {
+    const p = isAbsolute(eth.wallet_key_file) ? eth.wallet_key_file : resolve(cwd, eth.wallet_key_file);
+    origin = `ethereum.wallet_key_file (${p})`;
+    try {
+      hex = readFileSync(p, 'utf8').trim();
+    } catch (e) {
+      throw new WcpError('CONFIG_INVALID', 'config is invalid', {
+        details: [`ethereum.wallet_key_file: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`],
+      });
+    }
+  }
+  if (!hex) {
+    throw new WcpError('CONFIG_INVALID', 'config is invalid', {
+      details: ['ethereum.wallet_private_key: got nothing, expected a private key (set WCP__ETHEREUM__WALLET_PRIVATE_KEY, wallet_private_key, or wallet_key_file)'],
+    });
+  }
+  if (!hex.startsWith('0x')) hex = `0x${hex}`;
+  registerSecret(hex);
+  if (!/^0x[0-9a-fA-F]{64}$/.test(hex)) {
+    throw new WcpError('CONFIG_INVALID', 'config is invalid', {
+      details: [`${origin}: got [REDACTED] (${hex.length - 2} hex chars), expected 64 hex characters (a 32-byte private key)`],
+    });
+  }
+  let address: string;
+  try {
+    address = new Wallet(hex).address;
+  } catch {
+    throw new WcpError('CONFIG_INVALID', 'config is invalid', { details: [`${origin}: got [REDACTED], expected a valid secp256k1 private key`] });
+  }
+  if (eth.wallet_address && eth.wallet_address.toLowerCase() !== address.toLowerCase()) {
+    throw new WcpError('CONFIG_INVALID', 'config is invalid', {
+      details: [`ethereum.wallet_address: got ${eth.wallet_address}, expected the key's address ${address}`],
+    });
+  }
+  return { key: new Secret(hex), address };
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !(o instanceof Secret)) {
+    for (const val of Object.values(o)) deepFreeze(val);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+export function loadConfig(opts: LoadConfigOptions = {}): WcpConfig {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const environment = env.ENVIRONMENT || 'local';
+  const { text, source } = locate(opts, environment);
+  let raw: Record<string, unknown>;
+  try {
+    raw = parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new WcpError('CONFIG_INVALID', `config ${source} is not valid TOML`, {
+      details: [e instanceof Error ? e.message.split('\n')[0]! : String(e)],
+    });
+  }
+  const envProblems = applyEnv(raw, env);
+  const parsed = v.safeParse(ConfigFileSchema, raw);
+  const problems = [...envProblems, ...(parsed.success ? [] : issueLines(parsed.issues))];
+  if (!parsed.success || problems.length > 0) {
+    throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: problems });
+  }
+  const f = parsed.output as ConfigFile;
+  const { key, address } = resolveKey(f, cwd);
+  const rpcUrls = [f.ethereum.rpc_url, ...f.ethereum.rpc_urls.filter((u) => u !== f.ethereum.rpc_url)];
+  const cfg: WcpConfig = {
+    environment,
+    source,
+    ethereum: {
+      rpcUrls,
+      chainId: f.ethereum.chain_id,
+      walletAddress: address,
+      privateKey: key,
+      subnetControlPlane: f.ethereum.subnet_control_plane_address,
+      taskQueue: f.ethereum.task_queue_address,
+      workflowEngine: f.ethereum.workflow_engine_address,
+      multicall3: f.ethereum.multicall3_address,
+      confirmations: f.ethereum.confirmations,
+      requestTimeoutMs: f.ethereum.request_timeout,
+    },
+    subnetApi: {
+      grpcEndpoint: f.subnet_api.grpc_endpoint,
+      requestTimeoutMs: f.subnet_api.request_timeout,
+      urlTtlMs: f.subnet_api.url_ttl,
+    },
+    scheduler: {
+      pollIntervalMs: f.scheduler.poll_interval,
+      pollBatch: f.scheduler.poll_batch,
+      maxInflight: f.scheduler.max_inflight,
+      queueName: f.scheduler.queue_name,
+      heartbeatIntervalMs: f.scheduler.heartbeat_interval,
+      mode: f.scheduler.mode,
+      claimBatch: f.scheduler.claim_batch,
+    },
+    txPolicy: {
+      gasBumpPercent: f.tx_policy.gas_bump_percent,
+      bumpAfterMs: f.tx_policy.bump_after,
+      bumpAfterBlocks: f.tx_policy.bump_after_blocks,
+      maxInFlight: f.tx_policy.max_in_flight,
+      maxFeePerGasGwei: f.tx_policy.max_fee_per_gas_gwei,
+      feeCapMultiplier: f.tx_policy.fee_cap_multiplier,
+      minPriorityFeeGwei: f.tx_policy.min_priority_fee_gwei,
+      gasLimitMarginPercent: f.tx_policy.gas_limit_margin_percent,
+      nonceTooLowAbortAfter: f.tx_policy.nonce_too_low_abort_after,
+      maxLagBlocks: f.tx_policy.max_lag_blocks,
+      receiptPollMs: f.tx_policy.receipt_poll,
+    },
+    executor: {
+      endpoint: f.executor.endpoint,
+      keepaliveIntervalMs: f.executor.keepalive_interval,
+      keepaliveTimeoutMs: f.executor.keepalive_timeout,
+      reconnectBaseMs: f.executor.reconnect_base,
+      reconnectMaxMs: f.executor.reconnect_max,
+      maxMessageBytes: f.executor.max_message_bytes,
+      reofferLostTasks: f.executor.reoffer_lost_tasks,
+      maxDispatchAttempts: f.executor.max_dispatch_attempts,
+      builtinNoopForTests: f.executor.builtin_noop_for_tests,
+      noopDelayMs: f.executor.noop_delay,
+    },
+    store: { path: isAbsolute(f.store.path) ? f.store.path : resolve(cwd, f.store.path) },
+    reconciler: {
+      windowMs: f.reconciler.window,
+      periodMs: f.reconciler.period,
+      followIntervalMs: f.reconciler.follow_interval,
+      initialChunkBlocks: f.reconciler.initial_chunk_blocks,
+      maxChunkBlocks: f.reconciler.max_chunk_blocks,
+    },
+    shutdown: { drainTimeoutMs: f.shutdown.drain_timeout },
+    metrics: { enabled: f.metrics.enabled, listen: f.metrics.listen },
+    log: { level: f.log.level, format: f.log.format },
+  };
+  return deepFreeze(cfg);
+}
+
+/** The resolved config as plain data for printing: the key is replaced by `[REDACTED]`, URLs lose credentials. */
+export function redactedConfig(cfg: WcpConfig): Record<string, unknown> {
+  return JSON.parse(
+    JSON.stringify(cfg, (k, val) => {
+      if (k === 'privateKey') return '[REDACTED]';
+      if (typeof val === 'string' && /^https?:\/\/[^/\s]*@/.test(val)) return val.replace(/\/\/[^/@\s]*@/, '//[REDACTED]@');
+      return val;
+    }),
+  ) as Record<string, unknown>;
+}

@@ -1,0 +1,185 @@
+/**
+ * The config file schema (`configs/{ENVIRONMENT}.toml`, snake_case keys) and its defaults. Every field has a
+ * description (`README.md` lists them) and a default; durations are strings with a unit ("500ms", "2s", "5m",
+ * "3h") or plain milliseconds. Values from `WCP__SECTION__KEY` env variables arrive as strings, so number,
+ * boolean and list fields also accept their string forms.
+ */
+import * as v from 'valibot';
+
+const DURATION_RE = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses "250ms" / "2s" / "5m" / "3h" / "1500" (ms) into milliseconds, or undefined. */
+export function parseDurationMs(input: string | number): number | undefined {
+  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? Math.round(input) : undefined;
+  const m = DURATION_RE.exec(input);
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
+}
+
+const DURATION_HINT = 'a duration like "500ms", "2s", "5m", "3h" or a number of milliseconds';
+const duration = (min = 0) =>
+  v.pipe(
+    v.union([v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.regex(DURATION_RE, DURATION_HINT))], DURATION_HINT),
+    v.transform((x) => parseDurationMs(x) ?? 0),
+    v.minValue(min, `a duration of at least ${min} ms`),
+  );
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  v.pipe(
+    v.union([v.number(), v.pipe(v.string(), v.regex(/^\s*-?\d+\s*$/), v.transform(Number))], `an integer from ${min} to ${max}`),
+    v.integer(`an integer from ${min} to ${max}`),
+    v.minValue(min, `an integer from ${min} to ${max}`),
+    v.maxValue(max, `an integer from ${min} to ${max}`),
+  );
+
+const num = (min: number, max: number) =>
+  v.pipe(
+    v.union([v.number(), v.pipe(v.string(), v.regex(/^\s*-?\d+(\.\d+)?\s*$/), v.transform(Number))], `a number from ${min} to ${max}`),
+    v.minValue(min, `a number from ${min} to ${max}`),
+    v.maxValue(max, `a number from ${min} to ${max}`),
+  );
+
+const bool = () =>
+  v.union(
+    [v.boolean(), v.pipe(v.picklist(['true', 'false', '1', '0']), v.transform((s) => s === 'true' || s === '1'))],
+    'true or false',
+  );
+
+const url = () =>
+  v.pipe(v.string('an http(s) URL'), v.regex(/^https?:\/\/[^\s/]+/, 'an http(s) URL like http://127.0.0.1:8545'));
+
+const urlList = () =>
+  v.pipe(
+    v.union([v.array(url()), v.pipe(v.string(), v.transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)), v.array(url()))], 'a list of http(s) URLs (or a comma-separated string)'),
+  );
+
+const address = () => v.pipe(v.string('a 0x-prefixed 20-byte hex address'), v.regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x-prefixed 20-byte hex address'));
+const optAddress = () => v.union([v.literal(''), address()], 'a 0x-prefixed 20-byte hex address (or empty)');
+
+const hostPort = () =>
+  v.pipe(v.string('host:port'), v.regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7070'));
+
+// biome-ignore lint/suspicious/noExplicitAny: valibot cannot type `{}` as the default of an object of optional fields
+const section = <T extends v.ObjectEntries>(entries: T) => v.optional(v.strictObject(entries), {} as any);
+
+export const ConfigFileSchema = v.strictObject({
+  ethereum: section({
+    /** Primary JSON-RPC endpoint. */
+    rpc_url: v.optional(url(), 'http://127.0.0.1:8545'),
+    /** Extra JSON-RPC endpoints (fail-over and fan-out of raw transactions). */
+    rpc_urls: v.optional(urlList(), []),
+    /** The chain id the endpoints must report. */
+    chain_id: v.optional(int(1), 31337),
+    /** Hex private key of the worker wallet. Prefer the env variable or a key file. Never logged. */
+    wallet_private_key: v.optional(v.string(), ''),
+    /** Path of a file holding the hex private key (used when wallet_private_key is empty). */
+    wallet_key_file: v.optional(v.string(), ''),
+    /** Expected wallet address; when set it must match the key. */
+    wallet_address: v.optional(optAddress(), ''),
+    subnet_control_plane_address: v.optional(address(), '0x0000000000000000000000000000000000000000'),
+    task_queue_address: v.optional(address(), '0x0000000000000000000000000000000000000000'),
+    workflow_engine_address: v.optional(address(), '0x0000000000000000000000000000000000000000'),
+    multicall3_address: v.optional(address(), '0xcA11bde05977b3631167028862bE2a173976CA11'),
+    /** Blocks a receipt must be buried under before its outcome is acted on. */
+    confirmations: v.optional(int(0, 1000), 1),
+    /** Timeout of one JSON-RPC request. */
+    request_timeout: v.optional(duration(100), '10s'),
+  }),
+  subnet_api: section({
+    /** The subnet-api gRPC endpoint (storage broker). */
+    grpc_endpoint: v.optional(hostPort(), '127.0.0.1:50051'),
+    request_timeout: v.optional(duration(100), '5s'),
+    /** Lifetime asked for presigned URLs. */
+    url_ttl: v.optional(duration(1000), '15m'),
+  }),
+  scheduler: section({
+    /** Interval between pollActivity rounds. */
+    poll_interval: v.optional(duration(10), '1s'),
+    /** Queue offsets read per poll round (one Multicall3 batch). */
+    poll_batch: v.optional(int(1, 256), 16),
+    /** Most activities held at once (claiming + claimed + running). Also caps executor dispatch. */
+    max_inflight: v.optional(int(1, 10_000), 8),
+    queue_name: v.optional(v.pipe(v.string(), v.minLength(1, 'a non-empty queue name')), 'default'),
+    /** Heartbeat period; wcp uses at most a third of the activity's on-chain heartbeat timeout. */
+    heartbeat_interval: v.optional(duration(100), '15s'),
+    /** `claim`: claim and run work. `observe`: discover and record claim jobs only (a dry run; sends nothing). */
+    mode: v.optional(v.picklist(['claim', 'observe'], 'claim or observe'), 'claim'),
+    /** Most activities claimed in one transaction (claimActivities). 1 sends claimActivity. */
+    claim_batch: v.optional(int(1, 256), 8),
+  }),
+  tx_policy: section({
+    /** Fee raise per bump, percent (never below the 10% replacement minimum). */
+    gas_bump_percent: v.optional(int(10, 1000), 20),
+    /** A transaction not mined after this long is re-sent with bumped fees. */
+    bump_after: v.optional(duration(100), '12s'),
+    /** ... or after this many new blocks, whichever comes first. 0 (default) disables the block rule: on
+     * sub-second-block chains it would bump every second; set 3 on ~12 s-block chains (Chainlink's default). */
+    bump_after_blocks: v.optional(int(0, 10_000), 0),
+    /** Most transactions pending at once in the nonce lane. */
+    max_in_flight: v.optional(int(1, 1024), 16),
+    /** Absolute cap on maxFeePerGas, gwei. */
+    max_fee_per_gas_gwei: v.optional(num(0.000000001, 1_000_000), 500),
+    /** Cap on maxFeePerGas as a multiple of the first suggestion. */
+    fee_cap_multiplier: v.optional(num(1, 100), 5),
+    /** Floor of the priority fee, gwei. */
+    min_priority_fee_gwei: v.optional(num(0, 1_000_000), 0.001),
+    /** Margin added to gas estimates, percent. */
+    gas_limit_margin_percent: v.optional(int(0, 500), 25),
+    /** "nonce too low" answers tolerated for one nonce before it is given up. */
+    nonce_too_low_abort_after: v.optional(int(1, 100), 3),
+    /** Endpoints this many blocks behind the best one are not read from. */
+    max_lag_blocks: v.optional(int(1, 100_000), 5),
+    receipt_poll: v.optional(duration(10), '250ms'),
+  }),
+  executor: section({
+    /** The executor's (WEP) gRPC TaskStream endpoint. */
+    endpoint: v.optional(hostPort(), '127.0.0.1:7070'),
+    keepalive_interval: v.optional(duration(50), '5s'),
+    /** A peer silent this long (no Pong) is considered gone; the stream is re-dialled. */
+    keepalive_timeout: v.optional(duration(100), '15s'),
+    reconnect_base: v.optional(duration(10), '250ms'),
+    reconnect_max: v.optional(duration(100), '10s'),
+    max_message_bytes: v.optional(int(1024, 64 * 1024 * 1024), 4 * 1024 * 1024),
+    /** Whether a task the executor lost (restart) is offered again (true) or failed on chain (false). */
+    reoffer_lost_tasks: v.optional(bool(), true),
+    /** Dispatch attempts per activity before it is failed on chain. */
+    max_dispatch_attempts: v.optional(int(1, 100), 3),
+    /** TESTS ONLY: run claimed activities on a built-in no-op executor instead of the gRPC executor. */
+    builtin_noop_for_tests: v.optional(bool(), false),
+    /** TESTS ONLY: how long the built-in no-op executor takes per activity. */
+    noop_delay: v.optional(duration(0), '100ms'),
+  }),
+  store: section({
+    /** LMDB file. Relative paths are resolved from the working directory. */
+    path: v.optional(v.pipe(v.string(), v.minLength(1, 'a file path')), 'wcp.db'),
+  }),
+  reconciler: section({
+    /** How far back the reconciler scans, by block timestamps. */
+    window: v.optional(duration(1000), '3h'),
+    /** Period of the full rescan. */
+    period: v.optional(duration(1000), '5m'),
+    /** Interval of the new-block follower (ActivityEnqueued ingestion). */
+    follow_interval: v.optional(duration(10), '1s'),
+    initial_chunk_blocks: v.optional(int(1, 1_000_000), 2000),
+    max_chunk_blocks: v.optional(int(1, 1_000_000), 10_000),
+  }),
+  shutdown: section({
+    /** On SIGINT/SIGTERM: time running tasks get to finish before wcp records them and exits. */
+    drain_timeout: v.optional(duration(0), '30s'),
+  }),
+  metrics: section({
+    enabled: v.optional(bool(), true),
+    /** Prometheus /metrics listen address. */
+    listen: v.optional(hostPort(), '127.0.0.1:9464'),
+  }),
+  log: section({
+    level: v.optional(v.picklist(['error', 'warn', 'info', 'debug'], 'one of error, warn, info, debug'), 'info'),
+    format: v.optional(v.picklist(['auto', 'json', 'pretty'], 'one of auto, json, pretty'), 'auto'),
+  }),
+});
+
+type ConfigFileOutput = v.InferOutput<typeof ConfigFileSchema>;
+/** Every section is present after parsing (missing ones default to `{}`, then to their fields' defaults). */
+export type ConfigFile = { [K in keyof ConfigFileOutput]-?: NonNullable<ConfigFileOutput[K]> };
+export type ConfigFileInput = v.InferInput<typeof ConfigFileSchema>;

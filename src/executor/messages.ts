@@ -1,0 +1,108 @@
+/**
+ * Messages between the supervisor (main thread) and the executor worker thread (the bridge), over a MessagePort.
+ * Plain structured-cloneable objects; errors cross as `{ code, message, retryable }`.
+ */
+import type { WireError } from '../internal/errors.ts';
+
+/** One activity to run, as the supervisor knows it. */
+export interface TaskSpec {
+  activity_id: string;
+  activity_type: string;
+  /** As on chain: `json:{...}` or `blob:<namespace>/<key>`. */
+  input_ref: string;
+  queue_name: string;
+  workflow_instance?: string;
+  /** Unix ms after which the result is useless (chain expiry). */
+  deadline_unix_ms: number;
+  attempt: number;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// supervisor → worker
+
+export type SupervisorToWorker =
+  | { type: 'assign'; task: TaskSpec }
+  | { type: 'cancel'; activity_id: string; reason: string }
+  /** Stop taking assignments; keep the stream until in-flight tasks complete (then `drained` is sent). */
+  | { type: 'drain' }
+  /** Close the stream and end the worker (tasks keep running in the executor; a later start resyncs). */
+  | { type: 'stop' };
+
+// ---------------------------------------------------------------------------------------------------------------
+// worker → supervisor
+
+/** Connection state of the bridge (see bridge.ts for the transitions). */
+export type BridgeState = 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'stopped';
+
+/** Why an assignment was refused. The supervisor keeps the task; `retryable` says whether to offer it again. */
+export type AssignRejectReason =
+  | 'not_connected' // retryable: no ready stream right now
+  | 'no_credits' // retryable: executor or max_inflight full
+  | 'draining' // retryable: the bridge is draining/stopping (offer it after restart)
+  | 'storage_unavailable' // retryable: presigning input/output URLs failed transiently
+  | 'unsupported_type' // not retryable on this executor: its Capabilities do not list the type
+  | 'duplicate' // not retryable: this activity id is already in flight
+  | 'invalid_task' // not retryable: malformed id / input_ref / storage refused
+  | 'expired'; // not retryable: deadline_unix_ms already passed
+
+export type CompletionResult =
+  | { ok: true; output_refs: Record<string, string>; metadata_json: string }
+  | { ok: false; code: string; message: string; retryable: boolean };
+
+export type WorkerToSupervisor =
+  | {
+      type: 'state';
+      state: BridgeState;
+      executor_id?: string;
+      activity_types?: string[];
+      /** Human-readable cause of the change (e.g. why the stream dropped). */
+      detail?: string;
+      /** Set when the change was caused by an error (e.g. EXECUTOR_PROTOCOL on a version mismatch). */
+      error?: WireError;
+    }
+  /** How many more `assign`s the supervisor may send now: min(executor credits, max_inflight − in flight). */
+  | { type: 'credits'; available: number }
+  /** The assignment was written to the stream. */
+  | { type: 'accepted'; activity_id: string }
+  | { type: 'assignRejected'; activity_id: string; reason: AssignRejectReason; retryable: boolean; detail?: string }
+  | { type: 'progress'; activity_id: string; fraction: number; message: string }
+  | { type: 'completion'; activity_id: string; attempt: number; result: CompletionResult }
+  /**
+   * After a (re)connect: of the tasks the bridge had in flight, which the executor still holds and which it lost
+   * (the supervisor re-offers the lost ones). Sent on every handshake that follows a previous connection or
+   * that finds tasks in flight.
+   */
+  | { type: 'resync'; running_activity_ids: string[]; lost_activity_ids: string[] }
+  /** An executor message was refused (logged too); for metrics. */
+  | { type: 'rejected'; reason: string; activity_id?: string }
+  /** Draining finished: nothing in flight any more. */
+  | { type: 'drained' }
+  | { type: 'stopped' };
+
+const SUPERVISOR_TYPES = new Set(['assign', 'cancel', 'drain', 'stop']);
+
+/** Structural check of a message received on the port (trusted sender, but a bug must not crash the worker). */
+export function isSupervisorToWorker(m: unknown): m is SupervisorToWorker {
+  if (m === null || typeof m !== 'object') return false;
+  const t = (m as { type?: unknown }).type;
+  if (typeof t !== 'string' || !SUPERVISOR_TYPES.has(t)) return false;
+  if (t === 'assign') {
+    const task = (m as { task?: unknown }).task as Partial<TaskSpec> | undefined;
+    return (
+      task !== null &&
+      typeof task === 'object' &&
+      typeof task.activity_id === 'string' &&
+      typeof task.activity_type === 'string' &&
+      typeof task.input_ref === 'string' &&
+      typeof task.queue_name === 'string' &&
+      typeof task.deadline_unix_ms === 'number' &&
+      typeof task.attempt === 'number' &&
+      (task.workflow_instance === undefined || typeof task.workflow_instance === 'string')
+    );
+  }
+  if (t === 'cancel') {
+    const c = m as { activity_id?: unknown; reason?: unknown };
+    return typeof c.activity_id === 'string' && typeof c.reason === 'string';
+  }
+  return true;
+}

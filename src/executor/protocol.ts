@@ -1,0 +1,84 @@
+/**
+ * The TaskStream protocol (proto/execution/v1/execution.proto) as both ends see it: the version constant, the
+ * service loader, and the decoded wire shapes. The executor is the gRPC server; wcp dials it. The request stream
+ * carries `WcpMessage` (wcp → executor), the response stream `ExecutorMessage` (executor → wcp).
+ */
+import type { GrpcObject, ServiceClientConstructor } from '@grpc/grpc-js';
+import { loadProtoText } from '../internal/proto.ts';
+// @ts-ignore -- there is no ambient '*.proto' module declaration; Bun imports the file as a string.
+import executionProtoText from '../../proto/execution/v1/execution.proto' with { type: 'text' };
+
+/** Major protocol version of this build. Peers are compatible only when their majors are equal. */
+export const PROTOCOL_VERSION = 1;
+
+/** Fully-qualified service name. */
+export const EXECUTOR_SERVICE_NAME = 'wcp.execution.v1.Executor';
+
+/** Loads execution.proto from its text; `.service` is what a server passes to `addService`. */
+export function loadExecutorService(): ServiceClientConstructor {
+  const root = loadProtoText(executionProtoText as string);
+  const pkg = ((root.wcp as GrpcObject).execution as GrpcObject).v1 as GrpcObject;
+  return pkg.Executor as ServiceClientConstructor;
+}
+
+/** uint64 fields decode as decimal strings (`longs: String`); either form may be written. */
+export type U64 = string | number;
+
+export interface OutputDeclWire {
+  name: string;
+  key: string;
+  content_type: string;
+}
+
+/** Messages the executor sends, as written (encoding side). Decoded ones are validated by `parseExecutorMessage`. */
+export type ExecutorMessageWire =
+  | { hello: { executor_id: string; executor_version: string; protocol_version: number } }
+  | {
+      capabilities: {
+        activity_types: string[];
+        max_concurrency: number;
+        outputs?: Array<{ activity_type: string; outputs: OutputDeclWire[] }>;
+      };
+    }
+  | { capacity_update: { credits: number; assignments_received: U64 } }
+  | { progress: { activity_id: string; fraction: number; message: string } }
+  | {
+      completion: {
+        activity_id: string;
+        attempt: number;
+        success?: { output_refs: Record<string, string>; metadata_json: string };
+        failure?: { code: string; message: string; retryable: boolean };
+      };
+    }
+  | { storage_request: { request_id: string; activity_id: string; key: string; method: string } }
+  | { pong: { nonce: U64 } }
+  | { resync: { running_activity_ids: string[] } };
+
+export interface TaskAssignmentWire {
+  activity_id: string;
+  activity_type: string;
+  attempt: number;
+  input_ref: string;
+  input_json: string;
+  input_urls: Record<string, string>;
+  output_urls: Record<string, string>;
+  deadline_unix_ms: U64;
+  workflow_instance: string;
+}
+
+/** Messages wcp sends. Decoded (executor side) they carry `msg` naming the set member. */
+export type WcpMessageWire =
+  | { hello_ack: { protocol_version: number; wcp_version: string; accepted: boolean; reason: string } }
+  | { task_assignment: TaskAssignmentWire }
+  | { cancel: { activity_id: string; reason: string } }
+  | {
+      storage_grant: {
+        request_id: string;
+        url: string;
+        method: string;
+        expires_at_unix_ms: U64;
+        error: string;
+        headers: Record<string, string>;
+      };
+    }
+  | { ping: { nonce: U64 } };

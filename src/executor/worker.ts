@@ -1,0 +1,94 @@
+/**
+ * The executor worker's task body (a long-lived Piscina task): builds the bridge, turns supervisor messages from
+ * `port` into bridge calls and bridge events into `port.postMessage`, and resolves once stopped (on a `stop`
+ * message or when the port closes). The broker and logger are built by the caller (worker-entry), since they are
+ * not cloneable and the storage client lives in its own module.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { errorText } from '../internal/errors.ts';
+import { type Logger, createLogger } from '../internal/logger.ts';
+import { type ExecutorBridgeOptions, type StorageBrokerLike, createExecutorBridge } from './bridge.ts';
+import { type WorkerToSupervisor, isSupervisorToWorker } from './messages.ts';
+
+/** The cloneable part of the bridge options (what the supervisor passes to the worker). */
+export type ExecutorWorkerOptions = Omit<ExecutorBridgeOptions, 'broker' | 'logger' | 'emit' | 'random'>;
+
+export interface RunExecutorWorkerParams {
+  port: MessagePort;
+  options: ExecutorWorkerOptions;
+  broker?: StorageBrokerLike;
+  logger?: Logger;
+}
+
+export async function runExecutorWorker({ port, options, broker, logger }: RunExecutorWorkerParams): Promise<void> {
+  const log = (logger ?? createLogger('wcp')).child('executor');
+  let portOpen = true;
+  const post = (msg: WorkerToSupervisor): void => {
+    if (!portOpen) return;
+    try {
+      port.postMessage(msg);
+    } catch (e) {
+      log.error('Could not post to the supervisor.', { type: msg.type, error: errorText(e) });
+    }
+  };
+  const bridge = createExecutorBridge({
+    ...options,
+    ...(broker !== undefined ? { broker } : {}),
+    logger: log,
+    emit: post,
+  });
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => {
+    resolveDone = r;
+  });
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await bridge.stop();
+    } catch (e) {
+      log.error('Executor bridge stop failed.', { error: errorText(e) });
+    }
+    try {
+      broker?.close();
+    } catch {
+      /* best effort */
+    }
+    portOpen = false;
+    port.off('message', onPortMessage);
+    port.close();
+    resolveDone();
+  };
+
+  function onPortMessage(m: unknown): void {
+    if (!isSupervisorToWorker(m)) {
+      log.error('Ignored a malformed supervisor message.', { type: (m as { type?: unknown })?.type });
+      return;
+    }
+    switch (m.type) {
+      case 'assign':
+        bridge.assign(m.task).catch((e: unknown) => log.error('assign failed.', { activity_id: m.task.activity_id, error: errorText(e) }));
+        return;
+      case 'cancel':
+        bridge.cancel(m.activity_id, m.reason);
+        return;
+      case 'drain':
+        bridge.drain();
+        return;
+      case 'stop':
+        void stop();
+        return;
+    }
+  }
+
+  port.on('message', onPortMessage);
+  port.on('close', () => {
+    portOpen = false;
+    void stop();
+  });
+  port.start();
+  bridge.start();
+  await done;
+}

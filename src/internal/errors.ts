@@ -1,0 +1,89 @@
+/**
+ * One error type for the whole daemon: a stable string `code` (never parse messages, never rely on class names:
+ * a compiled binary may rename classes), a `retryable` flag, a short message and optional detail lines.
+ * Errors cross threads as plain `{ code, message, retryable, details }` objects (see `toWire` / `fromWire`).
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_NOT_FOUND'
+  | 'CLI_USAGE'
+  | 'STORE_OPEN_FAILED'
+  | 'STORE_CORRUPT_RECORD'
+  | 'STORE_ILLEGAL_TRANSITION'
+  | 'CHAIN_UNREACHABLE'
+  | 'CHAIN_ID_MISMATCH'
+  | 'CHAIN_BAD_DATA'
+  | 'CHAIN_CALL_REVERTED'
+  | 'WORKER_NOT_ACTIVE'
+  | 'TX_NONCE_TOO_LOW'
+  | 'TX_UNDERPRICED'
+  | 'TX_INSUFFICIENT_FUNDS'
+  | 'TX_ALREADY_KNOWN'
+  | 'TX_FEE_CAP_EXCEEDED'
+  | 'TX_REVERTED'
+  | 'TX_SEND_FAILED'
+  | 'EXECUTOR_PROTOCOL'
+  | 'EXECUTOR_UNAVAILABLE'
+  | 'EXECUTOR_BAD_MESSAGE'
+  | 'STORAGE_UNAVAILABLE'
+  | 'STORAGE_DENIED'
+  | 'ACTIVITY_SPEC_INVALID'
+  | 'SHUTDOWN'
+  | 'INTERNAL'
+  | 'STORAGE_BAD_RESPONSE'
+  | 'MEDIA_INVALID_INPUT'
+  | 'MEDIA_FAILED'
+  | 'MEDIA_ABORTED';
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+  details?: string[];
+}
+
+export class WcpError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: string[];
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { retryable?: boolean; details?: string[]; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'WcpError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    this.details = opts.details ?? [];
+  }
+
+  /** Message plus detail lines, for a terminal. */
+  describe(): string {
+    return [`${this.message} [${this.code}]`, ...this.details.map((d) => `  - ${d}`)].join('\n');
+  }
+}
+
+export function isWcpError(e: unknown, code?: ErrorCode): e is WcpError {
+  return e instanceof WcpError && (code === undefined || e.code === code);
+}
+
+export function toWire(e: unknown): WireError {
+  if (e instanceof WcpError) {
+    return { code: e.code, message: e.message, retryable: e.retryable, details: e.details };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return { code: 'INTERNAL', message, retryable: false };
+}
+
+export function fromWire(w: WireError): WcpError {
+  return new WcpError(w.code, w.message, { retryable: w.retryable, details: w.details ?? [] });
+}
+
+/** Short text of any thrown value, for logs. */
+export function errorText(e: unknown): string {
+  if (e instanceof WcpError) return `${e.message} [${e.code}]`;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

@@ -1,0 +1,14 @@
+/** Process exit codes of the `wcp` binary. Stable: operators script against them. */
+export const ExitCode = {
+  Ok: 0,
+  Failure: 1,
+  Usage: 2,
+  ConfigInvalid: 3,
+  StoreFailed: 4,
+  ChainUnreachable: 5,
+  ChainIdMismatch: 6,
+  /** The wallet is not a registered, active worker on SubnetControlPlane. */
+  WorkerNotActive: 10,
+  /** A second signal forced the exit before draining finished. */
+  Forced: 130,
+} as const;

@@ -1,0 +1,59 @@
+/**
+ * Prometheus metrics (prom-client: the standard exposition format and histogram maths, not worth hand-writing).
+ * One registry per daemon instance; served on `metrics.listen` at /metrics. No label ever carries a secret.
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from './logger.ts';
+
+export function createMetrics() {
+  const registry = new Registry();
+  const m = {
+    registry,
+    claimJobsRecorded: new Counter({ name: 'wcp_claim_jobs_recorded_total', help: 'claim_job records written', labelNames: ['source'], registers: [registry] }),
+    polls: new Counter({ name: 'wcp_polls_total', help: 'pollActivity rounds', labelNames: ['result'], registers: [registry] }),
+    pollToRecordMs: new Histogram({
+      name: 'wcp_poll_to_record_ms',
+      help: 'from poll start to the claim_job commit',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000],
+      registers: [registry],
+    }),
+    quarantined: new Counter({ name: 'wcp_store_quarantined_total', help: 'corrupt records quarantined', registers: [registry] }),
+    txSent: new Counter({ name: 'wcp_tx_total', help: 'transactions by kind and outcome', labelNames: ['kind', 'outcome'], registers: [registry] }),
+    activities: new Counter({ name: 'wcp_activities_total', help: 'activities finished by outcome', labelNames: ['outcome'], registers: [registry] }),
+    inflight: new Gauge({ name: 'wcp_inflight', help: 'activities held, by state', labelNames: ['state'], registers: [registry] }),
+    executorRejected: new Counter({ name: 'wcp_executor_rejected_messages_total', help: 'executor messages refused', registers: [registry] }),
+    state: new Gauge({ name: 'wcp_up', help: '1 while the supervisor runs', registers: [registry] }),
+  };
+  return m;
+}
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export async function serveMetrics(metrics: Metrics, listen: string, logger: Logger): Promise<Server> {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(listen.slice(i + 1));
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      metrics.registry
+        .metrics()
+        .then((body) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(body);
+        })
+        .catch(() => {
+          res.writeHead(500);
+          res.end();
+        });
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  logger.info('metrics listening', { listen });
+  return server;
+}

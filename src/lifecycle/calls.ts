@@ -1,0 +1,89 @@
+/**
+ * Calldata for the lifecycle's transactions and decoding of the TaskQueue events in their receipts.
+ * Uses only the ABIs of `src/chain/abi.ts`.
+ */
+import { Interface } from 'ethers';
+import { TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI } from '../chain/abi.ts';
+import type { TxKind } from '../store/records.ts';
+
+const tq = new Interface(TASK_QUEUE_ABI);
+const wf = new Interface(WORKFLOW_ENGINE_ABI);
+
+export interface Call {
+  kind: TxKind;
+  to: string;
+  data: string;
+  activityIds: string[];
+}
+
+/** Bound on what wcp writes on chain as a result reference or failure reason. */
+export const MAX_REF_CHARS = 2048;
+
+export function claimCall(taskQueue: string, ids: string[]): Call {
+  if (ids.length === 1) return { kind: 'claim', to: taskQueue, data: tq.encodeFunctionData('claimActivity', [ids[0]]), activityIds: ids };
+  return { kind: 'claim_batch', to: taskQueue, data: tq.encodeFunctionData('claimActivities', [ids]), activityIds: ids };
+}
+
+export function heartbeatCall(taskQueue: string, ids: string[]): Call {
+  const data = ids.length === 1 ? tq.encodeFunctionData('heartbeat', [ids[0]]) : tq.encodeFunctionData('heartbeatBatch', [ids]);
+  return { kind: 'heartbeat', to: taskQueue, data, activityIds: ids };
+}
+
+export function completeCall(taskQueue: string, id: string, resultRef: string): Call {
+  return { kind: 'complete', to: taskQueue, data: tq.encodeFunctionData('completeActivity', [id, resultRef]), activityIds: [id] };
+}
+
+export function failCall(taskQueue: string, id: string, reason: string): Call {
+  return { kind: 'fail', to: taskQueue, data: tq.encodeFunctionData('failActivity', [id, reason.slice(0, MAX_REF_CHARS)]), activityIds: [id] };
+}
+
+export function resumeCall(workflowEngine: string, id: string, instance: string): Call {
+  return { kind: 'resume', to: workflowEngine, data: wf.encodeFunctionData('resumeWorkflow', [instance]), activityIds: [id] };
+}
+
+export interface ActivityEvents {
+  /** activity id → worker (lower-cased) */
+  claimed: Map<string, string>;
+  heartbeat: Set<string>;
+  completed: Set<string>;
+  failed: Set<string>;
+}
+
+/** The TaskQueue events of one receipt that concern `wallet`. Logs of other contracts are ignored. */
+export function activityEvents(logs: ReadonlyArray<{ address: string; topics: readonly string[]; data: string }>, taskQueue: string, wallet: string): ActivityEvents {
+  const out: ActivityEvents = { claimed: new Map(), heartbeat: new Set(), completed: new Set(), failed: new Set() };
+  const me = wallet.toLowerCase();
+  for (const log of logs) {
+    if (log.address.toLowerCase() !== taskQueue.toLowerCase()) continue;
+    let parsed: ReturnType<Interface['parseLog']>;
+    try {
+      parsed = tq.parseLog({ topics: [...log.topics], data: log.data });
+    } catch {
+      continue;
+    }
+    if (!parsed) continue;
+    const id = (parsed.args.activityId as bigint).toString();
+    const worker = String(parsed.args.worker ?? '').toLowerCase();
+    switch (parsed.name) {
+      case 'ActivityClaimed':
+        out.claimed.set(id, worker);
+        break;
+      case 'ActivityHeartbeat':
+        if (worker === me) out.heartbeat.add(id);
+        break;
+      case 'ActivityCompleted':
+        if (worker === me) out.completed.add(id);
+        break;
+      case 'ActivityFailed':
+        if (worker === me) out.failed.add(id);
+        break;
+    }
+  }
+  return out;
+}
+
+/** The result reference wcp writes on chain for a successful Completion: `json:{"key":"ref",…}`. */
+export function resultRefOf(outputRefs: Record<string, string>): string {
+  const sorted = Object.fromEntries(Object.entries(outputRefs).sort(([a], [b]) => a.localeCompare(b)));
+  return `json:${JSON.stringify(sorted)}`;
+}

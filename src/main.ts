@@ -1,0 +1,44 @@
+#!/usr/bin/env bun
+/** The `wcp` binary's entry point: the CLI with strict errors and stable exit codes. */
+import { type CommandDef, runCommand, showUsage } from 'citty';
+import { exitCodeFor, printError } from './cli/exit.ts';
+import { main } from './cli/commands.ts';
+import { ExitCode } from './internal/exit-codes.ts';
+
+async function resolveCommand(rawArgs: string[]): Promise<[CommandDef, CommandDef | undefined]> {
+  let cmd: CommandDef = main as CommandDef;
+  let parent: CommandDef | undefined;
+  for (const a of rawArgs) {
+    if (a.startsWith('-')) continue;
+    const subs = (await (typeof cmd.subCommands === 'function' ? cmd.subCommands() : cmd.subCommands)) as Record<string, CommandDef> | undefined;
+    const next = subs?.[a];
+    if (!next) break;
+    parent = cmd;
+    cmd = next;
+  }
+  return [cmd, parent];
+}
+
+async function cli(rawArgs: string[]): Promise<number> {
+  if (rawArgs.length === 0 || rawArgs.includes('--help') || rawArgs.includes('-h')) {
+    const [cmd, parent] = await resolveCommand(rawArgs);
+    await showUsage(cmd, parent);
+    return rawArgs.length === 0 ? ExitCode.Usage : ExitCode.Ok;
+  }
+  try {
+    await runCommand(main as CommandDef, { rawArgs });
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.Ok;
+  } catch (e) {
+    const err = e as { code?: string; name?: string };
+    if (err.name === 'CLIError' || (typeof err.code === 'string' && err.code.startsWith('E_'))) {
+      const [cmd, parent] = await resolveCommand(rawArgs);
+      await showUsage(cmd, parent);
+      process.stderr.write(`wcp: ${(e as Error).message}\n`);
+      return ExitCode.Usage;
+    }
+    printError(e);
+    return exitCodeFor(e);
+  }
+}
+
+process.exit(await cli(process.argv.slice(2)));

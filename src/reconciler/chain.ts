@@ -1,0 +1,186 @@
+/**
+ * The reconciler's chain reads over an `RpcTransport`: block headers, and `getActivity` / `getWorkflow` /
+ * `getWorkerActivities` pinned to one block, batched through Multicall3 `aggregate3` (allowFailure: a failing
+ * sub-call is reported, never hides the others). Chain data is untrusted: decoded values are range-checked.
+ */
+import { Interface } from 'ethers';
+import { MULTICALL3_ABI, TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI, type ActivityStatusCode } from '../chain/abi.ts';
+import { WcpError } from '../internal/errors.ts';
+import type { WorkflowFact } from './messages.ts';
+import { RpcError, type RpcTransport, toHex } from './rpc.ts';
+
+export const taskQueueIface = new Interface(TASK_QUEUE_ABI);
+export const workflowIface = new Interface(WORKFLOW_ENGINE_ABI);
+export const multicallIface = new Interface(MULTICALL3_ABI);
+
+export interface BlockHeader {
+  number: number;
+  hash: string;
+  parentHash: string;
+  /** Seconds. */
+  timestamp: number;
+}
+
+/** `eth_getBlockByNumber(tag, false)`; a missing block is a retryable error (the node may lag). */
+export async function getHeader(rpc: RpcTransport, tag: number | 'latest'): Promise<BlockHeader> {
+  const b = await rpc.request<{ number: string; hash: string; parentHash: string; timestamp: string } | null>(
+    'eth_getBlockByNumber',
+    [typeof tag === 'number' ? toHex(tag) : tag, false],
+  );
+  if (!b) throw new RpcError('rpc', 'eth_getBlockByNumber', `block ${tag} not found`, { retryable: true });
+  return {
+    number: Number(BigInt(b.number)),
+    hash: b.hash.toLowerCase(),
+    parentHash: b.parentHash.toLowerCase(),
+    timestamp: Number(BigInt(b.timestamp)),
+  };
+}
+
+/** `eth_call` at a block number. */
+export async function ethCall(rpc: RpcTransport, to: string, data: string, block: number): Promise<string> {
+  return await rpc.request<string>('eth_call', [{ to, data }, toHex(block)]);
+}
+
+export interface SubCall {
+  target: string;
+  callData: string;
+}
+
+/** Multicall3 aggregate3 with allowFailure, in chunks of `chunk` sub-calls, all at `block`. */
+export async function multicall(
+  rpc: RpcTransport,
+  multicall3: string,
+  calls: SubCall[],
+  block: number,
+  chunk = 100,
+): Promise<Array<{ success: boolean; returnData: string }>> {
+  const out: Array<{ success: boolean; returnData: string }> = [];
+  for (let i = 0; i < calls.length; i += chunk) {
+    const part = calls.slice(i, i + chunk).map((c) => ({ ...c, allowFailure: true }));
+    const data = multicallIface.encodeFunctionData('aggregate3', [part]);
+    const ret = await ethCall(rpc, multicall3, data, block);
+    if (ret === '0x') throw new WcpError('CHAIN_BAD_DATA', `no Multicall3 contract at ${multicall3} (empty reply)`);
+    const [results] = multicallIface.decodeFunctionResult('aggregate3', ret) as unknown as [Array<[boolean, string]>];
+    if (results.length !== part.length) {
+      throw new WcpError('CHAIN_BAD_DATA', `aggregate3 answered ${results.length} results for ${part.length} calls`);
+    }
+    for (const r of results) out.push({ success: Boolean(r[0]), returnData: String(r[1]) });
+  }
+  return out;
+}
+
+const MAX_TEXT = 4096;
+function text(field: string, value: unknown): string {
+  if (typeof value !== 'string') throw new WcpError('CHAIN_BAD_DATA', `chain returned a non-string ${field}`);
+  if (value.length > MAX_TEXT) throw new WcpError('CHAIN_BAD_DATA', `chain returned a ${field} of ${value.length} chars`);
+  return value;
+}
+function num(field: string, value: unknown): number {
+  const n = BigInt(value as bigint);
+  if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new WcpError('CHAIN_BAD_DATA', `chain returned ${field}=${n}, out of range`);
+  return Number(n);
+}
+
+/** The `getActivity` tuple, normalized (no fact context yet). */
+export interface ActivityTuple {
+  activityId: string;
+  exists: boolean;
+  queue: string;
+  workflowInstance: string;
+  stepIndex: number;
+  activityType: string;
+  inputRef: string;
+  status: ActivityStatusCode;
+  worker: string;
+  enqueuedAtS: number;
+  claimedAtS: number;
+  lastHeartbeatAtS: number;
+  heartbeatTimeoutS: number;
+  expiresAtS: number;
+  finishedAtS: number;
+  isCompleted: boolean;
+  isExpired: boolean;
+  resultRef: string;
+}
+
+export function decodeActivity(requestedId: string, returnData: string): ActivityTuple {
+  const [t] = taskQueueIface.decodeFunctionResult('getActivity', returnData) as unknown as [unknown[]];
+  const status = num('status', t[6]);
+  if (status > 4) throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned status ${status}`);
+  const id = (t[0] as bigint).toString();
+  const exists = status !== 0;
+  if (exists && id !== requestedId) throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned id ${id}`);
+  return {
+    activityId: requestedId,
+    exists,
+    queue: text('queue', t[1]),
+    workflowInstance: (t[2] as bigint).toString(),
+    stepIndex: num('stepIndex', t[3]),
+    activityType: text('activityType', t[4]),
+    inputRef: text('inputRef', t[5]),
+    status: status as ActivityStatusCode,
+    worker: String(t[7]).toLowerCase(),
+    enqueuedAtS: num('enqueuedAt', t[8]),
+    claimedAtS: num('claimedAt', t[9]),
+    lastHeartbeatAtS: num('lastHeartbeatAt', t[10]),
+    heartbeatTimeoutS: num('heartbeatTimeout', t[11]),
+    expiresAtS: num('expiresAt', t[12]),
+    finishedAtS: num('finishedAt', t[13]),
+    isCompleted: Boolean(t[14]),
+    isExpired: Boolean(t[15]),
+    resultRef: text('resultRef', t[16]),
+  };
+}
+
+/** Batched `getActivity` at `block`. A reverted sub-call is bad data (getActivity never reverts). */
+export async function readActivities(
+  rpc: RpcTransport,
+  addrs: { taskQueue: string; multicall3: string },
+  ids: string[],
+  block: number,
+  chunk = 100,
+): Promise<ActivityTuple[]> {
+  const calls = ids.map((id) => ({ target: addrs.taskQueue, callData: taskQueueIface.encodeFunctionData('getActivity', [id]) }));
+  const results = await multicall(rpc, addrs.multicall3, calls, block, chunk);
+  return results.map((r, i) => {
+    const id = ids[i] as string;
+    if (!r.success || r.returnData === '0x') throw new WcpError('CHAIN_BAD_DATA', `getActivity(${id}) failed on chain`);
+    return decodeActivity(id, r.returnData);
+  });
+}
+
+/** Batched `getWorkflow` at `block`; a failed sub-call yields undefined for that instance. */
+export async function readWorkflows(
+  rpc: RpcTransport,
+  addrs: { workflowEngine: string; multicall3: string },
+  instanceIds: string[],
+  block: number,
+): Promise<Map<string, WorkflowFact>> {
+  const calls = instanceIds.map((id) => ({
+    target: addrs.workflowEngine,
+    callData: workflowIface.encodeFunctionData('getWorkflow', [id]),
+  }));
+  const results = await multicall(rpc, addrs.multicall3, calls, block);
+  const out = new Map<string, WorkflowFact>();
+  results.forEach((r, i) => {
+    const id = instanceIds[i] as string;
+    if (!r.success || r.returnData === '0x') return;
+    const [t] = workflowIface.decodeFunctionResult('getWorkflow', r.returnData) as unknown as [unknown[]];
+    out.set(id, {
+      instanceId: id,
+      status: num('workflow status', t[6]),
+      currentStep: num('currentStep', t[3]),
+      stepCount: num('stepCount', t[4]),
+      currentActivityId: (t[5] as bigint).toString(),
+    });
+  });
+  return out;
+}
+
+/** `getWorkerActivities(wallet)` at `block`: the wallet's Claimed, unfinished activities (expired included). */
+export async function readWorkerActivities(rpc: RpcTransport, taskQueue: string, wallet: string, block: number): Promise<string[]> {
+  const ret = await ethCall(rpc, taskQueue, taskQueueIface.encodeFunctionData('getWorkerActivities', [wallet]), block);
+  if (ret === '0x') throw new WcpError('CHAIN_BAD_DATA', `no TaskQueue contract at ${taskQueue} (empty reply)`);
+  const [ids] = taskQueueIface.decodeFunctionResult('getWorkerActivities', ret) as unknown as [bigint[]];
+  return ids.map((x) => x.toString());
+}

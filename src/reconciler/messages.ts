@@ -1,0 +1,138 @@
+/**
+ * The typed messages between the supervisor (main thread) and the reconciler worker (a Piscina thread), both
+ * directions, over one MessagePort. Plain structured-cloneable objects: no classes, no bigints (ids and big
+ * numbers are decimal strings), errors as `{ code, message, retryable }`.
+ *
+ * Ordering guarantees the supervisor may rely on:
+ * - `facts` with reason 'startup' and then `startupScanDone` come before any `facts` of other reasons;
+ * - `enqueued` jobs of a block range come before the `checkpoint` that covers that range;
+ * - `reorg` comes before the re-ingested `enqueued` jobs from `forkBlock` on;
+ * - `stopped` is the last message.
+ */
+import type { WireError } from '../internal/errors.ts';
+import type { ActivityStatusCode } from '../chain/abi.ts';
+import type { ClaimJob } from '../store/records.ts';
+
+/** Why a scan ran. */
+export type ScanReason = 'startup' | 'periodic' | 'manual';
+
+/** Supervisor → reconciler worker. */
+export type ReconcilerCommand =
+  /** Run a full-window rescan now (reported with reason 'manual'). `ids`: local activity ids to read as well. */
+  | { type: 'scanNow'; reason: string; ids?: string[] }
+  /** Stop following, answer `stopped`, end the task. */
+  | { type: 'stop' };
+
+/** Reconciler worker → supervisor. */
+export type ReconcilerEvent =
+  /** ActivityEnqueued of our queue (still claimable when read, unless filtering is off). Idempotent writes. */
+  | { type: 'enqueued'; jobs: ClaimJob[] }
+  /** Chain truth for every activity that concerns this wallet, read at `window.toBlock`. Feed to `planRepair`. */
+  | { type: 'facts'; facts: ActivityFact[]; reason: ScanReason; window: { fromBlock: number; toBlock: number } }
+  /**
+   * Blocks from `forkBlock` on were replaced. Jobs with `source: 'event'` and `block_number >= forkBlock` are
+   * suspect (their enqueue may be gone); the follower re-ingests from `forkBlock`, so real ones come again.
+   */
+  | { type: 'reorg'; forkBlock: number; detail: string }
+  /** Every block up to and including `block_number` is ingested: store as `last_scan_block`. */
+  | { type: 'checkpoint'; block_number: number; block_hash: string }
+  /** The startup scan is reported; the supervisor may start claiming. */
+  | { type: 'startupScanDone'; toBlock: number }
+  | { type: 'error'; error: WireError }
+  | { type: 'stopped' };
+
+/**
+ * One activity as the chain reports it (`TaskQueue.getActivity`), normalized, plus what the WorkflowEngine says
+ * about its workflow. All reads of one scan are pinned to one block (`blockNumber`, timestamp `nowS`).
+ */
+export interface ActivityFact {
+  /** Decimal. */
+  activityId: string;
+  /** False when the chain does not know the id (status 0; e.g. its enqueue was reorged away). */
+  exists: boolean;
+  queue: string;
+  /** Decimal; '0' for a standalone activity. */
+  workflowInstance: string;
+  stepIndex: number;
+  activityType: string;
+  inputRef: string;
+  /** 0 None, 1 Pending, 2 Claimed, 3 Completed, 4 Failed. */
+  status: ActivityStatusCode;
+  /** Lower-cased; the zero address when never claimed. */
+  worker: string;
+  /** Chain timestamps, seconds (0 when unset). */
+  enqueuedAtS: number;
+  claimedAtS: number;
+  lastHeartbeatAtS: number;
+  heartbeatTimeoutS: number;
+  expiresAtS: number;
+  finishedAtS: number;
+  isCompleted: boolean;
+  /** As the contract derives it at `nowS` (Pending/Claimed past expiresAt, Claimed past heartbeat timeout). */
+  isExpired: boolean;
+  /** Result on completion, reason on failure. */
+  resultRef: string;
+  /** Timestamp of the block the fact was read at, seconds. */
+  nowS: number;
+  /** The block the fact was read at. */
+  blockNumber: number;
+  /**
+   * Only for a Completed activity of a workflow (`workflowInstance != '0'`):
+   * true  — the workflow moved past this step (resumed, or completed);
+   * false — the workflow still waits on this very activity (someone must call `resumeWorkflow`);
+   * undefined — not applicable, or the workflow moved on without this activity (e.g. it is not the step's
+   *             current activity), or the engine could not be read: nobody can resume it from this activity.
+   */
+  workflowResumedPastStep?: boolean;
+  /** The workflow as `getWorkflow` reported it, when read. */
+  workflow?: WorkflowFact;
+}
+
+/** `WorkflowEngine.getWorkflow`, normalized. */
+export interface WorkflowFact {
+  instanceId: string;
+  /** 0 None, 1 Running, 2 Completed. */
+  status: number;
+  currentStep: number;
+  stepCount: number;
+  currentActivityId: string;
+}
+
+/** Everything `runReconcilerWorker` needs; structured-cloneable (it crosses into the worker thread). */
+export interface ReconcilerOptions {
+  rpcUrls: string[];
+  chainId: number;
+  taskQueue: string;
+  workflowEngine: string;
+  multicall3: string;
+  /** Our worker address (any case). */
+  wallet: string;
+  queueName: string;
+  /** Scan window, seconds of block time back from the head (the design notes' ~3 h = 10 800). */
+  windowS: number;
+  /** Follower poll interval. */
+  followIntervalMs: number;
+  /** Period of the rescan of the whole window. */
+  periodMs: number;
+  /** eth_getLogs range to start with (adapted at run time). */
+  initialChunkBlocks: number;
+  /** Upper bound the adaptive range may grow to. */
+  maxChunkBlocks: number;
+  /** `last_scan_block` from the store, when there is one. */
+  checkpoint?: { block_number: number; block_hash?: string };
+  /** Local activity ids (inflight / claim_job keys) to read in the startup scan as well. */
+  localIds?: string[];
+  /** Per-request RPC timeout; default 10 000. */
+  rpcTimeoutMs?: number;
+  /** Max blocks the follower ingests per step (it loops until caught up); default `maxChunkBlocks`. */
+  followMaxBlocks?: number;
+  /** Emit only enqueued activities still claimable when read (one Multicall3 read per batch); default true. */
+  filterClaimable?: boolean;
+  /** Also use ActivityHeartbeat events to find our activities; default true. */
+  includeHeartbeats?: boolean;
+  /** Reorg history kept by the follower (blocks); also the rewind on a checkpoint hash mismatch; default 128. */
+  reorgDepth?: number;
+  /** Backoff bounds for RPC outages; defaults 500 / 30 000. */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}

@@ -1,0 +1,185 @@
+/**
+ * The reconciler scan: which activities concern this wallet, and what the chain says about each of them.
+ *
+ * Ids come from (a) TaskQueue events in the window with `worker = wallet` (ActivityClaimed, ActivityHeartbeat,
+ * ActivityCompleted, ActivityFailed: one topic-filtered eth_getLogs, topic0 OR-list + topic2 = wallet),
+ * (b) `getWorkerActivities(wallet)` (claims older than the window that are still held), (c) ids the supervisor
+ * asks about (its local inflight / claim_job records, which may concern activities the chain gave to others).
+ * All are read with batched `getActivity` through Multicall3 at one pinned block (the head read at the start),
+ * so every fact of a scan describes the same chain state. For Completed activities of a workflow, the engine is
+ * read too (`getWorkflow` at the same block) and WorkflowResumed/WorkflowCompleted events of those instances in
+ * the window are scanned, to tell whether the workflow already moved past the step.
+ *
+ * Window policy: a startup or manual scan always covers the whole window (a wiped or restored store must be
+ * rebuilt, and a checkpoint proves nothing about what the store still holds). Periodic scans fetch logs only
+ * from the previous scan's head minus `reorgDepth` (ids found earlier stay known while their block is inside
+ * the window), but re-read *every* known id: expiry is not an event, so facts must be re-read each time.
+ */
+import { id as keccakId, zeroPadValue } from 'ethers';
+import { type BlockHeader, getHeader, readActivities, readWorkerActivities, readWorkflows, taskQueueIface, workflowIface } from './chain.ts';
+import type { LogFetcher } from './logs.ts';
+import type { ActivityFact, ScanReason, WorkflowFact } from './messages.ts';
+import type { RpcTransport } from './rpc.ts';
+import { findWindowStart, type HeaderReader, headerReader } from './window.ts';
+
+export interface ScannerOptions {
+  rpc: RpcTransport;
+  logs: LogFetcher;
+  taskQueue: string;
+  workflowEngine: string;
+  multicall3: string;
+  wallet: string;
+  windowS: number;
+  includeHeartbeats?: boolean;
+  /** Overlap of incremental log fetches; default 128 blocks. */
+  reorgDepth?: number;
+  /** getActivity calls per aggregate3; default 100. */
+  multicallChunk?: number;
+}
+
+export interface ScanResult {
+  facts: ActivityFact[];
+  window: { fromBlock: number; toBlock: number };
+  head: BlockHeader;
+  /** Blocks whose logs were fetched this time. */
+  logRange: { fromBlock: number; toBlock: number } | null;
+}
+
+export interface ScanInput {
+  reason: ScanReason;
+  /** Extra ids to read (local records). */
+  ids?: string[];
+  /** Pin the scan to this head instead of reading `latest` (tests, the startup hand-off). */
+  head?: BlockHeader;
+}
+
+export interface Scanner {
+  scan(input: ScanInput): Promise<ScanResult>;
+  /** Window start for a head (exposed for the worker's startup hand-off). */
+  windowStart(head: BlockHeader): Promise<number>;
+}
+
+export const TOPICS = {
+  claimed: taskQueueIface.getEvent('ActivityClaimed')!.topicHash,
+  heartbeat: taskQueueIface.getEvent('ActivityHeartbeat')!.topicHash,
+  completed: taskQueueIface.getEvent('ActivityCompleted')!.topicHash,
+  failed: taskQueueIface.getEvent('ActivityFailed')!.topicHash,
+  enqueued: taskQueueIface.getEvent('ActivityEnqueued')!.topicHash,
+  wfResumed: workflowIface.getEvent('WorkflowResumed')!.topicHash,
+  wfCompleted: workflowIface.getEvent('WorkflowCompleted')!.topicHash,
+} as const;
+
+/** keccak256 of the queue name: the indexed `queueKey` of ActivityEnqueued. */
+export const queueKeyTopic = (queue: string): string => keccakId(queue).toLowerCase();
+export const addressTopic = (addr: string): string => zeroPadValue(addr.toLowerCase(), 32).toLowerCase();
+export const uintTopic = (n: string | bigint): string => zeroPadValue(`0x${BigInt(n).toString(16).padStart(2, '0')}`, 32).toLowerCase();
+
+export function createScanner(opts: ScannerOptions): Scanner {
+  const read: HeaderReader = headerReader(opts.rpc);
+  const reorgDepth = opts.reorgDepth ?? 128;
+  const walletTopic = addressTopic(opts.wallet);
+  const topic0 = [TOPICS.claimed, TOPICS.completed, TOPICS.failed, ...(opts.includeHeartbeats === false ? [] : [TOPICS.heartbeat])];
+  /** id → the latest block an event of ours mentioned it in. */
+  const known = new Map<string, number>();
+  let lastLogTo: number | undefined;
+  let lastWindowStart = 0;
+
+  async function windowStart(head: BlockHeader): Promise<number> {
+    const lowerBound = lastWindowStart <= head.number ? lastWindowStart : 0;
+    const start = await findWindowStart(read, { head, windowS: opts.windowS, lowerBound });
+    lastWindowStart = start;
+    return start;
+  }
+
+  async function scan(input: ScanInput): Promise<ScanResult> {
+    const head = input.head ?? (await getHeader(opts.rpc, 'latest'));
+    const fromBlock = await windowStart(head);
+    const toBlock = head.number;
+
+    // 1. Which log range to fetch.
+    const full = input.reason !== 'periodic' || lastLogTo === undefined || lastLogTo > toBlock;
+    if (full) known.clear();
+    const logFrom = full ? fromBlock : Math.max(fromBlock, (lastLogTo as number) - reorgDepth + 1);
+    for (const [id, b] of known) if (b < fromBlock) known.delete(id);
+    let logRange: ScanResult['logRange'] = null;
+    if (logFrom <= toBlock) {
+      const logs = await opts.logs.getLogs({ address: opts.taskQueue, topics: [topic0, null, walletTopic] }, logFrom, toBlock);
+      for (const l of logs) {
+        const id = BigInt(l.topics[1] as string).toString();
+        known.set(id, Math.max(known.get(id) ?? 0, l.blockNumber));
+      }
+      logRange = { fromBlock: logFrom, toBlock };
+    }
+    lastLogTo = toBlock;
+
+    // 2. Enumerate: events ∪ getWorkerActivities ∪ caller's ids.
+    const ids = new Set<string>(known.keys());
+    for (const id of await readWorkerActivities(opts.rpc, opts.taskQueue, opts.wallet, toBlock)) ids.add(id);
+    for (const id of input.ids ?? []) if (/^[0-9]+$/.test(id) && id !== '0') ids.add(id.replace(/^0+(?=\d)/, ''));
+    const sorted = [...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
+
+    // 3. Read all at the pinned block.
+    const tuples = await readActivities(opts.rpc, opts, sorted, toBlock, opts.multicallChunk ?? 100);
+    const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: toBlock }));
+
+    // 4. Workflow state of completed activities.
+    const instances = [...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance))];
+    if (instances.length > 0) {
+      const workflows = await readWorkflows(opts.rpc, opts, instances, toBlock);
+      const evidence = await workflowEvidence(instances, fromBlock, toBlock);
+      for (const f of facts) {
+        if (f.status !== 3 || f.workflowInstance === '0') continue;
+        const wf = workflows.get(f.workflowInstance);
+        if (wf) f.workflow = wf;
+        const r = resumedPastStep(f, wf, evidence.get(f.workflowInstance));
+        if (r !== undefined) f.workflowResumedPastStep = r;
+      }
+    }
+    return { facts, window: { fromBlock, toBlock }, head, logRange };
+  }
+
+  /** instance → { maxResumedStep, completed } from WorkflowResumed/WorkflowCompleted events in the window. */
+  async function workflowEvidence(instances: string[], from: number, to: number) {
+    const out = new Map<string, { maxStep: number; completed: boolean }>();
+    for (let i = 0; i < instances.length; i += 64) {
+      const part = instances.slice(i, i + 64);
+      const logs = await opts.logs.getLogs(
+        { address: opts.workflowEngine, topics: [[TOPICS.wfResumed, TOPICS.wfCompleted], part.map(uintTopic)] },
+        from,
+        to,
+      );
+      for (const l of logs) {
+        const inst = BigInt(l.topics[1] as string).toString();
+        const e = out.get(inst) ?? { maxStep: -1, completed: false };
+        if (l.topics[0] === TOPICS.wfCompleted) e.completed = true;
+        else {
+          const parsed = workflowIface.parseLog({ topics: l.topics, data: l.data });
+          if (parsed) e.maxStep = Math.max(e.maxStep, Number(parsed.args.step as bigint));
+        }
+        out.set(inst, e);
+      }
+    }
+    return out;
+  }
+
+  return { scan, windowStart };
+}
+
+/**
+ * Whether a Completed activity's workflow moved past its step. The engine's state is authoritative
+ * (`WorkflowResumed(instance, step, …)` names the NEW current step); events only add evidence when the engine
+ * could not be read. See `ActivityFact.workflowResumedPastStep`.
+ */
+export function resumedPastStep(
+  f: ActivityFact,
+  wf: WorkflowFact | undefined,
+  ev: { maxStep: number; completed: boolean } | undefined,
+): boolean | undefined {
+  if (wf && wf.status !== 0) {
+    if (wf.status === 2 || wf.currentStep > f.stepIndex) return true;
+    if (wf.currentActivityId === f.activityId) return false;
+    return undefined; // the step's current activity is another one: not ours to resume
+  }
+  if (ev && (ev.completed || ev.maxStep > f.stepIndex)) return true;
+  return undefined;
+}

@@ -1,0 +1,39 @@
+import { describe, expect, test } from 'bun:test';
+import { buildVersion, checkTmpdir, embeddedWorkerEntry, ensureWritableTmpdir, isCompiledBinary, runtimeName } from './env.ts';
+import { DEFAULT_WORKER_URL, createWorkerPool, workerFilename } from './workers.ts';
+
+describe('src/runtime from source', () => {
+  test('reports bun, not compiled, dev build', () => {
+    expect(runtimeName()).toBe('bun');
+    expect(isCompiledBinary()).toBe(false);
+    expect(buildVersion()).toBe('dev');
+    expect(embeddedWorkerEntry()).toBeUndefined();
+  });
+
+  test('the temp directory check passes here and ensureWritableTmpdir is a no-op from source', () => {
+    expect(checkTmpdir().ok).toBe(true);
+    expect(() => ensureWritableTmpdir()).not.toThrow();
+  });
+
+  test('workerFilename is the source file URL', () => {
+    expect(workerFilename()).toBe(DEFAULT_WORKER_URL.href);
+    expect(DEFAULT_WORKER_URL.pathname.endsWith('/src/supervisor/worker-entry.ts')).toBe(true);
+    const other = new URL('../../test/fixtures/probe/worker.ts', import.meta.url);
+    expect(workerFilename(other)).toBe(other.href);
+    expect(() => workerFilename('https://example.com/w.ts')).toThrow(/file: URL/);
+  });
+
+  test('createWorkerPool keeps exactly `threads` workers', async () => {
+    expect(() => createWorkerPool({ threads: 0 })).toThrow(RangeError);
+    const pool = createWorkerPool({ threads: 2, source: new URL('../../test/fixtures/probe/worker.ts', import.meta.url) });
+    try {
+      expect(pool.options.minThreads).toBe(2);
+      expect(pool.options.maxThreads).toBe(2);
+      expect(pool.options.atomics).toBe('disabled');
+      const r = await pool.run({ kind: 'grpcEcho', messages: 2 });
+      expect(r).toEqual({ kind: 'grpcEcho', sent: 2, echoed: 2, allMatch: true });
+    } finally {
+      await pool.close();
+    }
+  });
+});

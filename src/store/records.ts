@@ -1,0 +1,158 @@
+/**
+ * Typed records of the store, one valibot schema per key family. Values are stored as UTF-8 JSON; every read is
+ * validated, and a record that fails is quarantined (see `store.ts`), never trusted. Field names are snake_case
+ * (they are what `wcp db scan --json` shows an operator). Activity ids and big numbers are decimal strings.
+ */
+import * as v from 'valibot';
+
+const DecimalId = v.pipe(v.string(), v.regex(/^[0-9]+$/, 'a decimal integer string'));
+const Hex = v.pipe(v.string(), v.regex(/^0x[0-9a-fA-F]*$/, 'a 0x-prefixed hex string'));
+const Ms = v.pipe(v.number(), v.integer(), v.minValue(0));
+const Nonce = v.pipe(v.number(), v.integer(), v.minValue(0));
+
+/** `claim_job:{id}`: an activity seen available on chain. Written idempotently (first writer wins). */
+export const ClaimJobSchema = v.object({
+  activity_id: DecimalId,
+  queue_name: v.string(),
+  created_at_ms: Ms,
+  /** Where we learned of it. */
+  source: v.optional(v.picklist(['poll', 'event', 'reconcile']), 'poll'),
+  /** Block the observation was made at, when known (event ingestion uses it for reorg handling). */
+  block_number: v.optional(v.number()),
+  block_hash: v.optional(Hex),
+});
+export type ClaimJob = v.InferOutput<typeof ClaimJobSchema>;
+
+/**
+ * Activity lifecycle states held in `inflight:{id}`. Legal transitions live in `src/supervisor/lifecycle.ts`.
+ *   claiming   claim tx reserved/sent, not yet confirmed
+ *   claimed    claim confirmed on chain; waiting for executor capacity
+ *   assigned   handed to the executor
+ *   running    the executor reported it running (Progress)
+ *   completing complete tx reserved/sent
+ *   failing    fail tx reserved/sent
+ *   resuming   completed on chain; resumeWorkflow tx reserved/sent
+ */
+export const InflightState = v.picklist([
+  'claiming',
+  'claimed',
+  'assigned',
+  'running',
+  'completing',
+  'failing',
+  'resuming',
+]);
+export type InflightState = v.InferOutput<typeof InflightState>;
+
+export const InflightSchema = v.object({
+  activity_id: DecimalId,
+  state: InflightState,
+  queue_name: v.string(),
+  workflow_instance: v.optional(DecimalId),
+  step_index: v.optional(v.number()),
+  activity_type: v.optional(v.string()),
+  input_ref: v.optional(v.string()),
+  /** Chain timestamps, seconds. */
+  expires_at_s: v.optional(v.number()),
+  heartbeat_timeout_s: v.optional(v.number()),
+  last_heartbeat_s: v.optional(v.number()),
+  /** Outcome waiting to be written on chain (completing/failing). */
+  result_ref: v.optional(v.string()),
+  fail_reason: v.optional(v.string()),
+  /** Executor dispatch attempts (re-offers after an executor restart count too). */
+  dispatch_attempts: v.optional(v.number(), 0),
+  created_at_ms: Ms,
+  updated_at_ms: Ms,
+});
+export type Inflight = v.InferOutput<typeof InflightSchema>;
+
+/** What a transaction does. One lane slot carries one of these. */
+export const TxKind = v.picklist(['claim', 'claim_batch', 'heartbeat', 'complete', 'fail', 'resume', 'noop']);
+export type TxKind = v.InferOutput<typeof TxKind>;
+
+/** `tx:{id}`: the latest transaction sent on behalf of one activity. */
+export const TxRefSchema = v.object({
+  activity_id: DecimalId,
+  kind: TxKind,
+  nonce: Nonce,
+  tx_hash: v.optional(Hex),
+  max_fee_per_gas: v.optional(DecimalId),
+  max_priority_fee_per_gas: v.optional(DecimalId),
+  attempts: v.number(),
+  updated_at_ms: Ms,
+});
+export type TxRef = v.InferOutput<typeof TxRefSchema>;
+
+/**
+ * `lane:{nonce}`: one slot of the nonce lane. Written (state `reserved`, with the exact calldata) *before* the
+ * first broadcast, so a crash can never reuse the nonce for a different meaning. Every re-sign with higher fees
+ * appends its hash to `hashes` before it is broadcast.
+ */
+export const LaneState = v.picklist(['reserved', 'sent', 'mined', 'confirmed', 'failed', 'replaced_by_noop']);
+export type LaneState = v.InferOutput<typeof LaneState>;
+export const LaneTxSchema = v.object({
+  nonce: Nonce,
+  kind: TxKind,
+  activity_ids: v.array(DecimalId),
+  to: Hex,
+  data: Hex,
+  value: v.optional(DecimalId, '0'),
+  gas_limit: DecimalId,
+  max_fee_per_gas: DecimalId,
+  max_priority_fee_per_gas: DecimalId,
+  /** Every hash ever broadcast for this nonce, oldest first; any of them may be the one that gets mined. */
+  hashes: v.array(Hex),
+  attempts: v.number(),
+  state: LaneState,
+  /** Receipt facts once mined. */
+  mined_hash: v.optional(Hex),
+  block_number: v.optional(v.number()),
+  block_hash: v.optional(Hex),
+  receipt_status: v.optional(v.number()),
+  gas_used: v.optional(DecimalId),
+  error: v.optional(v.string()),
+  /** The slot's fee ceiling in wei (min of the policy cap and feeCapMultiplier × the first suggestion). */
+  fee_cap_wei: v.optional(DecimalId),
+  created_at_ms: Ms,
+  sent_at_ms: v.optional(Ms),
+  updated_at_ms: Ms,
+});
+export type LaneTx = v.InferOutput<typeof LaneTxSchema>;
+
+/** `done:{id}`: how an activity ended for us. */
+export const DoneOutcome = v.picklist(['completed', 'failed', 'lost', 'expired', 'finished_elsewhere']);
+export type DoneOutcome = v.InferOutput<typeof DoneOutcome>;
+export const DoneSchema = v.object({
+  activity_id: DecimalId,
+  outcome: DoneOutcome,
+  queue_name: v.optional(v.string()),
+  workflow_instance: v.optional(DecimalId),
+  activity_type: v.optional(v.string()),
+  result_ref: v.optional(v.string()),
+  reason: v.optional(v.string()),
+  /** Whether resumeWorkflow was sent and confirmed (or not needed). */
+  resumed: v.optional(v.boolean()),
+  finished_at_ms: Ms,
+});
+export type Done = v.InferOutput<typeof DoneSchema>;
+
+/** `nonce:last`: the highest nonce reserved so far. */
+export const NonceLastSchema = v.object({ nonce: v.pipe(v.number(), v.integer(), v.minValue(-1)), updated_at_ms: Ms });
+export type NonceLast = v.InferOutput<typeof NonceLastSchema>;
+
+/** `last_scan_block`: scanning checkpoint: every block up to and including `block_number` was ingested. */
+export const ScanCheckpointSchema = v.object({
+  block_number: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  block_hash: v.optional(Hex),
+  updated_at_ms: Ms,
+});
+export type ScanCheckpoint = v.InferOutput<typeof ScanCheckpointSchema>;
+
+/** `quarantine:{key}`: a record that could not be decoded, kept for the operator. */
+export const QuarantineSchema = v.object({
+  key: v.string(),
+  raw_base64: v.string(),
+  error: v.string(),
+  quarantined_at_ms: Ms,
+});
+export type Quarantine = v.InferOutput<typeof QuarantineSchema>;

@@ -1,0 +1,74 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { createLogger } from '../internal/logger.ts';
+import { claimJobKey, quarantineKey } from './keys.ts';
+import { ClaimJobSchema, QuarantineSchema } from './records.ts';
+import { openStore, type Store } from './store.ts';
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+function tmpStore(): { store: Store; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'wcp-store-'));
+  dirs.push(dir);
+  const path = join(dir, 'wcp.db');
+  const store = openStore({ path, logger: createLogger('test', { write: () => {} }) });
+  stores.push(store);
+  return { store, path };
+}
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close().catch(() => {});
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('store', () => {
+  test('transact writes atomically and reads back typed records', async () => {
+    const { store } = tmpStore();
+    await store.transact((tx) => {
+      tx.put(claimJobKey(7n), { activity_id: '7', queue_name: 'q', created_at_ms: 1 });
+      tx.put(claimJobKey(12n), { activity_id: '12', queue_name: 'q', created_at_ms: 2 });
+    });
+    expect(store.get(claimJobKey('7'), ClaimJobSchema)?.queue_name).toBe('q');
+    const listed = store.list('claim_job:', ClaimJobSchema);
+    expect(listed.map((e) => e.value.activity_id)).toEqual(['7', '12']);
+    expect(store.count('claim_job:')).toBe(2);
+  });
+
+  test('a throwing transaction writes nothing', async () => {
+    const { store } = tmpStore();
+    await expect(
+      store.transact((tx) => {
+        tx.put(claimJobKey(1n), { activity_id: '1', queue_name: 'q', created_at_ms: 1 });
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(store.has(claimJobKey(1n))).toBe(false);
+  });
+
+  test('a corrupt record is quarantined, not a crash', async () => {
+    const { store, path } = tmpStore();
+    await store.close();
+    stores.pop();
+    const raw = open<Buffer, string>({ path, encoding: 'binary', noSubdir: true });
+    await raw.put(claimJobKey(3n), Buffer.from('{not json'));
+    await raw.put(claimJobKey(4n), Buffer.from(JSON.stringify({ activity_id: 'x4', queue_name: 'q', created_at_ms: 1 })));
+    await raw.close();
+    const errors: string[] = [];
+    const s2 = openStore({ path, logger: createLogger('test', { write: () => {} }), onQuarantine: (k) => errors.push(k) });
+    stores.push(s2);
+    expect(s2.get(claimJobKey(3n), ClaimJobSchema)).toBeUndefined();
+    await s2.transact((tx) => tx.get(claimJobKey(4n), ClaimJobSchema));
+    await s2.flushed();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(errors.sort()).toEqual([claimJobKey(3n), claimJobKey(4n)].sort());
+    expect(s2.has(claimJobKey(3n))).toBe(false);
+    expect(s2.has(claimJobKey(4n))).toBe(false);
+    const q = s2.get(quarantineKey(claimJobKey(3n)), QuarantineSchema);
+    expect(Buffer.from(q?.raw_base64 ?? '', 'base64').toString()).toBe('{not json');
+    expect(q?.error).toContain('not JSON');
+    const q4 = s2.get(quarantineKey(claimJobKey(4n)), QuarantineSchema);
+    expect(q4?.error).toContain('activity_id');
+  });
+});

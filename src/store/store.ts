@@ -1,0 +1,224 @@
+/**
+ * The LMDB store: one env at the configured path, values as UTF-8 JSON validated on every read. Owned by the
+ * supervisor thread (the CLI opens it read-only for `wcp db scan`).
+ *
+ * Invariants:
+ * - Every multi-key change is one LMDB transaction (`transact`), committed in a group with whatever else was
+ *   queued in the same event turn; the promise resolves once the commit is durable (`durable: true` also awaits
+ *   the OS flush, used before broadcasting a transaction).
+ * - A record that does not decode or validate is moved to `quarantine:{key}` (raw bytes kept) and reported;
+ *   reads then see it as absent. Nothing crashes on a bad record.
+ */
+import { open, type RootDatabase } from 'lmdb';
+import * as v from 'valibot';
+import { WcpError } from '../internal/errors.ts';
+import type { Logger } from '../internal/logger.ts';
+import { PREFIX, quarantineKey } from './keys.ts';
+import type { Quarantine } from './records.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: schemas of any record type
+export type Schema<T> = v.GenericSchema<any, T>;
+
+/** Reads and writes inside one transaction. Writes are visible to later reads in the same callback. */
+export interface StoreTx {
+  get<T>(key: string, schema: Schema<T>): T | undefined;
+  has(key: string): boolean;
+  put(key: string, value: unknown): void;
+  del(key: string): void;
+}
+
+export interface ScanEntry {
+  key: string;
+  /** Decoded JSON; undefined when the bytes are not JSON. */
+  value: unknown;
+  /** Set when the bytes do not decode. */
+  error?: string;
+}
+
+export interface Store extends Omit<StoreTx, 'put' | 'del'> {
+  readonly path: string;
+  /** Runs `fn` atomically in a (group-)committed write transaction; resolves after the commit. */
+  transact<T>(fn: (tx: StoreTx) => T, opts?: { durable?: boolean }): Promise<T>;
+  /** Validated records under a prefix, in key order; bad ones are quarantined and skipped. */
+  list<T>(prefix: string, schema: Schema<T>, opts?: { limit?: number }): Array<{ key: string; value: T }>;
+  /** Raw scan for operators and tools: no validation, nothing quarantined. */
+  scan(prefix: string, opts?: { limit?: number }): ScanEntry[];
+  count(prefix: string): number;
+  /** Resolves when all writes so far are flushed to disk. */
+  flushed(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  path: string;
+  logger: Logger;
+  readOnly?: boolean;
+  /** Called when a record is quarantined (metrics). */
+  onQuarantine?: (key: string, error: string) => void;
+}
+
+function encode(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+function prefixRange(prefix: string): { start: string; end: string } {
+  return { start: prefix, end: `${prefix}\uffff` };
+}
+
+export function openStore(opts: OpenStoreOptions): Store {
+  let db: RootDatabase<Buffer, string>;
+  try {
+    db = open<Buffer, string>({
+      path: opts.path,
+      encoding: 'binary',
+      compression: false,
+      readOnly: opts.readOnly ?? false,
+      // One env, one file: `wcp.db` is a file, not a directory, as the design notes name it.
+      noSubdir: true,
+    });
+  } catch (e) {
+    throw new WcpError('STORE_OPEN_FAILED', `cannot open the store at ${opts.path}`, {
+      details: [e instanceof Error ? e.message : String(e)],
+      cause: e,
+    });
+  }
+  const log = opts.logger;
+
+  /** Decodes raw bytes; returns the value or an error string. */
+  function decode<T>(raw: Buffer, schema: Schema<T>): { ok: true; value: T } | { ok: false; error: string } {
+    let json: unknown;
+    try {
+      json = JSON.parse(raw.toString('utf8'));
+    } catch (e) {
+      return { ok: false, error: `not JSON: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    const res = v.safeParse(schema, json);
+    if (res.success) return { ok: true, value: res.output };
+    const issue = res.issues[0];
+    const path = issue?.path?.map((p) => String(p.key)).join('.') ?? '';
+    return { ok: false, error: `invalid record${path ? ` at ${path}` : ''}: ${issue?.message ?? 'unknown'}` };
+  }
+
+  function quarantineIn(put: (k: string, v: unknown) => void, del: (k: string) => void, key: string, raw: Buffer, error: string) {
+    const q: Quarantine = { key, raw_base64: raw.toString('base64'), error, quarantined_at_ms: Date.now() };
+    put(quarantineKey(key), q);
+    del(key);
+  }
+
+  function reportQuarantine(key: string, error: string) {
+    log.error('corrupt record quarantined', { key, quarantine_key: quarantineKey(key), error });
+    opts.onQuarantine?.(key, error);
+  }
+
+  /** Outside a transaction: quarantine asynchronously (only if the bad bytes are still there). */
+  function quarantineLater(key: string, raw: Buffer, error: string) {
+    if (opts.readOnly) {
+      log.warn('corrupt record found (read-only: not quarantined)', { key, error });
+      return;
+    }
+    reportQuarantine(key, error);
+    void db.transaction(() => {
+      const now = db.getBinary(key);
+      if (now && Buffer.compare(now, raw) === 0) {
+        quarantineIn((k, val) => db.put(k, encode(val)), (k) => db.remove(k), key, raw, error);
+      }
+    });
+  }
+
+  function readTyped<T>(key: string, schema: Schema<T>, inTx: StoreTx | null): T | undefined {
+    const raw = db.getBinary(key);
+    if (raw === undefined || raw === null) return undefined;
+    const copy = Buffer.from(raw);
+    const res = decode(copy, schema);
+    if (res.ok) return res.value;
+    if (inTx) {
+      reportQuarantine(key, res.error);
+      quarantineIn(inTx.put, inTx.del, key, copy, res.error);
+    } else {
+      quarantineLater(key, copy, res.error);
+    }
+    return undefined;
+  }
+
+  /**
+   * A transaction view whose writes are buffered and applied only when the callback returns: a callback that
+   * throws writes nothing (lmdb-js keeps the writes of a throwing async-transaction callback otherwise).
+   */
+  function bufferedTx(writes: Map<string, Buffer | null>): StoreTx {
+    const tx: StoreTx = {
+      get: (key, schema) => {
+        if (writes.has(key)) {
+          const w = writes.get(key);
+          if (w === null || w === undefined) return undefined;
+          const res = decode(w, schema);
+          if (!res.ok) throw new WcpError('INTERNAL', `record written to ${key} in this transaction does not validate: ${res.error}`);
+          return res.value;
+        }
+        return readTyped(key, schema, tx);
+      },
+      has: (key) => (writes.has(key) ? writes.get(key) !== null : db.doesExist(key)),
+      put: (key, value) => {
+        writes.set(key, encode(value));
+      },
+      del: (key) => {
+        writes.set(key, null);
+      },
+    };
+    return tx;
+  }
+
+  function applyWrites(writes: Map<string, Buffer | null>) {
+    for (const [key, val] of writes) {
+      if (val === null) db.removeSync(key);
+      else db.putSync(key, val);
+    }
+  }
+
+  return {
+    path: opts.path,
+    get: (key, schema) => readTyped(key, schema, null),
+    has: (key) => db.doesExist(key),
+    transact: async (fn, o) => {
+      if (opts.readOnly) throw new WcpError('STORE_OPEN_FAILED', 'the store is open read-only');
+      const result = await db.transaction(() => {
+        const writes = new Map<string, Buffer | null>();
+        const r = fn(bufferedTx(writes));
+        applyWrites(writes);
+        return r;
+      });
+      if (o?.durable) await db.flushed;
+      return result;
+    },
+    list: (prefix, schema, o) => {
+      const out: Array<{ key: string; value: never }> = [];
+      for (const { key, value } of db.getRange({ ...prefixRange(prefix), ...(o?.limit ? { limit: o.limit } : {}) })) {
+        const raw = Buffer.from(value);
+        const res = decode(raw, schema);
+        if (res.ok) out.push({ key, value: res.value as never });
+        else quarantineLater(key, raw, res.error);
+      }
+      return out;
+    },
+    scan: (prefix, o) => {
+      const out: ScanEntry[] = [];
+      for (const { key, value } of db.getRange({ ...prefixRange(prefix), ...(o?.limit ? { limit: o.limit } : {}) })) {
+        const text = Buffer.from(value).toString('utf8');
+        try {
+          out.push({ key, value: JSON.parse(text) });
+        } catch (e) {
+          out.push({ key, value: undefined, error: `not JSON: ${e instanceof Error ? e.message : String(e)}` });
+        }
+      }
+      return out;
+    },
+    count: (prefix) => db.getKeysCount(prefixRange(prefix)),
+    flushed: async () => {
+      await db.flushed;
+    },
+    close: async () => {
+      await db.close();
+    },
+  };
+}
+
+export { PREFIX };

@@ -1,0 +1,367 @@
+/**
+ * The supervisor: the main thread's owner of the store (and of the nonce lane), and the one place that turns
+ * worker-thread messages into durable state. Worker threads (Piscina) run the Poller, the executor TaskStream
+ * and the reconciler's scanning; each gets a MessagePort and speaks the typed messages of `messages.ts`.
+ *
+ * States: starting → running → draining → stopped, or → failed. `start()` does the startup checks in order:
+ * chain reachable (retried with backoff while the RPC is down), chain id as configured (fatal), wallet active on
+ * SubnetControlPlane (fatal, exit code 10); then the nonce lane (re-synced from chain + store), the activity
+ * manager (re-checks what it held), the executor link, the reconciler (claims wait for its startup scan), and
+ * the poller. In `observe` mode only discovery runs: poller and event follower, nothing is sent.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { type ChainReader, createChainReader } from '../chain/reader.ts';
+import { redactedConfig, type WcpConfig } from '../config/load.ts';
+import { errorText, isWcpError, WcpError } from '../internal/errors.ts';
+import type { Logger } from '../internal/logger.ts';
+import type { Metrics } from '../internal/metrics.ts';
+import type { SupervisorToWorker, WorkerToSupervisor } from '../executor/messages.ts';
+import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
+import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
+import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
+import { createRpcTransport } from '../reconciler/rpc.ts';
+import { buildVersion } from '../runtime/env.ts';
+import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
+import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
+import { ClaimJobSchema, ScanCheckpointSchema } from '../store/records.ts';
+import type { Store } from '../store/store.ts';
+import { createTxManager, type TxManager } from '../txmgr/index.ts';
+import { recordClaimJobs } from './claim-jobs.ts';
+import type { ExecutorTaskOptions, PollerCommand, PollerEvent, PollerOptions, WorkerTask } from './messages.ts';
+
+export type SupervisorState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
+export interface Supervisor {
+  start(): Promise<void>;
+  /** Graceful stop: stop intake, drain up to `shutdown.drain_timeout`, persist, release everything. */
+  stop(reason: string): Promise<void>;
+  state(): SupervisorState;
+  /** Resolves when the supervisor reaches `stopped` or `failed`. */
+  done(): Promise<void>;
+}
+
+export interface SupervisorDeps {
+  config: WcpConfig;
+  logger: Logger;
+  store: Store;
+  metrics: Metrics;
+  /** For tests: how long to keep retrying an unreachable chain at start (default: forever). */
+  startupRetryMs?: number;
+}
+
+interface TaskHandle<C> {
+  post(cmd: C): void;
+  finished: Promise<void>;
+}
+
+export function createSupervisor(deps: SupervisorDeps): Supervisor {
+  const { config, store, metrics } = deps;
+  const log = deps.logger;
+  let state: SupervisorState = 'starting';
+  let pool: Piscina | null = null;
+  let reader: ChainReader | null = null;
+  let poller: TaskHandle<PollerCommand> | null = null;
+  let reconciler: TaskHandle<ReconcilerCommand> | null = null;
+  let executorTask: TaskHandle<SupervisorToWorker> | null = null;
+  let noopExecutor: NoopTestExecutor | null = null;
+  let txm: TxManager | null = null;
+  let manager: ActivityManager | null = null;
+  const claiming = config.scheduler.mode === 'claim';
+  let resolveDone!: () => void;
+  const donePromise = new Promise<void>((r) => {
+    resolveDone = r;
+  });
+  let stopping: Promise<void> | null = null;
+
+  function setState(next: SupervisorState, fields: Record<string, unknown> = {}) {
+    if (next === state) return;
+    log.info(`supervisor ${next}`, { from: state, ...fields });
+    state = next;
+    metrics.state.set(next === 'running' ? 1 : 0);
+    if (next === 'stopped' || next === 'failed') resolveDone();
+  }
+
+  function spawn<C, E>(kind: WorkerTask['kind'], options: unknown, onEvent: (ev: E) => void): TaskHandle<C> {
+    if (!pool) throw new WcpError('INTERNAL', 'worker pool not started');
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (ev: E) => {
+      try {
+        onEvent(ev);
+      } catch (e) {
+        log.error('handling a worker message failed', { kind, error: errorText(e) });
+      }
+    });
+    const task = { kind, port: port2 as MessagePort, options, logLevel: config.log.level } as WorkerTask;
+    const finished = pool
+      .run(task, { transferList: [port2] as never })
+      .then(() => log.debug('worker task finished', { kind }))
+      .catch((e: unknown) => {
+        log.error('worker task crashed', { kind, error: errorText(e) });
+        if (state === 'running') void stop(`${kind} worker crashed`);
+      })
+      .finally(() => port1.close());
+    return { post: (cmd: C) => port1.postMessage(cmd), finished };
+  }
+
+  async function startupChecks(r: ChainReader): Promise<void> {
+    const deadline = deps.startupRetryMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + deps.startupRetryMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await r.checkChainId();
+        break;
+      } catch (e) {
+        if (!isWcpError(e, 'CHAIN_UNREACHABLE') || Date.now() > deadline || state !== 'starting') throw e;
+        const wait = Math.min(500 * 2 ** Math.min(attempt - 1, 5), 15_000);
+        log.warn('chain not reachable yet, retrying', { attempt, retry_in_ms: wait, error: errorText(e) });
+        await new Promise((res) => setTimeout(res, wait));
+      }
+    }
+    const wallet = config.ethereum.walletAddress;
+    const active = await r.isWorkerActive(wallet);
+    if (!active) {
+      throw new WcpError('WORKER_NOT_ACTIVE', `wallet ${wallet} is not a registered, active worker on SubnetControlPlane ${config.ethereum.subnetControlPlane}`, {
+        details: ['ask the subnet owner to register and activate this wallet, then start wcp again'],
+      });
+    }
+    log.info('worker is active on chain', { wallet });
+  }
+
+  function onPollerEvent(ev: PollerEvent) {
+    switch (ev.type) {
+      case 'claimJobs': {
+        const jobs = ev.jobs;
+        void recordClaimJobs(store, jobs)
+          .then((added) => {
+            metrics.polls.inc({ result: 'found' });
+            metrics.pollToRecordMs.observe(Date.now() - ev.polled_at_ms);
+            if (added.length > 0) {
+              metrics.claimJobsRecorded.inc({ source: 'poll' }, added.length);
+              log.info('claim jobs recorded', { count: added.length, activity_ids: added.map((j) => j.activity_id).join(',') });
+              manager?.kick();
+            }
+          })
+          .catch((e: unknown) => log.error('recording claim jobs failed', { error: errorText(e) }));
+        break;
+      }
+      case 'pollError':
+        metrics.polls.inc({ result: 'error' });
+        break;
+      case 'stopped':
+        log.debug('poller stopped');
+        break;
+    }
+  }
+
+  function onReconcilerEvent(ev: ReconcilerEvent) {
+    switch (ev.type) {
+      case 'enqueued':
+        void recordClaimJobs(store, ev.jobs)
+          .then((added) => {
+            if (added.length === 0) return;
+            metrics.claimJobsRecorded.inc({ source: 'event' }, added.length);
+            log.info('claim jobs recorded from events', { count: added.length, activity_ids: added.map((j) => j.activity_id).join(',') });
+            manager?.kick();
+          })
+          .catch((e: unknown) => log.error('recording claim jobs failed', { error: errorText(e) }));
+        break;
+      case 'facts':
+        if (manager) {
+          void manager.onFacts(ev.facts).catch((e: unknown) => log.error('applying reconciler facts failed', { error: errorText(e) }));
+        }
+        log.info('reconciler scan', { reason: ev.reason, facts: ev.facts.length, from_block: ev.window.fromBlock, to_block: ev.window.toBlock });
+        break;
+      case 'reorg': {
+        // Claim jobs learned from replaced blocks are suspect: drop them; the follower re-ingests real ones.
+        void store
+          .transact((tx) => {
+            let n = 0;
+            for (const { value } of store.list(PREFIX.claimJob, ClaimJobSchema)) {
+              if (value.source === 'event' && (value.block_number ?? 0) >= ev.forkBlock) {
+                tx.del(claimJobKey(value.activity_id));
+                n++;
+              }
+            }
+            return n;
+          })
+          .then((n) => log.warn('chain reorg detected', { fork_block: ev.forkBlock, dropped_claim_jobs: n, detail: ev.detail }));
+        if (manager) reconciler?.post({ type: 'scanNow', reason: 'reorg' });
+        break;
+      }
+      case 'checkpoint':
+        void store.transact((tx) => tx.put(LAST_SCAN_BLOCK, { block_number: ev.block_number, block_hash: ev.block_hash, updated_at_ms: Date.now() }));
+        break;
+      case 'startupScanDone':
+        log.info('startup scan done; claims enabled', { to_block: ev.toBlock });
+        manager?.setClaimsEnabled(true);
+        break;
+      case 'error':
+        log.warn('reconciler error', { code: ev.error.code, error: ev.error.message });
+        break;
+      case 'stopped':
+        break;
+    }
+  }
+
+  function startExecutorLink(): ExecutorLink {
+    const emit = (ev: WorkerToSupervisor) => manager?.onExecutorEvent(ev);
+    if (config.executor.builtinNoopForTests) {
+      log.warn('using the BUILT-IN NO-OP EXECUTOR FOR TESTS ONLY: activities are not really executed');
+      noopExecutor = createNoopTestExecutor({ capacity: config.scheduler.maxInflight, delayMs: config.executor.noopDelayMs, emit });
+      return noopExecutor;
+    }
+    const opts: ExecutorTaskOptions = {
+      bridge: {
+        endpoint: config.executor.endpoint,
+        maxInflight: config.scheduler.maxInflight,
+        keepaliveIntervalMs: config.executor.keepaliveIntervalMs,
+        keepaliveTimeoutMs: config.executor.keepaliveTimeoutMs,
+        reconnectBaseMs: config.executor.reconnectBaseMs,
+        reconnectMaxMs: config.executor.reconnectMaxMs,
+        maxMessageBytes: config.executor.maxMessageBytes,
+        workerAddress: config.ethereum.walletAddress,
+        wcpVersion: buildVersion(),
+        presignMaxTtlSeconds: Math.floor(config.subnetApi.urlTtlMs / 1000),
+      },
+      storage: { endpoint: config.subnetApi.grpcEndpoint, workerAddress: config.ethereum.walletAddress, timeoutMs: config.subnetApi.requestTimeoutMs },
+      logLevel: config.log.level,
+    };
+    executorTask = spawn<SupervisorToWorker, WorkerToSupervisor>('executor', opts, emit);
+    const t = executorTask;
+    return {
+      assign: (task) => t.post({ type: 'assign', task }),
+      cancel: (id, reason) => t.post({ type: 'cancel', activity_id: id, reason }),
+      drain: () => t.post({ type: 'drain' }),
+    };
+  }
+
+  function reconcilerOptions(): ReconcilerOptions {
+    const cp = store.get(LAST_SCAN_BLOCK, ScanCheckpointSchema);
+    const localIds = [...store.scan(PREFIX.inflight), ...store.scan(PREFIX.claimJob)].map((e) => e.key.slice(e.key.indexOf(':') + 1).replace(/^0+(?=\d)/, ''));
+    return {
+      rpcUrls: config.ethereum.rpcUrls,
+      chainId: config.ethereum.chainId,
+      taskQueue: config.ethereum.taskQueue,
+      workflowEngine: config.ethereum.workflowEngine,
+      multicall3: config.ethereum.multicall3,
+      wallet: config.ethereum.walletAddress,
+      queueName: config.scheduler.queueName,
+      windowS: Math.floor(config.reconciler.windowMs / 1000),
+      followIntervalMs: config.reconciler.followIntervalMs,
+      periodMs: config.reconciler.periodMs,
+      initialChunkBlocks: config.reconciler.initialChunkBlocks,
+      maxChunkBlocks: config.reconciler.maxChunkBlocks,
+      rpcTimeoutMs: config.ethereum.requestTimeoutMs,
+      localIds,
+      ...(cp ? { checkpoint: { block_number: cp.block_number, ...(cp.block_hash ? { block_hash: cp.block_hash } : {}) } } : {}),
+    };
+  }
+
+  async function start(): Promise<void> {
+    log.info('wcp starting', { config: redactedConfig(config) });
+    reader = createChainReader({
+      rpcUrls: config.ethereum.rpcUrls,
+      chainId: config.ethereum.chainId,
+      addresses: config.ethereum,
+      timeoutMs: config.ethereum.requestTimeoutMs,
+    });
+    try {
+      await startupChecks(reader);
+    } catch (e) {
+      setState('failed', { error: errorText(e) });
+      reader.destroy();
+      throw e;
+    }
+    if (state !== 'starting') return;
+    const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
+    pool = createWorkerPool({ threads: 2 + (useExecutorThread ? 1 : 0) });
+    if (claiming) {
+      txm = createTxManager({
+        store,
+        rpcUrls: config.ethereum.rpcUrls,
+        chainId: config.ethereum.chainId,
+        privateKey: config.ethereum.privateKey.reveal(),
+        policy: {
+          gasBumpPercent: config.txPolicy.gasBumpPercent,
+          bumpAfterMs: config.txPolicy.bumpAfterMs,
+          bumpAfterBlocks: config.txPolicy.bumpAfterBlocks,
+          maxInFlight: config.txPolicy.maxInFlight,
+          confirmations: config.ethereum.confirmations,
+          feeCapMultiplier: config.txPolicy.feeCapMultiplier,
+          maxFeePerGasWei: BigInt(Math.round(config.txPolicy.maxFeePerGasGwei * 1e9)),
+          minPriorityFeeWei: BigInt(Math.round(config.txPolicy.minPriorityFeeGwei * 1e9)),
+          gasLimitMarginPercent: config.txPolicy.gasLimitMarginPercent,
+          nonceTooLowAbortAfter: config.txPolicy.nonceTooLowAbortAfter,
+          receiptPollMs: config.txPolicy.receiptPollMs,
+          rpcTimeoutMs: config.ethereum.requestTimeoutMs,
+          maxLagBlocks: config.txPolicy.maxLagBlocks,
+        },
+        logger: log.child('txmgr'),
+        onEvent: (ev) => manager?.onTxEvent(ev),
+      });
+      await txm.start();
+      const executor = startExecutorLink();
+      const rpc = createRpcTransport({ urls: config.ethereum.rpcUrls, timeoutMs: config.ethereum.requestTimeoutMs });
+      manager = createActivityManager({ config, store, txm, rpc, executor, logger: log.child('lifecycle'), metrics });
+      await manager.start();
+      noopExecutor?.start();
+    }
+    reconciler = spawn<ReconcilerCommand, ReconcilerEvent>('reconciler', reconcilerOptions(), onReconcilerEvent);
+    const pollerOptions: PollerOptions = {
+      rpcUrls: config.ethereum.rpcUrls,
+      chainId: config.ethereum.chainId,
+      addresses: {
+        subnetControlPlane: config.ethereum.subnetControlPlane,
+        taskQueue: config.ethereum.taskQueue,
+        workflowEngine: config.ethereum.workflowEngine,
+        multicall3: config.ethereum.multicall3,
+      },
+      requestTimeoutMs: config.ethereum.requestTimeoutMs,
+      queueName: config.scheduler.queueName,
+      pollBatch: config.scheduler.pollBatch,
+      pollIntervalMs: config.scheduler.pollIntervalMs,
+      logLevel: config.log.level,
+    };
+    poller = spawn<PollerCommand, PollerEvent>('poller', pollerOptions, onPollerEvent);
+    setState('running', { wallet: config.ethereum.walletAddress, queue: config.scheduler.queueName });
+  }
+
+  async function stop(reason: string): Promise<void> {
+    if (stopping) return stopping;
+    stopping = (async () => {
+      if (state === 'stopped' || state === 'failed') return;
+      setState('draining', { reason });
+      // 1. Stop intake: no more discovery, no more claims or dispatches.
+      poller?.post({ type: 'stop' });
+      // 2. Drain: running tasks get the grace time to finish and be written on chain (heartbeats go on).
+      if (manager) {
+        const unfinished = await manager.drain(config.shutdown.drainTimeoutMs);
+        if (unfinished.length) {
+          log.warn('stopping with activities not finished; they stay recorded and resume after restart', { count: unfinished.length, activities: unfinished.join(',') });
+        } else log.info('drained: nothing in flight');
+        await manager.stop();
+      }
+      reconciler?.post({ type: 'stop' });
+      executorTask?.post({ type: 'stop' });
+      noopExecutor?.stop();
+      const workers = Promise.all([poller?.finished, reconciler?.finished, executorTask?.finished]);
+      const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000).unref());
+      if ((await Promise.race([workers.then(() => 'ok' as const), timeout])) === 'timeout') {
+        log.warn('workers did not stop in 5 s; terminating them');
+      }
+      await txm?.stop();
+      // 3. Persist: every write so far is flushed before the store closes.
+      await store.flushed();
+      await pool?.destroy().catch(() => {});
+      reader?.destroy();
+      setState('stopped');
+    })();
+    return stopping;
+  }
+
+  return {
+    start,
+    stop,
+    state: () => state,
+    done: () => donePromise,
+  };
+}

@@ -1,0 +1,263 @@
+/**
+ * The broadcaster: node fee suggestions, signing a lane record, sending the signed bytes to every endpoint and
+ * turning the answers into one outcome, and bumping a slot that is not getting mined.
+ *
+ * Outcomes, most telling first: any endpoint accepted (or "already known") → `accepted`; "nonce too low" →
+ * the confirmer checks our hashes; "insufficient funds" → the lane pauses new work; "replacement underpriced" /
+ * "fee too low" → bump at the next tick; no answer at all → `uncertain`: the nonce is kept and the same bytes
+ * are sent again (idempotent); a node refusing for any other reason → `rejected` (logged, retried with bumps).
+ */
+import type { TransactionLike } from 'ethers';
+import { Transaction } from 'ethers';
+import { errorText } from '../internal/errors.ts';
+import type { Logger } from '../internal/logger.ts';
+import type { Store } from '../store/store.ts';
+import { classifyRpcError, type TxErrorClass } from './classify.ts';
+import { bumpFees, type FeeSuggestion, type Fees } from './fees.ts';
+import { persistLane, type Slot } from './nonce-lane.ts';
+import type { RpcPool } from './rpc-pool.ts';
+import type { TxEvent, TxPolicy } from './types.ts';
+import type { LaneTx } from '../store/records.ts';
+
+export type SendResult =
+  | 'accepted'
+  | 'nonce_too_low'
+  | 'insufficient_funds'
+  | 'replacement_underpriced'
+  | 'fee_too_low'
+  | 'uncertain'
+  | 'rejected';
+
+export interface BroadcastCtx {
+  store: Store;
+  pool: RpcPool;
+  policy: TxPolicy;
+  log: Logger;
+  now: () => number;
+  chainId: number;
+  address: string;
+  /** Signs with the wallet held in the manager's closure. */
+  signTx: (tx: TransactionLike) => Promise<string>;
+  emit: (ev: TxEvent) => void;
+  /** Shared: whether the wallet is out of funds (new submits are refused while set). */
+  funds: { blocked: boolean; nonce: number };
+}
+
+export interface Broadcaster {
+  suggestFees(): Promise<FeeSuggestion>;
+  /** Signs a lane record as it stands (deterministic: same fields, same bytes and hash). */
+  signRecord(rec: LaneTx): Promise<{ raw: string; hash: string }>;
+  /** Sends the slot's current bytes everywhere and updates the slot's flags from the answers. */
+  send(slot: Slot, head: number): Promise<SendResult>;
+  /** Re-signs with higher fees (or re-sends as is at the cap), persisting the new hash before sending. */
+  bump(slot: Slot, head: number, why: string): Promise<SendResult>;
+}
+
+const RANK: Record<SendResult, number> = {
+  accepted: 0,
+  nonce_too_low: 1,
+  insufficient_funds: 2,
+  replacement_underpriced: 3,
+  fee_too_low: 4,
+  uncertain: 5,
+  rejected: 6,
+};
+
+function resultOf(cls: TxErrorClass): SendResult {
+  switch (cls) {
+    case 'already_known':
+      return 'accepted';
+    case 'nonce_too_low':
+    case 'insufficient_funds':
+    case 'replacement_underpriced':
+    case 'fee_too_low':
+      return cls;
+    case 'rejected':
+    case 'reverted':
+      return 'rejected';
+    default:
+      return 'uncertain';
+  }
+}
+
+export function feesOf(rec: LaneTx): Fees {
+  return { maxFeePerGas: BigInt(rec.max_fee_per_gas), maxPriorityFeePerGas: BigInt(rec.max_priority_fee_per_gas) };
+}
+
+export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
+  const log = ctx.log;
+  let cache: { at: number; s: FeeSuggestion } | undefined;
+
+  async function suggestFees(): Promise<FeeSuggestion> {
+    const t = ctx.now();
+    if (cache && t - cache.at < ctx.policy.feeCacheMs) return cache.s;
+    let baseFee: bigint;
+    try {
+      // baseFeePerGas has N+1 entries: the last is the NEXT block's base fee.
+      const h = await ctx.pool.request<{ baseFeePerGas?: string[] }>('eth_feeHistory', ['0x1', 'latest', []]);
+      const last = h.baseFeePerGas?.[h.baseFeePerGas.length - 1];
+      if (last === undefined) throw new Error('no baseFeePerGas in eth_feeHistory');
+      baseFee = BigInt(last);
+    } catch {
+      const b = await ctx.pool.request<{ baseFeePerGas?: string } | null>('eth_getBlockByNumber', ['latest', false]);
+      baseFee = BigInt(b?.baseFeePerGas ?? 0);
+    }
+    let priorityFee = 0n;
+    try {
+      priorityFee = BigInt(await ctx.pool.request<string>('eth_maxPriorityFeePerGas', []));
+    } catch (e) {
+      log.debug('eth_maxPriorityFeePerGas unavailable; using the policy floor', { error: errorText(e) });
+    }
+    const s = { baseFee, priorityFee };
+    cache = { at: t, s };
+    return s;
+  }
+
+  async function signRecord(rec: LaneTx): Promise<{ raw: string; hash: string }> {
+    const raw = await ctx.signTx({
+      type: 2,
+      chainId: BigInt(ctx.chainId),
+      nonce: rec.nonce,
+      to: rec.to,
+      data: rec.data,
+      value: BigInt(rec.value),
+      gasLimit: BigInt(rec.gas_limit),
+      maxFeePerGas: BigInt(rec.max_fee_per_gas),
+      maxPriorityFeePerGas: BigInt(rec.max_priority_fee_per_gas),
+    });
+    return { raw, hash: Transaction.from(raw).hash as string };
+  }
+
+  async function send(slot: Slot, head: number): Promise<SendResult> {
+    const outcomes = await ctx.pool.broadcast('eth_sendRawTransaction', [slot.raw]);
+    let result: SendResult = 'uncertain';
+    let message = 'no endpoint answered';
+    for (const o of outcomes) {
+      const r: SendResult = o.ok ? 'accepted' : resultOf(classifyRpcError(o.error).cls);
+      if (RANK[r] < RANK[result] || (r === result && !o.ok)) {
+        result = r;
+        message = o.ok ? 'accepted' : o.error.message;
+      }
+    }
+    const t = ctx.now();
+    const wasUncertain = slot.uncertain;
+    slot.lastSendAt = t;
+    slot.uncertain = result === 'uncertain';
+    const fields = { nonce: slot.rec.nonce, tx_hash: slot.hash, kind: slot.rec.kind };
+    switch (result) {
+      case 'accepted': {
+        slot.extraBumpPct = 0;
+        if (slot.fundsBlocked) {
+          slot.fundsBlocked = false;
+          if (ctx.funds.blocked && ctx.funds.nonce === slot.rec.nonce) {
+            ctx.funds.blocked = false;
+            log.info('wallet can pay again: resuming', { ...fields, address: ctx.address });
+            ctx.emit({ type: 'fundsRestored', nonce: slot.rec.nonce, address: ctx.address });
+          }
+        }
+        if (slot.rec.state === 'reserved') {
+          slot.rec = { ...slot.rec, state: 'sent', sent_at_ms: t, updated_at_ms: t };
+          await persistLane(ctx.store, slot.rec, t);
+        }
+        break;
+      }
+      case 'nonce_too_low':
+        slot.nonceTooLow += 1;
+        log.debug('node says nonce too low; checking our hashes', { ...fields, count: slot.nonceTooLow });
+        break;
+      case 'insufficient_funds': {
+        slot.fundsBlocked = true;
+        if (!ctx.funds.blocked) {
+          ctx.funds.blocked = true;
+          ctx.funds.nonce = slot.rec.nonce;
+          log.error('the wallet cannot pay for gas: new transactions are paused until it is funded', {
+            ...fields,
+            address: ctx.address,
+            retry_ms: ctx.policy.insufficientFundsRetryMs,
+            error: message,
+          });
+          ctx.emit({ type: 'insufficientFunds', nonce: slot.rec.nonce, address: ctx.address, message });
+        }
+        break;
+      }
+      case 'replacement_underpriced':
+      case 'fee_too_low':
+        slot.forceBump = true;
+        slot.extraBumpPct = result === 'replacement_underpriced' ? slot.extraBumpPct + 10 : slot.extraBumpPct;
+        log.info('node wants higher fees: bumping', { ...fields, error: message });
+        break;
+      case 'uncertain':
+        (wasUncertain ? log.debug : log.warn)('no endpoint confirmed the send; keeping the nonce and re-sending the same bytes', {
+          ...fields,
+          error: message,
+        });
+        break;
+      case 'rejected':
+        log.error('every endpoint refused the transaction; retrying with higher fees', { ...fields, error: message });
+        break;
+    }
+    void head;
+    return result;
+  }
+
+  async function bump(slot: Slot, head: number, why: string): Promise<SendResult> {
+    const prev = feesOf(slot.rec);
+    let market: FeeSuggestion | undefined;
+    try {
+      market = await suggestFees();
+    } catch (e) {
+      log.debug('no fee suggestion for the bump; bumping from the previous fees', { error: errorText(e) });
+    }
+    const res = bumpFees(prev, ctx.policy, slot.capWei, market, slot.extraBumpPct);
+    const t = ctx.now();
+    slot.lastBumpAt = t;
+    slot.lastBumpBlock = head;
+    slot.forceBump = false;
+    if (res.kind === 'at_cap') {
+      log.warn('fees at the cap: re-sending the same transaction', {
+        nonce: slot.rec.nonce,
+        tx_hash: slot.hash,
+        max_fee_per_gas: prev.maxFeePerGas,
+        cap_wei: slot.capWei,
+        why,
+      });
+      return await send(slot, head);
+    }
+    const next: LaneTx = {
+      ...slot.rec,
+      max_fee_per_gas: res.fees.maxFeePerGas.toString(),
+      max_priority_fee_per_gas: res.fees.maxPriorityFeePerGas.toString(),
+      attempts: slot.rec.attempts + 1,
+      updated_at_ms: t,
+    };
+    const signed = await signRecord(next);
+    next.hashes = [...slot.rec.hashes, signed.hash];
+    // The new hash is on disk before any node sees it: whichever hash gets mined, a restart can find it.
+    await persistLane(ctx.store, next, t, { durable: true });
+    const oldHash = slot.hash;
+    slot.rec = next;
+    slot.raw = signed.raw;
+    slot.hash = signed.hash;
+    log.info('bumped fees', {
+      nonce: next.nonce,
+      old_tx_hash: oldHash,
+      tx_hash: signed.hash,
+      max_fee_per_gas: res.fees.maxFeePerGas,
+      max_priority_fee_per_gas: res.fees.maxPriorityFeePerGas,
+      why,
+    });
+    ctx.emit({
+      type: 'replaced',
+      kind: next.kind,
+      nonce: next.nonce,
+      activityIds: next.activity_ids,
+      oldHash,
+      newHash: signed.hash,
+      maxFeePerGas: res.fees.maxFeePerGas,
+      maxPriorityFeePerGas: res.fees.maxPriorityFeePerGas,
+    });
+    return await send(slot, head);
+  }
+
+  return { suggestFees, signRecord, send, bump };
+}

@@ -1,0 +1,97 @@
+import { describe, expect, test } from 'bun:test';
+import { AbiCoder, id, makeError } from 'ethers';
+import { classifyRpcError, shouldRetry } from './classify.ts';
+import { decodeRevertData, decodeRevertError } from './decode.ts';
+import { planResync } from './nonce-lane.ts';
+import { RpcError, TransportError } from './rpc-pool.ts';
+import type { LaneTx } from '../store/records.ts';
+
+const rpc = (message: string, code = -32000, data?: unknown) => new RpcError('eth_sendRawTransaction', code, message, data, '#0');
+
+describe('classifyRpcError', () => {
+  test.each([
+    ['nonce too low', 'nonce_too_low'],
+    ['nonce too low: next nonce 5, tx nonce 3', 'nonce_too_low'],
+    ['OldNonce', 'nonce_too_low'],
+    ['already known', 'already_known'],
+    ['transaction already imported', 'already_known'],
+    ['AlreadyKnown', 'already_known'],
+    ['replacement transaction underpriced', 'replacement_underpriced'],
+    ['Insufficient funds for gas * price + value', 'insufficient_funds'],
+    ['insufficient funds for gas * price + value: balance 0, tx cost 21000', 'insufficient_funds'],
+    ['transaction underpriced', 'fee_too_low'],
+    ['max fee per gas less than block base fee', 'fee_too_low'],
+    ['intrinsic gas too low', 'rejected'],
+    ['exceeds block gas limit', 'rejected'],
+  ])('%s → %s', (msg, cls) => {
+    expect(classifyRpcError(rpc(msg)).cls).toBe(cls as never);
+  });
+
+  test('reverts, transport, timeouts, rate limits', () => {
+    expect(classifyRpcError(new RpcError('eth_call', 3, 'execution reverted', '0x', '#0')).cls).toBe('reverted');
+    expect(classifyRpcError(new TransportError('eth_call', 'timeout', 'x timed out', '#0')).cls).toBe('timeout');
+    expect(classifyRpcError(new TransportError('eth_call', 'connection', 'ECONNREFUSED', '#0')).cls).toBe('transport');
+    expect(classifyRpcError(new TransportError('eth_call', 'http', 'HTTP 429', '#0', 429)).cls).toBe('rate_limited');
+    expect(classifyRpcError(rpc('too many requests', -32005)).cls).toBe('rate_limited');
+    expect(classifyRpcError(new Error('fetch failed')).cls).toBe('transport');
+  });
+
+  test('ethers v6 error codes', () => {
+    expect(classifyRpcError(makeError('nonce has already been used', 'NONCE_EXPIRED')).cls).toBe('nonce_too_low');
+    expect(classifyRpcError(makeError('replacement fee too low', 'REPLACEMENT_UNDERPRICED')).cls).toBe('replacement_underpriced');
+    expect(classifyRpcError(makeError('insufficient funds', 'INSUFFICIENT_FUNDS')).cls).toBe('insufficient_funds');
+    expect(classifyRpcError(makeError('timeout', 'TIMEOUT')).cls).toBe('timeout');
+  });
+
+  test('shouldRetry: permanent refusals and reverts are not retried', () => {
+    expect(shouldRetry(rpc('intrinsic gas too low'))).toBe(false);
+    expect(shouldRetry(new RpcError('eth_call', 3, 'execution reverted', '0x', '#0'))).toBe(false);
+    expect(shouldRetry(rpc('nonce too low'))).toBe(true);
+    expect(shouldRetry(new TransportError('eth_call', 'timeout', 't', '#0'))).toBe(true);
+  });
+});
+
+describe('decode', () => {
+  const coder = AbiCoder.defaultAbiCoder();
+  test('custom errors of our ABIs', () => {
+    const data = id('NotClaimable(uint256,uint8)').slice(0, 10) + coder.encode(['uint256', 'uint8'], [42n, 2]).slice(2);
+    expect(decodeRevertData(data)).toMatchObject({ name: 'NotClaimable', args: ['42', '2'] });
+    const err = new RpcError('eth_call', 3, 'execution reverted', data, '#0');
+    expect(decodeRevertError(err).name).toBe('NotClaimable');
+  });
+  test('Error(string), Panic, unknown, empty', () => {
+    const e = `0x08c379a0${coder.encode(['string'], ['nope']).slice(2)}`;
+    expect(decodeRevertData(e)).toMatchObject({ name: 'Error', args: ['nope'], message: 'reverted: nope' });
+    const p = `0x4e487b71${coder.encode(['uint256'], [0x11]).slice(2)}`;
+    expect(decodeRevertData(p).message).toContain('overflow');
+    expect(decodeRevertData('0xdeadbeef').name).toBe('unknown');
+    expect(decodeRevertData('0x').name).toBe('unknown');
+    expect(decodeRevertError(new RpcError('eth_call', 3, 'execution reverted', { data: e }, '#0')).args).toEqual(['nope']);
+  });
+});
+
+describe('planResync', () => {
+  const rec = (nonce: number, state: LaneTx['state']): LaneTx => ({
+    nonce, kind: 'claim', activity_ids: ['1'], to: '0x' + '11'.repeat(20), data: '0x', value: '0', gas_limit: '21000',
+    max_fee_per_gas: '1', max_priority_fee_per_gas: '1', hashes: ['0xaa'], attempts: 1, state, created_at_ms: 0, updated_at_ms: 0,
+  });
+  test('resolves passed nonces, re-sends ahead ones, fills gaps, never reuses', () => {
+    const p = planResync({
+      latest: 3,
+      pending: 4,
+      nonceLast: 7,
+      records: [rec(1, 'confirmed'), rec(2, 'sent'), rec(3, 'sent'), rec(5, 'reserved'), rec(7, 'failed')],
+    });
+    expect(p.resolve.map((r) => r.nonce)).toEqual([2]);
+    expect(p.resend.map((r) => r.nonce)).toEqual([3, 5]);
+    expect(p.fillNoop).toEqual([4, 6, 7]);
+    expect(p.foreign).toEqual([]);
+    expect(p.nextNonce).toBe(8);
+  });
+  test('a wiped store follows the chain; unknown pool txs are left alone', () => {
+    const p = planResync({ latest: 10, pending: 12, nonceLast: -1, records: [] });
+    expect(p.nextNonce).toBe(12);
+    expect(p.foreign).toEqual([10, 11]);
+    expect(p.fillNoop).toEqual([]);
+  });
+});

@@ -1,0 +1,426 @@
+/**
+ * The executor SDK: a gRPC server implementing TaskStream (see proto/execution/v1/execution.proto) that runs
+ * activity handlers bound to activity specs.
+ *
+ * States: idle ──start()──▶ listening ──stop(graceMs)──▶ stopping ──▶ stopped.
+ * One wcp stream is active at a time; a newer stream replaces an older one (after a wcp reconnect the old one
+ * may still look open). Tasks belong to the executor, not to a stream: they keep running while wcp is away, and
+ * their completions are kept and delivered on the next stream, after a Resync that lists them.
+ */
+import { type ServerDuplexStream, Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import type { CompletionResult } from '../executor/messages.ts';
+import { PROTOCOL_VERSION, type ExecutorMessageWire, type TaskAssignmentWire, loadExecutorService } from '../executor/protocol.ts';
+import { isActivityId } from '../executor/refs.ts';
+import { errorText } from '../internal/errors.ts';
+import { type Logger, createLogger } from '../internal/logger.ts';
+import { type AbortCause, type Handler, type StorageGrant, runTask } from './run-task.ts';
+import { type ActivitySpec, outputDecls } from './spec.ts';
+
+export interface ExecutorOptions {
+  specs: ActivitySpec[] | Map<string, ActivitySpec>;
+  /** Activity type → handler; every spec needs one and every handler a spec. */
+  handlers: Record<string, Handler>;
+  /** Most tasks run at once. */
+  concurrency: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 7070; 0 picks a free port. */
+  port?: number;
+  executorId?: string;
+  executorVersion?: string;
+  logger?: Logger;
+  /** How long to wait for wcp's HelloAck (default 10000). */
+  helloAckTimeoutMs?: number;
+  /** How long requestStorage waits for a grant, including for wcp to connect (default 30000). */
+  storageTimeoutMs?: number;
+  maxMessageBytes?: number;
+  /** Protocol version announced in Hello (tests only; default PROTOCOL_VERSION). */
+  protocolVersion?: number;
+}
+
+export type ExecutorState = 'idle' | 'listening' | 'stopping' | 'stopped';
+
+export interface ExecutorStatus {
+  state: ExecutorState;
+  port: number | undefined;
+  connected: boolean;
+  running: string[];
+  pending_completions: string[];
+  credits: number;
+}
+
+export interface Executor {
+  start(): Promise<{ port: number }>;
+  /** Stops taking work, lets running tasks finish for up to `graceMs`, cancels the rest, delivers what it can. */
+  stop(graceMs: number): Promise<void>;
+  status(): ExecutorStatus;
+}
+
+type Call = ServerDuplexStream<Record<string, unknown>, ExecutorMessageWire>;
+
+interface Stream {
+  call: Call;
+  acked: boolean;
+  assignmentsReceived: number;
+  helloTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface RunningTask {
+  id: string;
+  attempt: number;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+interface PendingStorage {
+  resolve(g: StorageGrant): void;
+  reject(e: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export function createExecutor(opts: ExecutorOptions): Executor {
+  const log = (opts.logger ?? createLogger('wep')).child('executor');
+  const specs = new Map<string, ActivitySpec>(opts.specs instanceof Map ? opts.specs : opts.specs.map((s) => [s.name, s]));
+  for (const name of specs.keys()) if (opts.handlers[name] === undefined) throw new Error(`no handler for activity type ${name}`);
+  for (const name of Object.keys(opts.handlers)) if (!specs.has(name)) throw new Error(`handler ${name} has no activity spec`);
+  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new Error('concurrency must be a positive integer');
+
+  const executorId = opts.executorId ?? `wep-${randomUUID().slice(0, 8)}`;
+  const executorVersion = opts.executorVersion ?? '0.1.0';
+  const helloAckTimeoutMs = opts.helloAckTimeoutMs ?? 10_000;
+  const storageTimeoutMs = opts.storageTimeoutMs ?? 30_000;
+  const Service = loadExecutorService();
+  const server = new Server({
+    'grpc.max_receive_message_length': opts.maxMessageBytes ?? 4 * 1024 * 1024,
+    'grpc.max_send_message_length': opts.maxMessageBytes ?? 4 * 1024 * 1024,
+  });
+
+  let state: ExecutorState = 'idle';
+  let boundPort: number | undefined;
+  let active: Stream | undefined;
+  const running = new Map<string, RunningTask>();
+  /** Completions not yet written to a stream (finished while disconnected). */
+  const pending = new Map<string, ExecutorMessageWire>();
+  const storage = new Map<string, PendingStorage>();
+  let requestSeq = 0;
+  let lastRefusal = '';
+  const streamWaiters = new Set<() => void>();
+
+  const credits = (): number => (state === 'listening' ? Math.max(0, opts.concurrency - running.size) : 0);
+
+  function write(s: Stream, msg: ExecutorMessageWire): boolean {
+    try {
+      s.call.write(msg);
+      return true;
+    } catch (e) {
+      log.warn('Write to wcp failed.', { error: errorText(e) });
+      detach(s, 'write failed');
+      return false;
+    }
+  }
+
+  function sendCapacity(): void {
+    if (active?.acked) write(active, { capacity_update: { credits: credits(), assignments_received: active.assignmentsReceived } });
+  }
+
+  function deliver(id: string, msg: ExecutorMessageWire): void {
+    if (active?.acked && write(active, msg)) return;
+    pending.set(id, msg);
+  }
+
+  function detach(s: Stream, why: string): void {
+    if (s.helloTimer !== undefined) clearTimeout(s.helloTimer);
+    if (active !== s) return;
+    active = undefined;
+    log.info('wcp stream closed.', { reason: why });
+    for (const [id, p] of storage) {
+      clearTimeout(p.timer);
+      p.reject(new Error('wcp stream lost before the storage grant arrived'));
+      storage.delete(id);
+    }
+  }
+
+  function refuseStream(s: Stream, reason: string): void {
+    // One clear error per distinct cause; wcp retries with backoff, repeats go to debug.
+    if (reason !== lastRefusal) log.error(reason);
+    else log.debug(reason);
+    lastRefusal = reason;
+    detach(s, reason);
+    s.call.emit('error', { code: grpcStatus.FAILED_PRECONDITION, details: reason });
+  }
+
+  function onStream(call: Call): void {
+    const s: Stream = { call, acked: false, assignmentsReceived: 0, helloTimer: undefined };
+    call.on('error', (e: Error) => {
+      log.debug('wcp stream error.', { error: errorText(e) });
+      detach(s, 'stream error');
+    });
+    call.on('cancelled', () => detach(s, 'cancelled by wcp'));
+    call.on('end', () => {
+      detach(s, 'ended by wcp');
+      try {
+        call.end();
+      } catch {
+        /* already closed */
+      }
+    });
+    if (state !== 'listening') {
+      call.emit('error', { code: grpcStatus.UNAVAILABLE, details: 'executor is shutting down' });
+      return;
+    }
+    if (active !== undefined) {
+      const old = active;
+      detach(old, 'replaced by a newer wcp stream');
+      try {
+        old.call.end();
+      } catch {
+        /* already closed */
+      }
+    }
+    active = s;
+    call.on('data', (m: Record<string, unknown>) => {
+      try {
+        onMessage(s, m);
+      } catch (e) {
+        log.error('Handling a wcp message failed.', { error: errorText(e) });
+      }
+    });
+    s.helloTimer = setTimeout(() => refuseStream(s, `wcp sent no HelloAck within ${helloAckTimeoutMs} ms`), helloAckTimeoutMs);
+    write(s, { hello: { executor_id: executorId, executor_version: executorVersion, protocol_version: opts.protocolVersion ?? PROTOCOL_VERSION } });
+  }
+
+  function onMessage(s: Stream, m: Record<string, unknown>): void {
+    if (active !== s) return;
+    const kind = m.msg;
+    const body = (typeof kind === 'string' ? m[kind] : undefined) as Record<string, unknown> | undefined;
+    if (body === undefined || body === null) return;
+    if (!s.acked) {
+      if (kind !== 'hello_ack') return log.warn('Ignored a wcp message before HelloAck.', { kind });
+      if (s.helloTimer !== undefined) clearTimeout(s.helloTimer);
+      const version = Number(body.protocol_version);
+      if (body.accepted !== true) return refuseStream(s, `wcp refused this executor: ${String(body.reason).slice(0, 300)}`);
+      if (version !== PROTOCOL_VERSION) {
+        return refuseStream(s, `TaskStream protocol mismatch: wcp speaks v${version}, this executor speaks v${PROTOCOL_VERSION}`);
+      }
+      s.acked = true;
+      lastRefusal = '';
+      log.info('wcp connected.', { wcp_version: String(body.wcp_version), running: running.size, pending: pending.size });
+      write(s, {
+        capabilities: {
+          activity_types: [...specs.keys()],
+          max_concurrency: opts.concurrency,
+          outputs: [...specs.values()].map((sp) => ({
+            activity_type: sp.name,
+            outputs: outputDecls(sp).map((o) => ({ name: o.name, key: o.key, content_type: o.contentType })),
+          })),
+        },
+      });
+      write(s, { resync: { running_activity_ids: [...new Set([...running.keys(), ...pending.keys()])] } });
+      sendCapacity();
+      for (const [id, msg] of pending) {
+        if (active !== s || !write(s, msg)) break;
+        pending.delete(id);
+      }
+      for (const w of streamWaiters) w();
+      return;
+    }
+    switch (kind) {
+      case 'ping':
+        write(s, { pong: { nonce: String(body.nonce) } });
+        return;
+      case 'task_assignment':
+        s.assignmentsReceived += 1;
+        onAssignment(body as unknown as TaskAssignmentWire);
+        return;
+      case 'cancel': {
+        const t = running.get(String(body.activity_id));
+        if (t !== undefined) {
+          log.info('Cancelling a task.', { activity_id: t.id, reason: String(body.reason) });
+          t.controller.abort({ cause: 'cancel', reason: String(body.reason) } satisfies AbortCause);
+        }
+        return;
+      }
+      case 'storage_grant': {
+        const p = storage.get(String(body.request_id));
+        if (p === undefined) return;
+        storage.delete(String(body.request_id));
+        clearTimeout(p.timer);
+        if (typeof body.error === 'string' && body.error !== '') p.reject(new Error(`storage request refused: ${body.error}`));
+        else {
+          p.resolve({
+            url: String(body.url),
+            method: String(body.method),
+            expiresAtMs: Number(body.expires_at_unix_ms),
+            headers: (body.headers as Record<string, string> | undefined) ?? {},
+          });
+        }
+        return;
+      }
+      default:
+        log.debug('Ignored an unexpected wcp message.', { kind });
+    }
+  }
+
+  function complete(id: string, attempt: number, result: CompletionResult): void {
+    const msg: ExecutorMessageWire = {
+      completion: result.ok
+        ? { activity_id: id, attempt, success: { output_refs: result.output_refs, metadata_json: result.metadata_json } }
+        : { activity_id: id, attempt, failure: { code: result.code, message: result.message, retryable: result.retryable } },
+    };
+    deliver(id, msg);
+  }
+
+  function onAssignment(a: TaskAssignmentWire): void {
+    const id = String(a.activity_id);
+    const attempt = Number(a.attempt);
+    if (!isActivityId(id)) return log.warn('Ignored an assignment with an invalid activity id.');
+    if (running.has(id) || pending.has(id)) {
+      // wcp re-offered a task we still hold (e.g. after it restarted): keep the one run, deliver its result.
+      log.info('Assignment for a task already held; keeping the existing run.', { activity_id: id });
+      const done = pending.get(id);
+      if (done !== undefined && active?.acked && write(active, done)) pending.delete(id);
+      sendCapacity();
+      return;
+    }
+    if (state !== 'listening') return complete(id, attempt, { ok: false, code: 'SHUTTING_DOWN', message: 'executor is shutting down', retryable: true });
+    const spec = specs.get(a.activity_type);
+    const handler = opts.handlers[a.activity_type];
+    if (spec === undefined || handler === undefined) {
+      return complete(id, attempt, { ok: false, code: 'UNSUPPORTED_TYPE', message: `no handler for ${a.activity_type}`, retryable: false });
+    }
+    if (running.size >= opts.concurrency) {
+      return complete(id, attempt, { ok: false, code: 'NO_CAPACITY', message: `all ${opts.concurrency} slots busy`, retryable: true });
+    }
+    const controller = new AbortController();
+    const task: RunningTask = { id, attempt, controller, done: Promise.resolve() };
+    running.set(id, task);
+    sendCapacity();
+    log.info('Task started.', { activity_id: id, activity_type: a.activity_type, attempt });
+    task.done = runTask(
+      {
+        activity_id: id,
+        activity_type: a.activity_type,
+        attempt,
+        input_ref: String(a.input_ref),
+        input_json: String(a.input_json ?? ''),
+        input_urls: a.input_urls ?? {},
+        output_urls: a.output_urls ?? {},
+        deadline_unix_ms: Number(a.deadline_unix_ms),
+        workflow_instance: String(a.workflow_instance ?? ''),
+      },
+      {
+        spec,
+        handler,
+        controller,
+        logger: log,
+        progress: (fraction, message) => {
+          if (running.has(id) && active?.acked) write(active, { progress: { activity_id: id, fraction, message } });
+        },
+        requestStorage: (key, method) => requestStorage(id, key, method),
+      },
+    ).then(({ result }) => {
+      running.delete(id);
+      log.info('Task finished.', { activity_id: id, ok: result.ok, code: result.ok ? undefined : result.code });
+      complete(id, attempt, result);
+      sendCapacity();
+    });
+  }
+
+  async function waitForStream(ms: number): Promise<Stream> {
+    const until = Date.now() + ms;
+    while (!(active?.acked)) {
+      const left = until - Date.now();
+      if (left <= 0 || state === 'stopped') throw new Error('wcp is not connected');
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.min(left, 1000));
+        function done(): void {
+          clearTimeout(t);
+          streamWaiters.delete(done);
+          resolve();
+        }
+        streamWaiters.add(done);
+      });
+    }
+    return active;
+  }
+
+  async function requestStorage(activityId: string, key: string, method: 'GET' | 'PUT'): Promise<StorageGrant> {
+    const s = await waitForStream(storageTimeoutMs);
+    requestSeq += 1;
+    const requestId = `${executorId}-${requestSeq}`.slice(-128);
+    return new Promise<StorageGrant>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        storage.delete(requestId);
+        reject(new Error(`no storage grant within ${storageTimeoutMs} ms`));
+      }, storageTimeoutMs);
+      storage.set(requestId, { resolve, reject, timer });
+      write(s, { storage_request: { request_id: requestId, activity_id: activityId, key, method } });
+    });
+  }
+
+  async function start(): Promise<{ port: number }> {
+    if (state !== 'idle') throw new Error(`executor already ${state}`);
+    server.addService(Service.service, { TaskStream: onStream });
+    const addr = `${opts.host ?? '127.0.0.1'}:${opts.port ?? 7070}`;
+    boundPort = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    state = 'listening';
+    log.info('Executor listening.', { address: `${opts.host ?? '127.0.0.1'}:${boundPort}`, executor_id: executorId, activity_types: [...specs.keys()].join(',') });
+    return { port: boundPort };
+  }
+
+  async function stop(graceMs: number): Promise<void> {
+    if (state === 'stopped' || state === 'stopping') return;
+    if (state === 'idle') {
+      state = 'stopped';
+      return;
+    }
+    state = 'stopping';
+    log.info('Executor stopping.', { running: running.size, grace_ms: graceMs });
+    sendCapacity();
+    const all = () => Promise.all([...running.values()].map((t) => t.done));
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([all(), new Promise((r) => (graceTimer = setTimeout(r, graceMs)))]);
+    clearTimeout(graceTimer);
+    for (const t of running.values()) t.controller.abort({ cause: 'shutdown' } satisfies AbortCause);
+    await all();
+    const s = active;
+    if (s !== undefined) {
+      detach(s, 'executor stopping');
+      try {
+        s.call.end();
+      } catch {
+        /* already closed */
+      }
+    }
+    if (pending.size > 0) log.warn('Stopped with completions not delivered to wcp.', { count: pending.size });
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 2000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    state = 'stopped';
+    for (const w of streamWaiters) w();
+    log.info('Executor stopped.');
+  }
+
+  function status(): ExecutorStatus {
+    return {
+      state,
+      port: boundPort,
+      connected: active?.acked === true,
+      running: [...running.keys()],
+      pending_completions: [...pending.keys()],
+      credits: credits(),
+    };
+  }
+
+  return { start, stop, status };
+}

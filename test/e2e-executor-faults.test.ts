@@ -1,0 +1,178 @@
+/**
+ * Issue 4, done-when #2 and #5, with the compiled binary against executor processes:
+ * - the executor is SIGKILLed mid-task and restarted on the same port: its lost tasks are re-offered and complete
+ *   once on chain (default), or are failed on chain with `executor.reoffer_lost_tasks = false`; nothing is lost;
+ * - the executor is frozen with SIGSTOP: wcp's keepalive notices within the configured time, reconnects after
+ *   SIGCONT, and the task (still held by the executor) completes once, without being run again;
+ * - an executor speaking TaskStream v2 gets one clear EXECUTOR_PROTOCOL error and wcp keeps running.
+ */
+import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test';
+import { existsSync } from 'node:fs';
+import {
+  STATUS,
+  type Proc,
+  type World,
+  chainActivity,
+  enqueue,
+  fixtureEvents,
+  killAll,
+  logLines,
+  scan,
+  startSlowExecutor,
+  startWorld,
+  wcpEnv,
+} from './e2e-executor-harness.ts';
+import { type Sandbox, type WcpProcess, sandbox, startWcp, until } from './support/wcp.ts';
+
+let w: World;
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const track = (p: Proc) => {
+  cleanups.push(() => killAll(p));
+  return p;
+};
+const run = (sb: Sandbox, env: Record<string, string>): WcpProcess => {
+  const p = startWcp(sb, ['run'], env);
+  cleanups.push(async () => {
+    if (p.proc.exitCode === null) {
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    }
+  });
+  return p;
+};
+const box = (): Sandbox => {
+  const sb = sandbox();
+  cleanups.push(() => sb.cleanup());
+  return sb;
+};
+
+beforeAll(async () => {
+  w = await startWorld(5);
+});
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+afterAll(async () => {
+  await w?.stop();
+});
+
+const bridgeStates = (out: string) => logLines(out).filter((l) => l.msg === 'Executor bridge state changed.');
+
+async function killMidTask(reoffer: boolean) {
+  const me = w.worker();
+  const sb = box();
+  let exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 4000 }));
+  const port = exec.port;
+  const ids = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
+  const wcp = run(sb, wcpEnv(w, me, port, reoffer ? {} : { WCP__EXECUTOR__REOFFER_LOST_TASKS: 'false' }));
+
+  await until(() => fixtureEvents(exec, 'start').length, (n) => n === 2, 30_000, 'both tasks running');
+  exec.proc.kill('SIGKILL');
+  await exec.exited;
+  await wcp.waitFor(/"state":"backoff"/, 10_000);
+
+  exec = track(await startSlowExecutor({ port, concurrency: 2, handlerMs: 500 }));
+  const done = await until(() => scan(sb, 'done:'), (r) => r.length === 2, 40_000, 'both activities done');
+  expect(done.map((d) => d.value.activity_id).sort()).toEqual([...ids].sort());
+  expect(scan(sb, 'inflight:')).toEqual([]);
+  const lines = logLines(wcp.output());
+  for (const id of ids) {
+    const a = await chainActivity(w, id);
+    if (reoffer) {
+      expect(done.find((d) => d.value.activity_id === id)?.value.outcome).toBe('completed');
+      expect(a.status).toBe(STATUS.completed);
+      expect(a.resultRef).toBe(`json:{"result":"blob:${id}/result.txt"}`);
+      // Re-offered once to the new executor (attempt 2) and completed once.
+      expect(fixtureEvents(exec, 'start').filter((e) => e.activity_id === id).map((e) => e.attempt)).toEqual([2]);
+      expect(lines.filter((l) => l.msg === 'executor lost the task; re-offering' && l.activity_id === id)).toHaveLength(1);
+      expect(lines.filter((l) => l.msg === 'complete sent' && l.activity_id === id)).toHaveLength(1);
+      expect(existsSync(w.api.blobPath(id, 'result.txt'))).toBe(true);
+    } else {
+      expect(done.find((d) => d.value.activity_id === id)?.value.outcome).toBe('failed');
+      expect(a.status).toBe(STATUS.failed);
+      expect(a.resultRef).toContain('EXECUTOR_LOST');
+      expect(lines.filter((l) => l.msg === 'fail sent' && l.activity_id === id)).toHaveLength(1);
+    }
+  }
+  if (!reoffer) expect(fixtureEvents(exec, 'start')).toEqual([]);
+  wcp.proc.kill('SIGTERM');
+  expect(await wcp.exited).toBe(0);
+}
+
+test('SIGKILLed executor, restarted: lost tasks are re-offered and complete once on chain', async () => {
+  await killMidTask(true);
+}, 90_000);
+
+test('SIGKILLed executor with reoffer_lost_tasks=false: lost tasks are failed on chain', async () => {
+  await killMidTask(false);
+}, 90_000);
+
+async function frozenExecutor(handlerMs: number, frozenMs: number) {
+  const me = w.worker();
+  const sb = box();
+  const exec = track(await startSlowExecutor({ concurrency: 1, handlerMs }));
+  const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
+  const wcp = run(sb, wcpEnv(w, me, exec.port));
+  await until(() => fixtureEvents(exec, 'start').length, (n) => n === 1, 30_000, 'the task running');
+  await wcp.waitFor(/"msg":"activity assigned to executor"/);
+
+  const frozenAt = Date.now();
+  process.kill(exec.proc.pid ?? -1, 'SIGSTOP');
+  // keepalive_interval 500ms + keepalive_timeout 1500ms; the bridge ticks every ~125 ms.
+  const noticed = await until(
+    () => bridgeStates(wcp.output()).find((l) => l.state === 'backoff' && String(l.detail).includes('keepalive') && Date.parse(String(l.ts)) >= frozenAt),
+    (l) => l !== undefined,
+    10_000,
+    'a keepalive timeout',
+  );
+  const noticedAfter = Date.parse(String(noticed?.ts)) - frozenAt;
+  expect(noticedAfter).toBeLessThanOrEqual(500 + 1500 + 1000);
+  await Bun.sleep(Math.max(0, frozenMs - (Date.now() - frozenAt)));
+  process.kill(exec.proc.pid ?? -1, 'SIGCONT');
+
+  const done = await until(() => scan(sb, 'done:'), (r) => r.length === 1, 40_000, 'the activity done');
+  expect(done[0]?.value).toMatchObject({ activity_id: id, outcome: 'completed' });
+  const a = await chainActivity(w, id ?? '');
+  expect(a.status).toBe(STATUS.completed);
+  // Reconnected after the thaw; the executor still held the task: it ran once and was not re-offered.
+  const states = bridgeStates(wcp.output());
+  expect(states.filter((l) => l.state === 'ready').length).toBeGreaterThanOrEqual(2);
+  expect(fixtureEvents(exec, 'start').map((e) => e.activity_id)).toEqual([id]);
+  const lines = logLines(wcp.output());
+  expect(lines.filter((l) => l.msg === 'executor lost the task; re-offering')).toEqual([]);
+  expect(lines.filter((l) => l.msg === 'complete sent' && l.activity_id === id)).toHaveLength(1);
+  wcp.proc.kill('SIGTERM');
+  expect(await wcp.exited).toBe(0);
+}
+
+test('a frozen executor (SIGSTOP) is noticed by the keepalive; after SIGCONT wcp reconnects and the task completes once', async () => {
+  // The handler outlives the freeze: it finishes on the new stream.
+  await frozenExecutor(9000, 3500);
+}, 90_000);
+
+test('a task that finishes while its executor is frozen is not lost or run twice', async () => {
+  // The handler's timer fires at the thaw, before the executor has read that wcp dropped the old stream.
+  await frozenExecutor(2500, 4000);
+}, 90_000);
+
+test('a protocol-version mismatch is one clear EXECUTOR_PROTOCOL error; wcp keeps running', async () => {
+  const me = w.worker();
+  const sb = box();
+  const exec = track(await startSlowExecutor({ protocolVersion: 2 }));
+  const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
+  const wcp = run(sb, wcpEnv(w, me, exec.port));
+  await wcp.waitFor(/EXECUTOR_PROTOCOL/, 20_000);
+  // Several redials later (backoff 100–500 ms), still one error line.
+  await until(() => bridgeStates(wcp.output()).filter((l) => l.state === 'handshaking').length, (n) => n >= 4, 20_000, 'redials');
+  const errors = logLines(wcp.output()).filter((l) => l.level === 'error');
+  expect(errors).toHaveLength(1);
+  expect(errors[0]?.code).toBe('EXECUTOR_PROTOCOL');
+  expect(String(errors[0]?.msg)).toContain('speaks v2, this wcp speaks v1');
+  expect(wcp.proc.exitCode).toBeNull();
+  // The claimed activity is held, never assigned to the incompatible executor.
+  expect(fixtureEvents(exec, 'start')).toEqual([]);
+  expect(scan(sb, 'done:')).toEqual([]);
+  expect(scan(sb, 'inflight:').map((r) => r.value.activity_id)).toEqual([id]);
+  wcp.proc.kill('SIGTERM');
+  expect(await wcp.exited).toBe(0);
+}, 60_000);

@@ -1,0 +1,219 @@
+/**
+ * Shared parts of the executor end-to-end tests (test/e2e-executor-*.test.ts): one anvil (0.5 s blocks) with the
+ * reference contracts, the dev subnet-api, executor processes (test/fixtures/slow-executor.ts or the example
+ * video executor) and the env for the compiled `dist/wcp`. Every test takes its own worker wallet and queue, so
+ * tests on one chain never see each other's activities.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Anvil, freePort, startAnvil } from '../scripts/lib/anvil.ts';
+import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
+import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { createLogger } from '../src/internal/logger.ts';
+import { ROOT, type Sandbox, wcpScan } from './support/wcp.ts';
+
+export interface World {
+  anvil: Anvil;
+  stack: Stack;
+  api: DevSubnetApi;
+  dir: string;
+  /** A fresh registered worker account (1..9) and queue name for one test. */
+  worker(): { address: string; privateKey: string; queue: string };
+  stop(): Promise<void>;
+}
+
+export async function startWorld(workers = 6): Promise<World> {
+  const anvil = await startAnvil({ blockTime: 0.5 });
+  const stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey });
+  for (let i = 1; i <= workers; i++) await registerWorker(stack, anvil.accounts[i]!.address, 64);
+  const dir = mkdtempSync(join(tmpdir(), 'wcp-e2e-exec-'));
+  const api = await startDevSubnetApi({ dataDir: join(dir, 'blobs'), logger: quietLogger() });
+  let next = 1;
+  return {
+    anvil,
+    stack,
+    api,
+    dir,
+    worker() {
+      if (next > workers) throw new Error('out of registered worker accounts');
+      const a = anvil.accounts[next]!;
+      const queue = `q${next}`;
+      next += 1;
+      return { address: a.address, privateKey: a.privateKey, queue };
+    },
+    async stop() {
+      stack.destroy();
+      await api.stop();
+      await anvil.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function quietLogger() {
+  return createLogger('dev-subnet-api', { level: 'error', json: true, write: () => {} });
+}
+
+/** Env for the binary: chain, wallet, executor and storage endpoints, short keepalives, fast polls. */
+export function wcpEnv(w: World, worker: { privateKey: string; queue: string }, executorPort: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ENVIRONMENT: 'local',
+    WCP__ETHEREUM__RPC_URL: w.anvil.url,
+    WCP__ETHEREUM__WALLET_PRIVATE_KEY: worker.privateKey,
+    WCP__ETHEREUM__WALLET_ADDRESS: '',
+    WCP__METRICS__ENABLED: 'false',
+    WCP__SCHEDULER__QUEUE_NAME: worker.queue,
+    WCP__SCHEDULER__POLL_INTERVAL: '250ms',
+    WCP__EXECUTOR__ENDPOINT: `127.0.0.1:${executorPort}`,
+    WCP__EXECUTOR__KEEPALIVE_INTERVAL: '500ms',
+    WCP__EXECUTOR__KEEPALIVE_TIMEOUT: '1500ms',
+    WCP__EXECUTOR__RECONNECT_BASE: '100ms',
+    WCP__EXECUTOR__RECONNECT_MAX: '500ms',
+    WCP__SUBNET_API__GRPC_ENDPOINT: w.api.grpcEndpoint,
+    WCP__SHUTDOWN__DRAIN_TIMEOUT: '20s',
+    ...extra,
+  };
+}
+
+export async function enqueue(w: World, queue: string, count: number, activityType: string, inputRef: string): Promise<string[]> {
+  const ids = await enqueueActivities(w.stack, { queue, count, activityType, inputRef });
+  return ids.map(String);
+}
+
+export interface ChainActivity {
+  status: number;
+  worker: string;
+  isCompleted: boolean;
+  resultRef: string;
+}
+
+export const STATUS = { pending: 1, claimed: 2, completed: 3, failed: 4 } as const;
+
+export async function chainActivity(w: World, id: string): Promise<ChainActivity> {
+  const v = await w.stack.contracts.taskQueue.getFunction('getActivity').staticCall(BigInt(id));
+  return { status: Number(v.status), worker: String(v.worker), isCompleted: Boolean(v.isCompleted), resultRef: String(v.resultRef) };
+}
+
+/** A child process whose output is collected; `lines()` are its parsed JSON lines. */
+export interface Proc {
+  proc: ChildProcess;
+  port: number;
+  output(): string;
+  lines(): Array<Record<string, unknown>>;
+  waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number, what?: string): Promise<Record<string, unknown>>;
+  exited: Promise<number | string>;
+  kill(sig?: NodeJS.Signals): void;
+}
+
+function collect(proc: ChildProcess, port: number, name: string): Proc {
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | string>((r) => proc.once('exit', (code, sig) => r(code ?? sig ?? -1)));
+  const lines = () =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
+  return {
+    proc,
+    port,
+    output: () => out,
+    lines,
+    exited,
+    kill: (sig = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+    },
+    async waitFor(pred, timeoutMs = 30_000, what = 'a matching line') {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = lines().find(pred);
+        if (hit) return hit;
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited before ${what}:\n${out.slice(-3000)}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} from ${name}:\n${out.slice(-3000)}`);
+        await Bun.sleep(50);
+      }
+    },
+  };
+}
+
+export interface SlowExecutorOptions {
+  port?: number;
+  concurrency?: number;
+  handlerMs?: number;
+  graceMs?: number;
+  protocolVersion?: number;
+}
+
+/** Starts test/fixtures/slow-executor.ts and waits until it listens. */
+export async function startSlowExecutor(o: SlowExecutorOptions = {}): Promise<Proc> {
+  const port = o.port ?? (await freePort());
+  const args = [join(ROOT, 'test', 'fixtures', 'slow-executor.ts'), '--port', String(port), '--concurrency', String(o.concurrency ?? 2), '--handler-ms', String(o.handlerMs ?? 1000)];
+  if (o.graceMs !== undefined) args.push('--grace-ms', String(o.graceMs));
+  if (o.protocolVersion !== undefined) args.push('--protocol-version', String(o.protocolVersion));
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WCP_LOG_FORMAT: 'json' } });
+  const p = collect(proc, port, 'slow-executor');
+  await p.waitFor((l) => l.fixture === 'ready', 20_000, 'ready');
+  return p;
+}
+
+/** Starts examples/video-executor/main.ts and waits until it listens. */
+export async function startVideoExecutor(port?: number): Promise<Proc> {
+  const p0 = port ?? (await freePort());
+  const proc = spawn(process.execPath, [join(ROOT, 'examples', 'video-executor', 'main.ts'), '--port', String(p0), '--concurrency', '2'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, WCP_LOG_FORMAT: 'json' },
+  });
+  const p = collect(proc, p0, 'video-executor');
+  await p.waitFor((l) => l.msg === 'Video executor ready.', 20_000, 'ready');
+  return p;
+}
+
+/** The fixture's task starts/ends. */
+export const fixtureEvents = (p: Proc, kind: 'start' | 'end') => p.lines().filter((l) => l.fixture === kind);
+
+/** JSON log lines of a wcp run. */
+export function logLines(out: string): Array<Record<string, unknown>> {
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    });
+}
+
+export async function killAll(...procs: Array<Proc | undefined>): Promise<void> {
+  for (const p of procs) {
+    if (p === undefined) continue;
+    if (p.proc.exitCode === null && p.proc.signalCode === null) {
+      try {
+        process.kill(p.proc.pid ?? -1, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    }
+  }
+}
+
+/** `wcpScan`, but empty while wcp has not created its store yet. */
+export function scan(sb: Sandbox, prefix: string): Array<{ key: string; value: Record<string, unknown> }> {
+  return existsSync(sb.dbPath) ? wcpScan(sb, prefix) : [];
+}

@@ -1,0 +1,490 @@
+/**
+ * The executor bridge against real executors on loopback gRPC: the SDK executor in-process, the SDK executor as a
+ * child process (killed, frozen with SIGSTOP), and a scripted executor (a real grpc-js server on the real service
+ * definition whose messages the test writes by hand, including hostile ones).
+ */
+import { afterEach, describe, expect, test } from 'bun:test';
+import { type ServerDuplexStream, Server, ServerCredentials } from '@grpc/grpc-js';
+import { type Subprocess, spawn } from 'bun';
+import fc from 'fast-check';
+import { type ExecutorBridge, type ExecutorBridgeOptions, createExecutorBridge } from '../src/executor/bridge.ts';
+import type { TaskSpec, WorkerToSupervisor } from '../src/executor/messages.ts';
+import { type ExecutorMessageWire, PROTOCOL_VERSION, loadExecutorService } from '../src/executor/protocol.ts';
+import { parseExecutorMessage } from '../src/executor/validate.ts';
+import { runExecutorWorker } from '../src/executor/worker.ts';
+import { MessageChannel } from 'node:worker_threads';
+import { createLogger } from '../src/internal/logger.ts';
+import { createExecutor } from '../src/wep/executor.ts';
+import { parseActivitySpec } from '../src/wep/spec.ts';
+import { SLEEP_SPEC } from './fixtures/executor-child.ts';
+
+const BUN = process.execPath;
+const CHILD = new URL('./fixtures/executor-child.ts', import.meta.url).pathname;
+
+// ---- helpers -------------------------------------------------------------------------------------------------
+
+interface Captured {
+  lines: Array<{ level: string; msg: string; [k: string]: unknown }>;
+}
+
+function captureLogger(tag: string): { logger: ReturnType<typeof createLogger>; captured: Captured } {
+  const captured: Captured = { lines: [] };
+  const logger = createLogger(tag, {
+    level: 'debug',
+    json: true,
+    write: (l) => captured.lines.push(JSON.parse(l)),
+  });
+  return { logger, captured };
+}
+
+function events() {
+  const list: WorkerToSupervisor[] = [];
+  const waitFor = async <T extends WorkerToSupervisor>(pred: (e: WorkerToSupervisor) => e is T, timeoutMs = 5000, from = 0): Promise<T> => {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = list.slice(from).find(pred);
+      if (hit) return hit as T;
+      if (Date.now() > until) throw new Error(`timed out waiting; events: ${JSON.stringify(list.slice(-15))}`);
+      await Bun.sleep(5);
+    }
+  };
+  return { list, emit: (e: WorkerToSupervisor) => list.push(e), waitFor };
+}
+
+const isState = (s: string) => (e: WorkerToSupervisor): e is Extract<WorkerToSupervisor, { type: 'state' }> => e.type === 'state' && e.state === s;
+const isType = <K extends WorkerToSupervisor['type']>(t: K) => (e: WorkerToSupervisor): e is Extract<WorkerToSupervisor, { type: K }> => e.type === t;
+const forId = <K extends WorkerToSupervisor['type']>(t: K, id: string) => (e: WorkerToSupervisor): e is Extract<WorkerToSupervisor, { type: K }> =>
+  e.type === t && (e as { activity_id?: string }).activity_id === id;
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+function bridgeFor(port: number, ev: ReturnType<typeof events>, extra: Partial<ExecutorBridgeOptions> = {}): ExecutorBridge {
+  const bridge = createExecutorBridge({
+    endpoint: `127.0.0.1:${port}`,
+    maxInflight: 8,
+    keepaliveIntervalMs: 200,
+    keepaliveTimeoutMs: 1000,
+    reconnectBaseMs: 20,
+    reconnectMaxMs: 200,
+    maxMessageBytes: 1024 * 1024,
+    handshakeTimeoutMs: 2000,
+    workerAddress: '0x0000000000000000000000000000000000000001',
+    logger: createLogger('bridge', { level: 'error', json: true, write: () => {} }),
+    emit: ev.emit,
+    ...extra,
+  });
+  cleanups.push(() => bridge.stop());
+  bridge.start();
+  return bridge;
+}
+
+let seq = 0;
+function task(ms: number, extra: Partial<TaskSpec> = {}): TaskSpec {
+  seq += 1;
+  return {
+    activity_id: `${Date.now() % 100000}${seq}`,
+    activity_type: 'test.sleep',
+    input_ref: `json:${JSON.stringify({ ms })}`,
+    queue_name: 'q',
+    deadline_unix_ms: Date.now() + 60_000,
+    attempt: 1,
+    ...extra,
+  };
+}
+
+/** An in-process SDK executor whose `test.sleep` handler records the peak concurrency. */
+async function sdkExecutor(concurrency: number, extra: { protocolVersion?: number; logger?: ReturnType<typeof createLogger> } = {}) {
+  let runningNow = 0;
+  const stats = { peak: 0, calls: 0 };
+  const exec = createExecutor({
+    specs: [parseActivitySpec(SLEEP_SPEC, 'test.sleep')],
+    handlers: {
+      'test.sleep': async (ctx) => {
+        stats.calls += 1;
+        runningNow += 1;
+        stats.peak = Math.max(stats.peak, runningNow);
+        try {
+          await new Promise<void>((resolve, reject) => {
+            const t = setTimeout(resolve, Number(ctx.input.ms));
+            ctx.signal.addEventListener('abort', () => {
+              clearTimeout(t);
+              reject(new Error('aborted'));
+            });
+          });
+        } finally {
+          runningNow -= 1;
+        }
+        return { out: ctx.outputRef('out') };
+      },
+    },
+    concurrency,
+    port: 0,
+    logger: extra.logger ?? createLogger('wep', { level: 'error', json: true, write: () => {} }),
+    ...(extra.protocolVersion !== undefined ? { protocolVersion: extra.protocolVersion } : {}),
+  });
+  const { port } = await exec.start();
+  cleanups.push(() => exec.stop(0));
+  return { exec, port, stats };
+}
+
+async function spawnChild(port: number): Promise<{ proc: Subprocess<'ignore', 'pipe', 'inherit'>; port: number }> {
+  const proc = spawn([BUN, CHILD, String(port), '4'], { stdout: 'pipe', stderr: 'inherit', stdin: 'ignore' });
+  cleanups.push(() => {
+    try {
+      proc.kill('SIGCONT');
+      proc.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
+  const reader = proc.stdout.getReader();
+  let buf = '';
+  const until = Date.now() + 10_000;
+  while (!buf.includes('\n')) {
+    if (Date.now() > until) throw new Error('child executor did not start');
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`child exited: ${buf}`);
+    buf += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const m = /READY (\d+)/.exec(buf);
+  if (!m) throw new Error(`unexpected child output: ${buf}`);
+  return { proc, port: Number(m[1]) };
+}
+
+type ScriptedCall = ServerDuplexStream<Record<string, unknown>, ExecutorMessageWire | Buffer>;
+
+/**
+ * A scripted executor: a real grpc-js server on the real Executor service whose responses the test writes. It
+ * can also write raw bytes (the response serializer passes Buffers through). `auto` runs the handshake.
+ */
+async function scriptedExecutor(opts: { auto?: { types: string[]; concurrency: number; running?: string[] } } = {}) {
+  const Service = loadExecutorService();
+  const def = Service.service.TaskStream;
+  if (def === undefined) throw new Error("TaskStream missing from the service definition");
+  const serialize = def.responseSerialize as (v: unknown) => Buffer;
+  const service = { TaskStream: { ...def, responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : serialize(v)) } };
+  const calls: ScriptedCall[] = [];
+  const received: Array<Record<string, unknown>> = [];
+  const server = new Server();
+  server.addService(service as never, {
+    TaskStream: (call: ScriptedCall) => {
+      calls.push(call);
+      call.on('error', () => {});
+      call.on('end', () => {
+        try {
+          call.end();
+        } catch {
+          /* closed */
+        }
+      });
+      call.on('data', (m: Record<string, unknown>) => {
+        received.push(m);
+        if (m.msg === 'ping') call.write({ pong: { nonce: String((m.ping as { nonce: string }).nonce) } });
+        if (opts.auto && m.msg === 'hello_ack') {
+          call.write({ capabilities: { activity_types: opts.auto.types, max_concurrency: opts.auto.concurrency } });
+          call.write({ resync: { running_activity_ids: opts.auto.running ?? [] } });
+          call.write({ capacity_update: { credits: opts.auto.concurrency, assignments_received: 0 } });
+        }
+      });
+      if (opts.auto) call.write({ hello: { executor_id: 'scripted', executor_version: 't', protocol_version: PROTOCOL_VERSION } });
+    },
+  });
+  const port = await new Promise<number>((res, rej) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
+  );
+  cleanups.push(() => server.forceShutdown());
+  const last = () => {
+    const c = calls[calls.length - 1];
+    if (!c) throw new Error('no stream yet');
+    return c;
+  };
+  return { port, calls, received, last, server };
+}
+
+// ---- tests ---------------------------------------------------------------------------------------------------
+
+describe('executor bridge', () => {
+  test('handshake: Hello → HelloAck → Capabilities + Resync → ready, with credits', async () => {
+    const { port } = await sdkExecutor(3);
+    const ev = events();
+    const bridge = bridgeFor(port, ev);
+    const ready = await ev.waitFor(isState('ready'));
+    expect(ready.activity_types).toEqual(['test.sleep']);
+    expect(ready.executor_id).toBeString();
+    await ev.waitFor((e): e is WorkerToSupervisor => e.type === 'credits' && e.available === 3);
+    expect(bridge.status().state).toBe('ready');
+    // The first stream of a bridge with nothing in flight reports no resync.
+    expect(ev.list.some((e) => e.type === 'resync')).toBe(false);
+  });
+
+  test('a protocol version mismatch gives one clear error on each side and no crash', async () => {
+    const wepLog = captureLogger('wep');
+    const { port } = await sdkExecutor(1, { protocolVersion: 2, logger: wepLog.logger });
+    const ev = events();
+    const bridgeLog = captureLogger('bridge');
+    const bridge = bridgeFor(port, ev, { logger: bridgeLog.logger, reconnectBaseMs: 10, reconnectMaxMs: 30 });
+    const backoff = await ev.waitFor((e): e is Extract<WorkerToSupervisor, { type: 'state' }> => e.type === 'state' && e.state === 'backoff' && e.error?.code === 'EXECUTOR_PROTOCOL');
+    expect(backoff.error?.message).toContain('executor');
+    expect(backoff.error?.message).toContain('v2');
+    // Let it retry several times: still one error line per side.
+    await Bun.sleep(700);
+    const connects = bridge.status().connects;
+    expect(connects).toBeGreaterThan(2);
+    const bridgeErrors = bridgeLog.captured.lines.filter((l) => l.level === 'error');
+    expect(bridgeErrors.length).toBe(1);
+    expect(bridgeErrors[0]?.msg).toContain('protocol mismatch');
+    const wepErrors = wepLog.captured.lines.filter((l) => l.level === 'error');
+    expect(wepErrors.length).toBe(1);
+    expect(wepErrors[0]?.msg).toContain('refused');
+    expect(ev.list.some(isState('ready'))).toBe(false);
+    expect(bridge.status().last_error?.code).toBe('EXECUTOR_PROTOCOL');
+  });
+
+  test('credits: never more in flight than executor credits or maxInflight; the rest rejected retryably', async () => {
+    const { port, stats } = await sdkExecutor(2);
+    const ev = events();
+    const bridge = bridgeFor(port, ev, { maxInflight: 8 });
+    await ev.waitFor(isState('ready'));
+    const tasks = Array.from({ length: 5 }, () => task(300));
+    await Promise.all(tasks.map((t) => bridge.assign(t)));
+    const accepted = ev.list.filter(isType('accepted')).map((e) => e.activity_id);
+    const rejected = ev.list.filter(isType('assignRejected'));
+    expect(accepted.length).toBe(2);
+    expect(rejected.length).toBe(3);
+    for (const r of rejected) expect(r).toMatchObject({ reason: 'no_credits', retryable: true });
+    await Promise.all(accepted.map((id) => ev.waitFor(forId('completion', id))));
+    expect(stats.peak).toBe(2);
+    // Credits come back after completions; the rejected ones can now be offered.
+    await ev.waitFor((e): e is WorkerToSupervisor => e.type === 'credits' && e.available === 2);
+
+    // maxInflight caps below the executor's credits.
+    const ev2 = events();
+    const { port: port2 } = await sdkExecutor(5);
+    const bridge2 = bridgeFor(port2, ev2, { maxInflight: 1 });
+    await ev2.waitFor(isState('ready'));
+    await bridge2.assign(task(200));
+    await bridge2.assign(task(200));
+    expect(ev2.list.filter(isType('accepted')).length).toBe(1);
+    expect(ev2.list.filter(isType('assignRejected'))[0]).toMatchObject({ reason: 'no_credits', retryable: true });
+    // Unsupported type and duplicate ids are refused without retry.
+    await bridge2.assign(task(0, { activity_type: 'other.type' }));
+    expect(ev2.list.filter(isType('assignRejected')).at(-1)).toMatchObject({ reason: 'unsupported_type', retryable: false });
+  });
+
+  test('completion forwarded once; duplicate, foreign and wrong-attempt completions rejected', async () => {
+    const ex = await scriptedExecutor({ auto: { types: ['test.sleep'], concurrency: 4 } });
+    const ev = events();
+    const bridge = bridgeFor(ex.port, ev);
+    await ev.waitFor(isState('ready'));
+    const t = task(0);
+    await bridge.assign(t);
+    await ev.waitFor(forId('accepted', t.activity_id));
+    while (!ex.received.some((m) => m.msg === 'task_assignment')) await Bun.sleep(5);
+    const assignment = ex.received.find((m) => m.msg === 'task_assignment')?.task_assignment as Record<string, unknown>;
+    expect(assignment).toMatchObject({ activity_id: t.activity_id, activity_type: 'test.sleep', input_json: '{"ms":0}', attempt: 1 });
+    const call = ex.last();
+    const ok = { activity_id: t.activity_id, attempt: 1, success: { output_refs: { out: `blob:${t.activity_id}/out.bin` }, metadata_json: '' } };
+    call.write({ completion: { ...ok, attempt: 2 } }); // wrong attempt
+    call.write({ completion: ok });
+    call.write({ completion: ok }); // duplicate
+    call.write({ completion: { ...ok, activity_id: '999999' } }); // never assigned
+    call.write({ progress: { activity_id: '999999', fraction: 0.5, message: 'x' } });
+    const done = await ev.waitFor(forId('completion', t.activity_id));
+    expect(done.result).toEqual({ ok: true, output_refs: { out: `blob:${t.activity_id}/out.bin` }, metadata_json: '' });
+    await Bun.sleep(100);
+    expect(ev.list.filter(isType('completion')).length).toBe(1);
+    const reasons = ev.list.filter(isType('rejected')).map((r) => r.reason);
+    expect(reasons.some((r) => r.includes('attempt 2'))).toBe(true);
+    expect(reasons.some((r) => r.includes('duplicate'))).toBe(true);
+    expect(reasons.filter((r) => r.includes('not assigned')).length).toBe(2);
+    // A completion whose outputs point into another activity's namespace is refused.
+    const t2 = task(0);
+    await bridge.assign(t2);
+    await ev.waitFor(forId('accepted', t2.activity_id));
+    call.write({ completion: { activity_id: t2.activity_id, attempt: 1, success: { output_refs: { out: 'blob:other/x' }, metadata_json: '' } } });
+    await ev.waitFor((e): e is WorkerToSupervisor => e.type === 'rejected' && e.reason.includes('outside'));
+    expect(ev.list.some(forId('completion', t2.activity_id))).toBe(false);
+    // The executor drops the stream and comes back without t2: it is reported lost, and its late completion refused.
+    const from = ev.list.length;
+    call.end();
+    const resync = await ev.waitFor(isType('resync'), 5000, from);
+    expect(resync).toEqual({ type: 'resync', running_activity_ids: [], lost_activity_ids: [t2.activity_id] });
+    await ev.waitFor(isState('ready'), 5000, from);
+    ex.last().write({ completion: { activity_id: t2.activity_id, attempt: 1, failure: { code: 'HANDLER_ERROR', message: 'late', retryable: true } } });
+    await ev.waitFor((e): e is WorkerToSupervisor => e.type === 'rejected' && e.reason.includes('late Completion'));
+    expect(ev.list.some(forId('completion', t2.activity_id))).toBe(false);
+  });
+
+  test('executor restarts mid-task (SIGKILL): reconnect, resync reports the lost task, re-offer runs it', async () => {
+    const first = await spawnChild(0);
+    const ev = events();
+    const bridge = bridgeFor(first.port, ev);
+    await ev.waitFor(isState('ready'));
+    const lost = task(30_000);
+    await bridge.assign(lost);
+    await ev.waitFor(forId('accepted', lost.activity_id));
+    first.proc.kill('SIGKILL');
+    await first.proc.exited;
+    await ev.waitFor(isState('backoff'));
+    const from = ev.list.length;
+    await spawnChild(first.port);
+    const resync = await ev.waitFor(isType('resync'), 10_000, from);
+    expect(resync).toEqual({ type: 'resync', running_activity_ids: [], lost_activity_ids: [lost.activity_id] });
+    await ev.waitFor(isState('ready'), 5000, from);
+    expect(bridge.status().in_flight).toEqual([]);
+    // The supervisor re-offers it; the new executor runs it to completion.
+    const again = { ...lost, input_ref: 'json:{"ms":10}', attempt: 2 };
+    await bridge.assign(again);
+    const done = await ev.waitFor(forId('completion', lost.activity_id), 5000, from);
+    expect(done.result.ok).toBe(true);
+  }, 30_000);
+
+  test('keepalive notices a frozen (SIGSTOP) executor, reconnects after SIGCONT, and the task survives', async () => {
+    const child = await spawnChild(0);
+    const ev = events();
+    const bridge = bridgeFor(child.port, ev, { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 500, handshakeTimeoutMs: 1000 });
+    await ev.waitFor(isState('ready'));
+    const t = task(1500);
+    await bridge.assign(t);
+    await ev.waitFor(forId('accepted', t.activity_id));
+    const frozenAt = Date.now();
+    child.proc.kill('SIGSTOP');
+    const down = await ev.waitFor(
+      (e): e is Extract<WorkerToSupervisor, { type: 'state' }> => e.type === 'state' && e.state === 'backoff' && (e.detail ?? '').includes('keepalive'),
+      5000,
+    );
+    expect(down.detail).toContain('no Pong');
+    expect(Date.now() - frozenAt).toBeLessThan(500 + 100 + 1000); // timeout + interval + slack
+    // While frozen, redials fail their handshake; nothing is reported lost.
+    await Bun.sleep(1200);
+    expect(ev.list.some(isType('resync'))).toBe(false);
+    const from = ev.list.length;
+    child.proc.kill('SIGCONT');
+    const resync = await ev.waitFor(isType('resync'), 10_000, from);
+    expect(resync.running_activity_ids).toEqual([t.activity_id]);
+    expect(resync.lost_activity_ids).toEqual([]);
+    const done = await ev.waitFor(forId('completion', t.activity_id), 10_000);
+    expect(done.result.ok).toBe(true);
+    expect(ev.list.filter(isType('completion')).length).toBe(1);
+  }, 30_000);
+
+  test('parseExecutorMessage never throws on arbitrary values', () => {
+    fc.assert(
+      fc.property(fc.anything({ withBigInt: true, withNullPrototype: true, withTypedArray: true }), fc.string(), (x, member) => {
+        const r1 = parseExecutorMessage(x);
+        const r2 = parseExecutorMessage({ msg: member, [member]: x });
+        const r3 = parseExecutorMessage({ msg: 'completion', completion: x });
+        return typeof r1.ok === 'boolean' && typeof r2.ok === 'boolean' && typeof r3.ok === 'boolean';
+      }),
+      { numRuns: 2000 },
+    );
+    expect(parseExecutorMessage({ msg: 'progress', progress: { activity_id: '1', fraction: Number.NaN, message: '' } }).ok).toBe(false);
+  });
+
+  test('fuzz: hostile executor messages never crash the bridge nor complete an unassigned id', async () => {
+    const ex = await scriptedExecutor({ auto: { types: ['test.sleep'], concurrency: 64 } });
+    const ev = events();
+    const bridge = bridgeFor(ex.port, ev, { maxInflight: 1000, reconnectBaseMs: 5, reconnectMaxMs: 20, maxMessageBytes: 64 * 1024 });
+    await ev.waitFor(isState('ready'));
+    const assigned = new Set<string>();
+
+    const id = fc.oneof(
+      fc.constantFrom('A', 'B'), // placeholders for the run's assigned ids
+      fc.constantFrom('', '../x', 'a b', '0', '999999999', 'x'.repeat(200), '💥'),
+      fc.string({ maxLength: 20 }),
+    );
+    const weird = fc.oneof(fc.string({ maxLength: 50 }), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.string({ minLength: 3000, maxLength: 5000 }));
+    const msg = fc.oneof(
+      fc.record({ hello: fc.record({ executor_id: weird, executor_version: weird, protocol_version: fc.nat() }) }),
+      fc.record({ capabilities: fc.record({ activity_types: fc.array(weird, { maxLength: 4 }), max_concurrency: fc.nat() }) }),
+      fc.record({ capacity_update: fc.record({ credits: fc.nat(), assignments_received: fc.nat() }) }),
+      fc.record({ progress: fc.record({ activity_id: id, fraction: fc.oneof(fc.double(), fc.constant(Number.NaN), fc.constant(Number.POSITIVE_INFINITY)), message: weird }) }),
+      fc.record({
+        completion: fc.record({
+          activity_id: id,
+          attempt: fc.oneof(fc.constant(1), fc.nat()),
+          success: fc.record({ output_refs: fc.dictionary(fc.string({ maxLength: 10 }), fc.oneof(fc.string(), fc.constant('blob:A/out.bin'))), metadata_json: fc.oneof(fc.constant(''), fc.string(), fc.json()) }),
+        }),
+      }),
+      fc.record({ completion: fc.record({ activity_id: id, attempt: fc.constant(1), failure: fc.record({ code: fc.oneof(fc.constant('HANDLER_ERROR'), fc.string()), message: weird, retryable: fc.boolean() }) }) }),
+      fc.record({ storage_request: fc.record({ request_id: weird, activity_id: id, key: weird, method: fc.oneof(fc.constantFrom('GET', 'PUT'), fc.string()) }) }),
+      fc.record({ pong: fc.record({ nonce: fc.nat() }) }),
+      fc.record({ resync: fc.record({ running_activity_ids: fc.array(id, { maxLength: 5 }) }) }),
+      fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)), // raw bytes: often undecodable
+      fc.constant(Buffer.alloc(100 * 1024, 1)), // over maxMessageBytes
+    );
+
+    await fc.assert(
+      fc.asyncProperty(fc.array(msg, { minLength: 1, maxLength: 12 }), async (msgs) => {
+        await ev.waitFor(isState('ready'), 5000, ev.list.findLastIndex((e) => e.type === 'state' && e.state !== 'ready') + 1);
+        const a = task(0);
+        const b = task(0);
+        await bridge.assign(a);
+        await bridge.assign(b);
+        for (const t of [a, b]) if (ev.list.some(forId('accepted', t.activity_id))) assigned.add(t.activity_id);
+        const sub = (x: unknown): unknown =>
+          JSON.parse(JSON.stringify(x, (_k, v) => (v === 'A' ? a.activity_id : v === 'B' ? b.activity_id : typeof v === 'string' ? v.replaceAll('blob:A/', `blob:${a.activity_id}/`) : v)));
+        const call = ex.last();
+        for (const m of msgs) {
+          try {
+            call.write(Buffer.isBuffer(m) ? m : (sub(m) as ExecutorMessageWire));
+          } catch {
+            /* the scripted server may refuse to serialize some shapes: fine */
+          }
+        }
+        await Bun.sleep(20);
+        const completions = ev.list.filter(isType('completion'));
+        for (const c of completions) if (!assigned.has(c.activity_id) || c.result === undefined) return false;
+        return new Set(completions.map((c) => c.activity_id)).size === completions.length;
+      }),
+      { numRuns: 60 },
+    );
+    // Still alive and serving: a fresh assignment completes normally.
+    await ev.waitFor(isState('ready'), 5000, ev.list.findLastIndex((e) => e.type === 'state' && e.state !== 'ready') + 1);
+    expect(['ready', 'connecting', 'handshaking', 'backoff']).toContain(bridge.status().state);
+    expect(ev.list.some(isType('rejected'))).toBe(true);
+  }, 60_000);
+
+  test('runExecutorWorker maps port messages to the bridge and back, and resolves on stop', async () => {
+    const { port } = await sdkExecutor(2);
+    const { port1, port2 } = new MessageChannel();
+    const got: WorkerToSupervisor[] = [];
+    port2.on('message', (m: WorkerToSupervisor) => got.push(m));
+    const done = runExecutorWorker({
+      port: port1,
+      options: {
+        endpoint: `127.0.0.1:${port}`,
+        maxInflight: 4,
+        keepaliveIntervalMs: 200,
+        keepaliveTimeoutMs: 1000,
+        reconnectBaseMs: 20,
+        reconnectMaxMs: 200,
+        maxMessageBytes: 1024 * 1024,
+        workerAddress: '0x0000000000000000000000000000000000000001',
+      },
+      logger: createLogger('w', { level: 'error', json: true, write: () => {} }),
+    });
+    const until = Date.now() + 5000;
+    const waitGot = async (pred: (m: WorkerToSupervisor) => boolean) => {
+      while (!got.some(pred)) {
+        if (Date.now() > until) throw new Error(JSON.stringify(got));
+        await Bun.sleep(5);
+      }
+    };
+    await waitGot((m) => m.type === 'state' && m.state === 'ready');
+    const t = task(10);
+    port2.postMessage({ type: 'assign', task: t });
+    port2.postMessage({ type: 'bogus' });
+    await waitGot((m) => m.type === 'completion' && m.activity_id === t.activity_id);
+    port2.postMessage({ type: 'drain' });
+    await waitGot((m) => m.type === 'drained');
+    port2.postMessage({ type: 'stop' });
+    await done;
+    await waitGot((m) => m.type === 'stopped');
+    port2.close();
+  });
+});

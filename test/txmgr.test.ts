@@ -1,0 +1,473 @@
+/**
+ * The transaction manager against a real anvil node and real LMDB: pipelining, drops, fee spikes, restarts,
+ * crash between persist and send, a proxy that cuts connections, dead and lagging endpoints, an empty wallet and
+ * reverting calls. Fakes (named as such): small node:http proxies in front of anvil.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Interface, Transaction, Wallet } from 'ethers';
+import solc from 'solc';
+import { type Anvil, freePort, rpcCall, startAnvil } from '../scripts/lib/anvil.ts';
+import { createLogger } from '../src/internal/logger.ts';
+import { laneKey, NONCE_LAST, txKey } from '../src/store/keys.ts';
+import { type LaneTx, LaneTxSchema, TxRefSchema } from '../src/store/records.ts';
+import { openStore, type Store } from '../src/store/store.ts';
+import { createTxManager, type TxEvent, type TxManager, type TxPolicy } from '../src/txmgr/index.ts';
+
+const SOURCE = `// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+contract Claims {
+  error NotClaimable(uint256 activityId, uint8 status);
+  event ActivityClaimed(uint256 indexed activityId, address indexed worker);
+  mapping(uint256 => address) public claimedBy;
+  function claimActivity(uint256 activityId) external {
+    if (claimedBy[activityId] != address(0)) revert NotClaimable(activityId, 2);
+    claimedBy[activityId] = msg.sender;
+    emit ActivityClaimed(activityId, msg.sender);
+  }
+}`;
+const iface = new Interface([
+  'function claimActivity(uint256 activityId)',
+  'event ActivityClaimed(uint256 indexed activityId, address indexed worker)',
+]);
+const claimData = (id: number) => iface.encodeFunctionData('claimActivity', [id]);
+const CLAIMED_TOPIC = iface.getEvent('ActivityClaimed')?.topicHash as string;
+
+const FAST: Partial<TxPolicy> = {
+  receiptPollMs: 100,
+  bumpAfterMs: 4_000,
+  bumpAfterBlocks: 0,
+  rebroadcastMs: 1_500,
+  rpcTimeoutMs: 2_000,
+  endpointBackoffMs: 100,
+  endpointBackoffMaxMs: 1_000,
+  insufficientFundsRetryMs: 400,
+  feeCacheMs: 200,
+};
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+const managers: TxManager[] = [];
+const servers: Server[] = [];
+const logLines: string[] = [];
+const keysUsed: string[] = [];
+
+function newStore(): Store {
+  const dir = mkdtempSync(join(tmpdir(), 'wcp-txmgr-'));
+  dirs.push(dir);
+  const s = openStore({ path: join(dir, 'wcp.db'), logger: createLogger('store', { write: () => {} }) });
+  stores.push(s);
+  return s;
+}
+
+function mk(opts: { store: Store; urls: string[]; key: string; policy?: Partial<TxPolicy> }): { m: TxManager; events: TxEvent[] } {
+  const events: TxEvent[] = [];
+  keysUsed.push(opts.key);
+  const m = createTxManager({
+    store: opts.store,
+    rpcUrls: opts.urls,
+    chainId: 31337,
+    privateKey: opts.key,
+    policy: { ...FAST, ...opts.policy },
+    logger: createLogger('t', { json: true, level: 'debug', write: (l) => {
+      logLines.push(l);
+      if (process.env.TXMGR_TEST_LOG) process.stderr.write(`${l}\n`);
+    } }),
+    onEvent: (ev) => events.push(ev),
+  });
+  managers.push(m);
+  return { m, events };
+}
+
+async function waitFor(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const confirmed = (evs: TxEvent[]) => evs.filter((e): e is Extract<TxEvent, { type: 'confirmed' }> => e.type === 'confirmed');
+const nonceOf = async (a: Anvil, addr: string, tag = 'latest') => Number(BigInt(await a.rpc<string>('eth_getTransactionCount', [addr, tag])));
+
+/** A fake RPC endpoint in front of anvil; `hook` may answer or mangle a request. */
+async function proxy(
+  target: string,
+  hook: (body: { method: string; params: unknown[]; id: unknown }, forward: () => Promise<string>, res: import('node:http').ServerResponse) => Promise<boolean>,
+): Promise<{ url: string; calls: string[] }> {
+  const calls: string[] = [];
+  const srv = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (d) => {
+      raw += d;
+    });
+    req.on('end', async () => {
+      const body = JSON.parse(raw) as { method: string; params: unknown[]; id: unknown };
+      calls.push(body.method);
+      const forward = async () => (await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw })).text();
+      try {
+        if (await hook(body, forward, res)) return;
+        res.setHeader('content-type', 'application/json');
+        res.end(await forward());
+      } catch {
+        res.destroy();
+      }
+    });
+  });
+  servers.push(srv);
+  const port = await freePort();
+  await new Promise<void>((r) => srv.listen(port, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${port}`, calls };
+}
+
+let anvil: Anvil;
+let contract: string;
+
+async function deploy(a: Anvil): Promise<string> {
+  const out = JSON.parse(
+    solc.compile(
+      JSON.stringify({
+        language: 'Solidity',
+        sources: { 'C.sol': { content: SOURCE } },
+        settings: { evmVersion: 'cancun', outputSelection: { '*': { '*': ['evm.bytecode.object'] } } },
+      }),
+    ),
+  ) as { contracts: Record<string, Record<string, { evm: { bytecode: { object: string } } }>> };
+  const bytecode = `0x${out.contracts['C.sol']?.Claims?.evm.bytecode.object}`;
+  const deployer = a.accounts[9] as { address: string; privateKey: string };
+  const w = new Wallet(deployer.privateKey);
+  const raw = await w.signTransaction({ type: 2, chainId: 31337, nonce: 0, data: bytecode, gasLimit: 1_000_000n, maxFeePerGas: 10n ** 11n, maxPriorityFeePerGas: 10n ** 9n });
+  const hash = await a.rpc<string>('eth_sendRawTransaction', [raw]);
+  let r: { contractAddress: string } | null = null;
+  await waitFor('deploy', async () => {
+    r = await a.rpc<{ contractAddress: string } | null>('eth_getTransactionReceipt', [hash]);
+    return r !== null;
+  });
+  return (r as unknown as { contractAddress: string }).contractAddress;
+}
+
+beforeAll(async () => {
+  anvil = await startAnvil({ blockTime: 1, accounts: 10 });
+  contract = await deploy(anvil);
+});
+
+afterAll(async () => {
+  for (const m of managers) await m.stop().catch(() => {});
+  for (const s of servers) s.close();
+  for (const s of stores) await s.close().catch(() => {});
+  await anvil?.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  // The key never reaches a log line.
+  const all = logLines.join('\n').toLowerCase();
+  for (const k of keysUsed) expect(all.includes(k.slice(2).toLowerCase())).toBe(false);
+});
+
+describe('txmgr on anvil', () => {
+  test('50 txs back-to-back all confirm, nonces 0..49 each used once, backpressure holds', async () => {
+    const acct = anvil.accounts[0] as { address: string; privateKey: string };
+    const store = newStore();
+    const { m, events } = mk({ store, urls: [anvil.url], key: acct.privateKey, policy: { maxInFlight: 16 } });
+    await m.start();
+    let maxSeen = 0;
+    const results = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const r = await m.submit({ kind: 'claim', activityIds: [String(1000 + i)], to: contract, data: claimData(1000 + i) });
+        maxSeen = Math.max(maxSeen, m.inFlight());
+        return r;
+      }),
+    );
+    expect(maxSeen).toBeLessThanOrEqual(16);
+    const nonces = results.map((r) => (r.ok ? r.nonce : -1)).sort((a, b) => a - b);
+    expect(nonces).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    await waitFor('50 confirmations', () => confirmed(events).length >= 50, 30_000);
+    const c = confirmed(events);
+    expect(new Set(c.map((e) => e.nonce)).size).toBe(50);
+    expect(c.every((e) => e.status === 'success' && e.logs.some((l) => l.topics[0] === CLAIMED_TOPIC))).toBe(true);
+    expect(await nonceOf(anvil, acct.address)).toBe(50);
+    expect(store.get(laneKey(49), LaneTxSchema)?.state).toBe('confirmed');
+    expect(store.get(txKey('1049'), TxRefSchema)?.nonce).toBe(49);
+    await m.stop();
+  }, 40_000);
+
+  test('a reverting call is refused by simulation and estimation without using a nonce; an on-chain revert is decoded', async () => {
+    const acct = anvil.accounts[1] as { address: string; privateKey: string };
+    const { m, events } = mk({ store: newStore(), urls: [anvil.url], key: acct.privateKey });
+    await m.start();
+    const before = await nonceOf(anvil, acct.address, 'pending');
+    const sim = await m.submit({ kind: 'claim', activityIds: ['1000'], to: contract, data: claimData(1000), simulate: true });
+    expect(sim.ok).toBe(false);
+    if (!sim.ok) {
+      expect(sim.stage).toBe('simulate');
+      expect(sim.revert?.name).toBe('NotClaimable');
+      expect(sim.revert?.args).toEqual(['1000', '2']);
+    }
+    const est = await m.submit({ kind: 'claim', activityIds: ['1001'], to: contract, data: claimData(1001) });
+    expect(est.ok === false && est.stage === 'estimate' && est.revert?.name === 'NotClaimable').toBe(true);
+    expect(m.status().nextNonce).toBe(before);
+    expect(await nonceOf(anvil, acct.address, 'pending')).toBe(before);
+    // Forced on chain (explicit gas, no simulation): confirmed as reverted with the reason replayed.
+    const r = await m.submit({ kind: 'claim', activityIds: ['1002'], to: contract, data: claimData(1002), gasLimit: 100_000n });
+    expect(r.ok).toBe(true);
+    await waitFor('reverted receipt', () => confirmed(events).length === 1);
+    const c = confirmed(events)[0];
+    expect(c?.status).toBe('reverted');
+    expect(c?.revert?.name).toBe('NotClaimable');
+    await m.stop();
+  }, 20_000);
+
+  test('a tx dropped from the pool is re-sent and confirms', async () => {
+    const acct = anvil.accounts[2] as { address: string; privateKey: string };
+    const { m, events } = mk({ store: newStore(), urls: [anvil.url], key: acct.privateKey });
+    await m.start();
+    await anvil.rpc('evm_setIntervalMining', [0]);
+    try {
+      const r = await m.submit({ kind: 'heartbeat', activityIds: ['2000'], to: contract, data: claimData(2000) });
+      if (!r.ok) throw new Error('submit failed');
+      await anvil.rpc('anvil_dropTransaction', [r.hash]);
+      expect(await anvil.rpc('eth_getTransactionByHash', [r.hash])).toBeNull();
+      await waitFor('re-send', async () => (await anvil.rpc('eth_getTransactionByHash', [r.hash])) !== null, 8_000);
+      await anvil.mine();
+    } finally {
+      await anvil.rpc('evm_setIntervalMining', [1]);
+    }
+    await waitFor('confirmation', () => confirmed(events).length === 1);
+    expect(confirmed(events)[0]?.nonce).toBe(0);
+    await m.stop();
+  }, 20_000);
+
+  test('restart: pending txs are re-synced, confirmed once, no gap and no reuse', async () => {
+    const acct = anvil.accounts[3] as { address: string; privateKey: string };
+    const store = newStore();
+    const a = mk({ store, urls: [anvil.url], key: acct.privateKey });
+    await a.m.start();
+    await anvil.rpc('evm_setIntervalMining', [0]);
+    let hashes: string[] = [];
+    try {
+      const rs = await Promise.all([0, 1, 2, 3, 4].map((i) => a.m.submit({ kind: 'claim', activityIds: [String(3000 + i)], to: contract, data: claimData(3000 + i) })));
+      hashes = rs.map((r) => (r.ok ? r.hash : ''));
+      await a.m.stop(); // the "crash": nothing confirmed, all five in the node's pool
+      // Make it harder: the node lost one of them meanwhile.
+      await anvil.rpc('anvil_dropTransaction', [hashes[3]]);
+      const b = mk({ store, urls: [anvil.url], key: acct.privateKey });
+      await b.m.start();
+      expect(b.m.status().nextNonce).toBe(5);
+      await anvil.rpc('evm_setIntervalMining', [1]);
+      await waitFor('5 confirmations after restart', () => confirmed(b.events).length === 5, 15_000);
+      const r6 = await b.m.submit({ kind: 'claim', activityIds: ['3005'], to: contract, data: claimData(3005) });
+      expect(r6.ok && r6.nonce).toBe(5);
+      await waitFor('6th confirmation', () => confirmed(b.events).length === 6);
+      expect(confirmed(b.events).map((e) => e.nonce).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(b.events.some((e) => e.type === 'failed')).toBe(false);
+      expect(await nonceOf(anvil, acct.address)).toBe(6);
+      // Every activity was claimed exactly once, by its own nonce.
+      for (const e of confirmed(b.events)) expect(e.logs.filter((l) => l.topics[0] === CLAIMED_TOPIC)).toHaveLength(1);
+      await b.m.stop();
+    } finally {
+      await anvil.rpc('evm_setIntervalMining', [1]);
+    }
+  }, 30_000);
+
+  test('a reservation persisted but never broadcast is sent after restart with the same meaning; a missing record is filled with a noop', async () => {
+    const acct = anvil.accounts[4] as { address: string; privateKey: string };
+    const store = newStore();
+    const a = mk({ store, urls: [anvil.url], key: acct.privateKey });
+    await a.m.start();
+    const r0 = await a.m.submit({ kind: 'claim', activityIds: ['4000'], to: contract, data: claimData(4000) });
+    expect(r0.ok).toBe(true);
+    await waitFor('first confirmation', () => confirmed(a.events).length === 1);
+    await a.m.stop();
+    // What a crash between the durable reservation and the send leaves behind: lane:1 reserved (signed, never
+    // sent), nonce:last = 2, and no record at all for nonce 2 (as if that write was lost).
+    const w = new Wallet(acct.privateKey);
+    const fees = { maxFeePerGas: 5_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n };
+    const raw = await w.signTransaction({ type: 2, chainId: 31337, nonce: 1, to: contract, data: claimData(4001), gasLimit: 120_000n, ...fees });
+    const t = Date.now();
+    const rec: LaneTx = {
+      nonce: 1, kind: 'claim', activity_ids: ['4001'], to: contract, data: claimData(4001), value: '0', gas_limit: '120000',
+      max_fee_per_gas: String(fees.maxFeePerGas), max_priority_fee_per_gas: String(fees.maxPriorityFeePerGas),
+      hashes: [Transaction.from(raw).hash as string], attempts: 1, state: 'reserved', created_at_ms: t, updated_at_ms: t,
+    };
+    await store.transact((tx) => {
+      tx.put(laneKey(1), rec);
+      tx.put(NONCE_LAST, { nonce: 2, updated_at_ms: t });
+    }, { durable: true });
+    const b = mk({ store, urls: [anvil.url], key: acct.privateKey });
+    await b.m.start();
+    expect(b.m.status().nextNonce).toBe(3);
+    await waitFor('reserved + noop confirmed', () => confirmed(b.events).length === 2, 15_000);
+    const byNonce = new Map(confirmed(b.events).map((e) => [e.nonce, e]));
+    expect(byNonce.get(1)?.kind).toBe('claim');
+    expect(byNonce.get(1)?.logs[0]?.topics[1]).toBe(`0x${(4001).toString(16).padStart(64, '0')}`);
+    expect(byNonce.get(2)?.kind).toBe('noop');
+    const lane1 = store.get(laneKey(1), LaneTxSchema);
+    expect(lane1?.to).toBe(contract);
+    expect(lane1?.data).toBe(claimData(4001));
+    expect(store.get(laneKey(2), LaneTxSchema)?.to).toBe(acct.address);
+    const r3 = await b.m.submit({ kind: 'claim', activityIds: ['4003'], to: contract, data: claimData(4003) });
+    expect(r3.ok && r3.nonce).toBe(3);
+    await waitFor('nonce 3', () => confirmed(b.events).length === 3);
+    expect(await nonceOf(anvil, acct.address)).toBe(4);
+    await b.m.stop();
+  }, 30_000);
+
+  test('a proxy that cuts the connection after forwarding the send: no nonce drift, each tx confirms once', async () => {
+    const acct = anvil.accounts[5] as { address: string; privateKey: string };
+    let cut = 0;
+    const p = await proxy(anvil.url, async (body, forward, res) => {
+      if (body.method !== 'eth_sendRawTransaction') return false;
+      await forward(); // the node got it…
+      cut++;
+      res.destroy(); // …but we never hear back
+      return true;
+    });
+    const { m, events } = mk({ store: newStore(), urls: [p.url], key: acct.privateKey });
+    await m.start();
+    const r0 = await m.submit({ kind: 'claim', activityIds: ['5000'], to: contract, data: claimData(5000) });
+    const r1 = await m.submit({ kind: 'claim', activityIds: ['5001'], to: contract, data: claimData(5001) });
+    expect(r0.ok && r0.nonce).toBe(0);
+    expect(r1.ok && r1.nonce).toBe(1);
+    await waitFor('both confirmed', () => confirmed(events).length === 2, 15_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(confirmed(events).map((e) => e.nonce).sort()).toEqual([0, 1]);
+    expect(cut).toBeGreaterThanOrEqual(2);
+    expect(await nonceOf(anvil, acct.address)).toBe(2);
+    await m.stop();
+  }, 20_000);
+
+  test('one endpoint down, then one lagging: the lane keeps going', async () => {
+    const acct = anvil.accounts[6] as { address: string; privateKey: string };
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const store = newStore();
+    const a = mk({ store, urls: [dead, anvil.url], key: acct.privateKey });
+    await a.m.start();
+    const rs = await Promise.all([0, 1, 2].map((i) => a.m.submit({ kind: 'heartbeat', activityIds: [String(6000 + i)], to: contract, data: claimData(6000 + i) })));
+    expect(rs.every((r) => r.ok)).toBe(true);
+    await waitFor('3 confirmed with a dead endpoint', () => confirmed(a.events).length === 3);
+    expect(a.m.status().endpoints[0]?.up).toBe(false);
+    await a.m.stop();
+
+    // A fake endpoint frozen 20 blocks back: stale head, no receipts, stale nonces. Reading from it would stall.
+    const frozen = (await anvil.blockNumber()) - 20;
+    const lag = await proxy(anvil.url, async (body, _forward, res) => {
+      const answer = (result: unknown) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ jsonrpc: '2.0', id: body.id, result }));
+        return true;
+      };
+      if (body.method === 'eth_blockNumber') return answer(`0x${frozen.toString(16)}`);
+      if (body.method === 'eth_getTransactionReceipt') return answer(null);
+      if (body.method === 'eth_getTransactionCount') return answer('0x0');
+      return false;
+    });
+    const b = mk({ store, urls: [lag.url, anvil.url], key: acct.privateKey });
+    await b.m.start();
+    const rs2 = await Promise.all([3, 4, 5].map((i) => b.m.submit({ kind: 'heartbeat', activityIds: [String(6000 + i)], to: contract, data: claimData(6000 + i) })));
+    expect(rs2.map((r) => (r.ok ? r.nonce : -1))).toEqual([3, 4, 5]);
+    await waitFor('3 more confirmed with a lagging endpoint', () => confirmed(b.events).length === 3);
+    expect(lag.calls.filter((c) => c === 'eth_getTransactionReceipt')).toHaveLength(0);
+    expect(await nonceOf(anvil, acct.address)).toBe(6);
+    await b.m.stop();
+  }, 30_000);
+
+  test('an empty wallet: a clear event, no crash, new submits refused; funding it resumes the lane', async () => {
+    const poor = Wallet.createRandom();
+    const { m, events } = mk({ store: newStore(), urls: [anvil.url], key: poor.privateKey });
+    await m.start();
+    const r = await m.submit({ kind: 'claim', activityIds: ['7000'], to: contract, data: claimData(7000) });
+    expect(r.ok).toBe(true);
+    await waitFor('insufficientFunds event', () => events.some((e) => e.type === 'insufficientFunds'));
+    expect(m.status().fundsBlocked).toBe(true);
+    const refused = await m.submit({ kind: 'claim', activityIds: ['7001'], to: contract, data: claimData(7001) });
+    expect(refused.ok === false && refused.stage === 'funds' && refused.error.code === 'TX_INSUFFICIENT_FUNDS').toBe(true);
+    await anvil.rpc('anvil_setBalance', [poor.address, '0xde0b6b3a7640000']);
+    await waitFor('funds restored and confirmed', () => events.some((e) => e.type === 'fundsRestored') && confirmed(events).length === 1, 15_000);
+    expect(m.status().fundsBlocked).toBe(false);
+    expect(events.filter((e) => e.type === 'insufficientFunds')).toHaveLength(1);
+    await m.stop();
+  }, 20_000);
+});
+
+describe('txmgr: foreign nonce use and reorgs', () => {
+  test('someone else mines our nonce: the slot fails with a clear error and the lane continues', async () => {
+    const acct = anvil.accounts[7] as { address: string; privateKey: string };
+    const { m, events } = mk({ store: newStore(), urls: [anvil.url], key: acct.privateKey });
+    await m.start();
+    await anvil.rpc('evm_setIntervalMining', [0]);
+    try {
+      const r = await m.submit({ kind: 'claim', activityIds: ['9000'], to: contract, data: claimData(9000) });
+      if (!r.ok) throw new Error('submit failed');
+      // The same key used elsewhere: a different tx for nonce 0, paying far above our fee cap.
+      const w = new Wallet(acct.privateKey);
+      const foreign = await w.signTransaction({
+        type: 2, chainId: 31337, nonce: 0, to: acct.address, value: 0n, gasLimit: 21_000n,
+        maxFeePerGas: r.maxFeePerGas * 100n, maxPriorityFeePerGas: r.maxFeePerGas * 50n,
+      });
+      await anvil.rpc('eth_sendRawTransaction', [foreign]);
+      await anvil.mine();
+    } finally {
+      await anvil.rpc('evm_setIntervalMining', [1]);
+    }
+    await waitFor('failed event', () => events.some((e) => e.type === 'failed'));
+    const f = events.find((e): e is Extract<TxEvent, { type: 'failed' }> => e.type === 'failed');
+    expect(f?.nonce).toBe(0);
+    expect(f?.error.code).toBe('TX_NONCE_TOO_LOW');
+    expect(f?.activityIds).toEqual(['9000']);
+    const r1 = await m.submit({ kind: 'claim', activityIds: ['9001'], to: contract, data: claimData(9001) });
+    expect(r1.ok && r1.nonce).toBe(1);
+    await waitFor('lane continues', () => confirmed(events).some((e) => e.nonce === 1));
+    expect(confirmed(events).some((e) => e.nonce === 0)).toBe(false);
+    await m.stop();
+  }, 20_000);
+
+  test('a receipt that vanishes in a reorg moves the slot back to pending; it is re-sent and confirmed', async () => {
+    const acct = anvil.accounts[8] as { address: string; privateKey: string };
+    const { m, events } = mk({ store: newStore(), urls: [anvil.url], key: acct.privateKey, policy: { confirmations: 4 } });
+    await m.start();
+    const r = await m.submit({ kind: 'claim', activityIds: ['9100'], to: contract, data: claimData(9100) });
+    expect(r.ok).toBe(true);
+    await waitFor('mined', () => events.some((e) => e.type === 'mined'));
+    // Replace the last 2 blocks (ours included) with empty ones.
+    await anvil.rpc('anvil_reorg', [2, []]);
+    await waitFor('reorged', () => events.some((e) => e.type === 'reorged'), 10_000);
+    await waitFor('confirmed after the reorg', () => confirmed(events).length === 1, 15_000);
+    expect(confirmed(events)[0]?.nonce).toBe(0);
+    expect(await nonceOf(anvil, acct.address)).toBe(1);
+    await m.stop();
+  }, 30_000);
+});
+
+describe('txmgr fee spike (mining paused)', () => {
+  test('a base-fee spike is survived by bumping; the replacement pays ≥ 110% of the previous fees', async () => {
+    const a2 = await startAnvil({ noMining: true });
+    try {
+      const acct = a2.accounts[0] as { address: string; privateKey: string };
+      const { m, events } = mk({ store: newStore(), urls: [a2.url], key: acct.privateKey, policy: { bumpAfterMs: 1_000 } });
+      await m.start();
+      const r = await m.submit({ kind: 'heartbeat', activityIds: ['8000'], to: acct.address, data: '0x', gasLimit: 21_000n });
+      if (!r.ok) throw new Error('submit failed');
+      // The next block's base fee jumps above what the tx pays: it cannot be included.
+      await a2.rpc('anvil_setNextBlockBaseFeePerGas', [`0x${(r.maxFeePerGas * 2n).toString(16)}`]);
+      await a2.mine();
+      const blk = await a2.rpc<{ transactions: string[] }>('eth_getBlockByNumber', ['latest', false]);
+      expect(blk.transactions).toHaveLength(0);
+      await waitFor('a replacement', () => events.some((e) => e.type === 'replaced'), 10_000);
+      const rep = events.find((e): e is Extract<TxEvent, { type: 'replaced' }> => e.type === 'replaced');
+      expect(rep?.oldHash).toBe(r.hash);
+      expect((rep?.maxFeePerGas ?? 0n) * 100n).toBeGreaterThanOrEqual(r.maxFeePerGas * 110n);
+      expect((rep?.maxPriorityFeePerGas ?? 0n) * 100n).toBeGreaterThanOrEqual(r.maxPriorityFeePerGas * 110n);
+      await waitFor('confirmed after the spike', async () => {
+        await a2.mine();
+        return confirmed(events).length === 1;
+      }, 10_000);
+      const c = confirmed(events)[0];
+      expect(c?.hash).not.toBe(r.hash);
+      expect(await rpcCall<string>(a2.url, 'eth_getTransactionCount', [acct.address, 'latest'])).toBe('0x1');
+      await m.stop();
+    } finally {
+      await a2.stop();
+    }
+  }, 25_000);
+});

@@ -1,0 +1,344 @@
+/**
+ * The executor SDK: spec parsing, and handlers driven by the real bridge over loopback gRPC.
+ */
+import { afterEach, describe, expect, test } from 'bun:test';
+import { type ExecutorBridge, type StorageBrokerLike, createExecutorBridge } from '../src/executor/bridge.ts';
+import type { TaskSpec, WorkerToSupervisor } from '../src/executor/messages.ts';
+import { isWcpError } from '../src/internal/errors.ts';
+import { createLogger } from '../src/internal/logger.ts';
+import { type Handler, createExecutor, loadActivitySpecs, parseActivitySpec } from '../src/wep/index.ts';
+
+const quiet = () => createLogger('t', { level: 'error', json: true, write: () => {} });
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+const SPEC = `
+name: test.echo
+version: 2
+timeout_seconds: 60
+inputs:
+  text: { type: string, max_length: 20 }
+  times: { type: integer, minimum: 1, maximum: 5, default: 1 }
+  wait_ms: { type: integer, minimum: 0, default: 0 }
+  src: { type: blob, required: false }
+outputs:
+  result: { key: result.txt, content_type: text/plain }
+`;
+
+function specError(yaml: string): string {
+  try {
+    parseActivitySpec(yaml, 'bad.yaml');
+  } catch (e) {
+    expect(isWcpError(e, 'ACTIVITY_SPEC_INVALID')).toBe(true);
+    return (e as Error).message;
+  }
+  throw new Error('spec was accepted');
+}
+
+describe('activity specs', () => {
+  test('a bad spec names the file and the field', () => {
+    const base = 'name: t.x\nversion: 1\noutputs: { r: { key: r.bin } }\n';
+    expect(specError('version: 1\noutputs: { r: { key: r.bin } }')).toContain('bad.yaml: name: is required');
+    expect(specError(`${base}inputs: { w: { type: float } }`)).toContain('inputs.w.type');
+    expect(specError(`${base}inputs: { w: { type: integer, minimum: abc } }`)).toContain('inputs.w.minimum');
+    expect(specError(`${base}inputs: { w: { type: integer, default: 2.5 } }`)).toContain('inputs.w.default');
+    expect(specError(`${base}inputs: { w: { type: integer, minimum: 5, maximum: 1 } }`)).toContain('inputs.w.minimum');
+    expect(specError(`${base}inputs: { s: { type: string, pattern: "([" } }`)).toContain('inputs.s.pattern');
+    expect(specError(`${base}inputs: { s: { type: string, colour: red } }`)).toContain('inputs.s.colour');
+    expect(specError('name: t.x\nversion: 1\noutputs: { r: { key: ../r } }')).toContain('outputs.r.key');
+    expect(specError('name: t.x\nversion: 1')).toContain('outputs');
+    expect(specError('name: [unclosed')).toContain('not valid YAML');
+  });
+
+  test('the shipped specs load, with defaults bound', async () => {
+    const specs = await loadActivitySpecs(new URL('../activity-specs', import.meta.url).pathname);
+    const video = specs.get('video.preprocess');
+    expect(video).toBeDefined();
+    expect(Object.values(video?.outputs ?? {}).map((o) => o.key).sort()).toEqual(['probe.json', 'thumbnail.jpg', 'video.mp4']);
+    expect(video?.inputs.video?.type).toBe('blob');
+    expect(video?.inputs.width?.default).toBe(1280);
+  });
+});
+
+// ---- SDK driven by the real bridge -----------------------------------------------------------------------------
+
+function events() {
+  const list: WorkerToSupervisor[] = [];
+  const waitFor = async (pred: (e: WorkerToSupervisor) => boolean, timeoutMs = 5000): Promise<WorkerToSupervisor> => {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = list.find(pred);
+      if (hit) return hit;
+      if (Date.now() > until) throw new Error(`timed out; events: ${JSON.stringify(list.slice(-10))}`);
+      await Bun.sleep(5);
+    }
+  };
+  return { list, emit: (e: WorkerToSupervisor) => list.push(e), waitFor };
+}
+
+type Completion = Extract<WorkerToSupervisor, { type: 'completion' }>;
+const completionOf = (id: string) => (e: WorkerToSupervisor) => e.type === 'completion' && e.activity_id === id;
+
+async function setup(handler: Handler, opts: { broker?: StorageBrokerLike; concurrency?: number } = {}) {
+  const exec = createExecutor({
+    specs: [parseActivitySpec(SPEC, 'echo.yaml')],
+    handlers: { 'test.echo': handler },
+    concurrency: opts.concurrency ?? 2,
+    port: 0,
+    logger: quiet(),
+  });
+  const { port } = await exec.start();
+  cleanups.push(() => exec.stop(0));
+  const ev = events();
+  const bridge: ExecutorBridge = createExecutorBridge({
+    endpoint: `127.0.0.1:${port}`,
+    maxInflight: 4,
+    keepaliveIntervalMs: 500,
+    keepaliveTimeoutMs: 2000,
+    reconnectBaseMs: 20,
+    reconnectMaxMs: 200,
+    maxMessageBytes: 1024 * 1024,
+    workerAddress: '0x0000000000000000000000000000000000000001',
+    logger: quiet(),
+    emit: ev.emit,
+    ...(opts.broker ? { broker: opts.broker } : {}),
+  });
+  cleanups.push(() => bridge.stop());
+  bridge.start();
+  await ev.waitFor((e) => e.type === 'state' && e.state === 'ready');
+  return { exec, bridge, ev };
+}
+
+let n = 0;
+function task(input: unknown, extra: Partial<TaskSpec> = {}): TaskSpec {
+  n += 1;
+  return {
+    activity_id: `77${n}`,
+    activity_type: 'test.echo',
+    input_ref: `json:${JSON.stringify(input)}`,
+    queue_name: 'q',
+    deadline_unix_ms: Date.now() + 60_000,
+    attempt: 1,
+    ...extra,
+  };
+}
+
+function waitAbortable(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(new Error('aborted'));
+    });
+  });
+}
+
+describe('executor SDK', () => {
+  test('valid input runs the handler with defaults; progress and metadata reach wcp', async () => {
+    const { bridge, ev } = await setup(async (ctx) => {
+      ctx.progress(0.5, 'half');
+      ctx.setMetadata({ echoed: String(ctx.input.text).repeat(Number(ctx.input.times)) });
+      return { result: ctx.outputRef('result') };
+    });
+    const t = task({ text: 'hi' });
+    await bridge.assign(t);
+    const c = (await ev.waitFor(completionOf(t.activity_id))) as Completion;
+    expect(c.result).toEqual({ ok: true, output_refs: { result: `blob:${t.activity_id}/result.txt` }, metadata_json: '{"echoed":"hi"}' });
+    expect(ev.list).toContainEqual({ type: 'progress', activity_id: t.activity_id, fraction: 0.5, message: 'half' });
+  });
+
+  test('invalid input fails with INPUT_INVALID naming the field, without running the handler', async () => {
+    let calls = 0;
+    const { bridge, ev } = await setup(async (ctx) => {
+      calls += 1;
+      return { result: ctx.outputRef('result') };
+    });
+    const cases = [{ text: 'x', times: 9 }, { times: 1 }, { text: 'x', extra: true }, { text: 'x', src: 'not-a-blob' }];
+    for (const input of cases) {
+      const t = task(input);
+      await bridge.assign(t);
+      const c = (await ev.waitFor(completionOf(t.activity_id))) as Completion;
+      expect(c.result).toMatchObject({ ok: false, code: 'INPUT_INVALID', retryable: false });
+    }
+    const msgs = ev.list.filter((e): e is Completion => e.type === 'completion').map((c) => (c.result.ok ? '' : c.result.message));
+    expect(msgs[0]).toContain('times');
+    expect(msgs[1]).toContain('text');
+    expect(msgs[2]).toContain('extra');
+    expect(msgs[3]).toContain('src');
+    expect(calls).toBe(0);
+  });
+
+  test('bad outputs give OUTPUT_INVALID; a throwing handler gives HANDLER_ERROR with its retryable flag', async () => {
+    let mode = 'bad-ref';
+    const { bridge, ev } = await setup(async () => {
+      if (mode === 'bad-ref') return { result: 'blob:somebody-else/x' };
+      if (mode === 'missing') return {};
+      throw Object.assign(new Error('boom'), { retryable: false });
+    });
+    const results: unknown[] = [];
+    for (const m of ['bad-ref', 'missing', 'throw']) {
+      mode = m;
+      const t = task({ text: 'x' });
+      await bridge.assign(t);
+      results.push(((await ev.waitFor(completionOf(t.activity_id))) as Completion).result);
+    }
+    expect(results[0]).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    expect(results[1]).toMatchObject({ ok: false, code: 'OUTPUT_INVALID' });
+    expect(results[2]).toMatchObject({ ok: false, code: 'HANDLER_ERROR', message: 'boom', retryable: false });
+  });
+
+  test('cancellation aborts the handler and completes CANCELLED', async () => {
+    let sawAbort = false;
+    const { bridge, ev, exec } = await setup(async (ctx) => {
+      ctx.signal.addEventListener('abort', () => {
+        sawAbort = true;
+      });
+      await waitAbortable(30_000, ctx.signal);
+      return { result: ctx.outputRef('result') };
+    });
+    const t = task({ text: 'x' });
+    await bridge.assign(t);
+    await ev.waitFor((e) => e.type === 'accepted');
+    while (exec.status().running.length === 0) await Bun.sleep(5);
+    bridge.cancel(t.activity_id, 'workflow cancelled');
+    const c = (await ev.waitFor(completionOf(t.activity_id))) as Completion;
+    expect(c.result).toMatchObject({ ok: false, code: 'CANCELLED', retryable: false });
+    expect(sawAbort).toBe(true);
+    expect(exec.status().running).toEqual([]);
+  });
+
+  test('graceful stop: finishes what fits in the grace period, cancels the rest retryably, then stops', async () => {
+    const { bridge, ev, exec } = await setup(async (ctx) => {
+      await waitAbortable(Number(ctx.input.wait_ms), ctx.signal);
+      return { result: ctx.outputRef('result') };
+    });
+    const quick = task({ text: 'q', wait_ms: 100 });
+    const slow = task({ text: 's', wait_ms: 30_000 });
+    await bridge.assign(quick);
+    await bridge.assign(slow);
+    while (exec.status().running.length < 2) await Bun.sleep(5);
+    const stopping = exec.stop(400);
+    await Bun.sleep(20);
+    expect(exec.status().state).toBe('stopping');
+    await stopping;
+    expect(exec.status().state).toBe('stopped');
+    const q = (await ev.waitFor(completionOf(quick.activity_id))) as Completion;
+    const s = (await ev.waitFor(completionOf(slow.activity_id))) as Completion;
+    expect(q.result.ok).toBe(true);
+    expect(s.result).toMatchObject({ ok: false, code: 'CANCELLED', retryable: true });
+    await ev.waitFor((e) => e.type === 'state' && e.state === 'backoff');
+  });
+
+  test('storage: presigned URLs in the assignment, StorageRequest answered only for own activities', async () => {
+    const presigned: Array<{ activityId: string; key: string; method: string }> = [];
+    // A fake broker (the real one needs the subnet-api): records calls, returns deterministic URLs.
+    const broker: StorageBrokerLike = {
+      presign: async (p) => {
+        presigned.push({ activityId: p.activityId, key: p.key, method: p.method });
+        return { url: `http://store.test/${p.activityId}/${p.key}?m=${p.method}`, method: p.method, expiresAtMs: Date.now() + 60_000, headers: {} };
+      },
+      close: () => {},
+    };
+    let seen: { inputUrls: Record<string, string>; outputUrls: Record<string, string>; put?: string; denied?: string } | undefined;
+    const { bridge, ev } = await setup(
+      async (ctx) => {
+        seen = { inputUrls: ctx.inputUrls, outputUrls: ctx.outputUrls };
+        seen.put = (await ctx.requestStorage('extra/log.txt', 'PUT')).url;
+        await ctx.requestStorage('blob:someone/secret.bin', 'GET').catch((e: Error) => {
+          if (seen) seen.denied = e.message;
+        });
+        return { result: ctx.outputRef('result') };
+      },
+      { broker },
+    );
+    const t = task({ text: 'x', src: 'blob:41/raw.mp4' });
+    await bridge.assign(t);
+    const c = (await ev.waitFor(completionOf(t.activity_id))) as Completion;
+    expect(c.result.ok).toBe(true);
+    expect(seen?.inputUrls).toEqual({ 'blob:41/raw.mp4': 'http://store.test/41/raw.mp4?m=GET' });
+    expect(seen?.outputUrls).toEqual({ 'result.txt': `http://store.test/${t.activity_id}/result.txt?m=PUT` });
+    expect(seen?.put).toBe(`http://store.test/${t.activity_id}/extra/log.txt?m=PUT`);
+    expect(seen?.denied).toContain('refused');
+    expect(presigned.some((p) => p.activityId === 'someone')).toBe(false);
+    expect(ev.list.some((e) => e.type === 'rejected' && e.reason.includes('StorageRequest refused'))).toBe(true);
+  });
+});
+
+describe('example video executor', () => {
+  test('end to end: presigned download, real ffmpeg preprocess, uploads, output refs', async () => {
+    const { generateTestVideo } = await import('../src/wep/video/preprocess.ts');
+    const blobs = new Map<string, Uint8Array>();
+    // A tiny real HTTP object store standing in for the presigned-URL target.
+    const http = Bun.serve({
+      port: 0,
+      async fetch(req) {
+        const path = new URL(req.url).pathname;
+        if (req.method === 'PUT') {
+          blobs.set(path, new Uint8Array(await req.arrayBuffer()));
+          return new Response('ok');
+        }
+        const b = blobs.get(path);
+        return b ? new Response(b) : new Response('not found', { status: 404 });
+      },
+    });
+    cleanups.push(() => http.stop(true));
+    const src = `/tmp/wep-sdk-src-${process.pid}.mp4`;
+    await generateTestVideo(src, { seconds: 1, width: 320, height: 240 });
+    blobs.set('/41/raw.mp4', new Uint8Array(await Bun.file(src).arrayBuffer()));
+
+    const proc = Bun.spawn([process.execPath, new URL('../examples/video-executor/main.ts', import.meta.url).pathname, '--port', '0', '--concurrency', '1'], {
+      stdout: 'pipe',
+      stderr: 'inherit',
+      env: { ...process.env, WCP_LOG_FORMAT: 'json', WCP_LOG_LEVEL: 'info' },
+    });
+    cleanups.push(async () => {
+      proc.kill('SIGTERM');
+      await proc.exited;
+    });
+    const reader = proc.stdout.getReader();
+    let out = '';
+    let port = 0;
+    while (port === 0) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`example exited: ${out}`);
+      out += new TextDecoder().decode(value);
+      const m = /"msg":"Video executor ready\.".*?"port":(\d+)/.exec(out);
+      if (m) port = Number(m[1]);
+    }
+    reader.releaseLock();
+    void proc.stdout.pipeTo(new WritableStream()); // keep draining its logs
+
+    const ev = events();
+    const bridge = createExecutorBridge({
+      endpoint: `127.0.0.1:${port}`,
+      maxInflight: 2,
+      keepaliveIntervalMs: 1000,
+      keepaliveTimeoutMs: 5000,
+      reconnectBaseMs: 50,
+      reconnectMaxMs: 500,
+      maxMessageBytes: 4 * 1024 * 1024,
+      workerAddress: '0x0000000000000000000000000000000000000001',
+      logger: quiet(),
+      emit: ev.emit,
+      broker: {
+        presign: async (p) => ({ url: `http://127.0.0.1:${http.port}/${p.activityId}/${p.key}`, method: p.method, expiresAtMs: Date.now() + 60_000, headers: {} }),
+        close: () => {},
+      },
+    });
+    cleanups.push(() => bridge.stop());
+    bridge.start();
+    await ev.waitFor((e) => e.type === 'state' && e.state === 'ready', 10_000);
+    const t = task({ video: 'blob:41/raw.mp4', width: 160, height: 120, fps: 12 }, { activity_id: '4242', activity_type: 'video.preprocess' });
+    await bridge.assign(t);
+    const c = (await ev.waitFor(completionOf('4242'), 60_000)) as Completion;
+    expect(c.result).toMatchObject({
+      ok: true,
+      output_refs: { video: 'blob:4242/video.mp4', thumbnail: 'blob:4242/thumbnail.jpg', probe: 'blob:4242/probe.json' },
+    });
+    expect(c.result.ok && JSON.parse(c.result.metadata_json)).toMatchObject({ width: 160, height: 120 });
+    for (const key of ['video.mp4', 'thumbnail.jpg', 'probe.json']) expect(blobs.get(`/4242/${key}`)?.length ?? 0).toBeGreaterThan(100);
+    expect(ev.list.some((e) => e.type === 'progress' && e.activity_id === '4242')).toBe(true);
+  }, 90_000);
+});
