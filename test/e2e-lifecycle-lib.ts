@@ -162,7 +162,7 @@ export function countBy<T>(xs: T[], key: (x: T) => string): Map<string, number> 
 export async function activityViews(stack: Stack, ids: string[]) {
   const out = [];
   for (let i = 0; i < ids.length; i += 50) {
-    out.push(...(await Promise.all(ids.slice(i, i + 50).map((id) => stack.contracts.taskQueue.getActivity(id)))));
+    out.push(...(await Promise.all(ids.slice(i, i + 50).map((id) => stack.contracts.taskQueue.getFunction("getActivity")(id)))));
   }
   return out as Array<{ id: bigint; status: bigint; worker: string; isCompleted: boolean; isExpired: boolean; workflowInstance: bigint; stepIndex: bigint }>;
 }

@@ -94,7 +94,7 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     const ids = records.map((r) => r.activity_id);
     const views = await activityViews(stack, ids);
     expect(views.every((v) => v.isCompleted && Number(v.status) === 3 && v.worker.toLowerCase() === worker.address.toLowerCase())).toBe(true);
-    const flows = await Promise.all(wfs.map((f) => stack.contracts.workflowEngine.getWorkflow(f.instanceId)));
+    const flows = await Promise.all(wfs.map((f) => stack.contracts.workflowEngine.getFunction("getWorkflow")(f.instanceId)));
     expect(flows.map((f) => Number(f.status))).toEqual(wfs.map(() => 2));
 
     // Events: one claim and one completion per activity, heartbeats were really sent.

@@ -134,7 +134,7 @@ export interface ActivityView {
 export async function activityViews(stack: Stack, ids: string[]): Promise<ActivityView[]> {
   const out: ActivityView[] = [];
   for (let i = 0; i < ids.length; i += 50) {
-    out.push(...((await Promise.all(ids.slice(i, i + 50).map((id) => stack.contracts.taskQueue.getActivity(id)))) as ActivityView[]));
+    out.push(...((await Promise.all(ids.slice(i, i + 50).map((id) => stack.contracts.taskQueue.getFunction("getActivity")(id)))) as ActivityView[]));
   }
   return out;
 }
