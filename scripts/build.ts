@@ -14,7 +14,7 @@
  * `/$bunfs/root/src/runtime/piscina-worker.js` (a virtual file generated here).
  */
 import type { BunPlugin } from 'bun';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 const ROOT = resolve(import.meta.dir, '..');
@@ -223,6 +223,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
   const version = await versionString();
   const workerEntry = embeddedPath(worker);
+  // Written beside the target, then renamed over it: a concurrent build or a reader copying the binary (parallel
+  // test files) never sees a half-written executable.
+  const building = `${out}.building-${process.pid}`;
 
   const result = await Bun.build({
     entrypoints: [entry, worker, PISCINA_SHIM],
@@ -232,7 +235,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     target: 'bun',
     compile: {
       target: opts.target as Bun.Build.CompileTarget,
-      outfile: out,
+      outfile: building,
       // A daemon must not change behaviour with the directory it is started from: no implicit .env or bunfig.toml
       // from the cwd (config comes from the TOML file and WCP_* variables, read by src/config).
       autoloadDotenv: false,
@@ -253,11 +256,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const log = result.logs.map((l) => String(l)).join('\n');
     throw new Error(`bun build --compile failed:\n${log}`);
   }
-  if (!existsSync(out)) throw new Error(`build reported success but ${out} is missing`);
+  if (!existsSync(building)) throw new Error(`build reported success but ${building} is missing`);
   // With any `sourcemap` setting Bun also writes the maps (`<out>.map`, `<worker>.js.map`, …) beside the binary.
   // The binary carries its own compressed copy and resolves stack traces from it (checked: traces name
   // src/…/file.ts:line with the .map files deleted), so they are removed to keep the output one file.
-  for (const o of result.outputs) if (o.kind === 'sourcemap' && o.path !== out) rmSync(o.path, { force: true });
+  for (const o of result.outputs) if (o.kind === 'sourcemap' && o.path !== building) rmSync(o.path, { force: true });
+  renameSync(building, out);
   return { out, bytes: statSync(out).size, version, target: opts.target, workerEntry };
 }
 

@@ -14,19 +14,28 @@ export interface Call {
   to: string;
   data: string;
   activityIds: string[];
+  /** Gas floor of a batch call (see `TxRequest.minGasLimit`): its worst case, every id live when mined. */
+  minGasLimit?: bigint;
 }
+
+/**
+ * Worst-case gas of the batch forms, from the receipts measured in test/contracts.test.ts (claimActivities
+ * 44k/id, heartbeatBatch 12.5k/id, first id and tx overhead ~35k more), rounded up with room.
+ */
+export const batchGasFloor = (kind: 'claim_batch' | 'heartbeat', n: number): bigint =>
+  BigInt(kind === 'claim_batch' ? 60_000 + 60_000 * n : 45_000 + 20_000 * n);
 
 /** Bound on what wcp writes on chain as a result reference or failure reason. */
 export const MAX_REF_CHARS = 2048;
 
 export function claimCall(taskQueue: string, ids: string[]): Call {
   if (ids.length === 1) return { kind: 'claim', to: taskQueue, data: tq.encodeFunctionData('claimActivity', [ids[0]]), activityIds: ids };
-  return { kind: 'claim_batch', to: taskQueue, data: tq.encodeFunctionData('claimActivities', [ids]), activityIds: ids };
+  return { kind: 'claim_batch', to: taskQueue, data: tq.encodeFunctionData('claimActivities', [ids]), activityIds: ids, minGasLimit: batchGasFloor('claim_batch', ids.length) };
 }
 
 export function heartbeatCall(taskQueue: string, ids: string[]): Call {
-  const data = ids.length === 1 ? tq.encodeFunctionData('heartbeat', [ids[0]]) : tq.encodeFunctionData('heartbeatBatch', [ids]);
-  return { kind: 'heartbeat', to: taskQueue, data, activityIds: ids };
+  if (ids.length === 1) return { kind: 'heartbeat', to: taskQueue, data: tq.encodeFunctionData('heartbeat', [ids[0]]), activityIds: ids };
+  return { kind: 'heartbeat', to: taskQueue, data: tq.encodeFunctionData('heartbeatBatch', [ids]), activityIds: ids, minGasLimit: batchGasFloor('heartbeat', ids.length) };
 }
 
 export function completeCall(taskQueue: string, id: string, resultRef: string): Call {

@@ -197,7 +197,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     mark(SUBMITTING);
     let res: SubmitResult;
     try {
-      res = await txm.submit({ kind: call.kind, activityIds: call.activityIds, to: call.to, data: call.data, simulate });
+      res = await txm.submit({ kind: call.kind, activityIds: call.activityIds, to: call.to, data: call.data, simulate, ...(call.minGasLimit !== undefined ? { minGasLimit: call.minGasLimit } : {}) });
     } catch (e) {
       unmark();
       throw e;

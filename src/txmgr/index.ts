@@ -278,7 +278,7 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     else {
       const g = await estimate(req);
       if (typeof g !== 'bigint') return g;
-      gasLimit = g;
+      gasLimit = req.minGasLimit !== undefined && req.minGasLimit > g ? req.minGasLimit : g;
     }
     await ready;
     {

@@ -92,6 +92,11 @@ export interface TxRequest {
   simulate?: boolean;
   /** Skip estimateGas and use this limit as is. */
   gasLimit?: bigint;
+  /**
+   * Never use a limit below this (after the margin). For batch calls whose cost depends on state at mining time:
+   * an estimate taken while some ids would be skipped is too low if they are live when the tx is mined.
+   */
+  minGasLimit?: bigint;
 }
 
 /** A decoded revert: a custom error of our ABIs, `Error(string)`, `Panic(uint256)`, or raw data. */
