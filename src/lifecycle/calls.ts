@@ -28,8 +28,17 @@ export const batchGasFloor = (kind: 'claim_batch' | 'heartbeat', n: number): big
 /** Bound on what wcp writes on chain as a result reference or failure reason. */
 export const MAX_REF_CHARS = 2048;
 
+/** A single-id claim for simulation: its revert names why the id is not claimable (NotClaimable, ActivityExpired…). */
+export function claimSimulationCall(taskQueue: string, id: string): Call {
+  return { kind: 'claim', to: taskQueue, data: tq.encodeFunctionData('claimActivity', [id]), activityIds: [id] };
+}
+
+/**
+ * The claim that is sent: always the batch form, even for one id. `claimActivities` skips ids someone else won
+ * in the meantime instead of reverting, so a race lost between simulation and mining costs the skipped id's
+ * loop iteration, not a reverted transaction (the receipt's events say which ids are ours).
+ */
 export function claimCall(taskQueue: string, ids: string[]): Call {
-  if (ids.length === 1) return { kind: 'claim', to: taskQueue, data: tq.encodeFunctionData('claimActivity', [ids[0]]), activityIds: ids };
   return { kind: 'claim_batch', to: taskQueue, data: tq.encodeFunctionData('claimActivities', [ids]), activityIds: ids, minGasLimit: batchGasFloor('claim_batch', ids.length) };
 }
 

@@ -22,7 +22,7 @@ import { claimJobKey, doneKey, inflightKey, PREFIX } from '../store/keys.ts';
 import { ClaimJobSchema, type Done, type DoneOutcome, type Inflight, InflightSchema, type InflightState, LaneTxSchema } from '../store/records.ts';
 import type { Store, StoreTx } from '../store/store.ts';
 import type { SubmitResult, TxEvent, TxRequest, SimResult } from '../txmgr/types.ts';
-import { activityEvents, type Call, claimCall, completeCall, failCall, heartbeatCall, MAX_REF_CHARS, resultRefOf, resumeCall } from './calls.ts';
+import { activityEvents, type Call, claimCall, claimSimulationCall, completeCall, failCall, heartbeatCall, MAX_REF_CHARS, resultRefOf, resumeCall } from './calls.ts';
 import { canTransition, EXECUTING_STATES, HEARTBEAT_STATES, TRANSITIONS } from './transitions.ts';
 
 /** What the manager needs of the transaction manager. */
@@ -327,7 +327,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     if (jobs.length === 0) return;
     // Simulate each claim first: a lost race costs an eth_call, not gas.
     const sims = await Promise.all(
-      jobs.map(async (j) => ({ job: j, sim: await txm.simulate({ ...claimCall(taskQueue, [j.activity_id]), simulate: true }) })),
+      jobs.map(async (j) => ({ job: j, sim: await txm.simulate({ ...claimSimulationCall(taskQueue, j.activity_id), simulate: true }) })),
     );
     const winners: string[] = [];
     for (const { job, sim } of sims) {
