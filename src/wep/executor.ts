@@ -276,9 +276,13 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     const attempt = Number(a.attempt);
     if (!isActivityId(id)) return log.warn('Ignored an assignment with an invalid activity id.');
     if (running.has(id) || pending.has(id)) {
-      // wcp re-offered a task we still hold (e.g. after it restarted): keep the one run, deliver its result.
-      log.info('Assignment for a task already held; keeping the existing run.', { activity_id: id });
+      // wcp re-offered a task we still hold (e.g. after it restarted and lost track of attempt numbers): keep the
+      // one run and answer the re-offer: its result carries the attempt wcp now expects.
+      log.info('Assignment for a task already held; keeping the existing run.', { activity_id: id, attempt });
+      const held = running.get(id);
+      if (held !== undefined) held.attempt = attempt;
       const done = pending.get(id);
+      if (done !== undefined && 'completion' in done) done.completion.attempt = attempt;
       if (done !== undefined && active?.acked && write(active, done)) pending.delete(id);
       sendCapacity();
       return;
@@ -322,7 +326,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     ).then(({ result }) => {
       running.delete(id);
       log.info('Task finished.', { activity_id: id, ok: result.ok, code: result.ok ? undefined : result.code });
-      complete(id, attempt, result);
+      complete(id, task.attempt, result);
       sendCapacity();
     });
   }
