@@ -91,6 +91,12 @@ async function setup(handler: Handler, opts: { broker?: StorageBrokerLike; concu
   });
   const { port } = await exec.start();
   cleanups.push(() => exec.stop(0));
+  const { bridge, ev } = await connectBridge(port, opts.broker);
+  return { exec, bridge, ev, port };
+}
+
+/** A real bridge (what a wcp runs) connected to the executor on `port`, once ready. */
+async function connectBridge(port: number, broker?: StorageBrokerLike) {
   const ev = events();
   const bridge: ExecutorBridge = createExecutorBridge({
     endpoint: `127.0.0.1:${port}`,
@@ -103,12 +109,12 @@ async function setup(handler: Handler, opts: { broker?: StorageBrokerLike; concu
     workerAddress: '0x0000000000000000000000000000000000000001',
     logger: quiet(),
     emit: ev.emit,
-    ...(opts.broker ? { broker: opts.broker } : {}),
+    ...(broker ? { broker } : {}),
   });
   cleanups.push(() => bridge.stop());
   bridge.start();
   await ev.waitFor((e) => e.type === 'state' && e.state === 'ready');
-  return { exec, bridge, ev };
+  return { bridge, ev };
 }
 
 let n = 0;
@@ -207,6 +213,33 @@ describe('executor SDK', () => {
     expect(c.result).toMatchObject({ ok: false, code: 'CANCELLED', retryable: false });
     expect(sawAbort).toBe(true);
     expect(exec.status().running).toEqual([]);
+  });
+
+  test('a re-offer of a task still running (wcp restarted) keeps the one run and answers the new attempt', async () => {
+    let runs = 0;
+    let release = () => {};
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const { bridge, exec, port } = await setup(async (ctx) => {
+      runs += 1;
+      await released;
+      return { result: ctx.outputRef('result') };
+    });
+    const t = task({ text: 'x' });
+    await bridge.assign(t);
+    while (exec.status().running.length === 0) await Bun.sleep(5);
+    await bridge.stop(); // the first wcp goes away; a new one knows nothing of attempt 1
+    const second = await connectBridge(port);
+    await second.bridge.assign({ ...t, attempt: 2 });
+    await second.ev.waitFor((e) => e.type === 'accepted');
+    await Bun.sleep(200); // the re-offer reaches the executor while the first run is still going
+    release();
+    const c = (await second.ev.waitFor(completionOf(t.activity_id))) as Completion;
+    expect({ attempt: c.attempt, ok: c.result.ok }).toEqual({ attempt: 2, ok: true });
+    expect(runs).toBe(1);
+    // The new wcp ignores the Resync entry it did not assign, but rejects no completion.
+    expect(second.ev.list.filter((e) => e.type === 'rejected' && e.activity_id !== undefined)).toEqual([]);
   });
 
   test('graceful stop: finishes what fits in the grace period, cancels the rest retryably, then stops', async () => {
