@@ -76,6 +76,7 @@ export interface WcpConfig {
     followIntervalMs: number;
     initialChunkBlocks: number;
     maxChunkBlocks: number;
+    backoffMaxMs: number;
   };
   shutdown: { drainTimeoutMs: number };
   metrics: { enabled: boolean; listen: string };
@@ -286,6 +287,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WcpConfig {
       followIntervalMs: f.reconciler.follow_interval,
       initialChunkBlocks: f.reconciler.initial_chunk_blocks,
       maxChunkBlocks: f.reconciler.max_chunk_blocks,
+      backoffMaxMs: f.reconciler.backoff_max,
     },
     shutdown: { drainTimeoutMs: f.shutdown.drain_timeout },
     metrics: { enabled: f.metrics.enabled, listen: f.metrics.listen },

@@ -163,6 +163,8 @@ export const ConfigFileSchema = v.strictObject({
     follow_interval: v.optional(duration(10), '1s'),
     initial_chunk_blocks: v.optional(int(1, 1_000_000), 2000),
     max_chunk_blocks: v.optional(int(1, 1_000_000), 10_000),
+    /** Longest wait between retries while the RPC is failing (exponential backoff with jitter up to this). */
+    backoff_max: v.optional(duration(100), '30s'),
   }),
   shutdown: section({
     /** On SIGINT/SIGTERM: time running tasks get to finish before wcp records them and exits. */

@@ -250,6 +250,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       periodMs: config.reconciler.periodMs,
       initialChunkBlocks: config.reconciler.initialChunkBlocks,
       maxChunkBlocks: config.reconciler.maxChunkBlocks,
+      backoffMaxMs: config.reconciler.backoffMaxMs,
       rpcTimeoutMs: config.ethereum.requestTimeoutMs,
       localIds,
       ...(cp ? { checkpoint: { block_number: cp.block_number, ...(cp.block_hash ? { block_hash: cp.block_hash } : {}) } } : {}),
