@@ -6,7 +6,7 @@
 import { Interface } from 'ethers';
 import { MULTICALL3_ABI, TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI, type ActivityStatusCode } from '../chain/abi.ts';
 import { WcpError } from '../internal/errors.ts';
-import type { WorkflowFact } from './messages.ts';
+import type { ActivityTuple, WorkflowFact } from './messages.ts';
 import { RpcError, type RpcTransport, toHex } from './rpc.ts';
 
 export const taskQueueIface = new Interface(TASK_QUEUE_ABI);
@@ -81,27 +81,6 @@ function num(field: string, value: unknown): number {
   return Number(n);
 }
 
-/** The `getActivity` tuple, normalized (no fact context yet). */
-export interface ActivityTuple {
-  activityId: string;
-  exists: boolean;
-  queue: string;
-  workflowInstance: string;
-  stepIndex: number;
-  activityType: string;
-  inputRef: string;
-  status: ActivityStatusCode;
-  worker: string;
-  enqueuedAtS: number;
-  claimedAtS: number;
-  lastHeartbeatAtS: number;
-  heartbeatTimeoutS: number;
-  expiresAtS: number;
-  finishedAtS: number;
-  isCompleted: boolean;
-  isExpired: boolean;
-  resultRef: string;
-}
 
 export function decodeActivity(requestedId: string, returnData: string): ActivityTuple {
   const [t] = taskQueueIface.decodeFunctionResult('getActivity', returnData) as unknown as [unknown[]];

@@ -41,11 +41,8 @@ export type ReconcilerEvent =
   | { type: 'error'; error: WireError }
   | { type: 'stopped' };
 
-/**
- * One activity as the chain reports it (`TaskQueue.getActivity`), normalized, plus what the WorkflowEngine says
- * about its workflow. All reads of one scan are pinned to one block (`blockNumber`, timestamp `nowS`).
- */
-export interface ActivityFact {
+/** One activity as the chain reports it (`TaskQueue.getActivity`), normalized. */
+export interface ActivityTuple {
   /** Decimal. */
   activityId: string;
   /** False when the chain does not know the id (status 0; e.g. its enqueue was reorged away). */
@@ -72,6 +69,13 @@ export interface ActivityFact {
   isExpired: boolean;
   /** Result on completion, reason on failure. */
   resultRef: string;
+}
+
+/**
+ * An activity tuple plus what the WorkflowEngine says about its workflow. All reads of one scan are pinned to one
+ * block (`blockNumber`, timestamp `nowS`).
+ */
+export interface ActivityFact extends ActivityTuple {
   /** Timestamp of the block the fact was read at, seconds. */
   nowS: number;
   /** The block the fact was read at. */
