@@ -11,6 +11,18 @@ import { openStore } from '../store/store.ts';
 import { rejectUnknownArgs } from './args.ts';
 import { runDaemon } from './run.ts';
 
+/**
+ * Writes `text` and resolves once the runtime has taken all of it. The entry point calls `process.exit` right
+ * after a command returns, and Bun writes to pipes asynchronously: output that a slow reader had not drained yet
+ * was cut off (a `db scan` of a few hundred lane records lost everything past the pipe buffer).
+ */
+function writeFully(stream: NodeJS.WriteStream, text: string): Promise<void> {
+  if (text === '') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    stream.write(text, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
 const configArg = {
   config: { type: 'string', description: 'Config file (default: configs/$ENVIRONMENT.toml, else the embedded local default)', valueHint: 'file' },
 } as const;
@@ -46,11 +58,13 @@ const scan = defineCommand({
     const store = openStore({ path, readOnly: true, logger: createLogger('db') });
     try {
       const entries = store.scan(String(args.prefix), limit ? { limit } : {});
-      for (const e of entries) {
-        if (args.json) process.stdout.write(`${JSON.stringify(e.error ? { key: e.key, error: e.error } : { key: e.key, value: e.value })}\n`);
-        else process.stdout.write(`${e.key}\t${e.error ? `<${e.error}>` : JSON.stringify(e.value)}\n`);
-      }
-      if (!args.json) process.stderr.write(`${entries.length} record(s) under ${JSON.stringify(args.prefix)} in ${path}\n`);
+      const lines = entries.map((e) =>
+        args.json
+          ? `${JSON.stringify(e.error ? { key: e.key, error: e.error } : { key: e.key, value: e.value })}\n`
+          : `${e.key}\t${e.error ? `<${e.error}>` : JSON.stringify(e.value)}\n`,
+      );
+      await writeFully(process.stdout, lines.join(''));
+      if (!args.json) await writeFully(process.stderr, `${entries.length} record(s) under ${JSON.stringify(args.prefix)} in ${path}\n`);
     } finally {
       await store.close();
     }
@@ -66,11 +80,11 @@ const checkArgs = { ...configArg, json: { type: 'boolean', description: 'Print J
 const check = defineCommand({
   meta: { name: 'check', description: 'Validate the config and print the resolved values (the key redacted)' },
   args: checkArgs,
-  run({ args, rawArgs }) {
+  async run({ args, rawArgs }) {
     rejectUnknownArgs(rawArgs, checkArgs, 0);
     const cfg = loadConfig(args.config ? { path: args.config } : {});
     const out = redactedConfig(cfg);
-    process.stdout.write(`${JSON.stringify(out, null, args.json ? 0 : 2)}\n`);
+    await writeFully(process.stdout, `${JSON.stringify(out, null, args.json ? 0 : 2)}\n`);
   },
 });
 const config = defineCommand({
