@@ -490,6 +490,10 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   // ------------------------------------------------------------------------------------------ finishing
 
   async function submitFinish(r: Inflight): Promise<void> {
+    // Two paths may reach here for one record at once (the executor's completion and a re-drive from chain facts
+    // read just before it): the second would send the complete/fail a second time, to be reverted on chain.
+    // `send` marks the id before its first await, so whoever comes second sees the first one's tx in flight.
+    if (pending.has(r.activity_id)) return;
     if (isExpired(r)) {
       await finish(r.activity_id, 'expired', {}, 'expired before its result could be written: nothing sent');
       return;
@@ -507,6 +511,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   }
 
   async function submitResume(r: Inflight): Promise<void> {
+    if (pending.has(r.activity_id)) return; // a resume (or the complete before it) already in flight: see submitFinish
     if (!r.workflow_instance || r.workflow_instance === '0') {
       await finish(r.activity_id, 'completed', { result_ref: r.result_ref ?? '', resumed: true });
       return;

@@ -1,0 +1,141 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { WcpConfig } from '../config/load.ts';
+import { createLogger } from '../internal/logger.ts';
+import { createMetrics } from '../internal/metrics.ts';
+import type { ActivityFact } from '../reconciler/messages.ts';
+import type { RpcTransport } from '../reconciler/rpc.ts';
+import { inflightKey } from '../store/keys.ts';
+import { type Inflight, InflightSchema } from '../store/records.ts';
+import { openStore, type Store } from '../store/store.ts';
+import type { SubmitResult, TxRequest } from '../txmgr/types.ts';
+import { type ActivityManager, createActivityManager } from './manager.ts';
+
+const WALLET = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
+const TQ = '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0';
+const WF = '0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9';
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close().catch(() => {});
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A manager that is never started (no tick, no chain reads): only the event paths under test run. */
+function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'wcp-manager-'));
+  dirs.push(dir);
+  const store = openStore({ path: join(dir, 'wcp.db'), logger: createLogger('test', { write: () => {} }) });
+  stores.push(store);
+  const config = {
+    ethereum: { taskQueue: TQ, workflowEngine: WF, multicall3: '0xca11bde05977b3631167028862be2a173976ca11', walletAddress: WALLET },
+    scheduler: { queueName: 'q', heartbeatIntervalMs: 10_000, maxInflight: 8, claimBatch: 8, mode: 'claim' },
+    txPolicy: { maxInFlight: 16 },
+    executor: { maxDispatchAttempts: 3, reofferLostTasks: true },
+  } as unknown as WcpConfig;
+  const submitted: TxRequest[] = [];
+  const release: Array<() => void> = [];
+  let nonce = 0;
+  const txm = {
+    /** Every submit waits until the test releases it (a lane busy with earlier work). */
+    submit: (req: TxRequest) =>
+      new Promise<SubmitResult>((resolve) => {
+        submitted.push(req);
+        const n = nonce++;
+        release.push(() => resolve({ ok: true, nonce: n, hash: `0x${n.toString(16).padStart(64, '0')}`, gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n }));
+      }),
+    simulate: async () => ({ ok: true as const, returnData: '0x' }),
+    inFlight: () => 0,
+  };
+  const rpc: RpcTransport = { request: async () => Promise.reject(new Error('no chain in this test')) };
+  const manager: ActivityManager = createActivityManager({
+    config,
+    store,
+    txm,
+    rpc,
+    executor: { assign: () => {}, cancel: () => {}, drain: () => {} },
+    logger: createLogger('test', { write: () => {} }),
+    metrics: createMetrics(),
+  });
+  return { store, manager, submitted, release };
+}
+
+function running(id: string): Inflight {
+  const nowS = Math.floor(Date.now() / 1000);
+  return {
+    activity_id: id,
+    state: 'running',
+    queue_name: 'q',
+    activity_type: 'echo',
+    input_ref: '',
+    expires_at_s: nowS + 3600,
+    heartbeat_timeout_s: 600,
+    last_heartbeat_s: nowS,
+    dispatch_attempts: 1,
+    created_at_ms: 1,
+    updated_at_ms: 1,
+  };
+}
+
+/** Chain truth for `id`: claimed by us, live (what a scan read just before the executor finished). */
+function claimedByUs(id: string): ActivityFact {
+  const nowS = Math.floor(Date.now() / 1000);
+  return {
+    activityId: id,
+    exists: true,
+    queue: 'q',
+    workflowInstance: '0',
+    stepIndex: 0,
+    activityType: 'echo',
+    inputRef: '',
+    status: 2,
+    worker: WALLET,
+    enqueuedAtS: nowS - 10,
+    claimedAtS: nowS - 5,
+    lastHeartbeatAtS: nowS,
+    heartbeatTimeoutS: 600,
+    expiresAtS: nowS + 3600,
+    finishedAtS: 0,
+    isCompleted: false,
+    isExpired: false,
+    resultRef: '',
+    nowS,
+    blockNumber: 10,
+  };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 100));
+
+describe('activity manager: finishing', () => {
+  test('an executor completion and a re-drive from chain facts arriving together send ONE complete', async () => {
+    const { store, manager, submitted, release } = setup();
+    await store.transact((tx) => tx.put(inflightKey('7'), running('7')));
+    // Facts first, the completion right behind: the re-drive sees `completing` (both writes land in one commit)
+    // and the completion path then finds the complete already being submitted.
+    const facts = manager.onFacts([claimedByUs('7')]);
+    manager.onExecutorEvent({ type: 'completion', activity_id: '7', attempt: 1, result: { ok: true, output_refs: { result: 'r' }, metadata_json: '{}' } });
+    await settle();
+    for (const r of release.splice(0)) r();
+    await facts;
+    await settle();
+    for (const r of release.splice(0)) r();
+    expect(submitted.map((s) => `${s.kind}(${s.activityIds.join(',')})`)).toEqual(['complete(7)']);
+    expect(store.get(inflightKey('7'), InflightSchema)?.state).toBe('completing');
+  });
+
+  test('the other order (completion first, facts right behind) also sends one complete', async () => {
+    const { store, manager, submitted, release } = setup();
+    await store.transact((tx) => tx.put(inflightKey('8'), running('8')));
+    manager.onExecutorEvent({ type: 'completion', activity_id: '8', attempt: 1, result: { ok: true, output_refs: { result: 'r' }, metadata_json: '{}' } });
+    const facts = manager.onFacts([claimedByUs('8')]);
+    await settle();
+    for (const r of release.splice(0)) r();
+    await facts;
+    await settle();
+    for (const r of release.splice(0)) r();
+    expect(submitted.map((s) => `${s.kind}(${s.activityIds.join(',')})`)).toEqual(['complete(8)']);
+  });
+});
