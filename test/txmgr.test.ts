@@ -439,6 +439,50 @@ describe('txmgr: foreign nonce use and reorgs', () => {
   }, 30_000);
 });
 
+describe('txmgr: a reorg deeper than the confirmations', () => {
+  test('confirmed txs taken back by a reorg are re-opened and re-sent (same nonce, same bytes); the lane does not stall', async () => {
+    // A fresh wallet: every dev account already has a test of its own.
+    const w = Wallet.createRandom();
+    await anvil.rpc('anvil_setBalance', [w.address, '0x56bc75e2d63100000']);
+    const store = newStore();
+    const { m, events } = mk({ store, urls: [anvil.url], key: w.privateKey, policy: { confirmations: 1 } });
+    await m.start();
+    for (const id of [9200, 9201]) expect((await m.submit({ kind: 'claim', activityIds: [String(id)], to: contract, data: claimData(id) })).ok).toBe(true);
+    await waitFor('both confirmed', () => confirmed(events).length === 2);
+    const firstBlock = Math.min(...confirmed(events).map((e) => e.blockNumber));
+    const before = new Map(confirmed(events).map((e) => [e.nonce, e.hash]));
+    // Every block from the first tx's on is replaced by an empty one: both txs are gone, the nonce is back to 0.
+    // (Mining paused meanwhile: a block landing between reading the head and the reorg would spare ours.)
+    await anvil.rpc('evm_setIntervalMining', [0]);
+    try {
+      await anvil.rpc('anvil_reorg', [(await anvil.blockNumber()) - firstBlock + 1, []]);
+    } finally {
+      await anvil.rpc('evm_setIntervalMining', [1]);
+    }
+    expect(await nonceOf(anvil, w.address)).toBe(0);
+    // A new tx (nonce 2) would wait behind the hole forever if nothing re-sent nonces 0 and 1.
+    const r2 = await m.submit({ kind: 'claim', activityIds: ['9202'], to: contract, data: claimData(9202) });
+    expect(r2.ok && r2.nonce).toBe(2);
+    await waitFor('all three on chain', async () => (await nonceOf(anvil, w.address)) === 3 && confirmed(events).length === 5, 20_000);
+    expect(events.filter((e) => e.type === 'reorged').map((e) => e.nonce)).toEqual([0, 1]);
+    // Each nonce kept its meaning (the first hash recorded is the one first mined) and is mined again with one of
+    // its recorded hashes; the lane records say so.
+    for (const n of [0, 1, 2]) {
+      const rec = store.get(laneKey(n), LaneTxSchema) as LaneTx;
+      const onChain = await anvil.rpc<{ blockHash: string } | null>('eth_getTransactionReceipt', [rec.mined_hash]);
+      expect({ n, data: rec.data, state: rec.state, mined: onChain !== null, known: rec.hashes.includes(rec.mined_hash as string) }).toEqual({
+        n,
+        data: claimData(9200 + n),
+        state: 'confirmed',
+        mined: true,
+        known: true,
+      });
+      if (n < 2) expect(rec.hashes[0]).toBe(before.get(n) as string);
+    }
+    await m.stop();
+  }, 40_000);
+});
+
 describe('txmgr fee spike (mining paused)', () => {
   test('a base-fee spike is survived by bumping; the replacement pays ≥ 110% of the previous fees', async () => {
     const a2 = await startAnvil({ noMining: true });

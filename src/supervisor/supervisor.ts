@@ -23,7 +23,7 @@ import { createRpcTransport } from '../reconciler/rpc.ts';
 import { buildVersion } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
 import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
-import { ClaimJobSchema, ScanCheckpointSchema } from '../store/records.ts';
+import { ClaimJobSchema, InflightSchema, ScanCheckpointSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { createTxManager, type TxManager } from '../txmgr/index.ts';
 import { recordClaimJobs } from './claim-jobs.ts';
@@ -184,7 +184,12 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
             return n;
           })
           .then((n) => log.warn('chain reorg detected', { fork_block: ev.forkBlock, dropped_claim_jobs: n, detail: ev.detail }));
-        if (manager) reconciler?.post({ type: 'scanNow', reason: 'reorg' });
+        // Rescan, reading every activity we hold too: the chain may no longer say it is ours (our claim gone,
+        // someone else's in its place), and no event of ours would name it any more.
+        if (manager) {
+          const held = store.list(PREFIX.inflight, InflightSchema).map((e) => e.value.activity_id);
+          reconciler?.post({ type: 'scanNow', reason: 'reorg', ids: held });
+        }
         break;
       }
       case 'checkpoint':

@@ -10,6 +10,9 @@
  * - A mined slot: after `confirmations` blocks, re-check the receipt and the canonical block hash at its height.
  *   Vanished or moved → reorg: the slot is pending again and its tx is re-sent. Otherwise `confirmed`; a reverted
  *   receipt gets its reason by replaying the call at that block.
+ * - Holes: a reorg deeper than `confirmations` takes back transactions that were already confirmed (and left
+ *   the lane). The chain's nonce then falls below nonces no open slot holds, and every later transaction would
+ *   wait behind them forever. A hole seen on two ticks in a row is handed to `refill` (re-open and re-send).
  */
 import { errorText, type WireError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
@@ -47,6 +50,10 @@ export interface ConfirmCtx {
   onRoom: () => void;
   /** The chain used one of our nonces for something else: move the next nonce past the chain's pending count. */
   onForeignNonce: () => Promise<void>;
+  /** The nonce the next reservation gets: every nonce below it has a lane record. */
+  nextNonce: () => number;
+  /** Nonces in [chain nonce, nextNonce) that no open slot holds (taken back by a reorg): re-open them. */
+  refill: (holes: number[], head: number) => Promise<void>;
 }
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -216,10 +223,30 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
     if (s.rec.state === 'mined') await checkConfirmations(s, head);
   }
 
+  let holeTicks = 0;
+  let holesCheckedAt = -1;
+
+  /** Nonces below `nextNonce` that the chain does not count and no open slot will send. */
+  async function watchHoles(head: number, latest: number) {
+    holesCheckedAt = head;
+    const holes: number[] = [];
+    for (let n = latest; n < ctx.nextNonce(); n++) if (!ctx.slots.has(n)) holes.push(n);
+    if (holes.length === 0) {
+      holeTicks = 0;
+      return;
+    }
+    // One read may come from a node a block behind (a slot just confirmed looks like a hole): wait for a second.
+    holeTicks += 1;
+    if (holeTicks < 2) return;
+    holeTicks = 0;
+    await ctx.refill(holes, head);
+  }
+
   async function tick() {
     const head = await pool.refreshHeads();
     const open = [...ctx.slots.values()].filter((s) => !s.busy);
-    if (open.length === 0) return;
+    // An idle lane reads the chain's nonce again only when a block came (a reorg brings new blocks).
+    if (open.length === 0 && head === holesCheckedAt && holeTicks === 0) return;
     const latest = Number(BigInt(await pool.request<string>('eth_getTransactionCount', [ctx.address, 'latest'])));
     await Promise.all(
       open.map(async (s) => {
@@ -233,6 +260,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
         }
       }),
     );
+    await watchHoles(head, latest);
   }
 
   return { tick, checkSlot };

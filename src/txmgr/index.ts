@@ -7,7 +7,8 @@
  *   fees, fills gaps with noop self-transfers, and sets the next nonce.
  * - `submit(req)` simulates (optional) and estimates gas WITHOUT a nonce, then, in order, waits for room in the
  *   lane (≤ maxInFlight pending), reserves the next nonce durably, signs and broadcasts.
- * - A background tick (every `receiptPollMs`) confirms, bumps, re-sends and detects reorgs (`confirmer.ts`).
+ * - A background tick (every `receiptPollMs`) confirms, bumps, re-sends and detects reorgs (`confirmer.ts`),
+ *   including reorgs deeper than `confirmations` that take back confirmed transactions (`refill`).
  *
  * State union: idle → starting → running → stopping → stopped; starting → failed if the chain cannot be read.
  * The private key lives only in the ethers Wallet inside this closure and is registered with the log redactor.
@@ -16,13 +17,13 @@ import { Wallet } from 'ethers';
 import { errorText, WcpError, type WireError } from '../internal/errors.ts';
 import { type Logger, registerSecret } from '../internal/logger.ts';
 import { laneKey } from '../store/keys.ts';
-import type { LaneTx } from '../store/records.ts';
+import { type LaneTx, LaneTxSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { createBroadcaster, feesOf } from './broadcaster.ts';
 import { classifyRpcError } from './classify.ts';
-import { createConfirmer } from './confirmer.ts';
+import { createConfirmer, findReceipt } from './confirmer.ts';
 import { decodeRevertError } from './decode.ts';
-import { gasWithMargin, initialFees } from './fees.ts';
+import { type FeeSuggestion, gasWithMargin, initialFees } from './fees.ts';
 import { isOpen, isPending, loadLane, persistLane, persistReservation, planResync, readNonceLast, type Slot } from './nonce-lane.ts';
 import { createRpcPool } from './rpc-pool.ts';
 import {
@@ -167,6 +168,8 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     },
     onRoom: wake,
     onForeignNonce: syncNextNonce,
+    nextNonce: () => nextNonce,
+    refill,
   });
 
   function newSlot(rec: LaneTx, signed: { raw: string; hash: string }, capWei: bigint): Slot {
@@ -325,6 +328,86 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     }
   }
 
+  /** Fills nonce `n` with a 0-value self-transfer (a gap no record can fill), persisted before it is sent. */
+  async function noopSlot(n: number, t: number, suggestion: FeeSuggestion): Promise<Slot> {
+    const { fees: f, capWei } = initialFees(suggestion, policy);
+    const rec: LaneTx = {
+      nonce: n,
+      kind: 'noop',
+      activity_ids: [],
+      to: address,
+      data: '0x',
+      value: '0',
+      gas_limit: NOOP_GAS.toString(),
+      max_fee_per_gas: f.maxFeePerGas.toString(),
+      max_priority_fee_per_gas: f.maxPriorityFeePerGas.toString(),
+      fee_cap_wei: capWei.toString(),
+      hashes: [],
+      attempts: 1,
+      state: 'reserved',
+      created_at_ms: t,
+      updated_at_ms: t,
+    };
+    const signed = await broadcaster.signRecord(rec);
+    rec.hashes = [signed.hash];
+    if (store.has(laneKey(n))) await persistLane(store, rec, t, { durable: true });
+    else await persistReservation(store, rec, t);
+    log.warn('filling a nonce gap with a noop self-transfer', { nonce: n, tx_hash: signed.hash });
+    const slot = newSlot(rec, signed, capWei);
+    slots.set(n, slot);
+    return slot;
+  }
+
+  /**
+   * Nonces the chain took back (see the confirmer's hole watch): a reorg deeper than `confirmations` removed
+   * transactions that were already confirmed and out of the lane. Each record whose hashes are all gone from
+   * the chain is pending again and re-sent with the same bytes (a nonce's meaning never changes; its activity
+   * ids get a `reorged` event and, once it is mined again, a new `confirmed` one). A nonce whose record had
+   * failed (another sender's tx, gone too) or is missing is treated as at start-up: left alone while the node's
+   * pool holds some tx for it (below its pending count), else filled with a noop.
+   */
+  async function refill(holes: number[], head: number): Promise<void> {
+    const t = now();
+    const toSend: Slot[] = [];
+    let pending: number | undefined;
+    for (const n of holes) {
+      if (slots.has(n)) continue;
+      const rec = store.get(laneKey(n), LaneTxSchema);
+      if (!rec || rec.state === 'failed') {
+        pending ??= Number(BigInt(await pool.request<string>('eth_getTransactionCount', [address, 'pending'])));
+        if (n >= pending) toSend.push(await noopSlot(n, t, await broadcaster.suggestFees()));
+        continue;
+      }
+      // Still mined after all (the nonce we read came from a lagging node): nothing to do.
+      if (await findReceipt(pool, rec.hashes)) continue;
+      const { mined_hash, block_number, block_hash: _bh, receipt_status: _rs, gas_used: _g, error: _e, ...rest } = rec;
+      const reopened: LaneTx = { ...rest, state: 'sent', updated_at_ms: t };
+      await persistLane(store, reopened, t, { durable: true });
+      const slot = newSlot(reopened, await broadcaster.signRecord(reopened), BigInt(reopened.fee_cap_wei ?? reopened.max_fee_per_gas));
+      slots.set(n, slot);
+      log.warn('a confirmed transaction is no longer on chain (reorg deeper than the confirmations): pending again; re-sending it', {
+        nonce: n,
+        kind: rec.kind,
+        activity_ids: rec.activity_ids,
+        tx_hash: mined_hash,
+        block: block_number,
+      });
+      emit({ type: 'reorged', kind: rec.kind, nonce: n, activityIds: rec.activity_ids, hash: mined_hash ?? slot.hash, blockNumber: block_number ?? -1 });
+      toSend.push(slot);
+    }
+    for (const slot of toSend) {
+      slot.busy = true;
+      try {
+        await broadcaster.send(slot, head);
+      } catch (e) {
+        slot.uncertain = true;
+        log.warn('re-send after a reorg failed; the tick retries', { nonce: slot.rec.nonce, error: errorText(e) });
+      } finally {
+        slot.busy = false;
+      }
+    }
+  }
+
   /** Brings the lane in line with the chain after a (re)start. */
   async function resync() {
     const [latestHex, pendingHex] = await Promise.all([
@@ -372,34 +455,7 @@ export function createTxManager(o: TxManagerOptions): TxManager {
       slots.set(rec.nonce, slot);
       toSend.push(slot);
     }
-    for (const n of plan.fillNoop) {
-      const { fees: f, capWei } = initialFees(await fees(), policy);
-      const rec: LaneTx = {
-        nonce: n,
-        kind: 'noop',
-        activity_ids: [],
-        to: address,
-        data: '0x',
-        value: '0',
-        gas_limit: NOOP_GAS.toString(),
-        max_fee_per_gas: f.maxFeePerGas.toString(),
-        max_priority_fee_per_gas: f.maxPriorityFeePerGas.toString(),
-        fee_cap_wei: capWei.toString(),
-        hashes: [],
-        attempts: 1,
-        state: 'reserved',
-        created_at_ms: t,
-        updated_at_ms: t,
-      };
-      const signed = await broadcaster.signRecord(rec);
-      rec.hashes = [signed.hash];
-      if (store.has(laneKey(n))) await persistLane(store, rec, t, { durable: true });
-      else await persistReservation(store, rec, t);
-      log.warn('filling a nonce gap with a noop self-transfer', { nonce: n, tx_hash: signed.hash });
-      const slot = newSlot(rec, signed, capWei);
-      slots.set(n, slot);
-      toSend.push(slot);
-    }
+    for (const n of plan.fillNoop) toSend.push(await noopSlot(n, t, await fees()));
     toSend.sort((a, b) => a.rec.nonce - b.rec.nonce);
     const head = pool.bestBlock();
     for (const slot of toSend) {
