@@ -42,8 +42,11 @@ export function claimCall(taskQueue: string, ids: string[]): Call {
   return { kind: 'claim_batch', to: taskQueue, data: tq.encodeFunctionData('claimActivities', [ids]), activityIds: ids, minGasLimit: batchGasFloor('claim_batch', ids.length) };
 }
 
+/**
+ * Heartbeats, always in the batch form, even for one id: `heartbeatBatch` skips an id that was completed, failed or
+ * expired by the time the tx is mined (e.g. its complete was mined first) instead of reverting the whole tx.
+ */
 export function heartbeatCall(taskQueue: string, ids: string[]): Call {
-  if (ids.length === 1) return { kind: 'heartbeat', to: taskQueue, data: tq.encodeFunctionData('heartbeat', [ids[0]]), activityIds: ids };
   return { kind: 'heartbeat', to: taskQueue, data: tq.encodeFunctionData('heartbeatBatch', [ids]), activityIds: ids, minGasLimit: batchGasFloor('heartbeat', ids.length) };
 }
 
