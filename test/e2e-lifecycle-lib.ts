@@ -5,13 +5,11 @@
  */
 import { expect } from 'bun:test';
 import { existsSync } from 'node:fs';
-import { Interface, Transaction } from 'ethers';
-import { TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI } from '../src/chain/abi.ts';
-import type { Stack } from '../scripts/lib/deploy.ts';
+import { type Interface, Transaction } from 'ethers';
+import { rpcBatch, tqIface } from './support/chain.ts';
 import { type Sandbox, until, wcpScan } from './support/wcp.ts';
 
-export const tqIface = new Interface(TASK_QUEUE_ABI);
-export const wfIface = new Interface(WORKFLOW_ENGINE_ABI);
+export { activityViews, type QueueEvent, queueEvents, rpcBatch, sleep, tqIface, wfIface } from './support/chain.ts';
 
 /** Env for `wcp run` with the no-op test executor and short intervals. `extra` wins. */
 export function lifecycleEnv(rpcUrl: string, key: string, queue: string, extra: Record<string, string> = {}): Record<string, string> {
@@ -40,25 +38,6 @@ export function lifecycleEnv(rpcUrl: string, key: string, queue: string, extra: 
 
 // ------------------------------------------------------------------------------------------------ raw rpc
 
-/** JSON-RPC batch (chunks of 100); throws on any error. */
-export async function rpcBatch<T>(url: string, calls: Array<[string, unknown[]]>): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < calls.length; i += 100) {
-    const chunk = calls.slice(i, i + 100);
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(chunk.map(([method, params], j) => ({ jsonrpc: '2.0', id: j, method, params }))),
-    });
-    const body = (await res.json()) as Array<{ id: number; result?: T; error?: { message: string } }>;
-    body.sort((a, b) => a.id - b.id);
-    for (const r of body) {
-      if (r.error) throw new Error(`rpc batch: ${r.error.message}`);
-      out.push(r.result as T);
-    }
-  }
-  return out;
-}
 
 export interface ChainTx {
   hash: string;
@@ -119,52 +98,10 @@ export async function walletTxs(url: string, addresses: string[]): Promise<Map<s
   return out;
 }
 
-export interface QueueEvent {
-  name: string;
-  activityId: string;
-  worker: string;
-  blockNumber: number;
-  timestamp: number;
-  txHash: string;
-}
-
-/** Every TaskQueue event (decoded) with its block timestamp. */
-export async function queueEvents(url: string, taskQueue: string): Promise<QueueEvent[]> {
-  const [logs] = await rpcBatch<Array<{ topics: string[]; data: string; blockNumber: string; transactionHash: string }>>(url, [
-    ['eth_getLogs', [{ address: taskQueue, fromBlock: '0x0', toBlock: 'latest' }]],
-  ]);
-  const blockNums = [...new Set((logs ?? []).map((l) => l.blockNumber))];
-  const blocks = await rpcBatch<{ number: string; timestamp: string }>(url, blockNums.map((n) => ['eth_getBlockByNumber', [n, false]] as [string, unknown[]]));
-  const ts = new Map(blocks.map((b) => [b.number, Number(BigInt(b.timestamp))]));
-  const out: QueueEvent[] = [];
-  for (const l of logs ?? []) {
-    const p = tqIface.parseLog({ topics: l.topics, data: l.data });
-    if (!p) continue;
-    out.push({
-      name: p.name,
-      activityId: (p.args.activityId as bigint).toString(),
-      worker: String(p.args.worker ?? '').toLowerCase(),
-      blockNumber: Number(BigInt(l.blockNumber)),
-      timestamp: ts.get(l.blockNumber) ?? 0,
-      txHash: l.transactionHash,
-    });
-  }
-  return out;
-}
-
 export function countBy<T>(xs: T[], key: (x: T) => string): Map<string, number> {
   const m = new Map<string, number>();
   for (const x of xs) m.set(key(x), (m.get(key(x)) ?? 0) + 1);
   return m;
-}
-
-/** `getActivity` for each id (status 3 = Completed). */
-export async function activityViews(stack: Stack, ids: string[]) {
-  const out = [];
-  for (let i = 0; i < ids.length; i += 50) {
-    out.push(...(await Promise.all(ids.slice(i, i + 50).map((id) => stack.contracts.taskQueue.getFunction("getActivity")(id)))));
-  }
-  return out as Array<{ id: bigint; status: bigint; worker: string; isCompleted: boolean; isExpired: boolean; workflowInstance: bigint; stepIndex: bigint }>;
 }
 
 /** Activity ids passed to a claim / claim_batch / heartbeat call. */
@@ -249,4 +186,3 @@ export function sentByNonce(raws: string[]): Map<number, Array<{ hash: string; m
   return out;
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -6,14 +6,12 @@
  * new work is ActivityEnqueued ingestion (the path these tests are about).
  */
 import { existsSync } from 'node:fs';
-import { Interface } from 'ethers';
-import { TASK_QUEUE_ABI } from '../src/chain/abi.ts';
 import type { Stack } from '../scripts/lib/deploy.ts';
 import type { RpcProxy } from './support/rpc-proxy.ts';
+import { type ActivityView, activityViews, rpcBatch, tqIface } from './support/chain.ts';
 import { type Sandbox, until, wcpScan, type WcpProcess } from './support/wcp.ts';
 
-export const tqIface = new Interface(TASK_QUEUE_ABI);
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { activityViews, type ActivityView, blockNumber, type QueueEvent, queueEvents, rpcBatch, sleep, tqIface } from './support/chain.ts';
 
 /** Env for `wcp run` (claim mode, no-op test executor, short intervals). `extra` wins. */
 export function reconEnv(rpcUrl: string, key: string, extra: Record<string, string> = {}): Record<string, string> {
@@ -41,56 +39,8 @@ export function reconEnv(rpcUrl: string, key: string, extra: Record<string, stri
 
 // ------------------------------------------------------------------------------------------------ raw rpc
 
-/** JSON-RPC batch (chunks of 100); throws on any error. */
-export async function rpcBatch<T>(url: string, calls: Array<[string, unknown[]]>): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < calls.length; i += 100) {
-    const chunk = calls.slice(i, i + 100);
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(chunk.map(([method, params], j) => ({ jsonrpc: '2.0', id: j, method, params }))),
-    });
-    const body = (await res.json()) as Array<{ id: number; result?: T; error?: { message: string } }>;
-    body.sort((a, b) => a.id - b.id);
-    for (const r of body) {
-      if (r.error) throw new Error(`rpc batch: ${r.error.message}`);
-      out.push(r.result as T);
-    }
-  }
-  return out;
-}
 
-export interface QueueEvent {
-  name: string;
-  activityId: string;
-  worker: string;
-  blockNumber: number;
-  timestamp: number;
-}
 
-/** Every TaskQueue event of the canonical chain (decoded), with its block timestamp. */
-export async function queueEvents(url: string, taskQueue: string, fromBlock = 0): Promise<QueueEvent[]> {
-  const [logs] = await rpcBatch<Array<{ topics: string[]; data: string; blockNumber: string }>>(url, [
-    ['eth_getLogs', [{ address: taskQueue, fromBlock: `0x${fromBlock.toString(16)}`, toBlock: 'latest' }]],
-  ]);
-  const blockNums = [...new Set((logs ?? []).map((l) => l.blockNumber))];
-  const blocks = await rpcBatch<{ number: string; timestamp: string }>(url, blockNums.map((n) => ['eth_getBlockByNumber', [n, false]] as [string, unknown[]]));
-  const ts = new Map(blocks.map((b) => [b.number, Number(BigInt(b.timestamp))]));
-  const out: QueueEvent[] = [];
-  for (const l of logs ?? []) {
-    const p = tqIface.parseLog({ topics: l.topics, data: l.data });
-    if (!p) continue;
-    out.push({
-      name: p.name,
-      activityId: (p.args.activityId as bigint).toString(),
-      worker: String(p.args.worker ?? '').toLowerCase(),
-      blockNumber: Number(BigInt(l.blockNumber)),
-      timestamp: ts.get(l.blockNumber) ?? 0,
-    });
-  }
-  return out;
-}
 
 export interface WalletCall {
   blockNumber: number;
@@ -122,24 +72,8 @@ export async function walletCalls(url: string, from: string, taskQueue: string, 
 
 export const CLAIM_FNS = new Set(['claimActivity', 'claimActivities']);
 
-export interface ActivityView {
-  id: bigint;
-  status: bigint;
-  worker: string;
-  isExpired: boolean;
-  resultRef: string;
-}
 
-/** `getActivity` for each id (status 1 Pending, 2 Claimed, 3 Completed, 4 Failed). */
-export async function activityViews(stack: Stack, ids: string[]): Promise<ActivityView[]> {
-  const out: ActivityView[] = [];
-  for (let i = 0; i < ids.length; i += 50) {
-    out.push(...((await Promise.all(ids.slice(i, i + 50).map((id) => stack.contracts.taskQueue.getFunction("getActivity")(id)))) as ActivityView[]));
-  }
-  return out;
-}
 
-export const blockNumber = async (url: string) => Number(BigInt((await rpcBatch<string>(url, [['eth_blockNumber', []]]))[0] as string));
 
 // ------------------------------------------------------------------------------------------------ store
 
