@@ -61,6 +61,15 @@ export function quietLogger(tag: string): Logger {
   return createLogger(tag, { level: 'error', json: true, write: (l) => process.stderr.write(`[${tag}] ${l}\n`) });
 }
 
+/**
+ * anvil flags for benchmarks that mine thousands of blocks. anvil 1.7 slows down with chain length on its default
+ * hardfork (Prague: the storage of the EIP-2935 block-hash history contract grows and is re-hashed on every block)
+ * and with full state history (a snapshot of the state per block, kept in memory: the lane benchmark's anvil grew
+ * to 12 GB and mined ever slower after a few thousand automined blocks). The project's contracts are compiled for
+ * cancun; pruned history still keeps the last 512 states, so reads pinned to a recent block work.
+ */
+export const LONG_CHAIN_ANVIL_ARGS: readonly string[] = ['--hardfork', 'cancun', '--prune-history', '512'];
+
 /** Environment for the compiled binary against `rpcUrl` with the anvil dev worker key (account 1). */
 export function wcpEnv(rpcUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
