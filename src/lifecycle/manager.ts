@@ -529,8 +529,13 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   async function handleTx(ev: TxEvent): Promise<void> {
     if (ev.type !== 'confirmed' && ev.type !== 'failed') return;
     const ids = ev.activityIds;
-    if (ev.kind === 'heartbeat') {
+    const clearHb = () => {
       for (const id of ids) if (hbPending.get(id) === ev.nonce) hbPending.delete(id);
+    };
+    if (ev.kind === 'heartbeat') {
+      // A heartbeat that landed stays "in flight" until its new last_heartbeat_s is committed (below): a heartbeat
+      // round in between read the old value, found the activity due and sent its heartbeat a second time.
+      if (ev.type === 'failed' || ev.status === 'reverted') clearHb();
     } else {
       for (const id of ids) if (pending.get(id)?.nonce === ev.nonce) pending.delete(id);
     }
@@ -562,12 +567,16 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       case 'heartbeat': {
         const t = Math.floor(chainNow());
         const ok = ids.filter((id) => events.heartbeat.has(id));
-        await store.transact((tx) => {
-          for (const id of ok) {
-            const r = tx.get(inflightKey(id), InflightSchema);
-            if (r) tx.put(inflightKey(id), { ...r, last_heartbeat_s: Math.max(r.last_heartbeat_s ?? 0, Math.min(t, r.expires_at_s ?? t)), updated_at_ms: now() });
-          }
-        });
+        try {
+          await store.transact((tx) => {
+            for (const id of ok) {
+              const r = tx.get(inflightKey(id), InflightSchema);
+              if (r) tx.put(inflightKey(id), { ...r, last_heartbeat_s: Math.max(r.last_heartbeat_s ?? 0, Math.min(t, r.expires_at_s ?? t)), updated_at_ms: now() });
+            }
+          });
+        } finally {
+          clearHb();
+        }
         const refused = ids.filter((id) => !events.heartbeat.has(id) && store.has(inflightKey(id)));
         if (refused.length) await recheck(refused, 'heartbeat not accepted');
         break;
