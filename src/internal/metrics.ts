@@ -18,6 +18,12 @@ export function createMetrics() {
       buckets: [1, 2, 5, 10, 20, 50, 100, 250, 500, 1000, 5000],
       registers: [registry],
     }),
+    heartbeatLateness: new Histogram({
+      name: 'wcp_heartbeat_lateness_seconds',
+      help: 'per activity: when its heartbeat tx was submitted minus when the heartbeat came due (last heartbeat + interval), chain clock',
+      buckets: [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60],
+      registers: [registry],
+    }),
     quarantined: new Counter({ name: 'wcp_store_quarantined_total', help: 'corrupt records quarantined', registers: [registry] }),
     txSent: new Counter({ name: 'wcp_tx_total', help: 'transactions by kind and outcome', labelNames: ['kind', 'outcome'], registers: [registry] }),
     activities: new Counter({ name: 'wcp_activities_total', help: 'activities finished by outcome', labelNames: ['outcome'], registers: [registry] }),

@@ -278,17 +278,26 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     if (chainNowS === 0) return;
     const t = chainNow();
     const due: string[] = [];
+    /** Activity id → when its heartbeat came due (chain seconds): for the lateness histogram. */
+    const dueAt = new Map<string, number>();
     for (const r of listHeld()) {
       if (!HEARTBEAT_STATES.has(r.state) || hbPending.has(r.activity_id)) continue;
       if (r.last_heartbeat_s === undefined || isExpired(r, t)) continue;
-      if (t - r.last_heartbeat_s >= heartbeatIntervalS(r)) due.push(r.activity_id);
+      if (t - r.last_heartbeat_s >= heartbeatIntervalS(r)) {
+        due.push(r.activity_id);
+        dueAt.set(r.activity_id, r.last_heartbeat_s + heartbeatIntervalS(r));
+      }
     }
     if (due.length === 0) return;
     for (let i = 0; i < due.length; i += 200) {
       const ids = due.slice(i, i + 200);
       const res = await send(heartbeatCall(taskQueue, ids), false);
       if (!res.ok) log.warn('heartbeat not sent', { activity_ids: ids.join(','), error: res.error.message });
-      else log.debug('heartbeat sent', { count: ids.length, nonce: res.nonce });
+      else {
+        const sentS = chainNow();
+        for (const id of ids) metrics.heartbeatLateness.observe(Math.max(0, sentS - (dueAt.get(id) ?? sentS)));
+        log.debug('heartbeat sent', { count: ids.length, nonce: res.nonce });
+      }
     }
   }
 
