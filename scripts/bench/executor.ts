@@ -25,7 +25,8 @@ name: bench.noop
 version: 1
 inputs:
   n: { type: integer, minimum: 0, default: 0 }
-outputs: {}
+outputs:
+  result: { key: result.json, content_type: application/json, required: false }
 `;
 
 const ECHO_PROTO = `
