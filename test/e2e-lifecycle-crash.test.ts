@@ -14,8 +14,6 @@
  * Reproduce a failure with `WCP_CRASH_SEED=<the seed printed> bun test test/e2e-lifecycle-crash.test.ts`.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, registerWorker, type Stack, startWorkflows } from '../scripts/lib/deploy.ts';
 import {
@@ -31,7 +29,7 @@ import {
   scan,
   waitDone,
 } from './e2e-lifecycle-lib.ts';
-import { type Sandbox, sandbox, startWcp, until, type WcpProcess } from './support/wcp.ts';
+import { finishSandbox, type Sandbox, sandbox, startWcp, until, type WcpProcess } from './support/wcp.ts';
 
 const KILLS = 22;
 const MIN_RUN_MS = 300;
@@ -62,14 +60,10 @@ beforeAll(async () => {
   stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey, heartbeatTimeoutS: 30 });
 }, 60_000);
 afterAll(async () => {
-  for (const w of procs) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
   stack?.destroy();
   await anvil?.stop();
-  // WCP_E2E_KEEP=1 keeps the store and every run's log (run-N.log; the last one is the final run) for a post-mortem.
-  if (process.env.WCP_E2E_KEEP && sb) {
-    procs.forEach((w, i) => writeFileSync(join((sb as Sandbox).dir, `run-${i + 1}.log`), w.output()));
-    console.log(`[crash] sandbox kept: ${sb.dir}`);
-  } else sb?.cleanup();
+  // WCP_E2E_KEEP=1 keeps the store and every run's log (run-N.log; the last one is the final run).
+  finishSandbox('run', sb, procs);
 }, 30_000);
 
 describe('wcp binary: kill -9 at random moments during a 200-activity run', () => {

@@ -169,7 +169,9 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     for (const [sb, who] of [[sbA, a], [sbB, b]] as const) {
       for (const d of doneRecords(sb)) {
         const won = winner.get(d.activity_id) === who.address.toLowerCase();
-        expect({ id: d.activity_id, outcome: d.outcome }).toEqual({ id: d.activity_id, outcome: won ? 'completed' : 'lost' });
+        // A loser's record: 'lost' (seen claimed by the other) or 'finished_elsewhere' (seen already completed).
+        const outcome = won ? 'completed' : d.outcome === 'finished_elsewhere' ? 'finished_elsewhere' : 'lost';
+        expect({ id: d.activity_id, outcome: d.outcome }).toEqual({ id: d.activity_id, outcome });
       }
       await expectLaneMatchesChain(sb, anvil.url, who.address);
     }

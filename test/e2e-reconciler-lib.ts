@@ -9,7 +9,9 @@ import { existsSync } from 'node:fs';
 import type { Stack } from '../scripts/lib/deploy.ts';
 import type { RpcProxy } from './support/rpc-proxy.ts';
 import { type ActivityView, activityViews, rpcBatch, tqIface } from './support/chain.ts';
-import { type Sandbox, until, wcpScan, type WcpProcess } from './support/wcp.ts';
+import { type LogLine, logLines, type Sandbox, until, wcpScan, type WcpProcess } from './support/wcp.ts';
+
+export { type LogLine, logLines } from './support/wcp.ts';
 
 export { activityViews, type ActivityView, blockNumber, type QueueEvent, queueEvents, rpcBatch, sleep, tqIface } from './support/chain.ts';
 
@@ -90,18 +92,6 @@ export const inflightById = (sb: Sandbox) => new Map(scan(sb, 'inflight:').map((
 
 // ------------------------------------------------------------------------------------------------ logs
 
-export type LogLine = Record<string, unknown> & { msg: string; level: string };
-/** wcp's JSON log lines (anything else is skipped). */
-export function logLines(w: WcpProcess): LogLine[] {
-  const out: LogLine[] = [];
-  for (const l of w.output().split('\n')) {
-    if (!l.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(l) as LogLine);
-    } catch {}
-  }
-  return out;
-}
 export const linesWith = (w: WcpProcess, msg: string | RegExp) =>
   logLines(w).filter((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(l.msg)));
 

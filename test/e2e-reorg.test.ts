@@ -16,8 +16,6 @@
  *  - the lane stays consistent: every nonce used once, no gap, the records agree with the chain, nothing reverted.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
 import {
@@ -33,7 +31,7 @@ import {
   tqIface,
 } from './e2e-lifecycle-lib.ts';
 import { linesWith } from './e2e-reconciler-lib.ts';
-import { type Sandbox, sandbox, startWcp, until, type WcpProcess } from './support/wcp.ts';
+import { finishSandbox, type Sandbox, sandbox, startWcp, until, type WcpProcess } from './support/wcp.ts';
 
 let anvil: Anvil | undefined;
 let stack: Stack | undefined;
@@ -46,14 +44,10 @@ beforeAll(async () => {
   stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey, heartbeatTimeoutS: 30 });
 }, 60_000);
 afterAll(async () => {
-  for (const w of procs) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
   stack?.destroy();
   await anvil?.stop();
-  // WCP_E2E_KEEP=1 keeps the store and wcp's log (wcp-N.log) for a post-mortem.
-  if (process.env.WCP_E2E_KEEP && sb) {
-    procs.forEach((w, i) => writeFileSync(join((sb as Sandbox).dir, `wcp-${i + 1}.log`), w.output()));
-    console.log(`[reorg] sandbox kept: ${sb.dir}`);
-  } else sb?.cleanup();
+  // WCP_E2E_KEEP=1 keeps the store and every run's log (wcp-N.log; the last one is the final run).
+  finishSandbox('wcp', sb, procs);
 }, 30_000);
 
 describe('wcp binary: a reorg that removes our claim', () => {

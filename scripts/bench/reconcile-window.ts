@@ -27,6 +27,7 @@ import { createRpcTransport } from '../../src/reconciler/rpc.ts';
 import { createScanner } from '../../src/reconciler/scanner.ts';
 import { type Anvil, startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../lib/deploy.ts';
+import { rpcBatch } from '../../test/support/chain.ts';
 import { LONG_CHAIN_ANVIL_ARGS } from './common.ts';
 
 export const BLOCK_MS = 250;
@@ -77,25 +78,6 @@ interface Req {
 
 const hx = (n: number | bigint) => `0x${n.toString(16)}`;
 
-/** JSON-RPC batch against `url`; throws on any error. Results in call order. */
-async function rpcBatch<T>(url: string, calls: Array<[string, unknown[]]>): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < calls.length; i += 200) {
-    const chunk = calls.slice(i, i + 200);
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(chunk.map(([method, params], j) => ({ jsonrpc: '2.0', id: j, method, params }))),
-    });
-    const body = (await res.json()) as Array<{ id: number; result?: T; error?: { message: string } }>;
-    body.sort((a, b) => a.id - b.id);
-    for (const r of body) {
-      if (r.error) throw new Error(`rpc batch: ${r.error.message}`);
-      out.push(r.result as T);
-    }
-  }
-  return out;
-}
 
 export async function seedWindowChain(o: SeedOptions): Promise<WindowChain> {
   const t0 = Math.floor(Date.now() / 1000) - WINDOW_S;

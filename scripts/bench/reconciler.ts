@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { PREFIX } from '../../src/store/keys.ts';
 import { InflightSchema } from '../../src/store/records.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
-import { type Sandbox, sandbox, startWcp, type WcpProcess, wcpScan } from '../../test/support/wcp.ts';
+import { type LogLine, logLines, type Sandbox, sandbox, startWcp, type WcpProcess, wcpScan } from '../../test/support/wcp.ts';
 import { freePort } from '../lib/anvil.ts';
 import { enqueueActivities, laneSigner, sendMany } from '../lib/deploy.ts';
 import { type BenchContext, type BenchGroup, type Figure, median, nowMs, quietLogger, round, sleep, wcpEnv } from './common.ts';
@@ -150,17 +150,6 @@ function maxBound(h: Histogram): number {
   return bound;
 }
 
-type LogLine = Record<string, unknown> & { msg: string; ts: string };
-function logLines(w: WcpProcess): LogLine[] {
-  const out: LogLine[] = [];
-  for (const l of w.output().split('\n')) {
-    if (!l.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(l) as LogLine);
-    } catch {}
-  }
-  return out;
-}
 const lineTime = (l: LogLine | undefined) => (l ? Date.parse(l.ts) : Number.NaN);
 
 let stopped = 0;

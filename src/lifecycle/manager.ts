@@ -339,6 +339,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       jobs.map(async (j) => ({ job: j, sim: await txm.simulate({ ...claimSimulationCall(taskQueue, j.activity_id), simulate: true }) })),
     );
     const winners: string[] = [];
+    const refused: string[] = [];
     for (const { job, sim } of sims) {
       const id = job.activity_id;
       if (sim.ok) {
@@ -352,16 +353,15 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
         return;
       }
       if (name === 'NotClaimable' || name === 'UnknownActivity' || name === 'ActivityExpired') {
-        const outcome: DoneOutcome = name === 'ActivityExpired' ? 'expired' : 'lost';
-        await store.transact((tx) => {
-          if (!tx.has(inflightKey(id))) finishIn(tx, id, outcome, { reason: `claim simulation: ${sim.revert?.message ?? name}` });
-        });
-        metrics.activities.inc({ outcome });
-        log.info(outcome === 'lost' ? 'claim race lost (simulated, no gas spent)' : 'activity expired before claim', { activity_id: id, reason: name });
+        refused.push(id);
+        log.info('claim refused by simulation (no gas spent); reading the activity', { activity_id: id, reason: sim.revert?.message ?? name });
       } else {
         log.warn('claim simulation failed', { activity_id: id, error: sim.error.message });
       }
     }
+    // Why it is not claimable is the chain's to say, not the revert's: someone else won (lost), it expired, or
+    // our own claim landed while this claim job was stale (then the activity is ours: rebuilt, not lost).
+    if (refused.length) await recheck(refused, 'claim simulation refused').catch((e: unknown) => log.warn('re-check after a refused claim failed; will retry', { error: errorText(e) }));
     if (winners.length === 0) return;
     const taken = await store.transact((tx) => {
       const ok: string[] = [];
@@ -541,14 +541,26 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     const clearHb = () => {
       for (const id of ids) if (hbPending.get(id) === ev.nonce) hbPending.delete(id);
     };
-    if (ev.kind === 'heartbeat') {
-      // A heartbeat that landed stays "in flight" until its new last_heartbeat_s is committed (below): a heartbeat
-      // round in between read the old value, found the activity due and sent its heartbeat a second time.
-      if (ev.type === 'failed' || ev.status === 'reverted') clearHb();
-    } else {
-      for (const id of ids) if (pending.get(id)?.nonce === ev.nonce) pending.delete(id);
+    // A tx's ids stay "in flight" until its outcome is committed to the store: a heartbeat round, a re-check or
+    // a reconciler fact read before the tx landed would otherwise see the old record with nothing in flight and
+    // act on it again (send the heartbeat twice, put a landed claim back in the claim queue, re-send a complete).
+    const release = (which: readonly string[]) => {
+      for (const id of which) if (pending.get(id)?.nonce === ev.nonce) pending.delete(id);
+    };
+    try {
+      await settleTx(ev, ids, clearHb, release);
+    } finally {
+      if (ev.kind === 'heartbeat') clearHb();
+      else release(ids);
     }
+  }
+
+  async function settleTx(ev: Extract<TxEvent, { type: 'confirmed' | 'failed' }>, ids: string[], clearHb: () => void, release: (ids: readonly string[]) => void): Promise<void> {
     metrics.txSent.inc({ kind: ev.kind, outcome: ev.type === 'failed' ? 'failed' : ev.status });
+    if (ev.type === 'failed' || ev.status === 'reverted') {
+      clearHb();
+      release(ids);
+    }
     if (ev.type === 'failed') {
       log.warn('transaction failed', { kind: ev.kind, nonce: ev.nonce, activity_ids: ids.join(','), error: ev.error.message });
       if (ids.length) await recheck(ids, `${ev.kind} tx failed`);
@@ -570,11 +582,19 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
           await fillDetails(mine);
           log.info('claimed', { activity_ids: mine.join(','), tx_hash: ev.hash, block: ev.blockNumber });
         }
+        release(ids);
         if (others.length) await recheck(others, 'not claimed by our claim tx');
         break;
       }
       case 'heartbeat': {
-        const t = Math.floor(chainNow());
+        // The heartbeat's own block time, not "now": after a stall (a frozen process, a slow RPC) the confirmation
+        // may be handled long after the block, and "now" would make a lapsed activity look freshly heartbeated.
+        const t = await getHeader(rpc, ev.blockNumber)
+          .then((h) => h.timestamp)
+          .catch((e: unknown) => {
+            log.warn('heartbeat block unreadable; taking the chain clock as its time', { block: ev.blockNumber, error: errorText(e) });
+            return Math.floor(chainNow());
+          });
         const ok = ids.filter((id) => events.heartbeat.has(id));
         try {
           await store.transact((tx) => {
@@ -593,10 +613,12 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       case 'complete': {
         for (const id of ids) {
           if (!events.completed.has(id)) {
+            release([id]);
             await recheck([id], 'complete tx emitted no ActivityCompleted');
             continue;
           }
           const r = await transition(id, ['completing'], 'resuming');
+          release([id]);
           if (r) await submitResume(r);
         }
         break;
@@ -606,7 +628,10 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
           if (events.failed.has(id)) {
             const r = store.get(inflightKey(id), InflightSchema);
             await finish(id, 'failed', { reason: r?.fail_reason ?? '' });
-          } else await recheck([id], 'fail tx emitted no ActivityFailed');
+          } else {
+            release([id]);
+            await recheck([id], 'fail tx emitted no ActivityFailed');
+          }
         }
         break;
       case 'resume':

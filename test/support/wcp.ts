@@ -4,7 +4,7 @@
  * output, `wcpScan()` reads the store with `wcp db scan --json`.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -120,4 +120,30 @@ export async function until<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, 
     last = await fn();
   }
   return last;
+}
+
+export type LogLine = Record<string, unknown> & { msg: string; level: string; ts: string };
+/** wcp's JSON log lines (anything else is skipped). */
+export function logLines(w: WcpProcess): LogLine[] {
+  const out: LogLine[] = [];
+  for (const l of w.output().split('\n')) {
+    if (!l.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(l) as LogLine);
+    } catch {}
+  }
+  return out;
+}
+
+/**
+ * After a test file: SIGKILLs what still runs, then removes the sandbox, or with WCP_E2E_KEEP=1 keeps it with every
+ * run's output (`<tag>-N.log`) for a post-mortem.
+ */
+export function finishSandbox(tag: string, sb: Sandbox | undefined, procs: WcpProcess[]): void {
+  for (const w of procs) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
+  if (!sb) return;
+  if (process.env.WCP_E2E_KEEP) {
+    procs.forEach((w, i) => writeFileSync(join(sb.dir, `${tag}-${i + 1}.log`), w.output()));
+    console.log(`[${tag}] sandbox kept: ${sb.dir}`);
+  } else sb.cleanup();
 }
