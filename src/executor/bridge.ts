@@ -115,6 +115,7 @@ interface Conn {
 }
 
 const CLOSED_MEMORY = 10_000;
+type ClosedHow = 'completed' | 'lost' | 'expired' | 'cancelled';
 const MAX_STORAGE_REQUESTS = 64;
 
 export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridge {
@@ -139,8 +140,11 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
   let nonce = 0;
   let everReady = false;
   const inflight = new Map<string, InflightTask>();
-  /** Recently finished ids → how, to tell duplicate and late completions from foreign ones. */
-  const closed = new Map<string, 'completed' | 'lost' | 'expired' | 'cancelled'>();
+  // Recently finished ids → how, to tell duplicate and late completions from foreign ones. Two generations of up to CLOSED_MEMORY each: when the young one fills up it becomes
+  // the old one and the previous old one is dropped. (Evicting the oldest key of one Map one at a time made
+  // `keys().next()` walk the deleted entries at the front: 6 % of the dispatch benchmark's CPU.)
+  let closed = new Map<string, ClosedHow>();
+  let closedOld = new Map<string, ClosedHow>();
   let rejectLogWindow = 0;
   let rejectLogCount = 0;
 
@@ -190,14 +194,15 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
     }
   }
 
-  function remember(id: string, how: 'completed' | 'lost' | 'expired' | 'cancelled'): void {
-    closed.delete(id);
+  function remember(id: string, how: ClosedHow): void {
+    closedOld.delete(id);
     closed.set(id, how);
-    if (closed.size > CLOSED_MEMORY) {
-      const oldest = closed.keys().next().value;
-      if (oldest !== undefined) closed.delete(oldest);
+    if (closed.size >= CLOSED_MEMORY) {
+      closedOld = closed;
+      closed = new Map();
     }
   }
+  const closedAs = (id: string): ClosedHow | undefined => closed.get(id) ?? closedOld.get(id);
 
   function reject(reason: string, activityId?: string): void {
     const now = Date.now();
@@ -487,7 +492,7 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
     const id = m.activity_id;
     const t = inflight.get(id);
     if (t === undefined || t.stage !== 'sent') {
-      const how = closed.get(id);
+      const how = closedAs(id);
       const reason =
         t !== undefined ? 'Completion for an activity not yet assigned'
         : how === 'completed' ? 'duplicate Completion'

@@ -120,8 +120,16 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     }
   }
 
+  // Capacity updates are cumulative (credits now, assignments received so far), so the ones a burst of task
+  // starts and finishes would send are coalesced into one per turn of the event loop.
+  let capacityQueued = false;
   function sendCapacity(): void {
-    if (active?.acked) write(active, { capacity_update: { credits: credits(), assignments_received: active.assignmentsReceived } });
+    if (capacityQueued) return;
+    capacityQueued = true;
+    setImmediate(() => {
+      capacityQueued = false;
+      if (active?.acked) write(active, { capacity_update: { credits: credits(), assignments_received: active.assignmentsReceived } });
+    });
   }
 
   function deliver(id: string, msg: ExecutorMessageWire): void {
