@@ -65,6 +65,7 @@ test('a slow executor backs pressure up to the poller: credits and max_inflight 
   let maxClaimedOnChain = 0;
   let sawBackpressure = false;
   const unclaimedJobs: string[] = [];
+  const giveUpAt = Date.now() + 90_000;
   for (;;) {
     // Chain first, then the store: an id still a claim job afterwards was not claimed when the chain was read.
     const chain = await Promise.all(ids.map((id) => chainActivity(w, id)));
@@ -82,6 +83,7 @@ test('a slow executor backs pressure up to the poller: credits and max_inflight 
     if (inflight.length === 4 && jobs.length > 0) sawBackpressure = true;
     if (done.length === 20) break;
     if (wcp.proc.exitCode !== null) throw new Error(`wcp exited:\n${wcp.output().slice(-3000)}`);
+    if (Date.now() > giveUpAt) throw new Error(`not done after 90 s (${done.length}/20 done):\n${wcp.output().slice(-6000)}`);
     await Bun.sleep(200);
   }
   expect(maxInflight).toBeLessThanOrEqual(4);

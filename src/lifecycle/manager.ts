@@ -127,11 +127,16 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   }
 
   /** One guarded state change: applies only if the record is still in `from` (any of them). */
-  async function transition(id: string, from: InflightState[], to: InflightState, patch: Partial<Inflight> = {}): Promise<Inflight | null> {
+  async function transition(
+    id: string,
+    from: InflightState[],
+    to: InflightState,
+    patch: Partial<Inflight> | ((r: Inflight) => Partial<Inflight>) = {},
+  ): Promise<Inflight | null> {
     return await store.transact((tx) => {
       const r = tx.get(inflightKey(id), InflightSchema);
       if (!r || !from.includes(r.state) || !canTransition(r.state, to)) return null;
-      const next: Inflight = { ...r, ...patch, state: to, updated_at_ms: now() };
+      const next: Inflight = { ...r, ...(typeof patch === 'function' ? patch(r) : patch), state: to, updated_at_ms: now() };
       tx.put(inflightKey(id), next);
       return next;
     });
@@ -699,7 +704,9 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
         break;
       case 'assignRejected': {
         if (ev.retryable) {
-          await transition(ev.activity_id, ['assigned'], 'claimed');
+          // The bridge refuses before writing anything to the executor: that attempt number was never seen, so it is
+          // given back (the executor's first sight of a task is attempt 1, and a completion names the attempt it ran).
+          await transition(ev.activity_id, ['assigned'], 'claimed', (r) => ({ dispatch_attempts: Math.max(0, (r.dispatch_attempts ?? 1) - 1) }));
           dispatchAfter.set(ev.activity_id, now() + 1000);
         } else if (ev.reason === 'expired') {
           await finish(ev.activity_id, 'expired', {}, 'executor refused: deadline passed');
