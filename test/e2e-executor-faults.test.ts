@@ -6,54 +6,25 @@
  *   SIGCONT, and the task (still held by the executor) completes once, without being run again;
  * - an executor speaking TaskStream v2 gets one clear EXECUTOR_PROTOCOL error and wcp keeps running.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test';
+import { expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import {
   STATUS,
-  type Proc,
   type World,
   chainActivity,
+  e2eSuite,
   enqueue,
   fixtureEvents,
-  killAll,
   logLines,
   scan,
   startSlowExecutor,
-  startWorld,
   wcpEnv,
 } from './e2e-executor-harness.ts';
-import { type Sandbox, type WcpProcess, sandbox, startWcp, until } from './support/wcp.ts';
+import { until } from './support/wcp.ts';
 
 let w: World;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-const track = (p: Proc) => {
-  cleanups.push(() => killAll(p));
-  return p;
-};
-const run = (sb: Sandbox, env: Record<string, string>): WcpProcess => {
-  const p = startWcp(sb, ['run'], env);
-  cleanups.push(async () => {
-    if (p.proc.exitCode === null) {
-      p.proc.kill('SIGKILL');
-      await p.exited;
-    }
-  });
-  return p;
-};
-const box = (): Sandbox => {
-  const sb = sandbox();
-  cleanups.push(() => sb.cleanup());
-  return sb;
-};
-
-beforeAll(async () => {
-  w = await startWorld(5);
-});
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()?.();
-});
-afterAll(async () => {
-  await w?.stop();
+const { track, run, box } = e2eSuite(5, (world) => {
+  w = world;
 });
 
 const bridgeStates = (out: string) => logLines(out).filter((l) => l.msg === 'Executor bridge state changed.');

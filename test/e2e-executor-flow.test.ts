@@ -5,53 +5,24 @@
  * - SIGTERM drains: no new claims after the signal, running tasks finish and are completed on chain, exit 0;
  *   with a drain timeout shorter than the task, the activity stays recorded and a restart finishes it.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test';
+import { expect, test } from 'bun:test';
 import {
   STATUS,
-  type Proc,
   type World,
   chainActivity,
+  e2eSuite,
   enqueue,
   fixtureEvents,
-  killAll,
   logLines,
   scan,
   startSlowExecutor,
-  startWorld,
   wcpEnv,
 } from './e2e-executor-harness.ts';
-import { type Sandbox, type WcpProcess, sandbox, startWcp, until } from './support/wcp.ts';
+import { until } from './support/wcp.ts';
 
 let w: World;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-const track = (p: Proc) => {
-  cleanups.push(() => killAll(p));
-  return p;
-};
-const run = (sb: Sandbox, env: Record<string, string>): WcpProcess => {
-  const p = startWcp(sb, ['run'], env);
-  cleanups.push(async () => {
-    if (p.proc.exitCode === null) {
-      p.proc.kill('SIGKILL');
-      await p.exited;
-    }
-  });
-  return p;
-};
-const box = (): Sandbox => {
-  const sb = sandbox();
-  cleanups.push(() => sb.cleanup());
-  return sb;
-};
-
-beforeAll(async () => {
-  w = await startWorld(3);
-});
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()?.();
-});
-afterAll(async () => {
-  await w?.stop();
+const { track, run, box } = e2eSuite(3, (world) => {
+  w = world;
 });
 
 test('a slow executor backs pressure up to the poller: credits and max_inflight hold, the rest wait unclaimed', async () => {

@@ -12,7 +12,8 @@ import { type Anvil, freePort, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
 import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
 import { createLogger } from '../src/internal/logger.ts';
-import { ROOT, type Sandbox, wcpScan } from './support/wcp.ts';
+import { afterAll, afterEach, beforeAll } from 'bun:test';
+import { ROOT, type Sandbox, sandbox, startWcp, type WcpProcess, wcpScan } from './support/wcp.ts';
 
 export interface World {
   anvil: Anvil;
@@ -216,4 +217,47 @@ export async function killAll(...procs: Array<Proc | undefined>): Promise<void> 
 /** `wcpScan`, but empty while wcp has not created its store yet. */
 export function scan(sb: Sandbox, prefix: string): Array<{ key: string; value: Record<string, unknown> }> {
   return existsSync(sb.dbPath) ? wcpScan(sb, prefix) : [];
+}
+
+/**
+ * The hooks of a test file that shares one world of `workers` wallets: `onWorld` receives it before the first test;
+ * what `track`, `run` and `box` start is killed or removed after each test.
+ */
+export function e2eSuite(workers: number, onWorld: (w: World) => void) {
+  let world: World | undefined;
+  const cleanups: Array<() => Promise<unknown> | unknown> = [];
+  beforeAll(async () => {
+    world = await startWorld(workers);
+    onWorld(world);
+  });
+  afterEach(async () => {
+    while (cleanups.length > 0) await cleanups.pop()?.();
+  });
+  afterAll(async () => {
+    await world?.stop();
+  });
+  return {
+    /** An executor process, killed after the test. */
+    track(p: Proc): Proc {
+      cleanups.push(() => killAll(p));
+      return p;
+    },
+    /** `wcp run` in `sb`, SIGKILLed after the test if still running. */
+    run(sb: Sandbox, env: Record<string, string>): WcpProcess {
+      const p = startWcp(sb, ['run'], env);
+      cleanups.push(async () => {
+        if (p.proc.exitCode === null) {
+          p.proc.kill('SIGKILL');
+          await p.exited;
+        }
+      });
+      return p;
+    },
+    /** A sandbox removed after the test. */
+    box(): Sandbox {
+      const sb = sandbox();
+      cleanups.push(() => sb.cleanup());
+      return sb;
+    },
+  };
 }
