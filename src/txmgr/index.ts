@@ -287,28 +287,14 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     {
       await waitForRoom();
       if (funds.blocked) return { ok: false, stage: 'funds', error: fundsError() };
-      const { fees, capWei } = initialFees(await broadcaster.suggestFees(), policy);
+      const suggestion = await broadcaster.suggestFees();
       const nonce = nextNonce;
       const t = now();
-      const rec: LaneTx = {
-        nonce,
-        kind: req.kind,
-        activity_ids: [...req.activityIds],
-        to: req.to,
-        data: req.data,
-        value: '0',
-        gas_limit: gasLimit.toString(),
-        max_fee_per_gas: fees.maxFeePerGas.toString(),
-        max_priority_fee_per_gas: fees.maxPriorityFeePerGas.toString(),
-        fee_cap_wei: capWei.toString(),
-        hashes: [],
-        attempts: 1,
-        state: 'reserved',
-        created_at_ms: t,
-        updated_at_ms: t,
-      };
-      const signed = await broadcaster.signRecord(rec);
-      rec.hashes = [signed.hash];
+      const { rec, signed, capWei, fees } = await newRecord(
+        { nonce, kind: req.kind, activity_ids: [...req.activityIds], to: req.to, data: req.data, gas_limit: gasLimit },
+        suggestion,
+        t,
+      );
       await persistReservation(store, rec, t);
       nextNonce = Math.max(nextNonce, nonce + 1);
       const slot = newSlot(rec, signed, capWei);
@@ -328,19 +314,19 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     }
   }
 
-  /** Fills nonce `n` with a 0-value self-transfer (a gap no record can fill), persisted before it is sent. */
-  async function noopSlot(n: number, t: number, suggestion: FeeSuggestion): Promise<Slot> {
-    const { fees: f, capWei } = initialFees(suggestion, policy);
+  /** A new lane record at its initial fees, signed (its first hash recorded), not yet persisted. */
+  async function newRecord(
+    f: Pick<LaneTx, 'nonce' | 'kind' | 'activity_ids' | 'to' | 'data'> & { gas_limit: bigint },
+    suggestion: FeeSuggestion,
+    t: number,
+  ) {
+    const { fees, capWei } = initialFees(suggestion, policy);
     const rec: LaneTx = {
-      nonce: n,
-      kind: 'noop',
-      activity_ids: [],
-      to: address,
-      data: '0x',
+      ...f,
       value: '0',
-      gas_limit: NOOP_GAS.toString(),
-      max_fee_per_gas: f.maxFeePerGas.toString(),
-      max_priority_fee_per_gas: f.maxPriorityFeePerGas.toString(),
+      gas_limit: f.gas_limit.toString(),
+      max_fee_per_gas: fees.maxFeePerGas.toString(),
+      max_priority_fee_per_gas: fees.maxPriorityFeePerGas.toString(),
       fee_cap_wei: capWei.toString(),
       hashes: [],
       attempts: 1,
@@ -350,6 +336,12 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     };
     const signed = await broadcaster.signRecord(rec);
     rec.hashes = [signed.hash];
+    return { rec, signed, capWei, fees };
+  }
+
+  /** Fills nonce `n` with a 0-value self-transfer (a gap no record can fill), persisted before it is sent. */
+  async function noopSlot(n: number, t: number, suggestion: FeeSuggestion): Promise<Slot> {
+    const { rec, signed, capWei } = await newRecord({ nonce: n, kind: 'noop', activity_ids: [], to: address, data: '0x', gas_limit: NOOP_GAS }, suggestion, t);
     if (store.has(laneKey(n))) await persistLane(store, rec, t, { durable: true });
     else await persistReservation(store, rec, t);
     log.warn('filling a nonce gap with a noop self-transfer', { nonce: n, tx_hash: signed.hash });
