@@ -133,12 +133,27 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     to: InflightState,
     patch: Partial<Inflight> | ((r: Inflight) => Partial<Inflight>) = {},
   ): Promise<Inflight | null> {
+    return (await transitionMany([id], from, to, patch))[0] ?? null;
+  }
+
+  /** The same guarded change for many records in one store transaction; returns the records it changed. */
+  async function transitionMany(
+    ids: readonly string[],
+    from: InflightState[],
+    to: InflightState,
+    patch: Partial<Inflight> | ((r: Inflight) => Partial<Inflight>) = {},
+  ): Promise<Inflight[]> {
+    if (ids.length === 0) return [];
     return await store.transact((tx) => {
-      const r = tx.get(inflightKey(id), InflightSchema);
-      if (!r || !from.includes(r.state) || !canTransition(r.state, to)) return null;
-      const next: Inflight = { ...r, ...(typeof patch === 'function' ? patch(r) : patch), state: to, updated_at_ms: now() };
-      tx.put(inflightKey(id), next);
-      return next;
+      const changed: Inflight[] = [];
+      for (const id of ids) {
+        const r = tx.get(inflightKey(id), InflightSchema);
+        if (!r || !from.includes(r.state) || !canTransition(r.state, to)) continue;
+        const next: Inflight = { ...r, ...(typeof patch === 'function' ? patch(r) : patch), state: to, updated_at_ms: now() };
+        tx.put(inflightKey(id), next);
+        changed.push(next);
+      }
+      return changed;
     });
   }
 
@@ -309,14 +324,18 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   async function dispatchRound(): Promise<void> {
     if (credits <= 0 || state !== 'running') return;
     const t = now();
+    const ready: string[] = [];
     for (const r of listHeld()) {
-      if (credits <= 0) break;
+      if (ready.length >= credits) break;
       if (r.state !== 'claimed' || pending.has(r.activity_id)) continue;
       if ((dispatchAfter.get(r.activity_id) ?? 0) > t) continue;
       if (isExpired(r)) continue;
       if (!r.activity_type || r.expires_at_s === undefined) continue; // details not read yet
-      const next = await transition(r.activity_id, ['claimed'], 'assigned', { dispatch_attempts: (r.dispatch_attempts ?? 0) + 1 });
-      if (!next) continue;
+      ready.push(r.activity_id);
+    }
+    // One store transaction for the round (a restart re-offers everything it holds at once).
+    const assigned = await transitionMany(ready, ['claimed'], 'assigned', (r) => ({ dispatch_attempts: (r.dispatch_attempts ?? 0) + 1 }));
+    for (const next of assigned) {
       credits--;
       executor.assign({
         activity_id: next.activity_id,
@@ -754,7 +773,11 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       }
       // A new executor link knows nothing of earlier assignments: offer them again.
       const held = listHeld();
-      for (const r of held) if (EXECUTING_STATES.has(r.state)) await transition(r.activity_id, [r.state], 'claimed');
+      await transitionMany(
+        held.filter((r) => EXECUTING_STATES.has(r.state)).map((r) => r.activity_id),
+        [...EXECUTING_STATES],
+        'claimed',
+      );
       const open = held.filter((r) => !pending.has(r.activity_id)).map((r) => r.activity_id);
       if (open.length) {
         try {
