@@ -8,6 +8,8 @@
  * - `WCP_COMPILED`: `true` inside the binary.
  * - `WCP_WORKER_ENTRY`: the pool worker's path inside the binary, relative to its virtual root
  *   (e.g. `src/supervisor/worker-entry.js`); read through `embeddedWorkerEntry()`.
+ * - `WCP_BUNDLED_WORKER`: in the Node bundle (`scripts/build-node.ts`), the pool worker's file relative to the
+ *   bundled main module (e.g. `./supervisor/worker-entry.js`); read through `bundledWorkerFile()`.
  */
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,7 @@ import { WcpError } from '../internal/errors.ts';
 declare const WCP_VERSION: string;
 declare const WCP_COMPILED: boolean;
 declare const WCP_WORKER_ENTRY: string;
+declare const WCP_BUNDLED_WORKER: string;
 
 export type RuntimeName = 'bun' | 'node' | 'deno';
 
@@ -59,6 +62,15 @@ export function embeddedRoot(): string {
 export function embeddedWorkerEntry(): string | undefined {
   if (typeof WCP_WORKER_ENTRY !== 'string' || WCP_WORKER_ENTRY === '') return undefined;
   return `${embeddedRoot()}/${WCP_WORKER_ENTRY}`;
+}
+
+/**
+ * The pool worker's `file:` URL in a plain-JS bundle (the Node build), or `undefined` when not bundled. The bundle
+ * puts this module inside the main file, so `import.meta.url` here is the main module's URL.
+ */
+export function bundledWorkerFile(): string | undefined {
+  if (typeof WCP_BUNDLED_WORKER !== 'string' || WCP_BUNDLED_WORKER === '') return undefined;
+  return new URL(WCP_BUNDLED_WORKER, import.meta.url).href;
 }
 
 /** Outcome of `checkTmpdir()`. */

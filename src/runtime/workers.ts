@@ -6,10 +6,11 @@
  *   (a bare relative path would resolve against the current directory, not this file);
  * - in the compiled binary: the worker `scripts/build.ts` embedded as an extra entrypoint (`--worker`, by default
  *   `src/supervisor/worker-entry.ts`), at `/$bunfs/root/<its path>.js`. The source URL is then ignored: the binary
- *   holds exactly one pool worker, chosen at build time.
+ *   holds exactly one pool worker, chosen at build time;
+ * - in the Node bundle (`scripts/build-node.ts`): the bundled worker file beside the main module, likewise the only one.
  */
 import { Piscina } from 'piscina';
-import { embeddedWorkerEntry, isCompiledBinary } from './env.ts';
+import { bundledWorkerFile, embeddedWorkerEntry, isCompiledBinary } from './env.ts';
 
 /** `src/supervisor/worker-entry.ts`, the daemon's single pool worker, as seen from the source tree. */
 export const DEFAULT_WORKER_URL: URL = new URL('../supervisor/worker-entry.ts', import.meta.url);
@@ -26,6 +27,8 @@ export function workerFilename(source: URL | string = DEFAULT_WORKER_URL): strin
     }
     return embedded;
   }
+  const bundled = bundledWorkerFile();
+  if (bundled !== undefined) return bundled;
   const url = typeof source === 'string' ? new URL(source) : source;
   if (url.protocol !== 'file:') throw new Error(`Worker source must be a file: URL, got ${url.href}`);
   return url.href;

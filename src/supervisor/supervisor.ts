@@ -20,7 +20,7 @@ import { type ActivityManager, createActivityManager, type ExecutorLink } from '
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
 import { createRpcTransport } from '../reconciler/rpc.ts';
-import { buildVersion } from '../runtime/env.ts';
+import { buildVersion, runtimeName } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
 import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ClaimJobSchema, InflightSchema, ScanCheckpointSchema } from '../store/records.ts';
@@ -263,7 +263,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   async function start(): Promise<void> {
-    log.info('wcp starting', { config: redactedConfig(config) });
+    log.info('wcp starting', { version: buildVersion(), runtime: runtimeName(), runtime_version: process.versions.bun ?? process.versions.node, config: redactedConfig(config) });
     reader = createChainReader({
       rpcUrls: config.ethereum.rpcUrls,
       chainId: config.ethereum.chainId,
