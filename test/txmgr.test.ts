@@ -390,6 +390,33 @@ describe('txmgr on anvil', () => {
   }, 20_000);
 });
 
+describe('txmgr: a transaction every node refuses', () => {
+  test('refused outright three times (intrinsic gas too low): given up, its nonce filled with a noop, the lane goes on', async () => {
+    const w = Wallet.createRandom();
+    await anvil.rpc('anvil_setBalance', [w.address, '0xde0b6b3a7640000']);
+    const store = newStore();
+    const { m, events } = mk({ store, urls: [anvil.url], key: w.privateKey });
+    await m.start();
+    // 20k gas cannot even pay for the call's intrinsic cost: fees do not change the node's answer.
+    const bad = await m.submit({ kind: 'claim', activityIds: ['9500'], to: contract, data: claimData(9500), gasLimit: 20_000n });
+    expect(bad.ok && bad.nonce).toBe(0);
+    const next = await m.submit({ kind: 'claim', activityIds: ['9501'], to: contract, data: claimData(9501) });
+    expect(next.ok && next.nonce).toBe(1);
+    await waitFor('the refused tx given up and the next one confirmed', () => confirmed(events).some((e) => e.nonce === 1), 20_000);
+    const f = events.find((e): e is Extract<TxEvent, { type: 'failed' }> => e.type === 'failed');
+    expect(f).toMatchObject({ nonce: 0, kind: 'claim', activityIds: ['9500'] });
+    expect(f?.error.code).toBe('TX_REFUSED');
+    expect(f?.error.message).toContain('intrinsic gas too low');
+    expect(events.filter((e) => e.type === 'failed')).toHaveLength(1);
+    // Nonce 0 went to a noop self-transfer, nonce 1 to the next claim; nothing else was mined for the wallet.
+    expect(await nonceOf(anvil, w.address)).toBe(2);
+    await waitFor('the noop at nonce 0 confirmed', () => store.get(laneKey(0), LaneTxSchema)?.state === 'confirmed');
+    expect(store.get(laneKey(0), LaneTxSchema)).toMatchObject({ kind: 'noop', to: w.address, activity_ids: [] });
+    expect(store.get(laneKey(1), LaneTxSchema)).toMatchObject({ kind: 'claim', state: 'confirmed', activity_ids: ['9501'] });
+    await m.stop();
+  }, 30_000);
+});
+
 describe('txmgr: foreign nonce use and reorgs', () => {
   test('someone else mines our nonce: the slot fails with a clear error and the lane continues', async () => {
     const acct = anvil.accounts[7] as { address: string; privateKey: string };

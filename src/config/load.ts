@@ -54,6 +54,7 @@ export interface WcpConfig {
     minPriorityFeeGwei: number;
     gasLimitMarginPercent: number;
     nonceTooLowAbortAfter: number;
+    refusedAbortAfter: number;
     maxLagBlocks: number;
     receiptPollMs: number;
   };
@@ -265,6 +266,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WcpConfig {
       minPriorityFeeGwei: f.tx_policy.min_priority_fee_gwei,
       gasLimitMarginPercent: f.tx_policy.gas_limit_margin_percent,
       nonceTooLowAbortAfter: f.tx_policy.nonce_too_low_abort_after,
+      refusedAbortAfter: f.tx_policy.refused_abort_after,
       maxLagBlocks: f.tx_policy.max_lag_blocks,
       receiptPollMs: f.tx_policy.receipt_poll,
     },

@@ -297,6 +297,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
           minPriorityFeeWei: BigInt(Math.round(config.txPolicy.minPriorityFeeGwei * 1e9)),
           gasLimitMarginPercent: config.txPolicy.gasLimitMarginPercent,
           nonceTooLowAbortAfter: config.txPolicy.nonceTooLowAbortAfter,
+          refusedAbortAfter: config.txPolicy.refusedAbortAfter,
           receiptPollMs: config.txPolicy.receiptPollMs,
           rpcTimeoutMs: config.ethereum.requestTimeoutMs,
           maxLagBlocks: config.txPolicy.maxLagBlocks,

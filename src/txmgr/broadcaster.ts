@@ -5,7 +5,8 @@
  * Outcomes, most telling first: any endpoint accepted (or "already known") → `accepted`; "nonce too low" →
  * the confirmer checks our hashes; "insufficient funds" → the lane pauses new work; "replacement underpriced" /
  * "fee too low" → bump at the next tick; no answer at all → `uncertain`: the nonce is kept and the same bytes
- * are sent again (idempotent); a node refusing for any other reason → `rejected` (logged, retried with bumps).
+ * are sent again (idempotent); a node refusing for any other reason → `rejected` (logged, retried with bumps;
+ * refused `refusedAbortAfter` times in a row with no node ever accepting it, the confirmer gives the slot up).
  */
 import type { TransactionLike } from 'ethers';
 import { Transaction } from 'ethers';
@@ -130,15 +131,18 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
 
   async function send(slot: Slot, head: number): Promise<SendResult> {
     const outcomes = await ctx.pool.broadcast('eth_sendRawTransaction', [slot.raw]);
-    let result: SendResult = 'uncertain';
+    // The most telling answer wins (an outright refusal only when no endpoint said anything better, not even
+    // "no answer"); with no answers at all the send is uncertain.
+    let best: SendResult | undefined;
     let message = 'no endpoint answered';
     for (const o of outcomes) {
       const r: SendResult = o.ok ? 'accepted' : resultOf(classifyRpcError(o.error).cls);
-      if (RANK[r] < RANK[result] || (r === result && !o.ok)) {
-        result = r;
+      if (best === undefined || RANK[r] < RANK[best]) {
+        best = r;
         message = o.ok ? 'accepted' : o.error.message;
       }
     }
+    const result: SendResult = best ?? 'uncertain';
     const t = ctx.now();
     const wasUncertain = slot.uncertain;
     slot.lastSendAt = t;
@@ -147,6 +151,7 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
     switch (result) {
       case 'accepted': {
         slot.extraBumpPct = 0;
+        slot.refused = 0;
         if (slot.fundsBlocked) {
           slot.fundsBlocked = false;
           if (ctx.funds.blocked && ctx.funds.nonce === slot.rec.nonce) {
@@ -193,7 +198,9 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
         });
         break;
       case 'rejected':
-        log.error('every endpoint refused the transaction; retrying with higher fees', { ...fields, error: message });
+        slot.refused += 1;
+        slot.lastRefusal = message;
+        log.error('every endpoint refused the transaction; retrying with higher fees', { ...fields, refusals: slot.refused, error: message });
         break;
     }
     void head;

@@ -218,6 +218,16 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
           s.nonceTooLow = 0;
         }
       }
+      if (s.rec.state === 'reserved' && s.refused >= policy.refusedAbortAfter) {
+        // No node ever took it, and every one refuses it for a reason fees do not change: give the nonce up (the
+        // hole watch fills it with a noop, the lifecycle re-checks the ids) rather than stall the lane behind it.
+        await fail(s, {
+          code: 'TX_REFUSED',
+          message: `every endpoint refused nonce ${s.rec.nonce} ${s.refused} times in a row (last: ${s.lastRefusal}); given up, the nonce is filled with a noop`,
+          retryable: true,
+        });
+        return;
+      }
       if (isPending(s.rec)) await maintain(s, head, latest);
     }
     if (s.rec.state === 'mined') await checkConfirmations(s, head);

@@ -188,6 +188,8 @@ export function createTxManager(o: TxManagerOptions): TxManager {
       nonceTooLow: 0,
       noReceiptTicks: 0,
       fundsBlocked: false,
+      refused: 0,
+      lastRefusal: '',
       lastPoolCheckAt: t,
       busy: false,
     };

@@ -42,6 +42,12 @@ export interface TxPolicy {
   gasLimitMarginPercent: number;
   /** Give a nonce up after this many "nonce too low" answers none of our hashes explains. Default 3 (Optimism). */
   nonceTooLowAbortAfter: number;
+  /**
+   * Give a tx up after this many consecutive sends every endpoint refused outright (e.g. "intrinsic gas too low",
+   * "exceeds block gas limit") while no node ever accepted it; its nonce is then filled with a noop so the lane
+   * moves on. Default 3.
+   */
+  refusedAbortAfter: number;
   /** How often receipts, heads and bumps are checked. Default 250 ms. */
   receiptPollMs: number;
   /** Per JSON-RPC call timeout. Default 5000 ms. */
@@ -71,6 +77,7 @@ export const DEFAULT_TX_POLICY: Readonly<TxPolicy> = Object.freeze({
   minPriorityFeeWei: 1_000_000n,
   gasLimitMarginPercent: 20,
   nonceTooLowAbortAfter: 3,
+  refusedAbortAfter: 3,
   receiptPollMs: 250,
   rpcTimeoutMs: 5_000,
   maxLagBlocks: 3,
@@ -182,5 +189,6 @@ export function resolvePolicy(p: Partial<TxPolicy> = {}): TxPolicy {
   out.confirmations = Math.max(1, Math.floor(out.confirmations));
   out.feeCapMultiplier = Math.max(1, out.feeCapMultiplier);
   out.nonceTooLowAbortAfter = Math.max(1, out.nonceTooLowAbortAfter);
+  out.refusedAbortAfter = Math.max(1, out.refusedAbortAfter);
   return Object.freeze(out);
 }
