@@ -309,22 +309,16 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       }
     }
     if (due.length === 0) return;
-    // Batches of 200 go out together: each estimates while the lane signs and sends the one before it.
-    const batches: string[][] = [];
-    for (let i = 0; i < due.length; i += 200) batches.push(due.slice(i, i + 200));
-    const results = await Promise.allSettled(
-      batches.map(async (ids) => {
-        const res = await send(heartbeatCall(taskQueue, ids), false);
-        if (!res.ok) log.warn('heartbeat not sent', { activity_ids: ids.join(','), error: res.error.message });
-        else {
-          const sentS = chainNow();
-          for (const id of ids) metrics.heartbeatLateness.observe(Math.max(0, sentS - (dueAt.get(id) ?? sentS)));
-          log.debug('heartbeat sent', { count: ids.length, nonce: res.nonce });
-        }
-      }),
-    );
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    for (let i = 0; i < due.length; i += 200) {
+      const ids = due.slice(i, i + 200);
+      const res = await send(heartbeatCall(taskQueue, ids), false);
+      if (!res.ok) log.warn('heartbeat not sent', { activity_ids: ids.join(','), error: res.error.message });
+      else {
+        const sentS = chainNow();
+        for (const id of ids) metrics.heartbeatLateness.observe(Math.max(0, sentS - (dueAt.get(id) ?? sentS)));
+        log.debug('heartbeat sent', { count: ids.length, nonce: res.nonce });
+      }
+    }
   }
 
   async function dispatchRound(): Promise<void> {
