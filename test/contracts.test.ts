@@ -52,7 +52,7 @@ beforeAll(async () => {
   workers = [1, 2, 3, 4, 5].map((i) => laneSigner(key(i), stack.provider));
   stranger = laneSigner(key(6), stack.provider);
   for (const w of workers) await registerWorker(stack, await w.getAddress(), 4);
-});
+}, 120_000);
 
 afterAll(async () => {
   if (gas.length > 0) {
@@ -61,7 +61,7 @@ afterAll(async () => {
   }
   stack?.destroy();
   await anvil?.stop();
-});
+}, 60_000);
 
 // ------------------------------------------------------------------------------------------------ helpers
 

@@ -229,13 +229,13 @@ export function e2eSuite(workers: number, onWorld: (w: World) => void) {
   beforeAll(async () => {
     world = await startWorld(workers);
     onWorld(world);
-  });
+  }, 120_000);
   afterEach(async () => {
     while (cleanups.length > 0) await cleanups.pop()?.();
-  });
+  }, 60_000);
   afterAll(async () => {
     await world?.stop();
-  });
+  }, 60_000);
   return {
     /** An executor process, killed after the test. */
     track(p: Proc): Proc {

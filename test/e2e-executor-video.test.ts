@@ -18,13 +18,13 @@ let wcp: WcpProcess | undefined;
 beforeAll(async () => {
   w = await startWorld(1);
   sb = sandbox();
-});
+}, 120_000);
 afterAll(async () => {
   wcp?.proc.kill('SIGKILL');
   await killAll(exec);
   await w?.stop();
   sb?.cleanup();
-});
+}, 60_000);
 
 test('a generated video goes through video.preprocess end to end', async () => {
   const video = join(w.dir, 'input.mp4');

@@ -26,12 +26,12 @@ beforeAll(async () => {
   stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey });
   await registerWorker(stack, anvil.accounts[1]!.address, 8);
   sb = sandbox();
-});
+}, 120_000);
 afterAll(async () => {
   stack?.destroy();
   await anvil?.stop();
   sb?.cleanup();
-});
+}, 60_000);
 
 describe('wcp binary: foundation', () => {
   test('records claim jobs for available activities; SIGTERM exits 0; restart adds no duplicates', async () => {

@@ -63,13 +63,13 @@ async function stopGracefully(w: WcpProcess) {
 beforeAll(async () => {
   anvil = await startAnvil({ blockTime: 0.5, accounts: 20 });
   stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey, heartbeatTimeoutS: 10 });
-});
+}, 120_000);
 afterAll(async () => {
   for (const w of procs) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
   stack?.destroy();
   await anvil?.stop();
   for (const sb of sandboxes) sb.cleanup();
-});
+}, 60_000);
 
 describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)', () => {
   test('200 activities (100 two-step workflows) are claimed, heartbeated, completed and resumed; every nonce used once', async () => {

@@ -38,7 +38,7 @@ afterEach(async () => {
   anvil = undefined;
   stack = undefined;
   sb = undefined;
-});
+}, 60_000);
 
 describe('wcp binary: reconciler crash recovery', () => {
   test('store deleted with 50 activities in flight: all rebuilt from chain, none claimed twice, heartbeats resume in time, all finish', async () => {

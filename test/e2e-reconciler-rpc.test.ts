@@ -42,7 +42,7 @@ afterEach(async () => {
   stack = undefined;
   sb = undefined;
   proxy = undefined;
-});
+}, 60_000);
 
 const hexNum = (x: unknown) => Number(BigInt(String(x)));
 

@@ -59,7 +59,7 @@ const forId = <K extends WorkerToSupervisor['type']>(t: K, id: string) => (e: Wo
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
-});
+}, 60_000);
 
 function bridgeFor(port: number, ev: ReturnType<typeof events>, extra: Partial<ExecutorBridgeOptions> = {}): ExecutorBridge {
   const bridge = createExecutorBridge({

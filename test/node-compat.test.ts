@@ -40,7 +40,7 @@ afterAll(async () => {
   stack?.destroy();
   await anvil?.stop();
   sb?.cleanup();
-});
+}, 60_000);
 
 test('the bundle reports the node runtime', () => {
   const r = spawnSync(sb.bin, ['version'], { encoding: 'utf8' });

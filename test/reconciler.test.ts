@@ -46,7 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   stack?.destroy();
   await anvil?.stop();
-});
+}, 60_000);
 
 // ------------------------------------------------------------------------------------------------ helpers
 
@@ -247,7 +247,7 @@ describe('scan + repair', () => {
   afterAll(async () => {
     for (const s of stores) await s.close();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   test('finds our claims, completes, failures, expiry, lost claims and workflows; repair is idempotent', async () => {
     const [live, completed, failed] = await enqueueActivities(stack, { queue: 'q', count: 3, heartbeatTimeoutS: 3600 });

@@ -77,13 +77,13 @@ beforeAll(async () => {
     logger: quiet,
   });
   broker = createStorageBroker({ endpoint: api.grpcEndpoint, workerAddress: WORKER, logger: quiet, timeoutMs: 3000 });
-});
+}, 120_000);
 
 afterAll(async () => {
   broker?.close();
   await api?.stop();
   rmSync(dataDir, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('dev subnet-api + broker', () => {
   test('presign PUT, upload, presign GET, download equals', async () => {
@@ -323,7 +323,7 @@ describe('broker validation of untrusted responses', () => {
       hostile.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     endpoint = `127.0.0.1:${port}`;
-  });
+  }, 120_000);
   afterAll(() => {
     hostile?.forceShutdown();
   });

@@ -152,7 +152,7 @@ async function deploy(a: Anvil): Promise<string> {
 beforeAll(async () => {
   anvil = await startAnvil({ blockTime: 1, accounts: 10 });
   contract = await deploy(anvil);
-});
+}, 120_000);
 
 afterAll(async () => {
   for (const m of managers) await m.stop().catch(() => {});
@@ -163,7 +163,7 @@ afterAll(async () => {
   // The key never reaches a log line.
   const all = logLines.join('\n').toLowerCase();
   for (const k of keysUsed) expect(all.includes(k.slice(2).toLowerCase())).toBe(false);
-});
+}, 60_000);
 
 describe('txmgr on anvil', () => {
   test('50 txs back-to-back all confirm, nonces 0..49 each used once, backpressure holds', async () => {

@@ -42,7 +42,7 @@ function processesMentioning(needle: string): number[] {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wcp-video-'));
   input = await generateTestVideo(join(dir, 'input.mp4'), { seconds: 2, width: 320, height: 240 });
-});
+}, 120_000);
 
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@ const quiet = () => createLogger('t', { level: 'error', json: true, write: () =>
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
-});
+}, 60_000);
 
 const SPEC = `
 name: test.echo
