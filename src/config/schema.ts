@@ -128,7 +128,7 @@ export const ConfigFileSchema = v.strictObject({
     gas_limit_margin_percent: v.optional(int(0, 500), 25),
     /** "nonce too low" answers tolerated for one nonce before it is given up. */
     nonce_too_low_abort_after: v.optional(int(1, 100), 3),
-    /** Consecutive outright refusals by every endpoint before a never-accepted tx is given up (nonce → noop). */
+    /** Outright refusals by every endpoint (sends with no answer do not count) before a never-accepted tx is given up (nonce → noop). */
     refused_abort_after: v.optional(int(1, 100), 3),
     /** Endpoints this many blocks behind the best one are not read from. */
     max_lag_blocks: v.optional(int(1, 100_000), 5),

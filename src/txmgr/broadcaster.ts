@@ -6,7 +6,7 @@
  * the confirmer checks our hashes; "insufficient funds" → the lane pauses new work; "replacement underpriced" /
  * "fee too low" → bump at the next tick; no answer at all → `uncertain`: the nonce is kept and the same bytes
  * are sent again (idempotent); a node refusing for any other reason → `rejected` (logged, retried with bumps;
- * refused `refusedAbortAfter` times in a row with no node ever accepting it, the confirmer gives the slot up).
+ * refused `refusedAbortAfter` times while no node ever accepted it, the confirmer gives the slot up).
  */
 import type { TransactionLike } from 'ethers';
 import { Transaction } from 'ethers';

@@ -223,7 +223,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
         // hole watch fills it with a noop, the lifecycle re-checks the ids) rather than stall the lane behind it.
         await fail(s, {
           code: 'TX_REFUSED',
-          message: `every endpoint refused nonce ${s.rec.nonce} ${s.refused} times in a row (last: ${s.lastRefusal}); given up, the nonce is filled with a noop`,
+          message: `every endpoint refused nonce ${s.rec.nonce} ${s.refused} times and no node ever accepted it (last: ${s.lastRefusal}); given up, the nonce is filled with a noop`,
           retryable: true,
         });
         return;

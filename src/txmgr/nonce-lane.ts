@@ -34,7 +34,7 @@ export interface Slot {
   noReceiptTicks: number;
   /** The wallet could not pay for this slot at the last send. */
   fundsBlocked: boolean;
-  /** Consecutive sends every endpoint refused outright (`rejected`), and the last refusal's message. */
+  /** Sends every endpoint refused outright (`rejected`) since the last acceptance, and the last refusal's message. */
   refused: number;
   lastRefusal: string;
   lastPoolCheckAt: number;

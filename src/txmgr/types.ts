@@ -43,7 +43,7 @@ export interface TxPolicy {
   /** Give a nonce up after this many "nonce too low" answers none of our hashes explains. Default 3 (Optimism). */
   nonceTooLowAbortAfter: number;
   /**
-   * Give a tx up after this many consecutive sends every endpoint refused outright (e.g. "intrinsic gas too low",
+   * Give a tx up after this many sends every endpoint refused outright (e.g. "intrinsic gas too low",
    * "exceeds block gas limit") while no node ever accepted it; its nonce is then filled with a noop so the lane
    * moves on. Default 3.
    */
