@@ -15,7 +15,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
-import { generateTestVideo } from '../src/wep/video/preprocess.ts';
+import { generateTestVideo } from '../examples/video-executor/preprocess.ts';
 import { freePort, startAnvil } from './lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, startWorkflows } from './lib/deploy.ts';
 

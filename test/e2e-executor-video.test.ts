@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateTestVideo } from '../src/wep/video/preprocess.ts';
+import { generateTestVideo } from '../examples/video-executor/preprocess.ts';
 import { STATUS, type Proc, type World, chainActivity, enqueue, killAll, scan, startVideoExecutor, startWorld, wcpEnv } from './e2e-executor-harness.ts';
 import { type Sandbox, type WcpProcess, sandbox, startWcp, until, wcpScan } from './support/wcp.ts';
 

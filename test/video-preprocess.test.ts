@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isWcpError, type WcpError } from '../src/internal/errors.ts';
-import { createProgressParser } from '../src/wep/video/ffmpeg.ts';
-import { generateTestVideo, preprocessVideo, probeVideo } from '../src/wep/video/preprocess.ts';
+import { createProgressParser } from '../examples/video-executor/ffmpeg.ts';
+import { generateTestVideo, preprocessVideo, probeVideo } from '../examples/video-executor/preprocess.ts';
 
 let dir: string;
 let input: string;

@@ -301,7 +301,7 @@ describe('executor SDK', () => {
 
 describe('example video executor', () => {
   test('end to end: presigned download, real ffmpeg preprocess, uploads, output refs', async () => {
-    const { generateTestVideo } = await import('../src/wep/video/preprocess.ts');
+    const { generateTestVideo } = await import('../examples/video-executor/preprocess.ts');
     const blobs = new Map<string, Uint8Array>();
     // A tiny real HTTP object store standing in for the presigned-URL target.
     const http = Bun.serve({

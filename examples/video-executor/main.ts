@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { WcpError, errorText } from '../../src/internal/errors.ts';
 import { createLogger } from '../../src/internal/logger.ts';
 import { type HandlerContext, createExecutor, loadActivitySpecs } from '../../src/wep/index.ts';
-import { preprocessVideo } from '../../src/wep/video/preprocess.ts';
+import { preprocessVideo } from './preprocess.ts';
 
 const { values } = parseArgs({
   options: {

@@ -21,9 +21,9 @@
  *   to have succeeded.
  */
 import { Wallet } from 'ethers';
-import { taskQueueIface } from '../../src/reconciler/chain.ts';
+import { taskQueueIface } from '../../src/chain/reads.ts';
 import { createLogFetcher } from '../../src/reconciler/logs.ts';
-import { createRpcTransport } from '../../src/reconciler/rpc.ts';
+import { createRpcTransport } from '../../src/chain/transport.ts';
 import { createScanner } from '../../src/reconciler/scanner.ts';
 import { type Anvil, startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../lib/deploy.ts';

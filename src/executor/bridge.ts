@@ -17,9 +17,9 @@ import { type ClientDuplexStream, type ServiceError, credentials, status as grpc
 import { type WireError, WcpError, errorText, toWire } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { AssignRejectReason, BridgeState, TaskSpec, WorkerToSupervisor } from './messages.ts';
-import { PROTOCOL_VERSION, type WcpMessageWire, loadExecutorService } from './protocol.ts';
-import { formatBlobRef, isActivityId, keyProblem, parseBlobRef, parseInputRef } from './refs.ts';
-import { type ExecutorMessage, type OutputDecl, parseExecutorMessage } from './validate.ts';
+import { PROTOCOL_VERSION, type WcpMessageWire, loadExecutorService } from '../taskstream/protocol.ts';
+import { formatBlobRef, isActivityId, keyProblem, parseBlobRef, parseInputRef } from '../taskstream/refs.ts';
+import { type ExecutorMessage, type OutputDecl, parseExecutorMessage } from '../taskstream/validate.ts';
 
 /** What the bridge needs from the storage broker (src/storage/broker.ts satisfies it). */
 export interface StorageBrokerLike {

@@ -3,6 +3,7 @@
  * Plain structured-cloneable objects; errors cross as `{ code, message, retryable }`.
  */
 import type { WireError } from '../internal/errors.ts';
+import type { CompletionResult } from '../taskstream/types.ts';
 
 /** One activity to run, as the supervisor knows it. */
 export interface TaskSpec {
@@ -44,10 +45,6 @@ export type AssignRejectReason =
   | 'duplicate' // not retryable: this activity id is already in flight
   | 'invalid_task' // not retryable: malformed id / input_ref / storage refused
   | 'expired'; // not retryable: deadline_unix_ms already passed
-
-export type CompletionResult =
-  | { ok: true; output_refs: Record<string, string>; metadata_json: string }
-  | { ok: false; code: string; message: string; retryable: boolean };
 
 export type WorkerToSupervisor =
   | {

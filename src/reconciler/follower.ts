@@ -13,10 +13,10 @@
  * Coverage: `next` only advances past a range whose logs were all emitted; an error leaves it where it was
  * (the caller retries the same range after a backoff). Duplicates are possible and harmless (idempotent writes).
  */
-import { type BlockHeader, getHeader, readActivities } from './chain.ts';
+import { type BlockHeader, getHeader, readActivities } from '../chain/reads.ts';
 import type { LogFetcher, RawLog } from './logs.ts';
 import type { ClaimJob } from '../store/records.ts';
-import type { RpcTransport } from './rpc.ts';
+import type { RpcTransport } from '../chain/transport.ts';
 import { queueKeyTopic, TOPICS } from './scanner.ts';
 
 export interface FollowerOptions {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { classifyLogsError, createLogFetcher, rangeHint } from './logs.ts';
-import { RpcError, type RpcTransport } from './rpc.ts';
+import { RpcError, type RpcTransport } from '../chain/transport.ts';
 
 const rpcErr = (message: string, rpcCode?: number) => new RpcError('rpc', 'eth_getLogs', message, rpcCode === undefined ? {} : { rpcCode });
 

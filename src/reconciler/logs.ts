@@ -13,7 +13,7 @@
  * exponential backoff and jitter, at most `maxRetries` times in a row, then thrown (the caller backs off).
  */
 import { WcpError } from '../internal/errors.ts';
-import { RpcError, type RpcTransport, toHex } from './rpc.ts';
+import { RpcError, type RpcTransport, toHex } from '../chain/transport.ts';
 
 export interface LogFilter {
   address: string | string[];

@@ -10,7 +10,7 @@
  * - `stopped` is the last message.
  */
 import type { WireError } from '../internal/errors.ts';
-import type { ActivityStatusCode } from '../chain/abi.ts';
+import type { ActivityFact } from '../chain/facts.ts';
 import type { ClaimJob } from '../store/records.ts';
 
 /** Why a scan ran. */
@@ -40,67 +40,6 @@ export type ReconcilerEvent =
   | { type: 'startupScanDone'; toBlock: number }
   | { type: 'error'; error: WireError }
   | { type: 'stopped' };
-
-/** One activity as the chain reports it (`TaskQueue.getActivity`), normalized. */
-export interface ActivityTuple {
-  /** Decimal. */
-  activityId: string;
-  /** False when the chain does not know the id (status 0; e.g. its enqueue was reorged away). */
-  exists: boolean;
-  queue: string;
-  /** Decimal; '0' for a standalone activity. */
-  workflowInstance: string;
-  stepIndex: number;
-  activityType: string;
-  inputRef: string;
-  /** 0 None, 1 Pending, 2 Claimed, 3 Completed, 4 Failed. */
-  status: ActivityStatusCode;
-  /** Lower-cased; the zero address when never claimed. */
-  worker: string;
-  /** Chain timestamps, seconds (0 when unset). */
-  enqueuedAtS: number;
-  claimedAtS: number;
-  lastHeartbeatAtS: number;
-  heartbeatTimeoutS: number;
-  expiresAtS: number;
-  finishedAtS: number;
-  isCompleted: boolean;
-  /** As the contract derives it at `nowS` (Pending/Claimed past expiresAt, Claimed past heartbeat timeout). */
-  isExpired: boolean;
-  /** Result on completion, reason on failure. */
-  resultRef: string;
-}
-
-/**
- * An activity tuple plus what the WorkflowEngine says about its workflow. All reads of one scan are pinned to one
- * block (`blockNumber`, timestamp `nowS`).
- */
-export interface ActivityFact extends ActivityTuple {
-  /** Timestamp of the block the fact was read at, seconds. */
-  nowS: number;
-  /** The block the fact was read at. */
-  blockNumber: number;
-  /**
-   * Only for a Completed activity of a workflow (`workflowInstance != '0'`):
-   * true  — the workflow moved past this step (resumed, or completed);
-   * false — the workflow still waits on this very activity (someone must call `resumeWorkflow`);
-   * undefined — not applicable, or the workflow moved on without this activity (e.g. it is not the step's
-   *             current activity), or the engine could not be read: nobody can resume it from this activity.
-   */
-  workflowResumedPastStep?: boolean;
-  /** The workflow as `getWorkflow` reported it, when read. */
-  workflow?: WorkflowFact;
-}
-
-/** `WorkflowEngine.getWorkflow`, normalized. */
-export interface WorkflowFact {
-  instanceId: string;
-  /** 0 None, 1 Running, 2 Completed. */
-  status: number;
-  currentStep: number;
-  stepCount: number;
-  currentActivityId: string;
-}
 
 /** Everything `runReconcilerWorker` needs; structured-cloneable (it crosses into the worker thread). */
 export interface ReconcilerOptions {

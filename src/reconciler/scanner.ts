@@ -16,10 +16,11 @@
  * the window), but re-read *every* known id: expiry is not an event, so facts must be re-read each time.
  */
 import { id as keccakId, zeroPadValue } from 'ethers';
-import { type BlockHeader, getHeader, readActivities, readWorkerActivities, readWorkflows, taskQueueIface, workflowIface } from './chain.ts';
+import { type BlockHeader, getHeader, readActivities, readWorkerActivities, readWorkflows, taskQueueIface, workflowIface } from '../chain/reads.ts';
 import type { LogFetcher } from './logs.ts';
-import type { ActivityFact, ScanReason, WorkflowFact } from './messages.ts';
-import type { RpcTransport } from './rpc.ts';
+import { type ActivityFact, resumedPastStep, type WorkflowFact } from '../chain/facts.ts';
+import type { ScanReason } from './messages.ts';
+import type { RpcTransport } from '../chain/transport.ts';
 import { findWindowStart, type HeaderReader, headerReader } from './window.ts';
 
 export interface ScannerOptions {
@@ -163,23 +164,4 @@ export function createScanner(opts: ScannerOptions): Scanner {
   }
 
   return { scan, windowStart };
-}
-
-/**
- * Whether a Completed activity's workflow moved past its step. The engine's state is authoritative
- * (`WorkflowResumed(instance, step, …)` names the NEW current step); events only add evidence when the engine
- * could not be read. See `ActivityFact.workflowResumedPastStep`.
- */
-export function resumedPastStep(
-  f: ActivityFact,
-  wf: WorkflowFact | undefined,
-  ev: { maxStep: number; completed: boolean } | undefined,
-): boolean | undefined {
-  if (wf && wf.status !== 0) {
-    if (wf.status === 2 || wf.currentStep > f.stepIndex) return true;
-    if (wf.currentActivityId === f.activityId) return false;
-    return undefined; // the step's current activity is another one: not ours to resume
-  }
-  if (ev && (ev.completed || ev.maxStep > f.stepIndex)) return true;
-  return undefined;
 }

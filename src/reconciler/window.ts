@@ -4,8 +4,8 @@
  * over block numbers: an estimate from the average block time, a galloping search to bracket the answer, then
  * a binary search. Never below `lowerBound` (default 0). Costs O(log window) header reads.
  */
-import { type BlockHeader, getHeader } from './chain.ts';
-import type { RpcTransport } from './rpc.ts';
+import { type BlockHeader, getHeader } from '../chain/reads.ts';
+import type { RpcTransport } from '../chain/transport.ts';
 
 export type HeaderReader = (n: number) => Promise<BlockHeader>;
 

@@ -19,11 +19,11 @@
 import type { MessagePort } from 'node:worker_threads';
 import { errorText, toWire } from '../internal/errors.ts';
 import { createLogger, type Logger } from '../internal/logger.ts';
-import { getHeader } from './chain.ts';
+import { getHeader } from '../chain/reads.ts';
 import { createFollower, type Follower } from './follower.ts';
 import { createLogFetcher } from './logs.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions, ScanReason } from './messages.ts';
-import { createRpcTransport, type RpcTransport } from './rpc.ts';
+import { createRpcTransport, type RpcTransport } from '../chain/transport.ts';
 import { createScanner } from './scanner.ts';
 
 export type ReconcilerState = 'starting' | 'scanning' | 'following' | 'backoff' | 'stopped';

@@ -19,7 +19,7 @@ import type { SupervisorToWorker, WorkerToSupervisor } from '../executor/message
 import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
-import { createRpcTransport } from '../reconciler/rpc.ts';
+import { createRpcTransport } from '../chain/transport.ts';
 import { buildVersion, runtimeName } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
 import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';

@@ -9,9 +9,9 @@
  */
 import { type ServerDuplexStream, Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import type { CompletionResult } from '../executor/messages.ts';
-import { PROTOCOL_VERSION, type ExecutorMessageWire, type TaskAssignmentWire, loadExecutorService } from '../executor/protocol.ts';
-import { isActivityId } from '../executor/refs.ts';
+import type { CompletionResult } from '../taskstream/types.ts';
+import { PROTOCOL_VERSION, type ExecutorMessageWire, type TaskAssignmentWire, loadExecutorService } from '../taskstream/protocol.ts';
+import { isActivityId } from '../taskstream/refs.ts';
 import { errorText } from '../internal/errors.ts';
 import { type Logger, createLogger } from '../internal/logger.ts';
 import { type AbortCause, type Handler, type StorageGrant, runTask } from './run-task.ts';

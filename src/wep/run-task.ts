@@ -4,8 +4,8 @@
  * turns every outcome into a Completion result. Never throws.
  */
 import * as v from 'valibot';
-import type { CompletionResult } from '../executor/messages.ts';
-import { formatBlobRef, parseBlobRef, parseInputRef } from '../executor/refs.ts';
+import type { CompletionResult } from '../taskstream/types.ts';
+import { formatBlobRef, parseBlobRef, parseInputRef } from '../taskstream/refs.ts';
 import { errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import { type ActivitySpec, describeIssues } from './spec.ts';

@@ -25,8 +25,8 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { parse as parseYaml } from 'yaml';
-import { keyProblem, parseBlobRef } from '../executor/refs.ts';
-import { ACTIVITY_TYPE_RE } from '../executor/validate.ts';
+import { keyProblem, parseBlobRef } from '../taskstream/refs.ts';
+import { ACTIVITY_TYPE_RE } from '../taskstream/validate.ts';
 import { WcpError } from '../internal/errors.ts';
 
 export type FieldType = 'string' | 'integer' | 'number' | 'boolean' | 'blob';

@@ -4,7 +4,7 @@
  * throws, whatever it is given. Semantic checks (is this activity ours, is it a duplicate) live in the bridge.
  */
 import * as v from 'valibot';
-import type { CompletionResult } from './messages.ts';
+import type { CompletionResult } from './types.ts';
 import { ACTIVITY_ID_RE, keyProblem, parseBlobRef } from './refs.ts';
 
 /** Limits on executor-supplied fields. */

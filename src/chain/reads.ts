@@ -4,10 +4,10 @@
  * sub-call is reported, never hides the others). Chain data is untrusted: decoded values are range-checked.
  */
 import { Interface } from 'ethers';
-import { MULTICALL3_ABI, TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI, type ActivityStatusCode } from '../chain/abi.ts';
+import { MULTICALL3_ABI, TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI, type ActivityStatusCode } from './abi.ts';
 import { WcpError } from '../internal/errors.ts';
-import type { ActivityTuple, WorkflowFact } from './messages.ts';
-import { RpcError, type RpcTransport, toHex } from './rpc.ts';
+import type { ActivityTuple, WorkflowFact } from './facts.ts';
+import { RpcError, type RpcTransport, toHex } from './transport.ts';
 
 export const taskQueueIface = new Interface(TASK_QUEUE_ABI);
 export const workflowIface = new Interface(WORKFLOW_ENGINE_ABI);

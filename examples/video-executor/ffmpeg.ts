@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { WcpError } from '../../internal/errors.ts';
+import { WcpError } from '../../src/internal/errors.ts';
 
 /**
  * Path of the ffmpeg binary: `FFMPEG_PATH`, else the one from npm `@ffmpeg-installer/linux-x64` when present,

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import * as v from 'valibot';
 import type { ActivityStatusCode } from '../chain/abi.ts';
 import { DoneSchema, InflightSchema, type Done, type Inflight, type InflightState } from '../store/records.ts';
-import type { ActivityFact } from './messages.ts';
+import type { ActivityFact } from '../chain/facts.ts';
 import { applyToLocal, type LocalRecords, planRepair, type RepairContext } from './repair.ts';
 
 const WALLET = '0x70997970c51812dc3a04c251d1b0d1f1f1f1f1f1';

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { WcpError } from '../../internal/errors.ts';
+import { WcpError } from '../../src/internal/errors.ts';
 import { createProgressParser, probeVideo, resolveFfmpegPath, runTool, type RunOptions, type VideoMetadata } from './ffmpeg.ts';
 
 export type { VideoMetadata } from './ffmpeg.ts';

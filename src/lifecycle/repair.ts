@@ -43,7 +43,7 @@ import type { ClaimJob, Done, DoneOutcome, Inflight, InflightState } from '../st
 import { claimJobKey, doneKey, inflightKey } from '../store/keys.ts';
 import type { Store, StoreTx } from '../store/store.ts';
 import { ClaimJobSchema, DoneSchema, InflightSchema } from '../store/records.ts';
-import type { ActivityFact } from './messages.ts';
+import type { ActivityFact } from '../chain/facts.ts';
 
 export interface LocalRecords {
   claimJob?: ClaimJob;
