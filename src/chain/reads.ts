@@ -6,7 +6,7 @@
 import { Interface } from 'ethers';
 import { MULTICALL3_ABI, TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI, type ActivityStatusCode } from './abi.ts';
 import { WcpError } from '../internal/errors.ts';
-import type { ActivityTuple, WorkflowFact } from './facts.ts';
+import { type ActivityFact, type ActivityTuple, resumedPastStep, type WorkflowFact } from './facts.ts';
 import { RpcError, type RpcTransport, toHex } from './transport.ts';
 
 export const taskQueueIface = new Interface(TASK_QUEUE_ABI);
@@ -162,4 +162,29 @@ export async function readWorkerActivities(rpc: RpcTransport, taskQueue: string,
   if (ret === '0x') throw new WcpError('CHAIN_BAD_DATA', `no TaskQueue contract at ${taskQueue} (empty reply)`);
   const [ids] = taskQueueIface.decodeFunctionResult('getWorkerActivities', ret) as unknown as [bigint[]];
   return ids.map((x) => x.toString());
+}
+
+/**
+ * Chain truth for `ids` at the latest block: each activity, plus, for a Completed workflow step, its workflow and
+ * whether the workflow moved past that step (engine state only; the reconciler's scan adds event evidence).
+ */
+export async function readFacts(
+  rpc: RpcTransport,
+  addrs: { taskQueue: string; workflowEngine: string; multicall3: string },
+  ids: string[],
+): Promise<ActivityFact[]> {
+  const head = await getHeader(rpc, 'latest');
+  const tuples = await readActivities(rpc, addrs, ids, head.number);
+  const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: head.number }));
+  const instances = [...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance))];
+  if (instances.length === 0) return facts;
+  const workflows = await readWorkflows(rpc, addrs, instances, head.number);
+  for (const f of facts) {
+    if (f.status !== 3 || f.workflowInstance === '0') continue;
+    const wf = workflows.get(f.workflowInstance);
+    if (wf) f.workflow = wf;
+    const past = resumedPastStep(f, wf, undefined);
+    if (past !== undefined) f.workflowResumedPastStep = past;
+  }
+  return facts;
 }

@@ -13,11 +13,10 @@ import type { TaskSpec, WorkerToSupervisor } from '../executor/messages.ts';
 import { errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
-import { getHeader, readActivities, readWorkflows } from '../chain/reads.ts';
+import { getHeader, readActivities, readFacts } from '../chain/reads.ts';
 import type { ActivityFact } from '../chain/facts.ts';
 import { reconcileFacts } from './repair.ts';
 import type { RpcTransport } from '../chain/transport.ts';
-import { resumedPastStep } from '../chain/facts.ts';
 import { claimJobKey, doneKey, inflightKey, PREFIX } from '../store/keys.ts';
 import { ClaimJobSchema, type Done, type DoneOutcome, type Inflight, InflightSchema, type InflightState, LaneTxSchema } from '../store/records.ts';
 import type { Store, StoreTx } from '../store/store.ts';
@@ -419,28 +418,11 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   // ------------------------------------------------------------------------------------------ chain re-check
 
   /** Chain truth for `ids`, all read at the latest block (the reconciler's fact shape). */
-  async function factsFor(ids: string[]): Promise<ActivityFact[]> {
-    const head = await getHeader(rpc, 'latest');
-    const tuples = await readActivities(rpc, addrs, ids, head.number);
-    const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: head.number }));
-    const instances = [...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance))];
-    if (instances.length === 0) return facts;
-    const workflows = await readWorkflows(rpc, addrs, instances, head.number);
-    for (const f of facts) {
-      if (f.status !== 3 || f.workflowInstance === '0') continue;
-      const wf = workflows.get(f.workflowInstance);
-      if (wf) f.workflow = wf;
-      const past = resumedPastStep(f, wf, undefined);
-      if (past !== undefined) f.workflowResumedPastStep = past;
-    }
-    return facts;
-  }
-
   /** Chain truth for `ids`: planRepair first, then re-drive open records whose transaction is gone. */
   async function recheck(ids: string[], why: string): Promise<void> {
     const open = ids.filter((id) => !pending.has(id));
     if (open.length === 0) return;
-    const facts = await factsFor(open);
+    const facts = await readFacts(rpc, addrs, open);
     await applyFacts(facts, why);
   }
 
