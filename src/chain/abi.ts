@@ -7,6 +7,7 @@
  * Expiry is derived, not stored: a Pending or Claimed activity is expired once `block.timestamp > expiresAt`,
  * and a Claimed one also once `block.timestamp > lastHeartbeatAt + heartbeatTimeout`.
  */
+import { Interface } from 'ethers';
 
 /** The tuple returned by `TaskQueue.getActivity(id)`. */
 export const ACTIVITY_TUPLE =
@@ -92,3 +93,9 @@ export type ActivityStatusCode = (typeof ActivityStatus)[keyof typeof ActivitySt
 
 /** WorkflowEngine status codes: 0 None, 1 Running, 2 Completed. */
 export const WorkflowStatus = { None: 0, Running: 1, Completed: 2 } as const;
+
+/** The contract interfaces, built once from the ABIs above: every encoder and decoder of the daemon uses these. */
+export const taskQueueIface = new Interface(TASK_QUEUE_ABI);
+export const workflowEngineIface = new Interface(WORKFLOW_ENGINE_ABI);
+export const controlPlaneIface = new Interface(SUBNET_CONTROL_PLANE_ABI);
+export const multicallIface = new Interface(MULTICALL3_ABI);
