@@ -3,10 +3,11 @@
  * citty (subcommands and generated usage), made strict by `rejectUnknownArgs`.
  */
 import { defineCommand } from 'citty';
-import { loadConfig, redactedConfig } from '../config/load.ts';
+import { loadConfig, loadConfigWithFile, redactedConfig } from '../config/load.ts';
+import { renderConfigToml } from '../config/render.ts';
 import { WcpError } from '../internal/errors.ts';
 import { createLogger } from '../internal/logger.ts';
-import { buildVersion, runtimeName } from '../runtime/env.ts';
+import { buildInfo, buildVersion } from '../runtime/env.ts';
 import { openStore } from '../store/store.ts';
 import { rejectUnknownArgs } from './args.ts';
 import { runDaemon } from './run.ts';
@@ -76,15 +77,15 @@ const db = defineCommand({
   subCommands: { scan },
 });
 
-const checkArgs = { ...configArg, json: { type: 'boolean', description: 'Print JSON' } } as const;
+const checkArgs = { ...configArg, json: { type: 'boolean', description: 'Print the resolved values as one JSON object (camelCase, units in names) instead of TOML' } } as const;
 const check = defineCommand({
-  meta: { name: 'check', description: 'Validate the config and print the resolved values (the key redacted)' },
+  meta: { name: 'check', description: 'Validate the config and print it back as TOML, every default filled in (secrets and URL paths hidden)' },
   args: checkArgs,
   async run({ args, rawArgs }) {
     rejectUnknownArgs(rawArgs, checkArgs, 0);
-    const cfg = loadConfig(args.config ? { path: args.config } : {});
-    const out = redactedConfig(cfg);
-    await writeFully(process.stdout, `${JSON.stringify(out, null, args.json ? 0 : 2)}\n`);
+    const { config: cfg, file } = loadConfigWithFile(args.config ? { path: args.config } : {});
+    const text = args.json ? `${JSON.stringify(redactedConfig(cfg))}\n` : renderConfigToml(file, cfg.source);
+    await writeFully(process.stdout, text);
   },
 });
 const config = defineCommand({
@@ -93,11 +94,15 @@ const config = defineCommand({
 });
 
 const version = defineCommand({
-  meta: { name: 'version', description: 'Print the version' },
+  meta: { name: 'version', description: 'Print the version, commit, build target and date, and the runtime' },
   args: {},
-  run({ rawArgs }) {
+  async run({ rawArgs }) {
     rejectUnknownArgs(rawArgs, {}, 0);
-    process.stdout.write(`wcp ${buildVersion()} (${runtimeName()} ${process.versions.bun ?? process.versions.node})\n`);
+    const i = buildInfo();
+    await writeFully(
+      process.stdout,
+      `wcp ${i.version} (${i.runtime} ${i.runtimeVersion})\ncommit: ${i.commit}\ntarget: ${i.target} (running on ${i.platform})\nbuilt: ${i.buildDate}\n`,
+    );
   },
 });
 

@@ -10,11 +10,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Wallet } from 'ethers';
-import { parse as parseToml } from 'smol-toml';
+import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
 import { WcpError } from '../internal/errors.ts';
-import { registerSecret } from '../internal/logger.ts';
+import { displayUrl, redact, registerKeyShapedValues, registerSecret, registerUrlSecrets } from '../internal/redact.ts';
 import { EMBEDDED_CONFIGS } from './embedded.ts';
+import { closestName, envVarNames, KNOWN_DIRECT_ENV, sectionKeys } from './names.ts';
 import { type ConfigFile, ConfigFileSchema } from './schema.ts';
 import { Secret } from './secret.ts';
 
@@ -116,38 +117,62 @@ function locate(opts: LoadConfigOptions, environment: string): { text: string; s
   });
 }
 
-/** Applies `WCP__SECTION__KEY=value` variables onto the parsed file (values stay strings; the schema coerces). */
+/**
+ * Applies `WCP__SECTION__KEY=value` variables onto the parsed file (values stay strings; the schema coerces), and
+ * `WCP_LOG_LEVEL` / `WCP_LOG_FORMAT` as short forms of `WCP__LOG__LEVEL` / `WCP__LOG__FORMAT`. Any other
+ * `WCP_`-prefixed variable is refused with the closest valid name (a typo must not be silently ignored).
+ */
 function applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
-  for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
-    const parts = name.slice(ENV_PREFIX.length).toLowerCase().split('__');
-    if (parts.length !== 2 || !parts[0] || !parts[1]) {
-      problems.push(`${name}: expected WCP__SECTION__KEY (e.g. WCP__SCHEDULER__POLL_INTERVAL)`);
-      continue;
-    }
-    const [sec, key] = parts as [string, string];
+  const set = (sec: string, key: string, value: string) => {
     const current = raw[sec];
     const target = current && typeof current === 'object' && !Array.isArray(current) ? (current as Record<string, unknown>) : {};
     target[key] = value;
     raw[sec] = target;
+  };
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('WCP_') || value === undefined) continue;
+    registerKeyShapedValues(value);
+    if (name === 'WCP_LOG_LEVEL' || name === 'WCP_LOG_FORMAT') {
+      if (env[`WCP__LOG__${name.slice(8)}`] === undefined) set('log', name.slice(8).toLowerCase(), value);
+      continue;
+    }
+    if (KNOWN_DIRECT_ENV.has(name)) continue;
+    const parts = name.startsWith(ENV_PREFIX) ? name.slice(ENV_PREFIX.length).toLowerCase().split('__') : [];
+    const known = parts.length === 2 && parts[0] && parts[1] && sectionKeys(parts[0])?.includes(parts[1]);
+    if (!known) {
+      const hint = closestName(name, [...envVarNames(), ...KNOWN_DIRECT_ENV]);
+      problems.push(`${name}: unknown variable${hint ? `; did you mean ${hint}?` : ''} (config keys are WCP__SECTION__KEY, e.g. WCP__SCHEDULER__POLL_INTERVAL)`);
+      continue;
+    }
+    set(parts[0] as string, parts[1] as string, value);
   }
   return problems;
+}
+
+/** Registers every key-shaped string of the parsed file as a secret (a key pasted into the wrong field). */
+function registerKeyShapedStrings(v: unknown): void {
+  if (typeof v === 'string') registerKeyShapedValues(v);
+  else if (Array.isArray(v)) for (const x of v) registerKeyShapedStrings(x);
+  else if (v && typeof v === 'object') for (const x of Object.values(v)) registerKeyShapedStrings(x);
 }
 
 function show(path: string, value: unknown): string {
   if (SECRET_FIELDS.has(path)) return '[REDACTED]';
   if (value === undefined) return 'nothing';
-  const s = JSON.stringify(value);
+  const s = redact(JSON.stringify(value));
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 function issueLines(issues: v.BaseIssue<unknown>[]): string[] {
   const lines: string[] = [];
   for (const issue of issues) {
-    const path = (issue.path ?? []).map((p) => String(p.key)).join('.');
+    const keys = (issue.path ?? []).map((p) => String(p.key));
+    const path = keys.join('.');
     if (issue.type === 'strict_object' || issue.expected === 'never') {
-      lines.push(`${path || '(top level)'}: unknown key`);
+      const valid = keys.length === 1 ? Object.keys(ConfigFileSchema.entries) : keys.length === 2 ? (sectionKeys(keys[0] as string) ?? []) : [];
+      const hint = closestName(keys[keys.length - 1] ?? '', valid);
+      lines.push(`${path || '(top level)'}: unknown key${hint ? `; did you mean ${[...keys.slice(0, -1), hint].join('.')}?` : ''}`);
       continue;
     }
     // Union issues carry the useful message on the union itself.
@@ -205,7 +230,13 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
+/** Loads and validates the config (see the module doc); throws `CONFIG_INVALID` / `CONFIG_NOT_FOUND`. */
 export function loadConfig(opts: LoadConfigOptions = {}): WcpConfig {
+  return loadConfigWithFile(opts).config;
+}
+
+/** `loadConfig`, plus the validated file form (snake_case, defaults filled in) for printing it back. */
+export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpConfig; file: ConfigFile } {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const environment = env.ENVIRONMENT || 'local';
@@ -214,10 +245,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): WcpConfig {
   try {
     raw = parseToml(text) as Record<string, unknown>;
   } catch (e) {
+    const where = e instanceof TomlError ? `line ${e.line}, column ${e.column}: ` : '';
     throw new WcpError('CONFIG_INVALID', `config ${source} is not valid TOML`, {
-      details: [e instanceof Error ? e.message.split('\n')[0]! : String(e)],
+      details: [`${where}${redact(e instanceof Error ? e.message.split('\n')[0]! : String(e))}`],
     });
   }
+  registerKeyShapedStrings(raw);
   const envProblems = applyEnv(raw, env);
   const parsed = v.safeParse(ConfigFileSchema, raw);
   const problems = [...envProblems, ...(parsed.success ? [] : issueLines(parsed.issues))];
@@ -227,6 +260,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): WcpConfig {
   const f = parsed.output as ConfigFile;
   const { key, address } = resolveKey(f, cwd);
   const rpcUrls = [f.ethereum.rpc_url, ...f.ethereum.rpc_urls.filter((u) => u !== f.ethereum.rpc_url)];
+  for (const u of rpcUrls) registerUrlSecrets(u);
   const cfg: WcpConfig = {
     environment,
     source,
@@ -295,16 +329,16 @@ export function loadConfig(opts: LoadConfigOptions = {}): WcpConfig {
     metrics: { enabled: f.metrics.enabled, listen: f.metrics.listen },
     log: { level: f.log.level, format: f.log.format },
   };
-  return deepFreeze(cfg);
+  return { config: deepFreeze(cfg), file: f };
 }
 
-/** The resolved config as plain data for printing: the key is replaced by `[REDACTED]`, URLs lose credentials. */
+/** The resolved config as plain data for printing: the key is replaced by `[REDACTED]`, URLs by `scheme://host:port/…`. */
 export function redactedConfig(cfg: WcpConfig): Record<string, unknown> {
   return JSON.parse(
     JSON.stringify(cfg, (k, val) => {
       if (k === 'privateKey') return '[REDACTED]';
-      if (typeof val === 'string' && /^https?:\/\/[^/\s]*@/.test(val)) return val.replace(/\/\/[^/@\s]*@/, '//[REDACTED]@');
-      return val;
+      if (typeof val === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(val)) return displayUrl(val);
+      return typeof val === 'string' ? redact(val) : val;
     }),
   ) as Record<string, unknown>;
 }

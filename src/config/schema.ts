@@ -18,12 +18,19 @@ export function parseDurationMs(input: string | number): number | undefined {
 }
 
 const DURATION_HINT = 'a duration like "500ms", "2s", "5m", "3h" or a number of milliseconds';
-const duration = (min = 0) =>
-  v.pipe(
+
+/** The duration fields' schemas, so the config can be printed back with units (`config check`). */
+export const DURATION_SCHEMAS = new WeakSet<object>();
+
+const duration = (min = 0) => {
+  const schema = v.pipe(
     v.union([v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.regex(DURATION_RE, DURATION_HINT))], DURATION_HINT),
     v.transform((x) => parseDurationMs(x) ?? 0),
     v.minValue(min, `a duration of at least ${min} ms`),
   );
+  DURATION_SCHEMAS.add(schema);
+  return schema;
+};
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   v.pipe(

@@ -1,9 +1,12 @@
 /**
  * Logging through consola: short sentences with structured snake_case fields. JSON lines when stdout is not a
- * terminal (or `WCP_LOG_FORMAT=json`), pretty otherwise. Every line passes through `redact()`, so a secret
- * registered with `registerSecret()` (the wallet key) can never reach the output, even inside an error message.
+ * terminal (or `WCP_LOG_FORMAT=json`), pretty otherwise. Every line passes through `redact()` (`redact.ts`): a
+ * registered secret can never reach the output, even inside an error message, and URLs print as scheme://host:port/….
  */
 import { createConsola, type ConsolaInstance, type LogObject } from 'consola';
+import { redact } from './redact.ts';
+
+export { redact, registerSecret } from './redact.ts';
 
 export type Fields = Record<string, unknown>;
 
@@ -13,22 +16,6 @@ export interface Logger {
   warn(msg: string, fields?: Fields): void;
   error(msg: string, fields?: Fields): void;
   child(tag: string): Logger;
-}
-
-const secrets = new Set<string>();
-
-/** Registers a value that must never be printed (stored in lower and original case). */
-export function registerSecret(value: string): void {
-  if (value.length < 8) return;
-  secrets.add(value);
-  secrets.add(value.toLowerCase());
-  if (value.startsWith('0x')) secrets.add(value.slice(2).toLowerCase());
-}
-
-export function redact(text: string): string {
-  let out = text;
-  for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[REDACTED]');
-  return out;
 }
 
 function jsonSafe(v: unknown): unknown {

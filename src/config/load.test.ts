@@ -1,0 +1,92 @@
+import { describe, expect, test } from 'bun:test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { errorText, WcpError } from '../internal/errors.ts';
+import { redact } from '../internal/redact.ts';
+import { loadConfig, loadConfigWithFile, redactedConfig } from './load.ts';
+import { renderConfigToml } from './render.ts';
+
+const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
+const PASTED = 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
+const RPC = 'http://user:pass@127.0.0.1:8545/v3/SECRETPATH?apikey=SECRET2XYZ';
+const dir = mkdtempSync(join(tmpdir(), 'wcp-config-'));
+
+function fileWith(text: string): string {
+  const p = join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
+  writeFileSync(p, text);
+  return p;
+}
+
+function failure(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(WcpError);
+    return redact(errorText(e) + ((e as WcpError).details ?? []).join('\n'));
+  }
+  throw new Error('expected a failure');
+}
+
+describe('config loading', () => {
+  test('a TOML syntax error names its line and column', () => {
+    const path = fileWith('[scheduler]\npoll_interval = "1s"\nmax_inflight = \n');
+    expect(failure(() => loadConfig({ path, env: {} }))).toContain('line 3, column');
+  });
+
+  test('a misspelt WCP_ variable is refused with the closest valid name', () => {
+    const text = failure(() => loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_SCHEDULER__POLL_INTERVAL: '2s' } }));
+    expect(text).toContain('WCP_SCHEDULER__POLL_INTERVAL: unknown variable; did you mean WCP__SCHEDULER__POLL_INTERVAL?');
+    const text2 = failure(() => loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__SCHEDULER__POLL_INTERVL: '2s' } }));
+    expect(text2).toContain('did you mean WCP__SCHEDULER__POLL_INTERVAL?');
+  });
+
+  test('an unknown file key suggests the right one', () => {
+    const path = fileWith('[scheduler]\npoll_intervl = "1s"\n');
+    expect(failure(() => loadConfig({ path, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }))).toContain('scheduler.poll_intervl: unknown key; did you mean scheduler.poll_interval?');
+  });
+
+  test('WCP_LOG_LEVEL and WCP_LOG_FORMAT override the file; WCP__LOG__LEVEL wins over the short form', () => {
+    const c = loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_LOG_LEVEL: 'debug', WCP_LOG_FORMAT: 'json' } });
+    expect(c.log.level).toBe('debug');
+    expect(c.log.format).toBe('json');
+    const c2 = loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_LOG_LEVEL: 'debug', WCP__LOG__LEVEL: 'warn' } });
+    expect(c2.log.level).toBe('warn');
+  });
+
+  test('a private key pasted into the wrong field never appears in the error, in any case or without 0x', () => {
+    for (const env of [
+      { WCP__ETHEREUM__WALLET_ADDRESS: PASTED },
+      { WCP__ETHEREUM__WALLET_ADDRESS: `0x${PASTED.toUpperCase()}` },
+      { WCP__ETHEREUM__RPC_URLS: `http://127.0.0.1:1/${PASTED}` },
+      { WCP__ETHEREUM__WALLET_KEY_FILE: `/nonexistent/${PASTED}` },
+    ]) {
+      const text = failure(() => loadConfig({ env: { ...env, WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URL: 'nope' } }));
+      expect(text.toLowerCase()).not.toContain(PASTED);
+      expect(text).toContain('ethereum.rpc_url');
+    }
+  });
+
+  test('RPC URL credentials, path and query never appear in a validation error, the resolved config or the TOML', () => {
+    const bad = failure(() => loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URLS: RPC.replace('http', 'ftp') } }));
+    const { config, file } = loadConfigWithFile({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URL: RPC } });
+    const outputs = [bad, JSON.stringify(redactedConfig(config)), renderConfigToml(file, config.source), redact(`failed to reach ${RPC}: ECONNREFUSED`)];
+    for (const out of outputs) {
+      for (const secret of ['user:pass', 'SECRETPATH', 'SECRET2XYZ', KEY.slice(2)]) expect(out).not.toContain(secret);
+    }
+    expect(outputs[1]).toContain('http://127.0.0.1:8545/…');
+  });
+
+  test('config check TOML pastes back: the same values load again', () => {
+    const env = { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__SCHEDULER__POLL_INTERVAL: '1500ms', WCP__TX_POLICY__BUMP_AFTER: '2m' };
+    const { config, file } = loadConfigWithFile({ env });
+    const toml = renderConfigToml(file, config.source);
+    expect(parseToml(toml)).toBeTruthy();
+    const again = loadConfig({ path: fileWith(toml), env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } });
+    const { source: _a, ...rest1 } = redactedConfig(config);
+    const { source: _b, ...rest2 } = redactedConfig(again);
+    expect(rest2).toEqual(rest1);
+    expect(toml).toContain('bump_after = "2m"');
+  });
+});
