@@ -1,13 +1,10 @@
 /**
  * Calldata for the lifecycle's transactions and decoding of the TaskQueue events in their receipts.
- * Uses only the ABIs of `src/chain/abi.ts`.
+ * Uses only the contract interfaces of `src/chain/abi.ts`.
  */
-import { Interface } from 'ethers';
-import { TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI } from '../chain/abi.ts';
+import type { Interface } from 'ethers';
+import { taskQueueIface as tq, workflowEngineIface as wf } from '../chain/abi.ts';
 import type { TxKind } from '../store/records.ts';
-
-const tq = new Interface(TASK_QUEUE_ABI);
-const wf = new Interface(WORKFLOW_ENGINE_ABI);
 
 export interface Call {
   kind: TxKind;

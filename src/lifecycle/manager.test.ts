@@ -2,7 +2,6 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WcpConfig } from '../config/load.ts';
 import { createLogger } from '../internal/logger.ts';
 import { createMetrics } from '../internal/metrics.ts';
 import type { ActivityFact } from '../chain/facts.ts';
@@ -12,6 +11,7 @@ import { type Inflight, InflightSchema } from '../store/records.ts';
 import { openStore, type Store } from '../store/store.ts';
 import type { SubmitResult, TxRequest } from '../txmgr/types.ts';
 import { type ActivityManager, createActivityManager } from './manager.ts';
+import type { LifecycleOptions } from './options.ts';
 
 const WALLET = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
 const TQ = '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0';
@@ -30,12 +30,20 @@ function setup() {
   dirs.push(dir);
   const store = openStore({ path: join(dir, 'wcp.db'), logger: createLogger('test', { write: () => {} }) });
   stores.push(store);
-  const config = {
-    ethereum: { taskQueue: TQ, workflowEngine: WF, multicall3: '0xca11bde05977b3631167028862be2a173976ca11', walletAddress: WALLET },
-    scheduler: { queueName: 'q', heartbeatIntervalMs: 10_000, maxInflight: 8, claimBatch: 8, mode: 'claim' },
-    txPolicy: { maxInFlight: 16 },
-    executor: { maxDispatchAttempts: 3, reofferLostTasks: true },
-  } as unknown as WcpConfig;
+  const options: LifecycleOptions = {
+    wallet: WALLET,
+    taskQueue: TQ,
+    workflowEngine: WF,
+    multicall3: '0xca11bde05977b3631167028862be2a173976ca11',
+    queueName: 'q',
+    mode: 'claim',
+    maxInflight: 8,
+    claimBatch: 8,
+    heartbeatIntervalMs: 10_000,
+    laneMaxInFlight: 16,
+    maxDispatchAttempts: 3,
+    reofferLostTasks: true,
+  };
   const submitted: TxRequest[] = [];
   const release: Array<() => void> = [];
   let nonce = 0;
@@ -52,7 +60,7 @@ function setup() {
   };
   const rpc: RpcTransport = { request: async () => Promise.reject(new Error('no chain in this test')) };
   const manager: ActivityManager = createActivityManager({
-    config,
+    options,
     store,
     txm,
     rpc,

@@ -5,7 +5,7 @@
  * It never runs in production: the real path is the gRPC TaskStream bridge (`src/executor/`).
  */
 import type { TaskSpec, WorkerToSupervisor } from '../executor/messages.ts';
-import type { ExecutorLink } from './manager.ts';
+import type { ExecutorLink } from './context.ts';
 
 export interface NoopTestExecutor extends ExecutorLink {
   start(): void;

@@ -18,6 +18,7 @@ import type { Metrics } from '../internal/metrics.ts';
 import type { SupervisorToWorker, WorkerToSupervisor } from '../executor/messages.ts';
 import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
+import { lifecycleOptions } from '../lifecycle/options.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
 import { createRpcTransport } from '../chain/transport.ts';
 import { buildVersion, runtimeName } from '../runtime/env.ts';
@@ -308,7 +309,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       await txm.start();
       const executor = startExecutorLink();
       const rpc = createRpcTransport({ urls: config.ethereum.rpcUrls, timeoutMs: config.ethereum.requestTimeoutMs });
-      manager = createActivityManager({ config, store, txm, rpc, executor, logger: log.child('lifecycle'), metrics });
+      manager = createActivityManager({ options: lifecycleOptions(config), store, txm, rpc, executor, logger: log.child('lifecycle'), metrics });
       await manager.start();
       noopExecutor?.start();
     }

@@ -1,0 +1,107 @@
+/**
+ * The claim step: takes claim jobs while there is room (held < `maxInflight`, lane below its capacity minus the
+ * reserved slots), simulates each claim (a lost race costs an eth_call, not gas), moves the winners to `claiming`
+ * in one store transaction and sends them as one batch claim. A claim that is not sent goes back to the queue.
+ */
+import { errorText } from '../internal/errors.ts';
+import { claimJobKey, doneKey, inflightKey, PREFIX } from '../store/keys.ts';
+import { ClaimJobSchema, type Inflight, InflightSchema } from '../store/records.ts';
+import { claimCall, claimSimulationCall } from './calls.ts';
+import type { LifecycleContext } from './context.ts';
+import type { Recheck } from './finish.ts';
+import { CLAIM_RESERVED_SLOTS, INACTIVE_WORKER_PAUSE_MS } from './options.ts';
+import type { Send } from './send.ts';
+
+/** Reverts that mean "not claimable any more": why is the chain's to say, so the activity is re-checked. */
+const REFUSED = new Set(['NotClaimable', 'UnknownActivity', 'ActivityExpired']);
+
+export interface ClaimStep {
+  /** One claim round; does nothing unless `enabled` (running, claims enabled) and not paused. */
+  run(enabled: boolean): Promise<void>;
+}
+
+/** The claim step. */
+export function createClaimStep(ctx: Pick<LifecycleContext, 'opts' | 'store' | 'txm' | 'now' | 'log'>, deps: { send: Send; recheck: Recheck }): ClaimStep {
+  const { opts, store, txm, now, log } = ctx;
+  let pausedUntilMs = 0;
+
+  /** Simulates the jobs' claims; returns the winners (≤ want), or null when claims must pause. */
+  async function simulate(jobIds: string[], want: number): Promise<string[] | null> {
+    const sims = await Promise.all(jobIds.map(async (id) => ({ id, sim: await txm.simulate({ ...claimSimulationCall(opts.taskQueue, id), simulate: true }) })));
+    const winners: string[] = [];
+    const refused: string[] = [];
+    for (const { id, sim } of sims) {
+      if (sim.ok) {
+        if (winners.length < want) winners.push(id);
+        continue;
+      }
+      const name = sim.revert?.name ?? '';
+      if (name === 'NotActiveWorker') {
+        pausedUntilMs = now() + INACTIVE_WORKER_PAUSE_MS;
+        log.error('claims refused: this wallet is no longer an active worker; pausing claims for 30 s', { wallet: opts.wallet });
+        return null;
+      }
+      if (REFUSED.has(name)) {
+        refused.push(id);
+        log.info('claim refused by simulation (no gas spent); reading the activity', { activity_id: id, reason: sim.revert?.message ?? name });
+      } else {
+        log.warn('claim simulation failed', { activity_id: id, error: sim.error.message });
+      }
+    }
+    // Someone else won (lost), it expired, or our own claim landed while this claim job was stale (then the
+    // activity is ours: rebuilt, not lost).
+    if (refused.length) await deps.recheck(refused, 'claim simulation refused').catch((e: unknown) => log.warn('re-check after a refused claim failed; will retry', { error: errorText(e) }));
+    return winners;
+  }
+
+  /** Moves the winners' jobs to `claiming` records; returns the ids taken (jobs gone or held meanwhile are skipped). */
+  async function take(winners: string[]): Promise<string[]> {
+    return await store.transact((tx) => {
+      const ok: string[] = [];
+      const at = now();
+      for (const id of winners) {
+        const job = tx.get(claimJobKey(id), ClaimJobSchema);
+        if (!job || tx.has(inflightKey(id)) || tx.has(doneKey(id))) continue;
+        tx.del(claimJobKey(id));
+        tx.put(inflightKey(id), { activity_id: id, state: 'claiming', queue_name: job.queue_name, dispatch_attempts: 0, created_at_ms: at, updated_at_ms: at } satisfies Inflight);
+        ok.push(id);
+      }
+      return ok;
+    });
+  }
+
+  /** Claiming records whose claim was not sent go back to the claim queue. */
+  async function giveBack(ids: string[]): Promise<void> {
+    await store.transact((tx) => {
+      for (const id of ids) {
+        const r = tx.get(inflightKey(id), InflightSchema);
+        if (r?.state !== 'claiming') continue;
+        tx.del(inflightKey(id));
+        tx.put(claimJobKey(id), { activity_id: id, queue_name: r.queue_name, created_at_ms: r.created_at_ms, source: 'poll' });
+      }
+    });
+  }
+
+  return {
+    async run(enabled) {
+      if (!enabled || opts.mode !== 'claim' || now() < pausedUntilMs) return;
+      const room = opts.maxInflight - store.count(PREFIX.inflight);
+      if (room <= 0) return;
+      if (txm.inFlight() >= opts.laneMaxInFlight - CLAIM_RESERVED_SLOTS) return;
+      const want = Math.min(room, opts.claimBatch);
+      const jobs = store.list(PREFIX.claimJob, ClaimJobSchema, { limit: want * 2 }).map((e) => e.value.activity_id);
+      if (jobs.length === 0) return;
+      const winners = await simulate(jobs, want);
+      if (!winners || winners.length === 0) return;
+      const taken = await take(winners);
+      if (taken.length === 0) return;
+      const res = await deps.send(claimCall(opts.taskQueue, taken), false);
+      if (!res.ok) {
+        log.warn('claim not sent; back to the claim queue', { activity_ids: taken.join(','), error: res.error.message, stage: res.stage });
+        await giveBack(taken);
+        return;
+      }
+      log.info('claim sent', { activity_ids: taken.join(','), nonce: res.nonce, tx_hash: res.hash });
+    },
+  };
+}
