@@ -1,0 +1,151 @@
+/**
+ * Offering tasks to the executor: an assignment is checked (id, input reference, duplicate, deadline, connection,
+ * activity type, credits), reserved in the task table, given its presigned URLs, and written as a TaskAssignment.
+ * Every offer is answered exactly once: `accepted`, `assignRejected`, or — when cancelled while being prepared —
+ * a CANCELLED completion. Cancels of tasks already sent go to the executor.
+ */
+import { WcpError, errorText } from '../internal/errors.ts';
+import type { Logger } from '../internal/logger.ts';
+import { isActivityId, parseInputRef } from '../taskstream/refs.ts';
+import type { OutputDecl } from '../taskstream/validate.ts';
+import type { Completions } from './completion.ts';
+import type { Connection } from './connection.ts';
+import type { Flow } from './credits.ts';
+import type { BridgeEvents } from './events.ts';
+import type { AssignRejectReason, TaskSpec } from './messages.ts';
+import { type AssignmentUrls, type StorageBrokerLike, presignAssignmentUrls, presignTtlSeconds } from './storage.ts';
+import type { InflightTask, TaskTable } from './task-table.ts';
+
+export interface AssignmentOptions {
+  /** Without a broker assignments carry no URLs. */
+  broker: StorageBrokerLike | undefined;
+  presignMaxTtlSeconds: number;
+  connection: Connection;
+  tasks: TaskTable;
+  flow: Flow;
+  completions: Completions;
+  events: BridgeEvents;
+  logger: Logger;
+  /** The declared outputs of an activity type on the current connection. */
+  outputsOf(activityType: string): OutputDecl[];
+}
+
+export interface Assignment {
+  /** Offers a task; the answer arrives as an event (the promise settles once it was sent). */
+  assign(task: TaskSpec): Promise<void>;
+  /** Cancels a task in flight (sent now if it is on the stream, else when it gets there or at the next Resync). */
+  cancel(activityId: string, reason: string): void;
+}
+
+export function createAssignment(opts: AssignmentOptions): Assignment {
+  const { connection, tasks, flow, events } = opts;
+  const log = opts.logger;
+
+  function refuse(task: TaskSpec, reason: AssignRejectReason, retryable: boolean, detail?: string): void {
+    log.debug('Assignment refused.', { activity_id: task.activity_id, reason, detail });
+    events.send({ type: 'assignRejected', activity_id: task.activity_id, reason, retryable, ...(detail !== undefined ? { detail } : {}) });
+  }
+
+  async function assign(task: TaskSpec): Promise<void> {
+    const state = connection.state();
+    if (state === 'stopped' || flow.draining()) return refuse(task, 'draining', true);
+    if (!isActivityId(task.activity_id) || !Number.isInteger(task.attempt) || task.attempt < 0) {
+      return refuse(task, 'invalid_task', false, 'bad activity id or attempt');
+    }
+    let parsed: ReturnType<typeof parseInputRef>;
+    try {
+      parsed = parseInputRef(task.input_ref);
+    } catch (e) {
+      return refuse(task, 'invalid_task', false, errorText(e));
+    }
+    if (tasks.has(task.activity_id)) return refuse(task, 'duplicate', false);
+    if (task.deadline_unix_ms <= Date.now()) return refuse(task, 'expired', false);
+    const c = connection.current();
+    if (state !== 'ready' || c === undefined) return refuse(task, 'not_connected', true, `bridge is ${state}`);
+    if (!c.caps?.activity_types.includes(task.activity_type)) {
+      return refuse(task, 'unsupported_type', false, `executor supports: ${c.caps?.activity_types.join(', ')}`);
+    }
+    if (flow.available() < 1) return refuse(task, 'no_credits', true);
+
+    const entry: InflightTask = { task, stage: 'reserved', inputRefs: new Set(parsed.blobRefs), cancelReason: undefined, cancelSent: false };
+    tasks.add(entry);
+    c.reserved += 1;
+    flow.emitCredits();
+
+    let urls: AssignmentUrls = { inputUrls: {}, outputUrls: {} };
+    let storageError: unknown;
+    if (opts.broker !== undefined) {
+      try {
+        const ttlSeconds = presignTtlSeconds(task, opts.presignMaxTtlSeconds);
+        urls = await presignAssignmentUrls(opts.broker, task, parsed.blobRefs, opts.outputsOf(task.activity_type), ttlSeconds);
+      } catch (e) {
+        storageError = e;
+      }
+    }
+
+    const release = (): void => {
+      tasks.release(task.activity_id);
+      c.reserved -= 1;
+    };
+    const now = connection.state(); // re-read: it may have changed during the await
+    if (connection.current() !== c || now !== 'ready') {
+      release();
+      flow.emitCredits();
+      return refuse(task, now === 'stopped' ? 'draining' : 'not_connected', true, 'connection lost while preparing the assignment');
+    }
+    if (storageError !== undefined) {
+      release();
+      flow.emitCredits();
+      const retryable = !(storageError instanceof WcpError) || storageError.retryable;
+      return refuse(task, retryable ? 'storage_unavailable' : 'invalid_task', retryable, errorText(storageError));
+    }
+    if (entry.cancelReason !== undefined) {
+      c.reserved -= 1;
+      opts.completions.settle(task.activity_id, 'cancelled', task.attempt, {
+        ok: false,
+        code: 'CANCELLED',
+        message: entry.cancelReason,
+        retryable: false,
+      });
+      return;
+    }
+    c.reserved -= 1;
+    entry.stage = 'sent';
+    c.sent += 1;
+    const ok = connection.write(c, {
+      task_assignment: {
+        activity_id: task.activity_id,
+        activity_type: task.activity_type,
+        attempt: task.attempt,
+        input_ref: task.input_ref,
+        input_json: parsed.kind === 'json' ? parsed.json : '',
+        input_urls: urls.inputUrls,
+        output_urls: urls.outputUrls,
+        deadline_unix_ms: task.deadline_unix_ms,
+        workflow_instance: task.workflow_instance ?? '',
+      },
+    });
+    if (!ok) {
+      // The stream broke under us; the task stays in flight and the next Resync decides.
+      return;
+    }
+    log.debug('Assigned a task.', { activity_id: task.activity_id, activity_type: task.activity_type, attempt: task.attempt });
+    events.send({ type: 'accepted', activity_id: task.activity_id });
+    flow.emitCredits();
+  }
+
+  function cancel(activityId: string, reason: string): void {
+    const t = tasks.get(activityId);
+    if (t === undefined) {
+      log.debug('Cancel for a task not in flight ignored.', { activity_id: activityId });
+      return;
+    }
+    t.cancelReason = reason.slice(0, 1024);
+    const c = connection.current();
+    if (t.stage === 'sent' && c !== undefined && connection.state() === 'ready' && !t.cancelSent) {
+      t.cancelSent = connection.write(c, { cancel: { activity_id: activityId, reason: t.cancelReason } });
+    }
+  }
+
+  return { assign, cancel };
+}
