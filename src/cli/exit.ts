@@ -12,7 +12,10 @@ export function exitCodeFor(e: unknown): number {
     case 'CLI_USAGE':
       return ExitCode.Usage;
     case 'STORE_OPEN_FAILED':
+    case 'STORE_CORRUPT':
       return ExitCode.StoreFailed;
+    case 'STORE_LOCKED':
+      return ExitCode.StoreLocked;
     case 'CHAIN_UNREACHABLE':
       return ExitCode.ChainUnreachable;
     case 'CHAIN_ID_MISMATCH':

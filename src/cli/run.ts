@@ -1,5 +1,5 @@
 /**
- * `wcp run`: config → store → metrics → supervisor, plus signal handling. The first SIGINT/SIGTERM drains
+ * `wcp run`: config → store lock → store → metrics → supervisor, plus signal handling. The first SIGINT/SIGTERM/SIGHUP drains
  * gracefully (exit 0); a second one forces an immediate exit (130) — LMDB's commits are atomic, so even a forced
  * exit leaves a consistent store.
  */
@@ -10,9 +10,19 @@ import { ExitCode } from '../internal/exit-codes.ts';
 import { createLogger } from '../internal/logger.ts';
 import { createMetrics, serveMetrics } from '../internal/metrics.ts';
 import { ensureWritableTmpdir } from '../runtime/env.ts';
-import { openStore } from '../store/store.ts';
+import { acquireStoreLock } from '../store/lock.ts';
+import { openStore, type Store } from '../store/store.ts';
 import { createSupervisor } from '../supervisor/supervisor.ts';
 import { exitCodeFor, printError } from './exit.ts';
+
+/** Files wcp creates from here on (store, locks, keys) are owner-only: 0600 files, 0700 directories. */
+function restrictNewFiles(): void {
+  try {
+    process.umask(0o077);
+  } catch {
+    // runtimes without umask (none of the tested ones): the store still chmods its own files
+  }
+}
 
 export async function runDaemon(opts: { configPath?: string }): Promise<number> {
   const config = loadConfig(opts.configPath ? { path: opts.configPath } : {});
@@ -20,8 +30,16 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
   process.env.WCP_LOG_LEVEL = config.log.level;
   const logger = createLogger('wcp', { level: config.log.level });
   ensureWritableTmpdir();
+  restrictNewFiles();
+  const lock = acquireStoreLock(config.store.path);
   const metrics = createMetrics();
-  const store = openStore({ path: config.store.path, logger: logger.child('store'), onQuarantine: () => metrics.quarantined.inc() });
+  let store: Store;
+  try {
+    store = openStore({ path: config.store.path, logger: logger.child('store'), onQuarantine: () => metrics.quarantined.inc() });
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   let server: Server | null = null;
   const supervisor = createSupervisor({ config, logger, store, metrics });
 
@@ -38,6 +56,8 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // SIGHUP (the terminal went away, or an operator's `kill -HUP`) drains like SIGTERM: wcp has no config reload.
+  process.on('SIGHUP', onSignal);
   try {
     if (config.metrics.enabled) {
       try {
@@ -56,7 +76,9 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
   } finally {
     server?.close();
     await store.close().catch(() => {});
+    lock.release();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
 }

@@ -9,6 +9,8 @@ export const ExitCode = {
   ChainIdMismatch: 6,
   /** The wallet is not a registered, active worker on SubnetControlPlane. */
   WorkerNotActive: 10,
+  /** Another wcp (named by its pid) holds the store. */
+  StoreLocked: 11,
   /** A second signal forced the exit before draining finished. */
   Forced: 130,
 } as const;

@@ -9,6 +9,7 @@
  * - A record that does not decode or validate is moved to `quarantine:{key}` (raw bytes kept) and reported;
  *   reads then see it as absent. Nothing crashes on a bad record.
  */
+import { chmodSync, closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { open, type RootDatabase } from 'lmdb';
 import * as v from 'valibot';
 import { WcpError } from '../internal/errors.ts';
@@ -65,8 +66,42 @@ function prefixRange(prefix: string): { start: string; end: string } {
   return { start: prefix, end: `${prefix}\uffff` };
 }
 
+/** LMDB's meta-page magic (0xBEEFC0DE, little-endian) at this offset of each of the first two pages. */
+const LMDB_MAGIC = Buffer.from([0xde, 0xc0, 0xef, 0xbe]);
+const LMDB_MAGIC_OFFSET = 24;
+
+/**
+ * Refuses a store file that is not an LMDB env (truncated, overwritten, another file at the path) before LMDB
+ * maps it: LMDB trusts its meta pages, and a garbage file crashed the runtime instead of failing cleanly.
+ */
+export function checkStoreFile(path: string): void {
+  if (!existsSync(path)) return;
+  const size = statSync(path).size;
+  if (size === 0) return; // created but never written: LMDB initialises it
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(LMDB_MAGIC_OFFSET + 4);
+    const metaOk = [0, 4096, 16384, 65536].some((page) => {
+      if (size < page + head.length) return false;
+      readSync(fd, head, 0, head.length, page);
+      return head.subarray(LMDB_MAGIC_OFFSET).equals(LMDB_MAGIC);
+    });
+    if (!metaOk) {
+      throw new WcpError('STORE_CORRUPT', `the store file ${path} is not an LMDB store or is damaged`, {
+        details: [
+          'wcp rebuilds its store from the chain: move the file aside (e.g. `mv wcp.db wcp.db.bad`) and start again;',
+          'held activities are found again by the startup scan and the nonce is read from the chain',
+        ],
+      });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function openStore(opts: OpenStoreOptions): Store {
   let db: RootDatabase<Buffer, string>;
+  checkStoreFile(opts.path);
   try {
     db = open<Buffer, string>({
       path: opts.path,
@@ -83,6 +118,16 @@ export function openStore(opts: OpenStoreOptions): Store {
     });
   }
   const log = opts.logger;
+  if (!opts.readOnly) {
+    // The store and LMDB's lock file hold the operator's activity records: owner only, whatever the umask.
+    for (const f of [opts.path, `${opts.path}-lock`]) {
+      try {
+        chmodSync(f, 0o600);
+      } catch {
+        // not there (yet) or not ours to change: the umask set by `wcp run` covers new files
+      }
+    }
+  }
 
   /** Decodes raw bytes; returns the value or an error string. */
   function decode<T>(raw: Buffer, schema: Schema<T>): { ok: true; value: T } | { ok: false; error: string } {
