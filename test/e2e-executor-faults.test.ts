@@ -8,26 +8,18 @@
  */
 import { expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
-import {
-  STATUS,
-  type World,
-  chainActivity,
-  e2eSuite,
-  enqueue,
-  fixtureEvents,
-  logLines,
-  scan,
-  startSlowExecutor,
-  wcpEnv,
-} from './e2e-executor-harness.ts';
-import { until } from './support/wcp.ts';
+import { chainActivity, e2eSuite, enqueue, fixtureEvents, STATUS, startSlowExecutor, type World } from './e2e-executor-harness.ts';
+import { executorSettings, wcpEnv } from './support/env.ts';
+import { scan } from './support/store.ts';
+import { until } from './support/wait.ts';
+import { logLines, type WcpProcess } from './support/wcp.ts';
 
 let w: World;
 const { track, run, box } = e2eSuite(5, (world) => {
   w = world;
 });
 
-const bridgeStates = (out: string) => logLines(out).filter((l) => l.msg === 'Executor bridge state changed.');
+const bridgeStates = (wcp: WcpProcess) => logLines(wcp).filter((l) => l.msg === 'Executor bridge state changed.');
 
 async function killMidTask(reoffer: boolean) {
   const me = w.worker();
@@ -35,7 +27,7 @@ async function killMidTask(reoffer: boolean) {
   let exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 4000 }));
   const port = exec.port;
   const ids = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(w, me, port, reoffer ? {} : { WCP__EXECUTOR__REOFFER_LOST_TASKS: 'false' }));
+  const wcp = run(sb, wcpEnv(me, executorSettings(port, w.api.grpcEndpoint), reoffer ? {} : { WCP__EXECUTOR__REOFFER_LOST_TASKS: 'false' }));
 
   await until(() => fixtureEvents(exec, 'start').length, (n) => n === 2, 30_000, 'both tasks running');
   exec.proc.kill('SIGKILL');
@@ -46,7 +38,7 @@ async function killMidTask(reoffer: boolean) {
   const done = await until(() => scan(sb, 'done:'), (r) => r.length === 2, 40_000, 'both activities done');
   expect(done.map((d) => d.value.activity_id).sort()).toEqual([...ids].sort());
   expect(scan(sb, 'inflight:')).toEqual([]);
-  const lines = logLines(wcp.output());
+  const lines = logLines(wcp);
   for (const id of ids) {
     const a = await chainActivity(w, id);
     if (reoffer) {
@@ -83,7 +75,7 @@ async function frozenExecutor(handlerMs: number, frozenMs: number) {
   const sb = box();
   const exec = track(await startSlowExecutor({ concurrency: 1, handlerMs }));
   const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(w, me, exec.port));
+  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint)));
   await until(() => fixtureEvents(exec, 'start').length, (n) => n === 1, 30_000, 'the task running');
   await wcp.waitFor(/"msg":"activity assigned to executor"/);
 
@@ -91,7 +83,7 @@ async function frozenExecutor(handlerMs: number, frozenMs: number) {
   process.kill(exec.proc.pid ?? -1, 'SIGSTOP');
   // keepalive_interval 500ms + keepalive_timeout 1500ms; the bridge ticks every ~125 ms.
   const noticed = await until(
-    () => bridgeStates(wcp.output()).find((l) => l.state === 'backoff' && String(l.detail).includes('keepalive') && Date.parse(String(l.ts)) >= frozenAt),
+    () => bridgeStates(wcp).find((l) => l.state === 'backoff' && String(l.detail).includes('keepalive') && Date.parse(String(l.ts)) >= frozenAt),
     (l) => l !== undefined,
     10_000,
     'a keepalive timeout',
@@ -106,10 +98,10 @@ async function frozenExecutor(handlerMs: number, frozenMs: number) {
   const a = await chainActivity(w, id ?? '');
   expect(a.status).toBe(STATUS.completed);
   // Reconnected after the thaw; the executor still held the task: it ran once and was not re-offered.
-  const states = bridgeStates(wcp.output());
+  const states = bridgeStates(wcp);
   expect(states.filter((l) => l.state === 'ready').length).toBeGreaterThanOrEqual(2);
   expect(fixtureEvents(exec, 'start').map((e) => e.activity_id)).toEqual([id]);
-  const lines = logLines(wcp.output());
+  const lines = logLines(wcp);
   expect(lines.filter((l) => l.msg === 'executor lost the task; re-offering')).toEqual([]);
   expect(lines.filter((l) => l.msg === 'complete sent' && l.activity_id === id)).toHaveLength(1);
   wcp.proc.kill('SIGTERM');
@@ -131,11 +123,11 @@ test('a protocol-version mismatch is one clear EXECUTOR_PROTOCOL error; wcp keep
   const sb = box();
   const exec = track(await startSlowExecutor({ protocolVersion: 2 }));
   const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(w, me, exec.port));
+  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint)));
   await wcp.waitFor(/EXECUTOR_PROTOCOL/, 20_000);
   // Several redials later (backoff 100–500 ms), still one error line.
-  await until(() => bridgeStates(wcp.output()).filter((l) => l.state === 'handshaking').length, (n) => n >= 4, 20_000, 'redials');
-  const errors = logLines(wcp.output()).filter((l) => l.level === 'error');
+  await until(() => bridgeStates(wcp).filter((l) => l.state === 'handshaking').length, (n) => n >= 4, 20_000, 'redials');
+  const errors = logLines(wcp).filter((l) => l.level === 'error');
   expect(errors).toHaveLength(1);
   expect(errors[0]?.code).toBe('EXECUTOR_PROTOCOL');
   expect(String(errors[0]?.msg)).toContain('speaks v2, this wcp speaks v1');

@@ -6,19 +6,11 @@
  *   with a drain timeout shorter than the task, the activity stays recorded and a restart finishes it.
  */
 import { expect, test } from 'bun:test';
-import {
-  STATUS,
-  type World,
-  chainActivity,
-  e2eSuite,
-  enqueue,
-  fixtureEvents,
-  logLines,
-  scan,
-  startSlowExecutor,
-  wcpEnv,
-} from './e2e-executor-harness.ts';
-import { until } from './support/wcp.ts';
+import { chainActivity, e2eSuite, enqueue, fixtureEvents, STATUS, startSlowExecutor, type World } from './e2e-executor-harness.ts';
+import { executorSettings, wcpEnv } from './support/env.ts';
+import { scan } from './support/store.ts';
+import { until } from './support/wait.ts';
+import { logLines } from './support/wcp.ts';
 
 let w: World;
 const { track, run, box } = e2eSuite(3, (world) => {
@@ -30,7 +22,7 @@ test('a slow executor backs pressure up to the poller: credits and max_inflight 
   const sb = box();
   const exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 500 }));
   const ids = await enqueue(w, me.queue, 20, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(w, me, exec.port, { WCP__SCHEDULER__MAX_INFLIGHT: '4' }));
+  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SCHEDULER__MAX_INFLIGHT: '4' }));
 
   let maxInflight = 0;
   let maxClaimedOnChain = 0;
@@ -67,7 +59,7 @@ test('a slow executor backs pressure up to the poller: credits and max_inflight 
   expect(Math.max(...starts.map((e) => Number(e.peak)))).toBe(2);
   expect(starts.map((e) => e.activity_id).sort()).toEqual([...ids].sort());
   expect(starts.every((e) => e.attempt === 1)).toBe(true);
-  const lines = logLines(wcp.output());
+  const lines = logLines(wcp);
   expect(lines.filter((l) => l.msg === 'executor failed activity (retryable); re-offering')).toEqual([]);
 
   const done = scan(sb, 'done:');
@@ -84,7 +76,7 @@ test('SIGTERM with tasks running: no new claims, running tasks finish and comple
   const sb = box();
   const exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 3000 }));
   const first = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(w, me, exec.port, { WCP__SCHEDULER__MAX_INFLIGHT: '2', WCP__SHUTDOWN__DRAIN_TIMEOUT: '20s' }));
+  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SCHEDULER__MAX_INFLIGHT: '2', WCP__SHUTDOWN__DRAIN_TIMEOUT: '20s' }));
   await until(() => fixtureEvents(exec, 'start').length, (n) => n === 2, 30_000, 'two tasks running');
   // More work arrives while wcp is full; it is recorded, not claimed.
   const later = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
@@ -95,7 +87,7 @@ test('SIGTERM with tasks running: no new claims, running tasks finish and comple
   expect(await wcp.exited).toBe(0);
   expect(Date.now() - signalledAt).toBeLessThan(20_000);
 
-  const lines = logLines(wcp.output());
+  const lines = logLines(wcp);
   const drainAt = lines.findIndex((l) => l.msg === 'supervisor draining');
   expect(drainAt).toBeGreaterThan(0);
   expect(lines.slice(drainAt).filter((l) => l.msg === 'claim sent' || l.msg === 'activity assigned to executor')).toEqual([]);
@@ -116,14 +108,14 @@ test('SIGTERM with a task longer than the drain timeout: exit 0, the task stays 
   const sb = box();
   const exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 10_000 }));
   const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
-  const env = wcpEnv(w, me, exec.port, { WCP__SHUTDOWN__DRAIN_TIMEOUT: '1s' });
+  const env = wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SHUTDOWN__DRAIN_TIMEOUT: '1s' });
   const wcp = run(sb, env);
   await until(() => fixtureEvents(exec, 'start').length, (n) => n === 1, 30_000, 'the task running');
   await wcp.waitFor(/"msg":"activity assigned to executor"/);
 
   wcp.proc.kill('SIGTERM');
   expect(await wcp.exited).toBe(0);
-  const unfinished = logLines(wcp.output()).find((l) => l.msg === 'stopping with activities not finished; they stay recorded and resume after restart');
+  const unfinished = logLines(wcp).find((l) => l.msg === 'stopping with activities not finished; they stay recorded and resume after restart');
   expect(String(unfinished?.activities)).toContain(`${id}:`);
   const held = scan(sb, 'inflight:');
   expect(held.map((r) => r.value.activity_id)).toEqual([id]);

@@ -1,30 +1,40 @@
 /**
  * Shared parts of the executor end-to-end tests (test/e2e-executor-*.test.ts): one anvil (0.5 s blocks) with the
  * reference contracts, the dev subnet-api, executor processes (test/fixtures/slow-executor.ts or the example
- * video executor) and the env for the compiled `dist/wcp`. Every test takes its own worker wallet and queue, so
- * tests on one chain never see each other's activities.
+ * video executor) and the per-test hooks. Every test takes its own worker wallet and queue, so tests on one chain
+ * never see each other's activities; the env for `dist/wcp` is `wcpEnv(worker, executorSettings(…))` (support/env.ts).
  */
+import { afterAll, afterEach, beforeAll } from 'bun:test';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Anvil, freePort, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
 import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
 import { createLogger } from '../src/internal/logger.ts';
-import { afterAll, afterEach, beforeAll } from 'bun:test';
-import { ROOT, type Sandbox, sandbox, startWcp, type WcpProcess, wcpScan } from './support/wcp.ts';
+import { activityViews } from './support/chain.ts';
+import { captureOutput, jsonLines, ROOT, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 export interface World {
   anvil: Anvil;
   stack: Stack;
   api: DevSubnetApi;
   dir: string;
-  /** A fresh registered worker account (1..9) and queue name for one test. */
-  worker(): { address: string; privateKey: string; queue: string };
+  /** A fresh registered worker account (1..9) and queue name for one test, with the chain: `wcpEnv` options. */
+  worker(): Worker;
   stop(): Promise<void>;
 }
 
+/** One test's worker: its wallet, its queue and the chain's RPC URL. */
+export interface Worker {
+  address: string;
+  privateKey: string;
+  queue: string;
+  rpcUrl: string;
+}
+
+/** Starts anvil (0.5 s blocks) with the reference contracts, `workers` registered wallets and the dev subnet-api. */
 export async function startWorld(workers = 6): Promise<World> {
   const anvil = await startAnvil({ blockTime: 0.5 });
   const stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey });
@@ -42,7 +52,7 @@ export async function startWorld(workers = 6): Promise<World> {
       const a = anvil.accounts[next]!;
       const queue = `q${next}`;
       next += 1;
-      return { address: a.address, privateKey: a.privateKey, queue };
+      return { address: a.address, privateKey: a.privateKey, queue, rpcUrl: anvil.url };
     },
     async stop() {
       stack.destroy();
@@ -57,27 +67,7 @@ function quietLogger() {
   return createLogger('dev-subnet-api', { level: 'error', json: true, write: () => {} });
 }
 
-/** Env for the binary: chain, wallet, executor and storage endpoints, short keepalives, fast polls. */
-export function wcpEnv(w: World, worker: { privateKey: string; queue: string }, executorPort: number, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ENVIRONMENT: 'local',
-    WCP__ETHEREUM__RPC_URL: w.anvil.url,
-    WCP__ETHEREUM__WALLET_PRIVATE_KEY: worker.privateKey,
-    WCP__ETHEREUM__WALLET_ADDRESS: '',
-    WCP__METRICS__ENABLED: 'false',
-    WCP__SCHEDULER__QUEUE_NAME: worker.queue,
-    WCP__SCHEDULER__POLL_INTERVAL: '250ms',
-    WCP__EXECUTOR__ENDPOINT: `127.0.0.1:${executorPort}`,
-    WCP__EXECUTOR__KEEPALIVE_INTERVAL: '500ms',
-    WCP__EXECUTOR__KEEPALIVE_TIMEOUT: '1500ms',
-    WCP__EXECUTOR__RECONNECT_BASE: '100ms',
-    WCP__EXECUTOR__RECONNECT_MAX: '500ms',
-    WCP__SUBNET_API__GRPC_ENDPOINT: w.api.grpcEndpoint,
-    WCP__SHUTDOWN__DRAIN_TIMEOUT: '20s',
-    ...extra,
-  };
-}
-
+/** Enqueues `count` activities on `queue`; their ids as decimal strings. */
 export async function enqueue(w: World, queue: string, count: number, activityType: string, inputRef: string): Promise<string[]> {
   const ids = await enqueueActivities(w.stack, { queue, count, activityType, inputRef });
   return ids.map(String);
@@ -90,10 +80,13 @@ export interface ChainActivity {
   resultRef: string;
 }
 
+/** The TaskQueue's activity statuses. */
 export const STATUS = { pending: 1, claimed: 2, completed: 3, failed: 4 } as const;
 
+/** One activity's `getActivity` view, with the status as a number. */
 export async function chainActivity(w: World, id: string): Promise<ChainActivity> {
-  const v = await w.stack.contracts.taskQueue.getFunction('getActivity').staticCall(BigInt(id));
+  const [v] = await activityViews(w.stack, [id]);
+  if (!v) throw new Error(`no view for activity ${id}`);
   return { status: Number(v.status), worker: String(v.worker), isCompleted: Boolean(v.isCompleted), resultRef: String(v.resultRef) };
 }
 
@@ -109,29 +102,12 @@ export interface Proc {
 }
 
 function collect(proc: ChildProcess, port: number, name: string): Proc {
-  let out = '';
-  proc.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  proc.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | string>((r) => proc.once('exit', (code, sig) => r(code ?? sig ?? -1)));
-  const lines = () =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => {
-        try {
-          return JSON.parse(l) as Record<string, unknown>;
-        } catch {
-          return {};
-        }
-      });
+  const { output, exited } = captureOutput(proc);
+  const lines = () => jsonLines(output());
   return {
     proc,
     port,
-    output: () => out,
+    output,
     lines,
     exited,
     kill: (sig = 'SIGTERM') => {
@@ -142,8 +118,8 @@ function collect(proc: ChildProcess, port: number, name: string): Proc {
       for (;;) {
         const hit = lines().find(pred);
         if (hit) return hit;
-        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited before ${what}:\n${out.slice(-3000)}`);
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} from ${name}:\n${out.slice(-3000)}`);
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited before ${what}:\n${output().slice(-3000)}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} from ${name}:\n${output().slice(-3000)}`);
         await Bun.sleep(50);
       }
     },
@@ -185,20 +161,7 @@ export async function startVideoExecutor(port?: number): Promise<Proc> {
 /** The fixture's task starts/ends. */
 export const fixtureEvents = (p: Proc, kind: 'start' | 'end') => p.lines().filter((l) => l.fixture === kind);
 
-/** JSON log lines of a wcp run. */
-export function logLines(out: string): Array<Record<string, unknown>> {
-  return out
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    });
-}
-
+/** SIGKILLs each process still running (thawing it first, in case it is stopped) and waits for its exit. */
 export async function killAll(...procs: Array<Proc | undefined>): Promise<void> {
   for (const p of procs) {
     if (p === undefined) continue;
@@ -212,11 +175,6 @@ export async function killAll(...procs: Array<Proc | undefined>): Promise<void> 
       await p.exited;
     }
   }
-}
-
-/** `wcpScan`, but empty while wcp has not created its store yet. */
-export function scan(sb: Sandbox, prefix: string): Array<{ key: string; value: Record<string, unknown> }> {
-  return existsSync(sb.dbPath) ? wcpScan(sb, prefix) : [];
 }
 
 /**

@@ -7,8 +7,11 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateTestVideo } from '../examples/video-executor/preprocess.ts';
-import { STATUS, type Proc, type World, chainActivity, enqueue, killAll, scan, startVideoExecutor, startWorld, wcpEnv } from './e2e-executor-harness.ts';
-import { type Sandbox, type WcpProcess, sandbox, startWcp, until, wcpScan } from './support/wcp.ts';
+import { chainActivity, enqueue, killAll, type Proc, STATUS, startVideoExecutor, startWorld, type World } from './e2e-executor-harness.ts';
+import { executorSettings, wcpEnv } from './support/env.ts';
+import { scan } from './support/store.ts';
+import { until } from './support/wait.ts';
+import { type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 let w: World;
 let sb: Sandbox;
@@ -35,7 +38,7 @@ test('a generated video goes through video.preprocess end to end', async () => {
   exec = await startVideoExecutor();
   const [id] = await enqueue(w, me.queue, 1, 'video.preprocess', 'json:{"video":"blob:seed/input.mp4","width":160,"height":120,"fps":10}');
   if (id === undefined) throw new Error('no activity id');
-  wcp = startWcp(sb, ['run'], wcpEnv(w, me, exec.port));
+  wcp = startWcp(sb, ['run'], wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint)));
 
   const done = await until(() => scan(sb, 'done:'), (r) => r.length >= 1, 60_000, 'a done: record');
   expect(done).toHaveLength(1);
@@ -61,7 +64,7 @@ test('a generated video goes through video.preprocess end to end', async () => {
   expect(refs).toEqual({ video: `blob:${id}/video.mp4`, thumbnail: `blob:${id}/thumbnail.jpg`, probe: `blob:${id}/probe.json` });
   expect(done[0]?.value.result_ref).toBe(a.resultRef);
 
-  expect(wcpScan(sb, 'inflight:')).toEqual([]);
+  expect(scan(sb, 'inflight:')).toEqual([]);
   wcp.proc.kill('SIGTERM');
   expect(await wcp.exited).toBe(0);
 }, 120_000);

@@ -16,20 +16,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, registerWorker, type Stack, startWorkflows } from '../scripts/lib/deploy.ts';
-import {
-  countBy,
-  doneRecords,
-  expectLaneMatchesChain,
-  idsOfCall,
-  type LaneRec,
-  laneRecords,
-  lifecycleEnv,
-  queueEvents,
-  rpcBatch,
-  scan,
-  waitDone,
-} from './e2e-lifecycle-lib.ts';
-import { finishSandbox, type Sandbox, sandbox, startWcp, until, type WcpProcess } from './support/wcp.ts';
+import { countBy, expectLaneMatchesChain } from './e2e-lifecycle-lib.ts';
+import { idsOfCall, queueEvents, rpcBatch } from './support/chain.ts';
+import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
+import { doneRecords, type LaneRec, laneRecords, scan } from './support/store.ts';
+import { sleep, until, waitDone } from './support/wait.ts';
+import { assertRunning, finishSandbox, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 const KILLS = 22;
 const MIN_RUN_MS = 300;
@@ -81,7 +73,10 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
     sb = sandbox();
     const box = sb;
     // A short task, so kills land in every phase: claiming, running, completing, resuming, idle.
-    const env = lifecycleEnv(a.url, worker.privateKey, queue, { WCP__EXECUTOR__NOOP_DELAY: '600ms', WCP__SCHEDULER__MAX_INFLIGHT: '12' });
+    const env = wcpEnv({ rpcUrl: a.url, privateKey: worker.privateKey, queue }, LIFECYCLE_SETTINGS, {
+      WCP__EXECUTOR__NOOP_DELAY: '600ms',
+      WCP__SCHEDULER__MAX_INFLIGHT: '12',
+    });
     const started = Date.now();
 
     const chainNonce = async () => Number(BigInt((await rpcBatch<string>(a.url, [['eth_getTransactionCount', [worker.address, 'latest']]]))[0] as string));
@@ -90,7 +85,7 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
       const runMs = Math.round(MIN_RUN_MS + rand() * (MAX_RUN_MS - MIN_RUN_MS));
       const w = startWcp(box, ['run'], env);
       procs.push(w);
-      await new Promise((r) => setTimeout(r, runMs));
+      await sleep(runMs);
       // It must still be running when killed: an exit on its own would be a crash of a different kind.
       if (w.proc.exitCode !== null || w.proc.signalCode !== null) {
         throw new Error(`run ${i}: wcp exited by itself (${w.proc.exitCode ?? w.proc.signalCode}):\n${w.output().slice(-4000)}`);
@@ -107,13 +102,10 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
     // The last run: everything finishes and the lane drains.
     const w = startWcp(box, ['run'], env);
     procs.push(w);
-    const alive = () => {
-      if (w.proc.exitCode !== null || w.proc.signalCode !== null) throw new Error(`wcp exited early (${w.proc.exitCode ?? w.proc.signalCode}):\n${w.output().slice(-4000)}`);
-    };
-    await waitDone(box, ACTIVITIES, 90_000, alive);
+    await waitDone(box, ACTIVITIES, 90_000, () => assertRunning(w));
     await until(
       async () => {
-        alive();
+        assertRunning(w);
         const open = laneRecords(box).filter((r) => r.state !== 'confirmed' && r.state !== 'failed').length;
         const [latest, pending] = await rpcBatch<string>(a.url, [
           ['eth_getTransactionCount', [worker.address, 'latest']],

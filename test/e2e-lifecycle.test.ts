@@ -11,22 +11,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack, startWorkflows } from '../scripts/lib/deploy.ts';
-import {
-  activityViews,
-  type ChainTx,
-  countBy,
-  doneRecords,
-  expectLaneMatchesChain,
-  idsOfCall,
-  type LaneRec,
-  laneRecords,
-  lifecycleEnv,
-  queueEvents,
-  sleep,
-  waitDone,
-  walletTxs,
-} from './e2e-lifecycle-lib.ts';
-import { type Sandbox, sandbox, startWcp, until, type WcpProcess, wcpScan } from './support/wcp.ts';
+import { countBy, expectLaneMatchesChain } from './e2e-lifecycle-lib.ts';
+import { activityViews, CLAIM_FNS, type ChainTx, idsOfCall, queueEvents, walletTxs } from './support/chain.ts';
+import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
+import { doneRecords, type LaneRec, laneRecords, scan } from './support/store.ts';
+import { sleep, until, waitDone } from './support/wait.ts';
+import { assertRunning, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 let anvil: Anvil;
 let stack: Stack;
@@ -43,9 +33,6 @@ function run(sb: Sandbox, env: Record<string, string>): WcpProcess {
   procs.push(w);
   return w;
 }
-const alive = (w: WcpProcess) => () => {
-  if (w.proc.exitCode !== null || w.proc.signalCode !== null) throw new Error(`wcp exited early (${w.proc.exitCode ?? w.proc.signalCode}):\n${w.output().slice(-4000)}`);
-};
 /** Reverted txs, described: `kind fn(ids) nonce N block B`. */
 function reverted(txs: ChainTx[], recs: LaneRec[]): string[] {
   return txs
@@ -79,8 +66,8 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     const wfs = await startWorkflows(stack, { queue, count: 100, steps: 2, inputRef: 'json:{"n":1}' });
     const sb = newSandbox();
     const started = Date.now();
-    const w = run(sb, lifecycleEnv(anvil.url, worker.privateKey, queue));
-    const done = await waitDone(sb, 200, 150_000, alive(w));
+    const w = run(sb, wcpEnv({ rpcUrl: anvil.url, privateKey: worker.privateKey, queue }, LIFECYCLE_SETTINGS));
+    const done = await waitDone(sb, 200, 150_000, () => assertRunning(w));
     const elapsedS = (Date.now() - started) / 1000;
     await stopGracefully(w);
     await Bun.write('/tmp/wcp-lc-happy.log', w.output());
@@ -88,13 +75,13 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     const records = doneRecords(sb);
     expect(done.done).toBe(200);
     expect(records.filter((r) => r.outcome === 'completed' && r.resumed === true).length).toBe(200);
-    expect(wcpScan(sb, 'claim_job:').length).toBe(0);
+    expect(scan(sb, 'claim_job:').length).toBe(0);
 
     // The chain agrees: every activity Completed by us, every workflow completed.
     const ids = records.map((r) => r.activity_id);
     const views = await activityViews(stack, ids);
     expect(views.every((v) => v.isCompleted && Number(v.status) === 3 && v.worker.toLowerCase() === worker.address.toLowerCase())).toBe(true);
-    const flows = await Promise.all(wfs.map((f) => stack.contracts.workflowEngine.getFunction("getWorkflow")(f.instanceId)));
+    const flows = await Promise.all(wfs.map((f) => stack.contracts.workflowEngine.getFunction('getWorkflow')(f.instanceId)));
     expect(flows.map((f) => Number(f.status))).toEqual(wfs.map(() => 2));
 
     // Events: one claim and one completion per activity, heartbeats were really sent.
@@ -136,12 +123,12 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     const sbB = newSandbox();
     // Same settings on both so they poll, see and simulate the same ids at the same moments.
     const extra = { WCP__EXECUTOR__NOOP_DELAY: '500ms', WCP__SCHEDULER__MAX_INFLIGHT: '32' };
-    const wA = run(sbA, lifecycleEnv(anvil.url, a.privateKey, queue, extra));
-    const wB = run(sbB, lifecycleEnv(anvil.url, b.privateKey, queue, extra));
+    const wA = run(sbA, wcpEnv({ rpcUrl: anvil.url, privateKey: a.privateKey, queue }, LIFECYCLE_SETTINGS, extra));
+    const wB = run(sbB, wcpEnv({ rpcUrl: anvil.url, privateKey: b.privateKey, queue }, LIFECYCLE_SETTINGS, extra));
     await until(
       () => {
-        alive(wA)();
-        alive(wB)();
+        assertRunning(wA);
+        assertRunning(wB);
         const done = [...doneRecords(sbA), ...doneRecords(sbB)];
         return done.filter((d) => d.outcome === 'completed').length;
       },
@@ -150,8 +137,8 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
       '100 completions across both instances',
     );
     await sleep(1000);
-    alive(wA)();
-    alive(wB)();
+    assertRunning(wA);
+    assertRunning(wB);
     await stopGracefully(wA);
     await stopGracefully(wB);
 
@@ -183,7 +170,7 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
       const me = who.address.toLowerCase();
       const mine = txs.get(me) ?? [];
       expect(reverted(mine, laneRecords(sb))).toEqual([]);
-      const claimTxs = mine.filter((t) => t.to === stack.addresses.taskQueue.toLowerCase() && ['claimActivity', 'claimActivities'].includes(idsOfCall(t.input).fn));
+      const claimTxs = mine.filter((t) => t.to === stack.addresses.taskQueue.toLowerCase() && CLAIM_FNS.has(idsOfCall(t.input).fn));
       let lostIds = 0;
       let lostTxs = 0;
       let wastedWei = 0n;
@@ -215,11 +202,15 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     const [id0] = await enqueueActivities(stack, { queue, count: 1, heartbeatTimeoutS: 4 });
     const id = String(id0);
     const sb = newSandbox();
-    const w = run(sb, lifecycleEnv(anvil.url, worker.privateKey, queue, { WCP__EXECUTOR__NOOP_DELAY: '60s', WCP__LOG__LEVEL: 'debug' }));
+    const env = wcpEnv({ rpcUrl: anvil.url, privateKey: worker.privateKey, queue }, LIFECYCLE_SETTINGS, {
+      WCP__EXECUTOR__NOOP_DELAY: '60s',
+      WCP__LOG__LEVEL: 'debug',
+    });
+    const w = run(sb, env);
     // Running and heartbeated at least twice on chain.
     await until(
       async () => {
-        alive(w)();
+        assertRunning(w);
         return (await queueEvents(anvil.url, stack.addresses.taskQueue)).filter((e) => e.activityId === id && e.name === 'ActivityHeartbeat').length;
       },
       (n) => n >= 2,
@@ -235,7 +226,7 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     const done = await until(() => doneRecords(sb), (d) => d.length === 1, 20_000, 'the activity done locally');
     expect(done[0]).toMatchObject({ activity_id: id, outcome: 'expired' });
     await sleep(5000); // anything wrongly sent after the thaw would be mined by now
-    alive(w)();
+    assertRunning(w);
     await stopGracefully(w);
 
     const view = (await activityViews(stack, [id]))[0]!;

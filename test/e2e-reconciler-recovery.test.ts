@@ -8,22 +8,11 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { rmSync } from 'node:fs';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack, startWorkflows } from '../scripts/lib/deploy.ts';
-import {
-  activityViews,
-  blockNumber,
-  CLAIM_FNS,
-  doneById,
-  dumpStore,
-  inflightById,
-  linesWith,
-  queueEvents,
-  reconEnv,
-  scan,
-  sleep,
-  waitAllCompleted,
-  walletCalls,
-} from './e2e-reconciler-lib.ts';
-import { type Sandbox, sandbox, startWcp, until, type WcpProcess } from './support/wcp.ts';
+import { activityViews, blockNumber, CLAIM_FNS, queueEvents, walletCalls } from './support/chain.ts';
+import { RECONCILER_SETTINGS, wcpEnv } from './support/env.ts';
+import { doneById, dumpStore, inflightById, scan } from './support/store.ts';
+import { sleep, until, waitAllCompleted } from './support/wait.ts';
+import { linesWith, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 let anvil: Anvil | undefined;
 let stack: Stack | undefined;
@@ -51,7 +40,7 @@ describe('wcp binary: reconciler crash recovery', () => {
     const ids = (await enqueueActivities(stack, { queue: 'default', count: 50 })).map(String);
 
     // Run 1: the executor never finishes (2 min per task), so all 50 stay claimed and heartbeated.
-    const env1 = reconEnv(anvil.url, me.privateKey, { WCP__EXECUTOR__NOOP_DELAY: '120s' });
+    const env1 = wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, { WCP__EXECUTOR__NOOP_DELAY: '120s' });
     const w1 = startWcp(sb, ['run'], env1);
     procs.push(w1);
     await until(
@@ -137,7 +126,7 @@ describe('wcp binary: reconciler crash recovery', () => {
     sb = sandbox();
     const solo = (await enqueueActivities(stack, { queue: 'default', count: 6 })).map(String);
     const wfs = await startWorkflows(stack, { queue: 'default', count: 2, steps: 2 });
-    const env = reconEnv(anvil.url, me.privateKey, { WCP__EXECUTOR__NOOP_DELAY: '200ms' });
+    const env = wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, { WCP__EXECUTOR__NOOP_DELAY: '200ms' });
 
     // The run that settles: 6 standalone activities and 2 two-step workflows (4 activities), all completed.
     const w0 = startWcp(sb, ['run'], env);

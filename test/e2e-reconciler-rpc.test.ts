@@ -10,21 +10,13 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, laneSigner, registerWorker, sendMany, type Stack } from '../scripts/lib/deploy.ts';
-import {
-  activityViews,
-  blindPoller,
-  blockNumber,
-  doneById,
-  inflightById,
-  linesWith,
-  queueEvents,
-  reconEnv,
-  sleep,
-  tqIface,
-  waitAllCompleted,
-} from './e2e-reconciler-lib.ts';
+import { blindPoller } from './e2e-reconciler-lib.ts';
+import { activityViews, blockNumber, queueEvents, tqIface } from './support/chain.ts';
+import { RECONCILER_SETTINGS, wcpEnv } from './support/env.ts';
 import { type RpcCall, type RpcProxy, startRpcProxy } from './support/rpc-proxy.ts';
-import { type Sandbox, sandbox, startWcp, until, type WcpProcess } from './support/wcp.ts';
+import { doneById, inflightById } from './support/store.ts';
+import { sleep, until, waitAllCompleted } from './support/wait.ts';
+import { linesWith, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 let anvil: Anvil | undefined;
 let stack: Stack | undefined;
@@ -61,7 +53,11 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     sb = sandbox();
     proxy = await startRpcProxy({ target: anvil.url });
     const blind = blindPoller(proxy);
-    const w = startWcp(sb, ['run'], reconEnv(proxy.url, me.privateKey, { WCP__EXECUTOR__NOOP_DELAY: '3s', WCP__RECONCILER__BACKOFF_MAX: `${BACKOFF_MAX_MS}ms` }));
+    const env = wcpEnv({ rpcUrl: proxy.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, {
+      WCP__EXECUTOR__NOOP_DELAY: '3s',
+      WCP__RECONCILER__BACKOFF_MAX: `${BACKOFF_MAX_MS}ms`,
+    });
+    const w = startWcp(sb, ['run'], env);
     procs.push(w);
     await w.waitFor(/startup scan done; claims enabled/, 30_000);
 
@@ -183,7 +179,8 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     });
     blindPoller(proxy);
     sb = sandbox();
-    const w = startWcp(sb, ['run'], reconEnv(proxy.url, me.privateKey, { WCP__EXECUTOR__NOOP_DELAY: '500ms' }));
+    const env = wcpEnv({ rpcUrl: proxy.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, { WCP__EXECUTOR__NOOP_DELAY: '500ms' });
+    const w = startWcp(sb, ['run'], env);
     procs.push(w);
     const started = await w.waitFor(/startup scan done; claims enabled[^\n]*/, 60_000);
     expect(started).toBeTruthy();

@@ -18,20 +18,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
-import {
-  activityViews,
-  doneRecords,
-  expectLaneMatchesChain,
-  idsOfCall,
-  laneRecords,
-  lifecycleEnv,
-  queueEvents,
-  rpcBatch,
-  scan,
-  tqIface,
-} from './e2e-lifecycle-lib.ts';
-import { linesWith } from './e2e-reconciler-lib.ts';
-import { finishSandbox, type Sandbox, sandbox, startWcp, until, type WcpProcess } from './support/wcp.ts';
+import { expectLaneMatchesChain } from './e2e-lifecycle-lib.ts';
+import { activityViews, idsOfCall, queueEvents, rpcBatch, tqIface } from './support/chain.ts';
+import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
+import { doneRecords, laneRecords, scan } from './support/store.ts';
+import { until } from './support/wait.ts';
+import { assertRunning, finishSandbox, linesWith, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 let anvil: Anvil | undefined;
 let stack: Stack | undefined;
@@ -66,16 +58,17 @@ describe('wcp binary: a reorg that removes our claim', () => {
     sb = sandbox();
     const box = sb;
     // A 12 s task: still running when the reorg comes (~2 s after the claim), done well within the test.
-    const w = startWcp(box, ['run'], lifecycleEnv(a.url, me.privateKey, queue, { WCP__EXECUTOR__NOOP_DELAY: '12s', WCP__SCHEDULER__MAX_INFLIGHT: '8' }));
+    const env = wcpEnv({ rpcUrl: a.url, privateKey: me.privateKey, queue }, LIFECYCLE_SETTINGS, {
+      WCP__EXECUTOR__NOOP_DELAY: '12s',
+      WCP__SCHEDULER__MAX_INFLIGHT: '8',
+    });
+    const w = startWcp(box, ['run'], env);
     procs.push(w);
-    const alive = () => {
-      if (w.proc.exitCode !== null || w.proc.signalCode !== null) throw new Error(`wcp exited (${w.proc.exitCode ?? w.proc.signalCode}):\n${w.output().slice(-4000)}`);
-    };
 
     // 1. Both claimed by us in one tx, handed to the executor, and heartbeated on chain.
     const before = await until(
       async () => {
-        alive();
+        assertRunning(w);
         const ev = (await queueEvents(a.url, st.addresses.taskQueue)).filter((e) => e.worker === meLc);
         const claims = ev.filter((e) => e.name === 'ActivityClaimed');
         const beats = new Set(ev.filter((e) => e.name === 'ActivityHeartbeat').map((e) => e.activityId));
@@ -115,7 +108,7 @@ describe('wcp binary: a reorg that removes our claim', () => {
     // 3. wcp follows: A lost, B re-claimed by us and completed; the lane drains.
     const settled = await until(
       async () => {
-        alive();
+        assertRunning(w);
         const done = new Map(doneRecords(box).map((d) => [d.activity_id, d.outcome]));
         const [vA, vB] = await activityViews(st, [idA, idB]);
         const lane = laneRecords(box);
@@ -139,7 +132,7 @@ describe('wcp binary: a reorg that removes our claim', () => {
       'A lost, B completed by us, the lane drained',
     );
     const settledS = (Date.now() - reorgAtMs) / 1000;
-    alive();
+    assertRunning(w);
     w.proc.kill('SIGTERM');
     expect(await w.exited).toBe(0);
 

@@ -9,10 +9,23 @@ import { Wallet } from 'ethers';
 import { claimCall, completeCall, heartbeatCall, resumeCall } from '../../src/lifecycle/calls.ts';
 import { openStore } from '../../src/store/store.ts';
 import { createTxManager, type TxEvent } from '../../src/txmgr/index.ts';
-import { sandbox, startWcp } from '../../test/support/wcp.ts';
 import { type Anvil, rpcCall, startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, laneSigner, registerWorker, sendMany, type Stack, startWorkflows } from '../lib/deploy.ts';
-import { type BenchContext, type BenchGroup, type Figure, LONG_CHAIN_ANVIL_ARGS, median, nowMs, percentile, quietLogger, round, sleep, wcpEnv } from './common.ts';
+import { wcpEnv } from '../lib/wcp-env.ts';
+import { sandbox, startWcp } from '../lib/wcp-process.ts';
+import {
+  BENCH_SETTINGS,
+  type BenchContext,
+  type BenchGroup,
+  type Figure,
+  LONG_CHAIN_ANVIL_ARGS,
+  median,
+  nowMs,
+  percentile,
+  quietLogger,
+  round,
+  sleep,
+} from './common.ts';
 
 const CLAIM_SAMPLES = 30;
 const CLAIM_BLOCK_TIME_S = 0.25;
@@ -32,7 +45,10 @@ async function claimLatency(ctx: BenchContext, figures: Figure[]): Promise<void>
   const wallet = anvil.accounts[1]!;
   // Registered before wcp starts: it checks at start that its wallet is an active worker (else exit 10).
   await registerWorker(stack, wallet.address, 64);
-  const w = startWcp(sb, ['run'], wcpEnv(anvil.url, { WCP__EXECUTOR__BUILTIN_NOOP_FOR_TESTS: 'true', WCP__ETHEREUM__WALLET_PRIVATE_KEY: wallet.privateKey }));
+  const env = wcpEnv({ rpcUrl: anvil.url, privateKey: wallet.privateKey }, BENCH_SETTINGS, {
+    WCP__EXECUTOR__BUILTIN_NOOP_FOR_TESTS: 'true',
+  });
+  const w = startWcp(sb, ['run'], env);
   let stopWatch = false;
   try {
     await w.waitFor(/startup scan done/, 60_000);

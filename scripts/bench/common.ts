@@ -1,6 +1,6 @@
 /**
  * Shared pieces of `npm run bench`: the figure type every group returns, percentiles, a clock, progress lines
- * (stderr, so `--json` stdout stays one figure per line) and the environment the compiled binary runs with.
+ * (stderr, so `--json` stdout stays one figure per line) and the settings the compiled binary runs with.
  */
 import { createLogger, type Logger } from '../../src/internal/logger.ts';
 
@@ -70,13 +70,5 @@ export function quietLogger(tag: string): Logger {
  */
 export const LONG_CHAIN_ANVIL_ARGS: readonly string[] = ['--hardfork', 'cancun', '--prune-history', '512'];
 
-/** Environment for the compiled binary against `rpcUrl` with the anvil dev worker key (account 1). */
-export function wcpEnv(rpcUrl: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ENVIRONMENT: 'local',
-    WCP__ETHEREUM__RPC_URL: rpcUrl,
-    WCP__METRICS__ENABLED: 'false',
-    WCP_LOG_LEVEL: 'info',
-    ...extra,
-  };
-}
+/** What every benchmark run of the binary adds to `wcpEnv` (scripts/lib/wcp-env.ts): info-level logs. */
+export const BENCH_SETTINGS: Readonly<Record<string, string>> = { WCP_LOG_LEVEL: 'info' };

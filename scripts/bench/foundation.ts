@@ -11,10 +11,11 @@ import type { PollerEvent } from '../../src/supervisor/messages.ts';
 import { recordClaimJobs } from '../../src/supervisor/claim-jobs.ts';
 import { claimJobKey } from '../../src/store/keys.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
-import { BINARY, ensureBinary, sandbox, startWcp } from '../../test/support/wcp.ts';
 import { startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker } from '../lib/deploy.ts';
-import { type BenchGroup, type Figure, median, nowMs, percentile, quietLogger, round, rssMb, sleep, wcpEnv } from './common.ts';
+import { wcpEnv } from '../lib/wcp-env.ts';
+import { BINARY, ensureBinary, sandbox, startWcp } from '../lib/wcp-process.ts';
+import { BENCH_SETTINGS, type BenchGroup, type Figure, median, nowMs, percentile, quietLogger, round, rssMb, sleep } from './common.ts';
 
 const POLL_ROUNDS = 150;
 const POLL_BATCH = 16;
@@ -168,7 +169,10 @@ export const foundation: BenchGroup = {
         for (let i = 0; i < 5; i++) {
           const sb = sandbox();
           const t0 = nowMs();
-          const w = startWcp(sb, ['run'], wcpEnv(anvil.url, { WCP__SCHEDULER__MODE: 'observe', WCP__ETHEREUM__WALLET_PRIVATE_KEY: anvil.accounts[1]!.privateKey }));
+          const env = wcpEnv({ rpcUrl: anvil.url, privateKey: anvil.accounts[1]!.privateKey }, BENCH_SETTINGS, {
+            WCP__SCHEDULER__MODE: 'observe',
+          });
+          const w = startWcp(sb, ['run'], env);
           try {
             await w.waitFor(/poller started/, 30_000);
             starts.push(nowMs() - t0);
@@ -191,7 +195,9 @@ export const foundation: BenchGroup = {
         const w = startWcp(
           sb,
           ['run'],
-          wcpEnv(anvil.url, { WCP__EXECUTOR__BUILTIN_NOOP_FOR_TESTS: 'true', WCP__ETHEREUM__WALLET_PRIVATE_KEY: anvil.accounts[1]!.privateKey, WCP__SCHEDULER__QUEUE_NAME: 'idle' }),
+          wcpEnv({ rpcUrl: anvil.url, privateKey: anvil.accounts[1]!.privateKey, queue: 'idle' }, BENCH_SETTINGS, {
+            WCP__EXECUTOR__BUILTIN_NOOP_FOR_TESTS: 'true',
+          }),
         );
         try {
           await w.waitFor(/poller started/, 30_000);

@@ -27,7 +27,7 @@ import { createRpcTransport } from '../../src/chain/transport.ts';
 import { createScanner } from '../../src/reconciler/scanner.ts';
 import { type Anvil, startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../lib/deploy.ts';
-import { rpcBatch } from '../../test/support/chain.ts';
+import { rpcBatch } from '../lib/rpc.ts';
 import { LONG_CHAIN_ANVIL_ARGS } from './common.ts';
 
 export const BLOCK_MS = 250;

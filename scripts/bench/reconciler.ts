@@ -18,10 +18,11 @@ import { join } from 'node:path';
 import { PREFIX } from '../../src/store/keys.ts';
 import { InflightSchema } from '../../src/store/records.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
-import { type LogLine, logLines, type Sandbox, sandbox, startWcp, type WcpProcess, wcpScan } from '../../test/support/wcp.ts';
 import { freePort } from '../lib/anvil.ts';
 import { enqueueActivities, laneSigner, sendMany } from '../lib/deploy.ts';
-import { type BenchContext, type BenchGroup, type Figure, median, nowMs, quietLogger, round, sleep, wcpEnv } from './common.ts';
+import { wcpEnv } from '../lib/wcp-env.ts';
+import { type LogLine, logLines, type Sandbox, sandbox, startWcp, type WcpProcess, wcpScan } from '../lib/wcp-process.ts';
+import { BENCH_SETTINGS, type BenchContext, type BenchGroup, type Figure, median, nowMs, quietLogger, round, sleep } from './common.ts';
 import { BLOCK_MS, SCHEDULE, seedWindowChain, timeWindowScan, WINDOW_BLOCKS, type WindowChain } from './reconcile-window.ts';
 
 const REBUILD = 1000;
@@ -300,16 +301,13 @@ export const reconciler: BenchGroup = {
 
       // ---- rebuild_1000_s ---------------------------------------------------------------------------------
       const metricsPort = await freePort();
-      const env = wcpEnv(w.anvil.url, {
-        WCP__ETHEREUM__WALLET_PRIVATE_KEY: w.workerKey,
-        WCP__ETHEREUM__WALLET_ADDRESS: '',
+      const env = wcpEnv({ rpcUrl: w.anvil.url, privateKey: w.workerKey, queue: w.queue }, BENCH_SETTINGS, {
         WCP__ETHEREUM__MULTICALL3_ADDRESS: w.stack.addresses.multicall3,
         WCP__ETHEREUM__SUBNET_CONTROL_PLANE_ADDRESS: w.stack.addresses.subnetControlPlane,
         WCP__ETHEREUM__TASK_QUEUE_ADDRESS: w.stack.addresses.taskQueue,
         WCP__ETHEREUM__WORKFLOW_ENGINE_ADDRESS: w.stack.addresses.workflowEngine,
         WCP__METRICS__ENABLED: 'true',
         WCP__METRICS__LISTEN: `127.0.0.1:${metricsPort}`,
-        WCP__SCHEDULER__QUEUE_NAME: w.queue,
         WCP__SCHEDULER__MAX_INFLIGHT: String(REBUILD + 100),
         WCP__SCHEDULER__HEARTBEAT_INTERVAL: `${HEARTBEAT_INTERVAL_S}s`,
         WCP__EXECUTOR__BUILTIN_NOOP_FOR_TESTS: 'true',
