@@ -12,7 +12,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { versionString } from './build.ts';
+import { headCommit, versionString } from './build.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 
@@ -28,6 +28,7 @@ export async function buildNodeBundle(out: string): Promise<{ main: string }> {
     external: Object.keys(pkg.dependencies ?? {}),
     define: {
       WCP_VERSION: JSON.stringify(`${await versionString()}-node`),
+      WCP_COMMIT: JSON.stringify(headCommit().commit),
       WCP_BUNDLED_WORKER: JSON.stringify('./supervisor/worker-entry.js'),
     },
     throw: false,

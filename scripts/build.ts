@@ -3,6 +3,7 @@
  *
  *   bun scripts/build.ts [--entry src/main.ts] [--worker src/supervisor/worker-entry.ts] [--out dist/wcp]
  *                        [--target bun-linux-x64] [--no-minify] [--no-sourcemap]
+ *                        [--executable-path <target's bun>] [--addons-from <dir>] [--commit H] [--build-date ISO]
  *
  * `--entry`, `--worker` and `--out` exist so the glue can be proven on a small app (test/fixtures/probe). Every
  * workaround needed to make lmdb, Piscina and grpc-js run from one file lives here, each with the reason beside it;
@@ -14,8 +15,8 @@
  * `/$bunfs/root/src/runtime/piscina-worker.js` (a virtual file generated here).
  */
 import type { BunPlugin } from 'bun';
-import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 const ROOT = resolve(import.meta.dir, '..');
 /**
@@ -40,6 +41,20 @@ export interface BuildOptions {
   minify: boolean;
   /** Embed a zstd-compressed source map so stack traces name source files and lines. Default true. */
   sourcemap: boolean;
+  /**
+   * The target's Bun runtime to embed (`--compile-executable-path`). Default: none, so Bun reuses itself for the
+   * host target and downloads any other, which needs Bun's own server (scripts/release.ts passes npm's copy).
+   */
+  executablePath?: string;
+  /**
+   * A directory whose `node_modules` holds the target's native addon packages (`@lmdb/lmdb-<os>-<arch>`,
+   * `@msgpackr-extract/msgpackr-extract-<os>-<arch>`), installed with `npm install --os --cpu`. Default: the project.
+   */
+  addonsFrom?: string;
+  /** Full commit hash recorded in the binary; default `git rev-parse HEAD` of the build root (`unknown` outside git). */
+  commit?: string;
+  /** Build date recorded in the binary (ISO 8601); default the commit's timestamp, so a rebuild gives the same bytes. */
+  buildDate?: string;
 }
 
 export interface BuildResult {
@@ -48,6 +63,8 @@ export interface BuildResult {
   version: string;
   target: string;
   workerEntry: string;
+  commit: string;
+  buildDate: string;
 }
 
 /**
@@ -72,12 +89,25 @@ function isMusl(): boolean {
   return existsSync(`/lib/ld-musl-${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}.so.1`);
 }
 
-/** `<package.json version>+<git short hash>`, e.g. `0.1.0+1a2b3c4`; `+nogit` outside a work tree. */
-export async function versionString(): Promise<string> {
+/** Output of `git <args>` in the build root, or '' outside a work tree. */
+function git(args: string[]): string {
+  const r = Bun.spawnSync(['git', ...args], { cwd: ROOT, stderr: 'ignore' });
+  return r.exitCode === 0 ? r.stdout.toString().trim() : '';
+}
+
+/** The build root's HEAD: full hash and committer date (ISO 8601), or `unknown` for both outside a work tree. */
+export function headCommit(): { commit: string; date: string } {
+  const [commit, date] = git(['log', '-1', '--format=%H %cI', 'HEAD']).split(' ');
+  return { commit: commit || 'unknown', date: date || 'unknown' };
+}
+
+/**
+ * `<package.json version>+<short hash>`, e.g. `0.1.0+1a2b3c4`; `+nogit` when the commit is unknown. `commit`
+ * defaults to the build root's HEAD.
+ */
+export async function versionString(commit = headCommit().commit): Promise<string> {
   const pkg = (await Bun.file(join(ROOT, 'package.json')).json()) as { version?: string };
-  const git = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD'], { cwd: ROOT, stderr: 'ignore' });
-  const hash = git.exitCode === 0 ? git.stdout.toString().trim() : '';
-  return `${pkg.version ?? '0.0.0'}+${hash === '' ? 'nogit' : hash}`;
+  return `${pkg.version ?? '0.0.0'}+${commit === 'unknown' ? 'nogit' : commit.slice(0, 7)}`;
 }
 
 /** Path of a source file inside the binary: relative to the build root, `.js` instead of `.ts`. */
@@ -109,34 +139,47 @@ function piscinaWorkerFile(): string {
   return file;
 }
 
-/** `<scope>-<os>-<arch>/node.napi.<libc>.node` for the target, or undefined when the package is not installed. */
-function optionalAddonPath(target: string, pkgPrefix: string, from: string): string | undefined {
+/**
+ * The target's N-API addon in `<pkgPrefix>-<os>-<arch>` (resolved from `from`), or undefined when that package is
+ * not installed. On Linux the file is `node.napi.<glibc|musl>.node`; darwin packages hold one `node.napi*.node`
+ * whose name varies (lmdb: `node.napi.node`, msgpackr-extract: `node.napi.glibc.node`), so it is found by listing.
+ */
+export function optionalAddonPath(target: string, pkgPrefix: string, from: string): string | undefined {
   const [, os, arch] = /^bun-(linux|darwin)-(x64|arm64)/.exec(target) ?? [];
   if (os === undefined || arch === undefined) throw new Error(`No native addon mapping for target ${target}`);
-  const libc = os === 'linux' ? (target.includes('musl') ? 'musl.' : 'glibc.') : '';
   let pkgJson: string;
   try {
     pkgJson = Bun.resolveSync(`${pkgPrefix}-${os}-${arch}/package.json`, dirname(from));
   } catch {
     return undefined;
   }
-  const file = join(dirname(pkgJson), `node.napi.${libc}node`);
-  return existsSync(file) ? file : undefined;
+  const dir = dirname(pkgJson);
+  if (os === 'linux') {
+    const file = join(dir, `node.napi.${target.includes('musl') ? 'musl' : 'glibc'}.node`);
+    return existsSync(file) ? file : undefined;
+  }
+  const napi = readdirSync(dir).filter((f) => f.startsWith('node.napi') && f.endsWith('.node'));
+  if (napi.length > 1) throw new Error(`${dir} holds several N-API addons (${napi.join(', ')}); pick one in scripts/build.ts`);
+  return napi[0] === undefined ? undefined : join(dir, napi[0]);
+}
+
+/** `<from>/node_modules/<pkg>/package.json`: where the target's addon packages are looked up from. */
+function addonAnchor(from: string, pkg: string): string {
+  return join(from, 'node_modules', pkg, 'package.json');
 }
 
 /** The lmdb addon for the target, e.g. `@lmdb/lmdb-linux-x64/node.napi.glibc.node`, resolved to a file. */
-function lmdbAddonPath(target: string): string {
-  const lmdbDir = join(ROOT, 'node_modules/lmdb');
-  const file = optionalAddonPath(target, '@lmdb/lmdb', join(lmdbDir, 'package.json'));
-  if (file === undefined) throw new Error(`lmdb's native addon for ${target} is not installed (@lmdb/lmdb-<os>-<arch>)`);
+function lmdbAddonPath(target: string, from: string): string {
+  const file = optionalAddonPath(target, '@lmdb/lmdb', addonAnchor(from, 'lmdb'));
+  if (file === undefined) throw new Error(`lmdb's native addon for ${target} is not installed under ${from} (@lmdb/lmdb-<os>-<arch>)`);
   return file;
 }
 
 /**
  * The plugin that makes the dependencies work from `/$bunfs` with no node_modules next to the binary.
  */
-function compileFixups(target: string, piscinaShim: string): BunPlugin {
-  const addon = lmdbAddonPath(target);
+function compileFixups(target: string, piscinaShim: string, addonsFrom: string): BunPlugin {
+  const addon = lmdbAddonPath(target, addonsFrom);
   return {
     name: 'wcp-compile-fixups',
     setup(build) {
@@ -164,7 +207,7 @@ function compileFixups(target: string, piscinaShim: string): BunPlugin {
       // to plain JS everywhere else. Embed the addon the same way as lmdb's so every machine runs the same code;
       // if it is not installed, make the module fail on purpose so msgpackr takes its JS path everywhere.
       build.onLoad({ filter: /[\\/]node_modules[\\/]msgpackr-extract[\\/]index\.js$/ }, (args) => {
-        const extract = optionalAddonPath(target, '@msgpackr-extract/msgpackr-extract', args.path);
+        const extract = optionalAddonPath(target, '@msgpackr-extract/msgpackr-extract', addonAnchor(addonsFrom, 'msgpackr-extract'));
         const contents =
           extract === undefined
             ? `throw new Error('msgpackr-extract is not embedded in this build');\n`
@@ -221,11 +264,16 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const rel = relative(ROOT, file);
     if (rel.startsWith('..') || isAbsolute(rel)) throw new Error(`${flag} ${file} must be inside ${ROOT}`);
   }
-  const version = await versionString();
+  const head = opts.commit === undefined || opts.buildDate === undefined ? headCommit() : undefined;
+  const commit = opts.commit ?? head?.commit ?? 'unknown';
+  const buildDate = opts.buildDate ?? head?.date ?? 'unknown';
+  const version = await versionString(commit);
   const workerEntry = embeddedPath(worker);
-  // Written beside the target, then renamed over it: a concurrent build or a reader copying the binary (parallel
-  // test files) never sees a half-written executable.
-  const building = `${out}.building-${process.pid}`;
+  // Written in a temp directory beside the target, under the final name (Bun embeds the output file name, so a
+  // temp name would make two builds differ), then renamed over it: a concurrent build or a reader copying the
+  // binary (parallel test files) never sees a half-written executable.
+  const tmpDir = mkdtempSync(join(dirname(out), '.building-'));
+  const building = join(tmpDir, basename(out));
 
   const result = await Bun.build({
     entrypoints: [entry, worker, PISCINA_SHIM],
@@ -236,6 +284,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     compile: {
       target: opts.target as Bun.Build.CompileTarget,
       outfile: building,
+      ...(opts.executablePath === undefined ? {} : { executablePath: opts.executablePath }),
       // A daemon must not change behaviour with the directory it is started from: no implicit .env or bunfig.toml
       // from the cwd (config comes from the TOML file and WCP_* variables, read by src/config).
       autoloadDotenv: false,
@@ -248,21 +297,28 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       WCP_VERSION: JSON.stringify(version),
       WCP_COMPILED: 'true',
       WCP_WORKER_ENTRY: JSON.stringify(workerEntry),
+      WCP_COMMIT: JSON.stringify(commit),
+      WCP_TARGET: JSON.stringify(opts.target),
+      WCP_BUILD_DATE: JSON.stringify(buildDate),
     },
-    plugins: [compileFixups(opts.target, PISCINA_SHIM)],
+    plugins: [compileFixups(opts.target, PISCINA_SHIM, resolve(opts.addonsFrom ?? ROOT))],
     throw: false,
   });
-  if (!result.success) {
-    const log = result.logs.map((l) => String(l)).join('\n');
-    throw new Error(`bun build --compile failed:\n${log}`);
+  try {
+    if (!result.success) {
+      const log = result.logs.map((l) => String(l)).join('\n');
+      throw new Error(`bun build --compile failed:\n${log}`);
+    }
+    if (!existsSync(building)) throw new Error(`build reported success but ${building} is missing`);
+    // With any `sourcemap` setting Bun also writes the maps (`<out>.map`, `<worker>.js.map`, …) beside the binary;
+    // they are deleted with tmpDir or here. The binary carries its own compressed copy and resolves stack traces
+    // from it (checked: traces name src/…/file.ts:line with the .map files deleted), so the output stays one file.
+    for (const o of result.outputs) if (o.kind === 'sourcemap' && o.path !== building) rmSync(o.path, { force: true });
+    renameSync(building, out);
+  } finally {
+    rmSync(tmpDir, { recursive: true, force: true });
   }
-  if (!existsSync(building)) throw new Error(`build reported success but ${building} is missing`);
-  // With any `sourcemap` setting Bun also writes the maps (`<out>.map`, `<worker>.js.map`, …) beside the binary.
-  // The binary carries its own compressed copy and resolves stack traces from it (checked: traces name
-  // src/…/file.ts:line with the .map files deleted), so they are removed to keep the output one file.
-  for (const o of result.outputs) if (o.kind === 'sourcemap' && o.path !== building) rmSync(o.path, { force: true });
-  renameSync(building, out);
-  return { out, bytes: statSync(out).size, version, target: opts.target, workerEntry };
+  return { out, bytes: statSync(out).size, version, target: opts.target, workerEntry, commit, buildDate };
 }
 
 function parseArgs(argv: string[]): BuildOptions {
@@ -289,9 +345,16 @@ function parseArgs(argv: string[]): BuildOptions {
       case '--target': opts.target = value(); break;
       case '--no-minify': opts.minify = false; break;
       case '--no-sourcemap': opts.sourcemap = false; break;
+      case '--executable-path': opts.executablePath = value(); break;
+      case '--addons-from': opts.addonsFrom = value(); break;
+      case '--commit': opts.commit = value(); break;
+      case '--build-date': opts.buildDate = value(); break;
       case '-h':
       case '--help':
-        console.log('usage: bun scripts/build.ts [--entry F] [--worker F] [--out PATH] [--target T] [--no-minify] [--no-sourcemap]');
+        console.log(
+          'usage: bun scripts/build.ts [--entry F] [--worker F] [--out PATH] [--target T] [--no-minify] [--no-sourcemap]\n' +
+            '                            [--executable-path BUN] [--addons-from DIR] [--commit HASH] [--build-date ISO]',
+        );
         process.exit(0);
         break;
       default:

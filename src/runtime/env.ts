@@ -10,6 +10,9 @@
  *   (e.g. `src/supervisor/worker-entry.js`); read through `embeddedWorkerEntry()`.
  * - `WCP_BUNDLED_WORKER`: in the Node bundle (`scripts/build-node.ts`), the pool worker's file relative to the
  *   bundled main module (e.g. `./supervisor/worker-entry.js`); read through `bundledWorkerFile()`.
+ * - `WCP_COMMIT`, `WCP_TARGET`, `WCP_BUILD_DATE`: the full commit hash, the Bun compile target
+ *   (`bun-linux-arm64`) and the commit's date (not the wall clock, so rebuilds are byte-identical); read through
+ *   `buildInfo()`.
  */
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +23,9 @@ declare const WCP_VERSION: string;
 declare const WCP_COMPILED: boolean;
 declare const WCP_WORKER_ENTRY: string;
 declare const WCP_BUNDLED_WORKER: string;
+declare const WCP_COMMIT: string;
+declare const WCP_TARGET: string;
+declare const WCP_BUILD_DATE: string;
 
 export type RuntimeName = 'bun' | 'node' | 'deno';
 
@@ -45,6 +51,39 @@ export function isCompiledBinary(): boolean {
 /** The build's version string; `dev` when running from the source tree. */
 export function buildVersion(): string {
   return typeof WCP_VERSION === 'string' ? WCP_VERSION : 'dev';
+}
+
+/** The running runtime's own version (`1.4.5` for Bun, `2.9.6` for Deno; Deno also reports a Node version). */
+export function runtimeVersion(): string {
+  const v = process.versions as Record<string, string | undefined>;
+  return v.deno ?? v.bun ?? v.node ?? 'unknown';
+}
+
+/** What `wcp version` prints. Fields a build did not record read `unknown` (`source` for the target from source). */
+export interface BuildInfo {
+  version: string;
+  commit: string;
+  /** The compile target of the binary (`bun-linux-x64`), else `source` or `node-bundle`. */
+  target: string;
+  buildDate: string;
+  runtime: RuntimeName;
+  runtimeVersion: string;
+  /** `<platform>-<arch>` of the running process. */
+  platform: string;
+}
+
+/** Version, commit, target and build date of this build, and the runtime it runs on. */
+export function buildInfo(): BuildInfo {
+  const bundled = typeof WCP_BUNDLED_WORKER === 'string' && WCP_BUNDLED_WORKER !== '';
+  return {
+    version: buildVersion(),
+    commit: typeof WCP_COMMIT === 'string' ? WCP_COMMIT : 'unknown',
+    target: typeof WCP_TARGET === 'string' ? WCP_TARGET : bundled ? 'node-bundle' : 'source',
+    buildDate: typeof WCP_BUILD_DATE === 'string' ? WCP_BUILD_DATE : 'unknown',
+    runtime: runtimeName(),
+    runtimeVersion: runtimeVersion(),
+    platform: `${process.platform}-${process.arch}`,
+  };
 }
 
 /**
@@ -118,7 +157,8 @@ export function nativeAddonError(addon: string, cause: unknown): Error {
     details: [
       `runtime: ${runtimeName()} ${process.version}, ${process.platform}-${process.arch}, compiled: ${isCompiledBinary()}`,
       `cause: ${cause instanceof Error ? cause.message : String(cause)}`,
-      'The binary embeds the glibc x64 build of the addon; a musl system or another CPU needs another build.',
+      `This binary embeds the addon built for ${buildInfo().target}; another libc or CPU needs the matching release ` +
+        '(glibc builds need glibc >= 2.34 and libstdc++ with GLIBCXX_3.4.29).',
     ],
     cause,
   });
