@@ -4,19 +4,19 @@
  *
  * States: idle ──start()──▶ listening ──stop(graceMs)──▶ stopping ──▶ stopped.
  * One wcp stream is active at a time; a newer stream replaces an older one (after a wcp reconnect the old one
- * may still look open). Tasks belong to the executor, not to a stream: they keep running while wcp is away, and
- * their completions are kept and delivered on the next stream, after a Resync that lists them.
+ * may still look open). Tasks belong to the executor, not to a stream (tasks.ts): they keep running while wcp is
+ * away, and their completions are kept and delivered on the next stream, after a Resync that lists them.
  */
 import { type ServerDuplexStream, Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import type { CompletionResult } from '../taskstream/types.ts';
 import { PROTOCOL_VERSION, type ExecutorMessageWire, type TaskAssignmentWire, loadExecutorService } from '../taskstream/protocol.ts';
-import { isActivityId } from '../taskstream/refs.ts';
 import { errorText } from '../internal/errors.ts';
 import { type Logger, createLogger } from '../internal/logger.ts';
-import { type AbortCause, type Handler, type StorageGrant, runTask } from './run-task.ts';
+import type { Handler, StorageGrant } from './run-task.ts';
 import { type ActivitySpec, outputDecls } from './spec.ts';
+import { createTaskRunner } from './tasks.ts';
 
+/** How to build an executor: its activities, their handlers, and the server's limits. */
 export interface ExecutorOptions {
   specs: ActivitySpec[] | Map<string, ActivitySpec>;
   /** Activity type → handler; every spec needs one and every handler a spec. */
@@ -39,8 +39,10 @@ export interface ExecutorOptions {
   protocolVersion?: number;
 }
 
+/** The executor's state (see the module doc for the transitions). */
 export type ExecutorState = 'idle' | 'listening' | 'stopping' | 'stopped';
 
+/** A snapshot for status reports and tests. */
 export interface ExecutorStatus {
   state: ExecutorState;
   port: number | undefined;
@@ -50,6 +52,7 @@ export interface ExecutorStatus {
   credits: number;
 }
 
+/** A TaskStream server running activity handlers. */
 export interface Executor {
   start(): Promise<{ port: number }>;
   /** Stops taking work, lets running tasks finish for up to `graceMs`, cancels the rest, delivers what it can. */
@@ -66,19 +69,13 @@ interface Stream {
   helloTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
-interface RunningTask {
-  id: string;
-  attempt: number;
-  controller: AbortController;
-  done: Promise<void>;
-}
-
 interface PendingStorage {
   resolve(g: StorageGrant): void;
   reject(e: Error): void;
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** Builds an idle executor; throws when a spec has no handler, a handler no spec, or concurrency is not ≥ 1. */
 export function createExecutor(opts: ExecutorOptions): Executor {
   const log = (opts.logger ?? createLogger('wep')).child('executor');
   const specs = new Map<string, ActivitySpec>(opts.specs instanceof Map ? opts.specs : opts.specs.map((s) => [s.name, s]));
@@ -99,15 +96,22 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   let state: ExecutorState = 'idle';
   let boundPort: number | undefined;
   let active: Stream | undefined;
-  const running = new Map<string, RunningTask>();
-  /** Completions not yet written to a stream (finished while disconnected). */
-  const pending = new Map<string, ExecutorMessageWire>();
   const storage = new Map<string, PendingStorage>();
   let requestSeq = 0;
   let lastRefusal = '';
   const streamWaiters = new Set<() => void>();
 
-  const credits = (): number => (state === 'listening' ? Math.max(0, opts.concurrency - running.size) : 0);
+  const tasks = createTaskRunner({
+    specs,
+    handlers: opts.handlers,
+    concurrency: opts.concurrency,
+    logger: log,
+    accepting: () => state === 'listening',
+    send: (msg) => active?.acked === true && write(active, msg),
+    capacityChanged: () => sendCapacity(),
+    requestStorage: (activityId, key, method) => requestStorage(activityId, key, method),
+  });
+  const credits = (): number => (state === 'listening' ? Math.max(0, opts.concurrency - tasks.runningCount()) : 0);
 
   function write(s: Stream, msg: ExecutorMessageWire): boolean {
     try {
@@ -130,11 +134,6 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       capacityQueued = false;
       if (active?.acked) write(active, { capacity_update: { credits: credits(), assignments_received: active.assignmentsReceived } });
     });
-  }
-
-  function deliver(id: string, msg: ExecutorMessageWire): void {
-    if (active?.acked && write(active, msg)) return;
-    pending.set(id, msg);
   }
 
   function detach(s: Stream, why: string): void {
@@ -213,7 +212,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       }
       s.acked = true;
       lastRefusal = '';
-      log.info('wcp connected.', { wcp_version: String(body.wcp_version), running: running.size, pending: pending.size });
+      log.info('wcp connected.', { wcp_version: String(body.wcp_version), running: tasks.runningCount(), pending: tasks.pendingCount() });
       write(s, {
         capabilities: {
           activity_types: [...specs.keys()],
@@ -224,12 +223,9 @@ export function createExecutor(opts: ExecutorOptions): Executor {
           })),
         },
       });
-      write(s, { resync: { running_activity_ids: [...new Set([...running.keys(), ...pending.keys()])] } });
+      write(s, { resync: { running_activity_ids: tasks.heldIds() } });
       sendCapacity();
-      for (const [id, msg] of pending) {
-        if (active !== s || !write(s, msg)) break;
-        pending.delete(id);
-      }
+      tasks.flushPending((msg) => active === s && write(s, msg));
       for (const w of streamWaiters) w();
       return;
     }
@@ -239,16 +235,11 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         return;
       case 'task_assignment':
         s.assignmentsReceived += 1;
-        onAssignment(body as unknown as TaskAssignmentWire);
+        tasks.onAssignment(body as unknown as TaskAssignmentWire);
         return;
-      case 'cancel': {
-        const t = running.get(String(body.activity_id));
-        if (t !== undefined) {
-          log.info('Cancelling a task.', { activity_id: t.id, reason: String(body.reason) });
-          t.controller.abort({ cause: 'cancel', reason: String(body.reason) } satisfies AbortCause);
-        }
+      case 'cancel':
+        tasks.cancel(String(body.activity_id), String(body.reason));
         return;
-      }
       case 'storage_grant': {
         const p = storage.get(String(body.request_id));
         if (p === undefined) return;
@@ -268,75 +259,6 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       default:
         log.debug('Ignored an unexpected wcp message.', { kind });
     }
-  }
-
-  function complete(id: string, attempt: number, result: CompletionResult): void {
-    const msg: ExecutorMessageWire = {
-      completion: result.ok
-        ? { activity_id: id, attempt, success: { output_refs: result.output_refs, metadata_json: result.metadata_json } }
-        : { activity_id: id, attempt, failure: { code: result.code, message: result.message, retryable: result.retryable } },
-    };
-    deliver(id, msg);
-  }
-
-  function onAssignment(a: TaskAssignmentWire): void {
-    const id = String(a.activity_id);
-    const attempt = Number(a.attempt);
-    if (!isActivityId(id)) return log.warn('Ignored an assignment with an invalid activity id.');
-    if (running.has(id) || pending.has(id)) {
-      // wcp re-offered a task we still hold (e.g. after it restarted and lost track of attempt numbers): keep the
-      // one run and answer the re-offer: its result carries the attempt wcp now expects.
-      log.info('Assignment for a task already held; keeping the existing run.', { activity_id: id, attempt });
-      const held = running.get(id);
-      if (held !== undefined) held.attempt = attempt;
-      const done = pending.get(id);
-      if (done !== undefined && 'completion' in done) done.completion.attempt = attempt;
-      if (done !== undefined && active?.acked && write(active, done)) pending.delete(id);
-      sendCapacity();
-      return;
-    }
-    if (state !== 'listening') return complete(id, attempt, { ok: false, code: 'SHUTTING_DOWN', message: 'executor is shutting down', retryable: true });
-    const spec = specs.get(a.activity_type);
-    const handler = opts.handlers[a.activity_type];
-    if (spec === undefined || handler === undefined) {
-      return complete(id, attempt, { ok: false, code: 'UNSUPPORTED_TYPE', message: `no handler for ${a.activity_type}`, retryable: false });
-    }
-    if (running.size >= opts.concurrency) {
-      return complete(id, attempt, { ok: false, code: 'NO_CAPACITY', message: `all ${opts.concurrency} slots busy`, retryable: true });
-    }
-    const controller = new AbortController();
-    const task: RunningTask = { id, attempt, controller, done: Promise.resolve() };
-    running.set(id, task);
-    sendCapacity();
-    log.info('Task started.', { activity_id: id, activity_type: a.activity_type, attempt });
-    task.done = runTask(
-      {
-        activity_id: id,
-        activity_type: a.activity_type,
-        attempt,
-        input_ref: String(a.input_ref),
-        input_json: String(a.input_json ?? ''),
-        input_urls: a.input_urls ?? {},
-        output_urls: a.output_urls ?? {},
-        deadline_unix_ms: Number(a.deadline_unix_ms),
-        workflow_instance: String(a.workflow_instance ?? ''),
-      },
-      {
-        spec,
-        handler,
-        controller,
-        logger: log,
-        progress: (fraction, message) => {
-          if (running.has(id) && active?.acked) write(active, { progress: { activity_id: id, fraction, message } });
-        },
-        requestStorage: (key, method) => requestStorage(id, key, method),
-      },
-    ).then(({ result }) => {
-      running.delete(id);
-      log.info('Task finished.', { activity_id: id, ok: result.ok, code: result.ok ? undefined : result.code });
-      complete(id, task.attempt, result);
-      sendCapacity();
-    });
   }
 
   async function waitForStream(ms: number): Promise<Stream> {
@@ -390,14 +312,9 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       return;
     }
     state = 'stopping';
-    log.info('Executor stopping.', { running: running.size, grace_ms: graceMs });
+    log.info('Executor stopping.', { running: tasks.runningCount(), grace_ms: graceMs });
     sendCapacity();
-    const all = () => Promise.all([...running.values()].map((t) => t.done));
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([all(), new Promise((r) => (graceTimer = setTimeout(r, graceMs)))]);
-    clearTimeout(graceTimer);
-    for (const t of running.values()) t.controller.abort({ cause: 'shutdown' } satisfies AbortCause);
-    await all();
+    await tasks.finish(graceMs);
     const s = active;
     if (s !== undefined) {
       detach(s, 'executor stopping');
@@ -407,7 +324,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         /* already closed */
       }
     }
-    if (pending.size > 0) log.warn('Stopped with completions not delivered to wcp.', { count: pending.size });
+    if (tasks.pendingCount() > 0) log.warn('Stopped with completions not delivered to wcp.', { count: tasks.pendingCount() });
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         server.forceShutdown();
@@ -428,8 +345,8 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       state,
       port: boundPort,
       connected: active?.acked === true,
-      running: [...running.keys()],
-      pending_completions: [...pending.keys()],
+      running: tasks.runningIds(),
+      pending_completions: tasks.pendingIds(),
       credits: credits(),
     };
   }
