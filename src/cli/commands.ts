@@ -10,6 +10,7 @@ import { createLogger } from '../internal/logger.ts';
 import { buildInfo, buildVersion } from '../runtime/env.ts';
 import { openStore } from '../store/store.ts';
 import { rejectUnknownArgs } from './args.ts';
+import { keyCommand } from './key.ts';
 import { runDaemon } from './run.ts';
 
 /**
@@ -108,5 +109,5 @@ const version = defineCommand({
 
 export const main = defineCommand({
   meta: { name: 'wcp', version: buildVersion(), description: 'Worker Client Process: claims on-chain activities and runs them on the local executor' },
-  subCommands: { run, db, config, version },
+  subCommands: { run, db, config, key: keyCommand, version },
 });

@@ -9,12 +9,12 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { Wallet } from 'ethers';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
 import { WcpError } from '../internal/errors.ts';
 import { displayUrl, redact, registerKeyShapedValues, registerSecret, registerUrlSecrets } from '../internal/redact.ts';
 import { EMBEDDED_CONFIGS } from './embedded.ts';
+import { resolveKey } from './keys.ts';
 import { closestName, envVarNames, KNOWN_DIRECT_ENV, sectionKeys } from './names.ts';
 import { type ConfigFile, ConfigFileSchema } from './schema.ts';
 import { Secret } from './secret.ts';
@@ -179,47 +179,6 @@ function issueLines(issues: v.BaseIssue<unknown>[]): string[] {
     lines.push(`${path}: got ${show(path, issue.input)}, expected ${issue.message.replace(/^Invalid \w+: /, '')}`);
   }
   return lines;
-}
-
-function resolveKey(file: ConfigFile, cwd: string): { key: Secret; address: string } {
-  const eth = file.ethereum;
-  let hex = eth.wallet_private_key.trim();
-  let origin = 'ethereum.wallet_private_key';
-  if (!hex && eth.wallet_key_file) {
-    const p = isAbsolute(eth.wallet_key_file) ? eth.wallet_key_file : resolve(cwd, eth.wallet_key_file);
-    origin = `ethereum.wallet_key_file (${p})`;
-    try {
-      hex = readFileSync(p, 'utf8').trim();
-    } catch (e) {
-      throw new WcpError('CONFIG_INVALID', 'config is invalid', {
-        details: [`ethereum.wallet_key_file: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`],
-      });
-    }
-  }
-  if (!hex) {
-    throw new WcpError('CONFIG_INVALID', 'config is invalid', {
-      details: ['ethereum.wallet_private_key: got nothing, expected a private key (set WCP__ETHEREUM__WALLET_PRIVATE_KEY, wallet_private_key, or wallet_key_file)'],
-    });
-  }
-  if (!hex.startsWith('0x')) hex = `0x${hex}`;
-  registerSecret(hex);
-  if (!/^0x[0-9a-fA-F]{64}$/.test(hex)) {
-    throw new WcpError('CONFIG_INVALID', 'config is invalid', {
-      details: [`${origin}: got [REDACTED] (${hex.length - 2} hex chars), expected 64 hex characters (a 32-byte private key)`],
-    });
-  }
-  let address: string;
-  try {
-    address = new Wallet(hex).address;
-  } catch {
-    throw new WcpError('CONFIG_INVALID', 'config is invalid', { details: [`${origin}: got [REDACTED], expected a valid secp256k1 private key`] });
-  }
-  if (eth.wallet_address && eth.wallet_address.toLowerCase() !== address.toLowerCase()) {
-    throw new WcpError('CONFIG_INVALID', 'config is invalid', {
-      details: [`ethereum.wallet_address: got ${eth.wallet_address}, expected the key's address ${address}`],
-    });
-  }
-  return { key: new Secret(hex), address };
 }
 
 function deepFreeze<T>(o: T): T {

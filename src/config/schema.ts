@@ -82,6 +82,12 @@ export const ConfigFileSchema = v.strictObject({
     wallet_private_key: v.optional(v.string(), ''),
     /** Path of a file holding the hex private key (used when wallet_private_key is empty). */
     wallet_key_file: v.optional(v.string(), ''),
+    /** Encrypted JSON keystore (V3, scrypt; what geth and Livepeer write). Used first when set. */
+    wallet_keystore: v.optional(v.string(), ''),
+    /** File holding the keystore's password (first line, trailing newline ignored). Required with wallet_keystore. */
+    wallet_password_file: v.optional(v.string(), ''),
+    /** Accept key, keystore and password files that group or others can read (refused by default). */
+    allow_insecure_key_files: v.optional(bool(), false),
     /** Expected wallet address; when set it must match the key. */
     wallet_address: v.optional(optAddress(), ''),
     subnet_control_plane_address: v.optional(address(), '0x0000000000000000000000000000000000000000'),
