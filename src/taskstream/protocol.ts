@@ -24,6 +24,7 @@ export function loadExecutorService(): ServiceClientConstructor {
 /** uint64 fields decode as decimal strings (`longs: String`); either form may be written. */
 export type U64 = string | number;
 
+/** One declared output as Capabilities carries it. */
 export interface OutputDeclWire {
   name: string;
   key: string;
@@ -54,6 +55,7 @@ export type ExecutorMessageWire =
   | { pong: { nonce: U64 } }
   | { resync: { running_activity_ids: string[] } };
 
+/** One task as wcp assigns it. */
 export interface TaskAssignmentWire {
   activity_id: string;
   activity_type: string;

@@ -8,8 +8,10 @@
 /** Activity ids: one path-safe token (decimal uint256, 0x-hex bytes32, a UUID …), at most 128 chars. */
 export const ACTIVITY_ID_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 const KEY_SEGMENT_RE = /^[A-Za-z0-9._-]+$/;
+/** Longest object key, in characters. */
 export const MAX_KEY_LENGTH = 512;
 
+/** Whether `v` is a valid activity id (also a valid blob namespace). */
 export function isActivityId(v: unknown): v is string {
   return typeof v === 'string' && ACTIVITY_ID_RE.test(v) && v !== '.' && v !== '..';
 }
@@ -25,6 +27,7 @@ export function keyProblem(key: string): string | null {
   return null;
 }
 
+/** A parsed `blob:` reference. */
 export interface BlobRef {
   /** The activity id that owns the object. */
   namespace: string;
@@ -43,10 +46,12 @@ export function parseBlobRef(ref: string): BlobRef | null {
   return { namespace, key };
 }
 
+/** `blob:<namespace>/<key>`; the parts are not checked (see `parseBlobRef`). */
 export function formatBlobRef(namespace: string, key: string): string {
   return `blob:${namespace}/${key}`;
 }
 
+/** A parsed `input_ref`, with every blob reference it names. */
 export type ParsedInputRef =
   | { kind: 'json'; json: string; value: unknown; blobRefs: string[] }
   | { kind: 'blob'; ref: string; blobRefs: string[] };
@@ -74,7 +79,7 @@ export function parseInputRef(inputRef: string): ParsedInputRef {
 }
 
 /** Every string value starting with `blob:` anywhere inside `value` (depth-limited). */
-export function collectBlobRefs(value: unknown, out: Set<string>, depth = 0): void {
+function collectBlobRefs(value: unknown, out: Set<string>, depth = 0): void {
   if (depth > 64) throw new Error('input JSON is nested deeper than 64 levels');
   if (typeof value === 'string') {
     if (value.startsWith('blob:')) out.add(value);

@@ -18,17 +18,20 @@ export const LIMITS = {
   maxConcurrency: 100_000,
 } as const;
 
+/** Activity type names: a path-safe token starting with a letter or digit, at most 128 chars. */
 export const ACTIVITY_TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const ERROR_CODE_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const OUTPUT_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
+/** One declared output of an activity type: stored at `blob:<activity_id>/<key>`. */
 export interface OutputDecl {
   name: string;
   key: string;
   contentType: string;
 }
 
+/** A validated executor message, by `kind`. */
 export type ExecutorMessage =
   | { kind: 'hello'; executor_id: string; executor_version: string; protocol_version: number }
   | { kind: 'capabilities'; activity_types: string[]; max_concurrency: number; outputs: Record<string, OutputDecl[]> }
@@ -39,6 +42,7 @@ export type ExecutorMessage =
   | { kind: 'pong'; nonce: string }
   | { kind: 'resync'; running_activity_ids: string[] };
 
+/** `parseExecutorMessage`'s answer: the message, or why not (with the activity id when one was readable). */
 export type ParseResult = { ok: true; msg: ExecutorMessage } | { ok: false; reason: string; activity_id?: string };
 
 const activityId = v.pipe(v.string(), v.regex(ACTIVITY_ID_RE, 'not a valid activity id'));
