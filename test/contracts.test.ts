@@ -99,7 +99,7 @@ function wfAs(signer: LaneSigner): Contract {
 async function send(c: Contract, fn: string, ...args: unknown[]): Promise<TransactionReceipt> {
   const tx = await c.getFunction(fn).send(...args);
   const [r] = await waitForReceipts(stack.provider, [tx.hash]);
-  if (!r || r.status !== 1) {
+  if (r?.status !== 1) {
     throw new Error(`${fn} reverted in block ${r?.blockNumber} (gas used ${r?.gasUsed} of ${tx.gasLimit})`);
   }
   return r;

@@ -206,7 +206,7 @@ describe('dev subnet-api + broker', () => {
     const raw = new Ctor(api.grpcEndpoint, credentials.createInsecure());
     const rawPresign = (req: Record<string, unknown>) =>
       new Promise<{ err: ServiceError | null; res?: PresignResponseWire }>((resolve) => {
-        (raw as unknown as Record<string, Function>).Presign!.call(raw, req, (err: ServiceError | null, res: PresignResponseWire) =>
+        (raw as unknown as Record<string, (...args: unknown[]) => void>).Presign!.call(raw, req, (err: ServiceError | null, res: PresignResponseWire) =>
           resolve({ err, res }),
         );
       });

@@ -76,8 +76,6 @@ interface Req {
   events: number;
 }
 
-const hx = (n: number | bigint) => `0x${n.toString(16)}`;
-
 
 export async function seedWindowChain(o: SeedOptions): Promise<WindowChain> {
   const t0 = Math.floor(Date.now() / 1000) - WINDOW_S;

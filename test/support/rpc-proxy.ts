@@ -227,7 +227,7 @@ export async function startRpcProxy(opts: RpcProxyOptions): Promise<RpcProxy> {
     // Whole-request actions: the first call whose rule is one of them decides.
     const whole = picked.find((r) => r && ['cutBeforeForward', 'cutAfterForward', 'delay', 'http'].includes(r.action.type));
     for (const r of picked) if (r) r.hits += 1;
-    calls.forEach((c, i) => record(c, picked[i]?.action.type ?? 'forwarded'));
+    for (const [i, c] of calls.entries()) record(c, picked[i]?.action.type ?? 'forwarded');
     const wa = whole?.action;
     if (wa?.type === 'cutBeforeForward') {
       req.socket.destroy();

@@ -42,7 +42,7 @@ export function finishSandbox(tag: string, sb: Sandbox | undefined, procs: WcpPr
   for (const w of procs) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
   if (!sb) return;
   if (process.env.WCP_E2E_KEEP) {
-    procs.forEach((w, i) => writeFileSync(join(sb.dir, `${tag}-${i + 1}.log`), w.output()));
+    for (const [i, w] of procs.entries()) writeFileSync(join(sb.dir, `${tag}-${i + 1}.log`), w.output());
     console.log(`[${tag}] sandbox kept: ${sb.dir}`);
   } else sb.cleanup();
 }
