@@ -32,7 +32,7 @@ export type SupervisorToWorker =
 // ---------------------------------------------------------------------------------------------------------------
 // worker → supervisor
 
-/** Connection state of the bridge (see bridge.ts for the transitions). */
+/** Connection state of the bridge (see connection.ts for the transitions). */
 export type BridgeState = 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'stopped';
 
 /** Why an assignment was refused. The supervisor keeps the task; `retryable` says whether to offer it again. */
