@@ -1,0 +1,145 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import type { ActivityFact } from '../chain/facts.ts';
+import { claimJobKey, inflightKey } from '../store/keys.ts';
+import { InflightSchema } from '../store/records.ts';
+import { createClaimStep } from './claim.ts';
+import { createFillDetails } from './details.ts';
+import type { Finish } from './finish.ts';
+import { createRecheckStep } from './recheck.ts';
+import { createSend } from './send.ts';
+import { createSettle } from './settle.ts';
+import { cleanupTestContexts, confirmed, NOW_S, testContext, until, WALLET } from './test-fakes.ts';
+
+afterEach(cleanupTestContexts);
+
+function setup() {
+  const t = testContext();
+  const send = createSend(t.ctx);
+  const fillDetails = createFillDetails(t.ctx);
+  const finish: Finish = { finish: async () => {}, submitFinish: async () => {}, submitResume: async () => {} };
+  const recheck = createRecheckStep(t.ctx, { finish, fillDetails });
+  const claim = createClaimStep(t.ctx, { send, recheck: recheck.recheck });
+  const settle = createSettle(t.ctx, { finish, recheck: recheck.recheck, fillDetails });
+  return { ...t, send, recheck, claim, settle };
+}
+
+/** What a scan read before our claim landed: the activity still Pending. */
+function pendingFact(id: string): ActivityFact {
+  return {
+    activityId: id,
+    exists: true,
+    queue: 'q',
+    workflowInstance: '0',
+    stepIndex: 0,
+    activityType: 'echo',
+    inputRef: '',
+    status: 1,
+    worker: '0x0000000000000000000000000000000000000000',
+    enqueuedAtS: NOW_S - 10,
+    claimedAtS: 0,
+    lastHeartbeatAtS: 0,
+    heartbeatTimeoutS: 600,
+    expiresAtS: NOW_S + 3600,
+    finishedAtS: 0,
+    isCompleted: false,
+    isExpired: false,
+    resultRef: '',
+    nowS: NOW_S,
+    blockNumber: 99,
+  };
+}
+
+async function addJob(store: ReturnType<typeof testContext>['store'], id: string) {
+  await store.transact((tx) => tx.put(claimJobKey(id), { activity_id: id, queue_name: 'q', created_at_ms: 1, source: 'poll' }));
+}
+
+describe('claim step', () => {
+  test('a claim job becomes a claiming record and one batch claim', async () => {
+    const { store, txm, claim } = setup();
+    txm.auto = true;
+    await addJob(store, '1');
+    await addJob(store, '2');
+    await claim.run(true);
+    expect(txm.submitted.map((r) => `${r.kind}(${r.activityIds.join(',')})`)).toEqual(['claim_batch(1,2)']);
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claiming');
+    expect(store.has(claimJobKey('1'))).toBe(false);
+  });
+
+  test('stale facts arriving while the claim waits for its turn in the lane do not put it back in the claim queue', async () => {
+    const { store, txm, claim, recheck } = setup();
+    await addJob(store, '1');
+    const round = claim.run(true); // the claim's submit waits (lane busy)
+    await until(() => txm.submitted.length === 1);
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claiming');
+    await recheck.applyFacts([pendingFact('1')], 'reconciler');
+    txm.releaseAll();
+    await round;
+    expect(store.has(claimJobKey('1'))).toBe(false);
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claiming');
+  });
+
+  test('a claim sent but not yet confirmed stays claiming under stale facts and periodic re-checks; its receipt makes it claimed', async () => {
+    const { store, txm, rpc, claim, recheck, settle } = setup();
+    txm.auto = true;
+    await addJob(store, '1');
+    await claim.run(true);
+    // The chain has not mined it yet: a read says Pending, and so does a fact the reconciler read earlier.
+    rpc.activities.set('1', { status: 1 });
+    await recheck.applyFacts([pendingFact('1')], 'reconciler');
+    await recheck.recheck(['1'], 'periodic');
+    expect(store.has(claimJobKey('1'))).toBe(false);
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claiming');
+
+    const req = txm.submitted[0];
+    if (!req) throw new Error('no claim sent');
+    rpc.activities.set('1', { status: 2, worker: WALLET, lastHeartbeatAt: NOW_S });
+    await settle(confirmed(req, 0, [['ActivityClaimed', '1']]));
+    const r = store.get(inflightKey('1'), InflightSchema);
+    expect(r?.state).toBe('claimed');
+    expect(r?.activity_type).toBe('echo');
+    await recheck.applyFacts([pendingFact('1')], 'reconciler'); // a stale fact after the claim landed
+    expect(store.has(claimJobKey('1'))).toBe(false);
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claimed');
+  });
+
+  test('a landed claim whose details are still being read is not put back in the claim queue', async () => {
+    const { store, txm, rpc, claim, recheck, settle, tracker } = setup();
+    txm.auto = true;
+    await addJob(store, '1');
+    await claim.run(true);
+    const req = txm.submitted[0];
+    if (!req) throw new Error('no claim sent');
+    rpc.activities.set('1', { status: 2, worker: WALLET, lastHeartbeatAt: NOW_S });
+    const openReads = rpc.hold('eth_call');
+    const settling = settle(confirmed(req, 0, [['ActivityClaimed', '1']]));
+    await until(() => rpc.calls.includes('eth_call'));
+    expect(tracker.has('1')).toBe(true);
+    await recheck.applyFacts([pendingFact('1')], 'reconciler');
+    openReads();
+    await settling;
+    expect(store.has(claimJobKey('1'))).toBe(false);
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claimed');
+    expect(tracker.has('1')).toBe(false);
+  });
+
+  test('a claim that never landed (no tx in flight, chain still Pending) goes back to the claim queue', async () => {
+    const { store, txm, claim, recheck, tracker } = setup();
+    txm.auto = true;
+    await addJob(store, '1');
+    await claim.run(true);
+    tracker.release('claim_batch', ['1'], 0); // its tx failed and the failure was handled
+    await recheck.applyFacts([pendingFact('1')], 'reconciler');
+    expect(store.has(claimJobKey('1'))).toBe(true);
+    expect(store.has(inflightKey('1'))).toBe(false);
+  });
+
+  test('no claims when disabled, in observe mode or with no room', async () => {
+    const { ctx, store, txm, send, recheck, claim } = setup();
+    await addJob(store, '1');
+    await claim.run(false);
+    await createClaimStep({ ...ctx, opts: { ...ctx.opts, mode: 'observe' } }, { send, recheck: recheck.recheck }).run(true);
+    await createClaimStep({ ...ctx, opts: { ...ctx.opts, maxInflight: 0 } }, { send, recheck: recheck.recheck }).run(true);
+    expect(txm.submitted).toEqual([]);
+    expect(store.has(claimJobKey('1'))).toBe(true);
+  });
+});

@@ -1,0 +1,35 @@
+import { describe, expect, test } from 'bun:test';
+import { createChainClock } from './clock.ts';
+import { isExpired } from './expiry.ts';
+import { fakeChain, held, NOW_S } from './test-fakes.ts';
+
+describe('chain clock', () => {
+  test('unknown until a block is read; then the block time moving with the wall clock; reads at most once a second', async () => {
+    const rpc = fakeChain();
+    let wallMs = 5_000_000;
+    const clock = createChainClock({ rpc, now: () => wallMs });
+    expect(clock.known()).toBe(false);
+    await clock.refresh();
+    expect(clock.known()).toBe(true);
+    expect(clock.nowS()).toBe(NOW_S);
+    wallMs += 500;
+    rpc.head = { number: 101, timestamp: NOW_S + 12 };
+    await clock.refresh(); // within the refresh period: not read
+    expect(clock.nowS()).toBe(NOW_S + 0.5);
+    expect(rpc.calls.length).toBe(1);
+    wallMs += 500;
+    await clock.refresh();
+    expect(clock.nowS()).toBe(NOW_S + 12); // a new block: skew taken again
+    expect(clock.skewS()).toBe(NOW_S + 12 - wallMs / 1000);
+  });
+});
+
+describe('local expiry', () => {
+  test('past the lifetime always; past the heartbeat timeout only with no heartbeat in flight', () => {
+    const r = held('1', 'running', NOW_S - 601);
+    expect(isExpired(r, NOW_S, false)).toBe(true);
+    expect(isExpired(r, NOW_S, true)).toBe(false);
+    expect(isExpired(held('1', 'running'), NOW_S + 3601, true)).toBe(true);
+    expect(isExpired(held('1', 'running'), NOW_S, false)).toBe(false);
+  });
+});

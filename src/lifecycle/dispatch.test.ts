@@ -1,0 +1,83 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { inflightKey } from '../store/keys.ts';
+import { InflightSchema } from '../store/records.ts';
+import { createDispatchStep } from './dispatch.ts';
+import { createExecutorEvents } from './executor-events.ts';
+import type { Finish } from './finish.ts';
+import { cleanupTestContexts, held, NOW_S, testContext } from './test-fakes.ts';
+
+afterEach(cleanupTestContexts);
+
+function setup() {
+  const t = testContext();
+  const dispatch = createDispatchStep(t.ctx);
+  const finished: string[] = [];
+  const finish: Finish = { finish: async (id, outcome) => void finished.push(`${id}:${outcome}`), submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`), submitResume: async () => {} };
+  const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch });
+  return { ...t, dispatch, onExecutor, finished };
+}
+
+describe('dispatch step', () => {
+  test('offers ready claimed records, as many as there are credits, counting the attempt', async () => {
+    const { store, executor, dispatch } = setup();
+    await store.transact((tx) => {
+      tx.put(inflightKey('1'), held('1', 'claimed'));
+      tx.put(inflightKey('2'), held('2', 'claimed'));
+      tx.put(inflightKey('3'), { ...held('3', 'claimed'), activity_type: undefined }); // details not read yet
+    });
+    dispatch.setCredits(1);
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual(['1']);
+    expect(dispatch.credits()).toBe(0);
+    expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({ state: 'assigned', dispatch_attempts: 1 });
+    dispatch.setCredits(5);
+    await dispatch.run(false); // draining
+    expect(executor.assigned).toEqual(['1']);
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual(['1', '2']);
+  });
+
+  test('skips records with a tx in flight, expired ones and those deferred after a refusal', async () => {
+    const { store, executor, dispatch, tracker } = setup();
+    await store.transact((tx) => {
+      tx.put(inflightKey('1'), held('1', 'claimed'));
+      tx.put(inflightKey('2'), { ...held('2', 'claimed'), expires_at_s: NOW_S - 1 });
+      tx.put(inflightKey('3'), held('3', 'claimed'));
+    });
+    tracker.restore('complete', ['1'], 0);
+    dispatch.defer('3', 60_000);
+    dispatch.setCredits(5);
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual([]);
+  });
+
+  test('a retryable refusal gives the attempt back and defers; a retryable failure re-offers until maxDispatchAttempts', async () => {
+    const { store, executor, dispatch, onExecutor, finished } = setup();
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'claimed')));
+    dispatch.setCredits(5);
+    await dispatch.run(true);
+    await onExecutor({ type: 'assignRejected', activity_id: '1', reason: 'no_credits', retryable: true });
+    expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({ state: 'claimed', dispatch_attempts: 0 });
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual(['1']); // deferred
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      dispatch.forget('1'); // the retry delay passed
+      await dispatch.run(true);
+      await onExecutor({ type: 'completion', activity_id: '1', attempt, result: { ok: false, retryable: true, code: 'X', message: 'boom' } });
+    }
+    expect(executor.assigned).toEqual(['1', '1', '1', '1']);
+    expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({ state: 'failing', fail_reason: 'X: boom' });
+    expect(finished).toEqual(['1:failing']);
+  });
+
+  test('a completion of an earlier attempt is ignored; the current one moves the record to completing', async () => {
+    const { store, onExecutor, finished } = setup();
+    await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'running'), dispatch_attempts: 2 }));
+    const ok = { ok: true as const, output_refs: { result: 'r' }, metadata_json: '{}' };
+    await onExecutor({ type: 'completion', activity_id: '1', attempt: 1, result: ok });
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('running');
+    await onExecutor({ type: 'completion', activity_id: '1', attempt: 2, result: ok });
+    expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({ state: 'completing', result_ref: 'json:{"result":"r"}' });
+    expect(finished).toEqual(['1:completing']);
+  });
+});

@@ -1,0 +1,211 @@
+/**
+ * FAKES FOR THE LIFECYCLE'S UNIT TESTS ONLY (never imported by the daemon): a tx sender whose submits the test
+ * releases, a JSON-RPC transport answering headers and Multicall3 `getActivity` reads from a table, a fixed chain
+ * clock, and a context over a real LMDB store in a temp dir. End-to-end behaviour on anvil is tested in `test/`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { multicallIface, taskQueueIface } from '../chain/abi.ts';
+import type { RpcTransport } from '../chain/transport.ts';
+import { createLogger } from '../internal/logger.ts';
+import { createMetrics } from '../internal/metrics.ts';
+import type { Inflight } from '../store/records.ts';
+import { openStore, type Store } from '../store/store.ts';
+import type { SubmitResult, TxEvent, TxRequest } from '../txmgr/types.ts';
+import type { ChainClock } from './clock.ts';
+import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
+import type { LifecycleOptions } from './options.ts';
+import { createInFlightTracker } from './tracker.ts';
+
+export const WALLET = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
+export const OTHER = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc';
+export const TQ = '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0';
+export const WF = '0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9';
+export const MC = '0xca11bde05977b3631167028862be2a173976ca11';
+/** The fake chain's time, seconds. */
+export const NOW_S = 1_700_000_000;
+
+export const testOptions: LifecycleOptions = {
+  wallet: WALLET,
+  taskQueue: TQ,
+  workflowEngine: WF,
+  multicall3: MC,
+  queueName: 'q',
+  mode: 'claim',
+  maxInflight: 8,
+  claimBatch: 8,
+  heartbeatIntervalMs: 10_000,
+  laneMaxInFlight: 16,
+  maxDispatchAttempts: 3,
+  reofferLostTasks: true,
+};
+
+/** Submits wait until the test calls `releaseAll` (a lane busy with earlier work), unless `auto`. */
+export interface FakeTxSender extends TxSender {
+  submitted: TxRequest[];
+  releaseAll(): void;
+  auto: boolean;
+}
+
+export function fakeTxSender(): FakeTxSender {
+  const held: Array<() => void> = [];
+  let nonce = 0;
+  const fake: FakeTxSender = {
+    submitted: [],
+    auto: false,
+    submit: (req) =>
+      new Promise<SubmitResult>((resolve) => {
+        fake.submitted.push(req);
+        const n = nonce++;
+        const ok = () => resolve({ ok: true, nonce: n, hash: `0x${n.toString(16).padStart(64, '0')}`, gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n });
+        if (fake.auto) ok();
+        else held.push(ok);
+      }),
+    simulate: async () => ({ ok: true as const, returnData: '0x' }),
+    inFlight: () => 0,
+    releaseAll: () => {
+      for (const r of held.splice(0)) r();
+    },
+  };
+  return fake;
+}
+
+/** One activity on the fake chain (getActivity's tuple, by field). */
+export interface FakeActivity {
+  status: 0 | 1 | 2 | 3 | 4;
+  worker?: string;
+  activityType?: string;
+  lastHeartbeatAt?: number;
+  heartbeatTimeout?: number;
+  expiresAt?: number;
+}
+
+/**
+ * A JSON-RPC transport over a table of activities. `hold` makes the next requests of a method wait until the
+ * returned function is called (a slow node).
+ */
+export interface FakeChain extends RpcTransport {
+  activities: Map<string, FakeActivity>;
+  /** Block number → timestamp (latest is `head`). */
+  head: { number: number; timestamp: number };
+  hold(method: string): () => void;
+  calls: string[];
+}
+
+export function fakeChain(): FakeChain {
+  const holds = new Map<string, Promise<void>>();
+  const answer = (method: string, params: unknown[]): unknown => {
+    if (method === 'eth_getBlockByNumber') {
+      const tag = params[0] as string;
+      const number = tag === 'latest' ? chain.head.number : Number(BigInt(tag));
+      const timestamp = tag === 'latest' ? chain.head.timestamp : chain.head.timestamp - (chain.head.number - number);
+      return { number: `0x${number.toString(16)}`, hash: `0x${'1'.repeat(64)}`, parentHash: `0x${'0'.repeat(64)}`, timestamp: `0x${timestamp.toString(16)}` };
+    }
+    if (method === 'eth_call') {
+      const [{ data }] = params as [{ to: string; data: string }];
+      const [calls] = multicallIface.decodeFunctionData('aggregate3', data) as unknown as [Array<[string, boolean, string]>];
+      const results = calls.map(([, , callData]) => {
+        const [id] = taskQueueIface.decodeFunctionData('getActivity', callData) as unknown as [bigint];
+        const a = chain.activities.get(id.toString()) ?? { status: 0 };
+        const tuple = [id, 'q', 0n, 0, a.activityType ?? 'echo', '', a.status, a.worker ?? '0x0000000000000000000000000000000000000000', 0n, 0n, BigInt(a.lastHeartbeatAt ?? 0), BigInt(a.heartbeatTimeout ?? 600), BigInt(a.expiresAt ?? NOW_S + 3600), 0n, a.status === 3, false, ''];
+        return [true, taskQueueIface.encodeFunctionResult('getActivity', [tuple])];
+      });
+      return multicallIface.encodeFunctionResult('aggregate3', [results]);
+    }
+    throw new Error(`fake chain: ${method} not supported`);
+  };
+  const chain: FakeChain = {
+    activities: new Map(),
+    head: { number: 100, timestamp: NOW_S },
+    calls: [],
+    hold(method) {
+      let open!: () => void;
+      holds.set(method, new Promise<void>((r) => (open = r)));
+      return () => {
+        holds.delete(method);
+        open();
+      };
+    },
+    async request<T>(method: string, params: unknown[]): Promise<T> {
+      chain.calls.push(method);
+      await holds.get(method);
+      return answer(method, params) as T;
+    },
+  };
+  return chain;
+}
+
+/** A chain clock standing still at `nowS` (a block has been read). */
+export function fakeClock(nowS = NOW_S): ChainClock & { set(s: number): void } {
+  let t = nowS;
+  return { refresh: async () => {}, known: () => true, nowS: () => t, skewS: () => 0, set: (s) => void (t = s) };
+}
+
+/** An executor link recording what it was told. */
+export function fakeExecutor(): ExecutorLink & { assigned: string[]; cancelled: string[] } {
+  const fake = { assigned: [] as string[], cancelled: [] as string[], assign: (t: { activity_id: string }) => void fake.assigned.push(t.activity_id), cancel: (id: string) => void fake.cancelled.push(id), drain: () => {} };
+  return fake;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+
+/** Closes the stores and removes the temp dirs of every `testContext` so far (call in `afterEach`). */
+export async function cleanupTestContexts(): Promise<void> {
+  for (const c of cleanups.splice(0)) await c();
+}
+
+/** A context over a real LMDB store in a temp dir and the fakes above. */
+export function testContext() {
+  const dir = mkdtempSync(join(tmpdir(), 'wcp-lifecycle-'));
+  const logger = createLogger('test', { write: () => {} });
+  const store: Store = openStore({ path: join(dir, 'wcp.db'), logger });
+  cleanups.push(async () => {
+    await store.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const txm = fakeTxSender();
+  const rpc = fakeChain();
+  const executor = fakeExecutor();
+  const clock = fakeClock();
+  const ctx: LifecycleContext = { opts: testOptions, store, txm, rpc, executor, log: logger, metrics: createMetrics(), now: Date.now, clock, tracker: createInFlightTracker() };
+  return { ctx, store, txm, rpc, executor, clock, tracker: ctx.tracker };
+}
+
+/** A held record in `state`, details read, last heartbeat `lastHeartbeatS`. */
+export function held(id: string, state: Inflight['state'], lastHeartbeatS = NOW_S): Inflight {
+  return {
+    activity_id: id,
+    state,
+    queue_name: 'q',
+    activity_type: 'echo',
+    input_ref: '',
+    expires_at_s: NOW_S + 3600,
+    heartbeat_timeout_s: 600,
+    last_heartbeat_s: lastHeartbeatS,
+    dispatch_attempts: state === 'claimed' ? 0 : 1,
+    created_at_ms: 1,
+    updated_at_ms: 1,
+  };
+}
+
+type Confirmed = Extract<TxEvent, { type: 'confirmed' }>;
+
+/** A confirmed receipt of `req` (nonce `nonce`) emitting `events` (TaskQueue event name and activity id; worker = us). */
+export function confirmed(req: TxRequest, nonce: number, events: Array<[name: string, id: string, worker?: string]>, blockNumber = 100): Confirmed {
+  const logs = events.map(([name, id, worker], i) => {
+    const extra = name === 'ActivityCompleted' || name === 'ActivityFailed' ? [''] : [];
+    const l = taskQueueIface.encodeEventLog(name, [id, worker ?? WALLET, ...extra]);
+    return { address: TQ, topics: l.topics, data: l.data, logIndex: i };
+  });
+  return { type: 'confirmed', kind: req.kind, nonce, activityIds: req.activityIds, hash: `0x${'a'.repeat(64)}`, blockNumber, blockHash: `0x${'b'.repeat(64)}`, status: 'success', gasUsed: 1n, logs };
+}
+
+/** Resolves once `cond()` holds (polled every 5 ms); rejects after `timeoutMs`. */
+export async function until(cond: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('until: condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
