@@ -13,14 +13,17 @@ import type { Contract } from 'ethers';
 import { type Anvil, freePort, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, laneSigner, registerWorker, type Stack, startWorkflows } from '../scripts/lib/deploy.ts';
 import { createLogger } from '../src/internal/logger.ts';
-import { getHeader } from '../src/chain/reads.ts';
-import { createFollower } from '../src/reconciler/follower.ts';
-import { createLogFetcher, type RawLog } from '../src/reconciler/logs.ts';
 import type { ActivityFact } from '../src/chain/facts.ts';
-import type { ReconcilerEvent, ReconcilerOptions } from '../src/reconciler/messages.ts';
+import { ENDPOINT_BACKOFF_MAX_MS, ENDPOINT_BACKOFF_MS } from '../src/chain/options.ts';
+import { getHeader } from '../src/chain/reads.ts';
+import { queueKeyTopic, TOPICS } from '../src/chain/topics.ts';
+import { createRpcTransport, type RpcTransport } from '../src/chain/transport.ts';
 import { planRepair, readLocal, reconcileFacts } from '../src/lifecycle/repair.ts';
-import { createRpcTransport } from '../src/chain/transport.ts';
-import { createScanner, queueKeyTopic, TOPICS } from '../src/reconciler/scanner.ts';
+import { createFollower } from '../src/reconciler/follower.ts';
+import { createLogFetcher, type LogFetcherOptions, type RawLog } from '../src/reconciler/logs.ts';
+import type { ReconcilerEvent, ReconcilerOptions } from '../src/reconciler/messages.ts';
+import { logFetcherOptions, REORG_DEPTH } from '../src/reconciler/options.ts';
+import { createScanner } from '../src/reconciler/scanner.ts';
 import { findWindowStart, headerReader } from '../src/reconciler/window.ts';
 import { runReconcilerWorker } from '../src/reconciler/worker.ts';
 import { doneKey, inflightKey } from '../src/store/keys.ts';
@@ -138,10 +141,22 @@ function addrs() {
   };
 }
 
-function options(url: string, over: Partial<ReconcilerOptions> = {}): ReconcilerOptions {
-  return {
-    rpcUrls: [url],
+/** Transport options for one endpoint, with a short timeout. */
+function transport(url: string) {
+  return createRpcTransport({
+    urls: [url],
     chainId: anvil.chainId,
+    timeoutMs: 2_000,
+    maxLagBlocks: 5,
+    endpointBackoffMs: ENDPOINT_BACKOFF_MS,
+    endpointBackoffMaxMs: ENDPOINT_BACKOFF_MAX_MS,
+  });
+}
+
+/** The reconciler's options as `reconcilerOptions` builds them from a config, made fast for tests. */
+function options(url: string, over: Partial<ReconcilerOptions> = {}): ReconcilerOptions {
+  const base: ReconcilerOptions = {
+    rpc: { urls: [url], chainId: anvil.chainId, timeoutMs: 2_000, maxLagBlocks: 5, endpointBackoffMs: ENDPOINT_BACKOFF_MS, endpointBackoffMaxMs: ENDPOINT_BACKOFF_MAX_MS },
     ...addrs(),
     wallet: workerAddr,
     queueName: 'q',
@@ -150,11 +165,20 @@ function options(url: string, over: Partial<ReconcilerOptions> = {}): Reconciler
     periodMs: 60_000,
     initialChunkBlocks: 2000,
     maxChunkBlocks: 10_000,
+    localIds: [],
+    followMaxBlocks: 10_000,
+    filterClaimable: true,
+    includeHeartbeats: true,
+    reorgDepth: REORG_DEPTH,
     backoffMinMs: 50,
     backoffMaxMs: 400,
-    rpcTimeoutMs: 2_000,
-    ...over,
   };
+  return { ...base, ...over };
+}
+
+/** The log fetcher the reconciler worker builds, on `rpc`. */
+function fetcher(rpc: RpcTransport, over: Partial<LogFetcherOptions> = {}) {
+  return createLogFetcher({ rpc, ...logFetcherOptions(options('http://unused')), ...over });
 }
 
 /** Runs the worker in this thread over a MessageChannel; collects what it posts. */
@@ -196,14 +220,13 @@ describe('adaptive eth_getLogs', () => {
     try {
       proxy.maxRange = 37;
       const chunks: Array<{ fromBlock: number; toBlock: number }> = [];
-      const fetcher = createLogFetcher({
-        rpc: createRpcTransport({ urls: [proxy.url] }),
+      const f = fetcher(transport(proxy.url), {
         initialChunkBlocks: 500,
         maxChunkBlocks: 1000,
         growAfter: 2,
         onChunk: (c) => chunks.push(c),
       });
-      const logs = await fetcher.getLogs({ address: stack.addresses.taskQueue, topics: [TOPICS.enqueued, null, queueKeyTopic('logs-q')] }, 0, head);
+      const logs = await f.getLogs({ address: stack.addresses.taskQueue, topics: [TOPICS.enqueued, null, queueKeyTopic('logs-q')] }, 0, head);
       const found = logs.map((l: RawLog) => BigInt(l.topics[1]!).toString());
       expect(found).toEqual([...ids, ...more].map(String));
       // Contiguous, non-overlapping coverage of [0, head].
@@ -211,10 +234,10 @@ describe('adaptive eth_getLogs', () => {
       for (let i = 1; i < chunks.length; i++) expect(chunks[i]!.fromBlock).toBe(chunks[i - 1]!.toBlock + 1);
       expect(chunks.at(-1)!.toBlock).toBe(head);
       expect(chunks.every((c) => c.toBlock - c.fromBlock + 1 <= 37)).toBe(true);
-      expect(fetcher.stats().shrinks).toBeGreaterThan(0);
+      expect(f.stats().shrinks).toBeGreaterThan(0);
       // The node's range limit became a ceiling: a second pass needs no (or few) failures.
       const before = proxy.requests.length;
-      const again = await fetcher.getLogs({ address: stack.addresses.taskQueue, topics: [TOPICS.enqueued, null, queueKeyTopic('logs-q')] }, 0, head);
+      const again = await f.getLogs({ address: stack.addresses.taskQueue, topics: [TOPICS.enqueued, null, queueKeyTopic('logs-q')] }, 0, head);
       expect(again.length).toBe(30);
       expect(proxy.requests.length - before).toBeLessThan(Math.ceil((head + 1) / 18) + 10);
     } finally {
@@ -228,7 +251,7 @@ describe('scan window', () => {
     // 60 blocks 12 s apart, then 30 blocks 2 s apart.
     await anvil.rpc('anvil_mine', ['0x3c', '0xc']);
     await anvil.rpc('anvil_mine', ['0x1e', '0x2']);
-    const rpc = createRpcTransport({ urls: [anvil.url] });
+    const rpc = transport(anvil.url);
     const head = await getHeader(rpc, 'latest');
     const all: number[] = [];
     for (let n = 0; n <= head.number; n++) all.push((await getHeader(rpc, n)).timestamp);
@@ -263,8 +286,8 @@ describe('scan + repair', () => {
     await anvil.rpc('evm_increaseTime', [30]);
     await anvil.mine(1);
 
-    const rpc = createRpcTransport({ urls: [anvil.url] });
-    const scanner = createScanner({ rpc, logs: createLogFetcher({ rpc }), ...addrs(), wallet: workerAddr, windowS: 3 * 3600 });
+    const rpc = transport(anvil.url);
+    const scanner = createScanner({ rpc, logs: fetcher(rpc), ...addrs(), wallet: workerAddr, windowS: 3 * 3600, includeHeartbeats: true, reorgDepth: REORG_DEPTH });
     const head = await getHeader(rpc, 'latest');
     const r1 = await scanner.scan({ reason: 'startup', ids: [String(lost)], head });
     const byId = new Map(r1.facts.map((f) => [f.activityId, f]));
@@ -355,9 +378,18 @@ describe('follower', () => {
   }, 30_000);
 
   test('a reorg is detected with its fork block and the new branch is ingested', async () => {
-    const rpc = createRpcTransport({ urls: [anvil.url] });
+    const rpc = transport(anvil.url);
     const start = (await anvil.blockNumber()) + 1;
-    const follower = createFollower({ rpc, logs: createLogFetcher({ rpc }), ...addrs(), queueName: 'reorg-q', startBlock: start });
+    const follower = createFollower({
+      rpc,
+      logs: fetcher(rpc),
+      ...addrs(),
+      queueName: 'reorg-q',
+      startBlock: start,
+      maxBlocksPerStep: 2_000,
+      reorgDepth: REORG_DEPTH,
+      filterClaimable: true,
+    });
     const snap = await anvil.rpc<string>('evm_snapshot');
     const [x] = await enqueueActivities(stack, { queue: 'reorg-q', count: 1 });
     const xBlock = await anvil.blockNumber();

@@ -4,18 +4,21 @@
  * reverting calls. Fakes (named as such): small node:http proxies in front of anvil.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Interface, Transaction, Wallet } from 'ethers';
 import solc from 'solc';
 import { type Anvil, freePort, rpcCall, startAnvil } from '../scripts/lib/anvil.ts';
+import { createRpcTransport } from '../src/chain/transport.ts';
+import { loadConfig } from '../src/config/load.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { laneKey, NONCE_LAST, txKey } from '../src/store/keys.ts';
 import { type LaneTx, LaneTxSchema, TxRefSchema } from '../src/store/records.ts';
 import { openStore, type Store } from '../src/store/store.ts';
 import { createTxManager, type TxEvent, type TxManager, type TxPolicy } from '../src/txmgr/index.ts';
+import { txPolicy } from '../src/txmgr/options.ts';
 
 const SOURCE = `// SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
@@ -41,12 +44,18 @@ const FAST: Partial<TxPolicy> = {
   bumpAfterMs: 4_000,
   bumpAfterBlocks: 0,
   rebroadcastMs: 1_500,
-  rpcTimeoutMs: 2_000,
-  endpointBackoffMs: 100,
-  endpointBackoffMaxMs: 1_000,
   insufficientFundsRetryMs: 400,
   feeCacheMs: 200,
 };
+
+/** The policy the daemon compiles from a config file with nothing set (the schema's defaults). */
+function defaultPolicy(key: string): TxPolicy {
+  const dir = mkdtempSync(join(tmpdir(), 'wcp-txmgr-config-'));
+  dirs.push(dir);
+  const path = join(dir, 'empty.toml');
+  writeFileSync(path, '');
+  return txPolicy(loadConfig({ path, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: key } }));
+}
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -66,16 +75,21 @@ function newStore(): Store {
 function mk(opts: { store: Store; urls: string[]; key: string; policy?: Partial<TxPolicy> }): { m: TxManager; events: TxEvent[] } {
   const events: TxEvent[] = [];
   keysUsed.push(opts.key);
+  const logger = createLogger('t', { json: true, level: 'debug', write: (l) => {
+    logLines.push(l);
+    if (process.env.TXMGR_TEST_LOG) process.stderr.write(`${l}\n`);
+  } });
+  const rpc = createRpcTransport(
+    { urls: opts.urls, chainId: 31337, timeoutMs: 2_000, maxLagBlocks: 5, endpointBackoffMs: 100, endpointBackoffMaxMs: 1_000 },
+    { logger: logger.child('rpc') },
+  );
   const m = createTxManager({
     store: opts.store,
-    rpcUrls: opts.urls,
+    rpc,
     chainId: 31337,
     privateKey: opts.key,
-    policy: { ...FAST, ...opts.policy },
-    logger: createLogger('t', { json: true, level: 'debug', write: (l) => {
-      logLines.push(l);
-      if (process.env.TXMGR_TEST_LOG) process.stderr.write(`${l}\n`);
-    } }),
+    policy: { ...defaultPolicy(opts.key), ...FAST, ...opts.policy },
+    logger,
     onEvent: (ev) => events.push(ev),
   });
   managers.push(m);

@@ -21,7 +21,7 @@
  *   to have succeeded.
  */
 import { Wallet } from 'ethers';
-import { taskQueueIface } from '../../src/chain/reads.ts';
+import { taskQueueIface } from '../../src/chain/abi.ts';
 import { createLogFetcher } from '../../src/reconciler/logs.ts';
 import { createRpcTransport } from '../../src/chain/transport.ts';
 import { createScanner } from '../../src/reconciler/scanner.ts';

@@ -1,17 +1,21 @@
 /**
- * The reconciler's chain reads over an `RpcTransport`: block headers, and `getActivity` / `getWorkflow` /
- * `getWorkerActivities` pinned to one block, batched through Multicall3 `aggregate3` (allowFailure: a failing
- * sub-call is reported, never hides the others). Chain data is untrusted: decoded values are range-checked.
+ * Typed chain reads over an `RpcTransport`, for the reconciler, the lifecycle and the poller alike: block
+ * headers, and `getActivity` / `getWorkflow` / `getWorkerActivities` pinned to one block, batched through
+ * Multicall3 `aggregate3` (allowFailure: a failing sub-call is reported, never hides the others). Chain data is
+ * untrusted: decoded values are range-checked (`values.ts`).
  */
-import { Interface } from 'ethers';
-import { MULTICALL3_ABI, TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI, type ActivityStatusCode } from './abi.ts';
 import { WcpError } from '../internal/errors.ts';
+import { type ActivityStatusCode, multicallIface, taskQueueIface, workflowEngineIface } from './abi.ts';
 import { type ActivityFact, type ActivityTuple, resumedPastStep, type WorkflowFact } from './facts.ts';
-import { RpcError, type RpcTransport, toHex } from './transport.ts';
+import { RpcError, toHex } from './rpc-error.ts';
+import type { RpcTransport } from './transport.ts';
+import { chainText as text, chainUint as num } from './values.ts';
 
-export const taskQueueIface = new Interface(TASK_QUEUE_ABI);
-export const workflowIface = new Interface(WORKFLOW_ENGINE_ABI);
-export const multicallIface = new Interface(MULTICALL3_ABI);
+/** A block tag: a number, or the node's latest block. */
+export type BlockTag = number | 'latest';
+
+/** Sub-calls per `aggregate3` when the caller does not say. */
+export const MULTICALL_CHUNK = 100;
 
 export interface BlockHeader {
   number: number;
@@ -36,9 +40,9 @@ export async function getHeader(rpc: RpcTransport, tag: number | 'latest'): Prom
   };
 }
 
-/** `eth_call` at a block number. */
-export async function ethCall(rpc: RpcTransport, to: string, data: string, block: number): Promise<string> {
-  return await rpc.request<string>('eth_call', [{ to, data }, toHex(block)]);
+/** `eth_call` at a block. */
+export async function ethCall(rpc: RpcTransport, to: string, data: string, block: BlockTag): Promise<string> {
+  return await rpc.request<string>('eth_call', [{ to, data }, block === 'latest' ? block : toHex(block)]);
 }
 
 export interface SubCall {
@@ -51,8 +55,8 @@ export async function multicall(
   rpc: RpcTransport,
   multicall3: string,
   calls: SubCall[],
-  block: number,
-  chunk = 100,
+  block: BlockTag,
+  chunk = MULTICALL_CHUNK,
 ): Promise<Array<{ success: boolean; returnData: string }>> {
   const out: Array<{ success: boolean; returnData: string }> = [];
   for (let i = 0; i < calls.length; i += chunk) {
@@ -69,19 +73,7 @@ export async function multicall(
   return out;
 }
 
-const MAX_TEXT = 4096;
-function text(field: string, value: unknown): string {
-  if (typeof value !== 'string') throw new WcpError('CHAIN_BAD_DATA', `chain returned a non-string ${field}`);
-  if (value.length > MAX_TEXT) throw new WcpError('CHAIN_BAD_DATA', `chain returned a ${field} of ${value.length} chars`);
-  return value;
-}
-function num(field: string, value: unknown): number {
-  const n = BigInt(value as bigint);
-  if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new WcpError('CHAIN_BAD_DATA', `chain returned ${field}=${n}, out of range`);
-  return Number(n);
-}
-
-
+/** Decodes `getActivity(requestedId)` return data; checks the id and the status code. */
 export function decodeActivity(requestedId: string, returnData: string): ActivityTuple {
   const [t] = taskQueueIface.decodeFunctionResult('getActivity', returnData) as unknown as [unknown[]];
   const status = num('status', t[6]);
@@ -117,7 +109,7 @@ export async function readActivities(
   addrs: { taskQueue: string; multicall3: string },
   ids: string[],
   block: number,
-  chunk = 100,
+  chunk = MULTICALL_CHUNK,
 ): Promise<ActivityTuple[]> {
   const calls = ids.map((id) => ({ target: addrs.taskQueue, callData: taskQueueIface.encodeFunctionData('getActivity', [id]) }));
   const results = await multicall(rpc, addrs.multicall3, calls, block, chunk);
@@ -137,14 +129,14 @@ export async function readWorkflows(
 ): Promise<Map<string, WorkflowFact>> {
   const calls = instanceIds.map((id) => ({
     target: addrs.workflowEngine,
-    callData: workflowIface.encodeFunctionData('getWorkflow', [id]),
+    callData: workflowEngineIface.encodeFunctionData('getWorkflow', [id]),
   }));
   const results = await multicall(rpc, addrs.multicall3, calls, block);
   const out = new Map<string, WorkflowFact>();
   results.forEach((r, i) => {
     const id = instanceIds[i] as string;
     if (!r.success || r.returnData === '0x') return;
-    const [t] = workflowIface.decodeFunctionResult('getWorkflow', r.returnData) as unknown as [unknown[]];
+    const [t] = workflowEngineIface.decodeFunctionResult('getWorkflow', r.returnData) as unknown as [unknown[]];
     out.set(id, {
       instanceId: id,
       status: num('workflow status', t[6]),

@@ -1,134 +1,192 @@
 /**
- * A minimal JSON-RPC transport for the reconciler thread: one POST per call, a per-request timeout, failover
- * across several endpoints (the last good one is tried first), and errors that keep what a caller needs to
- * classify them (`kind`, the JSON-RPC `rpcCode`, the HTTP status). ethers is used only for ABI coding; raw
- * JSON-RPC keeps eth_getLogs errors unwrapped, which the adaptive log fetcher classifies by code and message.
+ * The one JSON-RPC transport of the daemon: every read and write of the poller, the reconciler, the lifecycle,
+ * the supervisor's startup checks and the tx manager goes through `createRpcTransport`.
+ *
+ * - Failover: a call goes to the best usable endpoint (up, not lagging, freshest head, then lowest latency) and
+ *   moves on to the next when the endpoint is at fault (`isEndpointFault`: no answer, HTTP error, rate limit).
+ *   Any other JSON-RPC error is the node's answer and is thrown at once. When no endpoint is healthy the
+ *   least-bad one is still tried: the transport never refuses to try.
+ * - Health per endpoint (`endpoint.ts`): a failing endpoint is skipped for a growing backoff; one more than
+ *   `maxLagBlocks` behind the best head (heads read by `refreshHeads`) is not read from; an endpoint on another
+ *   chain (checked before its first use) is never used.
+ * - `broadcast`: the same call (a raw transaction) to every usable endpoint at once, each answer kept apart.
+ * - `status()`: a per-endpoint snapshot (head, lag, health, errors by kind) with credential-free URLs.
  */
 import { WcpError } from '../internal/errors.ts';
+import type { Logger } from '../internal/logger.ts';
+import { createEndpointCaller, type Endpoint, type EndpointStatus, newEndpoint } from './endpoint.ts';
+import { isEndpointFault, RpcError } from './rpc-error.ts';
 
-/** The seam tests point at anvil, a proxy or a fake. */
+export type { EndpointStatus } from './endpoint.ts';
+export { RpcError, type RpcErrorKind, shouldRetry, toHex } from './rpc-error.ts';
+
+/** The seam every chain read takes: tests point it at anvil, a proxy or a fake. */
 export interface RpcTransport {
   request<T>(method: string, params: unknown[]): Promise<T>;
 }
 
-export type RpcErrorKind = 'transport' | 'timeout' | 'http' | 'rpc';
-
-/** An RPC failure. `retryable` is true for transport/timeout/5xx/429 and for known transient node answers. */
-export class RpcError extends WcpError {
-  readonly kind: RpcErrorKind;
-  readonly rpcCode: number | undefined;
-  readonly httpStatus: number | undefined;
-  readonly method: string;
-
-  constructor(
-    kind: RpcErrorKind,
-    method: string,
-    message: string,
-    opts: { rpcCode?: number; httpStatus?: number; cause?: unknown; retryable?: boolean } = {},
-  ) {
-    const retryable = opts.retryable ?? kind !== 'rpc';
-    super(kind === 'rpc' ? 'CHAIN_BAD_DATA' : 'CHAIN_UNREACHABLE', `${method}: ${message}`, {
-      retryable,
-      cause: opts.cause,
-    });
-    this.kind = kind;
-    this.method = method;
-    this.rpcCode = opts.rpcCode;
-    this.httpStatus = opts.httpStatus;
-  }
-}
-
-/** JSON-RPC error answers that mean "try again" (lagging load-balanced nodes, rate limits). */
-const TRANSIENT_RPC = /header not found|unknown block|block not found|rate limit|too many requests|temporarily|try again|busy|capacity/i;
-
+/** Where the endpoints are and how they are judged; plain data (it crosses into worker threads). */
 export interface RpcTransportOptions {
   urls: string[];
-  /** Per request; default 10 000. */
-  timeoutMs?: number;
-  fetchFn?: typeof fetch;
+  chainId: number;
+  /** Per call (`ethereum.request_timeout`). */
+  timeoutMs: number;
+  /** An endpoint this many blocks behind the best head is not read from (`tx_policy.max_lag_blocks`). */
+  maxLagBlocks: number;
+  /** A failing endpoint is skipped for this long, doubling per failure up to the max. */
+  endpointBackoffMs: number;
+  endpointBackoffMaxMs: number;
 }
 
-export function createRpcTransport(opts: RpcTransportOptions): RpcTransport {
-  if (opts.urls.length === 0) throw new WcpError('CONFIG_INVALID', 'no RPC endpoint configured');
-  const fetchFn = opts.fetchFn ?? fetch;
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  let preferred = 0;
-  let nextId = 1;
+/** Seams that are not options: where logs go, the HTTP client, the clock. */
+export interface RpcTransportDeps {
+  logger?: Logger;
+  fetchFn?: typeof fetch;
+  now?: () => number;
+}
 
-  async function once<T>(url: string, method: string, params: unknown[]): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetchFn(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, params }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (e) {
-      const name = (e as { name?: string }).name;
-      if (name === 'TimeoutError' || name === 'AbortError') {
-        throw new RpcError('timeout', method, `request timed out after ${timeoutMs} ms`, { cause: e });
-      }
-      throw new RpcError('transport', method, e instanceof Error ? e.message : String(e), { cause: e });
-    }
-    let text: string;
-    try {
-      text = await res.text();
-    } catch (e) {
-      throw new RpcError('transport', method, `reading the reply failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-    }
-    let body: { result?: T; error?: { code?: number; message?: string; data?: unknown } } | undefined;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    if (body?.error) {
-      const message = String(body.error.message ?? 'unknown error');
-      const dataText = typeof body.error.data === 'string' ? body.error.data : body.error.data ? JSON.stringify(body.error.data) : '';
-      const full = dataText && !message.includes(dataText) ? `${message} (${dataText})` : message;
-      return Promise.reject(
-        new RpcError('rpc', method, full, {
-          ...(typeof body.error.code === 'number' ? { rpcCode: body.error.code } : {}),
-          httpStatus: res.status,
-          retryable: TRANSIENT_RPC.test(full),
-        }),
-      );
-    }
-    if (!res.ok) {
-      throw new RpcError('http', method, `HTTP ${res.status} ${text.slice(0, 200)}`, {
-        httpStatus: res.status,
-        retryable: res.status >= 500 || res.status === 429 || res.status === 408,
-      });
-    }
-    if (!body || !('result' in body)) throw new RpcError('transport', method, `not a JSON-RPC reply: ${text.slice(0, 200)}`);
-    return body.result as T;
+export type BroadcastOutcome = { endpoint: string; ok: true; result: unknown } | { endpoint: string; ok: false; error: RpcError };
+
+/** The transport with its endpoint management: what the tx manager and the supervisor use. */
+export interface RpcClient extends RpcTransport {
+  /** Checks the chain id of every endpoint; throws CHAIN_ID_MISMATCH if none serves it, CHAIN_UNREACHABLE if none answered. */
+  checkChainIds(): Promise<void>;
+  /** The same call to every usable endpoint in parallel; each answer reported apart. Never throws. */
+  broadcast(method: string, params: unknown[]): Promise<BroadcastOutcome[]>;
+  /** Reads `eth_blockNumber` from every endpoint not in backoff (updates lag); returns the best head, -1 if none. */
+  refreshHeads(): Promise<number>;
+  /** The best head seen by `refreshHeads`, -1 before. */
+  bestBlock(): number;
+  status(): EndpointStatus[];
+}
+
+export function createRpcTransport(o: RpcTransportOptions, deps: RpcTransportDeps = {}): RpcClient {
+  if (o.urls.length === 0) throw new WcpError('CONFIG_INVALID', 'no RPC endpoint configured');
+  const now = deps.now ?? Date.now;
+  const log = deps.logger;
+  const eps: Endpoint[] = o.urls.map(newEndpoint);
+  const caller = createEndpointCaller({
+    timeoutMs: o.timeoutMs,
+    backoff: { baseMs: o.endpointBackoffMs, maxMs: o.endpointBackoffMaxMs },
+    log,
+    fetchFn: deps.fetchFn ?? fetch,
+    now,
+  });
+
+  function best(): number {
+    let b = -1;
+    for (const ep of eps) if (ep.chainIdOk !== false && ep.lastBlock > b) b = ep.lastBlock;
+    return b;
   }
 
-  return {
+  /** Usable endpoints for a read, best first: up, not lagging, freshest block, then lowest latency. */
+  function ordered(): Endpoint[] {
+    const t = now();
+    const b = best();
+    const usable = eps.filter((ep) => ep.chainIdOk !== false);
+    const healthy = usable.filter((ep) => ep.downUntil <= t && (ep.lastBlock < 0 || b - ep.lastBlock <= o.maxLagBlocks));
+    healthy.sort((x, y) => y.lastBlock - x.lastBlock || x.latencyMs - y.latencyMs);
+    // The rest as a last resort: lagging ones first (they answer), then down ones by how soon they come back.
+    const rest = usable
+      .filter((ep) => !healthy.includes(ep))
+      .sort((x, y) => Number(x.downUntil > t) - Number(y.downUntil > t) || x.downUntil - y.downUntil || y.lastBlock - x.lastBlock);
+    return [...healthy, ...rest];
+  }
+
+  async function checkChainId(ep: Endpoint): Promise<void> {
+    const hex = await caller.call<string>(ep, 'eth_chainId', []);
+    const got = Number(BigInt(hex));
+    ep.chainIdOk = got === o.chainId;
+    if (!ep.chainIdOk) log?.error('rpc endpoint is on another chain: not used', { endpoint: ep.label, chain_id: got, want_chain_id: o.chainId });
+  }
+
+  function mismatch(): WcpError {
+    return new WcpError('CHAIN_ID_MISMATCH', `no RPC endpoint serves chain id ${o.chainId} (ethereum.chain_id)`, {
+      details: eps.map((e) => e.label),
+    });
+  }
+
+  const client: RpcClient = {
     async request<T>(method: string, params: unknown[]): Promise<T> {
       let last: unknown;
-      for (let i = 0; i < opts.urls.length; i++) {
-        const idx = (preferred + i) % opts.urls.length;
+      for (const ep of ordered()) {
         try {
-          const r = await once<T>(opts.urls[idx] as string, method, params);
-          preferred = idx;
-          return r;
+          if (ep.chainIdOk === undefined) await checkChainId(ep);
+          if (ep.chainIdOk === false) continue;
+          return await caller.call<T>(ep, method, params);
         } catch (e) {
-          // A JSON-RPC error is the node's answer about the request, not the endpoint's failure: no failover
-          // (another node would most likely say the same, and eth_getLogs range errors must reach the caller).
-          if (e instanceof RpcError && e.kind === 'rpc') throw e;
+          if (!(e instanceof RpcError) || !isEndpointFault(e)) throw e;
+          if (e.kind === 'rpc') caller.markFailed(ep, e);
           last = e;
         }
       }
+      if (last === undefined) throw mismatch();
       throw last;
     },
+
+    async checkChainIds() {
+      await Promise.all(eps.map((ep) => checkChainId(ep).catch(() => undefined)));
+      if (eps.every((ep) => ep.chainIdOk === false)) throw mismatch();
+      if (!eps.some((ep) => ep.chainIdOk === true)) {
+        throw new WcpError('CHAIN_UNREACHABLE', 'no RPC endpoint answered', {
+          retryable: true,
+          details: eps.map((e) => `${e.label}: ${e.lastError ?? 'no answer'}`),
+        });
+      }
+    },
+
+    async broadcast(method: string, params: unknown[]): Promise<BroadcastOutcome[]> {
+      const t = now();
+      // Every endpoint that is up; if all are down, all of them anyway (never skip a send entirely).
+      let targets = eps.filter((ep) => ep.chainIdOk !== false && ep.downUntil <= t);
+      if (targets.length === 0) targets = eps.filter((ep) => ep.chainIdOk !== false);
+      return await Promise.all(
+        targets.map(async (ep): Promise<BroadcastOutcome> => {
+          try {
+            if (ep.chainIdOk === undefined) await checkChainId(ep);
+            if (ep.chainIdOk === false) throw new RpcError('rpc', method, `not sent: ${ep.label} is on another chain`, { endpoint: ep.label, retryable: false });
+            return { endpoint: ep.label, ok: true, result: await caller.call(ep, method, params) };
+          } catch (e) {
+            const error = e instanceof RpcError ? e : new RpcError('transport', method, String(e), { endpoint: ep.label, cause: e });
+            return { endpoint: ep.label, ok: false, error };
+          }
+        }),
+      );
+    },
+
+    async refreshHeads() {
+      const t = now();
+      await Promise.all(
+        eps.map(async (ep) => {
+          if (ep.chainIdOk === false || ep.downUntil > t) return;
+          try {
+            if (ep.chainIdOk === undefined) await checkChainId(ep);
+            if (ep.chainIdOk) ep.lastBlock = Number(BigInt(await caller.call<string>(ep, 'eth_blockNumber', [])));
+          } catch {
+            // counted against the endpoint inside call()
+          }
+        }),
+      );
+      return best();
+    },
+
+    bestBlock: best,
+
+    status() {
+      const t = now();
+      const b = best();
+      return eps.map((ep) => ({
+        url: ep.label,
+        up: ep.downUntil <= t,
+        consecutiveFailures: ep.failures,
+        latencyMs: Math.round(ep.latencyMs),
+        lastBlock: ep.lastBlock,
+        lagBlocks: ep.lastBlock >= 0 && b >= 0 ? b - ep.lastBlock : 0,
+        chainIdOk: ep.chainIdOk,
+        errors: { ...ep.errors },
+        lastError: ep.lastError,
+      }));
+    },
   };
+  return client;
 }
-
-/** Whether an error from the transport (or anything else) is worth retrying later. */
-export function isRetryable(e: unknown): boolean {
-  return e instanceof WcpError ? e.retryable : false;
-}
-
-export const toHex = (n: number | bigint): string => `0x${n.toString(16)}`;

@@ -1,31 +1,32 @@
 /**
  * The Poller: visibility only. Every `pollIntervalMs` it reads the first `pollBatch` available activities of the
- * queue (`pollActivity(queue, 0..n-1)` in one Multicall3 call) and emits them as claim jobs; the supervisor
- * writes them idempotently. It does not consider capacity; the supervisor pauses it when the backlog is full.
- * On RPC errors it backs off exponentially (capped) and keeps going.
+ * queue (`pollActivities`: one Multicall3 call) and emits them as claim jobs; the supervisor writes them
+ * idempotently. It does not consider capacity (the lifecycle claims only what it has room for). On RPC errors
+ * it backs off (the shared backoff, never faster than the poll interval, at most `POLL_BACKOFF_MAX_MS`).
  *
- * States: idle → running ⇄ paused → stopped.
+ * States: idle → running → stopped.
  */
-import type { ChainReader } from '../chain/reader.ts';
+import { pollActivities } from '../chain/poll.ts';
+import type { RpcTransport } from '../chain/transport.ts';
+import { backoffDelayMs } from '../internal/backoff.ts';
 import { toWire } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { ClaimJob } from '../store/records.ts';
 import type { PollerEvent } from '../supervisor/messages.ts';
+import { POLL_BACKOFF_MAX_MS } from './options.ts';
 
-export type PollerState = 'idle' | 'running' | 'paused' | 'stopped';
+export type PollerState = 'idle' | 'running' | 'stopped';
 
 export interface Poller {
   start(): void;
-  pause(): void;
-  resume(): void;
-  pollNow(): void;
   /** Resolves when the loop has exited. */
   stop(): Promise<void>;
   status(): { state: PollerState; polls: number; errors: number; last_found: number };
 }
 
 export interface PollerDeps {
-  reader: Pick<ChainReader, 'pollActivities'>;
+  rpc: RpcTransport;
+  addresses: { taskQueue: string; multicall3: string };
   queueName: string;
   pollBatch: number;
   pollIntervalMs: number;
@@ -37,6 +38,7 @@ export interface PollerDeps {
 export function createPoller(deps: PollerDeps): Poller {
   const now = deps.now ?? Date.now;
   const log = deps.logger;
+  const backoff = { baseMs: 2 * deps.pollIntervalMs, maxMs: Math.max(deps.pollIntervalMs, POLL_BACKOFF_MAX_MS) };
   let state: PollerState = 'idle';
   let polls = 0;
   let errors = 0;
@@ -67,7 +69,7 @@ export function createPoller(deps: PollerDeps): Poller {
   async function tick(): Promise<void> {
     const t0 = now();
     try {
-      const found = await deps.reader.pollActivities(deps.queueName, deps.pollBatch);
+      const found = await pollActivities(deps.rpc, deps.addresses, deps.queueName, deps.pollBatch);
       polls++;
       consecutive = 0;
       lastFound = found.length;
@@ -86,11 +88,10 @@ export function createPoller(deps: PollerDeps): Poller {
   }
 
   async function run(): Promise<void> {
-    while (state === 'running' || state === 'paused') {
-      if (state === 'running') await tick();
-      if ((state as PollerState) === 'stopped') break;
-      const backoff = consecutive === 0 ? deps.pollIntervalMs : Math.min(deps.pollIntervalMs * 2 ** Math.min(consecutive, 6), 30_000);
-      await sleep(backoff);
+    while (state === 'running') {
+      await tick();
+      if ((state as PollerState) !== 'running') break;
+      await sleep(consecutive === 0 ? deps.pollIntervalMs : Math.max(deps.pollIntervalMs, backoffDelayMs(backoff, consecutive)));
     }
   }
 
@@ -100,18 +101,6 @@ export function createPoller(deps: PollerDeps): Poller {
       setState('running');
       log.info('poller started', { queue: deps.queueName, interval_ms: deps.pollIntervalMs, batch: deps.pollBatch });
       loop = run();
-    },
-    pause() {
-      if (state === 'running') setState('paused');
-    },
-    resume() {
-      if (state === 'paused') {
-        setState('running');
-        wake?.();
-      }
-    },
-    pollNow() {
-      wake?.();
     },
     async stop() {
       if (state === 'stopped') return loop;

@@ -14,10 +14,10 @@
  * (the caller retries the same range after a backoff). Duplicates are possible and harmless (idempotent writes).
  */
 import { type BlockHeader, getHeader, readActivities } from '../chain/reads.ts';
-import type { LogFetcher, RawLog } from './logs.ts';
-import type { ClaimJob } from '../store/records.ts';
+import { queueKeyTopic, TOPICS } from '../chain/topics.ts';
 import type { RpcTransport } from '../chain/transport.ts';
-import { queueKeyTopic, TOPICS } from './scanner.ts';
+import type { ClaimJob } from '../store/records.ts';
+import type { LogFetcher, RawLog } from './logs.ts';
 
 export interface FollowerOptions {
   rpc: RpcTransport;
@@ -29,12 +29,13 @@ export interface FollowerOptions {
   startBlock: number;
   /** Known hash of `startBlock - 1` (from a checkpoint), to detect a reorg across a restart. */
   startParentHash?: string;
-  /** Max blocks per step; default 2 000. */
-  maxBlocksPerStep?: number;
-  /** Remembered hashes; default 128. */
-  reorgDepth?: number;
-  /** Emit only activities still Pending and not expired at the step's last block; default true. */
-  filterClaimable?: boolean;
+  /** Max blocks per step. */
+  maxBlocksPerStep: number;
+  /** Remembered hashes (at least 2). */
+  reorgDepth: number;
+  /** Emit only activities still Pending and not expired at the step's last block. */
+  filterClaimable: boolean;
+  /** Clock seam (claim jobs' `created_at_ms`). */
   now?: () => number;
 }
 
@@ -58,10 +59,10 @@ export interface Follower {
 }
 
 export function createFollower(opts: FollowerOptions): Follower {
-  const maxStep = Math.max(1, opts.maxBlocksPerStep ?? 2_000);
-  const depth = Math.max(2, opts.reorgDepth ?? 128);
+  const maxStep = Math.max(1, opts.maxBlocksPerStep);
+  const depth = Math.max(2, opts.reorgDepth);
   const now = opts.now ?? Date.now;
-  const filterClaimable = opts.filterClaimable ?? true;
+  const filterClaimable = opts.filterClaimable;
   const queueTopic = queueKeyTopic(opts.queueName);
   let next = opts.startBlock;
   /** block number → hash of ingested blocks we can verify later. */

@@ -1,6 +1,17 @@
 import { describe, expect, test } from 'bun:test';
-import { classifyLogsError, createLogFetcher, rangeHint } from './logs.ts';
 import { RpcError, type RpcTransport } from '../chain/transport.ts';
+import { classifyLogsError, createLogFetcher, type LogFetcherOptions, rangeHint } from './logs.ts';
+
+/** A fetcher's options for a test: small retry waits, the reconciler's other values. */
+const fetcherOptions = (rpc: RpcTransport, over: Partial<LogFetcherOptions> = {}): LogFetcherOptions => ({
+  rpc,
+  initialChunkBlocks: 2_000,
+  maxChunkBlocks: 10_000,
+  growAfter: 3,
+  maxRetries: 4,
+  retryBackoff: { baseMs: 1, maxMs: 10 },
+  ...over,
+});
 
 const rpcErr = (message: string, rpcCode?: number) => new RpcError('rpc', 'eth_getLogs', message, rpcCode === undefined ? {} : { rpcCode });
 
@@ -37,10 +48,10 @@ describe('createLogFetcher', () => {
         return [] as T;
       },
     };
-    const f = createLogFetcher({ rpc, initialChunkBlocks: 10, sleep: async () => {} });
+    const f = createLogFetcher(fetcherOptions(rpc, { initialChunkBlocks: 10, sleep: async () => {} }));
     await f.getLogs({ address: '0x0', topics: [] }, 0, 24);
     expect(seen).toEqual(['0-9', '0-9', '0-9', '10-19', '20-24']);
     const bad: RpcTransport = { request: async () => Promise.reject(rpcErr('invalid params', -32602)) };
-    await expect(createLogFetcher({ rpc: bad }).getLogs({ address: '0x0', topics: [] }, 0, 5)).rejects.toThrow('invalid params');
+    await expect(createLogFetcher(fetcherOptions(bad)).getLogs({ address: '0x0', topics: [] }, 0, 5)).rejects.toThrow('invalid params');
   });
 });

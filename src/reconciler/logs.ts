@@ -9,11 +9,12 @@
  * is too large", "exceed maximum block range", "range 5000 exceeds limit of 2000", -32602 range errors) or the
  * query timed out; a limit the node names (a number or an Alchemy-style `[0x.., 0x..]` hint) becomes a ceiling
  * the range never grows past again. After `growAfter` successes in a row it grows by 25 % (up to the ceiling /
- * `maxChunkBlocks`). Transport errors (connection refused, 5xx, 429) are retried over the same range with
- * exponential backoff and jitter, at most `maxRetries` times in a row, then thrown (the caller backs off).
+ * `maxChunkBlocks`). Transport errors (connection refused, 5xx, 429) are retried over the same range with the
+ * shared backoff, at most `maxRetries` times in a row, then thrown (the caller backs off).
  */
-import { WcpError } from '../internal/errors.ts';
 import { RpcError, type RpcTransport, toHex } from '../chain/transport.ts';
+import { type BackoffPolicy, backoffDelayMs } from '../internal/backoff.ts';
+import { WcpError } from '../internal/errors.ts';
 
 export interface LogFilter {
   address: string | string[];
@@ -73,18 +74,19 @@ export function rangeHint(message: string, requested: number): number | undefine
   return undefined;
 }
 
+/** Built by `logFetcherOptions` (`options.ts`) for the reconciler; every field but the seams is required. */
 export interface LogFetcherOptions {
   rpc: RpcTransport;
-  /** Default 2 000. */
-  initialChunkBlocks?: number;
-  /** Default 10 000. */
-  maxChunkBlocks?: number;
-  /** Consecutive successes before growing; default 3. */
-  growAfter?: number;
-  /** Transport retries in a row before throwing; default 4. */
-  maxRetries?: number;
-  backoffMinMs?: number;
-  backoffMaxMs?: number;
+  /** Range of the first request (`reconciler.initial_chunk_blocks`). */
+  initialChunkBlocks: number;
+  /** Upper bound the range may grow to (`reconciler.max_chunk_blocks`). */
+  maxChunkBlocks: number;
+  /** Consecutive full-size successes before growing. */
+  growAfter: number;
+  /** Transport retries of one range in a row before throwing. */
+  maxRetries: number;
+  retryBackoff: BackoffPolicy;
+  /** Seam for tests. */
   sleep?: (ms: number) => Promise<void>;
   /** Called after each successful chunk (metrics, tests). */
   onChunk?: (c: { fromBlock: number; toBlock: number; logs: number }) => void;
@@ -106,13 +108,9 @@ export interface LogFetcher {
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function createLogFetcher(opts: LogFetcherOptions): LogFetcher {
-  const maxChunk = Math.max(1, opts.maxChunkBlocks ?? 10_000);
-  let ceiling = maxChunk;
-  let size = Math.min(ceiling, Math.max(1, opts.initialChunkBlocks ?? 2_000));
-  const growAfter = opts.growAfter ?? 3;
-  const maxRetries = opts.maxRetries ?? 4;
-  const bMin = opts.backoffMinMs ?? 250;
-  const bMax = opts.backoffMaxMs ?? 10_000;
+  let ceiling = Math.max(1, opts.maxChunkBlocks);
+  let size = Math.min(ceiling, Math.max(1, opts.initialChunkBlocks));
+  const { growAfter, maxRetries } = opts;
   const sleep = opts.sleep ?? defaultSleep;
   let streak = 0;
   const st = { requests: 0, shrinks: 0, grows: 0, retries: 0 };
@@ -167,8 +165,7 @@ export function createLogFetcher(opts: LogFetcherOptions): LogFetcher {
         if (retries >= maxRetries) throw e;
         retries++;
         st.retries++;
-        const backoff = Math.min(bMax, bMin * 2 ** (retries - 1));
-        await sleep(backoff / 2 + Math.random() * (backoff / 2));
+        await sleep(backoffDelayMs(opts.retryBackoff, retries));
         continue;
       }
       retries = 0;

@@ -11,6 +11,7 @@
  */
 import type { WireError } from '../internal/errors.ts';
 import type { ActivityFact } from '../chain/facts.ts';
+import type { RpcTransportOptions } from '../chain/transport.ts';
 import type { ClaimJob } from '../store/records.ts';
 
 /** Why a scan ran. */
@@ -41,17 +42,20 @@ export type ReconcilerEvent =
   | { type: 'error'; error: WireError }
   | { type: 'stopped' };
 
-/** Everything `runReconcilerWorker` needs; structured-cloneable (it crosses into the worker thread). */
+/**
+ * Everything `runReconcilerWorker` needs; structured-cloneable (it crosses into the worker thread). Built from
+ * the config by `reconcilerOptions` (`options.ts`); every field is set, none has a default here.
+ */
 export interface ReconcilerOptions {
-  rpcUrls: string[];
-  chainId: number;
+  /** The thread builds its own transport from these. */
+  rpc: RpcTransportOptions;
   taskQueue: string;
   workflowEngine: string;
   multicall3: string;
   /** Our worker address (any case). */
   wallet: string;
   queueName: string;
-  /** Scan window, seconds of block time back from the head (the design notes' ~3 h = 10 800). */
+  /** Scan window, seconds of block time back from the head (`reconciler.window`). */
   windowS: number;
   /** Follower poll interval. */
   followIntervalMs: number;
@@ -64,18 +68,16 @@ export interface ReconcilerOptions {
   /** `last_scan_block` from the store, when there is one. */
   checkpoint?: { block_number: number; block_hash?: string };
   /** Local activity ids (inflight / claim_job keys) to read in the startup scan as well. */
-  localIds?: string[];
-  /** Per-request RPC timeout; default 10 000. */
-  rpcTimeoutMs?: number;
-  /** Max blocks the follower ingests per step (it loops until caught up); default `maxChunkBlocks`. */
-  followMaxBlocks?: number;
-  /** Emit only enqueued activities still claimable when read (one Multicall3 read per batch); default true. */
-  filterClaimable?: boolean;
-  /** Also use ActivityHeartbeat events to find our activities; default true. */
-  includeHeartbeats?: boolean;
-  /** Reorg history kept by the follower (blocks); also the rewind on a checkpoint hash mismatch; default 128. */
-  reorgDepth?: number;
-  /** Backoff bounds for RPC outages; defaults 500 / 30 000. */
-  backoffMinMs?: number;
-  backoffMaxMs?: number;
+  localIds: string[];
+  /** Max blocks the follower ingests per step (it loops until caught up). */
+  followMaxBlocks: number;
+  /** Emit only enqueued activities still claimable when read (one Multicall3 read per batch). */
+  filterClaimable: boolean;
+  /** Also use ActivityHeartbeat events to find our activities. */
+  includeHeartbeats: boolean;
+  /** Reorg history kept by the follower (blocks); also the rewind on a checkpoint hash mismatch. */
+  reorgDepth: number;
+  /** Backoff bounds while the RPC fails (`backoffMaxMs` is `reconciler.backoff_max`). */
+  backoffMinMs: number;
+  backoffMaxMs: number;
 }

@@ -15,12 +15,13 @@
  * from the previous scan's head minus `reorgDepth` (ids found earlier stay known while their block is inside
  * the window), but re-read *every* known id: expiry is not an event, so facts must be re-read each time.
  */
-import { id as keccakId, zeroPadValue } from 'ethers';
-import { type BlockHeader, getHeader, readActivities, readWorkerActivities, readWorkflows, taskQueueIface, workflowIface } from '../chain/reads.ts';
-import type { LogFetcher } from './logs.ts';
-import { type ActivityFact, resumedPastStep, type WorkflowFact } from '../chain/facts.ts';
-import type { ScanReason } from './messages.ts';
+import { workflowEngineIface } from '../chain/abi.ts';
+import { type ActivityFact, resumedPastStep } from '../chain/facts.ts';
+import { type BlockHeader, getHeader, readActivities, readWorkerActivities, readWorkflows } from '../chain/reads.ts';
+import { addressTopic, TOPICS, uintTopic } from '../chain/topics.ts';
 import type { RpcTransport } from '../chain/transport.ts';
+import type { LogFetcher } from './logs.ts';
+import type { ScanReason } from './messages.ts';
 import { findWindowStart, type HeaderReader, headerReader } from './window.ts';
 
 export interface ScannerOptions {
@@ -31,11 +32,10 @@ export interface ScannerOptions {
   multicall3: string;
   wallet: string;
   windowS: number;
-  includeHeartbeats?: boolean;
-  /** Overlap of incremental log fetches; default 128 blocks. */
-  reorgDepth?: number;
-  /** getActivity calls per aggregate3; default 100. */
-  multicallChunk?: number;
+  /** Also use ActivityHeartbeat events to find our activities. */
+  includeHeartbeats: boolean;
+  /** Overlap of incremental log fetches, blocks. */
+  reorgDepth: number;
 }
 
 export interface ScanResult {
@@ -60,26 +60,11 @@ export interface Scanner {
   windowStart(head: BlockHeader): Promise<number>;
 }
 
-export const TOPICS = {
-  claimed: taskQueueIface.getEvent('ActivityClaimed')!.topicHash,
-  heartbeat: taskQueueIface.getEvent('ActivityHeartbeat')!.topicHash,
-  completed: taskQueueIface.getEvent('ActivityCompleted')!.topicHash,
-  failed: taskQueueIface.getEvent('ActivityFailed')!.topicHash,
-  enqueued: taskQueueIface.getEvent('ActivityEnqueued')!.topicHash,
-  wfResumed: workflowIface.getEvent('WorkflowResumed')!.topicHash,
-  wfCompleted: workflowIface.getEvent('WorkflowCompleted')!.topicHash,
-} as const;
-
-/** keccak256 of the queue name: the indexed `queueKey` of ActivityEnqueued. */
-export const queueKeyTopic = (queue: string): string => keccakId(queue).toLowerCase();
-export const addressTopic = (addr: string): string => zeroPadValue(addr.toLowerCase(), 32).toLowerCase();
-export const uintTopic = (n: string | bigint): string => zeroPadValue(`0x${BigInt(n).toString(16).padStart(2, '0')}`, 32).toLowerCase();
-
 export function createScanner(opts: ScannerOptions): Scanner {
   const read: HeaderReader = headerReader(opts.rpc);
-  const reorgDepth = opts.reorgDepth ?? 128;
+  const reorgDepth = opts.reorgDepth;
   const walletTopic = addressTopic(opts.wallet);
-  const topic0 = [TOPICS.claimed, TOPICS.completed, TOPICS.failed, ...(opts.includeHeartbeats === false ? [] : [TOPICS.heartbeat])];
+  const topic0 = [TOPICS.claimed, TOPICS.completed, TOPICS.failed, ...(opts.includeHeartbeats ? [TOPICS.heartbeat] : [])];
   /** id → the latest block an event of ours mentioned it in. */
   const known = new Map<string, number>();
   let lastLogTo: number | undefined;
@@ -120,7 +105,7 @@ export function createScanner(opts: ScannerOptions): Scanner {
     const sorted = [...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
 
     // 3. Read all at the pinned block.
-    const tuples = await readActivities(opts.rpc, opts, sorted, toBlock, opts.multicallChunk ?? 100);
+    const tuples = await readActivities(opts.rpc, opts, sorted, toBlock);
     const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: toBlock }));
 
     // 4. Workflow state of completed activities.
@@ -154,7 +139,7 @@ export function createScanner(opts: ScannerOptions): Scanner {
         const e = out.get(inst) ?? { maxStep: -1, completed: false };
         if (l.topics[0] === TOPICS.wfCompleted) e.completed = true;
         else {
-          const parsed = workflowIface.parseLog({ topics: l.topics, data: l.data });
+          const parsed = workflowEngineIface.parseLog({ topics: l.topics, data: l.data });
           if (parsed) e.maxStep = Math.max(e.maxStep, Number(parsed.args.step as bigint));
         }
         out.set(inst, e);

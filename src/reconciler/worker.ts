@@ -6,8 +6,8 @@
  *   scanning   the startup scan over the whole window; retried with backoff until it succeeds (or stop)
  *   following  follower steps every `followIntervalMs` (back to back while behind), a window rescan every
  *              `periodMs`, a manual rescan on `scanNow`
- *   backoff    an RPC failure: wait (exponential, full jitter, `backoffMinMs`..`backoffMaxMs`), keep all state,
- *              then continue from the last fully ingested block: nothing is skipped
+ *   backoff    an RPC failure: wait (the shared backoff from `backoffMinMs` up to `backoffMaxMs`, at least half
+ *              of its ceiling), keep all state, then continue from the last fully ingested block: nothing is skipped
  *   stopped    after `stop`: the current operation finishes, `stopped` is posted, the task resolves
  *
  * Hand-off from scan to follow: the startup scan pins head H and covers [windowStart, H]. The follower starts at
@@ -17,19 +17,21 @@
  * from `checkpoint - reorgDepth + 1` (bounded by the window) and re-ingested from there.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { getHeader } from '../chain/reads.ts';
+import { createRpcTransport, type RpcTransport } from '../chain/transport.ts';
+import { backoffCeilingMs, backoffDelayMs } from '../internal/backoff.ts';
 import { errorText, toWire } from '../internal/errors.ts';
 import { createLogger, type Logger } from '../internal/logger.ts';
-import { getHeader } from '../chain/reads.ts';
 import { createFollower, type Follower } from './follower.ts';
 import { createLogFetcher } from './logs.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions, ScanReason } from './messages.ts';
-import { createRpcTransport, type RpcTransport } from '../chain/transport.ts';
+import { logFetcherOptions } from './options.ts';
 import { createScanner } from './scanner.ts';
 
 export type ReconcilerState = 'starting' | 'scanning' | 'following' | 'backoff' | 'stopped';
 
 export interface ReconcilerDeps {
-  /** Transport seam (tests); default: `createRpcTransport({ urls: options.rpcUrls })`. */
+  /** Transport seam (tests); by default the thread builds its own from `options.rpc`. */
   rpc?: RpcTransport;
   logger?: Logger;
   /** Called on every state change (tests, metrics). */
@@ -44,17 +46,13 @@ export interface RunReconcilerInput {
 export async function runReconcilerWorker(input: RunReconcilerInput, deps: ReconcilerDeps = {}): Promise<void> {
   const { port, options: o } = input;
   const log = deps.logger ?? createLogger('reconciler');
-  const rpc = deps.rpc ?? createRpcTransport({ urls: o.rpcUrls, timeoutMs: o.rpcTimeoutMs ?? 10_000 });
-  const reorgDepth = o.reorgDepth ?? 128;
-  const bMin = o.backoffMinMs ?? 500;
-  const bMax = o.backoffMaxMs ?? 30_000;
+  const rpc = deps.rpc ?? createRpcTransport(o.rpc, { logger: log.child('rpc') });
+  const reorgDepth = o.reorgDepth;
+  // Half of each wait is fixed, half jittered: an outage is retried at a steady pace, never in a burst.
+  const halfBackoff = { baseMs: o.backoffMinMs / 2, maxMs: o.backoffMaxMs / 2 };
   const logs = createLogFetcher({
     rpc,
-    initialChunkBlocks: o.initialChunkBlocks,
-    maxChunkBlocks: o.maxChunkBlocks,
-    backoffMinMs: Math.min(bMin, 250),
-    backoffMaxMs: Math.min(bMax, 2_000),
-    maxRetries: 2,
+    ...logFetcherOptions(o),
     onAdapt: (a) => log.debug('eth_getLogs range adapted', { from_blocks: a.from, to_blocks: a.to, reason: a.reason }),
   });
   const scanner = createScanner({
@@ -66,7 +64,7 @@ export async function runReconcilerWorker(input: RunReconcilerInput, deps: Recon
     wallet: o.wallet,
     windowS: o.windowS,
     reorgDepth,
-    ...(o.includeHeartbeats === undefined ? {} : { includeHeartbeats: o.includeHeartbeats }),
+    includeHeartbeats: o.includeHeartbeats,
   });
 
   let state: ReconcilerState = 'starting';
@@ -108,8 +106,7 @@ export async function runReconcilerWorker(input: RunReconcilerInput, deps: Recon
     // One error message per outage (and when the error changes), not one per retry.
     if (failures === 1 || text !== lastErrorText) post({ type: 'error', error: { ...toWire(e), retryable: true } });
     lastErrorText = text;
-    const cap = Math.min(bMax, bMin * 2 ** Math.min(failures - 1, 16));
-    const wait = Math.round(cap / 2 + Math.random() * (cap / 2));
+    const wait = Math.round(backoffCeilingMs(halfBackoff, failures) + backoffDelayMs(halfBackoff, failures));
     log.warn(`${what} failed; backing off`, { error: text, failures, wait_ms: wait });
     setState('backoff');
     await sleep(wait);
@@ -136,7 +133,7 @@ export async function runReconcilerWorker(input: RunReconcilerInput, deps: Recon
     while (!stopping && !follower) {
       try {
         if (!startup) {
-          const r = await scan('startup', o.localIds ?? []);
+          const r = await scan('startup', o.localIds);
           post({ type: 'startupScanDone', toBlock: r.window.toBlock });
           startup = { fromBlock: r.window.fromBlock, head: r.head.number };
         }
@@ -188,9 +185,9 @@ export async function runReconcilerWorker(input: RunReconcilerInput, deps: Recon
       taskQueue: o.taskQueue,
       multicall3: o.multicall3,
       queueName: o.queueName,
-      maxBlocksPerStep: o.followMaxBlocks ?? o.maxChunkBlocks,
+      maxBlocksPerStep: o.followMaxBlocks,
       reorgDepth,
-      ...(o.filterClaimable === undefined ? {} : { filterClaimable: o.filterClaimable }),
+      filterClaimable: o.filterClaimable,
     };
     const cp = o.checkpoint;
     if (cp && cp.block_number >= windowStart - 1 && cp.block_number <= head) {

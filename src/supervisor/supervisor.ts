@@ -10,7 +10,9 @@
  * the poller. In `observe` mode only discovery runs: poller and event follower, nothing is sent.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { type ChainReader, createChainReader } from '../chain/reader.ts';
+import { isWorkerActive } from '../chain/control-plane.ts';
+import { rpcTransportOptions } from '../chain/options.ts';
+import { createRpcTransport, type RpcClient } from '../chain/transport.ts';
 import { redactedConfig, type WcpConfig } from '../config/load.ts';
 import { errorText, isWcpError, WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
@@ -20,15 +22,18 @@ import { type ActivityManager, createActivityManager, type ExecutorLink } from '
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
 import { lifecycleOptions } from '../lifecycle/options.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
-import { createRpcTransport } from '../chain/transport.ts';
+import { reconcilerOptions as compileReconcilerOptions } from '../reconciler/options.ts';
+import { pollerOptions } from '../poller/options.ts';
+import { backoffCeilingMs } from '../internal/backoff.ts';
 import { buildVersion, runtimeName } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
 import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ClaimJobSchema, InflightSchema, ScanCheckpointSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { createTxManager, type TxManager } from '../txmgr/index.ts';
+import { txManagerOptions } from '../txmgr/options.ts';
 import { recordClaimJobs } from './claim-jobs.ts';
-import type { ExecutorTaskOptions, PollerCommand, PollerEvent, PollerOptions, WorkerTask } from './messages.ts';
+import type { ExecutorTaskOptions, PollerCommand, PollerEvent, WorkerTask } from './messages.ts';
 
 export type SupervisorState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -50,6 +55,9 @@ export interface SupervisorDeps {
   startupRetryMs?: number;
 }
 
+/** Waits between start-up attempts while no RPC endpoint answers: 500 ms doubling up to 15 s. */
+const STARTUP_RETRY = { baseMs: 500, maxMs: 15_000 };
+
 interface TaskHandle<C> {
   post(cmd: C): void;
   finished: Promise<void>;
@@ -60,7 +68,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const log = deps.logger;
   let state: SupervisorState = 'starting';
   let pool: Piscina | null = null;
-  let reader: ChainReader | null = null;
+  let rpc: RpcClient | null = null;
   let poller: TaskHandle<PollerCommand> | null = null;
   let reconciler: TaskHandle<ReconcilerCommand> | null = null;
   let executorTask: TaskHandle<SupervisorToWorker> | null = null;
@@ -104,21 +112,21 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return { post: (cmd: C) => port1.postMessage(cmd), finished };
   }
 
-  async function startupChecks(r: ChainReader): Promise<void> {
+  async function startupChecks(r: RpcClient): Promise<void> {
     const deadline = deps.startupRetryMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + deps.startupRetryMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        await r.checkChainId();
+        await r.checkChainIds();
         break;
       } catch (e) {
         if (!isWcpError(e, 'CHAIN_UNREACHABLE') || Date.now() > deadline || state !== 'starting') throw e;
-        const wait = Math.min(500 * 2 ** Math.min(attempt - 1, 5), 15_000);
+        const wait = backoffCeilingMs(STARTUP_RETRY, attempt);
         log.warn('chain not reachable yet, retrying', { attempt, retry_in_ms: wait, error: errorText(e) });
         await new Promise((res) => setTimeout(res, wait));
       }
     }
     const wallet = config.ethereum.walletAddress;
-    const active = await r.isWorkerActive(wallet);
+    const active = await isWorkerActive(r, config.ethereum.subnetControlPlane, wallet);
     if (!active) {
       throw new WcpError('WORKER_NOT_ACTIVE', `wallet ${wallet} is not a registered, active worker on SubnetControlPlane ${config.ethereum.subnetControlPlane}`, {
         details: ['ask the subnet owner to register and activate this wallet, then start wcp again'],
@@ -243,93 +251,34 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   function reconcilerOptions(): ReconcilerOptions {
     const cp = store.get(LAST_SCAN_BLOCK, ScanCheckpointSchema);
     const localIds = [...store.scan(PREFIX.inflight), ...store.scan(PREFIX.claimJob)].map((e) => e.key.slice(e.key.indexOf(':') + 1).replace(/^0+(?=\d)/, ''));
-    return {
-      rpcUrls: config.ethereum.rpcUrls,
-      chainId: config.ethereum.chainId,
-      taskQueue: config.ethereum.taskQueue,
-      workflowEngine: config.ethereum.workflowEngine,
-      multicall3: config.ethereum.multicall3,
-      wallet: config.ethereum.walletAddress,
-      queueName: config.scheduler.queueName,
-      windowS: Math.floor(config.reconciler.windowMs / 1000),
-      followIntervalMs: config.reconciler.followIntervalMs,
-      periodMs: config.reconciler.periodMs,
-      initialChunkBlocks: config.reconciler.initialChunkBlocks,
-      maxChunkBlocks: config.reconciler.maxChunkBlocks,
-      backoffMaxMs: config.reconciler.backoffMaxMs,
-      rpcTimeoutMs: config.ethereum.requestTimeoutMs,
+    return compileReconcilerOptions(config, {
       localIds,
       ...(cp ? { checkpoint: { block_number: cp.block_number, ...(cp.block_hash ? { block_hash: cp.block_hash } : {}) } } : {}),
-    };
+    });
   }
 
   async function start(): Promise<void> {
     log.info('wcp starting', { version: buildVersion(), runtime: runtimeName(), runtime_version: process.versions.bun ?? process.versions.node, config: redactedConfig(config) });
-    reader = createChainReader({
-      rpcUrls: config.ethereum.rpcUrls,
-      chainId: config.ethereum.chainId,
-      addresses: config.ethereum,
-      timeoutMs: config.ethereum.requestTimeoutMs,
-    });
+    rpc = createRpcTransport(rpcTransportOptions(config), { logger: log.child('rpc') });
     try {
-      await startupChecks(reader);
+      await startupChecks(rpc);
     } catch (e) {
       setState('failed', { error: errorText(e) });
-      reader.destroy();
       throw e;
     }
     if (state !== 'starting') return;
     const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
     pool = createWorkerPool({ threads: 2 + (useExecutorThread ? 1 : 0) });
     if (claiming) {
-      txm = createTxManager({
-        store,
-        rpcUrls: config.ethereum.rpcUrls,
-        chainId: config.ethereum.chainId,
-        privateKey: config.ethereum.privateKey.reveal(),
-        policy: {
-          gasBumpPercent: config.txPolicy.gasBumpPercent,
-          bumpAfterMs: config.txPolicy.bumpAfterMs,
-          bumpAfterBlocks: config.txPolicy.bumpAfterBlocks,
-          maxInFlight: config.txPolicy.maxInFlight,
-          confirmations: config.ethereum.confirmations,
-          feeCapMultiplier: config.txPolicy.feeCapMultiplier,
-          maxFeePerGasWei: BigInt(Math.round(config.txPolicy.maxFeePerGasGwei * 1e9)),
-          minPriorityFeeWei: BigInt(Math.round(config.txPolicy.minPriorityFeeGwei * 1e9)),
-          gasLimitMarginPercent: config.txPolicy.gasLimitMarginPercent,
-          nonceTooLowAbortAfter: config.txPolicy.nonceTooLowAbortAfter,
-          refusedAbortAfter: config.txPolicy.refusedAbortAfter,
-          receiptPollMs: config.txPolicy.receiptPollMs,
-          rpcTimeoutMs: config.ethereum.requestTimeoutMs,
-          maxLagBlocks: config.txPolicy.maxLagBlocks,
-        },
-        logger: log.child('txmgr'),
-        onEvent: (ev) => manager?.onTxEvent(ev),
-      });
+      txm = createTxManager(txManagerOptions(config, { store, rpc, logger: log.child('txmgr'), onEvent: (ev) => manager?.onTxEvent(ev) }));
       await txm.start();
       const executor = startExecutorLink();
-      const rpc = createRpcTransport({ urls: config.ethereum.rpcUrls, timeoutMs: config.ethereum.requestTimeoutMs });
       manager = createActivityManager({ options: lifecycleOptions(config), store, txm, rpc, executor, logger: log.child('lifecycle'), metrics });
       await manager.start();
       noopExecutor?.start();
     }
     reconciler = spawn<ReconcilerCommand, ReconcilerEvent>('reconciler', reconcilerOptions(), onReconcilerEvent);
-    const pollerOptions: PollerOptions = {
-      rpcUrls: config.ethereum.rpcUrls,
-      chainId: config.ethereum.chainId,
-      addresses: {
-        subnetControlPlane: config.ethereum.subnetControlPlane,
-        taskQueue: config.ethereum.taskQueue,
-        workflowEngine: config.ethereum.workflowEngine,
-        multicall3: config.ethereum.multicall3,
-      },
-      requestTimeoutMs: config.ethereum.requestTimeoutMs,
-      queueName: config.scheduler.queueName,
-      pollBatch: config.scheduler.pollBatch,
-      pollIntervalMs: config.scheduler.pollIntervalMs,
-      logLevel: config.log.level,
-    };
-    poller = spawn<PollerCommand, PollerEvent>('poller', pollerOptions, onPollerEvent);
+    poller = spawn<PollerCommand, PollerEvent>('poller', pollerOptions(config), onPollerEvent);
     setState('running', { wallet: config.ethereum.walletAddress, queue: config.scheduler.queueName });
   }
 
@@ -360,7 +309,6 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       // 3. Persist: every write so far is flushed before the store closes.
       await store.flushed();
       await pool?.destroy().catch(() => {});
-      reader?.destroy();
       setState('stopped');
     })();
     return stopping;

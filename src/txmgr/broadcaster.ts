@@ -11,12 +11,12 @@
 import type { TransactionLike } from 'ethers';
 import { Transaction } from 'ethers';
 import { errorText } from '../internal/errors.ts';
+import type { RpcClient } from '../chain/transport.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Store } from '../store/store.ts';
 import { classifyRpcError, type TxErrorClass } from './classify.ts';
 import { bumpFees, type FeeSuggestion, type Fees } from './fees.ts';
 import { persistLane, type Slot } from './nonce-lane.ts';
-import type { RpcPool } from './rpc-pool.ts';
 import type { TxEvent, TxPolicy } from './types.ts';
 import type { LaneTx } from '../store/records.ts';
 
@@ -31,7 +31,7 @@ export type SendResult =
 
 export interface BroadcastCtx {
   store: Store;
-  pool: RpcPool;
+  rpc: RpcClient;
   policy: TxPolicy;
   log: Logger;
   now: () => number;
@@ -95,17 +95,17 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
     let baseFee: bigint;
     try {
       // baseFeePerGas has N+1 entries: the last is the NEXT block's base fee.
-      const h = await ctx.pool.request<{ baseFeePerGas?: string[] }>('eth_feeHistory', ['0x1', 'latest', []]);
+      const h = await ctx.rpc.request<{ baseFeePerGas?: string[] }>('eth_feeHistory', ['0x1', 'latest', []]);
       const last = h.baseFeePerGas?.[h.baseFeePerGas.length - 1];
       if (last === undefined) throw new Error('no baseFeePerGas in eth_feeHistory');
       baseFee = BigInt(last);
     } catch {
-      const b = await ctx.pool.request<{ baseFeePerGas?: string } | null>('eth_getBlockByNumber', ['latest', false]);
+      const b = await ctx.rpc.request<{ baseFeePerGas?: string } | null>('eth_getBlockByNumber', ['latest', false]);
       baseFee = BigInt(b?.baseFeePerGas ?? 0);
     }
     let priorityFee = 0n;
     try {
-      priorityFee = BigInt(await ctx.pool.request<string>('eth_maxPriorityFeePerGas', []));
+      priorityFee = BigInt(await ctx.rpc.request<string>('eth_maxPriorityFeePerGas', []));
     } catch (e) {
       log.debug('eth_maxPriorityFeePerGas unavailable; using the policy floor', { error: errorText(e) });
     }
@@ -130,7 +130,7 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
   }
 
   async function send(slot: Slot, head: number): Promise<SendResult> {
-    const outcomes = await ctx.pool.broadcast('eth_sendRawTransaction', [slot.raw]);
+    const outcomes = await ctx.rpc.broadcast('eth_sendRawTransaction', [slot.raw]);
     // The most telling answer wins (an outright refusal only when no endpoint said anything better, not even
     // "no answer"); with no answers at all the send is uncertain.
     let best: SendResult | undefined;

@@ -1,12 +1,15 @@
 import { describe, expect, test } from 'bun:test';
 import { AbiCoder, id, makeError } from 'ethers';
-import { classifyRpcError, shouldRetry } from './classify.ts';
+import { RpcError } from '../chain/rpc-error.ts';
+import { classifyRpcError } from './classify.ts';
 import { decodeRevertData, decodeRevertError } from './decode.ts';
 import { planResync } from './nonce-lane.ts';
-import { RpcError, TransportError } from './rpc-pool.ts';
 import type { LaneTx } from '../store/records.ts';
 
-const rpc = (message: string, code = -32000, data?: unknown) => new RpcError('eth_sendRawTransaction', code, message, data, '#0');
+const rpc = (message: string, code = -32000, data?: unknown) => new RpcError('rpc', 'eth_sendRawTransaction', message, { rpcCode: code, data, endpoint: '#0' });
+const rpcAnswer = (method: string, code: number, message: string, data: unknown) => new RpcError('rpc', method, message, { rpcCode: code, data, endpoint: '#0' });
+const noAnswer = (kind: 'timeout' | 'transport' | 'http', message: string, httpStatus?: number) =>
+  new RpcError(kind, 'eth_call', message, { endpoint: '#0', ...(httpStatus === undefined ? {} : { httpStatus }) });
 
 describe('classifyRpcError', () => {
   test.each([
@@ -28,10 +31,10 @@ describe('classifyRpcError', () => {
   });
 
   test('reverts, transport, timeouts, rate limits', () => {
-    expect(classifyRpcError(new RpcError('eth_call', 3, 'execution reverted', '0x', '#0')).cls).toBe('reverted');
-    expect(classifyRpcError(new TransportError('eth_call', 'timeout', 'x timed out', '#0')).cls).toBe('timeout');
-    expect(classifyRpcError(new TransportError('eth_call', 'connection', 'ECONNREFUSED', '#0')).cls).toBe('transport');
-    expect(classifyRpcError(new TransportError('eth_call', 'http', 'HTTP 429', '#0', 429)).cls).toBe('rate_limited');
+    expect(classifyRpcError(rpcAnswer('eth_call', 3, 'execution reverted', '0x')).cls).toBe('reverted');
+    expect(classifyRpcError(noAnswer('timeout', 'x timed out')).cls).toBe('timeout');
+    expect(classifyRpcError(noAnswer('transport', 'ECONNREFUSED')).cls).toBe('transport');
+    expect(classifyRpcError(noAnswer('http', 'HTTP 429', 429)).cls).toBe('rate_limited');
     expect(classifyRpcError(rpc('too many requests', -32005)).cls).toBe('rate_limited');
     expect(classifyRpcError(new Error('fetch failed')).cls).toBe('transport');
   });
@@ -43,11 +46,11 @@ describe('classifyRpcError', () => {
     expect(classifyRpcError(makeError('timeout', 'TIMEOUT')).cls).toBe('timeout');
   });
 
-  test('shouldRetry: permanent refusals and reverts are not retried', () => {
-    expect(shouldRetry(rpc('intrinsic gas too low'))).toBe(false);
-    expect(shouldRetry(new RpcError('eth_call', 3, 'execution reverted', '0x', '#0'))).toBe(false);
-    expect(shouldRetry(rpc('nonce too low'))).toBe(true);
-    expect(shouldRetry(new TransportError('eth_call', 'timeout', 't', '#0'))).toBe(true);
+  test('retryable: permanent refusals and reverts are not retried', () => {
+    expect(classifyRpcError(rpc('intrinsic gas too low')).retryable).toBe(false);
+    expect(classifyRpcError(rpcAnswer('eth_call', 3, 'execution reverted', '0x')).retryable).toBe(false);
+    expect(classifyRpcError(rpc('nonce too low')).retryable).toBe(true);
+    expect(classifyRpcError(noAnswer('timeout', 't')).retryable).toBe(true);
   });
 });
 
@@ -56,7 +59,7 @@ describe('decode', () => {
   test('custom errors of our ABIs', () => {
     const data = id('NotClaimable(uint256,uint8)').slice(0, 10) + coder.encode(['uint256', 'uint8'], [42n, 2]).slice(2);
     expect(decodeRevertData(data)).toMatchObject({ name: 'NotClaimable', args: ['42', '2'] });
-    const err = new RpcError('eth_call', 3, 'execution reverted', data, '#0');
+    const err = rpcAnswer('eth_call', 3, 'execution reverted', data);
     expect(decodeRevertError(err).name).toBe('NotClaimable');
   });
   test('Error(string), Panic, unknown, empty', () => {
@@ -66,7 +69,7 @@ describe('decode', () => {
     expect(decodeRevertData(p).message).toContain('overflow');
     expect(decodeRevertData('0xdeadbeef').name).toBe('unknown');
     expect(decodeRevertData('0x').name).toBe('unknown');
-    expect(decodeRevertError(new RpcError('eth_call', 3, 'execution reverted', { data: e }, '#0')).args).toEqual(['nope']);
+    expect(decodeRevertError(rpcAnswer('eth_call', 3, 'execution reverted', { data: e })).args).toEqual(['nope']);
   });
 });
 

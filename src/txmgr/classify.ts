@@ -1,8 +1,10 @@
 /**
- * RPC error classification: any failure of a JSON-RPC call (our `RpcError`/`TransportError`, an ethers error,
- * a plain Error) becomes one stable class, an `ErrorCode` and a retry decision. Node messages differ between
- * geth, anvil/reth, Nethermind, Erigon and Besu, so matching is on lower-cased substrings, most specific first.
+ * Transaction error classification: any failure of a JSON-RPC call (the transport's `RpcError`, an ethers
+ * error, a plain Error) becomes one stable class of what it means for a transaction, an `ErrorCode` and whether
+ * the tx manager tries again. Node messages differ between geth, anvil/reth, Nethermind, Erigon and Besu, so
+ * matching is on lower-cased substrings, most specific first.
  */
+import { RpcError } from '../chain/rpc-error.ts';
 import type { ErrorCode } from '../internal/errors.ts';
 
 export type TxErrorClass =
@@ -90,15 +92,15 @@ function make(cls: TxErrorClass, message: string): Classified {
   return { cls, code: CODE_OF[cls], retryable: RETRYABLE[cls], message };
 }
 
-/** Classifies a failed RPC call. `transportKind` on our TransportError, `rpcCode` on RpcError and ethers' `code`. */
+/** Classifies a failed RPC call: by the transport's error kind, then ethers' `code`, the message, the JSON-RPC code. */
 export function classifyRpcError(e: unknown): Classified {
   const message = messageOf(e);
   const lower = message.toLowerCase();
   const o = (e && typeof e === 'object' ? e : {}) as Record<string, unknown>;
-  // Our transport errors.
-  if (o.name === 'TransportError') {
-    if (o.kind === 'timeout') return make('timeout', message);
-    if (o.status === 429) return make('rate_limited', message);
+  // No answer from the node.
+  if (e instanceof RpcError && e.kind !== 'rpc') {
+    if (e.kind === 'timeout') return make('timeout', message);
+    if (e.httpStatus === 429) return make('rate_limited', message);
     return make('transport', message);
   }
   // ethers errors: the string code first, then the inner JSON-RPC message (ethers wraps it in `error`/`info`).
@@ -112,16 +114,11 @@ export function classifyRpcError(e: unknown): Classified {
     if (o.rpcCode === -32005) return make('rate_limited', message);
     if (o.rpcCode === -32601 || o.rpcCode === -32602 || o.rpcCode === -32600) return make('rejected', message);
     // -32000/-32003/-32010 from eth_sendRawTransaction with an unknown message: the node refused the tx.
-    if (o.name === 'RpcError' && o.method === 'eth_sendRawTransaction') return make('rejected', message);
+    if (e instanceof RpcError && e.method === 'eth_sendRawTransaction') return make('rejected', message);
     return make('unknown', message);
   }
   if (/econnrefused|econnreset|socket|network|fetch failed|connection|unable to connect/.test(lower)) {
     return make('transport', message);
   }
   return make('unknown', message);
-}
-
-/** The one retry decision for RPC failures (used by the pool's failover and by callers). */
-export function shouldRetry(e: unknown): boolean {
-  return classifyRpcError(e).retryable;
 }

@@ -15,6 +15,7 @@
  *   wait behind them forever. A hole seen on two ticks in a row is handed to `refill` (re-open and re-send).
  */
 import { errorText, type WireError } from '../internal/errors.ts';
+import type { RpcClient } from '../chain/transport.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { LaneTx } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
@@ -22,7 +23,6 @@ import type { Broadcaster } from './broadcaster.ts';
 import { classifyRpcError } from './classify.ts';
 import { decodeRevertData, decodeRevertError } from './decode.ts';
 import { isPending, persistLane, type Slot } from './nonce-lane.ts';
-import type { RpcPool } from './rpc-pool.ts';
 import type { DecodedRevert, TxEvent, TxLog, TxPolicy } from './types.ts';
 
 export interface RawReceipt {
@@ -36,7 +36,7 @@ export interface RawReceipt {
 
 export interface ConfirmCtx {
   store: Store;
-  pool: RpcPool;
+  rpc: RpcClient;
   policy: TxPolicy;
   log: Logger;
   now: () => number;
@@ -59,20 +59,20 @@ export interface ConfirmCtx {
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** The receipt of whichever of `hashes` is mined, newest hash first; null if none. */
-export async function findReceipt(pool: RpcPool, hashes: readonly string[]): Promise<RawReceipt | null> {
+export async function findReceipt(rpc: RpcClient, hashes: readonly string[]): Promise<RawReceipt | null> {
   const got = await Promise.all(
-    [...hashes].reverse().map((h) => pool.request<RawReceipt | null>('eth_getTransactionReceipt', [h])),
+    [...hashes].reverse().map((h) => rpc.request<RawReceipt | null>('eth_getTransactionReceipt', [h])),
   );
   return got.find((r) => r !== null && r !== undefined && r.blockHash) ?? null;
 }
 
 /** Replays a reverted tx's call at its block (then the block before) to get the revert data. */
-export async function revertReason(pool: RpcPool, from: string, rec: LaneTx, blockNumber: number): Promise<DecodedRevert> {
+export async function revertReason(rpc: RpcClient, from: string, rec: LaneTx, blockNumber: number): Promise<DecodedRevert> {
   const call = { from, to: rec.to, data: rec.data, gas: hex(Number(rec.gas_limit)), value: hex(Number(rec.value)) };
   for (const tag of [blockNumber, blockNumber - 1]) {
     if (tag < 0) continue;
     try {
-      await pool.request<string>('eth_call', [call, hex(tag)]);
+      await rpc.request<string>('eth_call', [call, hex(tag)]);
     } catch (e) {
       if (classifyRpcError(e).cls === 'reverted') return decodeRevertError(e);
     }
@@ -81,7 +81,7 @@ export async function revertReason(pool: RpcPool, from: string, rec: LaneTx, blo
 }
 
 export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; checkSlot(slot: Slot, head: number, latest: number): Promise<void> } {
-  const { pool, policy, log } = ctx;
+  const { rpc, policy, log } = ctx;
   const ref = (r: LaneTx) => ({ kind: r.kind, nonce: r.nonce, activityIds: r.activity_ids });
 
   async function markMined(s: Slot, r: RawReceipt) {
@@ -131,19 +131,19 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
   async function checkConfirmations(s: Slot, head: number) {
     const bn = s.rec.block_number as number;
     if (head < 0 || head - bn + 1 < policy.confirmations) return;
-    let r = await pool.request<RawReceipt | null>('eth_getTransactionReceipt', [s.rec.mined_hash]);
-    if (!r) r = await findReceipt(pool, s.rec.hashes);
+    let r = await rpc.request<RawReceipt | null>('eth_getTransactionReceipt', [s.rec.mined_hash]);
+    if (!r) r = await findReceipt(rpc, s.rec.hashes);
     if (!r) return await reorged(s, head);
     if (r.blockHash !== s.rec.block_hash || r.transactionHash !== s.rec.mined_hash) {
       // Re-included elsewhere: count confirmations from the new block.
       return await markMined(s, r);
     }
-    const blk = await pool.request<{ hash: string } | null>('eth_getBlockByNumber', [hex(bn), false]);
+    const blk = await rpc.request<{ hash: string } | null>('eth_getBlockByNumber', [hex(bn), false]);
     if (!blk) return; // the node is behind its own receipt index; look again next tick
     if (blk.hash !== r.blockHash) return await reorged(s, head);
     const status = s.rec.receipt_status === 0 ? 'reverted' : 'success';
     let revert: DecodedRevert | undefined;
-    if (status === 'reverted') revert = await revertReason(pool, ctx.address, s.rec, bn);
+    if (status === 'reverted') revert = await revertReason(rpc, ctx.address, s.rec, bn);
     const t = ctx.now();
     s.rec = { ...s.rec, state: 'confirmed', updated_at_ms: t, ...(revert ? { error: revert.message } : {}) };
     await persistLane(ctx.store, s.rec, t, { pruneNonce: s.rec.nonce - policy.laneHistory });
@@ -187,7 +187,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
     // Head of line: if the node does not know our tx (dropped from its pool) the whole lane waits on it.
     if (s.rec.nonce === latest && t - s.lastPoolCheckAt >= Math.max(1000, policy.receiptPollMs)) {
       s.lastPoolCheckAt = t;
-      const known = await pool.request<unknown>('eth_getTransactionByHash', [s.hash]);
+      const known = await rpc.request<unknown>('eth_getTransactionByHash', [s.hash]);
       if (known === null) {
         log.info('head-of-line transaction unknown to the node: re-sending', { nonce: s.rec.nonce, tx_hash: s.hash });
         await ctx.broadcaster.send(s, head);
@@ -198,7 +198,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
   async function checkSlot(s: Slot, head: number, latest: number) {
     if (isPending(s.rec)) {
       if (s.rec.nonce < latest || s.nonceTooLow > 0) {
-        const r = await findReceipt(pool, s.rec.hashes);
+        const r = await findReceipt(rpc, s.rec.hashes);
         if (r) {
           await markMined(s, r);
         } else if (s.rec.nonce < latest) {
@@ -253,11 +253,11 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
   }
 
   async function tick() {
-    const head = await pool.refreshHeads();
+    const head = await rpc.refreshHeads();
     const open = [...ctx.slots.values()].filter((s) => !s.busy);
     // An idle lane reads the chain's nonce again only when a block came (a reorg brings new blocks).
     if (open.length === 0 && head === holesCheckedAt && holeTicks === 0) return;
-    const latest = Number(BigInt(await pool.request<string>('eth_getTransactionCount', [ctx.address, 'latest'])));
+    const latest = Number(BigInt(await rpc.request<string>('eth_getTransactionCount', [ctx.address, 'latest'])));
     await Promise.all(
       open.map(async (s) => {
         s.busy = true;

@@ -2,13 +2,8 @@
  * Revert decoding: turns revert data (from an RPC error or a replayed call) into `{ name, args, message }` using
  * every ABI in `src/chain/abi.ts`, plus the built-in `Error(string)` and `Panic(uint256)`.
  */
-import { Interface, type Result } from 'ethers';
-import {
-  MULTICALL3_ABI,
-  SUBNET_CONTROL_PLANE_ABI,
-  TASK_QUEUE_ABI,
-  WORKFLOW_ENGINE_ABI,
-} from '../chain/abi.ts';
+import type { Interface, Result } from 'ethers';
+import { controlPlaneIface, multicallIface, taskQueueIface, workflowEngineIface } from '../chain/abi.ts';
 import type { DecodedRevert } from './types.ts';
 
 const ERROR_STRING = '0x08c379a0';
@@ -25,13 +20,8 @@ const PANIC_REASONS: Record<number, string> = {
   0x51: 'call to a zero function',
 };
 
-let ifaces: Interface[] | undefined;
-function interfaces(): Interface[] {
-  ifaces ??= [TASK_QUEUE_ABI, SUBNET_CONTROL_PLANE_ABI, WORKFLOW_ENGINE_ABI, MULTICALL3_ABI].map(
-    (abi) => new Interface(abi as unknown as string[]),
-  );
-  return ifaces;
-}
+/** Every contract interface whose custom errors a revert may carry. */
+const INTERFACES: readonly Interface[] = [taskQueueIface, controlPlaneIface, workflowEngineIface, multicallIface];
 
 function plain(v: unknown): string | number | boolean {
   if (typeof v === 'bigint') return v.toString(10);
@@ -49,7 +39,7 @@ export function decodeRevertData(data: string | undefined, fallbackMessage?: str
     return { name: 'unknown', args: [], message: fallbackMessage ?? 'reverted without data' };
   }
   const selector = data.slice(0, 10).toLowerCase();
-  const abi = interfaces()[0] as Interface;
+  const abi = taskQueueIface;
   try {
     if (selector === ERROR_STRING) {
       const [reason] = abi.getAbiCoder().decode(['string'], `0x${data.slice(10)}`);
@@ -63,7 +53,7 @@ export function decodeRevertData(data: string | undefined, fallbackMessage?: str
   } catch {
     // fall through to custom errors / unknown
   }
-  for (const iface of interfaces()) {
+  for (const iface of INTERFACES) {
     try {
       const e = iface.parseError(data);
       if (!e) continue;

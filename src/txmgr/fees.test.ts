@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'bun:test';
 import fc from 'fast-check';
 import { bumpFees, gasWithMargin, initialFees, minReplacement, raiseBy } from './fees.ts';
-import { DEFAULT_TX_POLICY, resolvePolicy } from './types.ts';
 
 const GWEI = 1_000_000_000n;
-const P = DEFAULT_TX_POLICY;
+/** The fee part of a policy, written out (the manager's comes from the config). */
+const P = { gasBumpPercent: 20, feeCapMultiplier: 5, maxFeePerGasWei: 500n * GWEI, minPriorityFeeWei: 1_000_000n };
 
 describe('fees', () => {
   test('initial fees: 2 x base + priority, priority floored, cap at 5x the suggestion or the absolute cap', () => {
@@ -24,8 +24,7 @@ describe('fees', () => {
   });
 
   test('the bump never goes under 10% (node replacement rule) even if the policy says less', () => {
-    const p = resolvePolicy({ gasBumpPercent: 5 });
-    expect(p.gasBumpPercent).toBe(10);
+    const p = { ...P, gasBumpPercent: 5 };
     const r = bumpFees({ maxFeePerGas: 1000n, maxPriorityFeePerGas: 100n }, p, 10n ** 18n);
     expect(r.fees.maxFeePerGas).toBe(1101n);
     expect(r.fees.maxPriorityFeePerGas).toBe(111n);
@@ -57,7 +56,7 @@ describe('fees', () => {
         fc.integer({ min: 0, max: 100 }),
         (maxFee, prioRaw, cap, pct) => {
           const prev = { maxFeePerGas: maxFee, maxPriorityFeePerGas: prioRaw > maxFee ? maxFee : prioRaw };
-          const r = bumpFees(prev, resolvePolicy({ gasBumpPercent: pct }), cap);
+          const r = bumpFees(prev, { ...P, gasBumpPercent: pct }, cap);
           if (r.kind === 'at_cap') return r.fees === prev;
           return (
             r.fees.maxFeePerGas <= cap &&

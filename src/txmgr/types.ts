@@ -1,92 +1,55 @@
 /**
- * Types of the transaction manager: the policy (every knob documented with its default and the anchors it was
- * chosen against), what callers submit, what they get back, and the events the manager emits.
- *
- * Anchors: Chainlink TXM bumps gas 20% (at least 5 gwei) after 3 blocks, keeps ≤16 txs in flight and waits 50
- * blocks for finality; Optimism's txmgr bumps ≥10% after a 48 s resubmission timeout, caps fees at 5× the
- * first suggestion and gives up a nonce after 3 "nonce too low" answers.
+ * Types of the transaction manager: the policy, what callers submit, what they get back, and the events the
+ * manager emits.
  */
+import type { EndpointStatus } from '../chain/transport.ts';
 import type { WireError } from '../internal/errors.ts';
 import type { TxKind } from '../store/records.ts';
 
+/**
+ * How the manager sends, bumps and confirms; built by `txPolicy` (`options.ts`) from `tx_policy` and
+ * `ethereum.confirmations` of the config (the schema holds the defaults) plus the named constants there.
+ */
 export interface TxPolicy {
-  /** Percent both fees are raised by on each bump; never below 10 (the nodes' replacement minimum). Default 20 (Chainlink). */
+  /** Percent both fees are raised by on each bump; never below 10 (the nodes' replacement minimum). */
   gasBumpPercent: number;
-  /** Bump a tx not mined within this many ms. Default 12000 (one mainnet slot; Optimism waits 48 s, Chainlink ~3 blocks). */
+  /** Bump a tx not mined within this many ms. */
   bumpAfterMs: number;
   /**
-   * …or after this many new blocks, whichever comes first; 0 disables. Default 0 (time only): on chains with
-   * sub-second blocks a block rule alone would bump every second and burn money. Set 3 on ~12 s-block L1s to
-   * match Chainlink.
+   * …or after this many new blocks, whichever comes first; 0 disables (on chains with sub-second blocks a block
+   * rule alone would bump every second and burn money).
    */
   bumpAfterBlocks: number;
-  /** Re-send the current signed bytes of every pending tx this often (a node may have dropped it). Default 6000. */
+  /** Re-send the current signed bytes of every pending tx this often (a node may have dropped it). */
   rebroadcastMs: number;
-  /** Pending (unconfirmed) lane slots at most; `submit` waits while the lane is full. Default 16 (Chainlink). */
+  /** Pending (unconfirmed) lane slots at most; `submit` waits while the lane is full. */
   maxInFlight: number;
-  /**
-   * Blocks on top of (and including) the receipt's block before a tx is `confirmed`. Default 1, right for a
-   * local/dev chain only: mainnet-like L1s want 12–64 (Chainlink waits 50), L2s want their safe/finalized head.
-   */
+  /** Blocks on top of (and including) the receipt's block before a tx is `confirmed`; at least 1. */
   confirmations: number;
-  /** Fees never exceed this multiple of the first suggestion for the slot. Default 5 (Optimism). */
+  /** Fees never exceed this multiple of the first suggestion for the slot. */
   feeCapMultiplier: number;
-  /** Absolute maxFeePerGas cap in wei. Default 500 gwei. */
+  /** Absolute maxFeePerGas cap in wei. */
   maxFeePerGasWei: bigint;
-  /**
-   * Floor for the priority fee (tip) in wei. Default 0.001 gwei: enough on L2s, where a 1 gwei tip would
-   * dominate the cost; mainnet operators should raise it to ~1 gwei (Chainlink bumps by at least 5 gwei).
-   */
+  /** Floor for the priority fee (tip) in wei. */
   minPriorityFeeWei: bigint;
-  /** Gas limit = estimateGas × (1 + this/100). Default 20. */
+  /** Gas limit = estimateGas × (1 + this/100). */
   gasLimitMarginPercent: number;
-  /** Give a nonce up after this many "nonce too low" answers none of our hashes explains. Default 3 (Optimism). */
+  /** Give a nonce up after this many "nonce too low" answers none of our hashes explains. */
   nonceTooLowAbortAfter: number;
   /**
-   * Give a tx up after this many sends every endpoint refused outright (e.g. "intrinsic gas too low",
-   * "exceeds block gas limit") while no node ever accepted it; its nonce is then filled with a noop so the lane
-   * moves on. Default 3.
+   * Give a tx up after this many sends every endpoint refused outright (e.g. "intrinsic gas too low") while no
+   * node ever accepted it; its nonce is then filled with a noop so the lane moves on.
    */
   refusedAbortAfter: number;
-  /** How often receipts, heads and bumps are checked. Default 250 ms. */
+  /** How often receipts, heads and bumps are checked. */
   receiptPollMs: number;
-  /** Per JSON-RPC call timeout. Default 5000 ms. */
-  rpcTimeoutMs: number;
-  /** An endpoint more than this many blocks behind the best one is not read from. Default 3. */
-  maxLagBlocks: number;
-  /** Backoff for a failing endpoint: first delay, doubling up to the max. Defaults 500 ms → 30000 ms. */
-  endpointBackoffMs: number;
-  endpointBackoffMaxMs: number;
-  /** While the wallet cannot pay, retry the blocked tx this often. Default 15000 ms. */
+  /** While the wallet cannot pay, retry the blocked tx this often. */
   insufficientFundsRetryMs: number;
-  /** Lane records of final slots older than this many nonces are deleted (keeps start-up scans short). Default 1000. */
+  /** Lane records of final slots older than this many nonces are deleted (keeps start-up scans short). */
   laneHistory: number;
-  /** How long a fee suggestion from the node is reused by consecutive submits. Default 1000 ms. */
+  /** How long a fee suggestion from the node is reused by consecutive submits. */
   feeCacheMs: number;
 }
-
-export const DEFAULT_TX_POLICY: Readonly<TxPolicy> = Object.freeze({
-  gasBumpPercent: 20,
-  bumpAfterMs: 12_000,
-  bumpAfterBlocks: 0,
-  rebroadcastMs: 6_000,
-  maxInFlight: 16,
-  confirmations: 1,
-  feeCapMultiplier: 5,
-  maxFeePerGasWei: 500_000_000_000n,
-  minPriorityFeeWei: 1_000_000n,
-  gasLimitMarginPercent: 20,
-  nonceTooLowAbortAfter: 3,
-  refusedAbortAfter: 3,
-  receiptPollMs: 250,
-  rpcTimeoutMs: 5_000,
-  maxLagBlocks: 3,
-  endpointBackoffMs: 500,
-  endpointBackoffMaxMs: 30_000,
-  insufficientFundsRetryMs: 15_000,
-  laneHistory: 1_000,
-  feeCacheMs: 1_000,
-});
 
 /** One transaction to send. `data` is the calldata; value is always 0 (wcp never moves funds). */
 export interface TxRequest {
@@ -161,15 +124,7 @@ export type TxEvent =
 
 export type TxManagerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
-export interface EndpointHealth {
-  url: string;
-  up: boolean;
-  consecutiveFailures: number;
-  latencyMs: number;
-  lastBlock: number;
-  chainIdOk: boolean | undefined;
-}
-
+/** `TxManager.status()`: the lane and the endpoints it sends through. */
 export interface TxManagerStatus {
   state: TxManagerState;
   address: string;
@@ -177,18 +132,5 @@ export interface TxManagerStatus {
   inFlight: number;
   fundsBlocked: boolean;
   headBlock: number;
-  endpoints: EndpointHealth[];
-}
-
-/** Resolves a partial policy onto the defaults; floors the bump at 10% and clamps nonsense. */
-export function resolvePolicy(p: Partial<TxPolicy> = {}): TxPolicy {
-  const out: TxPolicy = { ...DEFAULT_TX_POLICY };
-  for (const [k, v] of Object.entries(p)) if (v !== undefined) (out as unknown as Record<string, unknown>)[k] = v;
-  out.gasBumpPercent = Math.max(10, out.gasBumpPercent);
-  out.maxInFlight = Math.max(1, Math.floor(out.maxInFlight));
-  out.confirmations = Math.max(1, Math.floor(out.confirmations));
-  out.feeCapMultiplier = Math.max(1, out.feeCapMultiplier);
-  out.nonceTooLowAbortAfter = Math.max(1, out.nonceTooLowAbortAfter);
-  out.refusedAbortAfter = Math.max(1, out.refusedAbortAfter);
-  return Object.freeze(out);
+  endpoints: EndpointStatus[];
 }

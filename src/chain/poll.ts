@@ -1,0 +1,45 @@
+/**
+ * `TaskQueue.pollActivity(queue, offset)` for offsets 0..count-1 in one Multicall3 round trip at the latest
+ * block: the activities the queue offers now. Chain data is untrusted: an id 0 with `hasActivity` is bad data,
+ * strings are bounded, a repeated id is reported once.
+ */
+import { WcpError } from '../internal/errors.ts';
+import { taskQueueIface } from './abi.ts';
+import { multicall } from './reads.ts';
+import type { RpcTransport } from './transport.ts';
+import { chainText, chainUint } from './values.ts';
+
+/** One available activity as `pollActivity` reports it. */
+export interface PolledActivity {
+  activityId: string;
+  activityType: string;
+  inputRef: string;
+  expiresAtS: number;
+}
+
+/** Up to `count` available activities of `queue` from offset 0; stops at the first offset with none. */
+export async function pollActivities(
+  rpc: RpcTransport,
+  addrs: { taskQueue: string; multicall3: string },
+  queue: string,
+  count: number,
+): Promise<PolledActivity[]> {
+  const calls = Array.from({ length: count }, (_, i) => ({
+    target: addrs.taskQueue,
+    callData: taskQueueIface.encodeFunctionData('pollActivity', [queue, i]),
+  }));
+  const results = await multicall(rpc, addrs.multicall3, calls, 'latest', count);
+  const out: PolledActivity[] = [];
+  const seen = new Set<string>();
+  for (const r of results) {
+    if (!r.success || r.returnData === '0x') break;
+    const d = taskQueueIface.decodeFunctionResult('pollActivity', r.returnData);
+    if (!d[0]) break;
+    const id = (d[1] as bigint).toString();
+    if (id === '0') throw new WcpError('CHAIN_BAD_DATA', 'pollActivity returned hasActivity with activity id 0');
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push({ activityId: id, activityType: chainText('activityType', d[2]), inputRef: chainText('inputRef', d[3]), expiresAtS: chainUint('expiresAt', d[4]) });
+  }
+  return out;
+}
