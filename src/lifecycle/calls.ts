@@ -36,7 +36,13 @@ export function claimSimulationCall(taskQueue: string, id: string): Call {
  * loop iteration, not a reverted transaction (the receipt's events say which ids are ours).
  */
 export function claimCall(taskQueue: string, ids: string[]): Call {
-  return { kind: 'claim_batch', to: taskQueue, data: tq.encodeFunctionData('claimActivities', [ids]), activityIds: ids, minGasLimit: batchGasFloor('claim_batch', ids.length) };
+  return {
+    kind: 'claim_batch',
+    to: taskQueue,
+    data: tq.encodeFunctionData('claimActivities', [ids]),
+    activityIds: ids,
+    minGasLimit: batchGasFloor('claim_batch', ids.length),
+  };
 }
 
 /**
@@ -44,19 +50,40 @@ export function claimCall(taskQueue: string, ids: string[]): Call {
  * expired by the time the tx is mined (e.g. its complete was mined first) instead of reverting the whole tx.
  */
 export function heartbeatCall(taskQueue: string, ids: string[]): Call {
-  return { kind: 'heartbeat', to: taskQueue, data: tq.encodeFunctionData('heartbeatBatch', [ids]), activityIds: ids, minGasLimit: batchGasFloor('heartbeat', ids.length) };
+  return {
+    kind: 'heartbeat',
+    to: taskQueue,
+    data: tq.encodeFunctionData('heartbeatBatch', [ids]),
+    activityIds: ids,
+    minGasLimit: batchGasFloor('heartbeat', ids.length),
+  };
 }
 
 export function completeCall(taskQueue: string, id: string, resultRef: string): Call {
-  return { kind: 'complete', to: taskQueue, data: tq.encodeFunctionData('completeActivity', [id, resultRef]), activityIds: [id] };
+  return {
+    kind: 'complete',
+    to: taskQueue,
+    data: tq.encodeFunctionData('completeActivity', [id, resultRef]),
+    activityIds: [id],
+  };
 }
 
 export function failCall(taskQueue: string, id: string, reason: string): Call {
-  return { kind: 'fail', to: taskQueue, data: tq.encodeFunctionData('failActivity', [id, reason.slice(0, MAX_REF_CHARS)]), activityIds: [id] };
+  return {
+    kind: 'fail',
+    to: taskQueue,
+    data: tq.encodeFunctionData('failActivity', [id, reason.slice(0, MAX_REF_CHARS)]),
+    activityIds: [id],
+  };
 }
 
 export function resumeCall(workflowEngine: string, id: string, instance: string): Call {
-  return { kind: 'resume', to: workflowEngine, data: wf.encodeFunctionData('resumeWorkflow', [instance]), activityIds: [id] };
+  return {
+    kind: 'resume',
+    to: workflowEngine,
+    data: wf.encodeFunctionData('resumeWorkflow', [instance]),
+    activityIds: [id],
+  };
 }
 
 export interface ActivityEvents {
@@ -68,7 +95,11 @@ export interface ActivityEvents {
 }
 
 /** The TaskQueue events of one receipt that concern `wallet`. Logs of other contracts are ignored. */
-export function activityEvents(logs: ReadonlyArray<{ address: string; topics: readonly string[]; data: string }>, taskQueue: string, wallet: string): ActivityEvents {
+export function activityEvents(
+  logs: ReadonlyArray<{ address: string; topics: readonly string[]; data: string }>,
+  taskQueue: string,
+  wallet: string,
+): ActivityEvents {
   const out: ActivityEvents = { claimed: new Map(), heartbeat: new Set(), completed: new Set(), failed: new Set() };
   const me = wallet.toLowerCase();
   for (const log of logs) {

@@ -50,7 +50,9 @@ function pendingFact(id: string): ActivityFact {
 }
 
 async function addJob(store: ReturnType<typeof testContext>['store'], id: string) {
-  await store.transact((tx) => tx.put(claimJobKey(id), { activity_id: id, queue_name: 'q', created_at_ms: 1, source: 'poll' }));
+  await store.transact((tx) =>
+    tx.put(claimJobKey(id), { activity_id: id, queue_name: 'q', created_at_ms: 1, source: 'poll' }),
+  );
 }
 
 describe('claim step', () => {
@@ -137,8 +139,12 @@ describe('claim step', () => {
     const { ctx, store, txm, send, recheck, claim } = setup();
     await addJob(store, '1');
     await claim.run(false);
-    await createClaimStep({ ...ctx, opts: { ...ctx.opts, mode: 'observe' } }, { send, recheck: recheck.recheck }).run(true);
-    await createClaimStep({ ...ctx, opts: { ...ctx.opts, maxInflight: 0 } }, { send, recheck: recheck.recheck }).run(true);
+    await createClaimStep({ ...ctx, opts: { ...ctx.opts, mode: 'observe' } }, { send, recheck: recheck.recheck }).run(
+      true,
+    );
+    await createClaimStep({ ...ctx, opts: { ...ctx.opts, maxInflight: 0 } }, { send, recheck: recheck.recheck }).run(
+      true,
+    );
     expect(txm.submitted).toEqual([]);
     expect(store.has(claimJobKey('1'))).toBe(true);
   });

@@ -21,13 +21,21 @@ export interface ClaimStep {
 }
 
 /** The claim step. */
-export function createClaimStep(ctx: Pick<LifecycleContext, 'opts' | 'store' | 'txm' | 'now' | 'log'>, deps: { send: Send; recheck: Recheck }): ClaimStep {
+export function createClaimStep(
+  ctx: Pick<LifecycleContext, 'opts' | 'store' | 'txm' | 'now' | 'log'>,
+  deps: { send: Send; recheck: Recheck },
+): ClaimStep {
   const { opts, store, txm, now, log } = ctx;
   let pausedUntilMs = 0;
 
   /** Simulates the jobs' claims; returns the winners (≤ want), or null when claims must pause. */
   async function simulate(jobIds: string[], want: number): Promise<string[] | null> {
-    const sims = await Promise.all(jobIds.map(async (id) => ({ id, sim: await txm.simulate({ ...claimSimulationCall(opts.taskQueue, id), simulate: true }) })));
+    const sims = await Promise.all(
+      jobIds.map(async (id) => ({
+        id,
+        sim: await txm.simulate({ ...claimSimulationCall(opts.taskQueue, id), simulate: true }),
+      })),
+    );
     const winners: string[] = [];
     const refused: string[] = [];
     for (const { id, sim } of sims) {
@@ -38,19 +46,27 @@ export function createClaimStep(ctx: Pick<LifecycleContext, 'opts' | 'store' | '
       const name = sim.revert?.name ?? '';
       if (name === 'NotActiveWorker') {
         pausedUntilMs = now() + INACTIVE_WORKER_PAUSE_MS;
-        log.error('claims refused: this wallet is no longer an active worker; pausing claims for 30 s', { wallet: opts.wallet });
+        log.error('claims refused: this wallet is no longer an active worker; pausing claims for 30 s', {
+          wallet: opts.wallet,
+        });
         return null;
       }
       if (REFUSED.has(name)) {
         refused.push(id);
-        log.info('claim refused by simulation (no gas spent); reading the activity', { activity_id: id, reason: sim.revert?.message ?? name });
+        log.info('claim refused by simulation (no gas spent); reading the activity', {
+          activity_id: id,
+          reason: sim.revert?.message ?? name,
+        });
       } else {
         log.warn('claim simulation failed', { activity_id: id, error: sim.error.message });
       }
     }
     // Someone else won (lost), it expired, or our own claim landed while this claim job was stale (then the
     // activity is ours: rebuilt, not lost).
-    if (refused.length) await deps.recheck(refused, 'claim simulation refused').catch((e: unknown) => log.warn('re-check after a refused claim failed; will retry', { error: errorText(e) }));
+    if (refused.length)
+      await deps
+        .recheck(refused, 'claim simulation refused')
+        .catch((e: unknown) => log.warn('re-check after a refused claim failed; will retry', { error: errorText(e) }));
     return winners;
   }
 
@@ -63,7 +79,14 @@ export function createClaimStep(ctx: Pick<LifecycleContext, 'opts' | 'store' | '
         const job = tx.get(claimJobKey(id), ClaimJobSchema);
         if (!job || tx.has(inflightKey(id)) || tx.has(doneKey(id))) continue;
         tx.del(claimJobKey(id));
-        tx.put(inflightKey(id), { activity_id: id, state: 'claiming', queue_name: job.queue_name, dispatch_attempts: 0, created_at_ms: at, updated_at_ms: at } satisfies Inflight);
+        tx.put(inflightKey(id), {
+          activity_id: id,
+          state: 'claiming',
+          queue_name: job.queue_name,
+          dispatch_attempts: 0,
+          created_at_ms: at,
+          updated_at_ms: at,
+        } satisfies Inflight);
         ok.push(id);
       }
       return ok;
@@ -77,7 +100,12 @@ export function createClaimStep(ctx: Pick<LifecycleContext, 'opts' | 'store' | '
         const r = tx.get(inflightKey(id), InflightSchema);
         if (r?.state !== 'claiming') continue;
         tx.del(inflightKey(id));
-        tx.put(claimJobKey(id), { activity_id: id, queue_name: r.queue_name, created_at_ms: r.created_at_ms, source: 'poll' });
+        tx.put(claimJobKey(id), {
+          activity_id: id,
+          queue_name: r.queue_name,
+          created_at_ms: r.created_at_ms,
+          source: 'poll',
+        });
       }
     });
   }
@@ -97,7 +125,11 @@ export function createClaimStep(ctx: Pick<LifecycleContext, 'opts' | 'store' | '
       if (taken.length === 0) return;
       const res = await deps.send(claimCall(opts.taskQueue, taken), false);
       if (!res.ok) {
-        log.warn('claim not sent; back to the claim queue', { activity_ids: taken.join(','), error: res.error.message, stage: res.stage });
+        log.warn('claim not sent; back to the claim queue', {
+          activity_ids: taken.join(','),
+          error: res.error.message,
+          stage: res.stage,
+        });
         await giveBack(taken);
         return;
       }

@@ -12,7 +12,11 @@ function setup() {
   const t = testContext();
   const dispatch = createDispatchStep(t.ctx);
   const finished: string[] = [];
-  const finish: Finish = { finish: async (id, outcome) => void finished.push(`${id}:${outcome}`), submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`), submitResume: async () => {} };
+  const finish: Finish = {
+    finish: async (id, outcome) => void finished.push(`${id}:${outcome}`),
+    submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`),
+    submitResume: async () => {},
+  };
   const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch });
   return { ...t, dispatch, onExecutor, finished };
 }
@@ -63,7 +67,12 @@ describe('dispatch step', () => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       dispatch.forget('1'); // the retry delay passed
       await dispatch.run(true);
-      await onExecutor({ type: 'completion', activity_id: '1', attempt, result: { ok: false, retryable: true, code: 'X', message: 'boom' } });
+      await onExecutor({
+        type: 'completion',
+        activity_id: '1',
+        attempt,
+        result: { ok: false, retryable: true, code: 'X', message: 'boom' },
+      });
     }
     expect(executor.assigned).toEqual(['1', '1', '1', '1']);
     expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({ state: 'failing', fail_reason: 'X: boom' });
@@ -77,7 +86,10 @@ describe('dispatch step', () => {
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 1, result: ok });
     expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('running');
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 2, result: ok });
-    expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({ state: 'completing', result_ref: 'json:{"result":"r"}' });
+    expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({
+      state: 'completing',
+      result_ref: 'json:{"result":"r"}',
+    });
     expect(finished).toEqual(['1:completing']);
   });
 });

@@ -20,7 +20,9 @@ export interface DispatchStep {
 }
 
 /** A dispatch step with no credits until the executor reports some. */
-export function createDispatchStep(ctx: Pick<LifecycleContext, 'store' | 'now' | 'clock' | 'tracker' | 'executor' | 'log'>): DispatchStep {
+export function createDispatchStep(
+  ctx: Pick<LifecycleContext, 'store' | 'now' | 'clock' | 'tracker' | 'executor' | 'log'>,
+): DispatchStep {
   const { store, now, clock, tracker, executor, log } = ctx;
   let credits = 0;
   /** Activity id → earliest wall time for the next dispatch attempt. */
@@ -38,7 +40,9 @@ export function createDispatchStep(ctx: Pick<LifecycleContext, 'store' | 'now' |
         if (!r.activity_type || r.expires_at_s === undefined) continue; // details not read yet
         ready.push(r.activity_id);
       }
-      const assigned = await transitionMany(store, now, ready, ['claimed'], 'assigned', (r) => ({ dispatch_attempts: (r.dispatch_attempts ?? 0) + 1 }));
+      const assigned = await transitionMany(store, now, ready, ['claimed'], 'assigned', (r) => ({
+        dispatch_attempts: (r.dispatch_attempts ?? 0) + 1,
+      }));
       for (const next of assigned) {
         credits--;
         executor.assign({
@@ -46,7 +50,9 @@ export function createDispatchStep(ctx: Pick<LifecycleContext, 'store' | 'now' |
           activity_type: next.activity_type ?? '',
           input_ref: next.input_ref ?? '',
           queue_name: next.queue_name,
-          ...(next.workflow_instance && next.workflow_instance !== '0' ? { workflow_instance: next.workflow_instance } : {}),
+          ...(next.workflow_instance && next.workflow_instance !== '0'
+            ? { workflow_instance: next.workflow_instance }
+            : {}),
           deadline_unix_ms: Math.floor(((next.expires_at_s ?? 0) - clock.skewS()) * 1000),
           attempt: next.dispatch_attempts ?? 1,
         });

@@ -41,7 +41,9 @@ export function createExecutorEvents(
     if (result.ok) {
       const ref = resultRefOf(result.output_refs);
       if (ref.length > MAX_REF_CHARS) {
-        const next = await move(id, [r.state], 'failing', { fail_reason: `OUTPUT_TOO_LARGE: result reference of ${ref.length} chars (max ${MAX_REF_CHARS})` });
+        const next = await move(id, [r.state], 'failing', {
+          fail_reason: `OUTPUT_TOO_LARGE: result reference of ${ref.length} chars (max ${MAX_REF_CHARS})`,
+        });
         if (next) await finish.submitFinish(next);
         return;
       }
@@ -52,7 +54,11 @@ export function createExecutorEvents(
     }
     const attempts = r.dispatch_attempts ?? 1;
     if (result.retryable && attempts < opts.maxDispatchAttempts) {
-      log.warn('executor failed activity (retryable); re-offering', { activity_id: id, code: result.code, attempt: attempts });
+      log.warn('executor failed activity (retryable); re-offering', {
+        activity_id: id,
+        code: result.code,
+        attempt: attempts,
+      });
       await move(id, [r.state], 'claimed');
       dispatch.defer(id, DISPATCH_RETRY_DELAY_MS * attempts);
       return;
@@ -69,7 +75,11 @@ export function createExecutorEvents(
         dispatch.setCredits(ev.available);
         break;
       case 'state':
-        log.info('executor link', { state: ev.state, ...(ev.executor_id ? { executor_id: ev.executor_id } : {}), ...(ev.detail ? { detail: ev.detail } : {}) });
+        log.info('executor link', {
+          state: ev.state,
+          ...(ev.executor_id ? { executor_id: ev.executor_id } : {}),
+          ...(ev.detail ? { detail: ev.detail } : {}),
+        });
         if (ev.state !== 'ready') dispatch.setCredits(0);
         break;
       case 'accepted':
@@ -81,12 +91,16 @@ export function createExecutorEvents(
         if (ev.retryable) {
           // The bridge refuses before writing anything to the executor: that attempt number was never seen, so it is
           // given back (the executor's first sight of a task is attempt 1, and a completion names the attempt it ran).
-          await move(ev.activity_id, ['assigned'], 'claimed', (r) => ({ dispatch_attempts: Math.max(0, (r.dispatch_attempts ?? 1) - 1) }));
+          await move(ev.activity_id, ['assigned'], 'claimed', (r) => ({
+            dispatch_attempts: Math.max(0, (r.dispatch_attempts ?? 1) - 1),
+          }));
           dispatch.defer(ev.activity_id, DISPATCH_RETRY_DELAY_MS);
         } else if (ev.reason === 'expired') {
           await finish.finish(ev.activity_id, 'expired', {}, 'executor refused: deadline passed');
         } else if (ev.reason !== 'duplicate') {
-          const next = await move(ev.activity_id, ['assigned'], 'failing', { fail_reason: `EXECUTOR_REFUSED: ${ev.reason}${ev.detail ? ` (${ev.detail})` : ''}` });
+          const next = await move(ev.activity_id, ['assigned'], 'failing', {
+            fail_reason: `EXECUTOR_REFUSED: ${ev.reason}${ev.detail ? ` (${ev.detail})` : ''}`,
+          });
           if (next) await finish.submitFinish(next);
         }
         break;
@@ -99,7 +113,9 @@ export function createExecutorEvents(
             const r = await move(id, ['assigned', 'running'], 'claimed');
             if (r) log.info('executor lost the task; re-offering', { activity_id: id });
           } else {
-            const next = await move(id, ['assigned', 'running'], 'failing', { fail_reason: 'EXECUTOR_LOST: the executor restarted and lost the task' });
+            const next = await move(id, ['assigned', 'running'], 'failing', {
+              fail_reason: 'EXECUTOR_LOST: the executor restarted and lost the task',
+            });
             if (next) await finish.submitFinish(next);
           }
         }

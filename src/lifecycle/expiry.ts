@@ -14,7 +14,12 @@ import { listHeld } from './records.ts';
 export function isExpired(r: Inflight, nowS: number, heartbeatInFlight: boolean): boolean {
   if (r.expires_at_s !== undefined && nowS > r.expires_at_s) return true;
   if (heartbeatInFlight) return false;
-  if (r.last_heartbeat_s !== undefined && r.heartbeat_timeout_s !== undefined && nowS > r.last_heartbeat_s + r.heartbeat_timeout_s) return true;
+  if (
+    r.last_heartbeat_s !== undefined &&
+    r.heartbeat_timeout_s !== undefined &&
+    nowS > r.last_heartbeat_s + r.heartbeat_timeout_s
+  )
+    return true;
   return false;
 }
 
@@ -24,13 +29,21 @@ export function expiredNow(ctx: Pick<LifecycleContext, 'clock' | 'tracker'>, r: 
 }
 
 /** The expiry step: ends every expired record (claiming and resuming are decided by their tx / the chain). */
-export async function expireRound(ctx: Pick<LifecycleContext, 'store' | 'clock' | 'tracker'>, finish: Finish): Promise<void> {
+export async function expireRound(
+  ctx: Pick<LifecycleContext, 'store' | 'clock' | 'tracker'>,
+  finish: Finish,
+): Promise<void> {
   if (!ctx.clock.known()) return;
   const t = ctx.clock.nowS();
   for (const r of listHeld(ctx.store)) {
     if (r.state === 'claiming' || r.state === 'resuming') continue;
     if (isExpired(r, t, ctx.tracker.heartbeatInFlight(r.activity_id))) {
-      await finish.finish(r.activity_id, 'expired', {}, 'heartbeat timeout or lifetime passed: dropped locally, nothing sent');
+      await finish.finish(
+        r.activity_id,
+        'expired',
+        {},
+        'heartbeat timeout or lifetime passed: dropped locally, nothing sent',
+      );
     }
   }
 }

@@ -15,13 +15,18 @@ function setup() {
   const t = testContext();
   const send = createSend(t.ctx);
   const fillDetails = createFillDetails(t.ctx);
-  const finish = createFinish(t.ctx, { send, recheck: (ids, why) => recheck.recheck(ids, why), forgetDispatch: () => {} });
+  const finish = createFinish(t.ctx, {
+    send,
+    recheck: (ids, why) => recheck.recheck(ids, why),
+    forgetDispatch: () => {},
+  });
   const recheck = createRecheckStep(t.ctx, { finish, fillDetails });
   const settle = createSettle(t.ctx, { finish, recheck: recheck.recheck, fillDetails });
   return { ...t, finish, recheck, settle };
 }
 
-const sent = (reqs: Array<{ kind: string; activityIds: string[] }>) => reqs.map((r) => `${r.kind}(${r.activityIds.join(',')})`);
+const sent = (reqs: Array<{ kind: string; activityIds: string[] }>) =>
+  reqs.map((r) => `${r.kind}(${r.activityIds.join(',')})`);
 const completing = (id: string) => ({ ...held(id, 'completing'), result_ref: 'json:{"result":"r"}' });
 
 describe('finish step', () => {
@@ -72,7 +77,11 @@ describe('finish step', () => {
     if (!resume) throw new Error('no resume sent');
     await settle(confirmed(resume, 1, []));
     expect(store.has(inflightKey('1'))).toBe(false);
-    expect(store.get(doneKey('1'), DoneSchema)).toMatchObject({ outcome: 'completed', resumed: true, result_ref: 'json:{"result":"r"}' });
+    expect(store.get(doneKey('1'), DoneSchema)).toMatchObject({
+      outcome: 'completed',
+      resumed: true,
+      result_ref: 'json:{"result":"r"}',
+    });
     expect(tracker.size()).toBe(0);
   });
 

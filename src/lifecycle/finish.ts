@@ -27,7 +27,13 @@ export interface Finish {
 }
 
 /** Writes `done:{id}` and deletes the id's inflight record and claim job, inside `tx`; returns the inflight record. */
-export function finishIn(tx: StoreTx, id: string, outcome: DoneOutcome, atMs: number, extra: Partial<Done> = {}): Inflight | undefined {
+export function finishIn(
+  tx: StoreTx,
+  id: string,
+  outcome: DoneOutcome,
+  atMs: number,
+  extra: Partial<Done> = {},
+): Inflight | undefined {
   const r = tx.get(inflightKey(id), InflightSchema);
   const done: Done = {
     activity_id: id,
@@ -75,7 +81,10 @@ export function createFinish(
     const res = await send(call, true);
     if (res.ok) log.info(`${call.kind} sent`, { activity_id: r.activity_id, nonce: res.nonce, tx_hash: res.hash });
     else if (res.stage === 'simulate' || res.stage === 'estimate') {
-      log.warn(`${call.kind} would revert; checking the chain`, { activity_id: r.activity_id, reason: res.revert?.message ?? res.error.message });
+      log.warn(`${call.kind} would revert; checking the chain`, {
+        activity_id: r.activity_id,
+        reason: res.revert?.message ?? res.error.message,
+      });
       await deps.recheck([r.activity_id], `${call.kind} simulation reverted`);
     } else log.warn(`${call.kind} not sent; will retry`, { activity_id: r.activity_id, error: res.error.message });
   }
@@ -87,10 +96,16 @@ export function createFinish(
       return;
     }
     const res = await send(resumeCall(opts.workflowEngine, r.activity_id, r.workflow_instance), true);
-    if (res.ok) log.info('resume sent', { activity_id: r.activity_id, workflow_instance: r.workflow_instance, nonce: res.nonce });
+    if (res.ok)
+      log.info('resume sent', { activity_id: r.activity_id, workflow_instance: r.workflow_instance, nonce: res.nonce });
     else if (res.stage === 'simulate' || res.stage === 'estimate') {
       // Someone resumed it already (StepNotCompleted for the next step / WorkflowFinished): nothing left to do.
-      await finish(r.activity_id, 'completed', { result_ref: r.result_ref ?? '', resumed: true }, `resume not needed: ${res.revert?.name ?? res.error.message}`);
+      await finish(
+        r.activity_id,
+        'completed',
+        { result_ref: r.result_ref ?? '', resumed: true },
+        `resume not needed: ${res.revert?.name ?? res.error.message}`,
+      );
     } else log.warn('resume not sent; will retry', { activity_id: r.activity_id, error: res.error.message });
   }
 

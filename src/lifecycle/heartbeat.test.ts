@@ -20,7 +20,8 @@ function setup() {
   return { ...t, send, settle, rechecked };
 }
 
-const kinds = (reqs: Array<{ kind: string; activityIds: string[] }>) => reqs.map((r) => `${r.kind}(${r.activityIds.join(',')})`);
+const kinds = (reqs: Array<{ kind: string; activityIds: string[] }>) =>
+  reqs.map((r) => `${r.kind}(${r.activityIds.join(',')})`);
 
 describe('heartbeat step', () => {
   test('due after min(interval, timeout / 3) since the last committed heartbeat; skips states without heartbeats', async () => {

@@ -19,7 +19,10 @@ export function heartbeatIntervalS(r: Inflight, opts: Pick<LifecycleOptions, 'he
 }
 
 /** Activities due a heartbeat at chain time `nowS`, each with the chain time it came due (for the lateness histogram). */
-export function dueHeartbeats(ctx: Pick<LifecycleContext, 'store' | 'tracker' | 'opts'>, nowS: number): Map<string, number> {
+export function dueHeartbeats(
+  ctx: Pick<LifecycleContext, 'store' | 'tracker' | 'opts'>,
+  nowS: number,
+): Map<string, number> {
   const due = new Map<string, number>();
   for (const r of listHeld(ctx.store)) {
     if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeatInFlight(r.activity_id)) continue;
@@ -31,7 +34,10 @@ export function dueHeartbeats(ctx: Pick<LifecycleContext, 'store' | 'tracker' | 
 }
 
 /** The heartbeat step: sends the due heartbeats. Waits for the chain clock's first block. */
-export async function heartbeatRound(ctx: Pick<LifecycleContext, 'store' | 'tracker' | 'opts' | 'clock' | 'log' | 'metrics'>, send: Send): Promise<void> {
+export async function heartbeatRound(
+  ctx: Pick<LifecycleContext, 'store' | 'tracker' | 'opts' | 'clock' | 'log' | 'metrics'>,
+  send: Send,
+): Promise<void> {
   if (!ctx.clock.known()) return;
   const due = dueHeartbeats(ctx, ctx.clock.nowS());
   const ids = [...due.keys()];

@@ -53,7 +53,16 @@ function setup() {
       new Promise<SubmitResult>((resolve) => {
         submitted.push(req);
         const n = nonce++;
-        release.push(() => resolve({ ok: true, nonce: n, hash: `0x${n.toString(16).padStart(64, '0')}`, gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n }));
+        release.push(() =>
+          resolve({
+            ok: true,
+            nonce: n,
+            hash: `0x${n.toString(16).padStart(64, '0')}`,
+            gasLimit: 1n,
+            maxFeePerGas: 1n,
+            maxPriorityFeePerGas: 1n,
+          }),
+        );
       }),
     simulate: async () => ({ ok: true as const, returnData: '0x' }),
     inFlight: () => 0,
@@ -124,7 +133,12 @@ describe('activity manager: finishing', () => {
     // Facts first, the completion right behind: the re-drive sees `completing` (both writes land in one commit)
     // and the completion path then finds the complete already being submitted.
     const facts = manager.onFacts([claimedByUs('7')]);
-    manager.onExecutorEvent({ type: 'completion', activity_id: '7', attempt: 1, result: { ok: true, output_refs: { result: 'r' }, metadata_json: '{}' } });
+    manager.onExecutorEvent({
+      type: 'completion',
+      activity_id: '7',
+      attempt: 1,
+      result: { ok: true, output_refs: { result: 'r' }, metadata_json: '{}' },
+    });
     await settle();
     for (const r of release.splice(0)) r();
     await facts;
@@ -137,7 +151,12 @@ describe('activity manager: finishing', () => {
   test('the other order (completion first, facts right behind) also sends one complete', async () => {
     const { store, manager, submitted, release } = setup();
     await store.transact((tx) => tx.put(inflightKey('8'), running('8')));
-    manager.onExecutorEvent({ type: 'completion', activity_id: '8', attempt: 1, result: { ok: true, output_refs: { result: 'r' }, metadata_json: '{}' } });
+    manager.onExecutorEvent({
+      type: 'completion',
+      activity_id: '8',
+      attempt: 1,
+      result: { ok: true, output_refs: { result: 'r' }, metadata_json: '{}' },
+    });
     const facts = manager.onFacts([claimedByUs('8')]);
     await settle();
     for (const r of release.splice(0)) r();

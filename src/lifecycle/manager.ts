@@ -67,7 +67,13 @@ export interface ActivityManager {
   /** Stop claiming and dispatching; wait (≤ timeout) for executing/finishing activities. Returns the unfinished ids. */
   drain(timeoutMs: number): Promise<string[]>;
   stop(): Promise<void>;
-  status(): { state: ManagerState; held: Record<string, number>; pending_txs: number; credits: number; chain_now_s: number };
+  status(): {
+    state: ManagerState;
+    held: Record<string, number>;
+    pending_txs: number;
+    credits: number;
+    chain_now_s: number;
+  };
 }
 
 /** Lane slot states whose tx may still land: their ids are in flight after a restart. */
@@ -94,7 +100,11 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   const fillDetails = createFillDetails(ctx);
   const dispatch = createDispatchStep(ctx);
   // The finish and re-check steps call each other (a refused complete is re-checked; a re-check re-sends it).
-  const finish = createFinish(ctx, { send, recheck: (ids, why) => recheck.recheck(ids, why), forgetDispatch: dispatch.forget });
+  const finish = createFinish(ctx, {
+    send,
+    recheck: (ids, why) => recheck.recheck(ids, why),
+    forgetDispatch: dispatch.forget,
+  });
   const recheck = createRecheckStep(ctx, { finish, fillDetails });
   const claim = createClaimStep(ctx, { send, recheck: recheck.recheck });
   const settle = createSettle(ctx, { finish, recheck: recheck.recheck, fillDetails });
@@ -180,7 +190,9 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     },
     onTxEvent(ev) {
       settle(ev)
-        .catch((e: unknown) => log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }))
+        .catch((e: unknown) =>
+          log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }),
+        )
         .finally(() => wake());
     },
     onExecutorEvent(ev) {
@@ -202,7 +214,13 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       executor.drain();
       const deadline = now() + timeoutMs;
       const busy = () =>
-        listHeld(store).filter((r) => EXECUTING_STATES.has(r.state) || FINISHING_STATES.has(r.state) || r.state === 'claiming' || tracker.has(r.activity_id));
+        listHeld(store).filter(
+          (r) =>
+            EXECUTING_STATES.has(r.state) ||
+            FINISHING_STATES.has(r.state) ||
+            r.state === 'claiming' ||
+            tracker.has(r.activity_id),
+        );
       while (busy().length > 0 && now() < deadline) {
         await new Promise<void>((r) => {
           drainWaiters.push(r);

@@ -12,10 +12,15 @@ export interface NoopTestExecutor extends ExecutorLink {
   stop(): void;
 }
 
-export function createNoopTestExecutor(opts: { capacity: number; delayMs: number; emit: (ev: WorkerToSupervisor) => void }): NoopTestExecutor {
+export function createNoopTestExecutor(opts: {
+  capacity: number;
+  delayMs: number;
+  emit: (ev: WorkerToSupervisor) => void;
+}): NoopTestExecutor {
   const running = new Map<string, ReturnType<typeof setTimeout>>();
   let draining = false;
-  const credits = () => opts.emit({ type: 'credits', available: draining ? 0 : Math.max(0, opts.capacity - running.size) });
+  const credits = () =>
+    opts.emit({ type: 'credits', available: draining ? 0 : Math.max(0, opts.capacity - running.size) });
   return {
     start() {
       opts.emit({ type: 'state', state: 'ready', executor_id: 'builtin-noop-for-tests', activity_types: ['*'] });
@@ -23,7 +28,12 @@ export function createNoopTestExecutor(opts: { capacity: number; delayMs: number
     },
     assign(task: TaskSpec) {
       if (running.has(task.activity_id) || running.size >= opts.capacity || draining) {
-        opts.emit({ type: 'assignRejected', activity_id: task.activity_id, reason: draining ? 'draining' : 'no_credits', retryable: true });
+        opts.emit({
+          type: 'assignRejected',
+          activity_id: task.activity_id,
+          reason: draining ? 'draining' : 'no_credits',
+          retryable: true,
+        });
         return;
       }
       opts.emit({ type: 'accepted', activity_id: task.activity_id });
@@ -31,7 +41,12 @@ export function createNoopTestExecutor(opts: { capacity: number; delayMs: number
         task.activity_id,
         setTimeout(() => {
           running.delete(task.activity_id);
-          opts.emit({ type: 'completion', activity_id: task.activity_id, attempt: task.attempt, result: { ok: true, output_refs: { result: `noop:${task.activity_id}` }, metadata_json: '{}' } });
+          opts.emit({
+            type: 'completion',
+            activity_id: task.activity_id,
+            attempt: task.attempt,
+            result: { ok: true, output_refs: { result: `noop:${task.activity_id}` }, metadata_json: '{}' },
+          });
           credits();
         }, opts.delayMs),
       );

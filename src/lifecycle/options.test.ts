@@ -5,7 +5,11 @@ import { lifecycleOptions } from './options.ts';
 describe('lifecycle options', () => {
   test('every value comes from the validated config (env overrides included), the wallet lower-cased', () => {
     const config = loadConfig({
-      env: { WCP__SCHEDULER__HEARTBEAT_INTERVAL: '7s', WCP__SCHEDULER__CLAIM_BATCH: '3', WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '5' },
+      env: {
+        WCP__SCHEDULER__HEARTBEAT_INTERVAL: '7s',
+        WCP__SCHEDULER__CLAIM_BATCH: '3',
+        WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '5',
+      },
       cwd: '/nonexistent',
     });
     const opts = lifecycleOptions(config);

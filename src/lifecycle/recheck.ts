@@ -44,9 +44,19 @@ export function createRecheckStep(
   async function applyFacts(facts: ActivityFact[], why: string): Promise<void> {
     // Executing records are snapshotted so a repair that ends one can cancel it at the executor.
     const before = new Map(facts.map((f) => [f.activityId, store.get(inflightKey(f.activityId), InflightSchema)]));
-    const actions = await reconcileFacts(store, facts.filter((f) => !tracker.has(f.activityId)), { wallet: opts.wallet, nowMs: now(), queueName: opts.queueName });
+    const actions = await reconcileFacts(
+      store,
+      facts.filter((f) => !tracker.has(f.activityId)),
+      { wallet: opts.wallet, nowMs: now(), queueName: opts.queueName },
+    );
     for (const { activityId, action } of actions) {
-      log.info('repaired from chain', { activity_id: activityId, action: action.type, rule: 'rule' in action ? action.rule : '', reason: 'reason' in action ? action.reason : '', why });
+      log.info('repaired from chain', {
+        activity_id: activityId,
+        action: action.type,
+        rule: 'rule' in action ? action.rule : '',
+        reason: 'reason' in action ? action.reason : '',
+        why,
+      });
       if (action.type === 'markDone') {
         metrics.activities.inc({ outcome: action.done.outcome });
         const was = before.get(activityId);
@@ -69,7 +79,12 @@ export function createRecheckStep(
         const cur = tx.get(inflightKey(id), InflightSchema);
         if (cur?.state !== 'claiming') return;
         tx.del(inflightKey(id));
-        tx.put(claimJobKey(id), { activity_id: id, queue_name: cur.queue_name, created_at_ms: cur.created_at_ms, source: 'reconcile' });
+        tx.put(claimJobKey(id), {
+          activity_id: id,
+          queue_name: cur.queue_name,
+          created_at_ms: cur.created_at_ms,
+          source: 'reconcile',
+        });
       });
       log.info('claim did not land; activity back in the claim queue', { activity_id: id });
     } else if ((r.state === 'completing' || r.state === 'failing') && f.status === 2 && ours && !f.isExpired) {
@@ -88,7 +103,11 @@ export function createRecheckStep(
       if (now() - lastRunMs < RECHECK_INTERVAL_MS) return;
       lastRunMs = now();
       const ids = listHeld(store)
-        .filter((r) => !tracker.has(r.activity_id) && (r.state === 'claiming' || FINISHING_STATES.has(r.state) || (r.state === 'claimed' && !r.activity_type)))
+        .filter(
+          (r) =>
+            !tracker.has(r.activity_id) &&
+            (r.state === 'claiming' || FINISHING_STATES.has(r.state) || (r.state === 'claimed' && !r.activity_type)),
+        )
         .map((r) => r.activity_id);
       if (ids.length) await recheck(ids, 'periodic');
     },

@@ -30,7 +30,12 @@ export async function transitionMany(
     for (const id of ids) {
       const r = tx.get(inflightKey(id), InflightSchema);
       if (!r || !from.includes(r.state) || !canTransition(r.state, to)) continue;
-      const next: Inflight = { ...r, ...(typeof patch === 'function' ? patch(r) : patch), state: to, updated_at_ms: now() };
+      const next: Inflight = {
+        ...r,
+        ...(typeof patch === 'function' ? patch(r) : patch),
+        state: to,
+        updated_at_ms: now(),
+      };
       tx.put(inflightKey(id), next);
       changed.push(next);
     }

@@ -9,7 +9,11 @@ import { applyToLocal, type LocalRecords, planRepair, type RepairContext } from 
 const WALLET = '0x70997970c51812dc3a04c251d1b0d1f1f1f1f1f1';
 const OTHER = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc';
 const ZERO = '0x0000000000000000000000000000000000000000';
-const ctx: RepairContext = { wallet: WALLET.toUpperCase().replace('0X', '0x'), nowMs: 1_700_000_000_000, queueName: 'q' };
+const ctx: RepairContext = {
+  wallet: WALLET.toUpperCase().replace('0X', '0x'),
+  nowMs: 1_700_000_000_000,
+  queueName: 'q',
+};
 
 function fact(over: Partial<ActivityFact> = {}): ActivityFact {
   return {
@@ -37,7 +41,15 @@ function fact(over: Partial<ActivityFact> = {}): ActivityFact {
   };
 }
 function inflight(state: InflightState, over: Partial<Inflight> = {}): Inflight {
-  return { activity_id: '5', state, queue_name: 'q', dispatch_attempts: 0, created_at_ms: 1, updated_at_ms: 1, ...over };
+  return {
+    activity_id: '5',
+    state,
+    queue_name: 'q',
+    dispatch_attempts: 0,
+    created_at_ms: 1,
+    updated_at_ms: 1,
+    ...over,
+  };
 }
 
 const STATES: InflightState[] = ['claiming', 'claimed', 'assigned', 'running', 'completing', 'failing', 'resuming'];
@@ -70,7 +82,13 @@ const arbFact = fc
 const arbLocal: fc.Arbitrary<LocalRecords> = fc
   .record({
     claimJob: fc.boolean(),
-    inflight: fc.option(fc.record({ state: fc.constantFrom(...STATES), result_ref: fc.option(fc.constantFrom('r1', 'x'), { nil: undefined }) }), { nil: undefined }),
+    inflight: fc.option(
+      fc.record({
+        state: fc.constantFrom(...STATES),
+        result_ref: fc.option(fc.constantFrom('r1', 'x'), { nil: undefined }),
+      }),
+      { nil: undefined },
+    ),
     done: fc.option(
       fc.record({
         outcome: fc.constantFrom<Done['outcome']>('completed', 'failed', 'lost', 'expired', 'finished_elsewhere'),
@@ -83,7 +101,11 @@ const arbLocal: fc.Arbitrary<LocalRecords> = fc
   .map((r) => {
     const l: LocalRecords = {};
     if (r.claimJob) l.claimJob = { activity_id: '5', queue_name: 'q', created_at_ms: 1, source: 'event' };
-    if (r.inflight) l.inflight = inflight(r.inflight.state, r.inflight.result_ref === undefined ? {} : { result_ref: r.inflight.result_ref });
+    if (r.inflight)
+      l.inflight = inflight(
+        r.inflight.state,
+        r.inflight.result_ref === undefined ? {} : { result_ref: r.inflight.result_ref },
+      );
     if (r.done) {
       const d: Done = { activity_id: '5', outcome: r.done.outcome, finished_at_ms: 5 };
       if (r.done.resumed !== undefined) d.resumed = r.done.resumed;
@@ -133,12 +155,24 @@ describe('planRepair', () => {
     const a = planRepair(fact(), {}, ctx);
     expect(a.type).toBe('rebuildInflight');
     if (a.type !== 'rebuildInflight') return;
-    expect(a.inflight).toMatchObject({ state: 'claimed', activity_id: '5', input_ref: 'in', expires_at_s: 10_000, last_heartbeat_s: 120, heartbeat_timeout_s: 60 });
+    expect(a.inflight).toMatchObject({
+      state: 'claimed',
+      activity_id: '5',
+      input_ref: 'in',
+      expires_at_s: 10_000,
+      last_heartbeat_s: 120,
+      heartbeat_timeout_s: 60,
+    });
   });
 
   test('claiming locally, claim confirmed on chain → claimed, keeps created_at and dispatch count', () => {
     const a = planRepair(fact(), { inflight: inflight('claiming', { created_at_ms: 42, dispatch_attempts: 2 }) }, ctx);
-    expect(a.type === 'rebuildInflight' && a.inflight.state === 'claimed' && a.inflight.created_at_ms === 42 && a.inflight.dispatch_attempts === 2).toBe(true);
+    expect(
+      a.type === 'rebuildInflight' &&
+        a.inflight.state === 'claimed' &&
+        a.inflight.created_at_ms === 42 &&
+        a.inflight.dispatch_attempts === 2,
+    ).toBe(true);
   });
 
   test('live local states are left to the lifecycle; a stray claim job is dropped', () => {
@@ -150,17 +184,41 @@ describe('planRepair', () => {
   });
 
   test('completed by us, standalone → done completed, resumed (not needed), inflight cleaned', () => {
-    const a = planRepair(fact({ status: 3, isCompleted: true, resultRef: 'out', finishedAtS: 200 }), { inflight: inflight('completing') }, ctx);
-    expect(a).toMatchObject({ type: 'markDone', deleteInflight: true, done: { outcome: 'completed', resumed: true, result_ref: 'out', finished_at_ms: 200_000 } });
+    const a = planRepair(
+      fact({ status: 3, isCompleted: true, resultRef: 'out', finishedAtS: 200 }),
+      { inflight: inflight('completing') },
+      ctx,
+    );
+    expect(a).toMatchObject({
+      type: 'markDone',
+      deleteInflight: true,
+      done: { outcome: 'completed', resumed: true, result_ref: 'out', finished_at_ms: 200_000 },
+    });
   });
 
   test('completed by us, workflow waiting → inflight resuming; once resumed → done resumed', () => {
-    const f = fact({ status: 3, isCompleted: true, resultRef: 'out', workflowInstance: '7', workflowResumedPastStep: false });
+    const f = fact({
+      status: 3,
+      isCompleted: true,
+      resultRef: 'out',
+      workflowInstance: '7',
+      workflowResumedPastStep: false,
+    });
     const a = planRepair(f, {}, ctx);
-    expect(a).toMatchObject({ type: 'rebuildInflight', inflight: { state: 'resuming', result_ref: 'out', workflow_instance: '7' } });
-    expect(planRepair(f, {}, { ...ctx, resumeWorkflows: false })).toMatchObject({ type: 'markDone', done: { resumed: false } });
+    expect(a).toMatchObject({
+      type: 'rebuildInflight',
+      inflight: { state: 'resuming', result_ref: 'out', workflow_instance: '7' },
+    });
+    expect(planRepair(f, {}, { ...ctx, resumeWorkflows: false })).toMatchObject({
+      type: 'markDone',
+      done: { resumed: false },
+    });
     const after = planRepair({ ...f, workflowResumedPastStep: true }, { inflight: inflight('resuming') }, ctx);
-    expect(after).toMatchObject({ type: 'markDone', deleteInflight: true, done: { outcome: 'completed', resumed: true } });
+    expect(after).toMatchObject({
+      type: 'markDone',
+      deleteInflight: true,
+      done: { outcome: 'completed', resumed: true },
+    });
   });
 
   test('failed by us → done failed with the chain reason', () => {
@@ -182,17 +240,33 @@ describe('planRepair', () => {
   });
 
   test('ours and expired → done expired, whatever the local state', () => {
-    expect(planRepair(fact({ isExpired: true }), {}, ctx)).toMatchObject({ type: 'markDone', done: { outcome: 'expired', finished_at_ms: 180_000 } });
-    expect(planRepair(fact({ isExpired: true }), { inflight: inflight('running') }, ctx)).toMatchObject({ type: 'markDone', deleteInflight: true });
+    expect(planRepair(fact({ isExpired: true }), {}, ctx)).toMatchObject({
+      type: 'markDone',
+      done: { outcome: 'expired', finished_at_ms: 180_000 },
+    });
+    expect(planRepair(fact({ isExpired: true }), { inflight: inflight('running') }, ctx)).toMatchObject({
+      type: 'markDone',
+      deleteInflight: true,
+    });
   });
 
   test('local done completed but chain still claimed by us → re-send the complete', () => {
-    const a = planRepair(fact(), { done: { activity_id: '5', outcome: 'completed', result_ref: 'r', finished_at_ms: 1 } }, ctx);
-    expect(a).toMatchObject({ type: 'rebuildInflight', deleteDone: true, inflight: { state: 'completing', result_ref: 'r' } });
+    const a = planRepair(
+      fact(),
+      { done: { activity_id: '5', outcome: 'completed', result_ref: 'r', finished_at_ms: 1 } },
+      ctx,
+    );
+    expect(a).toMatchObject({
+      type: 'rebuildInflight',
+      deleteDone: true,
+      inflight: { state: 'completing', result_ref: 'r' },
+    });
   });
 
   test('pending: a claim in flight is left alone; expired pending drops the claim job', () => {
-    expect(planRepair(fact({ status: 1, worker: ZERO }), { inflight: inflight('claiming') }, ctx)).toEqual({ type: 'none' });
+    expect(planRepair(fact({ status: 1, worker: ZERO }), { inflight: inflight('claiming') }, ctx)).toEqual({
+      type: 'none',
+    });
     const claimJob = { activity_id: '5', queue_name: 'q', created_at_ms: 1, source: 'poll' as const };
     expect(planRepair(fact({ status: 1, worker: ZERO, isExpired: true }), { claimJob }, ctx).type).toBe('dropClaimJob');
   });

@@ -67,9 +67,23 @@ export type RepairAction =
   /** Delete `claim_job:{id}` only. */
   | { type: 'dropClaimJob'; rule: RepairRule; reason: string }
   /** Put `inflight:{id}` (replacing any), optionally deleting the claim job and a contradicting done. */
-  | { type: 'rebuildInflight'; rule: RepairRule; reason: string; inflight: Inflight; deleteClaimJob: boolean; deleteDone: boolean }
+  | {
+      type: 'rebuildInflight';
+      rule: RepairRule;
+      reason: string;
+      inflight: Inflight;
+      deleteClaimJob: boolean;
+      deleteDone: boolean;
+    }
   /** Put `done:{id}` (replacing any), optionally deleting inflight and claim job. */
-  | { type: 'markDone'; rule: RepairRule; reason: string; done: Done; deleteInflight: boolean; deleteClaimJob: boolean };
+  | {
+      type: 'markDone';
+      rule: RepairRule;
+      reason: string;
+      done: Done;
+      deleteInflight: boolean;
+      deleteClaimJob: boolean;
+    };
 
 const NONE: RepairAction = { type: 'none' };
 
@@ -88,11 +102,31 @@ export function planRepair(fact: ActivityFact, local: LocalRecords, ctx: RepairC
     const next = buildDone(fact, ctx, outcome, extra, done);
     if (done && sameDone(done, next) && !hasLocalWork) return NONE;
     if (done && sameDone(done, next)) {
-      return { type: 'markDone', rule, reason, done, deleteInflight: inflight !== undefined, deleteClaimJob: claimJob !== undefined };
+      return {
+        type: 'markDone',
+        rule,
+        reason,
+        done,
+        deleteInflight: inflight !== undefined,
+        deleteClaimJob: claimJob !== undefined,
+      };
     }
-    return { type: 'markDone', rule, reason, done: next, deleteInflight: inflight !== undefined, deleteClaimJob: claimJob !== undefined };
+    return {
+      type: 'markDone',
+      rule,
+      reason,
+      done: next,
+      deleteInflight: inflight !== undefined,
+      deleteClaimJob: claimJob !== undefined,
+    };
   };
-  const rebuild = (rule: RepairRule, reason: string, state: InflightState, resultRef?: string, failReason?: string): RepairAction => ({
+  const rebuild = (
+    rule: RepairRule,
+    reason: string,
+    state: InflightState,
+    resultRef?: string,
+    failReason?: string,
+  ): RepairAction => ({
     type: 'rebuildInflight',
     rule,
     reason,
@@ -111,14 +145,16 @@ export function planRepair(fact: ActivityFact, local: LocalRecords, ctx: RepairC
   if (fact.status === ActivityStatus.Pending) {
     if (!fact.isExpired) return NONE; // R1
     // R2
-    if (inflight) return markDone('R2', 'expired before our claim landed', 'expired', { finished_at_ms: fact.expiresAtS * 1000 });
+    if (inflight)
+      return markDone('R2', 'expired before our claim landed', 'expired', { finished_at_ms: fact.expiresAtS * 1000 });
     return claimJob ? { type: 'dropClaimJob', rule: 'R2', reason: 'expired while pending' } : NONE;
   }
 
   if (fact.status === ActivityStatus.Claimed) {
     if (!ours) {
       // R5
-      if (hasLocalWork) return markDone('R5', `claimed by ${fact.worker}`, 'lost', { reason: `claimed by ${fact.worker}` });
+      if (hasLocalWork)
+        return markDone('R5', `claimed by ${fact.worker}`, 'lost', { reason: `claimed by ${fact.worker}` });
       if (done && done.outcome !== 'lost' && done.outcome !== 'finished_elsewhere') {
         return markDone('R5', `claimed by ${fact.worker}`, 'lost', { reason: `claimed by ${fact.worker}` });
       }
@@ -132,12 +168,27 @@ export function planRepair(fact: ActivityFact, local: LocalRecords, ctx: RepairC
     // R3: ours and live.
     if (!inflight) {
       if (done?.outcome === 'completed' && done.result_ref !== undefined) {
-        return rebuild('R3a', 'local done completed but chain still claimed: re-send complete', 'completing', done.result_ref);
+        return rebuild(
+          'R3a',
+          'local done completed but chain still claimed: re-send complete',
+          'completing',
+          done.result_ref,
+        );
       }
       if (done?.outcome === 'failed') {
-        return rebuild('R3a', 'local done failed but chain still claimed: re-send fail', 'failing', undefined, done.reason ?? 'failed');
+        return rebuild(
+          'R3a',
+          'local done failed but chain still claimed: re-send fail',
+          'failing',
+          undefined,
+          done.reason ?? 'failed',
+        );
       }
-      return rebuild('R3a', done ? `local done ${done.outcome} but chain still claimed by us` : 'claimed by us, no local record', 'claimed');
+      return rebuild(
+        'R3a',
+        done ? `local done ${done.outcome} but chain still claimed by us` : 'claimed by us, no local record',
+        'claimed',
+      );
     }
     if (inflight.state === 'claiming') return rebuild('R3b', 'claim confirmed on chain', 'claimed');
     if (inflight.state === 'resuming') {
@@ -146,7 +197,8 @@ export function planRepair(fact: ActivityFact, local: LocalRecords, ctx: RepairC
         : rebuild('R3c', 'local resuming but chain not completed', 'claimed');
     }
     // R3d (a stray done next to a live inflight is dropped with the inflight kept).
-    if (done) return rebuild('R3d', 'done next to a live inflight', inflight.state, inflight.result_ref, inflight.fail_reason);
+    if (done)
+      return rebuild('R3d', 'done next to a live inflight', inflight.state, inflight.result_ref, inflight.fail_reason);
     return dropStrayClaimJob('R3d');
   }
 
@@ -175,7 +227,11 @@ export function planRepair(fact: ActivityFact, local: LocalRecords, ctx: RepairC
   }
   // R6b
   const resumed = !hasWorkflow || fact.workflowResumedPastStep === true;
-  return markDone('R6b', 'completed by us on chain', 'completed', { result_ref: fact.resultRef, resumed, finished_at_ms: finishedMs });
+  return markDone('R6b', 'completed by us on chain', 'completed', {
+    result_ref: fact.resultRef,
+    resumed,
+    finished_at_ms: finishedMs,
+  });
 }
 
 function expiryMs(fact: ActivityFact): number {
@@ -206,7 +262,11 @@ function buildDone(
 
 /** Whether two dones say the same thing (times and descriptive fields aside). */
 function sameDone(a: Done, b: Done): boolean {
-  return a.outcome === b.outcome && (a.resumed ?? null) === (b.resumed ?? null) && (a.result_ref ?? null) === (b.result_ref ?? null);
+  return (
+    a.outcome === b.outcome &&
+    (a.resumed ?? null) === (b.resumed ?? null) &&
+    (a.result_ref ?? null) === (b.result_ref ?? null)
+  );
 }
 
 function buildInflight(

@@ -17,7 +17,14 @@ export function createSend(ctx: Pick<LifecycleContext, 'txm' | 'tracker' | 'metr
     const submit = tracker.begin(call.kind, call.activityIds);
     let res: SubmitResult;
     try {
-      res = await txm.submit({ kind: call.kind, activityIds: call.activityIds, to: call.to, data: call.data, simulate, ...(call.minGasLimit !== undefined ? { minGasLimit: call.minGasLimit } : {}) });
+      res = await txm.submit({
+        kind: call.kind,
+        activityIds: call.activityIds,
+        to: call.to,
+        data: call.data,
+        simulate,
+        ...(call.minGasLimit !== undefined ? { minGasLimit: call.minGasLimit } : {}),
+      });
     } catch (e) {
       submit.abort();
       throw e;

@@ -29,7 +29,11 @@ export function createSettle(
 ): Settle {
   const { opts, store, rpc, now, clock, tracker, log, metrics } = ctx;
 
-  async function claimed(ev: Confirmed, events: ActivityEvents, release: (ids: readonly string[]) => void): Promise<void> {
+  async function claimed(
+    ev: Confirmed,
+    events: ActivityEvents,
+    release: (ids: readonly string[]) => void,
+  ): Promise<void> {
     const ids = ev.activityIds;
     const mine = ids.filter((id) => events.claimed.get(id) === opts.wallet);
     const others = ids.filter((id) => !mine.includes(id));
@@ -42,14 +46,21 @@ export function createSettle(
     if (others.length) await deps.recheck(others, 'not claimed by our claim tx');
   }
 
-  async function heartbeated(ev: Confirmed, events: ActivityEvents, release: (ids: readonly string[]) => void): Promise<void> {
+  async function heartbeated(
+    ev: Confirmed,
+    events: ActivityEvents,
+    release: (ids: readonly string[]) => void,
+  ): Promise<void> {
     const ids = ev.activityIds;
     // The heartbeat's own block time, not "now": after a stall (a frozen process, a slow RPC) the confirmation
     // may be handled long after the block, and "now" would make a lapsed activity look freshly heartbeated.
     const t = await getHeader(rpc, ev.blockNumber)
       .then((h) => h.timestamp)
       .catch((e: unknown) => {
-        log.warn('heartbeat block unreadable; taking the chain clock as its time', { block: ev.blockNumber, error: errorText(e) });
+        log.warn('heartbeat block unreadable; taking the chain clock as its time', {
+          block: ev.blockNumber,
+          error: errorText(e),
+        });
         return Math.floor(clock.nowS());
       });
     const ok = ids.filter((id) => events.heartbeat.has(id));
@@ -57,7 +68,12 @@ export function createSettle(
       await store.transact((tx) => {
         for (const id of ok) {
           const r = tx.get(inflightKey(id), InflightSchema);
-          if (r) tx.put(inflightKey(id), { ...r, last_heartbeat_s: Math.max(r.last_heartbeat_s ?? 0, Math.min(t, r.expires_at_s ?? t)), updated_at_ms: now() });
+          if (r)
+            tx.put(inflightKey(id), {
+              ...r,
+              last_heartbeat_s: Math.max(r.last_heartbeat_s ?? 0, Math.min(t, r.expires_at_s ?? t)),
+              updated_at_ms: now(),
+            });
         }
       });
     } finally {
@@ -67,7 +83,11 @@ export function createSettle(
     if (refused.length) await deps.recheck(refused, 'heartbeat not accepted');
   }
 
-  async function completed(events: ActivityEvents, ids: readonly string[], release: (ids: readonly string[]) => void): Promise<void> {
+  async function completed(
+    events: ActivityEvents,
+    ids: readonly string[],
+    release: (ids: readonly string[]) => void,
+  ): Promise<void> {
     for (const id of ids) {
       if (!events.completed.has(id)) {
         release([id]);
@@ -80,7 +100,11 @@ export function createSettle(
     }
   }
 
-  async function failed(events: ActivityEvents, ids: readonly string[], release: (ids: readonly string[]) => void): Promise<void> {
+  async function failed(
+    events: ActivityEvents,
+    ids: readonly string[],
+    release: (ids: readonly string[]) => void,
+  ): Promise<void> {
     for (const id of ids) {
       if (events.failed.has(id)) {
         const r = store.get(inflightKey(id), InflightSchema);
@@ -95,7 +119,8 @@ export function createSettle(
   async function resumed(ids: readonly string[]): Promise<void> {
     for (const id of ids) {
       const r = store.get(inflightKey(id), InflightSchema);
-      if (r?.state === 'resuming') await deps.finish.finish(id, 'completed', { result_ref: r.result_ref ?? '', resumed: true });
+      if (r?.state === 'resuming')
+        await deps.finish.finish(id, 'completed', { result_ref: r.result_ref ?? '', resumed: true });
     }
   }
 
@@ -105,8 +130,20 @@ export function createSettle(
     if (ev.type === 'failed' || ev.status === 'reverted') {
       // Nothing of it is committed: the chain re-check decides, and it skips ids still in flight.
       release(ids);
-      if (ev.type === 'failed') log.warn('transaction failed', { kind: ev.kind, nonce: ev.nonce, activity_ids: ids.join(','), error: ev.error.message });
-      else log.warn('transaction reverted', { kind: ev.kind, nonce: ev.nonce, activity_ids: ids.join(','), reason: ev.revert?.message ?? '' });
+      if (ev.type === 'failed')
+        log.warn('transaction failed', {
+          kind: ev.kind,
+          nonce: ev.nonce,
+          activity_ids: ids.join(','),
+          error: ev.error.message,
+        });
+      else
+        log.warn('transaction reverted', {
+          kind: ev.kind,
+          nonce: ev.nonce,
+          activity_ids: ids.join(','),
+          reason: ev.revert?.message ?? '',
+        });
       if (ids.length) await deps.recheck(ids, `${ev.kind} ${ev.type === 'failed' ? 'tx failed' : 'reverted'}`);
       return;
     }

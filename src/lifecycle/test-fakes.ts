@@ -58,7 +58,15 @@ export function fakeTxSender(): FakeTxSender {
       new Promise<SubmitResult>((resolve) => {
         fake.submitted.push(req);
         const n = nonce++;
-        const ok = () => resolve({ ok: true, nonce: n, hash: `0x${n.toString(16).padStart(64, '0')}`, gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n });
+        const ok = () =>
+          resolve({
+            ok: true,
+            nonce: n,
+            hash: `0x${n.toString(16).padStart(64, '0')}`,
+            gasLimit: 1n,
+            maxFeePerGas: 1n,
+            maxPriorityFeePerGas: 1n,
+          });
         if (fake.auto) ok();
         else held.push(ok);
       }),
@@ -100,15 +108,40 @@ export function fakeChain(): FakeChain {
       const tag = params[0] as string;
       const number = tag === 'latest' ? chain.head.number : Number(BigInt(tag));
       const timestamp = tag === 'latest' ? chain.head.timestamp : chain.head.timestamp - (chain.head.number - number);
-      return { number: `0x${number.toString(16)}`, hash: `0x${'1'.repeat(64)}`, parentHash: `0x${'0'.repeat(64)}`, timestamp: `0x${timestamp.toString(16)}` };
+      return {
+        number: `0x${number.toString(16)}`,
+        hash: `0x${'1'.repeat(64)}`,
+        parentHash: `0x${'0'.repeat(64)}`,
+        timestamp: `0x${timestamp.toString(16)}`,
+      };
     }
     if (method === 'eth_call') {
       const [{ data }] = params as [{ to: string; data: string }];
-      const [calls] = multicallIface.decodeFunctionData('aggregate3', data) as unknown as [Array<[string, boolean, string]>];
+      const [calls] = multicallIface.decodeFunctionData('aggregate3', data) as unknown as [
+        Array<[string, boolean, string]>,
+      ];
       const results = calls.map(([, , callData]) => {
         const [id] = taskQueueIface.decodeFunctionData('getActivity', callData) as unknown as [bigint];
         const a = chain.activities.get(id.toString()) ?? { status: 0 };
-        const tuple = [id, 'q', 0n, 0, a.activityType ?? 'echo', '', a.status, a.worker ?? '0x0000000000000000000000000000000000000000', 0n, 0n, BigInt(a.lastHeartbeatAt ?? 0), BigInt(a.heartbeatTimeout ?? 600), BigInt(a.expiresAt ?? NOW_S + 3600), 0n, a.status === 3, false, ''];
+        const tuple = [
+          id,
+          'q',
+          0n,
+          0,
+          a.activityType ?? 'echo',
+          '',
+          a.status,
+          a.worker ?? '0x0000000000000000000000000000000000000000',
+          0n,
+          0n,
+          BigInt(a.lastHeartbeatAt ?? 0),
+          BigInt(a.heartbeatTimeout ?? 600),
+          BigInt(a.expiresAt ?? NOW_S + 3600),
+          0n,
+          a.status === 3,
+          false,
+          '',
+        ];
         return [true, taskQueueIface.encodeFunctionResult('getActivity', [tuple])];
       });
       return multicallIface.encodeFunctionResult('aggregate3', [results]);
@@ -139,12 +172,26 @@ export function fakeChain(): FakeChain {
 /** A chain clock standing still at `nowS` (a block has been read). */
 export function fakeClock(nowS = NOW_S): ChainClock & { set(s: number): void } {
   let t = nowS;
-  return { refresh: async () => {}, known: () => true, nowS: () => t, skewS: () => 0, set: (s) => void (t = s) };
+  return {
+    refresh: async () => {},
+    known: () => true,
+    nowS: () => t,
+    skewS: () => 0,
+    set(s) {
+      t = s;
+    },
+  };
 }
 
 /** An executor link recording what it was told. */
 export function fakeExecutor(): ExecutorLink & { assigned: string[]; cancelled: string[] } {
-  const fake = { assigned: [] as string[], cancelled: [] as string[], assign: (t: { activity_id: string }) => void fake.assigned.push(t.activity_id), cancel: (id: string) => void fake.cancelled.push(id), drain: () => {} };
+  const fake = {
+    assigned: [] as string[],
+    cancelled: [] as string[],
+    assign: (t: { activity_id: string }) => void fake.assigned.push(t.activity_id),
+    cancel: (id: string) => void fake.cancelled.push(id),
+    drain: () => {},
+  };
   return fake;
 }
 
@@ -168,7 +215,18 @@ export function testContext() {
   const rpc = fakeChain();
   const executor = fakeExecutor();
   const clock = fakeClock();
-  const ctx: LifecycleContext = { opts: testOptions, store, txm, rpc, executor, log: logger, metrics: createMetrics(), now: Date.now, clock, tracker: createInFlightTracker() };
+  const ctx: LifecycleContext = {
+    opts: testOptions,
+    store,
+    txm,
+    rpc,
+    executor,
+    log: logger,
+    metrics: createMetrics(),
+    now: Date.now,
+    clock,
+    tracker: createInFlightTracker(),
+  };
   return { ctx, store, txm, rpc, executor, clock, tracker: ctx.tracker };
 }
 
@@ -192,13 +250,29 @@ export function held(id: string, state: Inflight['state'], lastHeartbeatS = NOW_
 type Confirmed = Extract<TxEvent, { type: 'confirmed' }>;
 
 /** A confirmed receipt of `req` (nonce `nonce`) emitting `events` (TaskQueue event name and activity id; worker = us). */
-export function confirmed(req: TxRequest, nonce: number, events: Array<[name: string, id: string, worker?: string]>, blockNumber = 100): Confirmed {
+export function confirmed(
+  req: TxRequest,
+  nonce: number,
+  events: Array<[name: string, id: string, worker?: string]>,
+  blockNumber = 100,
+): Confirmed {
   const logs = events.map(([name, id, worker], i) => {
     const extra = name === 'ActivityCompleted' || name === 'ActivityFailed' ? [''] : [];
     const l = taskQueueIface.encodeEventLog(name, [id, worker ?? WALLET, ...extra]);
     return { address: TQ, topics: l.topics, data: l.data, logIndex: i };
   });
-  return { type: 'confirmed', kind: req.kind, nonce, activityIds: req.activityIds, hash: `0x${'a'.repeat(64)}`, blockNumber, blockHash: `0x${'b'.repeat(64)}`, status: 'success', gasUsed: 1n, logs };
+  return {
+    type: 'confirmed',
+    kind: req.kind,
+    nonce,
+    activityIds: req.activityIds,
+    hash: `0x${'a'.repeat(64)}`,
+    blockNumber,
+    blockHash: `0x${'b'.repeat(64)}`,
+    status: 'success',
+    gasUsed: 1n,
+    logs,
+  };
 }
 
 /** Resolves once `cond()` holds (polled every 5 ms); rejects after `timeoutMs`. */

@@ -37,7 +37,10 @@ describe('in-flight tracker', () => {
     const t = createInFlightTracker();
     t.begin('claim_batch', ['1', '2']).sent(9);
     let commit!: () => void;
-    const done = t.settle({ kind: 'claim_batch', nonce: 9, activityIds: ['1', '2'] }, () => new Promise<void>((r) => (commit = r)));
+    const done = t.settle(
+      { kind: 'claim_batch', nonce: 9, activityIds: ['1', '2'] },
+      () => new Promise<void>((r) => (commit = r)),
+    );
     await Promise.resolve();
     expect([t.has('1'), t.has('2')]).toEqual([true, true]);
     commit();

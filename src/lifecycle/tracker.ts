@@ -73,7 +73,9 @@ export function createInFlightTracker(): InFlightTracker {
 
   return {
     begin(kind, ids) {
-      const before = new Map(ids.map((id) => [id, kind === 'heartbeat' ? heartbeats.get(id) : pending.get(id)] as const));
+      const before = new Map(
+        ids.map((id) => [id, kind === 'heartbeat' ? heartbeats.get(id) : pending.get(id)] as const),
+      );
       mark(kind, ids, SUBMITTING);
       return {
         sent: (nonce) => mark(kind, ids, nonce),

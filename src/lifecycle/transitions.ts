@@ -24,7 +24,13 @@ export const TRANSITIONS: Readonly<Record<InflightState, readonly InflightState[
 };
 
 /** States whose on-chain activity must be kept alive with heartbeats. */
-export const HEARTBEAT_STATES: ReadonlySet<InflightState> = new Set(['claimed', 'assigned', 'running', 'completing', 'failing']);
+export const HEARTBEAT_STATES: ReadonlySet<InflightState> = new Set([
+  'claimed',
+  'assigned',
+  'running',
+  'completing',
+  'failing',
+]);
 
 /** States whose finishing tx (complete, fail, resume) is ours to send. */
 export const FINISHING_STATES: ReadonlySet<InflightState> = new Set(['completing', 'failing', 'resuming']);
