@@ -113,7 +113,7 @@ export async function versionString(commit = headCommit().commit): Promise<strin
 /** Path of a source file inside the binary: relative to the build root, `.js` instead of `.ts`. */
 function embeddedPath(file: string): string {
   const rel = relative(ROOT, file).split(sep).join('/');
-  return rel.slice(0, rel.length - extname(rel).length) + '.js';
+  return `${rel.slice(0, rel.length - extname(rel).length)}.js`;
 }
 
 /**
@@ -159,7 +159,8 @@ export function optionalAddonPath(target: string, pkgPrefix: string, from: strin
     return existsSync(file) ? file : undefined;
   }
   const napi = readdirSync(dir).filter((f) => f.startsWith('node.napi') && f.endsWith('.node'));
-  if (napi.length > 1) throw new Error(`${dir} holds several N-API addons (${napi.join(', ')}); pick one in scripts/build.ts`);
+  if (napi.length > 1)
+    throw new Error(`${dir} holds several N-API addons (${napi.join(', ')}); pick one in scripts/build.ts`);
   return napi[0] === undefined ? undefined : join(dir, napi[0]);
 }
 
@@ -171,7 +172,8 @@ function addonAnchor(from: string, pkg: string): string {
 /** The lmdb addon for the target, e.g. `@lmdb/lmdb-linux-x64/node.napi.glibc.node`, resolved to a file. */
 function lmdbAddonPath(target: string, from: string): string {
   const file = optionalAddonPath(target, '@lmdb/lmdb', addonAnchor(from, 'lmdb'));
-  if (file === undefined) throw new Error(`lmdb's native addon for ${target} is not installed under ${from} (@lmdb/lmdb-<os>-<arch>)`);
+  if (file === undefined)
+    throw new Error(`lmdb's native addon for ${target} is not installed under ${from} (@lmdb/lmdb-<os>-<arch>)`);
   return file;
 }
 
@@ -206,8 +208,12 @@ function compileFixups(target: string, piscinaShim: string, addonsFrom: string):
       // path: the binary would use the native decoder where it was built (the path exists) and silently fall back
       // to plain JS everywhere else. Embed the addon the same way as lmdb's so every machine runs the same code;
       // if it is not installed, make the module fail on purpose so msgpackr takes its JS path everywhere.
-      build.onLoad({ filter: /[\\/]node_modules[\\/]msgpackr-extract[\\/]index\.js$/ }, (args) => {
-        const extract = optionalAddonPath(target, '@msgpackr-extract/msgpackr-extract', addonAnchor(addonsFrom, 'msgpackr-extract'));
+      build.onLoad({ filter: /[\\/]node_modules[\\/]msgpackr-extract[\\/]index\.js$/ }, () => {
+        const extract = optionalAddonPath(
+          target,
+          '@msgpackr-extract/msgpackr-extract',
+          addonAnchor(addonsFrom, 'msgpackr-extract'),
+        );
         const contents =
           extract === undefined
             ? `throw new Error('msgpackr-extract is not embedded in this build');\n`
@@ -220,7 +226,12 @@ function compileFixups(target: string, piscinaShim: string, addonsFrom: string):
       build.onLoad({ filter: /[\\/]node_modules[\\/]lmdb[\\/]open\.js$/ }, async (args) => {
         let src = await Bun.file(args.path).text();
         const dict = join(dirname(args.path), 'dict/dict.txt');
-        src = patch(src, args.path, /fs\.readFileSync\(\s*new URL\(\s*'\.\/dict\/dict\.txt',\s*import\.meta\.url\.replace\([^\n]*\),?\s*\),?\s*\)/, 'fs.readFileSync(__wcpLmdbDict)');
+        src = patch(
+          src,
+          args.path,
+          /fs\.readFileSync\(\s*new URL\(\s*'\.\/dict\/dict\.txt',\s*import\.meta\.url\.replace\([^\n]*\),?\s*\),?\s*\)/,
+          'fs.readFileSync(__wcpLmdbDict)',
+        );
         src = `import __wcpLmdbDict from ${JSON.stringify(dict)} with { type: 'file' };\n${src}`;
         return { contents: src, loader: 'js' };
       });
@@ -258,7 +269,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const entry = resolve(opts.entry);
   const worker = resolve(opts.worker);
   const out = resolve(opts.out);
-  for (const [flag, file] of [['--entry', entry], ['--worker', worker]] as const) {
+  for (const [flag, file] of [
+    ['--entry', entry],
+    ['--worker', worker],
+  ] as const) {
     if (!existsSync(file)) throw new Error(`${flag} ${file} does not exist`);
     // Embedded paths are relative to the build root; a file outside it would land at an unexpected path.
     const rel = relative(ROOT, file);
@@ -332,23 +346,45 @@ function parseArgs(argv: string[]): BuildOptions {
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined || v === '') throw new Error(`${flag} needs a value`);
       return v;
     };
     switch (flag) {
-      case '--entry': opts.entry = value(); break;
-      case '--worker': opts.worker = value(); break;
-      case '--out': opts.out = value(); break;
-      case '--target': opts.target = value(); break;
-      case '--no-minify': opts.minify = false; break;
-      case '--no-sourcemap': opts.sourcemap = false; break;
-      case '--executable-path': opts.executablePath = value(); break;
-      case '--addons-from': opts.addonsFrom = value(); break;
-      case '--commit': opts.commit = value(); break;
-      case '--build-date': opts.buildDate = value(); break;
+      case '--entry':
+        opts.entry = value();
+        break;
+      case '--worker':
+        opts.worker = value();
+        break;
+      case '--out':
+        opts.out = value();
+        break;
+      case '--target':
+        opts.target = value();
+        break;
+      case '--no-minify':
+        opts.minify = false;
+        break;
+      case '--no-sourcemap':
+        opts.sourcemap = false;
+        break;
+      case '--executable-path':
+        opts.executablePath = value();
+        break;
+      case '--addons-from':
+        opts.addonsFrom = value();
+        break;
+      case '--commit':
+        opts.commit = value();
+        break;
+      case '--build-date':
+        opts.buildDate = value();
+        break;
       case '-h':
       case '--help':
         console.log(

@@ -21,7 +21,16 @@ import { createHash } from 'node:crypto';
 import { join, relative, resolve } from 'node:path';
 import { verifyMachOSignature } from './release/macho.ts';
 import { smokeTest } from './release/run-targets.ts';
-import { fetchAddons, fetchRuntime, headOf, lockedVersions, STAGE, stageSource, TARGETS, type Target } from './release/stage.ts';
+import {
+  fetchAddons,
+  fetchRuntime,
+  headOf,
+  lockedVersions,
+  STAGE,
+  stageSource,
+  TARGETS,
+  type Target,
+} from './release/stage.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const DEFAULT_TARGETS = ['linux-x64', 'linux-arm64', 'darwin-arm64'];
@@ -60,13 +69,33 @@ async function sha256(file: string): Promise<string> {
 }
 
 /** Compiles `t` in STAGE and returns the binary's path there, or throws. */
-function buildTarget(t: Target, file: string, commit: { hash: string; date: string }, bunVersion: string, addonVersions: Record<string, string>): string {
+function buildTarget(
+  t: Target,
+  file: string,
+  commit: { hash: string; date: string },
+  bunVersion: string,
+  addonVersions: Record<string, string>,
+): string {
   const runtime = fetchRuntime(t, bunVersion);
   const addons = fetchAddons(t, addonVersions);
   const outDir = join(STAGE, '.release', 'out');
   mkdirSync(outDir, { recursive: true });
   const out = join(outDir, file);
-  const args = ['scripts/build.ts', '--target', t.bun, '--out', out, '--executable-path', runtime, '--addons-from', addons, '--commit', commit.hash, '--build-date', commit.date];
+  const args = [
+    'scripts/build.ts',
+    '--target',
+    t.bun,
+    '--out',
+    out,
+    '--executable-path',
+    runtime,
+    '--addons-from',
+    addons,
+    '--commit',
+    commit.hash,
+    '--build-date',
+    commit.date,
+  ];
   // The staged copy's own build script, run from the staged copy: its root, and so every embedded path, is STAGE.
   execFileSync(process.execPath, args, { cwd: STAGE, stdio: ['ignore', 'inherit', 'inherit'] });
   return out;
@@ -89,7 +118,9 @@ async function main(): Promise<number> {
     if (head.dirty) say('the work tree has uncommitted changes: they are NOT in the release (it builds HEAD)');
     const bunVersion = lockedVersions(ROOT, ['bun']).bun as string;
     const addonVersions = lockedVersions(ROOT, ['lmdb', 'msgpackr-extract']);
-    say(`wcp ${version} at ${head.hash.slice(0, 12)} (${head.date}); bun ${bunVersion}; targets ${a.targets.map((t) => t.name).join(', ')}`);
+    say(
+      `wcp ${version} at ${head.hash.slice(0, 12)} (${head.date}); bun ${bunVersion}; targets ${a.targets.map((t) => t.name).join(', ')}`,
+    );
     stageSource(ROOT, head.hash, say);
     rmSync(a.out, { recursive: true, force: true });
     mkdirSync(a.out, { recursive: true });
@@ -110,7 +141,10 @@ async function main(): Promise<number> {
       }
     }
     const sums: string[] = [];
-    for (const f of readdirSync(a.out).filter((n) => n.startsWith('wcp-')).sort()) sums.push(`${await sha256(join(a.out, f))}  ${f}`);
+    for (const f of readdirSync(a.out)
+      .filter((n) => n.startsWith('wcp-'))
+      .sort())
+      sums.push(`${await sha256(join(a.out, f))}  ${f}`);
     writeFileSync(join(a.out, 'SHA256SUMS'), `${sums.join('\n')}\n`);
     for (const s of sums) say(s);
   }

@@ -1,5 +1,7 @@
 #!/usr/bin/env bun
 /** The `wcp` binary's entry point: the CLI with strict errors and stable exit codes. */
+// First import: under Deno it refuses missing permissions before any dependency loads (lmdb dlopens at import).
+import './runtime/preflight.ts';
 import { type CommandDef, runCommand, showUsage } from 'citty';
 import { exitCodeFor, printError } from './cli/exit.ts';
 import { main } from './cli/commands.ts';

@@ -30,7 +30,8 @@ export function verifyMachOSignature(path: string): SignatureCheck {
     at += f.readUInt32LE(at + 4);
   }
   if (sig === undefined) return { ok: false, reason: 'no LC_CODE_SIGNATURE' };
-  if (f.readUInt32BE(sig.off) !== CSMAGIC_EMBEDDED_SIGNATURE) return { ok: false, reason: 'no embedded signature SuperBlob' };
+  if (f.readUInt32BE(sig.off) !== CSMAGIC_EMBEDDED_SIGNATURE)
+    return { ok: false, reason: 'no embedded signature SuperBlob' };
   const count = f.readUInt32BE(sig.off + 8);
   let pages = 0;
   let directories = 0;
@@ -45,13 +46,16 @@ export function verifyMachOSignature(path: string): SignatureCheck {
     const algorithm = HASHES[f.readUInt8(cd + 37)];
     const pageSize = 2 ** f.readUInt8(cd + 39);
     if (algorithm === undefined) return { ok: false, reason: `unknown hash type ${f.readUInt8(cd + 37)}` };
-    if (codeLimit !== sig.off) return { ok: false, reason: `signed range ends at ${codeLimit}, the signature starts at ${sig.off}` };
-    if (nCodeSlots !== Math.ceil(codeLimit / pageSize)) return { ok: false, reason: `${nCodeSlots} page hashes for ${codeLimit} bytes` };
+    if (codeLimit !== sig.off)
+      return { ok: false, reason: `signed range ends at ${codeLimit}, the signature starts at ${sig.off}` };
+    if (nCodeSlots !== Math.ceil(codeLimit / pageSize))
+      return { ok: false, reason: `${nCodeSlots} page hashes for ${codeLimit} bytes` };
     for (let p = 0; p < nCodeSlots; p++) {
       const page = f.subarray(p * pageSize, Math.min((p + 1) * pageSize, codeLimit));
       const want = f.subarray(cd + hashOffset + p * hashSize, cd + hashOffset + (p + 1) * hashSize);
       const got = createHash(algorithm).update(page).digest().subarray(0, hashSize);
-      if (!got.equals(want)) return { ok: false, reason: `page ${p} (offset ${p * pageSize}) does not match its ${algorithm} hash` };
+      if (!got.equals(want))
+        return { ok: false, reason: `page ${p} (offset ${p * pageSize}) does not match its ${algorithm} hash` };
     }
     pages += nCodeSlots;
   }

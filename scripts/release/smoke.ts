@@ -40,7 +40,12 @@ export async function startSmokeChain(workers = 1): Promise<SmokeChain> {
  * JSON logs, metrics off. Without `extra` it runs the built-in no-op test executor (`noopDelay`, default 1500 ms,
  * so heartbeats go out while tasks run); `extra` wins.
  */
-export function smokeEnv(chain: SmokeChain, worker: number, queue: string, extra: Record<string, string> = {}): Record<string, string> {
+export function smokeEnv(
+  chain: SmokeChain,
+  worker: number,
+  queue: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     ENVIRONMENT: 'local',
     WCP_LOG_FORMAT: 'json',
@@ -114,8 +119,10 @@ export async function smokeRun(o: SmokeRunOptions): Promise<SmokeRun> {
   const get = o.chain.stack.contracts.taskQueue.getFunction('getActivity');
   try {
     for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`wcp exited early (${await exited}):\n${output.slice(-4000)}`);
-      if (Date.now() - started > o.timeoutMs) throw new Error(`activities not completed within ${o.timeoutMs} ms:\n${output.slice(-4000)}`);
+      if (proc.exitCode !== null || proc.signalCode !== null)
+        throw new Error(`wcp exited early (${await exited}):\n${output.slice(-4000)}`);
+      if (Date.now() - started > o.timeoutMs)
+        throw new Error(`activities not completed within ${o.timeoutMs} ms:\n${output.slice(-4000)}`);
       const views = (await Promise.all(ids.map((id) => get(id)))) as Array<{ isCompleted: boolean; worker: string }>;
       if (views.every((v) => v.isCompleted && v.worker.toLowerCase() === me)) break;
       await new Promise((r) => setTimeout(r, 250));

@@ -30,7 +30,13 @@ export interface Target {
 export const TARGETS: readonly Target[] = [
   { name: 'linux-x64', bun: 'bun-linux-x64', runtimePackage: '@oven/bun-linux-x64', os: 'linux', cpu: 'x64' },
   { name: 'linux-arm64', bun: 'bun-linux-arm64', runtimePackage: '@oven/bun-linux-aarch64', os: 'linux', cpu: 'arm64' },
-  { name: 'darwin-arm64', bun: 'bun-darwin-arm64', runtimePackage: '@oven/bun-darwin-aarch64', os: 'darwin', cpu: 'arm64' },
+  {
+    name: 'darwin-arm64',
+    bun: 'bun-darwin-arm64',
+    runtimePackage: '@oven/bun-darwin-aarch64',
+    os: 'darwin',
+    cpu: 'arm64',
+  },
   { name: 'darwin-x64', bun: 'bun-darwin-x64', runtimePackage: '@oven/bun-darwin-x64', os: 'darwin', cpu: 'x64' },
 ];
 
@@ -41,7 +47,12 @@ export interface Commit {
 }
 
 function run(cmd: string, args: string[], cwd: string): string {
-  return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
+  return execFileSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
 }
 
 /** HEAD of the checkout at `root`, and whether its work tree has uncommitted changes (they are not released). */
@@ -53,7 +64,9 @@ export function headOf(root: string): Commit & { dirty: boolean } {
 
 /** Exact versions the lockfile pins (`node_modules/<name>` entries), so every target gets the same releases. */
 export function lockedVersions(root: string, names: string[]): Record<string, string> {
-  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { version?: string }>;
+  };
   const out: Record<string, string> = {};
   for (const n of names) {
     const v = lock.packages[`node_modules/${n}`]?.version;
@@ -85,7 +98,11 @@ export function fetchRuntime(t: Target, bunVersion: string): string {
   const bin = join(dir, 'package', 'bin', 'bun');
   if (existsSync(bin)) return bin;
   mkdirSync(dir, { recursive: true });
-  const tgz = run('npm', ['pack', `${t.runtimePackage}@${bunVersion}`, '--pack-destination', dir, '--silent'], dir).trim().split('\n').pop() ?? '';
+  const tgz =
+    run('npm', ['pack', `${t.runtimePackage}@${bunVersion}`, '--pack-destination', dir, '--silent'], dir)
+      .trim()
+      .split('\n')
+      .pop() ?? '';
   run('tar', ['-xzf', join(dir, tgz), '-C', dir], dir);
   if (!existsSync(bin)) throw new Error(`${t.runtimePackage}@${bunVersion} holds no bin/bun`);
   chmodSync(bin, 0o755);
@@ -103,7 +120,21 @@ export function fetchAddons(t: Target, versions: Record<string, string>): string
   writeFileSync(join(dir, 'package.json'), '{ "private": true }\n');
   const libc = t.os === 'linux' ? ['--libc=glibc'] : [];
   const specs = Object.entries(versions).map(([n, v]) => `${n}@${v}`);
-  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', `--os=${t.os}`, `--cpu=${t.cpu}`, ...libc, ...specs], dir);
+  run(
+    'npm',
+    [
+      'install',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--no-package-lock',
+      `--os=${t.os}`,
+      `--cpu=${t.cpu}`,
+      ...libc,
+      ...specs,
+    ],
+    dir,
+  );
   const scopes = ['@lmdb', '@msgpackr-extract'].map((s) => readdirSync(join(dir, 'node_modules', s)));
   if (!scopes.every((names) => names.some((n) => n.endsWith(`-${t.os}-${t.cpu}`)))) {
     throw new Error(`npm installed no ${t.os}-${t.cpu} addon packages in ${dir}`);

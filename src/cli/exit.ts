@@ -2,8 +2,10 @@
 import { isWcpError } from '../internal/errors.ts';
 import { ExitCode } from '../internal/exit-codes.ts';
 import { redact } from '../internal/logger.ts';
+import { denoPermissionMessage, isDenoPermissionError } from '../runtime/deno.ts';
 
 export function exitCodeFor(e: unknown): number {
+  if (isDenoPermissionError(e)) return ExitCode.Usage;
   if (!isWcpError(e)) return ExitCode.Failure;
   switch (e.code) {
     case 'CONFIG_INVALID':
@@ -28,6 +30,10 @@ export function exitCodeFor(e: unknown): number {
 }
 
 export function printError(e: unknown): void {
+  if (isDenoPermissionError(e)) {
+    process.stderr.write(`wcp: ${redact(denoPermissionMessage(e.message))}\n`);
+    return;
+  }
   const text = isWcpError(e) ? e.describe() : e instanceof Error ? (e.stack ?? e.message) : String(e);
   process.stderr.write(`wcp: ${redact(text)}\n`);
 }
