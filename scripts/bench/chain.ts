@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { Wallet } from 'ethers';
 import { claimCall, completeCall, heartbeatCall, resumeCall } from '../../src/lifecycle/calls.ts';
 import { openStore } from '../../src/store/store.ts';
-import { createTxManager, type TxEvent } from '../../src/txmgr/index.ts';
+import { rpcTransportOptions } from '../../src/chain/options.ts';
+import { createRpcTransport } from '../../src/chain/transport.ts';
+import { createTxManager, type TxEvent, type TxPolicy } from '../../src/txmgr/index.ts';
+import { txPolicy } from '../../src/txmgr/options.ts';
 import { type Anvil, rpcCall, startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, laneSigner, registerWorker, sendMany, type Stack, startWorkflows } from '../lib/deploy.ts';
 import { wcpEnv } from '../lib/wcp-env.ts';
@@ -16,6 +19,7 @@ import { sandbox, startWcp } from '../lib/wcp-process.ts';
 import {
   BENCH_SETTINGS,
   type BenchContext,
+  benchConfig,
   type BenchGroup,
   type Figure,
   LONG_CHAIN_ANVIL_ARGS,
@@ -133,7 +137,8 @@ async function claimLatency(ctx: BenchContext, figures: Figure[]): Promise<void>
 
 // ------------------------------------------------------------------------------------------ lane vs raw
 
-async function laneThroughput(anvil: Anvil, key: string, policy: Record<string, number>): Promise<{ accepted: number; confirmed: number }> {
+async function laneThroughput(anvil: Anvil, key: string, policy: Partial<TxPolicy>): Promise<{ accepted: number; confirmed: number }> {
+  const config = benchConfig({ rpcUrl: anvil.url, privateKey: key });
   const dir = mkdtempSync(join(tmpdir(), 'wcp-bench-lane-'));
   const store = openStore({ path: join(dir, 'wcp.db'), logger: quietLogger('store') });
   let confirmed = 0;
@@ -143,10 +148,10 @@ async function laneThroughput(anvil: Anvil, key: string, policy: Record<string, 
   });
   const txm = createTxManager({
     store,
-    rpcUrls: [anvil.url],
+    rpc: createRpcTransport(rpcTransportOptions(config)),
     chainId: anvil.chainId,
     privateKey: key,
-    policy,
+    policy: { ...txPolicy(config), ...policy },
     logger: quietLogger('txmgr'),
     onEvent: (ev: TxEvent) => {
       if (ev.type === 'confirmed') {

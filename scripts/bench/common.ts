@@ -2,7 +2,10 @@
  * Shared pieces of `npm run bench`: the figure type every group returns, percentiles, a clock, progress lines
  * (stderr, so `--json` stdout stays one figure per line) and the settings the compiled binary runs with.
  */
+import { loadConfig, type WcpConfig } from '../../src/config/load.ts';
 import { createLogger, type Logger } from '../../src/internal/logger.ts';
+import { type WcpEnvOptions, wcpEnv } from '../lib/wcp-env.ts';
+import { ROOT } from '../lib/wcp-process.ts';
 
 /** One measured figure. `reference` is what the issue names for comparison, when it names one. */
 export interface Figure {
@@ -72,3 +75,12 @@ export const LONG_CHAIN_ANVIL_ARGS: readonly string[] = ['--hardfork', 'cancun',
 
 /** What every benchmark run of the binary adds to `wcpEnv` (scripts/lib/wcp-env.ts): info-level logs. */
 export const BENCH_SETTINGS: Readonly<Record<string, string>> = { WCP_LOG_LEVEL: 'info' };
+
+/**
+ * The config `dist/wcp` would run with under `wcpEnv(o, BENCH_SETTINGS, …layers)` (configs/local.toml, then the
+ * env), loaded in this process: groups that build the daemon's components themselves compile their options from it
+ * the way the daemon does, so they run with the daemon's defaults.
+ */
+export function benchConfig(o: WcpEnvOptions, ...layers: Array<Record<string, string>>): WcpConfig {
+  return loadConfig({ env: wcpEnv(o, BENCH_SETTINGS, ...layers), cwd: ROOT });
+}

@@ -5,7 +5,8 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createChainReader } from '../../src/chain/reader.ts';
+import { rpcTransportOptions } from '../../src/chain/options.ts';
+import { createRpcTransport } from '../../src/chain/transport.ts';
 import { createPoller } from '../../src/poller/poller.ts';
 import type { PollerEvent } from '../../src/supervisor/messages.ts';
 import { recordClaimJobs } from '../../src/supervisor/claim-jobs.ts';
@@ -15,7 +16,7 @@ import { startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker } from '../lib/deploy.ts';
 import { wcpEnv } from '../lib/wcp-env.ts';
 import { BINARY, ensureBinary, sandbox, startWcp } from '../lib/wcp-process.ts';
-import { BENCH_SETTINGS, type BenchGroup, type Figure, median, nowMs, percentile, quietLogger, round, rssMb, sleep } from './common.ts';
+import { BENCH_SETTINGS, type BenchGroup, benchConfig, type Figure, median, nowMs, percentile, quietLogger, round, rssMb, sleep } from './common.ts';
 
 const POLL_ROUNDS = 150;
 const POLL_BATCH = 16;
@@ -106,16 +107,7 @@ export const foundation: BenchGroup = {
       // ---- poll_to_record_ms_p99 --------------------------------------------------------------------------
       {
         const { store, dir } = tempStore('poll');
-        const reader = createChainReader({
-          rpcUrls: [anvil.url],
-          chainId: anvil.chainId,
-          addresses: {
-            subnetControlPlane: stack.addresses.subnetControlPlane,
-            taskQueue: stack.addresses.taskQueue,
-            workflowEngine: stack.addresses.workflowEngine,
-            multicall3: stack.addresses.multicall3,
-          },
-        });
+        const rpc = createRpcTransport(rpcTransportOptions(benchConfig({ rpcUrl: anvil.url })));
         const samples: number[] = [];
         let recorded = 0;
         let chain: Promise<void> = Promise.resolve();
@@ -139,7 +131,8 @@ export const foundation: BenchGroup = {
           });
         };
         const poller = createPoller({
-          reader,
+          rpc,
+          addresses: { taskQueue: stack.addresses.taskQueue, multicall3: stack.addresses.multicall3 },
           queueName: 'default',
           pollBatch: POLL_BATCH,
           pollIntervalMs: 20,
@@ -151,7 +144,6 @@ export const foundation: BenchGroup = {
         await Promise.race([done, sleep(60_000)]);
         await poller.stop();
         await chain;
-        reader.destroy();
         await store.close();
         rmSync(dir, { recursive: true, force: true });
         ctx.log(`poll→record: ${samples.length} rounds, p50 ${round(median(samples))} ms, ${recorded} records`);

@@ -23,12 +23,14 @@
 import { Wallet } from 'ethers';
 import { taskQueueIface } from '../../src/chain/abi.ts';
 import { createLogFetcher } from '../../src/reconciler/logs.ts';
+import { rpcTransportOptions } from '../../src/chain/options.ts';
 import { createRpcTransport } from '../../src/chain/transport.ts';
+import { logFetcherOptions, REORG_DEPTH, reconcilerOptions } from '../../src/reconciler/options.ts';
 import { createScanner } from '../../src/reconciler/scanner.ts';
 import { type Anvil, startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../lib/deploy.ts';
 import { rpcBatch } from '../lib/rpc.ts';
-import { LONG_CHAIN_ANVIL_ARGS } from './common.ts';
+import { benchConfig, LONG_CHAIN_ANVIL_ARGS } from './common.ts';
 
 export const BLOCK_MS = 250;
 export const WINDOW_S = 3 * 3600;
@@ -198,12 +200,19 @@ export interface WindowScanResult {
  * getWorkerActivities, batched getActivity / getWorkflow at the pinned head.
  */
 export async function timeWindowScan(w: WindowChain, runs: number, chunks: { initial: number; max: number }): Promise<WindowScanResult> {
+  const config = benchConfig({ rpcUrl: w.anvil.url, privateKey: w.workerKey });
+  const fetcherOptions = logFetcherOptions(reconcilerOptions(config, { localIds: [] }));
   const runsS: number[] = [];
   let res: WindowScanResult | undefined;
   for (let r = 0; r < runs; r++) {
-    const rpc = createRpcTransport({ urls: [w.anvil.url] });
+    const rpc = createRpcTransport(rpcTransportOptions(config));
     let logs = 0;
-    const fetcher = createLogFetcher({ rpc, initialChunkBlocks: chunks.initial, maxChunkBlocks: chunks.max });
+    const fetcher = createLogFetcher({
+      rpc,
+      ...fetcherOptions,
+      initialChunkBlocks: chunks.initial,
+      maxChunkBlocks: chunks.max,
+    });
     const counting = {
       ...fetcher,
       getLogs: async (...a: Parameters<typeof fetcher.getLogs>) => {
@@ -220,6 +229,8 @@ export async function timeWindowScan(w: WindowChain, runs: number, chunks: { ini
       multicall3: w.stack.addresses.multicall3,
       wallet: w.wallet,
       windowS: WINDOW_S,
+      includeHeartbeats: true,
+      reorgDepth: REORG_DEPTH,
     });
     const t = performance.now();
     const scan = await scanner.scan({ reason: 'startup' });
