@@ -42,7 +42,7 @@ export interface Endpoint {
 }
 
 /** `#i scheme://host:port` only: paths and user info of RPC URLs often carry API keys. */
-export function endpointLabel(url: string, i: number): string {
+function endpointLabel(url: string, i: number): string {
   try {
     const u = new URL(url);
     return `#${i} ${u.protocol}//${u.host}`;

@@ -74,7 +74,7 @@ export async function multicall(
 }
 
 /** Decodes `getActivity(requestedId)` return data; checks the id and the status code. */
-export function decodeActivity(requestedId: string, returnData: string): ActivityTuple {
+function decodeActivity(requestedId: string, returnData: string): ActivityTuple {
   const [t] = taskQueueIface.decodeFunctionResult('getActivity', returnData) as unknown as [unknown[]];
   const status = num('status', t[6]);
   if (status > 4) throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned status ${status}`);

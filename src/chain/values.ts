@@ -5,7 +5,7 @@
 import { WcpError } from '../internal/errors.ts';
 
 /** Longest string field accepted from a contract (queue names, activity types, refs, reasons). */
-export const MAX_CHAIN_TEXT = 4096;
+const MAX_CHAIN_TEXT = 4096;
 
 /** A string field of at most `MAX_CHAIN_TEXT` chars. */
 export function chainText(field: string, value: unknown): string {

@@ -53,8 +53,6 @@ export interface FollowStep {
 
 export interface Follower {
   step(): Promise<FollowStep>;
-  /** The next block to ingest. */
-  next(): number;
   status(): { next: number; remembered: number; reorgs: number };
 }
 
@@ -167,7 +165,7 @@ export function createFollower(opts: FollowerOptions): Follower {
     });
   }
 
-  return { step, next: () => next, status: () => ({ next, remembered: hashes.size, reorgs }) };
+  return { step, status: () => ({ next, remembered: hashes.size, reorgs }) };
 }
 
 const short = (h: string) => `${h.slice(0, 10)}…`;

@@ -12,7 +12,7 @@
  * `maxChunkBlocks`). Transport errors (connection refused, 5xx, 429) are retried over the same range with the
  * shared backoff, at most `maxRetries` times in a row, then thrown (the caller backs off).
  */
-import { RpcError, type RpcTransport, toHex } from '../chain/transport.ts';
+import { RpcError, type RpcTransport, shouldRetry, toHex } from '../chain/transport.ts';
 import { type BackoffPolicy, backoffDelayMs } from '../internal/backoff.ts';
 import { WcpError } from '../internal/errors.ts';
 
@@ -50,11 +50,11 @@ export function classifyLogsError(e: unknown): LogsErrorKind {
     if (e.kind === 'http') {
       if (e.httpStatus === 504 || e.httpStatus === 408) return 'timeout';
       if (e.httpStatus === 413) return 'too_many_results';
-      return e.retryable ? 'transport' : 'fatal';
+      return shouldRetry(e) ? 'transport' : 'fatal';
     }
     // -32005 is "limit exceeded" on Infura-style nodes (results or rate); the message did not say which.
     if (e.rpcCode === -32005) return 'too_many_results';
-    return e.retryable ? 'transport' : 'fatal';
+    return shouldRetry(e) ? 'transport' : 'fatal';
   }
   return 'fatal';
 }
@@ -100,8 +100,6 @@ export interface LogFetcher {
    * chunk's logs as soon as they are in (so a caller can make progress before a later chunk fails).
    */
   getLogs(filter: LogFilter, fromBlock: number, toBlock: number, onChunk?: (logs: RawLog[], to: number) => void | Promise<void>): Promise<RawLog[]>;
-  /** The current adaptive range. */
-  chunkBlocks(): number;
   stats(): { requests: number; shrinks: number; grows: number; retries: number };
 }
 
@@ -188,7 +186,7 @@ export function createLogFetcher(opts: LogFetcherOptions): LogFetcher {
     return all;
   }
 
-  return { getLogs, chunkBlocks: () => size, stats: () => ({ ...st }) };
+  return { getLogs, stats: () => ({ ...st }) };
 }
 
 function normalizeLog(l: Record<string, unknown>): RawLog {

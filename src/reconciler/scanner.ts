@@ -56,8 +56,6 @@ export interface ScanInput {
 
 export interface Scanner {
   scan(input: ScanInput): Promise<ScanResult>;
-  /** Window start for a head (exposed for the worker's startup hand-off). */
-  windowStart(head: BlockHeader): Promise<number>;
 }
 
 export function createScanner(opts: ScannerOptions): Scanner {
@@ -148,5 +146,5 @@ export function createScanner(opts: ScannerOptions): Scanner {
     return out;
   }
 
-  return { scan, windowStart };
+  return { scan };
 }

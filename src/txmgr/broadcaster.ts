@@ -49,7 +49,7 @@ export interface Broadcaster {
   /** Signs a lane record as it stands (deterministic: same fields, same bytes and hash). */
   signRecord(rec: LaneTx): Promise<{ raw: string; hash: string }>;
   /** Sends the slot's current bytes everywhere and updates the slot's flags from the answers. */
-  send(slot: Slot, head: number): Promise<SendResult>;
+  send(slot: Slot): Promise<SendResult>;
   /** Re-signs with higher fees (or re-sends as is at the cap), persisting the new hash before sending. */
   bump(slot: Slot, head: number, why: string): Promise<SendResult>;
 }
@@ -81,7 +81,7 @@ function resultOf(cls: TxErrorClass): SendResult {
   }
 }
 
-export function feesOf(rec: LaneTx): Fees {
+function feesOf(rec: LaneTx): Fees {
   return { maxFeePerGas: BigInt(rec.max_fee_per_gas), maxPriorityFeePerGas: BigInt(rec.max_priority_fee_per_gas) };
 }
 
@@ -129,7 +129,7 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
     return { raw, hash: Transaction.from(raw).hash as string };
   }
 
-  async function send(slot: Slot, head: number): Promise<SendResult> {
+  async function send(slot: Slot): Promise<SendResult> {
     const outcomes = await ctx.rpc.broadcast('eth_sendRawTransaction', [slot.raw]);
     // The most telling answer wins (an outright refusal only when no endpoint said anything better, not even
     // "no answer"); with no answers at all the send is uncertain.
@@ -203,7 +203,6 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
         log.error('every endpoint refused the transaction; retrying with higher fees', { ...fields, refusals: slot.refused, error: message });
         break;
     }
-    void head;
     return result;
   }
 
@@ -228,7 +227,7 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
         cap_wei: slot.capWei,
         why,
       });
-      return await send(slot, head);
+      return await send(slot);
     }
     const next: LaneTx = {
       ...slot.rec,
@@ -263,7 +262,7 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
       maxFeePerGas: res.fees.maxFeePerGas,
       maxPriorityFeePerGas: res.fees.maxPriorityFeePerGas,
     });
-    return await send(slot, head);
+    return await send(slot);
   }
 
   return { suggestFees, signRecord, send, bump };

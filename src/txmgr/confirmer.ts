@@ -80,7 +80,8 @@ export async function revertReason(rpc: RpcClient, from: string, rec: LaneTx, bl
   return decodeRevertData(undefined, 'reverted (the replayed call did not revert: reason unavailable; out of gas or state-dependent)');
 }
 
-export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; checkSlot(slot: Slot, head: number, latest: number): Promise<void> } {
+/** The confirmer's tick: one pass over the open slots (see the file comment). */
+export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
   const { rpc, policy, log } = ctx;
   const ref = (r: LaneTx) => ({ kind: r.kind, nonce: r.nonce, activityIds: r.activity_ids });
 
@@ -125,7 +126,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
     await persistLane(ctx.store, s.rec, t, { durable: true });
     log.warn('receipt vanished (reorg): the transaction is pending again; re-sending', { nonce: s.rec.nonce, tx_hash: mined_hash, block: block_number });
     ctx.emit({ type: 'reorged', ...ref(s.rec), hash: mined_hash ?? s.hash, blockNumber: block_number ?? -1 });
-    await ctx.broadcaster.send(s, head);
+    await ctx.broadcaster.send(s);
   }
 
   async function checkConfirmations(s: Slot, head: number) {
@@ -168,7 +169,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
   async function maintain(s: Slot, head: number, latest: number) {
     const t = ctx.now();
     if (s.fundsBlocked) {
-      if (t - s.lastSendAt >= policy.insufficientFundsRetryMs) await ctx.broadcaster.send(s, head);
+      if (t - s.lastSendAt >= policy.insufficientFundsRetryMs) await ctx.broadcaster.send(s);
       return;
     }
     const dueTime = t - s.lastBumpAt >= policy.bumpAfterMs;
@@ -181,7 +182,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
     // An unanswered send is retried sooner than the periodic re-broadcast, but not every tick.
     const resendAfter = s.uncertain ? Math.min(1_000, policy.rebroadcastMs) : policy.rebroadcastMs;
     if (t - s.lastSendAt >= resendAfter) {
-      await ctx.broadcaster.send(s, head);
+      await ctx.broadcaster.send(s);
       return;
     }
     // Head of line: if the node does not know our tx (dropped from its pool) the whole lane waits on it.
@@ -190,7 +191,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
       const known = await rpc.request<unknown>('eth_getTransactionByHash', [s.hash]);
       if (known === null) {
         log.info('head-of-line transaction unknown to the node: re-sending', { nonce: s.rec.nonce, tx_hash: s.hash });
-        await ctx.broadcaster.send(s, head);
+        await ctx.broadcaster.send(s);
       }
     }
   }
@@ -273,5 +274,5 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void>; check
     await watchHoles(head, latest);
   }
 
-  return { tick, checkSlot };
+  return { tick };
 }

@@ -70,7 +70,7 @@ export function decodeRevertData(data: string | undefined, fallbackMessage?: str
  * Finds revert data inside an RPC error: `data` as a hex string (geth, anvil), `data.data`, `data.result`,
  * `data.originalError.data`, or an ethers error's `data`/`info.error.data`. Returns undefined if there is none.
  */
-export function revertDataOf(e: unknown, depth = 0): string | undefined {
+function revertDataOf(e: unknown, depth = 0): string | undefined {
   if (depth > 4 || e === null || e === undefined) return undefined;
   if (typeof e === 'string') return /^0x[0-9a-fA-F]*$/.test(e) && e.length >= 10 ? e : undefined;
   if (typeof e !== 'object') return undefined;

@@ -41,7 +41,7 @@ export interface Slot {
   busy: boolean;
 }
 
-export const OPEN_STATES: ReadonlySet<LaneTx['state']> = new Set(['reserved', 'sent', 'mined']);
+const OPEN_STATES: ReadonlySet<LaneTx['state']> = new Set(['reserved', 'sent', 'mined']);
 export const isOpen = (r: LaneTx): boolean => OPEN_STATES.has(r.state);
 export const isPending = (r: LaneTx): boolean => r.state === 'reserved' || r.state === 'sent';
 

@@ -80,7 +80,7 @@ export function createRecorder(ctx: RecordCtx): Recorder {
     slot.busy = true;
     try {
       if (bumpWhy !== undefined) await broadcaster.bump(slot, head, bumpWhy);
-      else await broadcaster.send(slot, head);
+      else await broadcaster.send(slot);
     } catch (e) {
       slot.uncertain = true;
       log.warn(onFail, { nonce: slot.rec.nonce, error: errorText(e) });
