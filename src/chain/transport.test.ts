@@ -66,8 +66,9 @@ describe('createRpcTransport', () => {
   });
 
   test("a JSON-RPC error is the node's answer: thrown at once, no failover; a rate limit fails over", async () => {
-    const a = fakeNode(7, 100, { eth_call: { error: { code: 3, message: 'execution reverted' } } });
-    const b = fakeNode(7, 100);
+    const reverted = { eth_call: { error: { code: 3, message: 'execution reverted' } } };
+    const a = fakeNode(7, 100, reverted);
+    const b = fakeNode(7, 100, reverted);
     const rpc = createRpcTransport(opts([a.url, b.url]));
     await rpc.refreshHeads();
     const err = await rpc.request('eth_call', []).catch((e: unknown) => e);
