@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Wallet } from 'ethers';
+import { encryptKeystoreJsonSync, Wallet } from 'ethers';
 import { WcpError } from '../internal/errors.ts';
 import { redact } from '../internal/redact.ts';
 import { loadConfig } from './load.ts';
@@ -19,7 +19,7 @@ function file(name: string, text: string, mode = 0o600): string {
 }
 
 // A cheap scrypt (N = 2^10) keeps the test fast; the format is the same V3 keystore geth writes.
-const keystore = file('ks.json', wallet.encryptSync(PASSWORD, { scrypt: { N: 1 << 10 } }));
+const keystore = file('ks.json', encryptKeystoreJsonSync({ address: wallet.address, privateKey: wallet.privateKey }, PASSWORD, { scrypt: { N: 1 << 10 } }));
 const pwFile = file('pw', `${PASSWORD}\n`);
 
 function loadError(env: Record<string, string>): WcpError {
