@@ -47,10 +47,3 @@ export async function expectLaneMatchesChain(sb: Sandbox, url: string, address: 
   return txs;
 }
 
-// test/node-compat.test.ts still imports these from here; they go once it imports from support/ directly.
-export { activityViews } from './support/chain.ts';
-export { doneRecords, laneRecords } from './support/store.ts';
-export { waitDone } from './support/wait.ts';
-/** `wcpEnv` with the lifecycle settings (for test/node-compat.test.ts). */
-export const lifecycleEnv = (rpcUrl: string, privateKey: string, queue: string, extra: Record<string, string> = {}) =>
-  wcpEnv({ rpcUrl, privateKey, queue }, LIFECYCLE_SETTINGS, extra);

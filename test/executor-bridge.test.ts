@@ -8,7 +8,7 @@ import { type ServerDuplexStream, Server, ServerCredentials } from '@grpc/grpc-j
 import { type Subprocess, spawn } from 'bun';
 import fc from 'fast-check';
 import { type ExecutorBridge, type ExecutorBridgeOptions, createExecutorBridge } from '../src/executor/bridge.ts';
-import type { TaskSpec, WorkerToSupervisor } from '../src/executor/messages.ts';
+import type { TaskSpec, ExecutorEvent } from '../src/executor/messages.ts';
 import { type ExecutorMessageWire, PROTOCOL_VERSION, loadExecutorService } from '../src/taskstream/protocol.ts';
 import { parseExecutorMessage } from '../src/taskstream/validate.ts';
 import { runExecutorWorker } from '../src/executor/worker.ts';
@@ -38,8 +38,8 @@ function captureLogger(tag: string): { logger: ReturnType<typeof createLogger>; 
 }
 
 function events() {
-  const list: WorkerToSupervisor[] = [];
-  const waitFor = async <T extends WorkerToSupervisor>(pred: (e: WorkerToSupervisor) => e is T, timeoutMs = 5000, from = 0): Promise<T> => {
+  const list: ExecutorEvent[] = [];
+  const waitFor = async <T extends ExecutorEvent>(pred: (e: ExecutorEvent) => e is T, timeoutMs = 5000, from = 0): Promise<T> => {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const hit = list.slice(from).find(pred);
@@ -48,12 +48,12 @@ function events() {
       await Bun.sleep(5);
     }
   };
-  return { list, emit: (e: WorkerToSupervisor) => list.push(e), waitFor };
+  return { list, emit: (e: ExecutorEvent) => list.push(e), waitFor };
 }
 
-const isState = (s: string) => (e: WorkerToSupervisor): e is Extract<WorkerToSupervisor, { type: 'state' }> => e.type === 'state' && e.state === s;
-const isType = <K extends WorkerToSupervisor['type']>(t: K) => (e: WorkerToSupervisor): e is Extract<WorkerToSupervisor, { type: K }> => e.type === t;
-const forId = <K extends WorkerToSupervisor['type']>(t: K, id: string) => (e: WorkerToSupervisor): e is Extract<WorkerToSupervisor, { type: K }> =>
+const isState = (s: string) => (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: 'state' }> => e.type === 'state' && e.state === s;
+const isType = <K extends ExecutorEvent['type']>(t: K) => (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: K }> => e.type === t;
+const forId = <K extends ExecutorEvent['type']>(t: K, id: string) => (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: K }> =>
   e.type === t && (e as { activity_id?: string }).activity_id === id;
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -215,7 +215,7 @@ describe('executor bridge', () => {
     const ready = await ev.waitFor(isState('ready'));
     expect(ready.activity_types).toEqual(['test.sleep']);
     expect(ready.executor_id).toBeString();
-    await ev.waitFor((e): e is WorkerToSupervisor => e.type === 'credits' && e.available === 3);
+    await ev.waitFor((e): e is ExecutorEvent => e.type === 'credits' && e.available === 3);
     expect(bridge.status().state).toBe('ready');
     // The first stream of a bridge with nothing in flight reports no resync.
     expect(ev.list.some((e) => e.type === 'resync')).toBe(false);
@@ -227,7 +227,7 @@ describe('executor bridge', () => {
     const ev = events();
     const bridgeLog = captureLogger('bridge');
     const bridge = bridgeFor(port, ev, { logger: bridgeLog.logger, reconnectBaseMs: 10, reconnectMaxMs: 30 });
-    const backoff = await ev.waitFor((e): e is Extract<WorkerToSupervisor, { type: 'state' }> => e.type === 'state' && e.state === 'backoff' && e.error?.code === 'EXECUTOR_PROTOCOL');
+    const backoff = await ev.waitFor((e): e is Extract<ExecutorEvent, { type: 'state' }> => e.type === 'state' && e.state === 'backoff' && e.error?.code === 'EXECUTOR_PROTOCOL');
     expect(backoff.error?.message).toContain('executor');
     expect(backoff.error?.message).toContain('v2');
     // Let it retry several times: still one error line per side.
@@ -259,7 +259,7 @@ describe('executor bridge', () => {
     await Promise.all(accepted.map((id) => ev.waitFor(forId('completion', id))));
     expect(stats.peak).toBe(2);
     // Credits come back after completions; the rejected ones can now be offered.
-    await ev.waitFor((e): e is WorkerToSupervisor => e.type === 'credits' && e.available === 2);
+    await ev.waitFor((e): e is ExecutorEvent => e.type === 'credits' && e.available === 2);
 
     // maxInflight caps below the executor's credits.
     const ev2 = events();
@@ -306,7 +306,7 @@ describe('executor bridge', () => {
     await bridge.assign(t2);
     await ev.waitFor(forId('accepted', t2.activity_id));
     call.write({ completion: { activity_id: t2.activity_id, attempt: 1, success: { output_refs: { out: 'blob:other/x' }, metadata_json: '' } } });
-    await ev.waitFor((e): e is WorkerToSupervisor => e.type === 'rejected' && e.reason.includes('outside'));
+    await ev.waitFor((e): e is ExecutorEvent => e.type === 'rejected' && e.reason.includes('outside'));
     expect(ev.list.some(forId('completion', t2.activity_id))).toBe(false);
     // The executor drops the stream and comes back without t2: it is reported lost, and its late completion refused.
     const from = ev.list.length;
@@ -315,7 +315,7 @@ describe('executor bridge', () => {
     expect(resync).toEqual({ type: 'resync', running_activity_ids: [], lost_activity_ids: [t2.activity_id] });
     await ev.waitFor(isState('ready'), 5000, from);
     ex.last().write({ completion: { activity_id: t2.activity_id, attempt: 1, failure: { code: 'HANDLER_ERROR', message: 'late', retryable: true } } });
-    await ev.waitFor((e): e is WorkerToSupervisor => e.type === 'rejected' && e.reason.includes('late Completion'));
+    await ev.waitFor((e): e is ExecutorEvent => e.type === 'rejected' && e.reason.includes('late Completion'));
     expect(ev.list.some(forId('completion', t2.activity_id))).toBe(false);
   });
 
@@ -354,7 +354,7 @@ describe('executor bridge', () => {
     const frozenAt = Date.now();
     child.proc.kill('SIGSTOP');
     const down = await ev.waitFor(
-      (e): e is Extract<WorkerToSupervisor, { type: 'state' }> => e.type === 'state' && e.state === 'backoff' && (e.detail ?? '').includes('keepalive'),
+      (e): e is Extract<ExecutorEvent, { type: 'state' }> => e.type === 'state' && e.state === 'backoff' && (e.detail ?? '').includes('keepalive'),
       5000,
     );
     expect(down.detail).toContain('no Pong');
@@ -452,8 +452,8 @@ describe('executor bridge', () => {
   test('runExecutorWorker maps port messages to the bridge and back, and resolves on stop', async () => {
     const { port } = await sdkExecutor(2);
     const { port1, port2 } = new MessageChannel();
-    const got: WorkerToSupervisor[] = [];
-    port2.on('message', (m: WorkerToSupervisor) => got.push(m));
+    const got: ExecutorEvent[] = [];
+    port2.on('message', (m: ExecutorEvent) => got.push(m));
     const done = runExecutorWorker({
       port: port1,
       options: {
@@ -469,7 +469,7 @@ describe('executor bridge', () => {
       logger: createLogger('w', { level: 'error', json: true, write: () => {} }),
     });
     const until = Date.now() + 5000;
-    const waitGot = async (pred: (m: WorkerToSupervisor) => boolean) => {
+    const waitGot = async (pred: (m: ExecutorEvent) => boolean) => {
       while (!got.some(pred)) {
         if (Date.now() > until) throw new Error(JSON.stringify(got));
         await Bun.sleep(5);

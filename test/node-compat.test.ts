@@ -12,7 +12,11 @@ import { join } from 'node:path';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { buildNodeBundle } from '../scripts/build-node.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
-import { activityViews, doneRecords, expectLaneMatchesChain, laneRecords, lifecycleEnv, waitDone } from './e2e-lifecycle-lib.ts';
+import { expectLaneMatchesChain } from './e2e-lifecycle-lib.ts';
+import { activityViews } from './support/chain.ts';
+import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
+import { doneRecords, laneRecords } from './support/store.ts';
+import { waitDone } from './support/wait.ts';
 import { ROOT, type Sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 let anvil: Anvil;
@@ -51,7 +55,7 @@ test('the bundle reports the node runtime', () => {
 test('under node: activities are claimed, run by the no-op test executor, completed on chain; SIGTERM exits 0', async () => {
   const ids = (await enqueueActivities(stack, { queue: 'node', count: 12 })).map(String);
   const me = anvil.accounts[1]!;
-  wcp = startWcp(sb, ['run'], lifecycleEnv(anvil.url, me.privateKey, 'node', { WCP__EXECUTOR__NOOP_DELAY: '1500ms' }));
+  wcp = startWcp(sb, ['run'], wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey, queue: 'node' }, LIFECYCLE_SETTINGS, { WCP__EXECUTOR__NOOP_DELAY: '1500ms' }));
   await wcp.waitFor(/poller started/, 30_000);
   await waitDone(sb, 12, 90_000, () => {
     if (wcp?.proc.exitCode !== null) throw new Error(`wcp (node) exited:\n${wcp?.output().slice(-3000)}`);

@@ -3,7 +3,7 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test';
 import { type ExecutorBridge, type StorageBrokerLike, createExecutorBridge } from '../src/executor/bridge.ts';
-import type { TaskSpec, WorkerToSupervisor } from '../src/executor/messages.ts';
+import type { TaskSpec, ExecutorEvent } from '../src/executor/messages.ts';
 import { isWcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { type Handler, createExecutor, loadActivitySpecs, parseActivitySpec } from '../src/wep/index.ts';
@@ -65,8 +65,8 @@ describe('activity specs', () => {
 // ---- SDK driven by the real bridge -----------------------------------------------------------------------------
 
 function events() {
-  const list: WorkerToSupervisor[] = [];
-  const waitFor = async (pred: (e: WorkerToSupervisor) => boolean, timeoutMs = 5000): Promise<WorkerToSupervisor> => {
+  const list: ExecutorEvent[] = [];
+  const waitFor = async (pred: (e: ExecutorEvent) => boolean, timeoutMs = 5000): Promise<ExecutorEvent> => {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const hit = list.find(pred);
@@ -75,11 +75,11 @@ function events() {
       await Bun.sleep(5);
     }
   };
-  return { list, emit: (e: WorkerToSupervisor) => list.push(e), waitFor };
+  return { list, emit: (e: ExecutorEvent) => list.push(e), waitFor };
 }
 
-type Completion = Extract<WorkerToSupervisor, { type: 'completion' }>;
-const completionOf = (id: string) => (e: WorkerToSupervisor) => e.type === 'completion' && e.activity_id === id;
+type Completion = Extract<ExecutorEvent, { type: 'completion' }>;
+const completionOf = (id: string) => (e: ExecutorEvent) => e.type === 'completion' && e.activity_id === id;
 
 async function setup(handler: Handler, opts: { broker?: StorageBrokerLike; concurrency?: number } = {}) {
   const exec = createExecutor({

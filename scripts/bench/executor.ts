@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createExecutorBridge, type ExecutorBridge } from '../../src/executor/bridge.ts';
-import type { TaskSpec, WorkerToSupervisor } from '../../src/executor/messages.ts';
+import type { TaskSpec, ExecutorEvent } from '../../src/executor/messages.ts';
 import { doneKey } from '../../src/store/keys.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
 import { createExecutor, type Executor } from '../../src/wep/executor.ts';
@@ -127,7 +127,7 @@ async function rig(conc: number, hold: boolean): Promise<Rig> {
   const ready = new Promise<void>((res) => {
     readyResolve = res;
   });
-  const emit = (m: WorkerToSupervisor) => {
+  const emit = (m: ExecutorEvent) => {
     switch (m.type) {
       case 'state':
         if (m.state === 'ready') readyResolve();

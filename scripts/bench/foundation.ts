@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { rpcTransportOptions } from '../../src/chain/options.ts';
 import { createRpcTransport } from '../../src/chain/transport.ts';
 import { createPoller } from '../../src/poller/poller.ts';
-import type { PollerEvent } from '../../src/supervisor/messages.ts';
+import type { PollerEvent } from '../../src/poller/messages.ts';
 import { recordClaimJobs } from '../../src/supervisor/claim-jobs.ts';
 import { claimJobKey } from '../../src/store/keys.ts';
 import { openStore, type Store } from '../../src/store/store.ts';

@@ -22,7 +22,7 @@ import { createConnection } from './connection.ts';
 import { createFlow } from './credits.ts';
 import { createBridgeEvents } from './events.ts';
 import { createExecutorMessages } from './executor-messages.ts';
-import type { BridgeState, TaskSpec, WorkerToSupervisor } from './messages.ts';
+import type { BridgeState, TaskSpec, ExecutorEvent } from './messages.ts';
 import { type StorageBrokerLike, createStorageRequests, declaredOutputs } from './storage.ts';
 import { createTaskTable } from './task-table.ts';
 
@@ -45,7 +45,7 @@ export interface ExecutorBridgeOptions {
   broker?: StorageBrokerLike;
   workerAddress: string;
   logger: Logger;
-  emit: (msg: WorkerToSupervisor) => void;
+  emit: (msg: ExecutorEvent) => void;
   /** Dial-to-ready deadline (default max(keepaliveTimeoutMs, 5000)). */
   handshakeTimeoutMs?: number;
   /** Declared outputs per activity type (e.g. from activity specs); overrides the executor's declarations. */

@@ -1,15 +1,15 @@
 /**
- * What the bridge tells the supervisor: every `WorkerToSupervisor` message goes through `send`, which never
+ * What the bridge tells the supervisor: every `ExecutorEvent` message goes through `send`, which never
  * throws, and every refused executor message through `reject`, which also logs it (rate-limited).
  */
 import { errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
-import type { WorkerToSupervisor } from './messages.ts';
+import type { ExecutorEvent } from './messages.ts';
 
 /** The bridge's outlet to the supervisor. */
 export interface BridgeEvents {
   /** Emits one message; a throwing `emit` is logged, never propagated. */
-  send(msg: WorkerToSupervisor): void;
+  send(msg: ExecutorEvent): void;
   /** Reports a refused executor message: a `rejected` event, and a warning (at most 20 per 10 s, then a count). */
   reject(reason: string, activityId?: string): void;
 }
@@ -17,11 +17,11 @@ export interface BridgeEvents {
 const REJECT_LOG_WINDOW_MS = 10_000;
 const REJECT_LOGS_PER_WINDOW = 20;
 
-export function createBridgeEvents(emit: (msg: WorkerToSupervisor) => void, log: Logger): BridgeEvents {
+export function createBridgeEvents(emit: (msg: ExecutorEvent) => void, log: Logger): BridgeEvents {
   let rejectLogWindow = 0;
   let rejectLogCount = 0;
 
-  const send = (msg: WorkerToSupervisor): void => {
+  const send = (msg: ExecutorEvent): void => {
     try {
       emit(msg);
     } catch (e) {

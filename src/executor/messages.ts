@@ -21,7 +21,7 @@ export interface TaskSpec {
 // ---------------------------------------------------------------------------------------------------------------
 // supervisor → worker
 
-export type SupervisorToWorker =
+export type ExecutorCommand =
   | { type: 'assign'; task: TaskSpec }
   | { type: 'cancel'; activity_id: string; reason: string }
   /** Stop taking assignments; keep the stream until in-flight tasks complete (then `drained` is sent). */
@@ -46,7 +46,7 @@ export type AssignRejectReason =
   | 'invalid_task' // not retryable: malformed id / input_ref / storage refused
   | 'expired'; // not retryable: deadline_unix_ms already passed
 
-export type WorkerToSupervisor =
+export type ExecutorEvent =
   | {
       type: 'state';
       state: BridgeState;
@@ -79,7 +79,7 @@ export type WorkerToSupervisor =
 const SUPERVISOR_TYPES = new Set(['assign', 'cancel', 'drain', 'stop']);
 
 /** Structural check of a message received on the port (trusted sender, but a bug must not crash the worker). */
-export function isSupervisorToWorker(m: unknown): m is SupervisorToWorker {
+export function isExecutorCommand(m: unknown): m is ExecutorCommand {
   if (m === null || typeof m !== 'object') return false;
   const t = (m as { type?: unknown }).type;
   if (typeof t !== 'string' || !SUPERVISOR_TYPES.has(t)) return false;

@@ -8,7 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { errorText } from '../internal/errors.ts';
 import { type Logger, createLogger } from '../internal/logger.ts';
 import { type ExecutorBridgeOptions, type StorageBrokerLike, createExecutorBridge } from './bridge.ts';
-import { type WorkerToSupervisor, isSupervisorToWorker } from './messages.ts';
+import { type ExecutorEvent, isExecutorCommand } from './messages.ts';
 
 /** The cloneable part of the bridge options (what the supervisor passes to the worker). */
 export type ExecutorWorkerOptions = Omit<ExecutorBridgeOptions, 'broker' | 'logger' | 'emit' | 'random'>;
@@ -23,7 +23,7 @@ export interface RunExecutorWorkerParams {
 export async function runExecutorWorker({ port, options, broker, logger }: RunExecutorWorkerParams): Promise<void> {
   const log = (logger ?? createLogger('wcp')).child('executor');
   let portOpen = true;
-  const post = (msg: WorkerToSupervisor): void => {
+  const post = (msg: ExecutorEvent): void => {
     if (!portOpen) return;
     try {
       port.postMessage(msg);
@@ -63,7 +63,7 @@ export async function runExecutorWorker({ port, options, broker, logger }: RunEx
   };
 
   function onPortMessage(m: unknown): void {
-    if (!isSupervisorToWorker(m)) {
+    if (!isExecutorCommand(m)) {
       log.error('Ignored a malformed supervisor message.', { type: (m as { type?: unknown })?.type });
       return;
     }

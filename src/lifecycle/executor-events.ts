@@ -3,7 +3,7 @@
  * completions and lost tasks move records (a completion to `completing` / `failing`, then its tx is sent; a
  * retryable failure back to `claimed` for another dispatch, up to `maxDispatchAttempts`).
  */
-import type { WorkerToSupervisor } from '../executor/messages.ts';
+import type { ExecutorEvent } from '../executor/messages.ts';
 import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
 import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
@@ -14,10 +14,10 @@ import { DISPATCH_RETRY_DELAY_MS } from './options.ts';
 import { transition } from './records.ts';
 import { EXECUTING_STATES } from './transitions.ts';
 
-type Completion = Extract<WorkerToSupervisor, { type: 'completion' }>;
+type Completion = Extract<ExecutorEvent, { type: 'completion' }>;
 
 /** Applies one executor message. */
-export type OnExecutorEvent = (ev: WorkerToSupervisor) => Promise<void>;
+export type OnExecutorEvent = (ev: ExecutorEvent) => Promise<void>;
 
 /** The executor-message handler. */
 export function createExecutorEvents(

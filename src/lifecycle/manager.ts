@@ -11,7 +11,7 @@
  */
 import type { ActivityFact } from '../chain/facts.ts';
 import type { RpcTransport } from '../chain/transport.ts';
-import type { WorkerToSupervisor } from '../executor/messages.ts';
+import type { ExecutorEvent } from '../executor/messages.ts';
 import { errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
@@ -59,7 +59,7 @@ export interface ActivityManager {
   /** Claims are held until the reconciler's startup scan has run. */
   setClaimsEnabled(enabled: boolean): void;
   onTxEvent(ev: TxEvent): void;
-  onExecutorEvent(ev: WorkerToSupervisor): void;
+  onExecutorEvent(ev: ExecutorEvent): void;
   /** Reconciler facts: repaired with `planRepair`, then open records are re-driven. */
   onFacts(facts: ActivityFact[]): Promise<void>;
   /** New claim jobs were recorded. */

@@ -4,7 +4,7 @@
  * chain path (claim → heartbeat → complete → resume) can be tested and benchmarked without a real executor.
  * It never runs in production: the real path is the gRPC TaskStream bridge (`src/executor/`).
  */
-import type { TaskSpec, WorkerToSupervisor } from '../executor/messages.ts';
+import type { TaskSpec, ExecutorEvent } from '../executor/messages.ts';
 import type { ExecutorLink } from './context.ts';
 
 export interface NoopTestExecutor extends ExecutorLink {
@@ -15,7 +15,7 @@ export interface NoopTestExecutor extends ExecutorLink {
 export function createNoopTestExecutor(opts: {
   capacity: number;
   delayMs: number;
-  emit: (ev: WorkerToSupervisor) => void;
+  emit: (ev: ExecutorEvent) => void;
 }): NoopTestExecutor {
   const running = new Map<string, ReturnType<typeof setTimeout>>();
   let draining = false;

@@ -12,7 +12,7 @@ import { backoffDelayMs } from '../internal/backoff.ts';
 import { toWire } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { ClaimJob } from '../store/records.ts';
-import type { PollerEvent } from '../supervisor/messages.ts';
+import type { PollerEvent } from './messages.ts';
 import { POLL_BACKOFF_MAX_MS } from './options.ts';
 
 export type PollerState = 'idle' | 'running' | 'stopped';

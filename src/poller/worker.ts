@@ -5,13 +5,12 @@
 import type { MessagePort } from 'node:worker_threads';
 import { createRpcTransport } from '../chain/transport.ts';
 import { createLogger } from '../internal/logger.ts';
-import type { PollerCommand, PollerEvent, PollerOptions } from '../supervisor/messages.ts';
-import { pollerTransportOptions } from './options.ts';
+import type { PollerCommand, PollerEvent, PollerOptions } from './messages.ts';
 import { createPoller } from './poller.ts';
 
 export async function runPollerWorker({ port, options }: { port: MessagePort; options: PollerOptions }): Promise<void> {
   const logger = createLogger('poller', { level: options.logLevel });
-  const rpc = createRpcTransport(pollerTransportOptions(options), { logger: logger.child('rpc') });
+  const rpc = createRpcTransport(options.rpc, { logger: logger.child('rpc') });
   const emit = (ev: PollerEvent) => port.postMessage(ev);
   const poller = createPoller({
     rpc,

@@ -3,34 +3,15 @@
  * directions. Each worker task is long-lived: it receives a MessagePort in its task object and runs until told to
  * stop. Errors cross as `WireError` (`{ code, message, retryable }`) and are rebuilt by code.
  *
- * The executor bridge's and the reconciler's messages live beside their components
- * (`src/executor/messages.ts`, `src/reconciler/messages.ts`); this file holds the poller's and the task union.
+ * Each worker component's messages live beside it (`src/poller/messages.ts`, `src/executor/messages.ts`,
+ * `src/reconciler/messages.ts`: `XCommand` supervisor → worker, `XEvent` worker → supervisor); this file holds
+ * the task union handed to the pool.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { WireError } from '../internal/errors.ts';
 import type { ExecutorWorkerOptions } from '../executor/worker.ts';
+import type { PollerOptions } from '../poller/messages.ts';
 import type { ReconcilerOptions } from '../reconciler/messages.ts';
-import type { ClaimJob } from '../store/records.ts';
-
-export interface PollerOptions {
-  rpcUrls: string[];
-  chainId: number;
-  addresses: { subnetControlPlane: string; taskQueue: string; workflowEngine: string; multicall3: string };
-  requestTimeoutMs: number;
-  queueName: string;
-  pollBatch: number;
-  pollIntervalMs: number;
-  logLevel: 'error' | 'warn' | 'info' | 'debug';
-}
-
-/** Poller → supervisor. */
-export type PollerEvent =
-  | { type: 'claimJobs'; jobs: ClaimJob[]; polled_at_ms: number; rpc_ms: number }
-  | { type: 'pollError'; error: WireError; consecutive: number }
-  | { type: 'stopped' };
-
-/** Supervisor → poller. `pause`/`resume` carry backpressure: a full backlog pauses discovery, not memory. */
-export type PollerCommand = { type: 'pause' } | { type: 'resume' } | { type: 'pollNow' } | { type: 'stop' };
 
 /** The executor worker's options: the bridge's, plus where the storage broker is (built in the thread). */
 export interface ExecutorTaskOptions {

@@ -11,19 +11,15 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { isWorkerActive } from '../chain/control-plane.ts';
-import { rpcTransportOptions } from '../chain/options.ts';
 import { createRpcTransport, type RpcClient } from '../chain/transport.ts';
 import { redactedConfig, type WcpConfig } from '../config/load.ts';
 import { errorText, isWcpError, WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
-import type { SupervisorToWorker, WorkerToSupervisor } from '../executor/messages.ts';
+import type { ExecutorCommand, ExecutorEvent } from '../executor/messages.ts';
 import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
-import { lifecycleOptions } from '../lifecycle/options.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
-import { reconcilerOptions as compileReconcilerOptions } from '../reconciler/options.ts';
-import { pollerOptions } from '../poller/options.ts';
 import { backoffCeilingMs } from '../internal/backoff.ts';
 import { buildVersion, runtimeName } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
@@ -31,9 +27,10 @@ import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ClaimJobSchema, InflightSchema, ScanCheckpointSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { createTxManager, type TxManager } from '../txmgr/index.ts';
-import { txManagerOptions } from '../txmgr/options.ts';
 import { recordClaimJobs } from './claim-jobs.ts';
-import type { ExecutorTaskOptions, PollerCommand, PollerEvent, WorkerTask } from './messages.ts';
+import type { PollerCommand, PollerEvent } from '../poller/messages.ts';
+import type { WorkerTask } from './messages.ts';
+import { compileOptions } from './options.ts';
 
 export type SupervisorState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -65,13 +62,14 @@ interface TaskHandle<C> {
 
 export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const { config, store, metrics } = deps;
+  const options = compileOptions(config);
   const log = deps.logger;
   let state: SupervisorState = 'starting';
   let pool: Piscina | null = null;
   let rpc: RpcClient | null = null;
   let poller: TaskHandle<PollerCommand> | null = null;
   let reconciler: TaskHandle<ReconcilerCommand> | null = null;
-  let executorTask: TaskHandle<SupervisorToWorker> | null = null;
+  let executorTask: TaskHandle<ExecutorCommand> | null = null;
   let noopExecutor: NoopTestExecutor | null = null;
   let txm: TxManager | null = null;
   let manager: ActivityManager | null = null;
@@ -217,29 +215,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   function startExecutorLink(): ExecutorLink {
-    const emit = (ev: WorkerToSupervisor) => manager?.onExecutorEvent(ev);
+    const emit = (ev: ExecutorEvent) => manager?.onExecutorEvent(ev);
     if (config.executor.builtinNoopForTests) {
       log.warn('using the BUILT-IN NO-OP EXECUTOR FOR TESTS ONLY: activities are not really executed');
       noopExecutor = createNoopTestExecutor({ capacity: config.scheduler.maxInflight, delayMs: config.executor.noopDelayMs, emit });
       return noopExecutor;
     }
-    const opts: ExecutorTaskOptions = {
-      bridge: {
-        endpoint: config.executor.endpoint,
-        maxInflight: config.scheduler.maxInflight,
-        keepaliveIntervalMs: config.executor.keepaliveIntervalMs,
-        keepaliveTimeoutMs: config.executor.keepaliveTimeoutMs,
-        reconnectBaseMs: config.executor.reconnectBaseMs,
-        reconnectMaxMs: config.executor.reconnectMaxMs,
-        maxMessageBytes: config.executor.maxMessageBytes,
-        workerAddress: config.ethereum.walletAddress,
-        wcpVersion: buildVersion(),
-        presignMaxTtlSeconds: Math.floor(config.subnetApi.urlTtlMs / 1000),
-      },
-      storage: { endpoint: config.subnetApi.grpcEndpoint, workerAddress: config.ethereum.walletAddress, timeoutMs: config.subnetApi.requestTimeoutMs },
-      logLevel: config.log.level,
-    };
-    executorTask = spawn<SupervisorToWorker, WorkerToSupervisor>('executor', opts, emit);
+    executorTask = spawn<ExecutorCommand, ExecutorEvent>('executor', options.executor, emit);
     const t = executorTask;
     return {
       assign: (task) => t.post({ type: 'assign', task }),
@@ -251,7 +233,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   function reconcilerOptions(): ReconcilerOptions {
     const cp = store.get(LAST_SCAN_BLOCK, ScanCheckpointSchema);
     const localIds = [...store.scan(PREFIX.inflight), ...store.scan(PREFIX.claimJob)].map((e) => e.key.slice(e.key.indexOf(':') + 1).replace(/^0+(?=\d)/, ''));
-    return compileReconcilerOptions(config, {
+    return options.reconciler({
       localIds,
       ...(cp ? { checkpoint: { block_number: cp.block_number, ...(cp.block_hash ? { block_hash: cp.block_hash } : {}) } } : {}),
     });
@@ -259,7 +241,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   async function start(): Promise<void> {
     log.info('wcp starting', { version: buildVersion(), runtime: runtimeName(), runtime_version: process.versions.bun ?? process.versions.node, config: redactedConfig(config) });
-    rpc = createRpcTransport(rpcTransportOptions(config), { logger: log.child('rpc') });
+    rpc = createRpcTransport(options.rpc, { logger: log.child('rpc') });
     try {
       await startupChecks(rpc);
     } catch (e) {
@@ -270,15 +252,23 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
     pool = createWorkerPool({ threads: 2 + (useExecutorThread ? 1 : 0) });
     if (claiming) {
-      txm = createTxManager(txManagerOptions(config, { store, rpc, logger: log.child('txmgr'), onEvent: (ev) => manager?.onTxEvent(ev) }));
+      txm = createTxManager({
+        store,
+        rpc,
+        logger: log.child('txmgr'),
+        onEvent: (ev) => manager?.onTxEvent(ev),
+        chainId: config.ethereum.chainId,
+        privateKey: config.ethereum.privateKey.reveal(),
+        policy: options.txPolicy,
+      });
       await txm.start();
       const executor = startExecutorLink();
-      manager = createActivityManager({ options: lifecycleOptions(config), store, txm, rpc, executor, logger: log.child('lifecycle'), metrics });
+      manager = createActivityManager({ options: options.lifecycle, store, txm, rpc, executor, logger: log.child('lifecycle'), metrics });
       await manager.start();
       noopExecutor?.start();
     }
     reconciler = spawn<ReconcilerCommand, ReconcilerEvent>('reconciler', reconcilerOptions(), onReconcilerEvent);
-    poller = spawn<PollerCommand, PollerEvent>('poller', pollerOptions(config), onPollerEvent);
+    poller = spawn<PollerCommand, PollerEvent>('poller', options.poller, onPollerEvent);
     setState('running', { wallet: config.ethereum.walletAddress, queue: config.scheduler.queueName });
   }
 

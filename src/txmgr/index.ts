@@ -29,7 +29,7 @@ import type { SimResult, SubmitResult, TxEvent, TxManagerState, TxManagerStatus,
 
 export type * from './types.ts';
 
-/** Built by `txManagerOptions` (`options.ts`) from the config; every field but the clock is required. */
+/** The policy comes from `txPolicy` (`options.ts`), compiled once with every component's options; every field but the clock is required. */
 export interface TxManagerOptions {
   store: Store;
   /** The shared transport: reads go to the best endpoint, raw transactions to every endpoint. */

@@ -2,12 +2,8 @@
  * The tx manager's options, compiled once from the validated config (the schema holds every default), and its
  * constants that are not configuration.
  */
-import type { RpcClient } from '../chain/transport.ts';
 import type { WcpConfig } from '../config/load.ts';
-import type { Logger } from '../internal/logger.ts';
-import type { Store } from '../store/store.ts';
-import type { TxManagerOptions } from './index.ts';
-import type { TxEvent, TxPolicy } from './types.ts';
+import type { TxPolicy } from './types.ts';
 
 /** Re-send the signed bytes of a pending tx this often (a node may have dropped it from its pool). */
 export const REBROADCAST_MS = 6_000;
@@ -42,17 +38,4 @@ export function txPolicy(config: WcpConfig): TxPolicy {
     laneHistory: LANE_HISTORY,
     feeCacheMs: FEE_CACHE_MS,
   });
-}
-
-/** The manager's options: the wallet and chain from `ethereum`, the policy, and the parts the supervisor owns. */
-export function txManagerOptions(
-  config: WcpConfig,
-  deps: { store: Store; rpc: RpcClient; logger: Logger; onEvent: (ev: TxEvent) => void },
-): TxManagerOptions {
-  return {
-    ...deps,
-    chainId: config.ethereum.chainId,
-    privateKey: config.ethereum.privateKey.reveal(),
-    policy: txPolicy(config),
-  };
 }

@@ -3,17 +3,17 @@
  * transactions a wallet sent (with receipts, or decoded into TaskQueue calls). No daemon code: what the tests check
  * wcp against. Raw JSON-RPC comes from `scripts/lib/rpc.ts`.
  */
-import { Interface } from 'ethers';
+import type { Interface } from 'ethers';
 import type { Stack } from '../../scripts/lib/deploy.ts';
 import { blockNumber, rpcBatch } from '../../scripts/lib/rpc.ts';
-import { TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI } from '../../src/chain/abi.ts';
+import { taskQueueIface, workflowEngineIface } from '../../src/chain/abi.ts';
 
 export { blockNumber, rpcBatch } from '../../scripts/lib/rpc.ts';
 
 /** The TaskQueue interface, to decode its events and calls and encode calls. */
-export const tqIface = new Interface(TASK_QUEUE_ABI);
+export const tqIface = taskQueueIface;
 /** The WorkflowEngine interface. */
-export const wfIface = new Interface(WORKFLOW_ENGINE_ABI);
+export const wfIface = workflowEngineIface;
 
 /** A decoded TaskQueue event of the canonical chain. */
 export interface QueueEvent {
