@@ -33,7 +33,13 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a === '--only' ? argv[++i] : a.slice('--only='.length);
       if (!v) fail('--only needs a group name');
-      args.only = [...(args.only ?? []), ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+      args.only = [
+        ...(args.only ?? []),
+        ...v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ];
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -81,9 +87,16 @@ function wrap(text: string, width: number): string[] {
 
 /** The table for people: one row per figure, its notes wrapped below it. */
 function table(rows: Array<{ group: string; figure: Figure }>, durations: Map<string, number>): string {
-  const cols = rows.map(({ figure: f }) => [f.name, fmtValue(f.value), f.unit, f.reference === undefined ? '—' : String(f.reference)]);
+  const cols = rows.map(({ figure: f }) => [
+    f.name,
+    fmtValue(f.value),
+    f.unit,
+    f.reference === undefined ? '—' : String(f.reference),
+  ]);
   const head = ['name', 'value', 'unit', 'reference'];
-  const width = head.map((h, i) => Math.min(i === 3 ? 70 : 48, Math.max(h.length, ...cols.map((c) => (c[i] as string).length))));
+  const width = head.map((h, i) =>
+    Math.min(i === 3 ? 70 : 48, Math.max(h.length, ...cols.map((c) => (c[i] as string).length))),
+  );
   const cell = (s: string, i: number) => (i === 1 ? s.padStart(width[i] as number) : s.padEnd(width[i] as number));
   const lines: string[] = [];
   lines.push(head.map(cell).join('  ').trimEnd());
@@ -130,7 +143,9 @@ async function main(): Promise<number> {
   }
   if (!args.json) process.stdout.write(table(rows, durations));
   const summary = [...durations].map(([g, ms]) => `${g} ${fmtS(ms)}`).join(', ');
-  process.stderr.write(`[bench] groups: ${summary}; total ${fmtS(performance.now() - t0)}${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}\n`);
+  process.stderr.write(
+    `[bench] groups: ${summary}; total ${fmtS(performance.now() - t0)}${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}\n`,
+  );
   return failed.length ? 1 : 0;
 }
 

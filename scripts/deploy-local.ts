@@ -22,7 +22,8 @@ const deployerKey = values.key ?? devAccounts(1)[0]?.privateKey;
 if (!deployerKey) throw new Error('no deployer key');
 const heartbeatTimeoutS = Number(values['heartbeat-timeout']);
 const lifetimeS = Number(values.lifetime);
-if (!Number.isInteger(heartbeatTimeoutS) || heartbeatTimeoutS <= 0) throw new Error('--heartbeat-timeout: want a positive integer (seconds)');
+if (!Number.isInteger(heartbeatTimeoutS) || heartbeatTimeoutS <= 0)
+  throw new Error('--heartbeat-timeout: want a positive integer (seconds)');
 if (!Number.isInteger(lifetimeS) || lifetimeS <= 0) throw new Error('--lifetime: want a positive integer (seconds)');
 
 const stack = await deployStack({ rpcUrl: values.rpc, deployerKey, heartbeatTimeoutS, lifetimeS });

@@ -96,7 +96,9 @@ for (const { spec, activityId, key, file } of seeds) {
   }
 }
 
-process.stdout.write(`${JSON.stringify({ grpcEndpoint: api.grpcEndpoint, httpBase: api.httpBase, dataDir, seeded })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ grpcEndpoint: api.grpcEndpoint, httpBase: api.httpBase, dataDir, seeded })}\n`,
+);
 
 let stopping = false;
 const shutdown = (): void => {

@@ -49,15 +49,21 @@ const subnetApi = await startDevSubnetApi({ dataDir: join(devDir, 'blobs') });
 const videoPath = join(devDir, 'input.mp4');
 await generateTestVideo(videoPath, { seconds: 2, width: 640, height: 480 });
 await subnetApi.putBlob('seed', 'input.mp4', new Uint8Array(await Bun.file(videoPath).arrayBuffer()));
-say(`dev subnet-api: grpc ${subnetApi.grpcEndpoint}, blobs ${subnetApi.httpBase}; seeded blob:seed/input.mp4 (2 s, 640x480)`);
+say(
+  `dev subnet-api: grpc ${subnetApi.grpcEndpoint}, blobs ${subnetApi.httpBase}; seeded blob:seed/input.mp4 (2 s, 640x480)`,
+);
 
 // The executor.
 const executorPort = await freePort();
 if (!noop) {
-  const wep = spawn(process.execPath, [join(root, 'examples', 'video-executor', 'main.ts'), '--port', String(executorPort), '--concurrency', '2'], {
-    stdio: 'inherit',
-    env: { ...process.env, WCP_LOG_FORMAT: process.env.WCP_LOG_FORMAT ?? 'pretty' },
-  });
+  const wep = spawn(
+    process.execPath,
+    [join(root, 'examples', 'video-executor', 'main.ts'), '--port', String(executorPort), '--concurrency', '2'],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, WCP_LOG_FORMAT: process.env.WCP_LOG_FORMAT ?? 'pretty' },
+    },
+  );
   children.push(wep);
   say(`example executor (video.preprocess) on 127.0.0.1:${executorPort}`);
 }
@@ -69,7 +75,9 @@ const workflows = await startWorkflows(stack, {
   count: opt('workflows', 2),
   steps: [{ activityType: type, inputRef: input }, { activityType: type }],
 });
-say(`started ${workflows.length} demo workflows (2 steps: ${type} 320x240@15, then ${type} of its output): first activities ${workflows.map((w) => w.activityId).join(', ')}`);
+say(
+  `started ${workflows.length} demo workflows (2 steps: ${type} 320x240@15, then ${type} of its output): first activities ${workflows.map((w) => w.activityId).join(', ')}`,
+);
 
 const env = {
   ...process.env,
@@ -110,7 +118,11 @@ async function shutdown(code: number) {
   await anvil.stop();
   await subnetApi.stop();
   for (const prefix of ['done:', 'inflight:', 'claim_job:']) {
-    const scan = spawn(process.execPath, [join(root, 'src', 'main.ts'), 'db', 'scan', prefix, '--db', env.WCP__STORE__PATH], { stdio: 'inherit' });
+    const scan = spawn(
+      process.execPath,
+      [join(root, 'src', 'main.ts'), 'db', 'scan', prefix, '--db', env.WCP__STORE__PATH],
+      { stdio: 'inherit' },
+    );
     await new Promise((r) => scan.once('exit', r));
   }
   say(`blobs written under ${join(devDir, 'blobs')}`);

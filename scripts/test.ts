@@ -1,5 +1,6 @@
 /**
  * `npm test`: everything CI checks, ending with one line `N passed, N failed`.
+ *   0. Biome format and lint check of the whole tree (`biome.json`) — counted as one check;
  *   1. typecheck (tsc --noEmit, strict) — counted as one check;
  *   2. build dist/wcp (the end-to-end tests run the compiled binary) — counted as one check;
  *   3. bun test over src/ and test/ (unit, anvil, gRPC, LMDB and binary tests).
@@ -31,6 +32,10 @@ let failed = 0;
 const started = Date.now();
 
 if (extra.length === 0) {
+  process.stdout.write('== biome check (format + lint)\n');
+  const biome = await run(bin('biome'), ['check', '.']);
+  if (biome.code === 0) passed++;
+  else failed++;
   process.stdout.write('== typecheck\n');
   const tsc = await run(bin('tsc'), ['--noEmit', '-p', '.']);
   if (tsc.code === 0) passed++;

@@ -12,7 +12,9 @@ async function resolveCommand(rawArgs: string[]): Promise<[CommandDef, CommandDe
   let parent: CommandDef | undefined;
   for (const a of rawArgs) {
     if (a.startsWith('-')) continue;
-    const subs = (await (typeof cmd.subCommands === 'function' ? cmd.subCommands() : cmd.subCommands)) as Record<string, CommandDef> | undefined;
+    const subs = (await (typeof cmd.subCommands === 'function' ? cmd.subCommands() : cmd.subCommands)) as
+      | Record<string, CommandDef>
+      | undefined;
     const next = subs?.[a];
     if (!next) break;
     parent = cmd;

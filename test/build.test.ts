@@ -34,7 +34,10 @@ function nodeModulesAbove(dir: string): boolean {
   }
 }
 
-function runProbe(cmd: string[], cwd: string): { output: ProbeOutput; stdout: string; stderr: string; exitCode: number } {
+function runProbe(
+  cmd: string[],
+  cwd: string,
+): { output: ProbeOutput; stdout: string; stderr: string; exitCode: number } {
   const proc = Bun.spawnSync(cmd, { cwd, stdout: 'pipe', stderr: 'pipe', env: { ...process.env }, timeout: 30_000 });
   const stdout = proc.stdout.toString();
   const stderr = proc.stderr.toString();
@@ -68,7 +71,16 @@ describe('scripts/build.ts', () => {
   test('compiles the probe into one executable', () => {
     const out = join(buildDir, 'probe');
     const proc = Bun.spawnSync(
-      [process.execPath, 'scripts/build.ts', '--entry', `${PROBE}/main.ts`, '--worker', `${PROBE}/worker.ts`, '--out', out],
+      [
+        process.execPath,
+        'scripts/build.ts',
+        '--entry',
+        `${PROBE}/main.ts`,
+        '--worker',
+        `${PROBE}/worker.ts`,
+        '--out',
+        out,
+      ],
       { cwd: ROOT, stdout: 'pipe', stderr: 'pipe', timeout: 45_000 },
     );
     const log = proc.stdout.toString() + proc.stderr.toString();

@@ -183,12 +183,13 @@ async function activity(id: bigint): Promise<ActivityView> {
 }
 
 async function poll(queue: string, offset: number) {
-  const r = await view<{ hasActivity: boolean; activityId: bigint; activityType: string; inputRef: string; expiresAt: bigint }>(
-    stack.contracts.taskQueue,
-    'pollActivity',
-    queue,
-    offset,
-  );
+  const r = await view<{
+    hasActivity: boolean;
+    activityId: bigint;
+    activityType: string;
+    inputRef: string;
+    expiresAt: bigint;
+  }>(stack.contracts.taskQueue, 'pollActivity', queue, offset);
   return { hasActivity: r.hasActivity, activityId: r.activityId, activityType: r.activityType, inputRef: r.inputRef };
 }
 
@@ -198,11 +199,14 @@ async function workerActivities(w: LaneSigner): Promise<bigint[]> {
 }
 
 async function workerStats(w: LaneSigner) {
-  const r = await view<{ registered: boolean; active: boolean; capacity: bigint; claimed: bigint; completed: bigint; failed: bigint }>(
-    stack.contracts.subnetControlPlane,
-    'getWorker',
-    await w.getAddress(),
-  );
+  const r = await view<{
+    registered: boolean;
+    active: boolean;
+    capacity: bigint;
+    claimed: bigint;
+    completed: bigint;
+    failed: bigint;
+  }>(stack.contracts.subnetControlPlane, 'getWorker', await w.getAddress());
   return {
     registered: r.registered,
     active: r.active,
@@ -368,11 +372,21 @@ describe('TaskQueue enqueue and poll', () => {
     const b = await enqueueActivities(stack, { queue: 'poll-b', count: 2 });
     expect(a.every((id, i) => i === 0 || id === (a[i - 1] ?? 0n) + 1n)).toBe(true);
     for (let i = 0; i < 5; i++) {
-      expect(await poll('poll-a', i)).toEqual({ hasActivity: true, activityId: at(a, i), activityType: 'resize', inputRef: 'in-a' });
+      expect(await poll('poll-a', i)).toEqual({
+        hasActivity: true,
+        activityId: at(a, i),
+        activityType: 'resize',
+        inputRef: 'in-a',
+      });
     }
     expect((await poll('poll-a', 5)).hasActivity).toBe(false);
     expect((await poll('poll-b', 1)).activityId).toBe(at(b, 1));
-    expect(await poll('no-such-queue', 0)).toEqual({ hasActivity: false, activityId: 0n, activityType: '', inputRef: '' });
+    expect(await poll('no-such-queue', 0)).toEqual({
+      hasActivity: false,
+      activityId: 0n,
+      activityType: '',
+      inputRef: '',
+    });
 
     // Claims (at the head and in the middle) drop out of the poll order.
     const tq = tqAs(worker(0));
@@ -454,7 +468,9 @@ describe('TaskQueue claim', () => {
     const tq = tqAs(worker(0));
     expect(await view<bigint>(tq, 'claimActivities', batch)).toBe(3n);
     const r = await send(tq, 'claimActivities', batch);
-    const claimed = eventArgs(tq.interface, r.logs, stack.addresses.taskQueue, 'ActivityClaimed').map((e) => e.activityId);
+    const claimed = eventArgs(tq.interface, r.logs, stack.addresses.taskQueue, 'ActivityClaimed').map(
+      (e) => e.activityId,
+    );
     expect(claimed).toEqual([a0, a2, a3]);
     expect((await activity(a1)).worker).toBe(await worker(1).getAddress());
   });
@@ -517,7 +533,9 @@ describe('TaskQueue heartbeat, complete, fail', () => {
     const batch = [a0, 0n, 10n ** 9n, a2, a3, a1];
     expect(await view<bigint>(mine, 'heartbeatBatch', batch)).toBe(2n);
     const r = await send(mine, 'heartbeatBatch', batch);
-    const beats = eventArgs(mine.interface, r.logs, stack.addresses.taskQueue, 'ActivityHeartbeat').map((e) => e.activityId);
+    const beats = eventArgs(mine.interface, r.logs, stack.addresses.taskQueue, 'ActivityHeartbeat').map(
+      (e) => e.activityId,
+    );
     expect(beats).toEqual([a0, a1]);
   });
 
@@ -565,7 +583,11 @@ describe('TaskQueue expiry', () => {
 
   test('the lifetime expires pending activities (not polled, not claimable) and long claims', async () => {
     const pending = await enqueueActivities(stack, { queue: 'expiry-life', count: 2 });
-    const [longClaim] = await enqueueActivities(stack, { queue: 'expiry-life-claimed', count: 1, heartbeatTimeoutS: 10 ** 6 });
+    const [longClaim] = await enqueueActivities(stack, {
+      queue: 'expiry-life-claimed',
+      count: 1,
+      heartbeatTimeoutS: 10 ** 6,
+    });
     const claimedId = longClaim ?? 0n;
     const tq = tqAs(worker(0));
     await send(tq, 'claimActivity', claimedId);
@@ -608,11 +630,15 @@ describe('WorkflowEngine', () => {
     const enq0 = eventArgs(tqi, r.logs, stack.addresses.taskQueue, 'ActivityEnqueued')[0];
     const act0 = enq0?.activityId as bigint;
 
-    let w = await view<{ id: bigint; starter: string; queue: string; currentStep: bigint; stepCount: bigint; currentActivityId: bigint; status: bigint }>(
-      wf,
-      'getWorkflow',
-      instance,
-    );
+    let w = await view<{
+      id: bigint;
+      starter: string;
+      queue: string;
+      currentStep: bigint;
+      stepCount: bigint;
+      currentActivityId: bigint;
+      status: bigint;
+    }>(wf, 'getWorkflow', instance);
     expect([w.id, w.starter, w.queue, w.currentStep, w.stepCount, w.currentActivityId, Number(w.status)]).toEqual([
       instance,
       await stranger.getAddress(),
@@ -623,7 +649,12 @@ describe('WorkflowEngine', () => {
       WorkflowStatus.Running,
     ]);
     const a0 = await activity(act0);
-    expect([a0.workflowInstance, a0.stepIndex, a0.activityType, a0.inputRef]).toEqual([instance, 0n, 'transcode', 'ipfs://source']);
+    expect([a0.workflowInstance, a0.stepIndex, a0.activityType, a0.inputRef]).toEqual([
+      instance,
+      0n,
+      'transcode',
+      'ipfs://source',
+    ]);
 
     await expectRevert(send(starter, 'resumeWorkflow', instance), 'StepNotCompleted', [instance, act0]);
     const tq = tqAs(worker(1));
@@ -649,7 +680,8 @@ describe('WorkflowEngine', () => {
     await send(tq, 'completeActivity', act1, 'ipfs://thumbs');
 
     const r2 = await send(starter, 'resumeWorkflow', instance);
-    const act2 = eventArgs(wf.interface, r2.logs, stack.addresses.workflowEngine, 'WorkflowResumed')[0]?.activityId as bigint;
+    const act2 = eventArgs(wf.interface, r2.logs, stack.addresses.workflowEngine, 'WorkflowResumed')[0]
+      ?.activityId as bigint;
     expect((await activity(act2)).inputRef).toBe('explicit://2'); // its own inputRef wins
     w = await view(wf, 'getWorkflow', instance);
     expect([w.currentStep, w.currentActivityId]).toEqual([2n, act2]);
@@ -682,7 +714,13 @@ describe('WorkflowEngine', () => {
   });
 
   test('startWorkflows seeds many workflows with their first activity', async () => {
-    const started = await startWorkflows(stack, { queue: 'wf-bulk', count: 5, steps: 3, activityType: 'noop', inputRef: 'in' });
+    const started = await startWorkflows(stack, {
+      queue: 'wf-bulk',
+      count: 5,
+      steps: 3,
+      activityType: 'noop',
+      inputRef: 'in',
+    });
     expect(started).toHaveLength(5);
     for (const s of started) {
       const a = await activity(s.activityId);
@@ -695,7 +733,11 @@ describe('Multicall3', () => {
   test('aggregate3 honours allowFailure and reverts with the standard message', async () => {
     const mc = stack.contracts.multicall3;
     const tq = stack.contracts.taskQueue;
-    const good = { target: stack.addresses.taskQueue, allowFailure: false, callData: tq.interface.encodeFunctionData('activityCount') };
+    const good = {
+      target: stack.addresses.taskQueue,
+      allowFailure: false,
+      callData: tq.interface.encodeFunctionData('activityCount'),
+    };
     const bad = {
       target: stack.addresses.taskQueue,
       allowFailure: true,
@@ -758,9 +800,15 @@ describe('gas', () => {
     const hb10 = await send(tq, 'heartbeatBatch', batch);
     record('heartbeatBatch x10 (total)', hb10);
     record('heartbeatBatch x10 (per activity)', hb10, 10);
-    record('completeActivity (46-char resultRef)', await send(tq, 'completeActivity', at(list, 1), 'ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylq'));
+    record(
+      'completeActivity (46-char resultRef)',
+      await send(tq, 'completeActivity', at(list, 1), 'ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylq'),
+    );
     record('failActivity (short reason)', await send(tq, 'failActivity', at(list, 2), 'timeout'));
-    record('enqueueActivity (owner)', await send(stack.contracts.taskQueue, 'enqueueActivity', 'gas', 0, 0, 'echo', 'ipfs://bafy-input', 0));
+    record(
+      'enqueueActivity (owner)',
+      await send(stack.contracts.taskQueue, 'enqueueActivity', 'gas', 0, 0, 'echo', 'ipfs://bafy-input', 0),
+    );
 
     const [wfStart] = await startWorkflows(stack, { queue: 'gas-wf', count: 1, steps: 2, inputRef: 'ipfs://in' });
     if (!wfStart) throw new Error('no workflow');
@@ -768,11 +816,18 @@ describe('gas', () => {
     await send(tq, 'completeActivity', wfStart.activityId, 'ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylq');
     const resume = await send(stack.contracts.workflowEngine, 'resumeWorkflow', wfStart.instanceId);
     record('resumeWorkflow (enqueues next step)', resume);
-    const next = eventArgs(stack.contracts.workflowEngine.interface, resume.logs, stack.addresses.workflowEngine, 'WorkflowResumed')[0]
-      ?.activityId as bigint;
+    const next = eventArgs(
+      stack.contracts.workflowEngine.interface,
+      resume.logs,
+      stack.addresses.workflowEngine,
+      'WorkflowResumed',
+    )[0]?.activityId as bigint;
     await send(tq, 'claimActivity', next);
     await send(tq, 'completeActivity', next, 'ipfs://out');
-    record('resumeWorkflow (last step: completes)', await send(stack.contracts.workflowEngine, 'resumeWorkflow', wfStart.instanceId));
+    record(
+      'resumeWorkflow (last step: completes)',
+      await send(stack.contracts.workflowEngine, 'resumeWorkflow', wfStart.instanceId),
+    );
 
     const get = (label: string) => gas.find((g) => g.label === label)?.gas ?? Number.NaN;
     // Batching amortises the 21k transaction base cost.

@@ -8,7 +8,15 @@
  */
 import { expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
-import { chainActivity, e2eSuite, enqueue, fixtureEvents, STATUS, startSlowExecutor, type World } from './e2e-executor-harness.ts';
+import {
+  chainActivity,
+  e2eSuite,
+  enqueue,
+  fixtureEvents,
+  STATUS,
+  startSlowExecutor,
+  type World,
+} from './e2e-executor-harness.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { scan } from './support/store.ts';
 import { until } from './support/wait.ts';
@@ -27,15 +35,32 @@ async function killMidTask(reoffer: boolean) {
   let exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 4000 }));
   const port = exec.port;
   const ids = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(me, executorSettings(port, w.api.grpcEndpoint), reoffer ? {} : { WCP__EXECUTOR__REOFFER_LOST_TASKS: 'false' }));
+  const wcp = run(
+    sb,
+    wcpEnv(
+      me,
+      executorSettings(port, w.api.grpcEndpoint),
+      reoffer ? {} : { WCP__EXECUTOR__REOFFER_LOST_TASKS: 'false' },
+    ),
+  );
 
-  await until(() => fixtureEvents(exec, 'start').length, (n) => n === 2, 30_000, 'both tasks running');
+  await until(
+    () => fixtureEvents(exec, 'start').length,
+    (n) => n === 2,
+    30_000,
+    'both tasks running',
+  );
   exec.proc.kill('SIGKILL');
   await exec.exited;
   await wcp.waitFor(/"state":"backoff"/, 10_000);
 
   exec = track(await startSlowExecutor({ port, concurrency: 2, handlerMs: 500 }));
-  const done = await until(() => scan(sb, 'done:'), (r) => r.length === 2, 40_000, 'both activities done');
+  const done = await until(
+    () => scan(sb, 'done:'),
+    (r) => r.length === 2,
+    40_000,
+    'both activities done',
+  );
   expect(done.map((d) => d.value.activity_id).sort()).toEqual([...ids].sort());
   expect(scan(sb, 'inflight:')).toEqual([]);
   const lines = logLines(wcp);
@@ -46,8 +71,14 @@ async function killMidTask(reoffer: boolean) {
       expect(a.status).toBe(STATUS.completed);
       expect(a.resultRef).toBe(`json:{"result":"blob:${id}/result.txt"}`);
       // Re-offered once to the new executor (attempt 2) and completed once.
-      expect(fixtureEvents(exec, 'start').filter((e) => e.activity_id === id).map((e) => e.attempt)).toEqual([2]);
-      expect(lines.filter((l) => l.msg === 'executor lost the task; re-offering' && l.activity_id === id)).toHaveLength(1);
+      expect(
+        fixtureEvents(exec, 'start')
+          .filter((e) => e.activity_id === id)
+          .map((e) => e.attempt),
+      ).toEqual([2]);
+      expect(lines.filter((l) => l.msg === 'executor lost the task; re-offering' && l.activity_id === id)).toHaveLength(
+        1,
+      );
       expect(lines.filter((l) => l.msg === 'complete sent' && l.activity_id === id)).toHaveLength(1);
       expect(existsSync(w.api.blobPath(id, 'result.txt'))).toBe(true);
     } else {
@@ -76,14 +107,22 @@ async function frozenExecutor(handlerMs: number, frozenMs: number) {
   const exec = track(await startSlowExecutor({ concurrency: 1, handlerMs }));
   const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
   const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint)));
-  await until(() => fixtureEvents(exec, 'start').length, (n) => n === 1, 30_000, 'the task running');
+  await until(
+    () => fixtureEvents(exec, 'start').length,
+    (n) => n === 1,
+    30_000,
+    'the task running',
+  );
   await wcp.waitFor(/"msg":"activity assigned to executor"/);
 
   const frozenAt = Date.now();
   process.kill(exec.proc.pid ?? -1, 'SIGSTOP');
   // keepalive_interval 500ms + keepalive_timeout 1500ms; the bridge ticks every ~125 ms.
   const noticed = await until(
-    () => bridgeStates(wcp).find((l) => l.state === 'backoff' && String(l.detail).includes('keepalive') && Date.parse(String(l.ts)) >= frozenAt),
+    () =>
+      bridgeStates(wcp).find(
+        (l) => l.state === 'backoff' && String(l.detail).includes('keepalive') && Date.parse(String(l.ts)) >= frozenAt,
+      ),
     (l) => l !== undefined,
     10_000,
     'a keepalive timeout',
@@ -93,7 +132,12 @@ async function frozenExecutor(handlerMs: number, frozenMs: number) {
   await Bun.sleep(Math.max(0, frozenMs - (Date.now() - frozenAt)));
   process.kill(exec.proc.pid ?? -1, 'SIGCONT');
 
-  const done = await until(() => scan(sb, 'done:'), (r) => r.length === 1, 40_000, 'the activity done');
+  const done = await until(
+    () => scan(sb, 'done:'),
+    (r) => r.length === 1,
+    40_000,
+    'the activity done',
+  );
   expect(done[0]?.value).toMatchObject({ activity_id: id, outcome: 'completed' });
   const a = await chainActivity(w, id ?? '');
   expect(a.status).toBe(STATUS.completed);
@@ -126,7 +170,12 @@ test('a protocol-version mismatch is one clear EXECUTOR_PROTOCOL error; wcp keep
   const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint)));
   await wcp.waitFor(/EXECUTOR_PROTOCOL/, 20_000);
   // Several redials later (backoff 100–500 ms), still one error line.
-  await until(() => bridgeStates(wcp).filter((l) => l.state === 'handshaking').length, (n) => n >= 4, 20_000, 'redials');
+  await until(
+    () => bridgeStates(wcp).filter((l) => l.state === 'handshaking').length,
+    (n) => n >= 4,
+    20_000,
+    'redials',
+  );
   const errors = logLines(wcp).filter((l) => l.level === 'error');
   expect(errors).toHaveLength(1);
   expect(errors[0]?.code).toBe('EXECUTOR_PROTOCOL');

@@ -6,7 +6,15 @@
  *   with a drain timeout shorter than the task, the activity stays recorded and a restart finishes it.
  */
 import { expect, test } from 'bun:test';
-import { chainActivity, e2eSuite, enqueue, fixtureEvents, STATUS, startSlowExecutor, type World } from './e2e-executor-harness.ts';
+import {
+  chainActivity,
+  e2eSuite,
+  enqueue,
+  fixtureEvents,
+  STATUS,
+  startSlowExecutor,
+  type World,
+} from './e2e-executor-harness.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { scan } from './support/store.ts';
 import { until } from './support/wait.ts';
@@ -22,7 +30,10 @@ test('a slow executor backs pressure up to the poller: credits and max_inflight 
   const sb = box();
   const exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 500 }));
   const ids = await enqueue(w, me.queue, 20, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SCHEDULER__MAX_INFLIGHT: '4' }));
+  const wcp = run(
+    sb,
+    wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SCHEDULER__MAX_INFLIGHT: '4' }),
+  );
 
   let maxInflight = 0;
   let maxClaimedOnChain = 0;
@@ -46,7 +57,8 @@ test('a slow executor backs pressure up to the poller: credits and max_inflight 
     if (inflight.length === 4 && jobs.length > 0) sawBackpressure = true;
     if (done.length === 20) break;
     if (wcp.proc.exitCode !== null) throw new Error(`wcp exited:\n${wcp.output().slice(-3000)}`);
-    if (Date.now() > giveUpAt) throw new Error(`not done after 90 s (${done.length}/20 done):\n${wcp.output().slice(-6000)}`);
+    if (Date.now() > giveUpAt)
+      throw new Error(`not done after 90 s (${done.length}/20 done):\n${wcp.output().slice(-6000)}`);
     await Bun.sleep(200);
   }
   expect(maxInflight).toBeLessThanOrEqual(4);
@@ -76,11 +88,27 @@ test('SIGTERM with tasks running: no new claims, running tasks finish and comple
   const sb = box();
   const exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 3000 }));
   const first = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SCHEDULER__MAX_INFLIGHT: '2', WCP__SHUTDOWN__DRAIN_TIMEOUT: '20s' }));
-  await until(() => fixtureEvents(exec, 'start').length, (n) => n === 2, 30_000, 'two tasks running');
+  const wcp = run(
+    sb,
+    wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), {
+      WCP__SCHEDULER__MAX_INFLIGHT: '2',
+      WCP__SHUTDOWN__DRAIN_TIMEOUT: '20s',
+    }),
+  );
+  await until(
+    () => fixtureEvents(exec, 'start').length,
+    (n) => n === 2,
+    30_000,
+    'two tasks running',
+  );
   // More work arrives while wcp is full; it is recorded, not claimed.
   const later = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
-  await until(() => scan(sb, 'claim_job:').length, (n) => n === 2, 20_000, 'two claim jobs');
+  await until(
+    () => scan(sb, 'claim_job:').length,
+    (n) => n === 2,
+    20_000,
+    'two claim jobs',
+  );
 
   const signalledAt = Date.now();
   wcp.proc.kill('SIGTERM');
@@ -90,7 +118,9 @@ test('SIGTERM with tasks running: no new claims, running tasks finish and comple
   const lines = logLines(wcp);
   const drainAt = lines.findIndex((l) => l.msg === 'supervisor draining');
   expect(drainAt).toBeGreaterThan(0);
-  expect(lines.slice(drainAt).filter((l) => l.msg === 'claim sent' || l.msg === 'activity assigned to executor')).toEqual([]);
+  expect(
+    lines.slice(drainAt).filter((l) => l.msg === 'claim sent' || l.msg === 'activity assigned to executor'),
+  ).toEqual([]);
   expect(lines.some((l) => l.msg === 'drained: nothing in flight')).toBe(true);
 
   const done = scan(sb, 'done:');
@@ -98,7 +128,11 @@ test('SIGTERM with tasks running: no new claims, running tasks finish and comple
   expect(done.every((d) => d.value.outcome === 'completed')).toBe(true);
   for (const id of first) expect((await chainActivity(w, id)).status).toBe(STATUS.completed);
   for (const id of later) expect((await chainActivity(w, id)).status).toBe(STATUS.pending);
-  expect(scan(sb, 'claim_job:').map((j) => j.value.activity_id).sort()).toEqual([...later].sort());
+  expect(
+    scan(sb, 'claim_job:')
+      .map((j) => j.value.activity_id)
+      .sort(),
+  ).toEqual([...later].sort());
   expect(scan(sb, 'inflight:')).toEqual([]);
   expect(fixtureEvents(exec, 'end').filter((e) => e.ok === true)).toHaveLength(2);
 }, 90_000);
@@ -110,12 +144,19 @@ test('SIGTERM with a task longer than the drain timeout: exit 0, the task stays 
   const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
   const env = wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SHUTDOWN__DRAIN_TIMEOUT: '1s' });
   const wcp = run(sb, env);
-  await until(() => fixtureEvents(exec, 'start').length, (n) => n === 1, 30_000, 'the task running');
+  await until(
+    () => fixtureEvents(exec, 'start').length,
+    (n) => n === 1,
+    30_000,
+    'the task running',
+  );
   await wcp.waitFor(/"msg":"activity assigned to executor"/);
 
   wcp.proc.kill('SIGTERM');
   expect(await wcp.exited).toBe(0);
-  const unfinished = logLines(wcp).find((l) => l.msg === 'stopping with activities not finished; they stay recorded and resume after restart');
+  const unfinished = logLines(wcp).find(
+    (l) => l.msg === 'stopping with activities not finished; they stay recorded and resume after restart',
+  );
   expect(String(unfinished?.activities)).toContain(`${id}:`);
   const held = scan(sb, 'inflight:');
   expect(held.map((r) => r.value.activity_id)).toEqual([id]);
@@ -125,7 +166,12 @@ test('SIGTERM with a task longer than the drain timeout: exit 0, the task stays 
 
   // The executor kept running the task; the restarted wcp picks it up and completes it.
   const again = run(sb, env);
-  const done = await until(() => scan(sb, 'done:'), (r) => r.length === 1, 40_000, 'the activity done after restart');
+  const done = await until(
+    () => scan(sb, 'done:'),
+    (r) => r.length === 1,
+    40_000,
+    'the activity done after restart',
+  );
   expect(done[0]?.value).toMatchObject({ activity_id: id, outcome: 'completed' });
   const a = await chainActivity(w, id ?? '');
   expect(a.status).toBe(STATUS.completed);

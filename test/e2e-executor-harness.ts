@@ -68,7 +68,13 @@ function quietLogger() {
 }
 
 /** Enqueues `count` activities on `queue`; their ids as decimal strings. */
-export async function enqueue(w: World, queue: string, count: number, activityType: string, inputRef: string): Promise<string[]> {
+export async function enqueue(
+  w: World,
+  queue: string,
+  count: number,
+  activityType: string,
+  inputRef: string,
+): Promise<string[]> {
   const ids = await enqueueActivities(w.stack, { queue, count, activityType, inputRef });
   return ids.map(String);
 }
@@ -87,7 +93,12 @@ export const STATUS = { pending: 1, claimed: 2, completed: 3, failed: 4 } as con
 export async function chainActivity(w: World, id: string): Promise<ChainActivity> {
   const [v] = await activityViews(w.stack, [id]);
   if (!v) throw new Error(`no view for activity ${id}`);
-  return { status: Number(v.status), worker: String(v.worker), isCompleted: Boolean(v.isCompleted), resultRef: String(v.resultRef) };
+  return {
+    status: Number(v.status),
+    worker: String(v.worker),
+    isCompleted: Boolean(v.isCompleted),
+    resultRef: String(v.resultRef),
+  };
 }
 
 /** A child process whose output is collected; `lines()` are its parsed JSON lines. */
@@ -96,7 +107,11 @@ export interface Proc {
   port: number;
   output(): string;
   lines(): Array<Record<string, unknown>>;
-  waitFor(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number, what?: string): Promise<Record<string, unknown>>;
+  waitFor(
+    pred: (l: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<Record<string, unknown>>;
   exited: Promise<number | string>;
   kill(sig?: NodeJS.Signals): void;
 }
@@ -118,8 +133,10 @@ function collect(proc: ChildProcess, port: number, name: string): Proc {
       for (;;) {
         const hit = lines().find(pred);
         if (hit) return hit;
-        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${name} exited before ${what}:\n${output().slice(-3000)}`);
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} from ${name}:\n${output().slice(-3000)}`);
+        if (proc.exitCode !== null || proc.signalCode !== null)
+          throw new Error(`${name} exited before ${what}:\n${output().slice(-3000)}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${what} from ${name}:\n${output().slice(-3000)}`);
         await Bun.sleep(50);
       }
     },
@@ -137,10 +154,21 @@ export interface SlowExecutorOptions {
 /** Starts test/fixtures/slow-executor.ts and waits until it listens. */
 export async function startSlowExecutor(o: SlowExecutorOptions = {}): Promise<Proc> {
   const port = o.port ?? (await freePort());
-  const args = [join(ROOT, 'test', 'fixtures', 'slow-executor.ts'), '--port', String(port), '--concurrency', String(o.concurrency ?? 2), '--handler-ms', String(o.handlerMs ?? 1000)];
+  const args = [
+    join(ROOT, 'test', 'fixtures', 'slow-executor.ts'),
+    '--port',
+    String(port),
+    '--concurrency',
+    String(o.concurrency ?? 2),
+    '--handler-ms',
+    String(o.handlerMs ?? 1000),
+  ];
   if (o.graceMs !== undefined) args.push('--grace-ms', String(o.graceMs));
   if (o.protocolVersion !== undefined) args.push('--protocol-version', String(o.protocolVersion));
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WCP_LOG_FORMAT: 'json' } });
+  const proc = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, WCP_LOG_FORMAT: 'json' },
+  });
   const p = collect(proc, port, 'slow-executor');
   await p.waitFor((l) => l.fixture === 'ready', 20_000, 'ready');
   return p;
@@ -149,10 +177,14 @@ export async function startSlowExecutor(o: SlowExecutorOptions = {}): Promise<Pr
 /** Starts examples/video-executor/main.ts and waits until it listens. */
 export async function startVideoExecutor(port?: number): Promise<Proc> {
   const p0 = port ?? (await freePort());
-  const proc = spawn(process.execPath, [join(ROOT, 'examples', 'video-executor', 'main.ts'), '--port', String(p0), '--concurrency', '2'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, WCP_LOG_FORMAT: 'json' },
-  });
+  const proc = spawn(
+    process.execPath,
+    [join(ROOT, 'examples', 'video-executor', 'main.ts'), '--port', String(p0), '--concurrency', '2'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, WCP_LOG_FORMAT: 'json' },
+    },
+  );
   const p = collect(proc, p0, 'video-executor');
   await p.waitFor((l) => l.msg === 'Video executor ready.', 20_000, 'ready');
   return p;

@@ -7,7 +7,16 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateTestVideo } from '../examples/video-executor/preprocess.ts';
-import { chainActivity, enqueue, killAll, type Proc, STATUS, startVideoExecutor, startWorld, type World } from './e2e-executor-harness.ts';
+import {
+  chainActivity,
+  enqueue,
+  killAll,
+  type Proc,
+  STATUS,
+  startVideoExecutor,
+  startWorld,
+  type World,
+} from './e2e-executor-harness.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { scan } from './support/store.ts';
 import { until } from './support/wait.ts';
@@ -36,11 +45,22 @@ test('a generated video goes through video.preprocess end to end', async () => {
 
   const me = w.worker();
   exec = await startVideoExecutor();
-  const [id] = await enqueue(w, me.queue, 1, 'video.preprocess', 'json:{"video":"blob:seed/input.mp4","width":160,"height":120,"fps":10}');
+  const [id] = await enqueue(
+    w,
+    me.queue,
+    1,
+    'video.preprocess',
+    'json:{"video":"blob:seed/input.mp4","width":160,"height":120,"fps":10}',
+  );
   if (id === undefined) throw new Error('no activity id');
   wcp = startWcp(sb, ['run'], wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint)));
 
-  const done = await until(() => scan(sb, 'done:'), (r) => r.length >= 1, 60_000, 'a done: record');
+  const done = await until(
+    () => scan(sb, 'done:'),
+    (r) => r.length >= 1,
+    60_000,
+    'a done: record',
+  );
   expect(done).toHaveLength(1);
   expect(done[0]?.value).toMatchObject({ activity_id: id, outcome: 'completed', activity_type: 'video.preprocess' });
 
@@ -50,7 +70,9 @@ test('a generated video goes through video.preprocess end to end', async () => {
     expect(existsSync(p)).toBe(true);
     expect(statSync(p).size).toBeGreaterThan(0);
   }
-  const probe = JSON.parse(readFileSync(w.api.blobPath(id, 'probe.json'), 'utf8')) as { streams?: Array<Record<string, unknown>> };
+  const probe = JSON.parse(readFileSync(w.api.blobPath(id, 'probe.json'), 'utf8')) as {
+    streams?: Array<Record<string, unknown>>;
+  };
   const vstream = probe.streams?.find((s) => s.codec_type === 'video');
   expect(vstream).toMatchObject({ width: 160, height: 120 });
   expect(String(vstream?.avg_frame_rate ?? vstream?.r_frame_rate)).toMatch(/^10(\/1)?$/);
@@ -61,7 +83,11 @@ test('a generated video goes through video.preprocess end to end', async () => {
   expect(a.isCompleted).toBe(true);
   expect(a.worker.toLowerCase()).toBe(me.address.toLowerCase());
   const refs = JSON.parse(a.resultRef.replace(/^json:/, '')) as Record<string, string>;
-  expect(refs).toEqual({ video: `blob:${id}/video.mp4`, thumbnail: `blob:${id}/thumbnail.jpg`, probe: `blob:${id}/probe.json` });
+  expect(refs).toEqual({
+    video: `blob:${id}/video.mp4`,
+    thumbnail: `blob:${id}/thumbnail.jpg`,
+    probe: `blob:${id}/probe.json`,
+  });
   expect(done[0]?.value.result_ref).toBe(a.resultRef);
 
   expect(scan(sb, 'inflight:')).toEqual([]);

@@ -35,7 +35,12 @@ describe('wcp binary: foundation', () => {
     const env = wcpEnv({ rpcUrl: anvil.url, privateKey: anvil.accounts[1]!.privateKey }, OBSERVE_SETTINGS);
     const w = startWcp(sb, ['run'], env);
     await w.waitFor(/poller started/);
-    const jobs = await until(() => scan(sb, 'claim_job:'), (r) => r.length >= 5, 20_000, '5 claim jobs');
+    const jobs = await until(
+      () => scan(sb, 'claim_job:'),
+      (r) => r.length >= 5,
+      20_000,
+      '5 claim jobs',
+    );
     expect(jobs.map((j) => j.value.activity_id)).toEqual(ids.map(String));
     expect(jobs.every((j) => j.value.queue_name === 'default' && typeof j.value.created_at_ms === 'number')).toBe(true);
     w.proc.kill('SIGTERM');
@@ -55,18 +60,26 @@ describe('wcp binary: foundation', () => {
   }, 60_000);
 
   test('an inactive wallet exits with the distinct code 10', () => {
-    const r = runWcp(sb, ['run'], wcpEnv({ rpcUrl: anvil.url, privateKey: anvil.accounts[2]!.privateKey }, OBSERVE_SETTINGS, {
-      WCP__STORE__PATH: `${sb.dir}/other.db`,
-    }));
+    const r = runWcp(
+      sb,
+      ['run'],
+      wcpEnv({ rpcUrl: anvil.url, privateKey: anvil.accounts[2]!.privateKey }, OBSERVE_SETTINGS, {
+        WCP__STORE__PATH: `${sb.dir}/other.db`,
+      }),
+    );
     expect(r.code).toBe(10);
     expect(r.stderr).toContain('is not a registered, active worker');
     expect(r.stderr).toContain(anvil.accounts[2]!.address);
   }, 30_000);
 
   test('a bad config exits 3 and names each bad field', () => {
-    const r = runWcp(sb, ['run'], wcpEnv({ rpcUrl: 'not-a-url', privateKey: anvil.accounts[1]!.privateKey }, OBSERVE_SETTINGS, {
-      WCP__SCHEDULER__POLL_INTERVAL: 'soon',
-    }));
+    const r = runWcp(
+      sb,
+      ['run'],
+      wcpEnv({ rpcUrl: 'not-a-url', privateKey: anvil.accounts[1]!.privateKey }, OBSERVE_SETTINGS, {
+        WCP__SCHEDULER__POLL_INTERVAL: 'soon',
+      }),
+    );
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('ethereum.rpc_url: got "not-a-url"');
     expect(r.stderr).toContain('scheduler.poll_interval: got "soon", expected a duration');
@@ -81,9 +94,16 @@ describe('wcp binary: foundation', () => {
   });
 
   test('config check prints the resolved config with the key redacted', () => {
-    const r = runWcp(sb, ['config', 'check', '--json'], wcpEnv({ privateKey: anvil.accounts[1]!.privateKey }, OBSERVE_SETTINGS));
+    const r = runWcp(
+      sb,
+      ['config', 'check', '--json'],
+      wcpEnv({ privateKey: anvil.accounts[1]!.privateKey }, OBSERVE_SETTINGS),
+    );
     expect(r.code).toBe(0);
-    const cfg = JSON.parse(r.stdout) as { ethereum: { privateKey: string; walletAddress: string }; scheduler: { pollIntervalMs: number } };
+    const cfg = JSON.parse(r.stdout) as {
+      ethereum: { privateKey: string; walletAddress: string };
+      scheduler: { pollIntervalMs: number };
+    };
     expect(cfg.ethereum.privateKey).toBe('[REDACTED]');
     expect(cfg.ethereum.walletAddress).toBe(anvil.accounts[1]!.address);
     expect(cfg.scheduler.pollIntervalMs).toBe(200);

@@ -79,7 +79,10 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
     });
     const started = Date.now();
 
-    const chainNonce = async () => Number(BigInt((await rpcBatch<string>(a.url, [['eth_getTransactionCount', [worker.address, 'latest']]]))[0] as string));
+    const chainNonce = async () =>
+      Number(
+        BigInt((await rpcBatch<string>(a.url, [['eth_getTransactionCount', [worker.address, 'latest']]]))[0] as string),
+      );
     const trail: string[] = [];
     for (let i = 1; i <= KILLS; i++) {
       const runMs = Math.round(MIN_RUN_MS + rand() * (MAX_RUN_MS - MIN_RUN_MS));
@@ -88,7 +91,9 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
       await sleep(runMs);
       // It must still be running when killed: an exit on its own would be a crash of a different kind.
       if (w.proc.exitCode !== null || w.proc.signalCode !== null) {
-        throw new Error(`run ${i}: wcp exited by itself (${w.proc.exitCode ?? w.proc.signalCode}):\n${w.output().slice(-4000)}`);
+        throw new Error(
+          `run ${i}: wcp exited by itself (${w.proc.exitCode ?? w.proc.signalCode}):\n${w.output().slice(-4000)}`,
+        );
       }
       w.proc.kill('SIGKILL');
       expect(await w.exited).toBe('SIGKILL');
@@ -96,7 +101,9 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
       trail.push(`${runMs}ms→${done}/${await chainNonce()}`);
     }
     const killedAt = Date.now();
-    console.log(`[crash] ${KILLS} kills in ${((killedAt - started) / 1000).toFixed(1)} s (run length→done records/chain nonce): ${trail.join(' ')}`);
+    console.log(
+      `[crash] ${KILLS} kills in ${((killedAt - started) / 1000).toFixed(1)} s (run length→done records/chain nonce): ${trail.join(' ')}`,
+    );
     const doneBeforeFinal = scan(box, 'done:').length;
 
     // The last run: everything finishes and the lane drains.
@@ -137,14 +144,17 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
     const me = worker.address.toLowerCase();
     const claimed = events.filter((e) => e.name === 'ActivityClaimed');
     const completed = events.filter((e) => e.name === 'ActivityCompleted');
-    const twice = (xs: typeof events) => [...countBy(xs, (e) => e.activityId)].filter(([, n]) => n !== 1).map(([id, n]) => `${id}×${n}`);
+    const twice = (xs: typeof events) =>
+      [...countBy(xs, (e) => e.activityId)].filter(([, n]) => n !== 1).map(([id, n]) => `${id}×${n}`);
     expect(twice(claimed)).toEqual([]);
     expect(twice(completed)).toEqual([]);
     expect(new Set(claimed.map((e) => e.activityId))).toEqual(new Set(ids));
     expect(new Set(completed.map((e) => e.activityId))).toEqual(new Set(ids));
     expect([...claimed, ...completed].filter((e) => e.worker !== me)).toEqual([]);
     expect(events.filter((e) => e.name === 'ActivityFailed')).toEqual([]);
-    const flows = await Promise.all(wfs.map((f) => st.contracts.workflowEngine.getFunction('getWorkflow')(f.instanceId)));
+    const flows = await Promise.all(
+      wfs.map((f) => st.contracts.workflowEngine.getFunction('getWorkflow')(f.instanceId)),
+    );
     expect(flows.map((f) => Number(f.status))).toEqual(wfs.map(() => 2));
 
     // The lane: every nonce used once, no gap, the records agree with the chain; no claim/complete reverted.
@@ -154,7 +164,13 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
       .filter((t) => t.status !== 1)
       .map((t) => {
         const r = recs[t.nonce] as LaneRec;
-        return { kind: r.kind, call: idsOfCall(t.input).fn, ids: idsOfCall(t.input).ids.join(','), nonce: t.nonce, block: t.blockNumber };
+        return {
+          kind: r.kind,
+          call: idsOfCall(t.input).fn,
+          ids: idsOfCall(t.input).ids.join(','),
+          nonce: t.nonce,
+          block: t.blockNumber,
+        };
       });
     expect(reverted.filter((r) => ['claim', 'claim_batch', 'complete', 'fail'].includes(r.kind))).toEqual([]);
     const kinds = countBy(recs, (r) => r.kind);

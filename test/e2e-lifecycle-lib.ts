@@ -3,10 +3,8 @@
  * in `support/`: that the nonce lane agrees with the chain, and a count helper for their event tallies.
  */
 import { expect } from 'bun:test';
-import { wcpEnv } from '../scripts/lib/wcp-env.ts';
 import type { Sandbox } from '../scripts/lib/wcp-process.ts';
 import { type ChainTx, rpcBatch, walletTxs } from './support/chain.ts';
-import { LIFECYCLE_SETTINGS } from './support/env.ts';
 import { type LaneRec, laneRecords } from './support/store.ts';
 
 /** How many of `xs` fall under each key. */
@@ -46,4 +44,3 @@ export async function expectLaneMatchesChain(sb: Sandbox, url: string, address: 
   }
   return txs;
 }
-

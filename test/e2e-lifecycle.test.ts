@@ -80,14 +80,26 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     // The chain agrees: every activity Completed by us, every workflow completed.
     const ids = records.map((r) => r.activity_id);
     const views = await activityViews(stack, ids);
-    expect(views.every((v) => v.isCompleted && Number(v.status) === 3 && v.worker.toLowerCase() === worker.address.toLowerCase())).toBe(true);
-    const flows = await Promise.all(wfs.map((f) => stack.contracts.workflowEngine.getFunction('getWorkflow')(f.instanceId)));
+    expect(
+      views.every(
+        (v) => v.isCompleted && Number(v.status) === 3 && v.worker.toLowerCase() === worker.address.toLowerCase(),
+      ),
+    ).toBe(true);
+    const flows = await Promise.all(
+      wfs.map((f) => stack.contracts.workflowEngine.getFunction('getWorkflow')(f.instanceId)),
+    );
     expect(flows.map((f) => Number(f.status))).toEqual(wfs.map(() => 2));
 
     // Events: one claim and one completion per activity, heartbeats were really sent.
     const events = (await queueEvents(anvil.url, stack.addresses.taskQueue)).filter((e) => ids.includes(e.activityId));
-    const claims = countBy(events.filter((e) => e.name === 'ActivityClaimed'), (e) => e.activityId);
-    const completes = countBy(events.filter((e) => e.name === 'ActivityCompleted'), (e) => e.activityId);
+    const claims = countBy(
+      events.filter((e) => e.name === 'ActivityClaimed'),
+      (e) => e.activityId,
+    );
+    const completes = countBy(
+      events.filter((e) => e.name === 'ActivityCompleted'),
+      (e) => e.activityId,
+    );
     const beats = events.filter((e) => e.name === 'ActivityHeartbeat');
     expect(claims.size).toBe(200);
     expect([...claims.values()].every((c) => c === 1)).toBe(true);
@@ -96,7 +108,9 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     expect(beats.length).toBeGreaterThan(0);
     // No activity expired: each completion came within the heartbeat timeout of its last claim/heartbeat.
     for (const id of ids) {
-      const mine = events.filter((e) => e.activityId === id && e.name !== 'ActivityEnqueued').sort((a, b) => a.blockNumber - b.blockNumber);
+      const mine = events
+        .filter((e) => e.activityId === id && e.name !== 'ActivityEnqueued')
+        .sort((a, b) => a.blockNumber - b.blockNumber);
       for (let i = 1; i < mine.length; i++) expect(mine[i]!.timestamp - mine[i - 1]!.timestamp).toBeLessThanOrEqual(10);
     }
 
@@ -147,13 +161,19 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     const claims = countBy(claimEv, (e) => e.activityId);
     expect(claims.size).toBe(100);
     expect([...claims.values()].every((c) => c === 1)).toBe(true);
-    const completes = countBy(events.filter((e) => e.name === 'ActivityCompleted'), (e) => e.activityId);
+    const completes = countBy(
+      events.filter((e) => e.name === 'ActivityCompleted'),
+      (e) => e.activityId,
+    );
     expect(completes.size).toBe(100);
     expect([...completes.values()].every((c) => c === 1)).toBe(true);
     const winner = new Map(claimEv.map((e) => [e.activityId, e.worker]));
 
     // Each side's done records agree with who won.
-    for (const [sb, who] of [[sbA, a], [sbB, b]] as const) {
+    for (const [sb, who] of [
+      [sbA, a],
+      [sbB, b],
+    ] as const) {
       for (const d of doneRecords(sb)) {
         const won = winner.get(d.activity_id) === who.address.toLowerCase();
         // A loser's record: 'lost' (seen claimed by the other) or 'finished_elsewhere' (seen already completed).
@@ -166,11 +186,16 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     // Claim transactions: none reverted; gas spent on ids the sender did not win.
     const txs = await walletTxs(anvil.url, [a.address, b.address]);
     const report: string[] = [];
-    for (const [sb, who] of [[sbA, a], [sbB, b]] as const) {
+    for (const [sb, who] of [
+      [sbA, a],
+      [sbB, b],
+    ] as const) {
       const me = who.address.toLowerCase();
       const mine = txs.get(me) ?? [];
       expect(reverted(mine, laneRecords(sb))).toEqual([]);
-      const claimTxs = mine.filter((t) => t.to === stack.addresses.taskQueue.toLowerCase() && CLAIM_FNS.has(idsOfCall(t.input).fn));
+      const claimTxs = mine.filter(
+        (t) => t.to === stack.addresses.taskQueue.toLowerCase() && CLAIM_FNS.has(idsOfCall(t.input).fn),
+      );
       let lostIds = 0;
       let lostTxs = 0;
       let wastedWei = 0n;
@@ -211,7 +236,9 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     await until(
       async () => {
         assertRunning(w);
-        return (await queueEvents(anvil.url, stack.addresses.taskQueue)).filter((e) => e.activityId === id && e.name === 'ActivityHeartbeat').length;
+        return (await queueEvents(anvil.url, stack.addresses.taskQueue)).filter(
+          (e) => e.activityId === id && e.name === 'ActivityHeartbeat',
+        ).length;
       },
       (n) => n >= 2,
       30_000,
@@ -219,11 +246,21 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     );
     // Freeze right after a heartbeat was sent (its tx is then in flight while wcp is stopped).
     const sentBefore = (w.output().match(/"heartbeat sent"/g) ?? []).length;
-    await until(() => (w.output().match(/"heartbeat sent"/g) ?? []).length, (n) => n > sentBefore, 10_000, 'a heartbeat being sent');
+    await until(
+      () => (w.output().match(/"heartbeat sent"/g) ?? []).length,
+      (n) => n > sentBefore,
+      10_000,
+      'a heartbeat being sent',
+    );
     w.proc.kill('SIGSTOP');
     await sleep(9000); // > 4 s heartbeat timeout past any heartbeat that was in flight
     w.proc.kill('SIGCONT');
-    const done = await until(() => doneRecords(sb), (d) => d.length === 1, 20_000, 'the activity done locally');
+    const done = await until(
+      () => doneRecords(sb),
+      (d) => d.length === 1,
+      20_000,
+      'the activity done locally',
+    );
     expect(done[0]).toMatchObject({ activity_id: id, outcome: 'expired' });
     await sleep(5000); // anything wrongly sent after the thaw would be mined by now
     assertRunning(w);
@@ -232,7 +269,9 @@ describe('wcp binary: activity lifecycle on anvil (automine off, 0.5 s blocks)',
     const view = (await activityViews(stack, [id]))[0]!;
     expect(view.isExpired).toBe(true);
     expect(view.isCompleted).toBe(false);
-    const ev = (await queueEvents(anvil.url, stack.addresses.taskQueue)).filter((e) => e.activityId === id && e.name !== 'ActivityEnqueued');
+    const ev = (await queueEvents(anvil.url, stack.addresses.taskQueue)).filter(
+      (e) => e.activityId === id && e.name !== 'ActivityEnqueued',
+    );
     expect(ev.filter((e) => e.name === 'ActivityCompleted' || e.name === 'ActivityFailed')).toEqual([]);
     // Every heartbeat landed within the timeout of the previous claim/heartbeat: none after expiry.
     for (let i = 1; i < ev.length; i++) expect(ev[i]!.timestamp - ev[i - 1]!.timestamp).toBeLessThanOrEqual(4);

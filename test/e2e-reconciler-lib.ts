@@ -15,7 +15,11 @@ const POLL_SELECTOR = tqIface.getFunction('pollActivity')!.selector.slice(2).toL
 export function blindPoller(proxy: RpcProxy) {
   return proxy.addRule({
     name: 'blind poller',
-    match: (c) => c.method === 'eth_call' && JSON.stringify(c.params ?? []).toLowerCase().includes(POLL_SELECTOR),
+    match: (c) =>
+      c.method === 'eth_call' &&
+      JSON.stringify(c.params ?? [])
+        .toLowerCase()
+        .includes(POLL_SELECTOR),
     action: { type: 'error', code: -32000, message: 'test proxy: pollActivity disabled' },
   });
 }

@@ -33,25 +33,34 @@ describe('wcp binary: reconciler crash recovery', () => {
   test('store deleted with 50 activities in flight: all rebuilt from chain, none claimed twice, heartbeats resume in time, all finish', async () => {
     const HB_TIMEOUT_S = 20;
     anvil = await startAnvil({ blockTime: 1 });
-    stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey, heartbeatTimeoutS: HB_TIMEOUT_S });
+    stack = await deployStack({
+      rpcUrl: anvil.url,
+      deployerKey: anvil.accounts[0]!.privateKey,
+      heartbeatTimeoutS: HB_TIMEOUT_S,
+    });
     const me = anvil.accounts[1]!;
     await registerWorker(stack, me.address, 64);
     sb = sandbox();
     const ids = (await enqueueActivities(stack, { queue: 'default', count: 50 })).map(String);
 
     // Run 1: the executor never finishes (2 min per task), so all 50 stay claimed and heartbeated.
-    const env1 = wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, { WCP__EXECUTOR__NOOP_DELAY: '120s' });
+    const env1 = wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, {
+      WCP__EXECUTOR__NOOP_DELAY: '120s',
+    });
     const w1 = startWcp(sb, ['run'], env1);
     procs.push(w1);
     await until(
-      () => [...inflightById(sb as Sandbox).values()].filter((r) => r.state === 'assigned' || r.state === 'running').length,
+      () =>
+        [...inflightById(sb as Sandbox).values()].filter((r) => r.state === 'assigned' || r.state === 'running').length,
       (n) => n === 50,
       60_000,
       '50 activities dispatched to the executor',
     );
     await until(
       async () => {
-        const hb = (await queueEvents(anvil!.url, stack!.addresses.taskQueue)).filter((e) => e.name === 'ActivityHeartbeat');
+        const hb = (await queueEvents(anvil!.url, stack!.addresses.taskQueue)).filter(
+          (e) => e.name === 'ActivityHeartbeat',
+        );
         return new Set(hb.map((e) => e.activityId)).size;
       },
       (n) => n === 50,
@@ -59,7 +68,9 @@ describe('wcp binary: reconciler crash recovery', () => {
       'a heartbeat on chain for each of the 50',
     );
     const views1 = await activityViews(stack, ids);
-    expect(views1.every((v) => Number(v.status) === 2 && v.worker.toLowerCase() === me.address.toLowerCase())).toBe(true);
+    expect(views1.every((v) => Number(v.status) === 2 && v.worker.toLowerCase() === me.address.toLowerCase())).toBe(
+      true,
+    );
 
     // Crash and lose the disk.
     w1.proc.kill('SIGKILL');
@@ -99,7 +110,9 @@ describe('wcp binary: reconciler crash recovery', () => {
     expect(calls2.filter((c) => CLAIM_FNS.has(c.fn))).toEqual([]);
     // Its heartbeats covered all 50, and no heartbeat gap ever exceeded the timeout: claim, heartbeats and the
     // completion of each activity are never more than HB_TIMEOUT_S apart on chain.
-    const hbAfter = new Set(events.filter((e) => e.name === 'ActivityHeartbeat' && e.blockNumber >= restartBlock).map((e) => e.activityId));
+    const hbAfter = new Set(
+      events.filter((e) => e.name === 'ActivityHeartbeat' && e.blockNumber >= restartBlock).map((e) => e.activityId),
+    );
     expect([...hbAfter].sort()).toEqual([...ids].sort());
     for (const id of ids) {
       const ts = events.filter((e) => e.activityId === id && e.name !== 'ActivityEnqueued').map((e) => e.timestamp);
@@ -111,7 +124,9 @@ describe('wcp binary: reconciler crash recovery', () => {
     expect(ids.every((id) => done.get(id)?.outcome === 'completed')).toBe(true);
     expect(scan(sb, 'inflight:')).toEqual([]);
     // The rebuild came from the chain scan (rule R3a: claimed by us, no local record), one per activity.
-    const r3a = linesWith(w2, 'repaired from chain').filter((l) => l.rule === 'R3a').map((l) => String(l.activity_id));
+    const r3a = linesWith(w2, 'repaired from chain')
+      .filter((l) => l.rule === 'R3a')
+      .map((l) => String(l.activity_id));
     expect(new Set(r3a)).toEqual(new Set(ids));
     w2.proc.kill('SIGTERM');
     expect(await w2.exited).toBe(0);
@@ -126,7 +141,9 @@ describe('wcp binary: reconciler crash recovery', () => {
     sb = sandbox();
     const solo = (await enqueueActivities(stack, { queue: 'default', count: 6 })).map(String);
     const wfs = await startWorkflows(stack, { queue: 'default', count: 2, steps: 2 });
-    const env = wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, { WCP__EXECUTOR__NOOP_DELAY: '200ms' });
+    const env = wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, {
+      WCP__EXECUTOR__NOOP_DELAY: '200ms',
+    });
 
     // The run that settles: 6 standalone activities and 2 two-step workflows (4 activities), all completed.
     const w0 = startWcp(sb, ['run'], env);
@@ -137,7 +154,12 @@ describe('wcp binary: reconciler crash recovery', () => {
       60_000,
       '10 activities completed',
     );
-    await until(() => scan(sb as Sandbox, 'inflight:').length, (n) => n === 0, 10_000, 'nothing in flight');
+    await until(
+      () => scan(sb as Sandbox, 'inflight:').length,
+      (n) => n === 0,
+      10_000,
+      'nothing in flight',
+    );
     w0.proc.kill('SIGTERM');
     expect(await w0.exited).toBe(0);
     const allIds = [...doneById(sb).keys()];

@@ -9,7 +9,14 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
-import { deployStack, enqueueActivities, laneSigner, registerWorker, sendMany, type Stack } from '../scripts/lib/deploy.ts';
+import {
+  deployStack,
+  enqueueActivities,
+  laneSigner,
+  registerWorker,
+  sendMany,
+  type Stack,
+} from '../scripts/lib/deploy.ts';
 import { blindPoller } from './e2e-reconciler-lib.ts';
 import { activityViews, blockNumber, queueEvents, tqIface } from './support/chain.ts';
 import { RECONCILER_SETTINGS, wcpEnv } from './support/env.ts';
@@ -47,7 +54,11 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
   test('RPC down mid-run while activities are enqueued: wcp stays up, backs off, catches up, misses no ActivityEnqueued', async () => {
     anvil = await startAnvil({ blockTime: 1 });
     // Heartbeat timeout longer than the outage: what is in flight when the RPC goes must survive it.
-    stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey, heartbeatTimeoutS: 120 });
+    stack = await deployStack({
+      rpcUrl: anvil.url,
+      deployerKey: anvil.accounts[0]!.privateKey,
+      heartbeatTimeoutS: 120,
+    });
     const me = anvil.accounts[1]!;
     await registerWorker(stack, me.address, 64);
     sb = sandbox();
@@ -66,7 +77,12 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     await waitAllCompleted(sb, stack, before, me.address, 30_000, w);
     // Mid-run: four more, claimed and executing when the RPC goes away.
     const inflight = (await enqueueActivities(stack, { queue: 'default', count: 4 })).map(String);
-    await until(() => inflightById(sb as Sandbox), (m) => inflight.every((id) => ['assigned', 'running'].includes(String(m.get(id)?.state))), 20_000, 'mid-run activities executing');
+    await until(
+      () => inflightById(sb as Sandbox),
+      (m) => inflight.every((id) => ['assigned', 'running'].includes(String(m.get(id)?.state))),
+      20_000,
+      'mid-run activities executing',
+    );
 
     await proxy.down();
     const outageStart = Date.now();
@@ -90,7 +106,9 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     expect(w.output()).not.toContain('supervisor failed');
     expect(w.output()).not.toContain('worker task crashed');
     // It backed off: growing waits, one error report per outage (not one per retry), a handful of retries.
-    const backoffs = linesWith(w, /^follow step failed; backing off$/).filter((l) => Date.parse(String(l.ts)) <= upAt + 1_000);
+    const backoffs = linesWith(w, /^follow step failed; backing off$/).filter(
+      (l) => Date.parse(String(l.ts)) <= upAt + 1_000,
+    );
     expect(backoffs.length).toBeGreaterThanOrEqual(3);
     expect(backoffs.length).toBeLessThanOrEqual(20);
     const waits = backoffs.map((l) => Number(l.wait_ms));
@@ -105,10 +123,14 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     // blind), claimed once by us and completed.
     expect(blind.hits).toBeGreaterThan(0);
     expect(linesWith(w, 'claim jobs recorded')).toEqual([]);
-    const fromEvents = new Set(linesWith(w, 'claim jobs recorded from events').flatMap((l) => String(l.activity_ids).split(',')));
+    const fromEvents = new Set(
+      linesWith(w, 'claim jobs recorded from events').flatMap((l) => String(l.activity_ids).split(',')),
+    );
     for (const id of during) expect(fromEvents.has(id)).toBe(true);
     const events = await queueEvents(anvil.url, stack.addresses.taskQueue);
-    const enqueuedDuring = events.filter((e) => e.name === 'ActivityEnqueued' && e.blockNumber >= outageFrom && e.blockNumber <= outageTo);
+    const enqueuedDuring = events.filter(
+      (e) => e.name === 'ActivityEnqueued' && e.blockNumber >= outageFrom && e.blockNumber <= outageTo,
+    );
     expect(enqueuedDuring.map((e) => e.activityId).sort()).toEqual([...during].sort());
     for (const id of [...before, ...inflight, ...during]) {
       const claims = events.filter((e) => e.activityId === id && e.name === 'ActivityClaimed');
@@ -129,9 +151,21 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     await registerWorker(stack, me.address, 64);
     await registerWorker(stack, other.address, 64);
     const tq = stack.addresses.taskQueue;
-    const mine = { provider: stack.provider, signer: laneSigner(me.privateKey, stack.provider), chainId: stack.chainId };
-    const theirs = { provider: stack.provider, signer: laneSigner(other.privateKey, stack.provider), chainId: stack.chainId };
-    const call = (fn: string, args: unknown[]) => ({ to: tq, data: tqIface.encodeFunctionData(fn, args), gasLimit: 400_000n });
+    const mine = {
+      provider: stack.provider,
+      signer: laneSigner(me.privateKey, stack.provider),
+      chainId: stack.chainId,
+    };
+    const theirs = {
+      provider: stack.provider,
+      signer: laneSigner(other.privateKey, stack.provider),
+      chainId: stack.chainId,
+    };
+    const call = (fn: string, args: unknown[]) => ({
+      to: tq,
+      data: tqIface.encodeFunctionData(fn, args),
+      gasLimit: 400_000n,
+    });
 
     // History: 10 rounds, each with 4 activities and then 300 empty blocks.
     //   completed[] — claimed and completed by us (only events can find these: they left our active set)
@@ -143,7 +177,12 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     const foreign: string[] = [];
     const pending: string[] = [];
     for (let round = 0; round < 10; round++) {
-      const [a, b, c, d] = (await enqueueActivities(stack, { queue: 'default', count: 4 })).map(String) as [string, string, string, string];
+      const [a, b, c, d] = (await enqueueActivities(stack, { queue: 'default', count: 4 })).map(String) as [
+        string,
+        string,
+        string,
+        string,
+      ];
       await sendMany(mine, [call('claimActivity', [a]), call('claimActivity', [b])]);
       await sendMany(mine, [call('completeActivity', [a, `history:${a}`]), call('failActivity', [b, `broke:${b}`])]);
       await sendMany(theirs, [call('claimActivity', [c])]);
@@ -156,7 +195,10 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     }
     // Live claims of ours, made just before the start (the wiped-store case: no local record of them).
     const live = (await enqueueActivities(stack, { queue: 'default', count: 3 })).map(String);
-    await sendMany(mine, live.map((id) => call('claimActivity', [id])));
+    await sendMany(
+      mine,
+      live.map((id) => call('claimActivity', [id])),
+    );
     const head = await blockNumber(anvil.url);
     expect(head).toBeGreaterThan(3_000);
 
@@ -179,7 +221,9 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     });
     blindPoller(proxy);
     sb = sandbox();
-    const env = wcpEnv({ rpcUrl: proxy.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, { WCP__EXECUTOR__NOOP_DELAY: '500ms' });
+    const env = wcpEnv({ rpcUrl: proxy.url, privateKey: me.privateKey }, RECONCILER_SETTINGS, {
+      WCP__EXECUTOR__NOOP_DELAY: '500ms',
+    });
     const w = startWcp(sb, ['run'], env);
     procs.push(w);
     const started = await w.waitFor(/startup scan done; claims enabled[^\n]*/, 60_000);
@@ -198,7 +242,9 @@ describe('wcp binary: reconciler under a misbehaving RPC', () => {
     }
     for (const id of foreign) expect(done.has(id)).toBe(false);
     const views = await activityViews(stack, foreign);
-    expect(views.every((v) => Number(v.status) === 3 && v.worker.toLowerCase() === other.address.toLowerCase())).toBe(true);
+    expect(views.every((v) => Number(v.status) === 3 && v.worker.toLowerCase() === other.address.toLowerCase())).toBe(
+      true,
+    );
 
     // The node's refusals were met, and the accepted queries tile the history with no block skipped.
     expect(tooWide.hits).toBeGreaterThan(0);

@@ -23,7 +23,15 @@ import { activityViews, idsOfCall, queueEvents, rpcBatch, tqIface } from './supp
 import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
 import { doneRecords, laneRecords, scan } from './support/store.ts';
 import { until } from './support/wait.ts';
-import { assertRunning, finishSandbox, linesWith, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
+import {
+  assertRunning,
+  finishSandbox,
+  linesWith,
+  type Sandbox,
+  sandbox,
+  startWcp,
+  type WcpProcess,
+} from './support/wcp.ts';
 
 let anvil: Anvil | undefined;
 let stack: Stack | undefined;
@@ -75,7 +83,12 @@ describe('wcp binary: a reorg that removes our claim', () => {
         const held = new Map(scan(box, 'inflight:').map((r) => [String(r.value.activity_id), String(r.value.state)]));
         return { claims, beats: [...beats], held: Object.fromEntries(held) };
       },
-      (s) => s.claims.length === 2 && s.beats.includes(idA) && s.beats.includes(idB) && ['assigned', 'running'].includes(s.held[idA] ?? '') && ['assigned', 'running'].includes(s.held[idB] ?? ''),
+      (s) =>
+        s.claims.length === 2 &&
+        s.beats.includes(idA) &&
+        s.beats.includes(idB) &&
+        ['assigned', 'running'].includes(s.held[idA] ?? '') &&
+        ['assigned', 'running'].includes(s.held[idB] ?? ''),
       30_000,
       'A and B claimed by us, running, heartbeated',
     );
@@ -84,7 +97,12 @@ describe('wcp binary: a reorg that removes our claim', () => {
 
     // 2. The reorg: every block from the claim's on is replaced; in the new branch the rival claims A. Mining is
     //    paused meanwhile, so no block lands between reading the head and the reorg (the depth would miss one).
-    const rivalClaim = { from: rival.address, to: st.addresses.taskQueue, data: tqIface.encodeFunctionData('claimActivity', [idA]), gas: '0x30d40' };
+    const rivalClaim = {
+      from: rival.address,
+      to: st.addresses.taskQueue,
+      data: tqIface.encodeFunctionData('claimActivity', [idA]),
+      gas: '0x30d40',
+    };
     await a.rpc('evm_setIntervalMining', [0]);
     let head: number;
     let nonceBefore: number;
@@ -99,11 +117,16 @@ describe('wcp binary: a reorg that removes our claim', () => {
     }
     const depth = head - claimBlock + 1;
     const [viewA0, viewB0] = await activityViews(st, [idA, idB]);
-    expect({ status: Number(viewA0!.status), worker: viewA0!.worker.toLowerCase() }).toEqual({ status: 2, worker: rival.address.toLowerCase() });
+    expect({ status: Number(viewA0!.status), worker: viewA0!.worker.toLowerCase() }).toEqual({
+      status: 2,
+      worker: rival.address.toLowerCase(),
+    });
     expect(Number(viewB0!.status)).toBe(1); // Pending again
     const nonceAfter = Number(BigInt(await a.rpc<string>('eth_getTransactionCount', [me.address, 'latest'])));
     expect(nonceAfter).toBeLessThan(nonceBefore); // our claim and heartbeats are gone
-    console.log(`[reorg] claim block ${claimBlock}, head ${head}: reorged ${depth} blocks; our chain nonce ${nonceBefore} → ${nonceAfter}`);
+    console.log(
+      `[reorg] claim block ${claimBlock}, head ${head}: reorged ${depth} blocks; our chain nonce ${nonceBefore} → ${nonceAfter}`,
+    );
 
     // 3. wcp follows: A lost, B re-claimed by us and completed; the lane drains.
     const settled = await until(
@@ -127,7 +150,8 @@ describe('wcp binary: a reorg that removes our claim', () => {
           held: scan(box, 'inflight:').length,
         };
       },
-      (s) => s.A === 'lost' && s.B === 'completed' && s.chainB === '3:us' && s.open === 0 && s.gap === 0 && s.held === 0,
+      (s) =>
+        s.A === 'lost' && s.B === 'completed' && s.chainB === '3:us' && s.open === 0 && s.gap === 0 && s.held === 0,
       45_000,
       'A lost, B completed by us, the lane drained',
     );
@@ -150,29 +174,50 @@ describe('wcp binary: a reorg that removes our claim', () => {
     // Chain truth: A stays the rival's (nothing of ours for A after the fork); B claimed once more by us and completed.
     const events = await queueEvents(a.url, st.addresses.taskQueue);
     const afterFork = events.filter((e) => e.blockNumber >= claimBlock);
-    expect(afterFork.filter((e) => e.activityId === idA && e.worker === meLc).map((e) => `${e.name}@${e.blockNumber}`)).toEqual([]);
+    expect(
+      afterFork.filter((e) => e.activityId === idA && e.worker === meLc).map((e) => `${e.name}@${e.blockNumber}`),
+    ).toEqual([]);
     const [viewA, viewB] = await activityViews(st, [idA, idB]);
-    expect({ status: Number(viewA!.status), worker: viewA!.worker.toLowerCase() }).toEqual({ status: 2, worker: rival.address.toLowerCase() });
+    expect({ status: Number(viewA!.status), worker: viewA!.worker.toLowerCase() }).toEqual({
+      status: 2,
+      worker: rival.address.toLowerCase(),
+    });
     expect({ status: Number(viewB!.status), worker: viewB!.worker.toLowerCase() }).toEqual({ status: 3, worker: meLc });
     const claimsB = events.filter((e) => e.name === 'ActivityClaimed' && e.activityId === idB);
     expect(claimsB.map((e) => e.worker)).toEqual([meLc]);
-    expect(afterFork.filter((e) => e.name === 'ActivityHeartbeat' && e.activityId === idB && e.worker === meLc).length).toBeGreaterThan(0);
+    expect(
+      afterFork.filter((e) => e.name === 'ActivityHeartbeat' && e.activityId === idB && e.worker === meLc).length,
+    ).toBeGreaterThan(0);
 
     // The store: A lost (to the rival), B completed, nothing held; nothing wcp signed after dropping A names A.
     const done = new Map(doneRecords(box).map((d) => [d.activity_id, d]));
     expect(done.get(idA)).toMatchObject({ outcome: 'lost' });
     expect(done.get(idB)).toMatchObject({ outcome: 'completed' });
     expect(scan(box, 'inflight:')).toEqual([]);
-    const droppedAt = Number((scan(box, 'done:').find((r) => String(r.value.activity_id) === idA)?.value.finished_at_ms as number) ?? 0);
-    const lane = scan(box, 'lane:').map((r) => r.value as { nonce: number; activity_ids: string[]; created_at_ms: number; kind: string });
-    expect(lane.filter((r) => r.created_at_ms > droppedAt && r.activity_ids.includes(idA)).map((r) => `${r.kind}#${r.nonce}`)).toEqual([]);
+    const droppedAt = Number(
+      (scan(box, 'done:').find((r) => String(r.value.activity_id) === idA)?.value.finished_at_ms as number) ?? 0,
+    );
+    const lane = scan(box, 'lane:').map(
+      (r) => r.value as { nonce: number; activity_ids: string[]; created_at_ms: number; kind: string },
+    );
+    expect(
+      lane
+        .filter((r) => r.created_at_ms > droppedAt && r.activity_ids.includes(idA))
+        .map((r) => `${r.kind}#${r.nonce}`),
+    ).toEqual([]);
 
     // The lane: every nonce once, no gap, records agree with the chain, nothing reverted.
     const txs = await expectLaneMatchesChain(box, a.url, me.address);
-    expect(txs.filter((t) => t.status !== 1).map((t) => `${idsOfCall(t.input).fn}(${idsOfCall(t.input).ids.join(',')})#${t.nonce}`)).toEqual([]);
+    expect(
+      txs
+        .filter((t) => t.status !== 1)
+        .map((t) => `${idsOfCall(t.input).fn}(${idsOfCall(t.input).ids.join(',')})#${t.nonce}`),
+    ).toEqual([]);
     console.log(
       `[reorg] settled ${settledS.toFixed(1)} s after the reorg: ${JSON.stringify(settled)}; ${txs.length} txs: ` +
-        txs.map((t) => `${t.nonce}:${idsOfCall(t.input).fn}(${idsOfCall(t.input).ids.join(',')})@${t.blockNumber}`).join(' '),
+        txs
+          .map((t) => `${t.nonce}:${idsOfCall(t.input).fn}(${idsOfCall(t.input).ids.join(',')})@${t.blockNumber}`)
+          .join(' '),
     );
   }, 120_000);
 });

@@ -39,7 +39,11 @@ function captureLogger(tag: string): { logger: ReturnType<typeof createLogger>; 
 
 function events() {
   const list: ExecutorEvent[] = [];
-  const waitFor = async <T extends ExecutorEvent>(pred: (e: ExecutorEvent) => e is T, timeoutMs = 5000, from = 0): Promise<T> => {
+  const waitFor = async <T extends ExecutorEvent>(
+    pred: (e: ExecutorEvent) => e is T,
+    timeoutMs = 5000,
+    from = 0,
+  ): Promise<T> => {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const hit = list.slice(from).find(pred);
@@ -51,17 +55,29 @@ function events() {
   return { list, emit: (e: ExecutorEvent) => list.push(e), waitFor };
 }
 
-const isState = (s: string) => (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: 'state' }> => e.type === 'state' && e.state === s;
-const isType = <K extends ExecutorEvent['type']>(t: K) => (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: K }> => e.type === t;
-const forId = <K extends ExecutorEvent['type']>(t: K, id: string) => (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: K }> =>
-  e.type === t && (e as { activity_id?: string }).activity_id === id;
+const isState =
+  (s: string) =>
+  (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: 'state' }> =>
+    e.type === 'state' && e.state === s;
+const isType =
+  <K extends ExecutorEvent['type']>(t: K) =>
+  (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: K }> =>
+    e.type === t;
+const forId =
+  <K extends ExecutorEvent['type']>(t: K, id: string) =>
+  (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: K }> =>
+    e.type === t && (e as { activity_id?: string }).activity_id === id;
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
 }, 60_000);
 
-function bridgeFor(port: number, ev: ReturnType<typeof events>, extra: Partial<ExecutorBridgeOptions> = {}): ExecutorBridge {
+function bridgeFor(
+  port: number,
+  ev: ReturnType<typeof events>,
+  extra: Partial<ExecutorBridgeOptions> = {},
+): ExecutorBridge {
   const bridge = createExecutorBridge({
     endpoint: `127.0.0.1:${port}`,
     maxInflight: 8,
@@ -96,7 +112,10 @@ function task(ms: number, extra: Partial<TaskSpec> = {}): TaskSpec {
 }
 
 /** An in-process SDK executor whose `test.sleep` handler records the peak concurrency. */
-async function sdkExecutor(concurrency: number, extra: { protocolVersion?: number; logger?: ReturnType<typeof createLogger> } = {}) {
+async function sdkExecutor(
+  concurrency: number,
+  extra: { protocolVersion?: number; logger?: ReturnType<typeof createLogger> } = {},
+) {
   let runningNow = 0;
   const stats = { peak: 0, calls: 0 };
   const exec = createExecutor({
@@ -164,9 +183,11 @@ type ScriptedCall = ServerDuplexStream<Record<string, unknown>, ExecutorMessageW
 async function scriptedExecutor(opts: { auto?: { types: string[]; concurrency: number; running?: string[] } } = {}) {
   const Service = loadExecutorService();
   const def = Service.service.TaskStream;
-  if (def === undefined) throw new Error("TaskStream missing from the service definition");
+  if (def === undefined) throw new Error('TaskStream missing from the service definition');
   const serialize = def.responseSerialize as (v: unknown) => Buffer;
-  const service = { TaskStream: { ...def, responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : serialize(v)) } };
+  const service = {
+    TaskStream: { ...def, responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : serialize(v)) },
+  };
   const calls: ScriptedCall[] = [];
   const received: Array<Record<string, unknown>> = [];
   const server = new Server();
@@ -190,7 +211,8 @@ async function scriptedExecutor(opts: { auto?: { types: string[]; concurrency: n
           call.write({ capacity_update: { credits: opts.auto.concurrency, assignments_received: 0 } });
         }
       });
-      if (opts.auto) call.write({ hello: { executor_id: 'scripted', executor_version: 't', protocol_version: PROTOCOL_VERSION } });
+      if (opts.auto)
+        call.write({ hello: { executor_id: 'scripted', executor_version: 't', protocol_version: PROTOCOL_VERSION } });
     },
   });
   const port = await new Promise<number>((res, rej) =>
@@ -227,7 +249,10 @@ describe('executor bridge', () => {
     const ev = events();
     const bridgeLog = captureLogger('bridge');
     const bridge = bridgeFor(port, ev, { logger: bridgeLog.logger, reconnectBaseMs: 10, reconnectMaxMs: 30 });
-    const backoff = await ev.waitFor((e): e is Extract<ExecutorEvent, { type: 'state' }> => e.type === 'state' && e.state === 'backoff' && e.error?.code === 'EXECUTOR_PROTOCOL');
+    const backoff = await ev.waitFor(
+      (e): e is Extract<ExecutorEvent, { type: 'state' }> =>
+        e.type === 'state' && e.state === 'backoff' && e.error?.code === 'EXECUTOR_PROTOCOL',
+    );
     expect(backoff.error?.message).toContain('executor');
     expect(backoff.error?.message).toContain('v2');
     // Let it retry several times: still one error line per side.
@@ -272,7 +297,10 @@ describe('executor bridge', () => {
     expect(ev2.list.filter(isType('assignRejected'))[0]).toMatchObject({ reason: 'no_credits', retryable: true });
     // Unsupported type and duplicate ids are refused without retry.
     await bridge2.assign(task(0, { activity_type: 'other.type' }));
-    expect(ev2.list.filter(isType('assignRejected')).at(-1)).toMatchObject({ reason: 'unsupported_type', retryable: false });
+    expect(ev2.list.filter(isType('assignRejected')).at(-1)).toMatchObject({
+      reason: 'unsupported_type',
+      retryable: false,
+    });
   });
 
   test('completion forwarded once; duplicate, foreign and wrong-attempt completions rejected', async () => {
@@ -285,9 +313,18 @@ describe('executor bridge', () => {
     await ev.waitFor(forId('accepted', t.activity_id));
     while (!ex.received.some((m) => m.msg === 'task_assignment')) await Bun.sleep(5);
     const assignment = ex.received.find((m) => m.msg === 'task_assignment')?.task_assignment as Record<string, unknown>;
-    expect(assignment).toMatchObject({ activity_id: t.activity_id, activity_type: 'test.sleep', input_json: '{"ms":0}', attempt: 1 });
+    expect(assignment).toMatchObject({
+      activity_id: t.activity_id,
+      activity_type: 'test.sleep',
+      input_json: '{"ms":0}',
+      attempt: 1,
+    });
     const call = ex.last();
-    const ok = { activity_id: t.activity_id, attempt: 1, success: { output_refs: { out: `blob:${t.activity_id}/out.bin` }, metadata_json: '' } };
+    const ok = {
+      activity_id: t.activity_id,
+      attempt: 1,
+      success: { output_refs: { out: `blob:${t.activity_id}/out.bin` }, metadata_json: '' },
+    };
     call.write({ completion: { ...ok, attempt: 2 } }); // wrong attempt
     call.write({ completion: ok });
     call.write({ completion: ok }); // duplicate
@@ -305,7 +342,13 @@ describe('executor bridge', () => {
     const t2 = task(0);
     await bridge.assign(t2);
     await ev.waitFor(forId('accepted', t2.activity_id));
-    call.write({ completion: { activity_id: t2.activity_id, attempt: 1, success: { output_refs: { out: 'blob:other/x' }, metadata_json: '' } } });
+    call.write({
+      completion: {
+        activity_id: t2.activity_id,
+        attempt: 1,
+        success: { output_refs: { out: 'blob:other/x' }, metadata_json: '' },
+      },
+    });
     await ev.waitFor((e): e is ExecutorEvent => e.type === 'rejected' && e.reason.includes('outside'));
     expect(ev.list.some(forId('completion', t2.activity_id))).toBe(false);
     // The executor drops the stream and comes back without t2: it is reported lost, and its late completion refused.
@@ -314,7 +357,13 @@ describe('executor bridge', () => {
     const resync = await ev.waitFor(isType('resync'), 5000, from);
     expect(resync).toEqual({ type: 'resync', running_activity_ids: [], lost_activity_ids: [t2.activity_id] });
     await ev.waitFor(isState('ready'), 5000, from);
-    ex.last().write({ completion: { activity_id: t2.activity_id, attempt: 1, failure: { code: 'HANDLER_ERROR', message: 'late', retryable: true } } });
+    ex.last().write({
+      completion: {
+        activity_id: t2.activity_id,
+        attempt: 1,
+        failure: { code: 'HANDLER_ERROR', message: 'late', retryable: true },
+      },
+    });
     await ev.waitFor((e): e is ExecutorEvent => e.type === 'rejected' && e.reason.includes('late Completion'));
     expect(ev.list.some(forId('completion', t2.activity_id))).toBe(false);
   });
@@ -346,7 +395,11 @@ describe('executor bridge', () => {
   test('keepalive notices a frozen (SIGSTOP) executor, reconnects after SIGCONT, and the task survives', async () => {
     const child = await spawnChild(0);
     const ev = events();
-    const bridge = bridgeFor(child.port, ev, { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 500, handshakeTimeoutMs: 1000 });
+    const bridge = bridgeFor(child.port, ev, {
+      keepaliveIntervalMs: 100,
+      keepaliveTimeoutMs: 500,
+      handshakeTimeoutMs: 1000,
+    });
     await ev.waitFor(isState('ready'));
     const t = task(1500);
     await bridge.assign(t);
@@ -354,7 +407,8 @@ describe('executor bridge', () => {
     const frozenAt = Date.now();
     child.proc.kill('SIGSTOP');
     const down = await ev.waitFor(
-      (e): e is Extract<ExecutorEvent, { type: 'state' }> => e.type === 'state' && e.state === 'backoff' && (e.detail ?? '').includes('keepalive'),
+      (e): e is Extract<ExecutorEvent, { type: 'state' }> =>
+        e.type === 'state' && e.state === 'backoff' && (e.detail ?? '').includes('keepalive'),
       5000,
     );
     expect(down.detail).toContain('no Pong');
@@ -374,21 +428,32 @@ describe('executor bridge', () => {
 
   test('parseExecutorMessage never throws on arbitrary values', () => {
     fc.assert(
-      fc.property(fc.anything({ withBigInt: true, withNullPrototype: true, withTypedArray: true }), fc.string(), (x, member) => {
-        const r1 = parseExecutorMessage(x);
-        const r2 = parseExecutorMessage({ msg: member, [member]: x });
-        const r3 = parseExecutorMessage({ msg: 'completion', completion: x });
-        return typeof r1.ok === 'boolean' && typeof r2.ok === 'boolean' && typeof r3.ok === 'boolean';
-      }),
+      fc.property(
+        fc.anything({ withBigInt: true, withNullPrototype: true, withTypedArray: true }),
+        fc.string(),
+        (x, member) => {
+          const r1 = parseExecutorMessage(x);
+          const r2 = parseExecutorMessage({ msg: member, [member]: x });
+          const r3 = parseExecutorMessage({ msg: 'completion', completion: x });
+          return typeof r1.ok === 'boolean' && typeof r2.ok === 'boolean' && typeof r3.ok === 'boolean';
+        },
+      ),
       { numRuns: 2000 },
     );
-    expect(parseExecutorMessage({ msg: 'progress', progress: { activity_id: '1', fraction: Number.NaN, message: '' } }).ok).toBe(false);
+    expect(
+      parseExecutorMessage({ msg: 'progress', progress: { activity_id: '1', fraction: Number.NaN, message: '' } }).ok,
+    ).toBe(false);
   });
 
   test('fuzz: hostile executor messages never crash the bridge nor complete an unassigned id', async () => {
     const ex = await scriptedExecutor({ auto: { types: ['test.sleep'], concurrency: 64 } });
     const ev = events();
-    const bridge = bridgeFor(ex.port, ev, { maxInflight: 1000, reconnectBaseMs: 5, reconnectMaxMs: 20, maxMessageBytes: 64 * 1024 });
+    const bridge = bridgeFor(ex.port, ev, {
+      maxInflight: 1000,
+      reconnectBaseMs: 5,
+      reconnectMaxMs: 20,
+      maxMessageBytes: 64 * 1024,
+    });
     await ev.waitFor(isState('ready'));
     const assigned = new Set<string>();
 
@@ -397,21 +462,59 @@ describe('executor bridge', () => {
       fc.constantFrom('', '../x', 'a b', '0', '999999999', 'x'.repeat(200), '💥'),
       fc.string({ maxLength: 20 }),
     );
-    const weird = fc.oneof(fc.string({ maxLength: 50 }), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.string({ minLength: 3000, maxLength: 5000 }));
+    const weird = fc.oneof(
+      fc.string({ maxLength: 50 }),
+      fc.double(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.string({ minLength: 3000, maxLength: 5000 }),
+    );
     const msg = fc.oneof(
       fc.record({ hello: fc.record({ executor_id: weird, executor_version: weird, protocol_version: fc.nat() }) }),
-      fc.record({ capabilities: fc.record({ activity_types: fc.array(weird, { maxLength: 4 }), max_concurrency: fc.nat() }) }),
+      fc.record({
+        capabilities: fc.record({ activity_types: fc.array(weird, { maxLength: 4 }), max_concurrency: fc.nat() }),
+      }),
       fc.record({ capacity_update: fc.record({ credits: fc.nat(), assignments_received: fc.nat() }) }),
-      fc.record({ progress: fc.record({ activity_id: id, fraction: fc.oneof(fc.double(), fc.constant(Number.NaN), fc.constant(Number.POSITIVE_INFINITY)), message: weird }) }),
+      fc.record({
+        progress: fc.record({
+          activity_id: id,
+          fraction: fc.oneof(fc.double(), fc.constant(Number.NaN), fc.constant(Number.POSITIVE_INFINITY)),
+          message: weird,
+        }),
+      }),
       fc.record({
         completion: fc.record({
           activity_id: id,
           attempt: fc.oneof(fc.constant(1), fc.nat()),
-          success: fc.record({ output_refs: fc.dictionary(fc.string({ maxLength: 10 }), fc.oneof(fc.string(), fc.constant('blob:A/out.bin'))), metadata_json: fc.oneof(fc.constant(''), fc.string(), fc.json()) }),
+          success: fc.record({
+            output_refs: fc.dictionary(
+              fc.string({ maxLength: 10 }),
+              fc.oneof(fc.string(), fc.constant('blob:A/out.bin')),
+            ),
+            metadata_json: fc.oneof(fc.constant(''), fc.string(), fc.json()),
+          }),
         }),
       }),
-      fc.record({ completion: fc.record({ activity_id: id, attempt: fc.constant(1), failure: fc.record({ code: fc.oneof(fc.constant('HANDLER_ERROR'), fc.string()), message: weird, retryable: fc.boolean() }) }) }),
-      fc.record({ storage_request: fc.record({ request_id: weird, activity_id: id, key: weird, method: fc.oneof(fc.constantFrom('GET', 'PUT'), fc.string()) }) }),
+      fc.record({
+        completion: fc.record({
+          activity_id: id,
+          attempt: fc.constant(1),
+          failure: fc.record({
+            code: fc.oneof(fc.constant('HANDLER_ERROR'), fc.string()),
+            message: weird,
+            retryable: fc.boolean(),
+          }),
+        }),
+      }),
+      fc.record({
+        storage_request: fc.record({
+          request_id: weird,
+          activity_id: id,
+          key: weird,
+          method: fc.oneof(fc.constantFrom('GET', 'PUT'), fc.string()),
+        }),
+      }),
       fc.record({ pong: fc.record({ nonce: fc.nat() }) }),
       fc.record({ resync: fc.record({ running_activity_ids: fc.array(id, { maxLength: 5 }) }) }),
       fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)), // raw bytes: often undecodable
@@ -420,14 +523,28 @@ describe('executor bridge', () => {
 
     await fc.assert(
       fc.asyncProperty(fc.array(msg, { minLength: 1, maxLength: 12 }), async (msgs) => {
-        await ev.waitFor(isState('ready'), 5000, ev.list.findLastIndex((e) => e.type === 'state' && e.state !== 'ready') + 1);
+        await ev.waitFor(
+          isState('ready'),
+          5000,
+          ev.list.findLastIndex((e) => e.type === 'state' && e.state !== 'ready') + 1,
+        );
         const a = task(0);
         const b = task(0);
         await bridge.assign(a);
         await bridge.assign(b);
         for (const t of [a, b]) if (ev.list.some(forId('accepted', t.activity_id))) assigned.add(t.activity_id);
         const sub = (x: unknown): unknown =>
-          JSON.parse(JSON.stringify(x, (_k, v) => (v === 'A' ? a.activity_id : v === 'B' ? b.activity_id : typeof v === 'string' ? v.replaceAll('blob:A/', `blob:${a.activity_id}/`) : v)));
+          JSON.parse(
+            JSON.stringify(x, (_k, v) =>
+              v === 'A'
+                ? a.activity_id
+                : v === 'B'
+                  ? b.activity_id
+                  : typeof v === 'string'
+                    ? v.replaceAll('blob:A/', `blob:${a.activity_id}/`)
+                    : v,
+            ),
+          );
         const call = ex.last();
         for (const m of msgs) {
           try {
@@ -444,7 +561,11 @@ describe('executor bridge', () => {
       { numRuns: 60 },
     );
     // Still alive and serving: a fresh assignment completes normally.
-    await ev.waitFor(isState('ready'), 5000, ev.list.findLastIndex((e) => e.type === 'state' && e.state !== 'ready') + 1);
+    await ev.waitFor(
+      isState('ready'),
+      5000,
+      ev.list.findLastIndex((e) => e.type === 'state' && e.state !== 'ready') + 1,
+    );
     expect(['ready', 'connecting', 'handshaking', 'backoff']).toContain(bridge.status().state);
     expect(ev.list.some(isType('rejected'))).toBe(true);
   }, 60_000);

@@ -96,7 +96,8 @@ function ruleName(r: Rule): string {
   return `${r.from} must not import ${r.deny?.join(', ')}${r.except ? ` except ${r.except.join(', ')}` : ''}`;
 }
 
-const under = (path: string, prefix: string): boolean => (prefix.endsWith('/') ? path.startsWith(prefix) : path === prefix);
+const under = (path: string, prefix: string): boolean =>
+  prefix.endsWith('/') ? path.startsWith(prefix) : path === prefix;
 
 /** Every rule each edge breaks. */
 function check(edges: Edge[], rules: Rule[] = RULES): Violation[] {
@@ -142,7 +143,8 @@ describe('layering', () => {
     expect(edges).toContainEqual({ file: 'src/wep/executor.ts', target: 'src/taskstream/protocol.ts' });
     const violations = check(edges);
     const stale = PERMITTED_EDGES.filter(([f, t]) => !violations.some((v) => v.file === f && v.target === t));
-    if (stale.length > 0) console.warn(`PERMITTED_EDGES no longer needed:\n${stale.map(([f, t]) => `  ${f} → ${t}`).join('\n')}`);
+    if (stale.length > 0)
+      console.warn(`PERMITTED_EDGES no longer needed:\n${stale.map(([f, t]) => `  ${f} → ${t}`).join('\n')}`);
     const unexpected = violations.filter((v) => !isKnown(v)).map(show);
     if (unexpected.length > 0) console.error(`Forbidden imports:\n${unexpected.map((s) => `  ${s}`).join('\n')}`);
     expect(unexpected).toEqual([]);
@@ -166,7 +168,11 @@ describe('layering', () => {
         "import { Server } from '@grpc/grpc-js';",
       ].join('\n'),
     );
-    expect(check(forms).map((v) => v.target).sort()).toEqual([
+    expect(
+      check(forms)
+        .map((v) => v.target)
+        .sort(),
+    ).toEqual([
       'src/executor/bridge.ts',
       'src/poller/poller.ts',
       'src/reconciler/scanner.ts',

@@ -55,7 +55,13 @@ test('the bundle reports the node runtime', () => {
 test('under node: activities are claimed, run by the no-op test executor, completed on chain; SIGTERM exits 0', async () => {
   const ids = (await enqueueActivities(stack, { queue: 'node', count: 12 })).map(String);
   const me = anvil.accounts[1]!;
-  wcp = startWcp(sb, ['run'], wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey, queue: 'node' }, LIFECYCLE_SETTINGS, { WCP__EXECUTOR__NOOP_DELAY: '1500ms' }));
+  wcp = startWcp(
+    sb,
+    ['run'],
+    wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey, queue: 'node' }, LIFECYCLE_SETTINGS, {
+      WCP__EXECUTOR__NOOP_DELAY: '1500ms',
+    }),
+  );
   await wcp.waitFor(/poller started/, 30_000);
   await waitDone(sb, 12, 90_000, () => {
     if (wcp?.proc.exitCode !== null) throw new Error(`wcp (node) exited:\n${wcp?.output().slice(-3000)}`);

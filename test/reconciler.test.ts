@@ -11,7 +11,14 @@ import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import type { Contract } from 'ethers';
 import { type Anvil, freePort, startAnvil } from '../scripts/lib/anvil.ts';
-import { deployStack, enqueueActivities, laneSigner, registerWorker, type Stack, startWorkflows } from '../scripts/lib/deploy.ts';
+import {
+  deployStack,
+  enqueueActivities,
+  laneSigner,
+  registerWorker,
+  type Stack,
+  startWorkflows,
+} from '../scripts/lib/deploy.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import type { ActivityFact } from '../src/chain/facts.ts';
 import { ENDPOINT_BACKOFF_MAX_MS, ENDPOINT_BACKOFF_MS } from '../src/chain/options.ts';
@@ -94,7 +101,11 @@ async function startProxy(target: string): Promise<Proxy> {
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: number; method: string; params: unknown[] };
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+      id: number;
+      method: string;
+      params: unknown[];
+    };
     p.requests.push({ method: body.method, params: body.params });
     if (p.delayMs > 0) await new Promise((r) => setTimeout(r, p.delayMs));
     if (p.onRequest) await p.onRequest(body.method);
@@ -114,7 +125,11 @@ async function startProxy(target: string): Promise<Proxy> {
       }
     }
     try {
-      const up = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const up = await fetch(target, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       res.writeHead(up.status, { 'content-type': 'application/json' });
       res.end(await up.text());
     } catch {
@@ -156,7 +171,14 @@ function transport(url: string) {
 /** The reconciler's options as `reconcilerOptions` builds them from a config, made fast for tests. */
 function options(url: string, over: Partial<ReconcilerOptions> = {}): ReconcilerOptions {
   const base: ReconcilerOptions = {
-    rpc: { urls: [url], chainId: anvil.chainId, timeoutMs: 2_000, maxLagBlocks: 5, endpointBackoffMs: ENDPOINT_BACKOFF_MS, endpointBackoffMaxMs: ENDPOINT_BACKOFF_MAX_MS },
+    rpc: {
+      urls: [url],
+      chainId: anvil.chainId,
+      timeoutMs: 2_000,
+      maxLagBlocks: 5,
+      endpointBackoffMs: ENDPOINT_BACKOFF_MS,
+      endpointBackoffMaxMs: ENDPOINT_BACKOFF_MAX_MS,
+    },
     ...addrs(),
     wallet: workerAddr,
     queueName: 'q',
@@ -226,7 +248,11 @@ describe('adaptive eth_getLogs', () => {
         growAfter: 2,
         onChunk: (c) => chunks.push(c),
       });
-      const logs = await f.getLogs({ address: stack.addresses.taskQueue, topics: [TOPICS.enqueued, null, queueKeyTopic('logs-q')] }, 0, head);
+      const logs = await f.getLogs(
+        { address: stack.addresses.taskQueue, topics: [TOPICS.enqueued, null, queueKeyTopic('logs-q')] },
+        0,
+        head,
+      );
       const found = logs.map((l: RawLog) => BigInt(l.topics[1]!).toString());
       expect(found).toEqual([...ids, ...more].map(String));
       // Contiguous, non-overlapping coverage of [0, head].
@@ -237,7 +263,11 @@ describe('adaptive eth_getLogs', () => {
       expect(f.stats().shrinks).toBeGreaterThan(0);
       // The node's range limit became a ceiling: a second pass needs no (or few) failures.
       const before = proxy.requests.length;
-      const again = await f.getLogs({ address: stack.addresses.taskQueue, topics: [TOPICS.enqueued, null, queueKeyTopic('logs-q')] }, 0, head);
+      const again = await f.getLogs(
+        { address: stack.addresses.taskQueue, topics: [TOPICS.enqueued, null, queueKeyTopic('logs-q')] },
+        0,
+        head,
+      );
       expect(again.length).toBe(30);
       expect(proxy.requests.length - before).toBeLessThan(Math.ceil((head + 1) / 18) + 10);
     } finally {
@@ -256,7 +286,10 @@ describe('scan window', () => {
     const all: number[] = [];
     for (let n = 0; n <= head.number; n++) all.push((await getHeader(rpc, n)).timestamp);
     for (const windowS of [0, 1, 30, 59, 60, 61, 100, 300, 500, 719, 720, 10_000, 10 ** 9]) {
-      const expected = Math.max(0, all.findIndex((t) => t >= head.timestamp - windowS));
+      const expected = Math.max(
+        0,
+        all.findIndex((t) => t >= head.timestamp - windowS),
+      );
       const got = await findWindowStart(headerReader(rpc), { head, windowS });
       expect({ windowS, got }).toEqual({ windowS, got: expected });
     }
@@ -287,27 +320,60 @@ describe('scan + repair', () => {
     await anvil.mine(1);
 
     const rpc = transport(anvil.url);
-    const scanner = createScanner({ rpc, logs: fetcher(rpc), ...addrs(), wallet: workerAddr, windowS: 3 * 3600, includeHeartbeats: true, reorgDepth: REORG_DEPTH });
+    const scanner = createScanner({
+      rpc,
+      logs: fetcher(rpc),
+      ...addrs(),
+      wallet: workerAddr,
+      windowS: 3 * 3600,
+      includeHeartbeats: true,
+      reorgDepth: REORG_DEPTH,
+    });
     const head = await getHeader(rpc, 'latest');
     const r1 = await scanner.scan({ reason: 'startup', ids: [String(lost)], head });
     const byId = new Map(r1.facts.map((f) => [f.activityId, f]));
     const get = (id: bigint | undefined) => byId.get(String(id)) as ActivityFact;
-    expect(get(live)).toMatchObject({ status: 2, worker: workerAddr.toLowerCase(), isExpired: false, nowS: head.timestamp, blockNumber: head.number });
+    expect(get(live)).toMatchObject({
+      status: 2,
+      worker: workerAddr.toLowerCase(),
+      isExpired: false,
+      nowS: head.timestamp,
+      blockNumber: head.number,
+    });
     expect(get(completed)).toMatchObject({ status: 3, isCompleted: true, resultRef: 'result-1' });
     expect(get(failed)).toMatchObject({ status: 4, resultRef: 'nope' });
     expect(get(expiring)).toMatchObject({ status: 2, isExpired: true });
     expect(get(lost)).toMatchObject({ status: 2, worker: anvil.accounts[2]!.address.toLowerCase() });
-    expect(get(wf!.activityId)).toMatchObject({ status: 3, workflowInstance: String(wf!.instanceId), workflowResumedPastStep: false });
+    expect(get(wf!.activityId)).toMatchObject({
+      status: 3,
+      workflowInstance: String(wf!.instanceId),
+      workflowResumedPastStep: false,
+    });
 
     // Wiped store: rebuild from the facts in one transaction.
     const dir = mkdtempSync(join(tmpdir(), 'wcp-rec-'));
     dirs.push(dir);
     const store = openStore({ path: join(dir, 'wcp.db'), logger: quiet });
     stores.push(store);
-    await store.transact((tx) => tx.put(`claim_job:${String(lost).padStart(20, '0')}`, { activity_id: String(lost), queue_name: 'q', created_at_ms: 1 }));
+    await store.transact((tx) =>
+      tx.put(`claim_job:${String(lost).padStart(20, '0')}`, {
+        activity_id: String(lost),
+        queue_name: 'q',
+        created_at_ms: 1,
+      }),
+    );
     const ctx = { wallet: workerAddr, nowMs: Date.now(), queueName: 'q' };
     const actions = await reconcileFacts(store, r1.facts, ctx);
-    const kinds = Object.fromEntries(actions.map((a) => [a.activityId, a.action.type === 'markDone' ? `done:${a.action.done.outcome}` : a.action.type === 'rebuildInflight' ? `inflight:${a.action.inflight.state}` : a.action.type]));
+    const kinds = Object.fromEntries(
+      actions.map((a) => [
+        a.activityId,
+        a.action.type === 'markDone'
+          ? `done:${a.action.done.outcome}`
+          : a.action.type === 'rebuildInflight'
+            ? `inflight:${a.action.inflight.state}`
+            : a.action.type,
+      ]),
+    );
     expect(kinds).toMatchObject({
       [String(live)]: 'inflight:claimed',
       [String(completed)]: 'done:completed',
@@ -317,7 +383,11 @@ describe('scan + repair', () => {
       [String(wf!.activityId)]: 'inflight:resuming',
     });
     expect(store.get(inflightKey(String(live)), InflightSchema)?.state).toBe('claimed');
-    expect(store.get(doneKey(String(completed)), DoneSchema)).toMatchObject({ outcome: 'completed', resumed: true, result_ref: 'result-1' });
+    expect(store.get(doneKey(String(completed)), DoneSchema)).toMatchObject({
+      outcome: 'completed',
+      resumed: true,
+      result_ref: 'result-1',
+    });
 
     // Replaying the same window: identical facts, and the repairs are no-ops.
     const r2 = await scanner.scan({ reason: 'manual', ids: [String(lost)], head });
@@ -329,7 +399,11 @@ describe('scan + repair', () => {
     const r3 = await scanner.scan({ reason: 'periodic' });
     const wfFact = r3.facts.find((f) => f.activityId === String(wf!.activityId)) as ActivityFact;
     expect(wfFact.workflowResumedPastStep).toBe(true);
-    expect(planRepair(wfFact, readLocal(store, wfFact.activityId), ctx)).toMatchObject({ type: 'markDone', deleteInflight: true, done: { resumed: true } });
+    expect(planRepair(wfFact, readLocal(store, wfFact.activityId), ctx)).toMatchObject({
+      type: 'markDone',
+      deleteInflight: true,
+      done: { resumed: true },
+    });
   }, 30_000);
 });
 
@@ -355,7 +429,9 @@ describe('follower', () => {
       await until(() => want.every((id) => w.enqueuedIds().has(id)), 10_000, 'all enqueued jobs');
       expect([...w.enqueuedIds()].sort()).toEqual(want.sort());
       const jobs = w.events.flatMap((e) => (e.type === 'enqueued' ? e.jobs : []));
-      expect(jobs.every((j) => j.source === 'event' && j.queue_name === 'follow-q' && typeof j.block_hash === 'string')).toBe(true);
+      expect(
+        jobs.every((j) => j.source === 'event' && j.queue_name === 'follow-q' && typeof j.block_hash === 'string'),
+      ).toBe(true);
       // Facts and startupScanDone come before following; checkpoints advance.
       const order = w.events.map((e) => e.type);
       expect(order.indexOf('facts')).toBeLessThan(order.indexOf('startupScanDone'));
@@ -368,8 +444,14 @@ describe('follower', () => {
       // A manual rescan on request.
       w.send({ type: 'scanNow', reason: 'test', ids: [String(before[0])] });
       await until(() => w.events.some((e) => e.type === 'facts' && e.reason === 'manual'), 5_000, 'manual facts');
-      const manual = w.events.find((e) => e.type === 'facts' && e.reason === 'manual') as Extract<ReconcilerEvent, { type: 'facts' }>;
-      expect(manual.facts.find((f) => f.activityId === String(before[0]))).toMatchObject({ status: 1, queue: 'follow-q' });
+      const manual = w.events.find((e) => e.type === 'facts' && e.reason === 'manual') as Extract<
+        ReconcilerEvent,
+        { type: 'facts' }
+      >;
+      expect(manual.facts.find((f) => f.activityId === String(before[0]))).toMatchObject({
+        status: 1,
+        queue: 'follow-q',
+      });
     } finally {
       await w.stop();
       await proxy.stop();
@@ -453,12 +535,20 @@ describe('follower', () => {
     await anvil.mine(3);
     const cpBlock = aBlock + 2;
     const bogus = `0x${'ab'.repeat(32)}`;
-    const w = runWorker(options(anvil.url, { queueName: 'cp-q', reorgDepth: 8, checkpoint: { block_number: cpBlock, block_hash: bogus } }));
+    const w = runWorker(
+      options(anvil.url, {
+        queueName: 'cp-q',
+        reorgDepth: 8,
+        checkpoint: { block_number: cpBlock, block_hash: bogus },
+      }),
+    );
     try {
       await until(() => w.enqueuedIds().has(String(a)), 10_000, 're-ingested job');
       const reorg = w.events.find((e) => e.type === 'reorg') as Extract<ReconcilerEvent, { type: 'reorg' }>;
       expect(reorg.forkBlock).toBe(cpBlock - 8 + 1);
-      expect(w.events.findIndex((e) => e.type === 'reorg')).toBeLessThan(w.events.findIndex((e) => e.type === 'enqueued'));
+      expect(w.events.findIndex((e) => e.type === 'reorg')).toBeLessThan(
+        w.events.findIndex((e) => e.type === 'enqueued'),
+      );
     } finally {
       await w.stop();
     }

@@ -13,7 +13,12 @@ import { credentials, Server, ServerCredentials, type ServiceError, status } fro
 import { isWcpError, type WcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
-import { createStorageBroker, loadStorageBrokerService, type PresignResponseWire, type StorageBroker } from '../src/storage/broker.ts';
+import {
+  createStorageBroker,
+  loadStorageBrokerService,
+  type PresignResponseWire,
+  type StorageBroker,
+} from '../src/storage/broker.ts';
 
 const WORKER = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
 const quiet = createLogger('test', { level: 'error', write: () => {} });
@@ -38,7 +43,12 @@ async function freePort(): Promise<number> {
 }
 
 /** Sends a request with the target exactly as given (fetch and URL would normalize `..` away). */
-async function rawRequest(base: string, method: string, target: string, body = ''): Promise<{ status: number; body: string }> {
+async function rawRequest(
+  base: string,
+  method: string,
+  target: string,
+  body = '',
+): Promise<{ status: number; body: string }> {
   const { hostname, port } = new URL(base);
   return await new Promise((resolve, reject) => {
     const sock = connect(Number(port), hostname);
@@ -52,7 +62,9 @@ async function rawRequest(base: string, method: string, target: string, body = '
       const split = data.indexOf('\r\n\r\n');
       resolve({ status: m ? Number(m[1]) : 0, body: split >= 0 ? data.slice(split + 4) : '' });
     });
-    sock.write(`${method} ${target} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    sock.write(
+      `${method} ${target} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
   });
 }
 
@@ -88,7 +100,12 @@ afterAll(async () => {
 describe('dev subnet-api + broker', () => {
   test('presign PUT, upload, presign GET, download equals', async () => {
     const bytes = randomBytes(256 * 1024);
-    const put = await broker.presign({ activityId: 'act-1', key: 'outputs/video.mp4', method: 'PUT', contentType: 'video/mp4' });
+    const put = await broker.presign({
+      activityId: 'act-1',
+      key: 'outputs/video.mp4',
+      method: 'PUT',
+      contentType: 'video/mp4',
+    });
     expect(put.method).toBe('PUT');
     expect(put.url.startsWith(`${api.httpBase}/blobs/act-1/outputs/video.mp4?`)).toBe(true);
     expect(put.headers).toEqual({ 'content-type': 'video/mp4' });
@@ -190,7 +207,12 @@ describe('dev subnet-api + broker', () => {
     }
     const put = await broker.presign({ activityId: 'act-att', key: 'x.txt', method: 'PUT' });
     const putQuery = put.url.slice(put.url.indexOf('?'));
-    const w = await rawRequest(api.httpBase, 'PUT', `/blobs/act-att/../act-victim/secret.txt${putQuery}`, 'overwritten');
+    const w = await rawRequest(
+      api.httpBase,
+      'PUT',
+      `/blobs/act-att/../act-victim/secret.txt${putQuery}`,
+      'overwritten',
+    );
     expect(w.status).toBe(400);
     expect(readFileSync(api.blobPath('act-victim', 'secret.txt'), 'utf8')).toBe('do not read');
   });
@@ -206,8 +228,10 @@ describe('dev subnet-api + broker', () => {
     const raw = new Ctor(api.grpcEndpoint, credentials.createInsecure());
     const rawPresign = (req: Record<string, unknown>) =>
       new Promise<{ err: ServiceError | null; res?: PresignResponseWire }>((resolve) => {
-        (raw as unknown as Record<string, (...args: unknown[]) => void>).Presign!.call(raw, req, (err: ServiceError | null, res: PresignResponseWire) =>
-          resolve({ err, res }),
+        (raw as unknown as Record<string, (...args: unknown[]) => void>).Presign!.call(
+          raw,
+          req,
+          (err: ServiceError | null, res: PresignResponseWire) => resolve({ err, res }),
         );
       });
     const base = { version: 1, worker_address: WORKER, activity_id: 'act-1', key: 'ok.txt', method: 'METHOD_GET' };
@@ -273,7 +297,12 @@ describe('dev subnet-api + broker', () => {
 
   test('an endpoint that is down is STORAGE_UNAVAILABLE, retryable', async () => {
     const port = await freePort();
-    const down = createStorageBroker({ endpoint: `127.0.0.1:${port}`, workerAddress: WORKER, logger: quiet, timeoutMs: 2000 });
+    const down = createStorageBroker({
+      endpoint: `127.0.0.1:${port}`,
+      workerAddress: WORKER,
+      logger: quiet,
+      timeoutMs: 2000,
+    });
     try {
       const e = await expectWcpError(down.presign({ activityId: 'act-1', key: 'a', method: 'GET' }));
       expect(e.code).toBe('STORAGE_UNAVAILABLE');
@@ -289,7 +318,12 @@ describe('dev subnet-api + broker', () => {
   test('a stopped subnet-api turns into STORAGE_UNAVAILABLE', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wcp-storage-stop-'));
     const tmpApi = await startDevSubnetApi({ dataDir: dir, logger: quiet });
-    const b = createStorageBroker({ endpoint: tmpApi.grpcEndpoint, workerAddress: WORKER, logger: quiet, timeoutMs: 2000 });
+    const b = createStorageBroker({
+      endpoint: tmpApi.grpcEndpoint,
+      workerAddress: WORKER,
+      logger: quiet,
+      timeoutMs: 2000,
+    });
     try {
       await b.presign({ activityId: 'act-1', key: 'a', method: 'GET' });
       await tmpApi.stop();
@@ -320,7 +354,9 @@ describe('broker validation of untrusted responses', () => {
       },
     });
     const port = await new Promise<number>((resolve, reject) =>
-      hostile.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      hostile.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     endpoint = `127.0.0.1:${port}`;
   }, 120_000);

@@ -72,15 +72,29 @@ function newStore(): Store {
   return s;
 }
 
-function mk(opts: { store: Store; urls: string[]; key: string; policy?: Partial<TxPolicy> }): { m: TxManager; events: TxEvent[] } {
+function mk(opts: { store: Store; urls: string[]; key: string; policy?: Partial<TxPolicy> }): {
+  m: TxManager;
+  events: TxEvent[];
+} {
   const events: TxEvent[] = [];
   keysUsed.push(opts.key);
-  const logger = createLogger('t', { json: true, level: 'debug', write: (l) => {
-    logLines.push(l);
-    if (process.env.TXMGR_TEST_LOG) process.stderr.write(`${l}\n`);
-  } });
+  const logger = createLogger('t', {
+    json: true,
+    level: 'debug',
+    write: (l) => {
+      logLines.push(l);
+      if (process.env.TXMGR_TEST_LOG) process.stderr.write(`${l}\n`);
+    },
+  });
   const rpc = createRpcTransport(
-    { urls: opts.urls, chainId: 31337, timeoutMs: 2_000, maxLagBlocks: 5, endpointBackoffMs: 100, endpointBackoffMaxMs: 1_000 },
+    {
+      urls: opts.urls,
+      chainId: 31337,
+      timeoutMs: 2_000,
+      maxLagBlocks: 5,
+      endpointBackoffMs: 100,
+      endpointBackoffMaxMs: 1_000,
+    },
     { logger: logger.child('rpc') },
   );
   const m = createTxManager({
@@ -104,13 +118,19 @@ async function waitFor(what: string, pred: () => boolean | Promise<boolean>, tim
   }
 }
 
-const confirmed = (evs: TxEvent[]) => evs.filter((e): e is Extract<TxEvent, { type: 'confirmed' }> => e.type === 'confirmed');
-const nonceOf = async (a: Anvil, addr: string, tag = 'latest') => Number(BigInt(await a.rpc<string>('eth_getTransactionCount', [addr, tag])));
+const confirmed = (evs: TxEvent[]) =>
+  evs.filter((e): e is Extract<TxEvent, { type: 'confirmed' }> => e.type === 'confirmed');
+const nonceOf = async (a: Anvil, addr: string, tag = 'latest') =>
+  Number(BigInt(await a.rpc<string>('eth_getTransactionCount', [addr, tag])));
 
 /** A fake RPC endpoint in front of anvil; `hook` may answer or mangle a request. */
 async function proxy(
   target: string,
-  hook: (body: { method: string; params: unknown[]; id: unknown }, forward: () => Promise<string>, res: import('node:http').ServerResponse) => Promise<boolean>,
+  hook: (
+    body: { method: string; params: unknown[]; id: unknown },
+    forward: () => Promise<string>,
+    res: import('node:http').ServerResponse,
+  ) => Promise<boolean>,
 ): Promise<{ url: string; calls: string[] }> {
   const calls: string[] = [];
   const srv = createServer((req, res) => {
@@ -121,7 +141,8 @@ async function proxy(
     req.on('end', async () => {
       const body = JSON.parse(raw) as { method: string; params: unknown[]; id: unknown };
       calls.push(body.method);
-      const forward = async () => (await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw })).text();
+      const forward = async () =>
+        (await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw })).text();
       try {
         if (await hook(body, forward, res)) return;
         res.setHeader('content-type', 'application/json');
@@ -153,7 +174,15 @@ async function deploy(a: Anvil): Promise<string> {
   const bytecode = `0x${out.contracts['C.sol']?.Claims?.evm.bytecode.object}`;
   const deployer = a.accounts[9] as { address: string; privateKey: string };
   const w = new Wallet(deployer.privateKey);
-  const raw = await w.signTransaction({ type: 2, chainId: 31337, nonce: 0, data: bytecode, gasLimit: 1_000_000n, maxFeePerGas: 10n ** 11n, maxPriorityFeePerGas: 10n ** 9n });
+  const raw = await w.signTransaction({
+    type: 2,
+    chainId: 31337,
+    nonce: 0,
+    data: bytecode,
+    gasLimit: 1_000_000n,
+    maxFeePerGas: 10n ** 11n,
+    maxPriorityFeePerGas: 10n ** 9n,
+  });
   const hash = await a.rpc<string>('eth_sendRawTransaction', [raw]);
   let r: { contractAddress: string } | null = null;
   await waitFor('deploy', async () => {
@@ -188,7 +217,12 @@ describe('txmgr on anvil', () => {
     let maxSeen = 0;
     const results = await Promise.all(
       Array.from({ length: 50 }, async (_, i) => {
-        const r = await m.submit({ kind: 'claim', activityIds: [String(1000 + i)], to: contract, data: claimData(1000 + i) });
+        const r = await m.submit({
+          kind: 'claim',
+          activityIds: [String(1000 + i)],
+          to: contract,
+          data: claimData(1000 + i),
+        });
         maxSeen = Math.max(maxSeen, m.inFlight());
         return r;
       }),
@@ -211,7 +245,13 @@ describe('txmgr on anvil', () => {
     const { m, events } = mk({ store: newStore(), urls: [anvil.url], key: acct.privateKey });
     await m.start();
     const before = await nonceOf(anvil, acct.address, 'pending');
-    const sim = await m.submit({ kind: 'claim', activityIds: ['1000'], to: contract, data: claimData(1000), simulate: true });
+    const sim = await m.submit({
+      kind: 'claim',
+      activityIds: ['1000'],
+      to: contract,
+      data: claimData(1000),
+      simulate: true,
+    });
     expect(sim.ok).toBe(false);
     if (!sim.ok) {
       expect(sim.stage).toBe('simulate');
@@ -223,7 +263,13 @@ describe('txmgr on anvil', () => {
     expect(m.status().nextNonce).toBe(before);
     expect(await nonceOf(anvil, acct.address, 'pending')).toBe(before);
     // Forced on chain (explicit gas, no simulation): confirmed as reverted with the reason replayed.
-    const r = await m.submit({ kind: 'claim', activityIds: ['1002'], to: contract, data: claimData(1002), gasLimit: 100_000n });
+    const r = await m.submit({
+      kind: 'claim',
+      activityIds: ['1002'],
+      to: contract,
+      data: claimData(1002),
+      gasLimit: 100_000n,
+    });
     expect(r.ok).toBe(true);
     await waitFor('reverted receipt', () => confirmed(events).length === 1);
     const c = confirmed(events)[0];
@@ -260,7 +306,11 @@ describe('txmgr on anvil', () => {
     await anvil.rpc('evm_setIntervalMining', [0]);
     let hashes: string[] = [];
     try {
-      const rs = await Promise.all([0, 1, 2, 3, 4].map((i) => a.m.submit({ kind: 'claim', activityIds: [String(3000 + i)], to: contract, data: claimData(3000 + i) })));
+      const rs = await Promise.all(
+        [0, 1, 2, 3, 4].map((i) =>
+          a.m.submit({ kind: 'claim', activityIds: [String(3000 + i)], to: contract, data: claimData(3000 + i) }),
+        ),
+      );
       hashes = rs.map((r) => (r.ok ? r.hash : ''));
       await a.m.stop(); // the "crash": nothing confirmed, all five in the node's pool
       // Make it harder: the node lost one of them meanwhile.
@@ -273,7 +323,11 @@ describe('txmgr on anvil', () => {
       const r6 = await b.m.submit({ kind: 'claim', activityIds: ['3005'], to: contract, data: claimData(3005) });
       expect(r6.ok && r6.nonce).toBe(5);
       await waitFor('6th confirmation', () => confirmed(b.events).length === 6);
-      expect(confirmed(b.events).map((e) => e.nonce).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(
+        confirmed(b.events)
+          .map((e) => e.nonce)
+          .sort(),
+      ).toEqual([0, 1, 2, 3, 4, 5]);
       expect(b.events.some((e) => e.type === 'failed')).toBe(false);
       expect(await nonceOf(anvil, acct.address)).toBe(6);
       // Every activity was claimed exactly once, by its own nonce.
@@ -297,17 +351,39 @@ describe('txmgr on anvil', () => {
     // sent), nonce:last = 2, and no record at all for nonce 2 (as if that write was lost).
     const w = new Wallet(acct.privateKey);
     const fees = { maxFeePerGas: 5_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n };
-    const raw = await w.signTransaction({ type: 2, chainId: 31337, nonce: 1, to: contract, data: claimData(4001), gasLimit: 120_000n, ...fees });
+    const raw = await w.signTransaction({
+      type: 2,
+      chainId: 31337,
+      nonce: 1,
+      to: contract,
+      data: claimData(4001),
+      gasLimit: 120_000n,
+      ...fees,
+    });
     const t = Date.now();
     const rec: LaneTx = {
-      nonce: 1, kind: 'claim', activity_ids: ['4001'], to: contract, data: claimData(4001), value: '0', gas_limit: '120000',
-      max_fee_per_gas: String(fees.maxFeePerGas), max_priority_fee_per_gas: String(fees.maxPriorityFeePerGas),
-      hashes: [Transaction.from(raw).hash as string], attempts: 1, state: 'reserved', created_at_ms: t, updated_at_ms: t,
+      nonce: 1,
+      kind: 'claim',
+      activity_ids: ['4001'],
+      to: contract,
+      data: claimData(4001),
+      value: '0',
+      gas_limit: '120000',
+      max_fee_per_gas: String(fees.maxFeePerGas),
+      max_priority_fee_per_gas: String(fees.maxPriorityFeePerGas),
+      hashes: [Transaction.from(raw).hash as string],
+      attempts: 1,
+      state: 'reserved',
+      created_at_ms: t,
+      updated_at_ms: t,
     };
-    await store.transact((tx) => {
-      tx.put(laneKey(1), rec);
-      tx.put(NONCE_LAST, { nonce: 2, updated_at_ms: t });
-    }, { durable: true });
+    await store.transact(
+      (tx) => {
+        tx.put(laneKey(1), rec);
+        tx.put(NONCE_LAST, { nonce: 2, updated_at_ms: t });
+      },
+      { durable: true },
+    );
     const b = mk({ store, urls: [anvil.url], key: acct.privateKey });
     await b.m.start();
     expect(b.m.status().nextNonce).toBe(3);
@@ -345,7 +421,11 @@ describe('txmgr on anvil', () => {
     expect(r1.ok && r1.nonce).toBe(1);
     await waitFor('both confirmed', () => confirmed(events).length === 2, 15_000);
     await new Promise((r) => setTimeout(r, 500));
-    expect(confirmed(events).map((e) => e.nonce).sort()).toEqual([0, 1]);
+    expect(
+      confirmed(events)
+        .map((e) => e.nonce)
+        .sort(),
+    ).toEqual([0, 1]);
     expect(cut).toBeGreaterThanOrEqual(2);
     expect(await nonceOf(anvil, acct.address)).toBe(2);
     await m.stop();
@@ -357,7 +437,11 @@ describe('txmgr on anvil', () => {
     const store = newStore();
     const a = mk({ store, urls: [dead, anvil.url], key: acct.privateKey });
     await a.m.start();
-    const rs = await Promise.all([0, 1, 2].map((i) => a.m.submit({ kind: 'heartbeat', activityIds: [String(6000 + i)], to: contract, data: claimData(6000 + i) })));
+    const rs = await Promise.all(
+      [0, 1, 2].map((i) =>
+        a.m.submit({ kind: 'heartbeat', activityIds: [String(6000 + i)], to: contract, data: claimData(6000 + i) }),
+      ),
+    );
     expect(rs.every((r) => r.ok)).toBe(true);
     await waitFor('3 confirmed with a dead endpoint', () => confirmed(a.events).length === 3);
     expect(a.m.status().endpoints[0]?.up).toBe(false);
@@ -378,7 +462,11 @@ describe('txmgr on anvil', () => {
     });
     const b = mk({ store, urls: [lag.url, anvil.url], key: acct.privateKey });
     await b.m.start();
-    const rs2 = await Promise.all([3, 4, 5].map((i) => b.m.submit({ kind: 'heartbeat', activityIds: [String(6000 + i)], to: contract, data: claimData(6000 + i) })));
+    const rs2 = await Promise.all(
+      [3, 4, 5].map((i) =>
+        b.m.submit({ kind: 'heartbeat', activityIds: [String(6000 + i)], to: contract, data: claimData(6000 + i) }),
+      ),
+    );
     expect(rs2.map((r) => (r.ok ? r.nonce : -1))).toEqual([3, 4, 5]);
     await waitFor('3 more confirmed with a lagging endpoint', () => confirmed(b.events).length === 3);
     expect(lag.calls.filter((c) => c === 'eth_getTransactionReceipt')).toHaveLength(0);
@@ -395,9 +483,15 @@ describe('txmgr on anvil', () => {
     await waitFor('insufficientFunds event', () => events.some((e) => e.type === 'insufficientFunds'));
     expect(m.status().fundsBlocked).toBe(true);
     const refused = await m.submit({ kind: 'claim', activityIds: ['7001'], to: contract, data: claimData(7001) });
-    expect(refused.ok === false && refused.stage === 'funds' && refused.error.code === 'TX_INSUFFICIENT_FUNDS').toBe(true);
+    expect(refused.ok === false && refused.stage === 'funds' && refused.error.code === 'TX_INSUFFICIENT_FUNDS').toBe(
+      true,
+    );
     await anvil.rpc('anvil_setBalance', [poor.address, '0xde0b6b3a7640000']);
-    await waitFor('funds restored and confirmed', () => events.some((e) => e.type === 'fundsRestored') && confirmed(events).length === 1, 15_000);
+    await waitFor(
+      'funds restored and confirmed',
+      () => events.some((e) => e.type === 'fundsRestored') && confirmed(events).length === 1,
+      15_000,
+    );
     expect(m.status().fundsBlocked).toBe(false);
     expect(events.filter((e) => e.type === 'insufficientFunds')).toHaveLength(1);
     await m.stop();
@@ -412,11 +506,21 @@ describe('txmgr: a transaction every node refuses', () => {
     const { m, events } = mk({ store, urls: [anvil.url], key: w.privateKey });
     await m.start();
     // 20k gas cannot even pay for the call's intrinsic cost: fees do not change the node's answer.
-    const bad = await m.submit({ kind: 'claim', activityIds: ['9500'], to: contract, data: claimData(9500), gasLimit: 20_000n });
+    const bad = await m.submit({
+      kind: 'claim',
+      activityIds: ['9500'],
+      to: contract,
+      data: claimData(9500),
+      gasLimit: 20_000n,
+    });
     expect(bad.ok && bad.nonce).toBe(0);
     const next = await m.submit({ kind: 'claim', activityIds: ['9501'], to: contract, data: claimData(9501) });
     expect(next.ok && next.nonce).toBe(1);
-    await waitFor('the refused tx given up and the next one confirmed', () => confirmed(events).some((e) => e.nonce === 1), 20_000);
+    await waitFor(
+      'the refused tx given up and the next one confirmed',
+      () => confirmed(events).some((e) => e.nonce === 1),
+      20_000,
+    );
     const f = events.find((e): e is Extract<TxEvent, { type: 'failed' }> => e.type === 'failed');
     expect(f).toMatchObject({ nonce: 0, kind: 'claim', activityIds: ['9500'] });
     expect(f?.error.code).toBe('TX_REFUSED');
@@ -426,7 +530,11 @@ describe('txmgr: a transaction every node refuses', () => {
     expect(await nonceOf(anvil, w.address)).toBe(2);
     await waitFor('the noop at nonce 0 confirmed', () => store.get(laneKey(0), LaneTxSchema)?.state === 'confirmed');
     expect(store.get(laneKey(0), LaneTxSchema)).toMatchObject({ kind: 'noop', to: w.address, activity_ids: [] });
-    expect(store.get(laneKey(1), LaneTxSchema)).toMatchObject({ kind: 'claim', state: 'confirmed', activity_ids: ['9501'] });
+    expect(store.get(laneKey(1), LaneTxSchema)).toMatchObject({
+      kind: 'claim',
+      state: 'confirmed',
+      activity_ids: ['9501'],
+    });
     await m.stop();
   }, 30_000);
 });
@@ -443,8 +551,14 @@ describe('txmgr: foreign nonce use and reorgs', () => {
       // The same key used elsewhere: a different tx for nonce 0, paying far above our fee cap.
       const w = new Wallet(acct.privateKey);
       const foreign = await w.signTransaction({
-        type: 2, chainId: 31337, nonce: 0, to: acct.address, value: 0n, gasLimit: 21_000n,
-        maxFeePerGas: r.maxFeePerGas * 100n, maxPriorityFeePerGas: r.maxFeePerGas * 50n,
+        type: 2,
+        chainId: 31337,
+        nonce: 0,
+        to: acct.address,
+        value: 0n,
+        gasLimit: 21_000n,
+        maxFeePerGas: r.maxFeePerGas * 100n,
+        maxPriorityFeePerGas: r.maxFeePerGas * 50n,
       });
       await anvil.rpc('eth_sendRawTransaction', [foreign]);
       await anvil.mine();
@@ -465,7 +579,12 @@ describe('txmgr: foreign nonce use and reorgs', () => {
 
   test('a receipt that vanishes in a reorg moves the slot back to pending; it is re-sent and confirmed', async () => {
     const acct = anvil.accounts[8] as { address: string; privateKey: string };
-    const { m, events } = mk({ store: newStore(), urls: [anvil.url], key: acct.privateKey, policy: { confirmations: 4 } });
+    const { m, events } = mk({
+      store: newStore(),
+      urls: [anvil.url],
+      key: acct.privateKey,
+      policy: { confirmations: 4 },
+    });
     await m.start();
     const r = await m.submit({ kind: 'claim', activityIds: ['9100'], to: contract, data: claimData(9100) });
     expect(r.ok).toBe(true);
@@ -488,7 +607,10 @@ describe('txmgr: a reorg deeper than the confirmations', () => {
     const store = newStore();
     const { m, events } = mk({ store, urls: [anvil.url], key: w.privateKey, policy: { confirmations: 1 } });
     await m.start();
-    for (const id of [9200, 9201]) expect((await m.submit({ kind: 'claim', activityIds: [String(id)], to: contract, data: claimData(id) })).ok).toBe(true);
+    for (const id of [9200, 9201])
+      expect((await m.submit({ kind: 'claim', activityIds: [String(id)], to: contract, data: claimData(id) })).ok).toBe(
+        true,
+      );
     await waitFor('both confirmed', () => confirmed(events).length === 2);
     const firstBlock = Math.min(...confirmed(events).map((e) => e.blockNumber));
     const before = new Map(confirmed(events).map((e) => [e.nonce, e.hash]));
@@ -504,14 +626,24 @@ describe('txmgr: a reorg deeper than the confirmations', () => {
     // A new tx (nonce 2) would wait behind the hole forever if nothing re-sent nonces 0 and 1.
     const r2 = await m.submit({ kind: 'claim', activityIds: ['9202'], to: contract, data: claimData(9202) });
     expect(r2.ok && r2.nonce).toBe(2);
-    await waitFor('all three on chain', async () => (await nonceOf(anvil, w.address)) === 3 && confirmed(events).length === 5, 20_000);
+    await waitFor(
+      'all three on chain',
+      async () => (await nonceOf(anvil, w.address)) === 3 && confirmed(events).length === 5,
+      20_000,
+    );
     expect(events.filter((e) => e.type === 'reorged').map((e) => e.nonce)).toEqual([0, 1]);
     // Each nonce kept its meaning (the first hash recorded is the one first mined) and is mined again with one of
     // its recorded hashes; the lane records say so.
     for (const n of [0, 1, 2]) {
       const rec = store.get(laneKey(n), LaneTxSchema) as LaneTx;
       const onChain = await anvil.rpc<{ blockHash: string } | null>('eth_getTransactionReceipt', [rec.mined_hash]);
-      expect({ n, data: rec.data, state: rec.state, mined: onChain !== null, known: rec.hashes.includes(rec.mined_hash as string) }).toEqual({
+      expect({
+        n,
+        data: rec.data,
+        state: rec.state,
+        mined: onChain !== null,
+        known: rec.hashes.includes(rec.mined_hash as string),
+      }).toEqual({
         n,
         data: claimData(9200 + n),
         state: 'confirmed',
@@ -529,9 +661,20 @@ describe('txmgr fee spike (mining paused)', () => {
     const a2 = await startAnvil({ noMining: true });
     try {
       const acct = a2.accounts[0] as { address: string; privateKey: string };
-      const { m, events } = mk({ store: newStore(), urls: [a2.url], key: acct.privateKey, policy: { bumpAfterMs: 1_000 } });
+      const { m, events } = mk({
+        store: newStore(),
+        urls: [a2.url],
+        key: acct.privateKey,
+        policy: { bumpAfterMs: 1_000 },
+      });
       await m.start();
-      const r = await m.submit({ kind: 'heartbeat', activityIds: ['8000'], to: acct.address, data: '0x', gasLimit: 21_000n });
+      const r = await m.submit({
+        kind: 'heartbeat',
+        activityIds: ['8000'],
+        to: acct.address,
+        data: '0x',
+        gasLimit: 21_000n,
+      });
       if (!r.ok) throw new Error('submit failed');
       // The next block's base fee jumps above what the tx pays: it cannot be included.
       await a2.rpc('anvil_setNextBlockBaseFeePerGas', [`0x${(r.maxFeePerGas * 2n).toString(16)}`]);
@@ -543,10 +686,14 @@ describe('txmgr fee spike (mining paused)', () => {
       expect(rep?.oldHash).toBe(r.hash);
       expect((rep?.maxFeePerGas ?? 0n) * 100n).toBeGreaterThanOrEqual(r.maxFeePerGas * 110n);
       expect((rep?.maxPriorityFeePerGas ?? 0n) * 100n).toBeGreaterThanOrEqual(r.maxPriorityFeePerGas * 110n);
-      await waitFor('confirmed after the spike', async () => {
-        await a2.mine();
-        return confirmed(events).length === 1;
-      }, 10_000);
+      await waitFor(
+        'confirmed after the spike',
+        async () => {
+          await a2.mine();
+          return confirmed(events).length === 1;
+        },
+        10_000,
+      );
       const c = confirmed(events)[0];
       expect(c?.hash).not.toBe(r.hash);
       expect(await rpcCall<string>(a2.url, 'eth_getTransactionCount', [acct.address, 'latest'])).toBe('0x1');

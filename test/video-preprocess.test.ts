@@ -61,7 +61,14 @@ describe('preprocessVideo', () => {
   test('normalizes 320x240 to 160x120 @ 15 fps with thumbnail and probe', async () => {
     const outDir = join(dir, 'out-basic');
     const progress: number[] = [];
-    const res = await preprocessVideo({ inputPath: input, outDir, width: 160, height: 120, fps: 15, onProgress: (f) => progress.push(f) });
+    const res = await preprocessVideo({
+      inputPath: input,
+      outDir,
+      width: 160,
+      height: 120,
+      fps: 15,
+      onProgress: (f) => progress.push(f),
+    });
 
     for (const p of Object.values(res.outputs)) expect(statSync(p).size).toBeGreaterThan(0);
     expect(res.outputs.video).toBe(join(outDir, 'video.mp4'));
@@ -79,7 +86,9 @@ describe('preprocessVideo', () => {
     expect(m.sourceDurationS).toBeGreaterThan(1.9);
 
     // probe.json is ffprobe's own JSON and agrees with the metadata.
-    const probe = JSON.parse(readFileSync(res.outputs.probe, 'utf8')) as { streams: { codec_type: string; width?: number; height?: number; r_frame_rate?: string }[] };
+    const probe = JSON.parse(readFileSync(res.outputs.probe, 'utf8')) as {
+      streams: { codec_type: string; width?: number; height?: number; r_frame_rate?: string }[];
+    };
     const v = probe.streams.find((s) => s.codec_type === 'video');
     expect(v).toMatchObject({ width: 160, height: 120, r_frame_rate: '15/1' });
 
@@ -97,7 +106,14 @@ describe('preprocessVideo', () => {
   });
 
   test('letterboxes a different aspect ratio into the exact target size', async () => {
-    const res = await preprocessVideo({ inputPath: input, outDir: join(dir, 'out-wide'), width: 320, height: 180, fps: 10, thumbnailFormat: 'png' });
+    const res = await preprocessVideo({
+      inputPath: input,
+      outDir: join(dir, 'out-wide'),
+      width: 320,
+      height: 180,
+      fps: 10,
+      thumbnailFormat: 'png',
+    });
     expect([res.metadata.width, res.metadata.height, res.metadata.fps]).toEqual([320, 180, 10]);
     expect(res.outputs.thumbnail.endsWith('thumbnail.png')).toBe(true);
     expect(readFileSync(res.outputs.thumbnail).subarray(1, 4).toString()).toBe('PNG');
@@ -112,7 +128,12 @@ describe('preprocessVideo', () => {
   });
 
   test('an input without audio gives an output without audio', async () => {
-    const silent = await generateTestVideo(join(dir, 'silent.mp4'), { seconds: 1, width: 64, height: 48, audio: false });
+    const silent = await generateTestVideo(join(dir, 'silent.mp4'), {
+      seconds: 1,
+      width: 64,
+      height: 48,
+      audio: false,
+    });
     const res = await preprocessVideo({ inputPath: silent, outDir: join(dir, 'out-silent') });
     expect(res.metadata.audioCodec).toBeNull();
     expect([res.metadata.width, res.metadata.height]).toEqual([64, 48]);
@@ -129,7 +150,9 @@ describe('preprocessVideo', () => {
     expect(notVideo.details.join('\n')).toContain('Invalid data');
     expect(existsSync(join(dir, 'out-junk'))).toBe(false);
 
-    const odd = await expectWcpError(preprocessVideo({ inputPath: input, outDir: join(dir, 'x'), width: 161, height: 120 }));
+    const odd = await expectWcpError(
+      preprocessVideo({ inputPath: input, outDir: join(dir, 'x'), width: 161, height: 120 }),
+    );
     expect(odd.code).toBe('MEDIA_INVALID_INPUT');
     expect(odd.message).toContain('even');
   });
@@ -137,7 +160,9 @@ describe('preprocessVideo', () => {
   test('a failing ffmpeg gives MEDIA_FAILED with the stderr tail, and leaves no outputs', async () => {
     // A "ffmpeg" that fails the way ffmpeg does: message on stderr, non-zero exit.
     const fake = join(dir, 'failing-ffmpeg.sh');
-    writeFileSync(fake, '#!/bin/sh\necho "line one" >&2\necho "Conversion failed! (simulated)" >&2\nexit 1\n', { mode: 0o755 });
+    writeFileSync(fake, '#!/bin/sh\necho "line one" >&2\necho "Conversion failed! (simulated)" >&2\nexit 1\n', {
+      mode: 0o755,
+    });
     const outDir = join(dir, 'out-fail');
     const e = await expectWcpError(preprocessVideo({ inputPath: input, outDir, ffmpegPath: fake }));
     expect(e.code).toBe('MEDIA_FAILED');
@@ -146,7 +171,9 @@ describe('preprocessVideo', () => {
     expect(e.details).toEqual(['line one', 'Conversion failed! (simulated)']);
     expect(readdirSync(outDir)).toEqual([]);
 
-    const absent = await expectWcpError(preprocessVideo({ inputPath: input, outDir, ffmpegPath: join(dir, 'no-such-ffmpeg') }));
+    const absent = await expectWcpError(
+      preprocessVideo({ inputPath: input, outDir, ffmpegPath: join(dir, 'no-such-ffmpeg') }),
+    );
     expect(absent.code).toBe('MEDIA_FAILED');
     expect(absent.message).toContain('not found');
   });

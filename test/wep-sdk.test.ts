@@ -56,7 +56,11 @@ describe('activity specs', () => {
     const specs = await loadActivitySpecs(new URL('../activity-specs', import.meta.url).pathname);
     const video = specs.get('video.preprocess');
     expect(video).toBeDefined();
-    expect(Object.values(video?.outputs ?? {}).map((o) => o.key).sort()).toEqual(['probe.json', 'thumbnail.jpg', 'video.mp4']);
+    expect(
+      Object.values(video?.outputs ?? {})
+        .map((o) => o.key)
+        .sort(),
+    ).toEqual(['probe.json', 'thumbnail.jpg', 'video.mp4']);
     expect(video?.inputs.video?.type).toBe('blob');
     expect(video?.inputs.width?.default).toBe(1280);
   });
@@ -151,7 +155,11 @@ describe('executor SDK', () => {
     const t = task({ text: 'hi' });
     await bridge.assign(t);
     const c = (await ev.waitFor(completionOf(t.activity_id))) as Completion;
-    expect(c.result).toEqual({ ok: true, output_refs: { result: `blob:${t.activity_id}/result.txt` }, metadata_json: '{"echoed":"hi"}' });
+    expect(c.result).toEqual({
+      ok: true,
+      output_refs: { result: `blob:${t.activity_id}/result.txt` },
+      metadata_json: '{"echoed":"hi"}',
+    });
     expect(ev.list).toContainEqual({ type: 'progress', activity_id: t.activity_id, fraction: 0.5, message: 'half' });
   });
 
@@ -168,7 +176,9 @@ describe('executor SDK', () => {
       const c = (await ev.waitFor(completionOf(t.activity_id))) as Completion;
       expect(c.result).toMatchObject({ ok: false, code: 'INPUT_INVALID', retryable: false });
     }
-    const msgs = ev.list.filter((e): e is Completion => e.type === 'completion').map((c) => (c.result.ok ? '' : c.result.message));
+    const msgs = ev.list
+      .filter((e): e is Completion => e.type === 'completion')
+      .map((c) => (c.result.ok ? '' : c.result.message));
     expect(msgs[0]).toContain('times');
     expect(msgs[1]).toContain('text');
     expect(msgs[2]).toContain('extra');
@@ -270,11 +280,18 @@ describe('executor SDK', () => {
     const broker: StorageBrokerLike = {
       presign: async (p) => {
         presigned.push({ activityId: p.activityId, key: p.key, method: p.method });
-        return { url: `http://store.test/${p.activityId}/${p.key}?m=${p.method}`, method: p.method, expiresAtMs: Date.now() + 60_000, headers: {} };
+        return {
+          url: `http://store.test/${p.activityId}/${p.key}?m=${p.method}`,
+          method: p.method,
+          expiresAtMs: Date.now() + 60_000,
+          headers: {},
+        };
       },
       close: () => {},
     };
-    let seen: { inputUrls: Record<string, string>; outputUrls: Record<string, string>; put?: string; denied?: string } | undefined;
+    let seen:
+      | { inputUrls: Record<string, string>; outputUrls: Record<string, string>; put?: string; denied?: string }
+      | undefined;
     const { bridge, ev } = await setup(
       async (ctx) => {
         seen = { inputUrls: ctx.inputUrls, outputUrls: ctx.outputUrls };
@@ -321,11 +338,21 @@ describe('example video executor', () => {
     await generateTestVideo(src, { seconds: 1, width: 320, height: 240 });
     blobs.set('/41/raw.mp4', new Uint8Array(await Bun.file(src).arrayBuffer()));
 
-    const proc = Bun.spawn([process.execPath, new URL('../examples/video-executor/main.ts', import.meta.url).pathname, '--port', '0', '--concurrency', '1'], {
-      stdout: 'pipe',
-      stderr: 'inherit',
-      env: { ...process.env, WCP_LOG_FORMAT: 'json', WCP_LOG_LEVEL: 'info' },
-    });
+    const proc = Bun.spawn(
+      [
+        process.execPath,
+        new URL('../examples/video-executor/main.ts', import.meta.url).pathname,
+        '--port',
+        '0',
+        '--concurrency',
+        '1',
+      ],
+      {
+        stdout: 'pipe',
+        stderr: 'inherit',
+        env: { ...process.env, WCP_LOG_FORMAT: 'json', WCP_LOG_LEVEL: 'info' },
+      },
+    );
     cleanups.push(async () => {
       proc.kill('SIGTERM');
       await proc.exited;
@@ -356,22 +383,35 @@ describe('example video executor', () => {
       logger: quiet(),
       emit: ev.emit,
       broker: {
-        presign: async (p) => ({ url: `http://127.0.0.1:${http.port}/${p.activityId}/${p.key}`, method: p.method, expiresAtMs: Date.now() + 60_000, headers: {} }),
+        presign: async (p) => ({
+          url: `http://127.0.0.1:${http.port}/${p.activityId}/${p.key}`,
+          method: p.method,
+          expiresAtMs: Date.now() + 60_000,
+          headers: {},
+        }),
         close: () => {},
       },
     });
     cleanups.push(() => bridge.stop());
     bridge.start();
     await ev.waitFor((e) => e.type === 'state' && e.state === 'ready', 10_000);
-    const t = task({ video: 'blob:41/raw.mp4', width: 160, height: 120, fps: 12 }, { activity_id: '4242', activity_type: 'video.preprocess' });
+    const t = task(
+      { video: 'blob:41/raw.mp4', width: 160, height: 120, fps: 12 },
+      { activity_id: '4242', activity_type: 'video.preprocess' },
+    );
     await bridge.assign(t);
     const c = (await ev.waitFor(completionOf('4242'), 60_000)) as Completion;
     expect(c.result).toMatchObject({
       ok: true,
-      output_refs: { video: 'blob:4242/video.mp4', thumbnail: 'blob:4242/thumbnail.jpg', probe: 'blob:4242/probe.json' },
+      output_refs: {
+        video: 'blob:4242/video.mp4',
+        thumbnail: 'blob:4242/thumbnail.jpg',
+        probe: 'blob:4242/probe.json',
+      },
     });
     expect(c.result.ok && JSON.parse(c.result.metadata_json)).toMatchObject({ width: 160, height: 120 });
-    for (const key of ['video.mp4', 'thumbnail.jpg', 'probe.json']) expect(blobs.get(`/4242/${key}`)?.length ?? 0).toBeGreaterThan(100);
+    for (const key of ['video.mp4', 'thumbnail.jpg', 'probe.json'])
+      expect(blobs.get(`/4242/${key}`)?.length ?? 0).toBeGreaterThan(100);
     expect(ev.list.some((e) => e.type === 'progress' && e.activity_id === '4242')).toBe(true);
   }, 90_000);
 });

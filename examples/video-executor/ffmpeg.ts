@@ -107,9 +107,15 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
       if (spawnError) {
         const notFound = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
         reject(
-          new WcpError('MEDIA_FAILED', notFound ? `Cannot run ${bin}: not found (set FFMPEG_PATH / FFPROBE_PATH)` : `Cannot run ${bin}: ${spawnError.message}`, {
-            cause: spawnError,
-          }),
+          new WcpError(
+            'MEDIA_FAILED',
+            notFound
+              ? `Cannot run ${bin}: not found (set FFMPEG_PATH / FFPROBE_PATH)`
+              : `Cannot run ${bin}: ${spawnError.message}`,
+            {
+              cause: spawnError,
+            },
+          ),
         );
         return;
       }
@@ -121,9 +127,13 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
       const tail = stderrTail(stderr);
       const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
       reject(
-        new WcpError(opts.failureCode ?? 'MEDIA_FAILED', `Video ${opts.what} failed: ${bin.split('/').pop()} ${how}${tail.length ? `: ${tail.at(-1)}` : ''}`, {
-          details: tail,
-        }),
+        new WcpError(
+          opts.failureCode ?? 'MEDIA_FAILED',
+          `Video ${opts.what} failed: ${bin.split('/').pop()} ${how}${tail.length ? `: ${tail.at(-1)}` : ''}`,
+          {
+            details: tail,
+          },
+        ),
       );
     });
   });
@@ -234,7 +244,7 @@ export async function probeVideo(
   }
   const streams = parsed.streams ?? [];
   const video = streams.find((s) => s.codec_type === 'video');
-  if (!video || !video.width || !video.height) {
+  if (!video?.width || !video.height) {
     throw new WcpError('MEDIA_INVALID_INPUT', `No video stream in ${path}`);
   }
   const audio = streams.find((s) => s.codec_type === 'audio');

@@ -34,7 +34,8 @@ const graceMs = Number(values['grace-ms'] ?? 30_000);
 const log = createLogger('video-executor');
 
 if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${port}`);
-if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be a positive integer, got ${concurrency}`);
+if (!Number.isInteger(concurrency) || concurrency < 1)
+  throw new Error(`--concurrency must be a positive integer, got ${concurrency}`);
 
 const OUTPUTS = [
   { name: 'video', key: 'video.mp4', file: 'video' },
@@ -54,7 +55,10 @@ async function preprocess(ctx: HandlerContext): Promise<Record<string, string>> 
     const ref = String(ctx.input.video);
     const src = await urlFor(ctx, ref, 'GET', ctx.inputUrls[ref]);
     const res = await fetch(src.url, { headers: src.headers, signal: ctx.signal });
-    if (!res.ok) throw new WcpError('STORAGE_UNAVAILABLE', `download of ${ref} failed: HTTP ${res.status}`, { retryable: res.status >= 500 });
+    if (!res.ok)
+      throw new WcpError('STORAGE_UNAVAILABLE', `download of ${ref} failed: HTTP ${res.status}`, {
+        retryable: res.status >= 500,
+      });
     const inputPath = join(dir, 'input');
     await writeFile(inputPath, new Uint8Array(await res.arrayBuffer()));
     ctx.progress(0.05, 'downloaded');
@@ -73,14 +77,21 @@ async function preprocess(ctx: HandlerContext): Promise<Record<string, string>> 
     for (const [i, o] of OUTPUTS.entries()) {
       const path = outputs[o.file];
       const spec = await urlFor(ctx, o.key, 'PUT', ctx.outputUrls[o.key]);
-      const contentType = o.key.endsWith('.mp4') ? 'video/mp4' : o.key.endsWith('.jpg') ? 'image/jpeg' : 'application/json';
+      const contentType = o.key.endsWith('.mp4')
+        ? 'video/mp4'
+        : o.key.endsWith('.jpg')
+          ? 'image/jpeg'
+          : 'application/json';
       const put = await fetch(spec.url, {
         method: 'PUT',
         body: await readFile(path.startsWith('/') ? path : join(dir, 'out', path)),
         headers: { 'content-type': contentType, ...spec.headers },
         signal: ctx.signal,
       });
-      if (!put.ok) throw new WcpError('STORAGE_UNAVAILABLE', `upload of ${o.key} failed: HTTP ${put.status}`, { retryable: put.status >= 500 });
+      if (!put.ok)
+        throw new WcpError('STORAGE_UNAVAILABLE', `upload of ${o.key} failed: HTTP ${put.status}`, {
+          retryable: put.status >= 500,
+        });
       refs[o.name] = ctx.outputRef(o.name);
       ctx.progress(0.9 + ((i + 1) / OUTPUTS.length) * 0.1, `uploaded ${o.key}`);
     }

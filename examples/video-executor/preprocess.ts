@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WcpError } from '../../src/internal/errors.ts';
-import { createProgressParser, probeVideo, resolveFfmpegPath, runTool, type RunOptions, type VideoMetadata } from './ffmpeg.ts';
+import {
+  createProgressParser,
+  probeVideo,
+  resolveFfmpegPath,
+  runTool,
+  type RunOptions,
+  type VideoMetadata,
+} from './ffmpeg.ts';
 
 export type { VideoMetadata } from './ffmpeg.ts';
 export { probeVideo, resolveFfmpegPath, resolveFfprobePath } from './ffmpeg.ts';
@@ -88,7 +95,8 @@ export async function preprocessVideo(opts: PreprocessOptions): Promise<Preproce
   checkDim('width', opts.width);
   checkDim('height', opts.height);
   if (!(fps > 0 && fps <= 240)) throw invalid(`fps must be in (0, 240], got ${fps}`);
-  if (opts.thumbnailAtS !== undefined && !(opts.thumbnailAtS >= 0)) throw invalid(`thumbnailAtS must be >= 0, got ${opts.thumbnailAtS}`);
+  if (opts.thumbnailAtS !== undefined && !(opts.thumbnailAtS >= 0))
+    throw invalid(`thumbnailAtS must be >= 0, got ${opts.thumbnailAtS}`);
   try {
     if (!(await stat(opts.inputPath)).isFile()) throw invalid(`Input ${opts.inputPath} is not a file`);
   } catch (e) {
@@ -134,20 +142,40 @@ export async function preprocessVideo(opts: PreprocessOptions): Promise<Preproce
       opts.audio !== false && source.audioCodec !== null
         ? ['-map', '0:a:0', '-c:a', 'aac', '-b:a', '128k', '-ac', '2', '-ar', '48000']
         : ['-an'];
-    const durationS = source.durationS > 0 ? source.durationS : 0;
+    const durationS = Math.max(source.durationS, 0);
     const onLine = createProgressParser((t, done) => {
       if (done) report(TRANSCODE_SHARE);
       else if (durationS > 0) report((Math.min(t, durationS) / durationS) * TRANSCODE_SHARE);
     });
     await run(
       [
-        '-i', opts.inputPath,
-        '-map', '0:v:0', '-vf', videoFilter(opts.width, opts.height, fps),
-        '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p',
+        '-i',
+        opts.inputPath,
+        '-map',
+        '0:v:0',
+        '-vf',
+        videoFilter(opts.width, opts.height, fps),
+        '-c:v',
+        'libx264',
+        '-preset',
+        'veryfast',
+        '-crf',
+        '23',
+        '-pix_fmt',
+        'yuv420p',
         ...audioArgs,
-        '-sn', '-dn', '-map_metadata', '-1', '-movflags', '+faststart',
-        '-progress', 'pipe:1', '-nostats',
-        '-f', 'mp4', partial(outputs.video),
+        '-sn',
+        '-dn',
+        '-map_metadata',
+        '-1',
+        '-movflags',
+        '+faststart',
+        '-progress',
+        'pipe:1',
+        '-nostats',
+        '-f',
+        'mp4',
+        partial(outputs.video),
       ],
       'transcode',
       onLine,
@@ -166,9 +194,28 @@ export async function preprocessVideo(opts: PreprocessOptions): Promise<Preproce
     const at = Math.min(opts.thumbnailAtS ?? Math.min(out.durationS * 0.1, 10), lastFrameS);
     const thumbArgs = thumbExt === 'jpg' ? ['-c:v', 'mjpeg', '-q:v', '3', '-pix_fmt', 'yuvj420p'] : ['-c:v', 'png'];
     written.push(partial(outputs.thumbnail));
-    await run(['-ss', at.toFixed(3), '-i', outputs.video, '-frames:v', '1', '-an', ...thumbArgs, '-f', 'image2', partial(outputs.thumbnail)], 'thumbnail');
-    const thumbSize = await stat(partial(outputs.thumbnail)).then((s) => s.size, () => 0);
-    if (thumbSize === 0) throw new WcpError('MEDIA_FAILED', `Video thumbnail failed: ffmpeg wrote no frame at ${at.toFixed(3)} s`);
+    await run(
+      [
+        '-ss',
+        at.toFixed(3),
+        '-i',
+        outputs.video,
+        '-frames:v',
+        '1',
+        '-an',
+        ...thumbArgs,
+        '-f',
+        'image2',
+        partial(outputs.thumbnail),
+      ],
+      'thumbnail',
+    );
+    const thumbSize = await stat(partial(outputs.thumbnail)).then(
+      (s) => s.size,
+      () => 0,
+    );
+    if (thumbSize === 0)
+      throw new WcpError('MEDIA_FAILED', `Video thumbnail failed: ffmpeg wrote no frame at ${at.toFixed(3)} s`);
     await rename(partial(outputs.thumbnail), outputs.thumbnail);
     written.push(outputs.thumbnail);
     report(0.95);
@@ -206,17 +253,35 @@ export interface TestVideoOptions {
  */
 export async function generateTestVideo(path: string, opts: TestVideoOptions): Promise<string> {
   const fps = opts.fps ?? 25;
-  if (!(opts.seconds > 0) || !Number.isInteger(opts.width) || !Number.isInteger(opts.height) || opts.width < 2 || opts.height < 2) {
+  if (
+    !(opts.seconds > 0) ||
+    !Number.isInteger(opts.width) ||
+    !Number.isInteger(opts.height) ||
+    opts.width < 2 ||
+    opts.height < 2
+  ) {
     throw invalid(`generateTestVideo wants seconds > 0 and integer width/height >= 2, got ${JSON.stringify(opts)}`);
   }
   const audio = opts.audio !== false;
   const args = [
-    '-hide_banner', '-nostdin', '-y',
-    '-f', 'lavfi', '-i', `testsrc=size=${opts.width}x${opts.height}:rate=${fps}:duration=${opts.seconds}`,
+    '-hide_banner',
+    '-nostdin',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    `testsrc=size=${opts.width}x${opts.height}:rate=${fps}:duration=${opts.seconds}`,
     ...(audio ? ['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=48000:duration=${opts.seconds}`] : []),
-    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-pix_fmt',
+    'yuv420p',
     ...(audio ? ['-c:a', 'aac', '-shortest'] : []),
-    '-f', 'mp4', path,
+    '-f',
+    'mp4',
+    path,
   ];
   const o: RunOptions = { what: 'test video generation' };
   if (opts.signal) o.signal = opts.signal;

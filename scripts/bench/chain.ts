@@ -13,7 +13,15 @@ import { createRpcTransport } from '../../src/chain/transport.ts';
 import { createTxManager, type TxEvent, type TxPolicy } from '../../src/txmgr/index.ts';
 import { txPolicy } from '../../src/txmgr/options.ts';
 import { type Anvil, rpcCall, startAnvil } from '../lib/anvil.ts';
-import { deployStack, enqueueActivities, laneSigner, registerWorker, sendMany, type Stack, startWorkflows } from '../lib/deploy.ts';
+import {
+  deployStack,
+  enqueueActivities,
+  laneSigner,
+  registerWorker,
+  sendMany,
+  type Stack,
+  startWorkflows,
+} from '../lib/deploy.ts';
 import { wcpEnv } from '../lib/wcp-env.ts';
 import { sandbox, startWcp } from '../lib/wcp-process.ts';
 import {
@@ -94,23 +102,34 @@ async function claimLatency(ctx: BenchContext, figures: Figure[]): Promise<void>
       await sleep(300);
       const nonce0 = hexNum(await anvil.rpc<string>('eth_getTransactionCount', [wallet.address, 'pending']));
       const [id] = await enqueueActivities(stack, { queue: 'default', count: 1 });
-      const enqReceiptBlock = (await stack.provider.getBlockNumber());
+      const enqReceiptBlock = await stack.provider.getBlockNumber();
       // Find the enqueue's block: the receipt is what enqueueActivities waited for; read it via logs.
-      const enqLogs = await stack.provider.getLogs({ address: stack.addresses.taskQueue, topics: [tq.interface.getEvent('ActivityEnqueued')!.topicHash], fromBlock: Math.max(0, enqReceiptBlock - 20), toBlock: enqReceiptBlock });
+      const enqLogs = await stack.provider.getLogs({
+        address: stack.addresses.taskQueue,
+        topics: [tq.interface.getEvent('ActivityEnqueued')!.topicHash],
+        fromBlock: Math.max(0, enqReceiptBlock - 20),
+        toBlock: enqReceiptBlock,
+      });
       const enqLog = enqLogs.find((l) => BigInt(l.topics[1] as string) === id);
       // Wait for the claim to be mined and find its transaction.
       let claimTxNonce: number | undefined;
       const deadline = Date.now() + 20_000;
       while (claimTxNonce === undefined && Date.now() < deadline) {
         const head = await anvil.blockNumber();
-        const logs = await stack.provider.getLogs({ address: stack.addresses.taskQueue, topics: [claimedTopic, `0x${(id as bigint).toString(16).padStart(64, '0')}`], fromBlock: Math.max(0, head - 40), toBlock: head });
+        const logs = await stack.provider.getLogs({
+          address: stack.addresses.taskQueue,
+          topics: [claimedTopic, `0x${(id as bigint).toString(16).padStart(64, '0')}`],
+          fromBlock: Math.max(0, head - 40),
+          toBlock: head,
+        });
         if (logs[0]) {
           const tx = await stack.provider.getTransaction(logs[0].transactionHash);
           claimTxNonce = tx?.nonce;
         } else await sleep(50);
       }
       const tVisible = enqLog ? blockSeen.get(enqLog.blockNumber) : undefined;
-      const tAccepted = claimTxNonce !== undefined && claimTxNonce === nonce0 ? nonceSeen.get(claimTxNonce + 1) : undefined;
+      const tAccepted =
+        claimTxNonce !== undefined && claimTxNonce === nonce0 ? nonceSeen.get(claimTxNonce + 1) : undefined;
       if (tVisible === undefined || tAccepted === undefined) {
         skipped++;
         ctx.log(`claim sample ${i}: skipped (visible ${tVisible}, claim nonce ${claimTxNonce} vs ${nonce0})`);
@@ -123,7 +142,12 @@ async function claimLatency(ctx: BenchContext, figures: Figure[]): Promise<void>
     ctx.log(`claim latency samples (ms): ${samples.map((s) => Math.round(s)).join(', ')}`);
     const how = `dist/wcp run (claim mode, built-in no-op test executor, default poll_interval 500 ms, follow_interval 500 ms) vs anvil --block-time ${CLAIM_BLOCK_TIME_S}; ${samples.length} activities enqueued one at a time (${skipped} skipped); from eth_blockNumber (polled every ~2 ms) first showing the enqueue's block to the wallet's pending nonce (polled every ~2 ms) covering the claim tx`;
     figures.push({ name: 'claim_latency_ms_p50', value: round(median(samples), 0), unit: 'ms', notes: how });
-    figures.push({ name: 'claim_latency_ms_p99', value: round(percentile(samples, 99), 0), unit: 'ms', notes: `same samples; max of ${samples.length} ≈ p99` });
+    figures.push({
+      name: 'claim_latency_ms_p99',
+      value: round(percentile(samples, 99), 0),
+      unit: 'ms',
+      notes: `same samples; max of ${samples.length} ≈ p99`,
+    });
   } finally {
     stopWatch = true;
     w.proc.kill('SIGTERM');
@@ -137,7 +161,11 @@ async function claimLatency(ctx: BenchContext, figures: Figure[]): Promise<void>
 
 // ------------------------------------------------------------------------------------------ lane vs raw
 
-async function laneThroughput(anvil: Anvil, key: string, policy: Partial<TxPolicy>): Promise<{ accepted: number; confirmed: number }> {
+async function laneThroughput(
+  anvil: Anvil,
+  key: string,
+  policy: Partial<TxPolicy>,
+): Promise<{ accepted: number; confirmed: number }> {
   const config = benchConfig({ rpcUrl: anvil.url, privateKey: key });
   const dir = mkdtempSync(join(tmpdir(), 'wcp-bench-lane-'));
   const store = openStore({ path: join(dir, 'wcp.db'), logger: quietLogger('store') });
@@ -186,7 +214,16 @@ async function rawThroughput(anvil: Anvil, key: string): Promise<number> {
   const chainId = anvil.chainId;
   const raws = await Promise.all(
     Array.from({ length: RAW_TXS }, (_, i) =>
-      wallet.signTransaction({ type: 2, chainId, nonce: nonce0 + i, to: wallet.address, value: 0n, gasLimit: 21_000n, maxFeePerGas: 100_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n }),
+      wallet.signTransaction({
+        type: 2,
+        chainId,
+        nonce: nonce0 + i,
+        to: wallet.address,
+        value: 0n,
+        gasLimit: 21_000n,
+        maxFeePerGas: 100_000_000_000n,
+        maxPriorityFeePerGas: 1_000_000_000n,
+      }),
     ),
   );
   let next = 0;
@@ -205,7 +242,11 @@ async function rawThroughput(anvil: Anvil, key: string): Promise<number> {
 
 async function gasPerActivity(ctx: BenchContext, figures: Figure[]): Promise<void> {
   const anvil = await startAnvil();
-  const stack: Stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey, heartbeatTimeoutS: 600 });
+  const stack: Stack = await deployStack({
+    rpcUrl: anvil.url,
+    deployerKey: anvil.accounts[0]!.privateKey,
+    heartbeatTimeoutS: 600,
+  });
   try {
     const worker = laneSigner(anvil.accounts[1]!.privateKey, stack.provider);
     await registerWorker(stack, anvil.accounts[1]!.address, 1000);
@@ -253,7 +294,13 @@ async function gasPerActivity(ctx: BenchContext, figures: Figure[]): Promise<voi
     }
     const per = (g: { claim: bigint; hb: bigint; complete: bigint; resume: bigint }) => {
       const n = BigInt(BATCH);
-      return { claim: Number(g.claim / n), hb: Number(g.hb / n), complete: Number(g.complete / n), resume: Number(g.resume / n), total: Number((g.claim + g.hb + g.complete + g.resume) / n) };
+      return {
+        claim: Number(g.claim / n),
+        hb: Number(g.hb / n),
+        complete: Number(g.complete / n),
+        resume: Number(g.resume / n),
+        total: Number((g.claim + g.hb + g.complete + g.resume) / n),
+      };
     };
     const a = per(naiveGas);
     const b = per(batchGas);
@@ -288,8 +335,13 @@ export const chain: BenchGroup = {
       try {
         const raw = await rawThroughput(anvil, anvil.accounts[2]!.privateKey);
         const lane = await laneThroughput(anvil, anvil.accounts[1]!.privateKey, {});
-        const wide = await laneThroughput(anvil, anvil.accounts[3]!.privateKey, { maxInFlight: 256, receiptPollMs: 50 });
-        ctx.log(`raw ${Math.round(raw)}/s; lane accepted ${Math.round(lane.accepted)}/s confirmed ${Math.round(lane.confirmed)}/s; wide lane ${Math.round(wide.accepted)}/${Math.round(wide.confirmed)}`);
+        const wide = await laneThroughput(anvil, anvil.accounts[3]!.privateKey, {
+          maxInFlight: 256,
+          receiptPollMs: 50,
+        });
+        ctx.log(
+          `raw ${Math.round(raw)}/s; lane accepted ${Math.round(lane.accepted)}/s confirmed ${Math.round(lane.confirmed)}/s; wide lane ${Math.round(wide.accepted)}/${Math.round(wide.confirmed)}`,
+        );
         figures.push({
           name: 'anvil_raw_tx_per_s',
           value: Math.round(raw),

@@ -18,7 +18,16 @@ import { doneKey } from '../../src/store/keys.ts';
 import { openStore, type Store } from '../../src/store/store.ts';
 import { createExecutor, type Executor } from '../../src/wep/executor.ts';
 import { parseActivitySpec } from '../../src/wep/spec.ts';
-import { type BenchContext, type BenchGroup, type Figure, median, percentile, quietLogger, round, sleep } from './common.ts';
+import {
+  type BenchContext,
+  type BenchGroup,
+  type Figure,
+  median,
+  percentile,
+  quietLogger,
+  round,
+  sleep,
+} from './common.ts';
 
 const NOOP_SPEC = `
 name: bench.noop
@@ -139,7 +148,15 @@ async function rig(conc: number, hold: boolean): Promise<Rig> {
         const id = m.activity_id;
         void store
           .transact(
-            (tx) => tx.put(doneKey(id), { activity_id: id, outcome: 'completed', queue_name: 'bench', activity_type: 'bench.noop', finished_at_ms: Date.now(), result_ref: 'json:{}' }),
+            (tx) =>
+              tx.put(doneKey(id), {
+                activity_id: id,
+                outcome: 'completed',
+                queue_name: 'bench',
+                activity_type: 'bench.noop',
+                finished_at_ms: Date.now(),
+                result_ref: 'json:{}',
+              }),
             { durable: true },
           )
           .then(() => r.onCompletion?.(id));
@@ -217,7 +234,11 @@ async function maxDispatch(conc: number, seconds: number): Promise<number> {
 }
 
 /** Open loop at `rate`/s: latency from assign to the durable done: record. */
-async function pacedDispatch(conc: number, rate: number, seconds: number): Promise<{ samples: number[]; achieved: number; dropped: number }> {
+async function pacedDispatch(
+  conc: number,
+  rate: number,
+  seconds: number,
+): Promise<{ samples: number[]; achieved: number; dropped: number }> {
   const r = await rig(conc, false);
   const started = new Map<string, number>();
   const samples: number[] = [];
@@ -292,7 +313,9 @@ export const executor: BenchGroup = {
     const max = await maxDispatch(CONC, 5);
     ctx.log(`dispatch max ${Math.round(max)} activities/s`);
     const paced = await pacedDispatch(CONC, max / 2, 5);
-    ctx.log(`paced at ${Math.round(max / 2)}/s: achieved ${Math.round(paced.achieved)}/s, p50 ${round(median(paced.samples))} ms, dropped ${paced.dropped}`);
+    ctx.log(
+      `paced at ${Math.round(max / 2)}/s: achieved ${Math.round(paced.achieved)}/s, p50 ${round(median(paced.samples))} ms, dropped ${paced.dropped}`,
+    );
     const mem = await memPerInflight(2000);
     ctx.log(`mem per in-flight: heap ${round(mem.heapKb)} KB, rss ${round(mem.rssKb)} KB`);
     figures.push({
@@ -300,7 +323,8 @@ export const executor: BenchGroup = {
       value: Math.round(echo),
       unit: 'msg/s',
       reference: '~38000 (Bun, 2-core box)',
-      notes: 'grpc-js bidi echo on loopback, one stream, 64-byte protobuf messages, 256 in flight, server and client in this process; 4 s',
+      notes:
+        'grpc-js bidi echo on loopback, one stream, 64-byte protobuf messages, 256 in flight, server and client in this process; 4 s',
     });
     figures.push({
       name: 'dispatch_activities_per_s',

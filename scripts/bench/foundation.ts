@@ -16,7 +16,19 @@ import { startAnvil } from '../lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker } from '../lib/deploy.ts';
 import { wcpEnv } from '../lib/wcp-env.ts';
 import { BINARY, ensureBinary, sandbox, startWcp } from '../lib/wcp-process.ts';
-import { BENCH_SETTINGS, type BenchGroup, benchConfig, type Figure, median, nowMs, percentile, quietLogger, round, rssMb, sleep } from './common.ts';
+import {
+  BENCH_SETTINGS,
+  type BenchGroup,
+  benchConfig,
+  type Figure,
+  median,
+  nowMs,
+  percentile,
+  quietLogger,
+  round,
+  rssMb,
+  sleep,
+} from './common.ts';
 
 const POLL_ROUNDS = 150;
 const POLL_BATCH = 16;
@@ -64,7 +76,8 @@ export const foundation: BenchGroup = {
           value: Math.round(grouped),
           unit: 'writes/s',
           reference: '~3.4k/s one durable commit per transition (RUNTIME-NOTES)',
-          notes: 'store.transact({durable:true}), 256 concurrent writers, one ~120 B claim_job record per transaction, group-committed; 3 s',
+          notes:
+            'store.transact({durable:true}), 256 concurrent writers, one ~120 B claim_job record per transaction, group-committed; 3 s',
         });
         figures.push({
           name: 'store_durable_writes_per_s_serial',
@@ -203,7 +216,8 @@ export const foundation: BenchGroup = {
             name: 'idle_rss_mb',
             value: round(rss[rss.length - 1] as number, 1),
             unit: 'MB',
-            notes: 'dist/wcp run in claim mode (tx manager, lifecycle, reconciler + poller threads, built-in no-op test executor) on an empty queue; VmRSS of the process 5 s after "poller started"',
+            notes:
+              'dist/wcp run in claim mode (tx manager, lifecycle, reconciler + poller threads, built-in no-op test executor) on an empty queue; VmRSS of the process 5 s after "poller started"',
           });
         } finally {
           w.proc.kill('SIGTERM');

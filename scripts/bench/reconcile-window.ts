@@ -78,7 +78,6 @@ interface Req {
   events: number;
 }
 
-
 export async function seedWindowChain(o: SeedOptions): Promise<WindowChain> {
   const t0 = Math.floor(Date.now() / 1000) - WINDOW_S;
   const anvil = await startAnvil({
@@ -92,15 +91,30 @@ export async function seedWindowChain(o: SeedOptions): Promise<WindowChain> {
   try {
     const started = performance.now();
     await anvil.rpc('anvil_setBlockTimestampInterval', [0]);
-    stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey, heartbeatTimeoutS: SCHEDULE.heartbeatTimeoutS, lifetimeS: 6 * 3600 });
+    stack = await deployStack({
+      rpcUrl: anvil.url,
+      deployerKey: anvil.accounts[0]!.privateKey,
+      heartbeatTimeoutS: SCHEDULE.heartbeatTimeoutS,
+      lifetimeS: 6 * 3600,
+    });
     const worker = anvil.accounts[1]!;
     await registerWorker(stack, worker.address, 1_000_000);
-    const windowActivities = Math.floor((WINDOW_S - SCHEDULE.lifeS - SCHEDULE.completeStaggerS - 60) / SCHEDULE.claimEveryS) * SCHEDULE.claimBatch;
+    const windowActivities =
+      Math.floor((WINDOW_S - SCHEDULE.lifeS - SCHEDULE.completeStaggerS - 60) / SCHEDULE.claimEveryS) *
+      SCHEDULE.claimBatch;
     const queue = 'bench';
-    const ids = await enqueueActivities(stack, { queue, count: windowActivities, activityType: 'bench.window', heartbeatTimeoutS: SCHEDULE.heartbeatTimeoutS, timeoutMs: 300_000 });
+    const ids = await enqueueActivities(stack, {
+      queue,
+      count: windowActivities,
+      activityType: 'bench.window',
+      heartbeatTimeoutS: SCHEDULE.heartbeatTimeoutS,
+      timeoutMs: 300_000,
+    });
     await anvil.rpc('evm_setAutomine', [false]);
     const setupBlocks = await anvil.blockNumber();
-    o.log(`setup: ${setupBlocks} blocks (deploy, register, ${ids.length} enqueued) in ${Math.round(performance.now() - started)} ms`);
+    o.log(
+      `setup: ${setupBlocks} blocks (deploy, register, ${ids.length} enqueued) in ${Math.round(performance.now() - started)} ms`,
+    );
 
     // ---- the worker's schedule, by second of the window
     const perSecond = new Map<number, Req[]>();
@@ -113,11 +127,21 @@ export async function seedWindowChain(o: SeedOptions): Promise<WindowChain> {
     for (let b = 0; b * SCHEDULE.claimBatch < ids.length; b++) {
       const batch = ids.slice(b * SCHEDULE.claimBatch, (b + 1) * SCHEDULE.claimBatch);
       const claimS = 30 + b * SCHEDULE.claimEveryS;
-      at(claimS, { kind: 'claim', data: taskQueueIface.encodeFunctionData('claimActivities', [batch]), gasLimit: 2_000_000n, events: batch.length });
+      at(claimS, {
+        kind: 'claim',
+        data: taskQueueIface.encodeFunctionData('claimActivities', [batch]),
+        gasLimit: 2_000_000n,
+        events: batch.length,
+      });
       batch.forEach((id, k) => {
         const doneS = claimS + SCHEDULE.lifeS + Math.floor((k * SCHEDULE.completeStaggerS) / SCHEDULE.claimBatch);
         life.set(id.toString(), { claimS, doneS });
-        at(doneS, { kind: 'complete', data: taskQueueIface.encodeFunctionData('completeActivity', [id, `json:{"result":"blob:bench/${id}"}`]), gasLimit: 400_000n, events: 1 });
+        at(doneS, {
+          kind: 'complete',
+          data: taskQueueIface.encodeFunctionData('completeActivity', [id, `json:{"result":"blob:bench/${id}"}`]),
+          gasLimit: 400_000n,
+          events: 1,
+        });
       });
     }
     for (let s = 7; s < WINDOW_S; s += SCHEDULE.heartbeatEveryS) {
@@ -126,7 +150,12 @@ export async function seedWindowChain(o: SeedOptions): Promise<WindowChain> {
         return l !== undefined && l.claimS < s && s < l.doneS;
       });
       if (live.length === 0) continue;
-      at(s, { kind: 'heartbeat', data: taskQueueIface.encodeFunctionData('heartbeatBatch', [live]), gasLimit: BigInt(200_000 + 30_000 * live.length), events: live.length });
+      at(s, {
+        kind: 'heartbeat',
+        data: taskQueueIface.encodeFunctionData('heartbeatBatch', [live]),
+        gasLimit: BigInt(200_000 + 30_000 * live.length),
+        events: live.length,
+      });
     }
 
     // ---- mine the window
@@ -153,7 +182,12 @@ export async function seedWindowChain(o: SeedOptions): Promise<WindowChain> {
             }),
           ),
         );
-        hashes.push(...(await rpcBatch<string>(anvil.url, raws.map((raw) => ['eth_sendRawTransaction', [raw]]))));
+        hashes.push(
+          ...(await rpcBatch<string>(
+            anvil.url,
+            raws.map((raw) => ['eth_sendRawTransaction', [raw]]),
+          )),
+        );
         for (const r of reqs) {
           if (r.kind === 'claim') counts.claimTxs++;
           else if (r.kind === 'complete') counts.completeTxs++;
@@ -170,15 +204,33 @@ export async function seedWindowChain(o: SeedOptions): Promise<WindowChain> {
       }
     }
     const headBlock = await anvil.blockNumber();
-    if (headBlock - firstBlock + 1 !== WINDOW_BLOCKS) throw new Error(`seeded ${headBlock - firstBlock + 1} blocks, wanted ${WINDOW_BLOCKS}`);
-    const receipts = await rpcBatch<{ status: string; blockNumber: string } | null>(anvil.url, hashes.map((h) => ['eth_getTransactionReceipt', [h]]));
+    if (headBlock - firstBlock + 1 !== WINDOW_BLOCKS)
+      throw new Error(`seeded ${headBlock - firstBlock + 1} blocks, wanted ${WINDOW_BLOCKS}`);
+    const receipts = await rpcBatch<{ status: string; blockNumber: string } | null>(
+      anvil.url,
+      hashes.map((h) => ['eth_getTransactionReceipt', [h]]),
+    );
     const bad = receipts.filter((r) => r?.status !== '0x1').length;
     if (bad > 0) throw new Error(`${bad} of ${hashes.length} seeded transactions failed or were not mined`);
     // From here on, blocks carry the wall clock (plus the offset the exact timestamps left behind).
     await anvil.rpc('anvil_removeBlockTimestampInterval', []);
     const seedMs = performance.now() - started;
-    o.log(`seeded ${WINDOW_BLOCKS} blocks (${firstBlock}…${headBlock}) with ${hashes.length} worker txs in ${Math.round(seedMs)} ms`);
-    return { anvil, stack, workerKey: worker.privateKey, wallet: worker.address, t0, firstBlock, headBlock, queue, counts, seedMs, stop };
+    o.log(
+      `seeded ${WINDOW_BLOCKS} blocks (${firstBlock}…${headBlock}) with ${hashes.length} worker txs in ${Math.round(seedMs)} ms`,
+    );
+    return {
+      anvil,
+      stack,
+      workerKey: worker.privateKey,
+      wallet: worker.address,
+      t0,
+      firstBlock,
+      headBlock,
+      queue,
+      counts,
+      seedMs,
+      stop,
+    };
   } catch (e) {
     await stop();
     throw e;
@@ -199,7 +251,11 @@ export interface WindowScanResult {
  * and log fetcher each time (no cache carries over): window search, topic-filtered eth_getLogs over the window,
  * getWorkerActivities, batched getActivity / getWorkflow at the pinned head.
  */
-export async function timeWindowScan(w: WindowChain, runs: number, chunks: { initial: number; max: number }): Promise<WindowScanResult> {
+export async function timeWindowScan(
+  w: WindowChain,
+  runs: number,
+  chunks: { initial: number; max: number },
+): Promise<WindowScanResult> {
   const config = benchConfig({ rpcUrl: w.anvil.url, privateKey: w.workerKey });
   const fetcherOptions = logFetcherOptions(reconcilerOptions(config, { localIds: [] }));
   const runsS: number[] = [];
@@ -235,7 +291,14 @@ export async function timeWindowScan(w: WindowChain, runs: number, chunks: { ini
     const t = performance.now();
     const scan = await scanner.scan({ reason: 'startup' });
     runsS.push((performance.now() - t) / 1000);
-    res = { runsS, fromBlock: scan.window.fromBlock, toBlock: scan.window.toBlock, facts: scan.facts.length, getLogsRequests: fetcher.stats().requests, logs };
+    res = {
+      runsS,
+      fromBlock: scan.window.fromBlock,
+      toBlock: scan.window.toBlock,
+      facts: scan.facts.length,
+      getLogsRequests: fetcher.stats().requests,
+      logs,
+    };
   }
   if (!res) throw new Error('no scan run');
   return res;

@@ -21,9 +21,34 @@ import { openStore, type Store } from '../../src/store/store.ts';
 import { freePort } from '../lib/anvil.ts';
 import { enqueueActivities, laneSigner, sendMany } from '../lib/deploy.ts';
 import { wcpEnv } from '../lib/wcp-env.ts';
-import { type LogLine, logLines, type Sandbox, sandbox, startWcp, type WcpProcess, wcpScan } from '../lib/wcp-process.ts';
-import { BENCH_SETTINGS, type BenchContext, type BenchGroup, type Figure, median, nowMs, quietLogger, round, sleep } from './common.ts';
-import { BLOCK_MS, SCHEDULE, seedWindowChain, timeWindowScan, WINDOW_BLOCKS, type WindowChain } from './reconcile-window.ts';
+import {
+  type LogLine,
+  logLines,
+  type Sandbox,
+  sandbox,
+  startWcp,
+  type WcpProcess,
+  wcpScan,
+} from '../lib/wcp-process.ts';
+import {
+  BENCH_SETTINGS,
+  type BenchContext,
+  type BenchGroup,
+  type Figure,
+  median,
+  nowMs,
+  quietLogger,
+  round,
+  sleep,
+} from './common.ts';
+import {
+  BLOCK_MS,
+  SCHEDULE,
+  seedWindowChain,
+  timeWindowScan,
+  WINDOW_BLOCKS,
+  type WindowChain,
+} from './reconcile-window.ts';
 
 const REBUILD = 1000;
 const CLAIM_CHUNK = 100;
@@ -118,7 +143,11 @@ function diff(a: Histogram, b: Histogram): Histogram {
 
 function add(a: Histogram, b: Histogram): Histogram {
   if (a.buckets.length === 0) return b;
-  return { buckets: a.buckets.map(([le, c], i) => [le, c + (b.buckets[i]?.[1] ?? 0)]), count: a.count + b.count, sum: a.sum + b.sum };
+  return {
+    buckets: a.buckets.map(([le, c], i) => [le, c + (b.buckets[i]?.[1] ?? 0)]),
+    count: a.count + b.count,
+    sum: a.sum + b.sum,
+  };
 }
 
 /** Prometheus `histogram_quantile`: linear interpolation inside the bucket holding the rank. */
@@ -254,13 +283,20 @@ async function readDue(dbPath: string): Promise<{ min: number; max: number }> {
   }
 }
 
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined> | T | undefined, w?: WcpProcess): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  fn: () => Promise<T | undefined> | T | undefined,
+  w?: WcpProcess,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (w && w.proc.exitCode !== null) throw new Error(`wcp exited (${w.proc.exitCode}) while waiting for ${what}:\n${w.output().slice(-3000)}`);
+    if (w && w.proc.exitCode !== null)
+      throw new Error(`wcp exited (${w.proc.exitCode}) while waiting for ${what}:\n${w.output().slice(-3000)}`);
     const v = await fn();
     if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${w ? `:\n${w.output().slice(-2000)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${w ? `:\n${w.output().slice(-2000)}` : ''}`);
     await sleep(25);
   }
 }
@@ -281,22 +317,35 @@ export const reconciler: BenchGroup = {
       // ---- reconcile_window_s -----------------------------------------------------------------------------
       const scan = await timeWindowScan(w, SCAN_RUNS, { initial: 2_000, max: 10_000 });
       const windowBlocks = scan.toBlock - scan.fromBlock + 1;
-      if (windowBlocks !== WINDOW_BLOCKS) throw new Error(`the window search found ${windowBlocks} blocks, wanted ${WINDOW_BLOCKS}`);
-      ctx.log(`window scans: ${scan.runsS.map((s) => round(s, 3)).join(', ')} s; ${scan.logs} logs in ${scan.getLogsRequests} eth_getLogs, ${scan.facts} facts`);
+      if (windowBlocks !== WINDOW_BLOCKS)
+        throw new Error(`the window search found ${windowBlocks} blocks, wanted ${WINDOW_BLOCKS}`);
+      ctx.log(
+        `window scans: ${scan.runsS.map((s) => round(s, 3)).join(', ')} s; ${scan.logs} logs in ${scan.getLogsRequests} eth_getLogs, ${scan.facts} facts`,
+      );
 
       // ---- 1,000 claimed by the worker wallet on the live 250 ms chain -------------------------------------
       producer = blockProducer(w, BLOCK_MS);
-      const ids = await enqueueActivities(w.stack, { queue: w.queue, count: REBUILD, activityType: 'bench.rebuild', heartbeatTimeoutS: REBUILD_HB_TIMEOUT_S, timeoutMs: 120_000 });
+      const ids = await enqueueActivities(w.stack, {
+        queue: w.queue,
+        count: REBUILD,
+        activityType: 'bench.rebuild',
+        heartbeatTimeoutS: REBUILD_HB_TIMEOUT_S,
+        timeoutMs: 120_000,
+      });
       const worker = laneSigner(w.workerKey, w.stack.provider);
       const sender = { provider: w.stack.provider, signer: worker, chainId: w.stack.chainId };
       const tq = w.stack.contracts.taskQueue;
       const claims = [];
       for (let i = 0; i < ids.length; i += CLAIM_CHUNK) {
-        claims.push({ to: w.stack.addresses.taskQueue, data: tq.interface.encodeFunctionData('claimActivities', [ids.slice(i, i + CLAIM_CHUNK)]) });
+        claims.push({
+          to: w.stack.addresses.taskQueue,
+          data: tq.interface.encodeFunctionData('claimActivities', [ids.slice(i, i + CLAIM_CHUNK)]),
+        });
       }
       await sendMany(sender, claims, { timeoutMs: 60_000 });
       const held = (await tq.getFunction('getWorkerActivities')(w.wallet)) as bigint[];
-      if (held.length !== REBUILD) throw new Error(`the worker holds ${held.length} activities on chain, wanted ${REBUILD}`);
+      if (held.length !== REBUILD)
+        throw new Error(`the worker holds ${held.length} activities on chain, wanted ${REBUILD}`);
       ctx.log(`${REBUILD} activities claimed by ${w.wallet} on chain`);
 
       // ---- rebuild_1000_s ---------------------------------------------------------------------------------
@@ -339,18 +388,26 @@ export const reconciler: BenchGroup = {
       const rebuilt = wcpScan(box, 'inflight:').map((r) => String(r.value.activity_id));
       const want = new Set(ids.map(String));
       const missing = [...want].filter((id) => !rebuilt.includes(id));
-      if (rebuilt.length !== REBUILD || missing.length) throw new Error(`rebuild: ${rebuilt.length} inflight records, ${missing.length} of the claimed ids missing`);
+      if (rebuilt.length !== REBUILD || missing.length)
+        throw new Error(`rebuild: ${rebuilt.length} inflight records, ${missing.length} of the claimed ids missing`);
       // ---- heartbeat lateness -----------------------------------------------------------------------------
       // All 1,000 handed to the executor, and one heartbeat each, before the restarts.
-      await until('1,000 assigned and heartbeated', 120_000, async () => {
-        const s = await scrape(metricsPort);
-        return s && (s.inflight.assigned ?? 0) >= REBUILD && s.lateness.count >= REBUILD ? s : undefined;
-      }, first);
+      await until(
+        '1,000 assigned and heartbeated',
+        120_000,
+        async () => {
+          const s = await scrape(metricsPort);
+          return s && (s.inflight.assigned ?? 0) >= REBUILD && s.lateness.count >= REBUILD ? s : undefined;
+        },
+        first,
+      );
       const lines1 = logLines(first);
       const startupScan = lines1.find((l) => l.msg === 'scan done' && l.reason === 'startup');
       const r3a = lines1.filter((l) => l.msg === 'repaired from chain' && l.rule === 'R3a').length;
       const ready = lineTime(lines1.find((l) => l.msg === 'activity manager started'));
-      ctx.log(`rebuild: ${REBUILD} inflight records ${round(rebuildS, 2)} s after spawn (startup scan ${startupScan?.duration_ms} ms, ${r3a} R3a repairs)`);
+      ctx.log(
+        `rebuild: ${REBUILD} inflight records ${round(rebuildS, 2)} s after spawn (startup scan ${startupScan?.duration_ms} ms, ${r3a} R3a repairs)`,
+      );
       let drainMs = await stopWcp(first);
       // Down for a whole heartbeat interval: the next wcp's first round sends all 1,000 together, and from then
       // on they come due together (one round of 5 heartbeatBatch txs of 200 every interval).
@@ -373,13 +430,20 @@ export const reconciler: BenchGroup = {
         kMs = Math.min(kMs, r.firstT - due.min * 1000);
       }
       // Two full intervals of heartbeats after the catch-up round (rounds may arrive in parts a second apart).
-      const baseEnd = await until('two rounds of heartbeats', 60_000, () => {
-        const last = tr.snaps[tr.snaps.length - 1];
-        return last && last.lateness.count >= r0.end.lateness.count + 2 * REBUILD ? last : undefined;
-      }, proc);
+      const baseEnd = await until(
+        'two rounds of heartbeats',
+        60_000,
+        () => {
+          const last = tr.snaps[tr.snaps.length - 1];
+          return last && last.lateness.count >= r0.end.lateness.count + 2 * REBUILD ? last : undefined;
+        },
+        proc,
+      );
       const base = diff(r0.end.lateness, baseEnd.lateness);
       r = { firstT: baseEnd.t, end: baseEnd };
-      ctx.log(`baseline (no scan): ${base.count} heartbeats, p99 ${round(quantile(base, 0.99) * 1000, 1)} ms, mean ${round((base.sum / base.count) * 1000, 1)} ms`);
+      ctx.log(
+        `baseline (no scan): ${base.count} heartbeats, p99 ${round(quantile(base, 0.99) * 1000, 1)} ms, mean ${round((base.sum / base.count) * 1000, 1)} ms`,
+      );
 
       // Restarts timed so that the round comes due ~TARGET_INTO_SCAN_MS after the new wcp's manager started,
       // i.e. while its startup scan (full window) runs. A restart where it came due before the manager ran
@@ -417,17 +481,30 @@ export const reconciler: BenchGroup = {
         const intoScan = r.firstT - scanStart;
         const caughtUp = r.firstT < managerAt + 250;
         const late = r.firstT > scanDone + SCRAPE_MS;
-        ctx.log(`restart: scan ${Math.round(scanDone - scanStart)} ms, round of ${r.end.lateness.count} heartbeats first seen ${Math.round(intoScan)} ms into it (manager started ${Math.round(managerAt - scanStart)} ms, aimed ${Math.round(dueWall - scanStart)} ms) → ${caughtUp ? 'not counted: came due before wcp ran' : late ? 'not counted: after the scan' : `p99 ${round(quantile(r.end.lateness, 0.99) * 1000, 1)} ms`}`);
+        ctx.log(
+          `restart: scan ${Math.round(scanDone - scanStart)} ms, round of ${r.end.lateness.count} heartbeats first seen ${Math.round(intoScan)} ms into it (manager started ${Math.round(managerAt - scanStart)} ms, aimed ${Math.round(dueWall - scanStart)} ms) → ${caughtUp ? 'not counted: came due before wcp ran' : late ? 'not counted: after the scan' : `p99 ${round(quantile(r.end.lateness, 0.99) * 1000, 1)} ms`}`,
+        );
         if (caughtUp) aimMs -= 400;
         if (late) aimMs += 300;
         if (caughtUp || late) continue;
         during = add(during, r.end.lateness);
-        restarts.push({ scanMs: scanDone - scanStart, intoScanMs: intoScan, n: r.end.lateness.count, p99: quantile(r.end.lateness, 0.99) });
+        restarts.push({
+          scanMs: scanDone - scanStart,
+          intoScanMs: intoScan,
+          n: r.end.lateness.count,
+          p99: quantile(r.end.lateness, 0.99),
+        });
       }
       await tr.stop();
-      if (restarts.length < RESTARTS) throw new Error(`only ${restarts.length} of ${RESTARTS} restarts had the heartbeat round inside the startup scan`);
+      if (restarts.length < RESTARTS)
+        throw new Error(
+          `only ${restarts.length} of ${RESTARTS} restarts had the heartbeat round inside the startup scan`,
+        );
       // The 1,000 are still live on chain: heartbeats kept them from timing out through every restart.
-      const views = (await Promise.all(ids.slice(0, 50).map((id) => tq.getFunction('getActivity')(id)))) as Array<{ status: bigint; isExpired: boolean }>;
+      const views = (await Promise.all(ids.slice(0, 50).map((id) => tq.getFunction('getActivity')(id)))) as Array<{
+        status: bigint;
+        isExpired: boolean;
+      }>;
       const dead = views.filter((v) => Number(v.status) !== 2 || v.isExpired).length;
       if (dead > 0) throw new Error(`${dead} of 50 sampled activities are no longer live on chain`);
 

@@ -92,7 +92,16 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
   const port = opts.port ?? (await freePort());
   const chainId = opts.chainId ?? 31337;
   const accountCount = opts.accounts ?? 10;
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId), '--accounts', String(accountCount)];
+  const args = [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--chain-id',
+    String(chainId),
+    '--accounts',
+    String(accountCount),
+  ];
   if (opts.blockTime !== undefined) args.push('--block-time', String(opts.blockTime));
   if (opts.noMining) args.push('--no-mining');
   args.push(...(opts.args ?? []));

@@ -55,7 +55,9 @@ export async function compileContracts(opts: CompileOptions = {}): Promise<Compi
   const cacheFile = opts.cacheFile ?? join(REPO_ROOT, 'build', 'contracts.json');
 
   const sources: Record<string, { content: string }> = {};
-  for (const file of readdirSync(contractsDir).filter((f) => f.endsWith('.sol')).sort()) {
+  for (const file of readdirSync(contractsDir)
+    .filter((f) => f.endsWith('.sol'))
+    .sort()) {
     sources[`contracts/${file}`] = { content: readFileSync(join(contractsDir, file), 'utf8') };
   }
   const compilerVersion = String(solc.version());

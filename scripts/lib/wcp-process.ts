@@ -118,7 +118,12 @@ export function startWcp(sb: Sandbox, args: string[], env: Record<string, string
 
 /** Runs a short wcp command to completion (60 s at most). */
 export function runWcp(sb: Sandbox, args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(sb.bin, args, { cwd: sb.dir, env: { ...baseEnv(sb), ...env }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(sb.bin, args, {
+    cwd: sb.dir,
+    env: { ...baseEnv(sb), ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -122,7 +122,10 @@ export function createEndpointCaller(o: {
     } catch (e) {
       const name = (e as { name?: string }).name;
       if (name === 'TimeoutError' || name === 'AbortError') {
-        throw fail(ep, new RpcError('timeout', method, `timed out after ${o.timeoutMs} ms (${endpoint})`, { endpoint, cause: e }));
+        throw fail(
+          ep,
+          new RpcError('timeout', method, `timed out after ${o.timeoutMs} ms (${endpoint})`, { endpoint, cause: e }),
+        );
       }
       const msg = e instanceof Error ? e.message : String(e);
       throw fail(ep, new RpcError('transport', method, `${msg} (${endpoint})`, { endpoint, cause: e }));
@@ -151,10 +154,19 @@ export function createEndpointCaller(o: {
       );
     }
     if (!res.ok) {
-      throw fail(ep, new RpcError('http', method, `HTTP ${res.status} ${text.slice(0, 200)} (${endpoint})`, { httpStatus: res.status, endpoint }));
+      throw fail(
+        ep,
+        new RpcError('http', method, `HTTP ${res.status} ${text.slice(0, 200)} (${endpoint})`, {
+          httpStatus: res.status,
+          endpoint,
+        }),
+      );
     }
     if (!body || typeof body !== 'object' || !('result' in body)) {
-      throw fail(ep, new RpcError('transport', method, `not a JSON-RPC reply: ${text.slice(0, 200)} (${endpoint})`, { endpoint }));
+      throw fail(
+        ep,
+        new RpcError('transport', method, `not a JSON-RPC reply: ${text.slice(0, 200)} (${endpoint})`, { endpoint }),
+      );
     }
     markOk(ep, o.now() - started);
     return body.result as T;

@@ -39,7 +39,12 @@ export async function pollActivities(
     if (id === '0') throw new WcpError('CHAIN_BAD_DATA', 'pollActivity returned hasActivity with activity id 0');
     if (seen.has(id)) continue;
     seen.add(id);
-    out.push({ activityId: id, activityType: chainText('activityType', d[2]), inputRef: chainText('inputRef', d[3]), expiresAtS: chainUint('expiresAt', d[4]) });
+    out.push({
+      activityId: id,
+      activityType: chainText('activityType', d[2]),
+      inputRef: chainText('inputRef', d[3]),
+      expiresAtS: chainUint('expiresAt', d[4]),
+    });
   }
   return out;
 }

@@ -80,7 +80,8 @@ function decodeActivity(requestedId: string, returnData: string): ActivityTuple 
   if (status > 4) throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned status ${status}`);
   const id = (t[0] as bigint).toString();
   const exists = status !== 0;
-  if (exists && id !== requestedId) throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned id ${id}`);
+  if (exists && id !== requestedId)
+    throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned id ${id}`);
   return {
     activityId: requestedId,
     exists,
@@ -111,7 +112,10 @@ export async function readActivities(
   block: number,
   chunk = MULTICALL_CHUNK,
 ): Promise<ActivityTuple[]> {
-  const calls = ids.map((id) => ({ target: addrs.taskQueue, callData: taskQueueIface.encodeFunctionData('getActivity', [id]) }));
+  const calls = ids.map((id) => ({
+    target: addrs.taskQueue,
+    callData: taskQueueIface.encodeFunctionData('getActivity', [id]),
+  }));
   const results = await multicall(rpc, addrs.multicall3, calls, block, chunk);
   return results.map((r, i) => {
     const id = ids[i] as string;
@@ -149,7 +153,12 @@ export async function readWorkflows(
 }
 
 /** `getWorkerActivities(wallet)` at `block`: the wallet's Claimed, unfinished activities (expired included). */
-export async function readWorkerActivities(rpc: RpcTransport, taskQueue: string, wallet: string, block: number): Promise<string[]> {
+export async function readWorkerActivities(
+  rpc: RpcTransport,
+  taskQueue: string,
+  wallet: string,
+  block: number,
+): Promise<string[]> {
   const ret = await ethCall(rpc, taskQueue, taskQueueIface.encodeFunctionData('getWorkerActivities', [wallet]), block);
   if (ret === '0x') throw new WcpError('CHAIN_BAD_DATA', `no TaskQueue contract at ${taskQueue} (empty reply)`);
   const [ids] = taskQueueIface.decodeFunctionResult('getWorkerActivities', ret) as unknown as [bigint[]];
@@ -168,7 +177,9 @@ export async function readFacts(
   const head = await getHeader(rpc, 'latest');
   const tuples = await readActivities(rpc, addrs, ids, head.number);
   const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: head.number }));
-  const instances = [...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance))];
+  const instances = [
+    ...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance)),
+  ];
   if (instances.length === 0) return facts;
   const workflows = await readWorkflows(rpc, addrs, instances, head.number);
   for (const f of facts) {

@@ -9,7 +9,8 @@ import { WcpError } from '../internal/errors.ts';
 export type RpcErrorKind = 'transport' | 'timeout' | 'http' | 'rpc';
 
 /** JSON-RPC error answers that mean "try again" (lagging load-balanced nodes, rate limits). */
-const TRANSIENT_RPC = /header not found|unknown block|block not found|rate limit|too many requests|temporarily|try again|busy|capacity/i;
+const TRANSIENT_RPC =
+  /header not found|unknown block|block not found|rate limit|too many requests|temporarily|try again|busy|capacity/i;
 
 /** Rate limits: an answer about the endpoint, not about the request, so another endpoint is tried. */
 const RATE_LIMIT = /rate limit|rate exceeded|too many requests/i;
@@ -29,10 +30,22 @@ export class RpcError extends WcpError {
     kind: RpcErrorKind,
     method: string,
     message: string,
-    opts: { rpcCode?: number; httpStatus?: number; data?: unknown; endpoint?: string; cause?: unknown; retryable?: boolean } = {},
+    opts: {
+      rpcCode?: number;
+      httpStatus?: number;
+      data?: unknown;
+      endpoint?: string;
+      cause?: unknown;
+      retryable?: boolean;
+    } = {},
   ) {
-    const retryable = opts.retryable ?? (kind === 'rpc' ? TRANSIENT_RPC.test(message) : kind !== 'http' || isTransientStatus(opts.httpStatus));
-    super(kind === 'rpc' ? 'CHAIN_BAD_DATA' : 'CHAIN_UNREACHABLE', `${method}: ${message}`, { retryable, cause: opts.cause });
+    const retryable =
+      opts.retryable ??
+      (kind === 'rpc' ? TRANSIENT_RPC.test(message) : kind !== 'http' || isTransientStatus(opts.httpStatus));
+    super(kind === 'rpc' ? 'CHAIN_BAD_DATA' : 'CHAIN_UNREACHABLE', `${method}: ${message}`, {
+      retryable,
+      cause: opts.cause,
+    });
     this.name = 'RpcError';
     this.kind = kind;
     this.method = method;

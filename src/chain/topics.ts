@@ -21,4 +21,5 @@ export const queueKeyTopic = (queue: string): string => keccakId(queue).toLowerC
 /** An indexed address (a worker). */
 export const addressTopic = (addr: string): string => zeroPadValue(addr.toLowerCase(), 32).toLowerCase();
 /** An indexed uint256 (an activity id, a workflow instance). */
-export const uintTopic = (n: string | bigint): string => zeroPadValue(`0x${BigInt(n).toString(16).padStart(2, '0')}`, 32).toLowerCase();
+export const uintTopic = (n: string | bigint): string =>
+  zeroPadValue(`0x${BigInt(n).toString(16).padStart(2, '0')}`, 32).toLowerCase();

@@ -24,7 +24,11 @@ function fakeNode(chainId: number, head: number, answers: Record<string, Answer>
   const node: FakeNode = {
     url: '',
     calls: [],
-    answers: { eth_chainId: { result: `0x${chainId.toString(16)}` }, eth_blockNumber: { result: `0x${head.toString(16)}` }, ...answers },
+    answers: {
+      eth_chainId: { result: `0x${chainId.toString(16)}` },
+      eth_blockNumber: { result: `0x${head.toString(16)}` },
+      ...answers,
+    },
   };
   const server = Bun.serve({
     port: 0,

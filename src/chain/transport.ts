@@ -45,7 +45,9 @@ export interface RpcTransportDeps {
   now?: () => number;
 }
 
-export type BroadcastOutcome = { endpoint: string; ok: true; result: unknown } | { endpoint: string; ok: false; error: RpcError };
+export type BroadcastOutcome =
+  | { endpoint: string; ok: true; result: unknown }
+  | { endpoint: string; ok: false; error: RpcError };
 
 /** The transport with its endpoint management: what the tx manager and the supervisor use. */
 export interface RpcClient extends RpcTransport {
@@ -84,12 +86,17 @@ export function createRpcTransport(o: RpcTransportOptions, deps: RpcTransportDep
     const t = now();
     const b = best();
     const usable = eps.filter((ep) => ep.chainIdOk !== false);
-    const healthy = usable.filter((ep) => ep.downUntil <= t && (ep.lastBlock < 0 || b - ep.lastBlock <= o.maxLagBlocks));
+    const healthy = usable.filter(
+      (ep) => ep.downUntil <= t && (ep.lastBlock < 0 || b - ep.lastBlock <= o.maxLagBlocks),
+    );
     healthy.sort((x, y) => y.lastBlock - x.lastBlock || x.latencyMs - y.latencyMs);
     // The rest as a last resort: lagging ones first (they answer), then down ones by how soon they come back.
     const rest = usable
       .filter((ep) => !healthy.includes(ep))
-      .sort((x, y) => Number(x.downUntil > t) - Number(y.downUntil > t) || x.downUntil - y.downUntil || y.lastBlock - x.lastBlock);
+      .sort(
+        (x, y) =>
+          Number(x.downUntil > t) - Number(y.downUntil > t) || x.downUntil - y.downUntil || y.lastBlock - x.lastBlock,
+      );
     return [...healthy, ...rest];
   }
 
@@ -97,7 +104,12 @@ export function createRpcTransport(o: RpcTransportOptions, deps: RpcTransportDep
     const hex = await caller.call<string>(ep, 'eth_chainId', []);
     const got = Number(BigInt(hex));
     ep.chainIdOk = got === o.chainId;
-    if (!ep.chainIdOk) log?.error('rpc endpoint is on another chain: not used', { endpoint: ep.label, chain_id: got, want_chain_id: o.chainId });
+    if (!ep.chainIdOk)
+      log?.error('rpc endpoint is on another chain: not used', {
+        endpoint: ep.label,
+        chain_id: got,
+        want_chain_id: o.chainId,
+      });
   }
 
   function mismatch(): WcpError {
@@ -144,10 +156,17 @@ export function createRpcTransport(o: RpcTransportOptions, deps: RpcTransportDep
         targets.map(async (ep): Promise<BroadcastOutcome> => {
           try {
             if (ep.chainIdOk === undefined) await checkChainId(ep);
-            if (ep.chainIdOk === false) throw new RpcError('rpc', method, `not sent: ${ep.label} is on another chain`, { endpoint: ep.label, retryable: false });
+            if (ep.chainIdOk === false)
+              throw new RpcError('rpc', method, `not sent: ${ep.label} is on another chain`, {
+                endpoint: ep.label,
+                retryable: false,
+              });
             return { endpoint: ep.label, ok: true, result: await caller.call(ep, method, params) };
           } catch (e) {
-            const error = e instanceof RpcError ? e : new RpcError('transport', method, String(e), { endpoint: ep.label, cause: e });
+            const error =
+              e instanceof RpcError
+                ? e
+                : new RpcError('transport', method, String(e), { endpoint: ep.label, cause: e });
             return { endpoint: ep.label, ok: false, error };
           }
         }),

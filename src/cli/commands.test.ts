@@ -17,7 +17,9 @@ function runSlowReader(args: string[]): Promise<{ code: number | null; stdout: s
   const child = spawn('sh', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks: Buffer[] = [];
   child.stdout.on('data', (d: Buffer) => chunks.push(d));
-  return new Promise((res) => child.on('close', (code) => res({ code, stdout: Buffer.concat(chunks).toString('utf8') })));
+  return new Promise((res) =>
+    child.on('close', (code) => res({ code, stdout: Buffer.concat(chunks).toString('utf8') })),
+  );
 }
 
 describe('wcp db scan', () => {

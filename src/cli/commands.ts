@@ -26,12 +26,19 @@ function writeFully(stream: NodeJS.WriteStream, text: string): Promise<void> {
 }
 
 const configArg = {
-  config: { type: 'string', description: 'Config file (default: configs/$ENVIRONMENT.toml, else the embedded local default)', valueHint: 'file' },
+  config: {
+    type: 'string',
+    description: 'Config file (default: configs/$ENVIRONMENT.toml, else the embedded local default)',
+    valueHint: 'file',
+  },
 } as const;
 
 const runArgs = { ...configArg } as const;
 const run = defineCommand({
-  meta: { name: 'run', description: 'Run the worker daemon (poll, claim, execute, heartbeat, complete) until SIGINT/SIGTERM' },
+  meta: {
+    name: 'run',
+    description: 'Run the worker daemon (poll, claim, execute, heartbeat, complete) until SIGINT/SIGTERM',
+  },
   args: runArgs,
   async run({ args, rawArgs }) {
     rejectUnknownArgs(rawArgs, runArgs, 0);
@@ -40,7 +47,11 @@ const run = defineCommand({
 });
 
 const scanArgs = {
-  prefix: { type: 'positional', required: true, description: 'Key prefix, e.g. claim_job: inflight: tx: lane: done: nonce: last_scan_block quarantine:' },
+  prefix: {
+    type: 'positional',
+    required: true,
+    description: 'Key prefix, e.g. claim_job: inflight: tx: lane: done: nonce: last_scan_block quarantine:',
+  },
   json: { type: 'boolean', description: 'One JSON object per line: {"key", "value"}' },
   limit: { type: 'string', description: 'At most this many records', valueHint: 'n' },
   db: { type: 'string', description: 'Store path (default: store.path from the config)', valueHint: 'file' },
@@ -54,7 +65,8 @@ const scan = defineCommand({
     let limit: number | undefined;
     if (args.limit !== undefined) {
       limit = Number(args.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new WcpError('CLI_USAGE', `--limit must be a positive integer, got ${JSON.stringify(args.limit)}`);
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new WcpError('CLI_USAGE', `--limit must be a positive integer, got ${JSON.stringify(args.limit)}`);
     }
     const path = args.db ?? loadConfig(args.config ? { path: args.config } : {}).store.path;
     const store = openStore({ path, readOnly: true, logger: createLogger('db') });
@@ -66,7 +78,11 @@ const scan = defineCommand({
           : `${e.key}\t${e.error ? `<${e.error}>` : JSON.stringify(e.value)}\n`,
       );
       await writeFully(process.stdout, lines.join(''));
-      if (!args.json) await writeFully(process.stderr, `${entries.length} record(s) under ${JSON.stringify(args.prefix)} in ${path}\n`);
+      if (!args.json)
+        await writeFully(
+          process.stderr,
+          `${entries.length} record(s) under ${JSON.stringify(args.prefix)} in ${path}\n`,
+        );
     } finally {
       await store.close();
     }
@@ -78,9 +94,19 @@ const db = defineCommand({
   subCommands: { scan },
 });
 
-const checkArgs = { ...configArg, json: { type: 'boolean', description: 'Print the resolved values as one JSON object (camelCase, units in names) instead of TOML' } } as const;
+const checkArgs = {
+  ...configArg,
+  json: {
+    type: 'boolean',
+    description: 'Print the resolved values as one JSON object (camelCase, units in names) instead of TOML',
+  },
+} as const;
 const check = defineCommand({
-  meta: { name: 'check', description: 'Validate the config and print it back as TOML, every default filled in (secrets and URL paths hidden)' },
+  meta: {
+    name: 'check',
+    description:
+      'Validate the config and print it back as TOML, every default filled in (secrets and URL paths hidden)',
+  },
   args: checkArgs,
   async run({ args, rawArgs }) {
     rejectUnknownArgs(rawArgs, checkArgs, 0);
@@ -108,6 +134,10 @@ const version = defineCommand({
 });
 
 export const main = defineCommand({
-  meta: { name: 'wcp', version: buildVersion(), description: 'Worker Client Process: claims on-chain activities and runs them on the local executor' },
+  meta: {
+    name: 'wcp',
+    version: buildVersion(),
+    description: 'Worker Client Process: claims on-chain activities and runs them on the local executor',
+  },
   subCommands: { run, db, config, key: keyCommand, version },
 });

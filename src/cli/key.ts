@@ -15,9 +15,22 @@ import { rejectUnknownArgs } from './args.ts';
 const usage = (msg: string) => new WcpError('CLI_USAGE', msg);
 
 const commonArgs = {
-  out: { type: 'string', required: true, description: 'Keystore file to write (refused if it exists)', valueHint: 'file' },
-  'password-file': { type: 'string', required: true, description: 'File holding the password (first line), mode 0600', valueHint: 'file' },
-  'allow-insecure-key-files': { type: 'boolean', description: 'Accept a password or key file that group or others can read' },
+  out: {
+    type: 'string',
+    required: true,
+    description: 'Keystore file to write (refused if it exists)',
+    valueHint: 'file',
+  },
+  'password-file': {
+    type: 'string',
+    required: true,
+    description: 'File holding the password (first line), mode 0600',
+    valueHint: 'file',
+  },
+  'allow-insecure-key-files': {
+    type: 'boolean',
+    description: 'Accept a password or key file that group or others can read',
+  },
 } as const;
 
 function readPassword(path: string, allowInsecure: boolean): string {
@@ -52,7 +65,11 @@ const keyNew = defineCommand({
 
 const importArgs = {
   ...commonArgs,
-  'key-file': { type: 'string', description: 'File holding the raw hex key (default: read it from standard input)', valueHint: 'file' },
+  'key-file': {
+    type: 'string',
+    description: 'File holding the raw hex key (default: read it from standard input)',
+    valueHint: 'file',
+  },
 } as const;
 const keyImport = defineCommand({
   meta: { name: 'import', description: 'Encrypt an existing raw hex key into a keystore; prints its address' },
@@ -61,7 +78,9 @@ const keyImport = defineCommand({
     rejectUnknownArgs(rawArgs, importArgs, 0);
     const allow = Boolean(args['allow-insecure-key-files']);
     const password = readPassword(String(args['password-file']), allow);
-    const raw = args['key-file'] ? readSecretFile('--key-file', String(args['key-file']), process.cwd(), allow).text : readFileSync(0, 'utf8');
+    const raw = args['key-file']
+      ? readSecretFile('--key-file', String(args['key-file']), process.cwd(), allow).text
+      : readFileSync(0, 'utf8');
     let hex = raw.trim();
     if (!hex.startsWith('0x')) hex = `0x${hex}`;
     registerSecret(hex);

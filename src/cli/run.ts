@@ -35,7 +35,11 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
   const metrics = createMetrics();
   let store: Store;
   try {
-    store = openStore({ path: config.store.path, logger: logger.child('store'), onQuarantine: () => metrics.quarantined.inc() });
+    store = openStore({
+      path: config.store.path,
+      logger: logger.child('store'),
+      onQuarantine: () => metrics.quarantined.inc(),
+    });
   } catch (e) {
     lock.release();
     throw e;

@@ -19,7 +19,12 @@ function file(name: string, text: string, mode = 0o600): string {
 }
 
 // A cheap scrypt (N = 2^10) keeps the test fast; the format is the same V3 keystore geth writes.
-const keystore = file('ks.json', encryptKeystoreJsonSync({ address: wallet.address, privateKey: wallet.privateKey }, PASSWORD, { scrypt: { N: 1 << 10 } }));
+const keystore = file(
+  'ks.json',
+  encryptKeystoreJsonSync({ address: wallet.address, privateKey: wallet.privateKey }, PASSWORD, {
+    scrypt: { N: 1 << 10 },
+  }),
+);
 const pwFile = file('pw', `${PASSWORD}\n`);
 
 function loadError(env: Record<string, string>): WcpError {
@@ -34,13 +39,19 @@ function loadError(env: Record<string, string>): WcpError {
 
 describe('worker keys', () => {
   test('an encrypted keystore with a password file gives the wallet', () => {
-    const c = loadConfig({ env: { WCP__ETHEREUM__WALLET_KEYSTORE: keystore, WCP__ETHEREUM__WALLET_PASSWORD_FILE: pwFile }, cwd: dir });
+    const c = loadConfig({
+      env: { WCP__ETHEREUM__WALLET_KEYSTORE: keystore, WCP__ETHEREUM__WALLET_PASSWORD_FILE: pwFile },
+      cwd: dir,
+    });
     expect(c.ethereum.walletAddress).toBe(wallet.address);
     expect(c.ethereum.privateKey.reveal()).toBe(wallet.privateKey);
   });
 
   test('a wrong password is a clear config error that prints no secret', () => {
-    const e = loadError({ WCP__ETHEREUM__WALLET_KEYSTORE: keystore, WCP__ETHEREUM__WALLET_PASSWORD_FILE: file('pw-wrong', 'not the password 123\n') });
+    const e = loadError({
+      WCP__ETHEREUM__WALLET_KEYSTORE: keystore,
+      WCP__ETHEREUM__WALLET_PASSWORD_FILE: file('pw-wrong', 'not the password 123\n'),
+    });
     expect(e.code).toBe('CONFIG_INVALID');
     const text = redact(e.describe());
     expect(text).toContain('cannot be decrypted');
@@ -54,11 +65,21 @@ describe('worker keys', () => {
     const keyFile = file('key.hex', wallet.privateKey, 0o640);
     expect(loadError({ WCP__ETHEREUM__WALLET_KEY_FILE: keyFile }).describe()).toContain(`chmod 600 ${keyFile}`);
     // explicitly allowed: accepted
-    const c = loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: '', WCP__ETHEREUM__WALLET_ADDRESS: '', WCP__ETHEREUM__WALLET_KEY_FILE: keyFile, WCP__ETHEREUM__ALLOW_INSECURE_KEY_FILES: 'true' }, cwd: dir });
+    const c = loadConfig({
+      env: {
+        WCP__ETHEREUM__WALLET_PRIVATE_KEY: '',
+        WCP__ETHEREUM__WALLET_ADDRESS: '',
+        WCP__ETHEREUM__WALLET_KEY_FILE: keyFile,
+        WCP__ETHEREUM__ALLOW_INSECURE_KEY_FILES: 'true',
+      },
+      cwd: dir,
+    });
     expect(c.ethereum.walletAddress).toBe(wallet.address);
   });
 
   test('a keystore without a password file is refused', () => {
-    expect(loadError({ WCP__ETHEREUM__WALLET_KEYSTORE: keystore }).describe()).toContain('ethereum.wallet_password_file');
+    expect(loadError({ WCP__ETHEREUM__WALLET_KEYSTORE: keystore }).describe()).toContain(
+      'ethereum.wallet_password_file',
+    );
   });
 });

@@ -18,7 +18,12 @@ import { Secret } from './secret.ts';
 const invalid = (detail: string) => new WcpError('CONFIG_INVALID', 'config is invalid', { details: [detail] });
 
 /** Reads a secret-bearing file after checking it is owner-only (unless allowed). */
-export function readSecretFile(field: string, path: string, cwd: string, allowInsecure: boolean): { path: string; text: string } {
+export function readSecretFile(
+  field: string,
+  path: string,
+  cwd: string,
+  allowInsecure: boolean,
+): { path: string; text: string } {
   const p = isAbsolute(path) ? path : resolve(cwd, path);
   let mode: number;
   try {
@@ -40,9 +45,16 @@ export function readSecretFile(field: string, path: string, cwd: string, allowIn
 
 function fromKeystore(eth: ConfigFile['ethereum'], cwd: string): { hex: string; origin: string } {
   if (!eth.wallet_password_file) {
-    throw invalid('ethereum.wallet_password_file: got nothing, expected the file holding the keystore password (required with wallet_keystore)');
+    throw invalid(
+      'ethereum.wallet_password_file: got nothing, expected the file holding the keystore password (required with wallet_keystore)',
+    );
   }
-  const pw = readSecretFile('ethereum.wallet_password_file', eth.wallet_password_file, cwd, eth.allow_insecure_key_files);
+  const pw = readSecretFile(
+    'ethereum.wallet_password_file',
+    eth.wallet_password_file,
+    cwd,
+    eth.allow_insecure_key_files,
+  );
   const password = pw.text.replace(/\r?\n$/, '');
   registerSecret(password);
   const ks = readSecretFile('ethereum.wallet_keystore', eth.wallet_keystore, cwd, eth.allow_insecure_key_files);
@@ -83,7 +95,9 @@ export function resolveKey(file: ConfigFile, cwd: string): { key: Secret; addres
   if (!hex.startsWith('0x')) hex = `0x${hex}`;
   registerSecret(hex);
   if (!/^0x[0-9a-fA-F]{64}$/.test(hex)) {
-    throw invalid(`${origin}: got [REDACTED] (${hex.length - 2} hex chars), expected 64 hex characters (a 32-byte private key)`);
+    throw invalid(
+      `${origin}: got [REDACTED] (${hex.length - 2} hex chars), expected 64 hex characters (a 32-byte private key)`,
+    );
   }
   let address: string;
   try {

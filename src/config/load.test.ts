@@ -36,22 +36,34 @@ describe('config loading', () => {
   });
 
   test('a misspelt WCP_ variable is refused with the closest valid name', () => {
-    const text = failure(() => loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_SCHEDULER__POLL_INTERVAL: '2s' } }));
-    expect(text).toContain('WCP_SCHEDULER__POLL_INTERVAL: unknown variable; did you mean WCP__SCHEDULER__POLL_INTERVAL?');
-    const text2 = failure(() => loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__SCHEDULER__POLL_INTERVL: '2s' } }));
+    const text = failure(() =>
+      loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_SCHEDULER__POLL_INTERVAL: '2s' } }),
+    );
+    expect(text).toContain(
+      'WCP_SCHEDULER__POLL_INTERVAL: unknown variable; did you mean WCP__SCHEDULER__POLL_INTERVAL?',
+    );
+    const text2 = failure(() =>
+      loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__SCHEDULER__POLL_INTERVL: '2s' } }),
+    );
     expect(text2).toContain('did you mean WCP__SCHEDULER__POLL_INTERVAL?');
   });
 
   test('an unknown file key suggests the right one', () => {
     const path = fileWith('[scheduler]\npoll_intervl = "1s"\n');
-    expect(failure(() => loadConfig({ path, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }))).toContain('scheduler.poll_intervl: unknown key; did you mean scheduler.poll_interval?');
+    expect(failure(() => loadConfig({ path, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }))).toContain(
+      'scheduler.poll_intervl: unknown key; did you mean scheduler.poll_interval?',
+    );
   });
 
   test('WCP_LOG_LEVEL and WCP_LOG_FORMAT override the file; WCP__LOG__LEVEL wins over the short form', () => {
-    const c = loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_LOG_LEVEL: 'debug', WCP_LOG_FORMAT: 'json' } });
+    const c = loadConfig({
+      env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_LOG_LEVEL: 'debug', WCP_LOG_FORMAT: 'json' },
+    });
     expect(c.log.level).toBe('debug');
     expect(c.log.format).toBe('json');
-    const c2 = loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_LOG_LEVEL: 'debug', WCP__LOG__LEVEL: 'warn' } });
+    const c2 = loadConfig({
+      env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP_LOG_LEVEL: 'debug', WCP__LOG__LEVEL: 'warn' },
+    });
     expect(c2.log.level).toBe('warn');
   });
 
@@ -62,16 +74,29 @@ describe('config loading', () => {
       { WCP__ETHEREUM__RPC_URLS: `http://127.0.0.1:1/${PASTED}` },
       { WCP__ETHEREUM__WALLET_KEY_FILE: `/nonexistent/${PASTED}` },
     ]) {
-      const text = failure(() => loadConfig({ env: { ...env, WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URL: 'nope' } }));
+      const text = failure(() =>
+        loadConfig({ env: { ...env, WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URL: 'nope' } }),
+      );
       expect(text.toLowerCase()).not.toContain(PASTED);
       expect(text).toContain('ethereum.rpc_url');
     }
   });
 
   test('RPC URL credentials, path and query never appear in a validation error, the resolved config or the TOML', () => {
-    const bad = failure(() => loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URLS: RPC.replace('http', 'ftp') } }));
-    const { config, file } = loadConfigWithFile({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URL: RPC } });
-    const outputs = [bad, JSON.stringify(redactedConfig(config)), renderConfigToml(file, config.source), redact(`failed to reach ${RPC}: ECONNREFUSED`)];
+    const bad = failure(() =>
+      loadConfig({
+        env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URLS: RPC.replace('http', 'ftp') },
+      }),
+    );
+    const { config, file } = loadConfigWithFile({
+      env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__RPC_URL: RPC },
+    });
+    const outputs = [
+      bad,
+      JSON.stringify(redactedConfig(config)),
+      renderConfigToml(file, config.source),
+      redact(`failed to reach ${RPC}: ECONNREFUSED`),
+    ];
     for (const out of outputs) {
       for (const secret of ['user:pass', 'SECRETPATH', 'SECRET2XYZ', KEY.slice(2)]) expect(out).not.toContain(secret);
     }
@@ -79,7 +104,11 @@ describe('config loading', () => {
   });
 
   test('config check TOML pastes back: the same values load again', () => {
-    const env = { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__SCHEDULER__POLL_INTERVAL: '1500ms', WCP__TX_POLICY__BUMP_AFTER: '2m' };
+    const env = {
+      WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY,
+      WCP__SCHEDULER__POLL_INTERVAL: '1500ms',
+      WCP__TX_POLICY__BUMP_AFTER: '2m',
+    };
     const { config, file } = loadConfigWithFile({ env });
     const toml = renderConfigToml(file, config.source);
     expect(parseToml(toml)).toBeTruthy();

@@ -12,7 +12,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
 import { WcpError } from '../internal/errors.ts';
-import { displayUrl, redact, registerKeyShapedValues, registerSecret, registerUrlSecrets } from '../internal/redact.ts';
+import { displayUrl, redact, registerKeyShapedValues, registerUrlSecrets } from '../internal/redact.ts';
 import { EMBEDDED_CONFIGS } from './embedded.ts';
 import { resolveKey } from './keys.ts';
 import { closestName, envVarNames, KNOWN_DIRECT_ENV, sectionKeys } from './names.ts';
@@ -105,7 +105,10 @@ function locate(opts: LoadConfigOptions, environment: string): { text: string; s
     return { text: readFileSync(p, 'utf8'), source: p };
   }
   if (!/^[A-Za-z0-9_-]+$/.test(environment)) {
-    throw new WcpError('CONFIG_INVALID', `ENVIRONMENT must be a plain name like "local" or "testnet", got ${JSON.stringify(environment)}`);
+    throw new WcpError(
+      'CONFIG_INVALID',
+      `ENVIRONMENT must be a plain name like "local" or "testnet", got ${JSON.stringify(environment)}`,
+    );
   }
   const dir = env.WCP_CONFIG_DIR ? resolve(cwd, env.WCP_CONFIG_DIR) : join(cwd, 'configs');
   const p = join(dir, `${environment}.toml`);
@@ -126,7 +129,8 @@ function applyEnv(raw: Record<string, unknown>, env: Record<string, string | und
   const problems: string[] = [];
   const set = (sec: string, key: string, value: string) => {
     const current = raw[sec];
-    const target = current && typeof current === 'object' && !Array.isArray(current) ? (current as Record<string, unknown>) : {};
+    const target =
+      current && typeof current === 'object' && !Array.isArray(current) ? (current as Record<string, unknown>) : {};
     target[key] = value;
     raw[sec] = target;
   };
@@ -142,7 +146,9 @@ function applyEnv(raw: Record<string, unknown>, env: Record<string, string | und
     const known = parts.length === 2 && parts[0] && parts[1] && sectionKeys(parts[0])?.includes(parts[1]);
     if (!known) {
       const hint = closestName(name, [...envVarNames(), ...KNOWN_DIRECT_ENV]);
-      problems.push(`${name}: unknown variable${hint ? `; did you mean ${hint}?` : ''} (config keys are WCP__SECTION__KEY, e.g. WCP__SCHEDULER__POLL_INTERVAL)`);
+      problems.push(
+        `${name}: unknown variable${hint ? `; did you mean ${hint}?` : ''} (config keys are WCP__SECTION__KEY, e.g. WCP__SCHEDULER__POLL_INTERVAL)`,
+      );
       continue;
     }
     set(parts[0] as string, parts[1] as string, value);
@@ -170,9 +176,16 @@ function issueLines(issues: v.BaseIssue<unknown>[]): string[] {
     const keys = (issue.path ?? []).map((p) => String(p.key));
     const path = keys.join('.');
     if (issue.type === 'strict_object' || issue.expected === 'never') {
-      const valid = keys.length === 1 ? Object.keys(ConfigFileSchema.entries) : keys.length === 2 ? (sectionKeys(keys[0] as string) ?? []) : [];
+      const valid =
+        keys.length === 1
+          ? Object.keys(ConfigFileSchema.entries)
+          : keys.length === 2
+            ? (sectionKeys(keys[0] as string) ?? [])
+            : [];
       const hint = closestName(keys[keys.length - 1] ?? '', valid);
-      lines.push(`${path || '(top level)'}: unknown key${hint ? `; did you mean ${[...keys.slice(0, -1), hint].join('.')}?` : ''}`);
+      lines.push(
+        `${path || '(top level)'}: unknown key${hint ? `; did you mean ${[...keys.slice(0, -1), hint].join('.')}?` : ''}`,
+      );
       continue;
     }
     // Union issues carry the useful message on the union itself.

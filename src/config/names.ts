@@ -29,7 +29,9 @@ export function sectionKeys(section: string): string[] | undefined {
 
 /** Every `WCP__SECTION__KEY` variable name. */
 export function envVarNames(): string[] {
-  return Object.keys(ConfigFileSchema.entries).flatMap((sec) => (sectionKeys(sec) ?? []).map((k) => `WCP__${sec}__${k}`.toUpperCase()));
+  return Object.keys(ConfigFileSchema.entries).flatMap((sec) =>
+    (sectionKeys(sec) ?? []).map((k) => `WCP__${sec}__${k}`.toUpperCase()),
+  );
 }
 
 function distance(a: string, b: string): number {

@@ -12,7 +12,11 @@ const SECRET_KEYS = new Set(['wallet_private_key']);
 
 /** "15s", "250ms", "3h": the largest unit that divides the value. */
 export function formatDurationMs(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -23,7 +27,9 @@ type Entries = Record<string, { wrapped?: object }>;
 /** The file as plain data with secrets and URLs redacted (for `config check --json`). */
 export function printableConfigFile(file: ConfigFile): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
-  for (const [sec, schema] of Object.entries(ConfigFileSchema.entries as unknown as Record<string, { wrapped: { entries: Entries } }>)) {
+  for (const [sec, schema] of Object.entries(
+    ConfigFileSchema.entries as unknown as Record<string, { wrapped: { entries: Entries } }>,
+  )) {
     const values = (file as unknown as Record<string, Record<string, unknown>>)[sec] ?? {};
     const entries = schema.wrapped.entries;
     const o: Record<string, unknown> = {};
@@ -32,7 +38,8 @@ export function printableConfigFile(file: ConfigFile): Record<string, Record<str
       const isDuration = entries[key]?.wrapped !== undefined && DURATION_SCHEMAS.has(entries[key].wrapped as object);
       if (isDuration && typeof value === 'number') o[key] = formatDurationMs(value);
       else if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) o[key] = displayUrl(value);
-      else if (Array.isArray(value)) o[key] = value.map((x) => (typeof x === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(x) ? displayUrl(x) : x));
+      else if (Array.isArray(value))
+        o[key] = value.map((x) => (typeof x === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(x) ? displayUrl(x) : x));
       else o[key] = value;
     }
     out[sec] = o;
@@ -48,10 +55,15 @@ export function renderConfigToml(file: ConfigFile, source: string): string {
     lines.push('', `[${sec}]`);
     for (const [key, value] of Object.entries(values)) {
       const line = stringify({ [key]: value }).trim();
-      const hidden = (typeof value === 'string' && value.endsWith('/…')) || (Array.isArray(value) && value.some((x) => typeof x === 'string' && x.endsWith('/…')));
+      const hidden =
+        (typeof value === 'string' && value.endsWith('/…')) ||
+        (Array.isArray(value) && value.some((x) => typeof x === 'string' && x.endsWith('/…')));
       lines.push(hidden ? `${line} # path, query or credentials hidden: give the full URL in the file or env` : line);
     }
-    if (sec === 'ethereum') lines.push('# wallet_private_key = "…" # never printed: use WCP__ETHEREUM__WALLET_PRIVATE_KEY or wallet_key_file');
+    if (sec === 'ethereum')
+      lines.push(
+        '# wallet_private_key = "…" # never printed: use WCP__ETHEREUM__WALLET_PRIVATE_KEY or wallet_key_file',
+      );
   }
   return `${lines.join('\n')}\n`;
 }

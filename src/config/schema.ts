@@ -24,7 +24,10 @@ export const DURATION_SCHEMAS = new WeakSet<object>();
 
 const duration = (min = 0) => {
   const schema = v.pipe(
-    v.union([v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.regex(DURATION_RE, DURATION_HINT))], DURATION_HINT),
+    v.union(
+      [v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.regex(DURATION_RE, DURATION_HINT))],
+      DURATION_HINT,
+    ),
     v.transform((x) => parseDurationMs(x) ?? 0),
     v.minValue(min, `a duration of at least ${min} ms`),
   );
@@ -34,7 +37,10 @@ const duration = (min = 0) => {
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   v.pipe(
-    v.union([v.number(), v.pipe(v.string(), v.regex(/^\s*-?\d+\s*$/), v.transform(Number))], `an integer from ${min} to ${max}`),
+    v.union(
+      [v.number(), v.pipe(v.string(), v.regex(/^\s*-?\d+\s*$/), v.transform(Number))],
+      `an integer from ${min} to ${max}`,
+    ),
     v.integer(`an integer from ${min} to ${max}`),
     v.minValue(min, `an integer from ${min} to ${max}`),
     v.maxValue(max, `an integer from ${min} to ${max}`),
@@ -42,14 +48,23 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
 
 const num = (min: number, max: number) =>
   v.pipe(
-    v.union([v.number(), v.pipe(v.string(), v.regex(/^\s*-?\d+(\.\d+)?\s*$/), v.transform(Number))], `a number from ${min} to ${max}`),
+    v.union(
+      [v.number(), v.pipe(v.string(), v.regex(/^\s*-?\d+(\.\d+)?\s*$/), v.transform(Number))],
+      `a number from ${min} to ${max}`,
+    ),
     v.minValue(min, `a number from ${min} to ${max}`),
     v.maxValue(max, `a number from ${min} to ${max}`),
   );
 
 const bool = () =>
   v.union(
-    [v.boolean(), v.pipe(v.picklist(['true', 'false', '1', '0']), v.transform((s) => s === 'true' || s === '1'))],
+    [
+      v.boolean(),
+      v.pipe(
+        v.picklist(['true', 'false', '1', '0']),
+        v.transform((s) => s === 'true' || s === '1'),
+      ),
+    ],
     'true or false',
   );
 
@@ -58,10 +73,29 @@ const url = () =>
 
 const urlList = () =>
   v.pipe(
-    v.union([v.array(url()), v.pipe(v.string(), v.transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)), v.array(url()))], 'a list of http(s) URLs (or a comma-separated string)'),
+    v.union(
+      [
+        v.array(url()),
+        v.pipe(
+          v.string(),
+          v.transform((s) =>
+            s
+              .split(',')
+              .map((x) => x.trim())
+              .filter(Boolean),
+          ),
+          v.array(url()),
+        ),
+      ],
+      'a list of http(s) URLs (or a comma-separated string)',
+    ),
   );
 
-const address = () => v.pipe(v.string('a 0x-prefixed 20-byte hex address'), v.regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x-prefixed 20-byte hex address'));
+const address = () =>
+  v.pipe(
+    v.string('a 0x-prefixed 20-byte hex address'),
+    v.regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x-prefixed 20-byte hex address'),
+  );
 const optAddress = () => v.union([v.literal(''), address()], 'a 0x-prefixed 20-byte hex address (or empty)');
 
 const hostPort = () =>

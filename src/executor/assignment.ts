@@ -43,7 +43,13 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
 
   function refuse(task: TaskSpec, reason: AssignRejectReason, retryable: boolean, detail?: string): void {
     log.debug('Assignment refused.', { activity_id: task.activity_id, reason, detail });
-    events.send({ type: 'assignRejected', activity_id: task.activity_id, reason, retryable, ...(detail !== undefined ? { detail } : {}) });
+    events.send({
+      type: 'assignRejected',
+      activity_id: task.activity_id,
+      reason,
+      retryable,
+      ...(detail !== undefined ? { detail } : {}),
+    });
   }
 
   async function assign(task: TaskSpec): Promise<void> {
@@ -67,7 +73,13 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
     }
     if (flow.available() < 1) return refuse(task, 'no_credits', true);
 
-    const entry: InflightTask = { task, stage: 'reserved', inputRefs: new Set(parsed.blobRefs), cancelReason: undefined, cancelSent: false };
+    const entry: InflightTask = {
+      task,
+      stage: 'reserved',
+      inputRefs: new Set(parsed.blobRefs),
+      cancelReason: undefined,
+      cancelSent: false,
+    };
     tasks.add(entry);
     c.reserved += 1;
     flow.emitCredits();
@@ -77,7 +89,13 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
     if (opts.broker !== undefined) {
       try {
         const ttlSeconds = presignTtlSeconds(task, opts.presignMaxTtlSeconds);
-        urls = await presignAssignmentUrls(opts.broker, task, parsed.blobRefs, opts.outputsOf(task.activity_type), ttlSeconds);
+        urls = await presignAssignmentUrls(
+          opts.broker,
+          task,
+          parsed.blobRefs,
+          opts.outputsOf(task.activity_type),
+          ttlSeconds,
+        );
       } catch (e) {
         storageError = e;
       }
@@ -91,7 +109,12 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
     if (connection.current() !== c || now !== 'ready') {
       release();
       flow.emitCredits();
-      return refuse(task, now === 'stopped' ? 'draining' : 'not_connected', true, 'connection lost while preparing the assignment');
+      return refuse(
+        task,
+        now === 'stopped' ? 'draining' : 'not_connected',
+        true,
+        'connection lost while preparing the assignment',
+      );
     }
     if (storageError !== undefined) {
       release();
@@ -129,7 +152,11 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
       // The stream broke under us; the task stays in flight and the next Resync decides.
       return;
     }
-    log.debug('Assigned a task.', { activity_id: task.activity_id, activity_type: task.activity_type, attempt: task.attempt });
+    log.debug('Assigned a task.', {
+      activity_id: task.activity_id,
+      activity_type: task.activity_type,
+      attempt: task.attempt,
+    });
     events.send({ type: 'accepted', activity_id: task.activity_id });
     flow.emitCredits();
   }

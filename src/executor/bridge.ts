@@ -105,16 +105,44 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
     onCreditsChanged: () => flow.emitCredits(),
   });
   const flow = createFlow({ maxInflight: opts.maxInflight, connection, tasks, events, logger });
-  const completions = createCompletions({ tasks, flow, events, logger, deadlineGraceMs: opts.deadlineGraceMs ?? 30_000 });
-  const outputsOf = (activityType: string): OutputDecl[] => declaredOutputs(opts.outputSpecs, connection.current()?.caps, activityType);
-  const onStorageRequest = createStorageRequests({ broker: opts.broker, presignMaxTtlSeconds, tasks, connection, events, logger, outputsOf });
+  const completions = createCompletions({
+    tasks,
+    flow,
+    events,
+    logger,
+    deadlineGraceMs: opts.deadlineGraceMs ?? 30_000,
+  });
+  const outputsOf = (activityType: string): OutputDecl[] =>
+    declaredOutputs(opts.outputSpecs, connection.current()?.caps, activityType);
+  const onStorageRequest = createStorageRequests({
+    broker: opts.broker,
+    presignMaxTtlSeconds,
+    tasks,
+    connection,
+    events,
+    logger,
+    outputsOf,
+  });
   const onMessage = createExecutorMessages({ connection, tasks, flow, completions, events, logger, onStorageRequest });
-  const assignment = createAssignment({ broker: opts.broker, presignMaxTtlSeconds, connection, tasks, flow, completions, events, logger, outputsOf });
+  const assignment = createAssignment({
+    broker: opts.broker,
+    presignMaxTtlSeconds,
+    connection,
+    tasks,
+    flow,
+    completions,
+    events,
+    logger,
+    outputsOf,
+  });
   let tick: ReturnType<typeof setInterval> | undefined;
 
   function start(): void {
     if (connection.state() !== 'idle') return;
-    const tickMs = Math.max(10, Math.min(1000, Math.floor(Math.min(opts.keepaliveIntervalMs, opts.keepaliveTimeoutMs) / 4)));
+    const tickMs = Math.max(
+      10,
+      Math.min(1000, Math.floor(Math.min(opts.keepaliveIntervalMs, opts.keepaliveTimeoutMs) / 4)),
+    );
     tick = setInterval(() => {
       const now = Date.now();
       connection.tick(now);

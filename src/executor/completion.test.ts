@@ -3,7 +3,14 @@ import { type CompletionMessage, completionProblem } from './completion.ts';
 import type { InflightTask } from './task-table.ts';
 
 const sent = (over: Partial<InflightTask> = {}): InflightTask => ({
-  task: { activity_id: '7', activity_type: 't', input_ref: 'json:{}', queue_name: 'q', deadline_unix_ms: 0, attempt: 2 },
+  task: {
+    activity_id: '7',
+    activity_type: 't',
+    input_ref: 'json:{}',
+    queue_name: 'q',
+    deadline_unix_ms: 0,
+    attempt: 2,
+  },
   stage: 'sent',
   inputRefs: new Set(['blob:3/raw.mp4']),
   cancelReason: undefined,
@@ -35,8 +42,10 @@ describe('completionProblem', () => {
     expect(p({ completion: ok({}, 1) })).toBe('Completion for attempt 1, assigned attempt 2');
   });
 
-  test('refuses an output in another activity\'s namespace that is not one of its inputs', () => {
+  test("refuses an output in another activity's namespace that is not one of its inputs", () => {
     const completion = ok({ stolen: 'blob:8/video.mp4' });
-    expect(completionProblem({ completion, resynced: true, task: sent(), closedAs: undefined })).toContain('outside the activity');
+    expect(completionProblem({ completion, resynced: true, task: sent(), closedAs: undefined })).toContain(
+      'outside the activity',
+    );
   });
 });

@@ -30,13 +30,21 @@ export interface CompletionCheck {
  * Why the Completion is refused, or undefined to accept it. Accepted only for a task sent on the stream, for the
  * attempt assigned, with every output in the activity's own blob namespace or one of its input references.
  */
-export function completionProblem({ completion: m, resynced, task: t, closedAs: how }: CompletionCheck): string | undefined {
+export function completionProblem({
+  completion: m,
+  resynced,
+  task: t,
+  closedAs: how,
+}: CompletionCheck): string | undefined {
   if (!resynced) return 'Completion before Resync';
   if (t === undefined || t.stage !== 'sent') {
-    return t !== undefined ? 'Completion for an activity not yet assigned'
-      : how === 'completed' ? 'duplicate Completion'
-      : how !== undefined ? `late Completion (task already ${how})`
-      : 'Completion for an activity not assigned to this executor';
+    return t !== undefined
+      ? 'Completion for an activity not yet assigned'
+      : how === 'completed'
+        ? 'duplicate Completion'
+        : how !== undefined
+          ? `late Completion (task already ${how})`
+          : 'Completion for an activity not assigned to this executor';
   }
   if (m.attempt !== t.task.attempt) return `Completion for attempt ${m.attempt}, assigned attempt ${t.task.attempt}`;
   if (m.result.ok) {

@@ -153,9 +153,13 @@ export function createConnection(opts: ConnectionOptions): Connection {
       client = new Executor(opts.endpoint, credentials.createInsecure(), channelOptions);
       call = (client as unknown as { TaskStream(): ClientDuplexStream<WcpMessageWire, unknown> }).TaskStream();
     } catch (e) {
-      const err = new WcpError('EXECUTOR_UNAVAILABLE', `Cannot dial the executor at ${opts.endpoint}: ${errorText(e)}`, {
-        retryable: true,
-      });
+      const err = new WcpError(
+        'EXECUTOR_UNAVAILABLE',
+        `Cannot dial the executor at ${opts.endpoint}: ${errorText(e)}`,
+        {
+          retryable: true,
+        },
+      );
       scheduleReconnect(err.message, toWire(err));
       return;
     }
@@ -179,7 +183,8 @@ export function createConnection(opts: ConnectionOptions): Connection {
     conn = c;
     // Bun crashes on an unhandled 'error': this listener stays for the life of the call.
     call.on('error', (e: ServiceError) => {
-      if (e?.code === grpcStatus.RESOURCE_EXHAUSTED) reject(`oversized or excessive message: ${e.details ?? ''}`.slice(0, 300));
+      if (e?.code === grpcStatus.RESOURCE_EXHAUSTED)
+        reject(`oversized or excessive message: ${e.details ?? ''}`.slice(0, 300));
       teardown(c, `stream error: ${grpcStatus[e?.code] ?? e?.code} ${e?.details ?? e?.message ?? ''}`.trim());
     });
     call.on('end', () => teardown(c, 'executor closed the stream'));
@@ -213,7 +218,8 @@ export function createConnection(opts: ConnectionOptions): Connection {
     }
     opts.onCreditsChanged();
     if (state === 'stopped') return;
-    const wire = error !== undefined ? toWire(error) : toWire(new WcpError('EXECUTOR_UNAVAILABLE', detail, { retryable: true }));
+    const wire =
+      error !== undefined ? toWire(error) : toWire(new WcpError('EXECUTOR_UNAVAILABLE', detail, { retryable: true }));
     scheduleReconnect(detail, wire);
   }
 
@@ -256,8 +262,13 @@ export function createConnection(opts: ConnectionOptions): Connection {
     setState('handshaking', `executor ${m.executor_id} ${m.executor_version} (protocol v${m.protocol_version})`);
     if (m.protocol_version !== PROTOCOL_VERSION) {
       const reason = `TaskStream protocol mismatch: executor ${m.executor_id} speaks v${m.protocol_version}, this wcp speaks v${PROTOCOL_VERSION}`;
-      write(c, { hello_ack: { protocol_version: PROTOCOL_VERSION, wcp_version: opts.wcpVersion, accepted: false, reason } });
-      c.fatal = { detail: reason, error: protocolError(`${reason}. Upgrade one side so both speak the same major version.`) };
+      write(c, {
+        hello_ack: { protocol_version: PROTOCOL_VERSION, wcp_version: opts.wcpVersion, accepted: false, reason },
+      });
+      c.fatal = {
+        detail: reason,
+        error: protocolError(`${reason}. Upgrade one side so both speak the same major version.`),
+      };
       try {
         c.call.end();
       } catch {
@@ -267,7 +278,9 @@ export function createConnection(opts: ConnectionOptions): Connection {
       setTimeout(() => teardown(c, reason), 250);
       return;
     }
-    write(c, { hello_ack: { protocol_version: PROTOCOL_VERSION, wcp_version: opts.wcpVersion, accepted: true, reason: '' } });
+    write(c, {
+      hello_ack: { protocol_version: PROTOCOL_VERSION, wcp_version: opts.wcpVersion, accepted: true, reason: '' },
+    });
   }
 
   function maybeReady(c: Conn): void {

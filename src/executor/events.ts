@@ -39,8 +39,11 @@ export function createBridgeEvents(emit: (msg: ExecutorEvent) => void, log: Logg
       rejectLogCount = 0;
     }
     rejectLogCount += 1;
-    if (rejectLogCount <= REJECT_LOGS_PER_WINDOW) log.warn('Rejected an executor message.', { reason, activity_id: activityId });
-    send(activityId === undefined ? { type: 'rejected', reason } : { type: 'rejected', reason, activity_id: activityId });
+    if (rejectLogCount <= REJECT_LOGS_PER_WINDOW)
+      log.warn('Rejected an executor message.', { reason, activity_id: activityId });
+    send(
+      activityId === undefined ? { type: 'rejected', reason } : { type: 'rejected', reason, activity_id: activityId },
+    );
   }
 
   return { send, reject };

@@ -46,7 +46,8 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
       }
     }
     const foreign = reported.filter((id) => !tasks.has(id));
-    if (foreign.length > 0) reject(`Resync lists ${foreign.length} activities not assigned by this wcp (ignored), e.g. ${foreign[0]}`);
+    if (foreign.length > 0)
+      reject(`Resync lists ${foreign.length} activities not assigned by this wcp (ignored), e.g. ${foreign[0]}`);
     // Initial credits until the first CapacityUpdate: free slots net of what the executor holds.
     c.credits = Math.max(0, (c.caps?.max_concurrency ?? 0) - reported.length);
     if (connection.everReady() || running.length > 0 || lost.length > 0) {
@@ -69,7 +70,11 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
     if (!parsed.ok) {
       reject(parsed.reason, parsed.activity_id);
       if (c.hello === undefined) {
-        connection.teardown(c, `first executor message invalid: ${parsed.reason}`, protocolError(`Executor sent an invalid first message: ${parsed.reason}`));
+        connection.teardown(
+          c,
+          `first executor message invalid: ${parsed.reason}`,
+          protocolError(`Executor sent an invalid first message: ${parsed.reason}`),
+        );
       }
       return;
     }
@@ -77,7 +82,11 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
     if (c.hello === undefined) {
       if (m.kind !== 'hello') {
         reject(`expected Hello first, got ${m.kind}`);
-        connection.teardown(c, 'executor did not start with Hello', protocolError(`Executor did not start the stream with Hello (got ${m.kind}).`));
+        connection.teardown(
+          c,
+          'executor did not start with Hello',
+          protocolError(`Executor did not start the stream with Hello (got ${m.kind}).`),
+        );
         return;
       }
       connection.onHello(c, m);
@@ -90,16 +99,21 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
       case 'capabilities':
         c.caps = m;
         if (ready) {
-          log.info('Executor capabilities changed.', { activity_types: m.activity_types.join(','), max_concurrency: m.max_concurrency });
+          log.info('Executor capabilities changed.', {
+            activity_types: m.activity_types.join(','),
+            max_concurrency: m.max_concurrency,
+          });
           flow.emitCredits();
         } else connection.maybeReady(c);
         return;
       case 'resync':
-        if (c.resynced || c.caps === undefined) return reject(c.resynced ? 'unexpected Resync after handshake' : 'Resync before Capabilities');
+        if (c.resynced || c.caps === undefined)
+          return reject(c.resynced ? 'unexpected Resync after handshake' : 'Resync before Capabilities');
         onResync(c, m.running_activity_ids);
         return;
       case 'capacity_update':
-        if (m.assignments_received > c.sent) return reject(`capacity_update counts ${m.assignments_received} assignments, only ${c.sent} sent`);
+        if (m.assignments_received > c.sent)
+          return reject(`capacity_update counts ${m.assignments_received} assignments, only ${c.sent} sent`);
         c.credits = m.credits;
         c.receivedAtUpdate = m.assignments_received;
         flow.emitCredits();

@@ -91,13 +91,24 @@ export interface StorageRequestsOptions {
 }
 
 /** Answers one StorageRequest with a StorageGrant (a URL, or an error naming why not); never throws. */
-export function createStorageRequests(opts: StorageRequestsOptions): (c: Conn, m: Extract<ExecutorMessage, { kind: 'storage_request' }>) => void {
+export function createStorageRequests(
+  opts: StorageRequestsOptions,
+): (c: Conn, m: Extract<ExecutorMessage, { kind: 'storage_request' }>) => void {
   const { tasks, connection, events } = opts;
 
   return function onStorageRequest(c, m) {
     const deny = (why: string): void => {
       events.reject(`StorageRequest refused: ${why}`, m.activity_id);
-      connection.write(c, { storage_grant: { request_id: m.request_id, url: '', method: m.method, expires_at_unix_ms: 0, error: why, headers: {} } });
+      connection.write(c, {
+        storage_grant: {
+          request_id: m.request_id,
+          url: '',
+          method: m.method,
+          expires_at_unix_ms: 0,
+          error: why,
+          headers: {},
+        },
+      });
     };
     const t = tasks.get(m.activity_id);
     if (t?.stage !== 'sent') return deny('activity not assigned to this executor');
@@ -109,8 +120,9 @@ export function createStorageRequests(opts: StorageRequestsOptions): (c: Conn, m
       target = parseBlobRef(m.key);
       if (target === null) return deny('malformed blob reference');
       const own = target.namespace === m.activity_id;
-      if (m.method === 'PUT' && !own) return deny('PUT is only allowed in the activity\'s own namespace');
-      if (m.method === 'GET' && !own && !t.inputRefs.has(m.key)) return deny('GET is only allowed for the activity\'s inputs and outputs');
+      if (m.method === 'PUT' && !own) return deny("PUT is only allowed in the activity's own namespace");
+      if (m.method === 'GET' && !own && !t.inputRefs.has(m.key))
+        return deny("GET is only allowed for the activity's inputs and outputs");
     } else {
       const problem = keyProblem(m.key);
       if (problem !== null) return deny(`invalid key: ${problem}`);
@@ -131,14 +143,31 @@ export function createStorageRequests(opts: StorageRequestsOptions): (c: Conn, m
         (g) => {
           c.storageRequests -= 1;
           connection.write(c, {
-            storage_grant: { request_id: m.request_id, url: g.url, method: g.method, expires_at_unix_ms: g.expiresAtMs, error: '', headers: g.headers },
+            storage_grant: {
+              request_id: m.request_id,
+              url: g.url,
+              method: g.method,
+              expires_at_unix_ms: g.expiresAtMs,
+              error: '',
+              headers: g.headers,
+            },
           });
         },
         (e: unknown) => {
           c.storageRequests -= 1;
-          opts.logger.warn('Presigning for a StorageRequest failed.', { activity_id: m.activity_id, error: errorText(e) });
+          opts.logger.warn('Presigning for a StorageRequest failed.', {
+            activity_id: m.activity_id,
+            error: errorText(e),
+          });
           connection.write(c, {
-            storage_grant: { request_id: m.request_id, url: '', method: m.method, expires_at_unix_ms: 0, error: `storage unavailable: ${errorText(e)}`.slice(0, 300), headers: {} },
+            storage_grant: {
+              request_id: m.request_id,
+              url: '',
+              method: m.method,
+              expires_at_unix_ms: 0,
+              error: `storage unavailable: ${errorText(e)}`.slice(0, 300),
+              headers: {},
+            },
           });
         },
       );

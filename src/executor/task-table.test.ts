@@ -3,7 +3,14 @@ import type { TaskSpec } from './messages.ts';
 import { type InflightTask, createTaskTable } from './task-table.ts';
 
 const entry = (id: string): InflightTask => ({
-  task: { activity_id: id, activity_type: 't', input_ref: 'json:{}', queue_name: 'q', deadline_unix_ms: 0, attempt: 1 } satisfies TaskSpec,
+  task: {
+    activity_id: id,
+    activity_type: 't',
+    input_ref: 'json:{}',
+    queue_name: 'q',
+    deadline_unix_ms: 0,
+    attempt: 1,
+  } satisfies TaskSpec,
   stage: 'sent',
   inputRefs: new Set(),
   cancelReason: undefined,

@@ -69,7 +69,9 @@ export async function runExecutorWorker({ port, options, broker, logger }: RunEx
     }
     switch (m.type) {
       case 'assign':
-        bridge.assign(m.task).catch((e: unknown) => log.error('assign failed.', { activity_id: m.task.activity_id, error: errorText(e) }));
+        bridge
+          .assign(m.task)
+          .catch((e: unknown) => log.error('assign failed.', { activity_id: m.task.activity_id, error: errorText(e) }));
         return;
       case 'cancel':
         bridge.cancel(m.activity_id, m.reason);

@@ -34,7 +34,9 @@ export interface LoggerOptions {
 }
 
 export function createLogger(tag = 'wcp', opts: LoggerOptions = {}): Logger {
-  const json = opts.json ?? (process.env.WCP_LOG_FORMAT === 'json' || (process.env.WCP_LOG_FORMAT !== 'pretty' && !process.stdout.isTTY));
+  const json =
+    opts.json ??
+    (process.env.WCP_LOG_FORMAT === 'json' || (process.env.WCP_LOG_FORMAT !== 'pretty' && !process.stdout.isTTY));
   const level = LEVELS[opts.level ?? (process.env.WCP_LOG_LEVEL as string) ?? 'info'] ?? 3;
   const write = opts.write ?? ((line: string) => (json ? process.stdout : process.stderr).write(`${line}\n`));
   const consola: ConsolaInstance = createConsola({

@@ -10,8 +10,18 @@ export function createMetrics() {
   const registry = new Registry();
   const m = {
     registry,
-    claimJobsRecorded: new Counter({ name: 'wcp_claim_jobs_recorded_total', help: 'claim_job records written', labelNames: ['source'], registers: [registry] }),
-    polls: new Counter({ name: 'wcp_polls_total', help: 'pollActivity rounds', labelNames: ['result'], registers: [registry] }),
+    claimJobsRecorded: new Counter({
+      name: 'wcp_claim_jobs_recorded_total',
+      help: 'claim_job records written',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
+    polls: new Counter({
+      name: 'wcp_polls_total',
+      help: 'pollActivity rounds',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
     pollToRecordMs: new Histogram({
       name: 'wcp_poll_to_record_ms',
       help: 'from poll start to the claim_job commit',
@@ -24,11 +34,34 @@ export function createMetrics() {
       buckets: [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60],
       registers: [registry],
     }),
-    quarantined: new Counter({ name: 'wcp_store_quarantined_total', help: 'corrupt records quarantined', registers: [registry] }),
-    txSent: new Counter({ name: 'wcp_tx_total', help: 'transactions by kind and outcome', labelNames: ['kind', 'outcome'], registers: [registry] }),
-    activities: new Counter({ name: 'wcp_activities_total', help: 'activities finished by outcome', labelNames: ['outcome'], registers: [registry] }),
-    inflight: new Gauge({ name: 'wcp_inflight', help: 'activities held, by state', labelNames: ['state'], registers: [registry] }),
-    executorRejected: new Counter({ name: 'wcp_executor_rejected_messages_total', help: 'executor messages refused', registers: [registry] }),
+    quarantined: new Counter({
+      name: 'wcp_store_quarantined_total',
+      help: 'corrupt records quarantined',
+      registers: [registry],
+    }),
+    txSent: new Counter({
+      name: 'wcp_tx_total',
+      help: 'transactions by kind and outcome',
+      labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    activities: new Counter({
+      name: 'wcp_activities_total',
+      help: 'activities finished by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    inflight: new Gauge({
+      name: 'wcp_inflight',
+      help: 'activities held, by state',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    executorRejected: new Counter({
+      name: 'wcp_executor_rejected_messages_total',
+      help: 'executor messages refused',
+      registers: [registry],
+    }),
     state: new Gauge({ name: 'wcp_up', help: '1 while the supervisor runs', registers: [registry] }),
   };
   return m;

@@ -63,7 +63,10 @@ export function registerUrlSecrets(url: string): void {
 
 /** The text with every registered secret masked and every URL collapsed to `scheme://host:port/…`. */
 export function redact(text: string): string {
-  let out = text.replace(URL_RE, (_all, scheme: string, host: string, rest: string) => `${scheme}://${host}${rest && rest !== '/' ? '/…' : ''}`);
+  let out = text.replace(
+    URL_RE,
+    (_all, scheme: string, host: string, rest: string) => `${scheme}://${host}${rest && rest !== '/' ? '/…' : ''}`,
+  );
   for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[REDACTED]');
   return out;
 }

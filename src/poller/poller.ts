@@ -75,14 +75,20 @@ export function createPoller(deps: PollerDeps): Poller {
       lastFound = found.length;
       if (found.length > 0) {
         const at = now();
-        const jobs: ClaimJob[] = found.map((a) => ({ activity_id: a.activityId, queue_name: deps.queueName, created_at_ms: at, source: 'poll' }));
+        const jobs: ClaimJob[] = found.map((a) => ({
+          activity_id: a.activityId,
+          queue_name: deps.queueName,
+          created_at_ms: at,
+          source: 'poll',
+        }));
         deps.emit({ type: 'claimJobs', jobs, polled_at_ms: t0, rpc_ms: at - t0 });
       }
     } catch (e) {
       errors++;
       consecutive++;
       const w = toWire(e);
-      if (consecutive === 1 || consecutive % 10 === 0) log.warn('poll failed', { error: w.message, code: w.code, consecutive });
+      if (consecutive === 1 || consecutive % 10 === 0)
+        log.warn('poll failed', { error: w.message, code: w.code, consecutive });
       deps.emit({ type: 'pollError', error: w, consecutive });
     }
   }
@@ -91,7 +97,9 @@ export function createPoller(deps: PollerDeps): Poller {
     while (state === 'running') {
       await tick();
       if ((state as PollerState) !== 'running') break;
-      await sleep(consecutive === 0 ? deps.pollIntervalMs : Math.max(deps.pollIntervalMs, backoffDelayMs(backoff, consecutive)));
+      await sleep(
+        consecutive === 0 ? deps.pollIntervalMs : Math.max(deps.pollIntervalMs, backoffDelayMs(backoff, consecutive)),
+      );
     }
   }
 

@@ -125,7 +125,11 @@ export function createFollower(opts: FollowerOptions): Follower {
     const fromHeader = from === to ? toBefore : await getHeader(opts.rpc, from);
     const parentKnown = hashes.get(from - 1);
     if (parentKnown !== undefined && fromHeader.parentHash !== parentKnown) return await handleReorg(head.number);
-    const logs = await opts.logs.getLogs({ address: opts.taskQueue, topics: [TOPICS.enqueued, null, queueTopic] }, from, to);
+    const logs = await opts.logs.getLogs(
+      { address: opts.taskQueue, topics: [TOPICS.enqueued, null, queueTopic] },
+      from,
+      to,
+    );
     const toAfter = await getHeader(opts.rpc, to);
     if (toAfter.hash !== toBefore.hash) {
       // The chain moved under the query: emit nothing from it; the next step sees the reorg (or a clean range).
@@ -139,7 +143,12 @@ export function createFollower(opts: FollowerOptions): Follower {
     for (const l of logs) remember(l.blockNumber, l.blockHash);
     remember(to, toBefore.hash);
     next = to + 1;
-    return { jobs, checkpoint: { block_number: to, block_hash: toBefore.hash }, caughtUp: to === head.number, head: head.number };
+    return {
+      jobs,
+      checkpoint: { block_number: to, block_hash: toBefore.hash },
+      caughtUp: to === head.number,
+      head: head.number,
+    };
   }
 
   async function toJobs(logs: RawLog[], at: number): Promise<ClaimJob[]> {

@@ -13,19 +13,28 @@ const fetcherOptions = (rpc: RpcTransport, over: Partial<LogFetcherOptions> = {}
   ...over,
 });
 
-const rpcErr = (message: string, rpcCode?: number) => new RpcError('rpc', 'eth_getLogs', message, rpcCode === undefined ? {} : { rpcCode });
+const rpcErr = (message: string, rpcCode?: number) =>
+  new RpcError('rpc', 'eth_getLogs', message, rpcCode === undefined ? {} : { rpcCode });
 
 describe('classifyLogsError', () => {
   test('provider texts', () => {
     expect(classifyLogsError(rpcErr('query returned more than 10000 results', -32005))).toBe('too_many_results');
-    expect(classifyLogsError(rpcErr('Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit on the response size, or you can request any block range with a cap of 10K logs in the response. Based on your parameters, this block range should work: [0x1, 0x7d0]'))).toBe('too_many_results');
+    expect(
+      classifyLogsError(
+        rpcErr(
+          'Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit on the response size, or you can request any block range with a cap of 10K logs in the response. Based on your parameters, this block range should work: [0x1, 0x7d0]',
+        ),
+      ),
+    ).toBe('too_many_results');
     expect(classifyLogsError(rpcErr('block range is too large', -32602))).toBe('range_too_large');
     expect(classifyLogsError(rpcErr('exceed maximum block range: 50000', -32000))).toBe('range_too_large');
     expect(classifyLogsError(rpcErr('range 1000000 exceeds limit of 10000', -32602))).toBe('range_too_large');
     expect(classifyLogsError(rpcErr('query timeout exceeded', -32005))).toBe('timeout');
     expect(classifyLogsError(new RpcError('transport', 'eth_getLogs', 'ECONNREFUSED'))).toBe('transport');
     expect(classifyLogsError(new RpcError('timeout', 'eth_getLogs', 'timed out'))).toBe('timeout');
-    expect(classifyLogsError(new RpcError('http', 'eth_getLogs', 'HTTP 503', { httpStatus: 503, retryable: true }))).toBe('transport');
+    expect(
+      classifyLogsError(new RpcError('http', 'eth_getLogs', 'HTTP 503', { httpStatus: 503, retryable: true })),
+    ).toBe('transport');
     expect(classifyLogsError(rpcErr('invalid argument 0: hex string without 0x prefix', -32602))).toBe('fatal');
   });
 
@@ -52,6 +61,8 @@ describe('createLogFetcher', () => {
     await f.getLogs({ address: '0x0', topics: [] }, 0, 24);
     expect(seen).toEqual(['0-9', '0-9', '0-9', '10-19', '20-24']);
     const bad: RpcTransport = { request: async () => Promise.reject(rpcErr('invalid params', -32602)) };
-    await expect(createLogFetcher(fetcherOptions(bad)).getLogs({ address: '0x0', topics: [] }, 0, 5)).rejects.toThrow('invalid params');
+    await expect(createLogFetcher(fetcherOptions(bad)).getLogs({ address: '0x0', topics: [] }, 0, 5)).rejects.toThrow(
+      'invalid params',
+    );
   });
 });

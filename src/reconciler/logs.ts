@@ -34,8 +34,10 @@ export interface RawLog {
 
 export type LogsErrorKind = 'too_many_results' | 'range_too_large' | 'timeout' | 'transport' | 'fatal';
 
-const TOO_MANY = /more than \d+ results|too many (results|logs)|returns too many|response size|response is too (big|large)|result(s)? (limit|set too large)|exceeds? (the )?max(imum)? (number of )?(results|logs)|logs? (limit|count) exceeded|query returned more/i;
-const RANGE = /block range|range (is )?too (large|wide|big)|range \d+ (exceeds|is bigger)|exceeds? (the )?max(imum)? (block )?range|max(imum)? block range|maxblockrange|range_too_large|block count|blocks? (limit|span)|narrow your filter|limited to \d+|range limit|query range/i;
+const TOO_MANY =
+  /more than \d+ results|too many (results|logs)|returns too many|response size|response is too (big|large)|result(s)? (limit|set too large)|exceeds? (the )?max(imum)? (number of )?(results|logs)|logs? (limit|count) exceeded|query returned more/i;
+const RANGE =
+  /block range|range (is )?too (large|wide|big)|range \d+ (exceeds|is bigger)|exceeds? (the )?max(imum)? (block )?range|max(imum)? block range|maxblockrange|range_too_large|block count|blocks? (limit|span)|narrow your filter|limited to \d+|range limit|query range/i;
 const TIMEOUT = /time(d)? ?out|timeout exceeded|query duration|took too long|deadline/i;
 
 /** Classifies an eth_getLogs failure by kind, RPC code and message. */
@@ -66,7 +68,10 @@ export function rangeHint(message: string, requested: number): number | undefine
     const n = Number(BigInt(m[2]) - BigInt(m[1])) + 1;
     if (n >= 1 && n < requested) return n;
   }
-  const k = /(?:limit(?:ed)?(?: of| to| is)?|max(?:imum)?(?: block)?(?: range)?(?: of| is)?|range limit)\s*:?\s*(\d{1,9})/i.exec(message);
+  const k =
+    /(?:limit(?:ed)?(?: of| to| is)?|max(?:imum)?(?: block)?(?: range)?(?: of| is)?|range limit)\s*:?\s*(\d{1,9})/i.exec(
+      message,
+    );
   if (k?.[1]) {
     const n = Number(k[1]);
     if (n >= 1 && n < requested) return n;
@@ -99,7 +104,12 @@ export interface LogFetcher {
    * All logs matching `filter` in [fromBlock, toBlock], ordered by (block, logIndex). `onChunk` receives each
    * chunk's logs as soon as they are in (so a caller can make progress before a later chunk fails).
    */
-  getLogs(filter: LogFilter, fromBlock: number, toBlock: number, onChunk?: (logs: RawLog[], to: number) => void | Promise<void>): Promise<RawLog[]>;
+  getLogs(
+    filter: LogFilter,
+    fromBlock: number,
+    toBlock: number,
+    onChunk?: (logs: RawLog[], to: number) => void | Promise<void>,
+  ): Promise<RawLog[]>;
   stats(): { requests: number; shrinks: number; grows: number; retries: number };
 }
 
@@ -152,9 +162,13 @@ export function createLogFetcher(opts: LogFetcherOptions): LogFetcher {
             continue;
           }
           if (kind !== 'timeout') {
-            throw new WcpError('CHAIN_BAD_DATA', `eth_getLogs cannot answer even one block (${cur}): ${(e as Error).message}`, {
-              cause: e,
-            });
+            throw new WcpError(
+              'CHAIN_BAD_DATA',
+              `eth_getLogs cannot answer even one block (${cur}): ${(e as Error).message}`,
+              {
+                cause: e,
+              },
+            );
           }
           // A one-block query that times out: treat like a transport failure below.
         } else if (kind === 'fatal') {

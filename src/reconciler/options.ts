@@ -57,6 +57,9 @@ export function logFetcherOptions(o: ReconcilerOptions): Omit<LogFetcherOptions,
     maxChunkBlocks: o.maxChunkBlocks,
     growAfter: LOGS_GROW_AFTER,
     maxRetries: LOGS_MAX_RETRIES,
-    retryBackoff: { baseMs: Math.min(o.backoffMinMs, LOGS_RETRY_MIN_MS), maxMs: Math.min(o.backoffMaxMs, LOGS_RETRY_MAX_MS) },
+    retryBackoff: {
+      baseMs: Math.min(o.backoffMinMs, LOGS_RETRY_MIN_MS),
+      maxMs: Math.min(o.backoffMaxMs, LOGS_RETRY_MAX_MS),
+    },
   };
 }

@@ -62,7 +62,12 @@ export function createScanner(opts: ScannerOptions): Scanner {
   const read: HeaderReader = headerReader(opts.rpc);
   const reorgDepth = opts.reorgDepth;
   const walletTopic = addressTopic(opts.wallet);
-  const topic0 = [TOPICS.claimed, TOPICS.completed, TOPICS.failed, ...(opts.includeHeartbeats ? [TOPICS.heartbeat] : [])];
+  const topic0 = [
+    TOPICS.claimed,
+    TOPICS.completed,
+    TOPICS.failed,
+    ...(opts.includeHeartbeats ? [TOPICS.heartbeat] : []),
+  ];
   /** id → the latest block an event of ours mentioned it in. */
   const known = new Map<string, number>();
   let lastLogTo: number | undefined;
@@ -87,7 +92,11 @@ export function createScanner(opts: ScannerOptions): Scanner {
     for (const [id, b] of known) if (b < fromBlock) known.delete(id);
     let logRange: ScanResult['logRange'] = null;
     if (logFrom <= toBlock) {
-      const logs = await opts.logs.getLogs({ address: opts.taskQueue, topics: [topic0, null, walletTopic] }, logFrom, toBlock);
+      const logs = await opts.logs.getLogs(
+        { address: opts.taskQueue, topics: [topic0, null, walletTopic] },
+        logFrom,
+        toBlock,
+      );
       for (const l of logs) {
         const id = BigInt(l.topics[1] as string).toString();
         known.set(id, Math.max(known.get(id) ?? 0, l.blockNumber));
@@ -107,7 +116,9 @@ export function createScanner(opts: ScannerOptions): Scanner {
     const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: toBlock }));
 
     // 4. Workflow state of completed activities.
-    const instances = [...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance))];
+    const instances = [
+      ...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance)),
+    ];
     if (instances.length > 0) {
       const workflows = await readWorkflows(opts.rpc, opts, instances, toBlock);
       const evidence = await workflowEvidence(instances, fromBlock, toBlock);

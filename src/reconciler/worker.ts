@@ -121,7 +121,13 @@ export async function runReconcilerWorker(input: RunReconcilerInput, deps: Recon
     const started = Date.now();
     const r = await scanner.scan({ reason, ids });
     post({ type: 'facts', facts: r.facts, reason, window: r.window });
-    log.info('scan done', { reason, facts: r.facts.length, from_block: r.window.fromBlock, to_block: r.window.toBlock, duration_ms: Date.now() - started });
+    log.info('scan done', {
+      reason,
+      facts: r.facts.length,
+      from_block: r.window.fromBlock,
+      to_block: r.window.toBlock,
+      duration_ms: Date.now() - started,
+    });
     return r;
   }
 

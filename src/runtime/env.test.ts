@@ -1,5 +1,12 @@
 import { describe, expect, test } from 'bun:test';
-import { buildVersion, checkTmpdir, embeddedWorkerEntry, ensureWritableTmpdir, isCompiledBinary, runtimeName } from './env.ts';
+import {
+  buildVersion,
+  checkTmpdir,
+  embeddedWorkerEntry,
+  ensureWritableTmpdir,
+  isCompiledBinary,
+  runtimeName,
+} from './env.ts';
 import { DEFAULT_WORKER_URL, createWorkerPool, workerFilename } from './workers.ts';
 
 describe('src/runtime from source', () => {
@@ -25,7 +32,10 @@ describe('src/runtime from source', () => {
 
   test('createWorkerPool keeps exactly `threads` workers', async () => {
     expect(() => createWorkerPool({ threads: 0 })).toThrow(RangeError);
-    const pool = createWorkerPool({ threads: 2, source: new URL('../../test/fixtures/probe/worker.ts', import.meta.url) });
+    const pool = createWorkerPool({
+      threads: 2,
+      source: new URL('../../test/fixtures/probe/worker.ts', import.meta.url),
+    });
     try {
       expect(pool.options.minThreads).toBe(2);
       expect(pool.options.maxThreads).toBe(2);

@@ -18,7 +18,6 @@ import {
 import { WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import { loadProtoText } from '../internal/proto.ts';
-// @ts-ignore -- there is no ambient '*.proto' module declaration; Bun imports the file as a string.
 import storageProtoText from '../../proto/storage/v1/storage.proto' with { type: 'text' };
 
 /** Protocol version spoken by this build (`ProtocolVersion.PROTOCOL_VERSION_1` in storage.proto). */
@@ -160,7 +159,18 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 const MAX_URL_LENGTH = 8192;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the HTTP client manages itself; a server asking us to set them is not trusted. */
-const FORBIDDEN_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-authorization', 'cookie']);
+const FORBIDDEN_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'upgrade',
+  'te',
+  'trailer',
+  'keep-alive',
+  'proxy-authorization',
+  'cookie',
+]);
 
 /** gRPC status codes after which the same request may succeed later. */
 const RETRYABLE_STATUS = new Set<number>([
@@ -179,7 +189,8 @@ const RETRYABLE_STATUS = new Set<number>([
  */
 export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
   const addrProblem = workerAddressProblem(opts.workerAddress);
-  if (addrProblem) throw new WcpError('STORAGE_DENIED', `Invalid worker address for the storage broker: ${addrProblem}`);
+  if (addrProblem)
+    throw new WcpError('STORAGE_DENIED', `Invalid worker address for the storage broker: ${addrProblem}`);
   const log = opts.logger.child('storage');
   const timeoutMs = opts.timeoutMs ?? 5000;
   const now = opts.now ?? Date.now;
@@ -189,7 +200,7 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
 
   const call = (req: PresignRequestWire, signal: AbortSignal | undefined): Promise<PresignResponseWire> =>
     new Promise((resolve, reject) => {
-      const c = (client as unknown as Record<string, Function>).Presign!.call(
+      const c = (client as unknown as Record<string, (...args: unknown[]) => { cancel(): void }>).Presign!.call(
         client,
         req,
         { deadline: new Date(Date.now() + timeoutMs) },
@@ -265,11 +276,17 @@ function mapGrpcError(e: unknown, endpoint: string): WcpError {
   const se = e as Partial<ServiceError>;
   const code = typeof se.code === 'number' ? se.code : status.UNKNOWN;
   // The server's text is untrusted: keep it short and on one line.
-  const detail = String(se.details ?? (e instanceof Error ? e.message : e)).replace(/\s+/g, ' ').slice(0, 300);
+  const detail = String(se.details ?? (e instanceof Error ? e.message : e))
+    .replace(/\s+/g, ' ')
+    .slice(0, 300);
   const name = status[code] ?? String(code);
   if (RETRYABLE_STATUS.has(code)) {
     const what =
-      code === status.DEADLINE_EXCEEDED ? 'did not answer in time' : code === status.CANCELLED ? 'call was cancelled' : 'is unavailable';
+      code === status.DEADLINE_EXCEEDED
+        ? 'did not answer in time'
+        : code === status.CANCELLED
+          ? 'call was cancelled'
+          : 'is unavailable';
     return new WcpError('STORAGE_UNAVAILABLE', `Subnet-api storage broker at ${endpoint} ${what}`, {
       retryable: true,
       details: [`grpc status ${name}: ${detail}`],
@@ -291,7 +308,12 @@ function bad(message: string, details: string[] = []): WcpError {
 }
 
 /** Checks an untrusted PresignResponse; returns the validated URL or throws STORAGE_BAD_RESPONSE. */
-function validateResponse(res: PresignResponseWire, method: PresignMethod, ttlSeconds: number, nowMs: number): PresignedUrl {
+function validateResponse(
+  res: PresignResponseWire,
+  method: PresignMethod,
+  ttlSeconds: number,
+  nowMs: number,
+): PresignedUrl {
   if (res === null || typeof res !== 'object') throw bad('empty response');
   if (res.version !== STORAGE_PROTOCOL_VERSION) {
     throw bad(`protocol version ${String(res.version)}, this build speaks ${STORAGE_PROTOCOL_VERSION}`);
@@ -323,7 +345,8 @@ function validateResponse(res: PresignResponseWire, method: PresignMethod, ttlSe
   for (const [k, v] of Object.entries(res.headers ?? {})) {
     const name = k.toLowerCase();
     if (!HEADER_NAME.test(name) || FORBIDDEN_HEADERS.has(name)) throw bad(`header "${k.slice(0, 60)}" is not allowed`);
-    if (typeof v !== 'string' || v.length > 1024 || /[\r\n\0]/.test(v)) throw bad(`header "${name}" has an invalid value`);
+    if (typeof v !== 'string' || v.length > 1024 || /[\r\n\0]/.test(v))
+      throw bad(`header "${name}" has an invalid value`);
     headers[name] = v;
   }
 

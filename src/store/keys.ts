@@ -29,13 +29,15 @@ const ID_WIDTH = 20;
 /** Activity ids are uint256 on chain; in keys and records they are decimal strings. */
 export function padId(id: bigint | string): string {
   const s = typeof id === 'bigint' ? id.toString(10) : id;
-  if (!/^[0-9]+$/.test(s)) throw new TypeError(`activity id must be a non-negative decimal integer, got ${JSON.stringify(s)}`);
+  if (!/^[0-9]+$/.test(s))
+    throw new TypeError(`activity id must be a non-negative decimal integer, got ${JSON.stringify(s)}`);
   const trimmed = s.replace(/^0+(?=\d)/, '');
   return trimmed.length >= ID_WIDTH ? trimmed : trimmed.padStart(ID_WIDTH, '0');
 }
 
 export function padNonce(nonce: number): string {
-  if (!Number.isSafeInteger(nonce) || nonce < 0) throw new TypeError(`nonce must be a non-negative integer, got ${nonce}`);
+  if (!Number.isSafeInteger(nonce) || nonce < 0)
+    throw new TypeError(`nonce must be a non-negative integer, got ${nonce}`);
   return String(nonce).padStart(ID_WIDTH, '0');
 }
 

@@ -26,7 +26,11 @@ function holderOf(lockPath: string): { pid: number; host?: string; started_at?: 
   try {
     const rec = JSON.parse(readFileSync(lockPath, 'utf8')) as { pid?: unknown; host?: unknown; started_at?: unknown };
     if (typeof rec.pid !== 'number') return undefined;
-    return { pid: rec.pid, ...(typeof rec.host === 'string' ? { host: rec.host } : {}), ...(typeof rec.started_at === 'string' ? { started_at: rec.started_at } : {}) };
+    return {
+      pid: rec.pid,
+      ...(typeof rec.host === 'string' ? { host: rec.host } : {}),
+      ...(typeof rec.started_at === 'string' ? { started_at: rec.started_at } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -41,16 +45,23 @@ export function acquireStoreLock(storePath: string): StoreLock {
       fd = openSync(lockPath, 'wx', 0o600);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new WcpError('STORE_OPEN_FAILED', `cannot create the store lock ${lockPath}`, { details: [String((e as Error).message)], cause: e });
+        throw new WcpError('STORE_OPEN_FAILED', `cannot create the store lock ${lockPath}`, {
+          details: [String((e as Error).message)],
+          cause: e,
+        });
       }
       const holder = holderOf(lockPath);
       if (holder && holder.pid !== process.pid && alive(holder.pid)) {
-        throw new WcpError('STORE_LOCKED', `the store ${storePath} is in use by another wcp (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''})`, {
-          details: [
-            'only one wcp may run on a store: stop the other one first, or give this one its own store.path',
-            `if no wcp is running, delete ${lockPath}`,
-          ],
-        });
+        throw new WcpError(
+          'STORE_LOCKED',
+          `the store ${storePath} is in use by another wcp (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''})`,
+          {
+            details: [
+              'only one wcp may run on a store: stop the other one first, or give this one its own store.path',
+              `if no wcp is running, delete ${lockPath}`,
+            ],
+          },
+        );
       }
       // Stale (the holder is gone) or unreadable: take it over.
       try {
@@ -78,5 +89,8 @@ export function acquireStoreLock(storePath: string): StoreLock {
       },
     };
   }
-  throw new WcpError('STORE_LOCKED', `could not take the store lock ${lockPath}: another wcp is starting on the same store`);
+  throw new WcpError(
+    'STORE_LOCKED',
+    `could not take the store lock ${lockPath}: another wcp is starting on the same store`,
+  );
 }

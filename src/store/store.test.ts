@@ -53,10 +53,17 @@ describe('store', () => {
     stores.pop();
     const raw = open<Buffer, string>({ path, encoding: 'binary', noSubdir: true });
     await raw.put(claimJobKey(3n), Buffer.from('{not json'));
-    await raw.put(claimJobKey(4n), Buffer.from(JSON.stringify({ activity_id: 'x4', queue_name: 'q', created_at_ms: 1 })));
+    await raw.put(
+      claimJobKey(4n),
+      Buffer.from(JSON.stringify({ activity_id: 'x4', queue_name: 'q', created_at_ms: 1 })),
+    );
     await raw.close();
     const errors: string[] = [];
-    const s2 = openStore({ path, logger: createLogger('test', { write: () => {} }), onQuarantine: (k) => errors.push(k) });
+    const s2 = openStore({
+      path,
+      logger: createLogger('test', { write: () => {} }),
+      onQuarantine: (k) => errors.push(k),
+    });
     stores.push(s2);
     expect(s2.get(claimJobKey(3n), ClaimJobSchema)).toBeUndefined();
     await s2.transact((tx) => tx.get(claimJobKey(4n), ClaimJobSchema));

@@ -144,7 +144,13 @@ export function openStore(opts: OpenStoreOptions): Store {
     return { ok: false, error: `invalid record${path ? ` at ${path}` : ''}: ${issue?.message ?? 'unknown'}` };
   }
 
-  function quarantineIn(put: (k: string, v: unknown) => void, del: (k: string) => void, key: string, raw: Buffer, error: string) {
+  function quarantineIn(
+    put: (k: string, v: unknown) => void,
+    del: (k: string) => void,
+    key: string,
+    raw: Buffer,
+    error: string,
+  ) {
     const q: Quarantine = { key, raw_base64: raw.toString('base64'), error, quarantined_at_ms: Date.now() };
     put(quarantineKey(key), q);
     del(key);
@@ -165,7 +171,13 @@ export function openStore(opts: OpenStoreOptions): Store {
     void db.transaction(() => {
       const now = db.getBinary(key);
       if (now && Buffer.compare(now, raw) === 0) {
-        quarantineIn((k, val) => db.put(k, encode(val)), (k) => db.remove(k), key, raw, error);
+        quarantineIn(
+          (k, val) => db.put(k, encode(val)),
+          (k) => db.remove(k),
+          key,
+          raw,
+          error,
+        );
       }
     });
   }
@@ -196,7 +208,11 @@ export function openStore(opts: OpenStoreOptions): Store {
           const w = writes.get(key);
           if (w === null || w === undefined) return undefined;
           const res = decode(w, schema);
-          if (!res.ok) throw new WcpError('INTERNAL', `record written to ${key} in this transaction does not validate: ${res.error}`);
+          if (!res.ok)
+            throw new WcpError(
+              'INTERNAL',
+              `record written to ${key} in this transaction does not validate: ${res.error}`,
+            );
           return res.value;
         }
         return readTyped(key, schema, tx);

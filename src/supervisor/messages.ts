@@ -8,7 +8,6 @@
  * the task union handed to the pool.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { WireError } from '../internal/errors.ts';
 import type { ExecutorWorkerOptions } from '../executor/worker.ts';
 import type { PollerOptions } from '../poller/messages.ts';
 import type { ReconcilerOptions } from '../reconciler/messages.ts';
@@ -24,4 +23,9 @@ export interface ExecutorTaskOptions {
 export type WorkerTask =
   | { kind: 'poller'; port: MessagePort; options: PollerOptions }
   | { kind: 'executor'; port: MessagePort; options: ExecutorTaskOptions }
-  | { kind: 'reconciler'; port: MessagePort; options: ReconcilerOptions; logLevel: 'error' | 'warn' | 'info' | 'debug' };
+  | {
+      kind: 'reconciler';
+      port: MessagePort;
+      options: ReconcilerOptions;
+      logLevel: 'error' | 'warn' | 'info' | 'debug';
+    };

@@ -42,7 +42,11 @@ function executorTaskOptions(config: WcpConfig): ExecutorTaskOptions {
       wcpVersion: buildVersion(),
       presignMaxTtlSeconds: Math.floor(config.subnetApi.urlTtlMs / 1000),
     },
-    storage: { endpoint: config.subnetApi.grpcEndpoint, workerAddress: config.ethereum.walletAddress, timeoutMs: config.subnetApi.requestTimeoutMs },
+    storage: {
+      endpoint: config.subnetApi.grpcEndpoint,
+      workerAddress: config.ethereum.walletAddress,
+      timeoutMs: config.subnetApi.requestTimeoutMs,
+    },
     logLevel: config.log.level,
   };
 }

@@ -126,9 +126,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const wallet = config.ethereum.walletAddress;
     const active = await isWorkerActive(r, config.ethereum.subnetControlPlane, wallet);
     if (!active) {
-      throw new WcpError('WORKER_NOT_ACTIVE', `wallet ${wallet} is not a registered, active worker on SubnetControlPlane ${config.ethereum.subnetControlPlane}`, {
-        details: ['ask the subnet owner to register and activate this wallet, then start wcp again'],
-      });
+      throw new WcpError(
+        'WORKER_NOT_ACTIVE',
+        `wallet ${wallet} is not a registered, active worker on SubnetControlPlane ${config.ethereum.subnetControlPlane}`,
+        {
+          details: ['ask the subnet owner to register and activate this wallet, then start wcp again'],
+        },
+      );
     }
     log.info('worker is active on chain', { wallet });
   }
@@ -143,7 +147,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
             metrics.pollToRecordMs.observe(Date.now() - ev.polled_at_ms);
             if (added.length > 0) {
               metrics.claimJobsRecorded.inc({ source: 'poll' }, added.length);
-              log.info('claim jobs recorded', { count: added.length, activity_ids: added.map((j) => j.activity_id).join(',') });
+              log.info('claim jobs recorded', {
+                count: added.length,
+                activity_ids: added.map((j) => j.activity_id).join(','),
+              });
               manager?.kick();
             }
           })
@@ -166,16 +173,26 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
           .then((added) => {
             if (added.length === 0) return;
             metrics.claimJobsRecorded.inc({ source: 'event' }, added.length);
-            log.info('claim jobs recorded from events', { count: added.length, activity_ids: added.map((j) => j.activity_id).join(',') });
+            log.info('claim jobs recorded from events', {
+              count: added.length,
+              activity_ids: added.map((j) => j.activity_id).join(','),
+            });
             manager?.kick();
           })
           .catch((e: unknown) => log.error('recording claim jobs failed', { error: errorText(e) }));
         break;
       case 'facts':
         if (manager) {
-          void manager.onFacts(ev.facts).catch((e: unknown) => log.error('applying reconciler facts failed', { error: errorText(e) }));
+          void manager
+            .onFacts(ev.facts)
+            .catch((e: unknown) => log.error('applying reconciler facts failed', { error: errorText(e) }));
         }
-        log.info('reconciler scan', { reason: ev.reason, facts: ev.facts.length, from_block: ev.window.fromBlock, to_block: ev.window.toBlock });
+        log.info('reconciler scan', {
+          reason: ev.reason,
+          facts: ev.facts.length,
+          from_block: ev.window.fromBlock,
+          to_block: ev.window.toBlock,
+        });
         break;
       case 'reorg': {
         // Claim jobs learned from replaced blocks are suspect: drop them; the follower re-ingests real ones.
@@ -190,7 +207,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
             }
             return n;
           })
-          .then((n) => log.warn('chain reorg detected', { fork_block: ev.forkBlock, dropped_claim_jobs: n, detail: ev.detail }));
+          .then((n) =>
+            log.warn('chain reorg detected', { fork_block: ev.forkBlock, dropped_claim_jobs: n, detail: ev.detail }),
+          );
         // Rescan, reading every activity we hold too: the chain may no longer say it is ours (our claim gone,
         // someone else's in its place), and no event of ours would name it any more.
         if (manager) {
@@ -200,7 +219,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         break;
       }
       case 'checkpoint':
-        void store.transact((tx) => tx.put(LAST_SCAN_BLOCK, { block_number: ev.block_number, block_hash: ev.block_hash, updated_at_ms: Date.now() }));
+        void store.transact((tx) =>
+          tx.put(LAST_SCAN_BLOCK, {
+            block_number: ev.block_number,
+            block_hash: ev.block_hash,
+            updated_at_ms: Date.now(),
+          }),
+        );
         break;
       case 'startupScanDone':
         log.info('startup scan done; claims enabled', { to_block: ev.toBlock });
@@ -218,7 +243,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const emit = (ev: ExecutorEvent) => manager?.onExecutorEvent(ev);
     if (config.executor.builtinNoopForTests) {
       log.warn('using the BUILT-IN NO-OP EXECUTOR FOR TESTS ONLY: activities are not really executed');
-      noopExecutor = createNoopTestExecutor({ capacity: config.scheduler.maxInflight, delayMs: config.executor.noopDelayMs, emit });
+      noopExecutor = createNoopTestExecutor({
+        capacity: config.scheduler.maxInflight,
+        delayMs: config.executor.noopDelayMs,
+        emit,
+      });
       return noopExecutor;
     }
     executorTask = spawn<ExecutorCommand, ExecutorEvent>('executor', options.executor, emit);
@@ -232,15 +261,24 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   function reconcilerOptions(): ReconcilerOptions {
     const cp = store.get(LAST_SCAN_BLOCK, ScanCheckpointSchema);
-    const localIds = [...store.scan(PREFIX.inflight), ...store.scan(PREFIX.claimJob)].map((e) => e.key.slice(e.key.indexOf(':') + 1).replace(/^0+(?=\d)/, ''));
+    const localIds = [...store.scan(PREFIX.inflight), ...store.scan(PREFIX.claimJob)].map((e) =>
+      e.key.slice(e.key.indexOf(':') + 1).replace(/^0+(?=\d)/, ''),
+    );
     return options.reconciler({
       localIds,
-      ...(cp ? { checkpoint: { block_number: cp.block_number, ...(cp.block_hash ? { block_hash: cp.block_hash } : {}) } } : {}),
+      ...(cp
+        ? { checkpoint: { block_number: cp.block_number, ...(cp.block_hash ? { block_hash: cp.block_hash } : {}) } }
+        : {}),
     });
   }
 
   async function start(): Promise<void> {
-    log.info('wcp starting', { version: buildVersion(), runtime: runtimeName(), runtime_version: process.versions.bun ?? process.versions.node, config: redactedConfig(config) });
+    log.info('wcp starting', {
+      version: buildVersion(),
+      runtime: runtimeName(),
+      runtime_version: process.versions.bun ?? process.versions.node,
+      config: redactedConfig(config),
+    });
     rpc = createRpcTransport(options.rpc, { logger: log.child('rpc') });
     try {
       await startupChecks(rpc);
@@ -263,7 +301,15 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       });
       await txm.start();
       const executor = startExecutorLink();
-      manager = createActivityManager({ options: options.lifecycle, store, txm, rpc, executor, logger: log.child('lifecycle'), metrics });
+      manager = createActivityManager({
+        options: options.lifecycle,
+        store,
+        txm,
+        rpc,
+        executor,
+        logger: log.child('lifecycle'),
+        metrics,
+      });
       await manager.start();
       noopExecutor?.start();
     }
@@ -283,7 +329,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       if (manager) {
         const unfinished = await manager.drain(config.shutdown.drainTimeoutMs);
         if (unfinished.length) {
-          log.warn('stopping with activities not finished; they stay recorded and resume after restart', { count: unfinished.length, activities: unfinished.join(',') });
+          log.warn('stopping with activities not finished; they stay recorded and resume after restart', {
+            count: unfinished.length,
+            activities: unfinished.join(','),
+          });
         } else log.info('drained: nothing in flight');
         await manager.stop();
       }

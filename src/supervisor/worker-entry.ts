@@ -14,12 +14,20 @@ export default async function workerEntry(task: WorkerTask): Promise<void> {
     case 'poller':
       return await runPollerWorker(task);
     case 'reconciler':
-      return await runReconcilerWorker({ port: task.port, options: task.options }, { logger: createLogger('reconciler', { level: task.logLevel }) });
+      return await runReconcilerWorker(
+        { port: task.port, options: task.options },
+        { logger: createLogger('reconciler', { level: task.logLevel }) },
+      );
     case 'executor': {
       const o: ExecutorTaskOptions = task.options;
       const logger = createLogger('executor', { level: o.logLevel });
       const broker = o.storage
-        ? createStorageBroker({ endpoint: o.storage.endpoint, workerAddress: o.storage.workerAddress, timeoutMs: o.storage.timeoutMs, logger: logger.child('storage') })
+        ? createStorageBroker({
+            endpoint: o.storage.endpoint,
+            workerAddress: o.storage.workerAddress,
+            timeoutMs: o.storage.timeoutMs,
+            logger: logger.child('storage'),
+          })
         : undefined;
       try {
         return await runExecutorWorker({ port: task.port, options: o.bridge, logger, ...(broker ? { broker } : {}) });

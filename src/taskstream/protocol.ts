@@ -5,7 +5,6 @@
  */
 import type { GrpcObject, ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadProtoText } from '../internal/proto.ts';
-// @ts-ignore -- there is no ambient '*.proto' module declaration; Bun imports the file as a string.
 import executionProtoText from '../../proto/execution/v1/execution.proto' with { type: 'text' };
 
 /** Major protocol version of this build. Peers are compatible only when their majors are equal. */

@@ -68,7 +68,8 @@ export function parseInputRef(inputRef: string): ParsedInputRef {
     }
     const refs = new Set<string>();
     collectBlobRefs(value, refs, 0);
-    for (const r of refs) if (parseBlobRef(r) === null) throw new Error(`malformed blob reference in input: ${r.slice(0, 200)}`);
+    for (const r of refs)
+      if (parseBlobRef(r) === null) throw new Error(`malformed blob reference in input: ${r.slice(0, 200)}`);
     return { kind: 'json', json, value, blobRefs: [...refs] };
   }
   if (inputRef.startsWith('blob:')) {

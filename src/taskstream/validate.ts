@@ -203,14 +203,22 @@ function parseUnsafe(raw: unknown): ParseResult {
       }
       return {
         ok: true,
-        msg: { kind: 'capabilities', activity_types: [...new Set(r.activity_types)], max_concurrency: r.max_concurrency, outputs },
+        msg: {
+          kind: 'capabilities',
+          activity_types: [...new Set(r.activity_types)],
+          max_concurrency: r.max_concurrency,
+          outputs,
+        },
       };
     }
     case 'capacity_update': {
       const r = run(capacityUpdate);
       return typeof r === 'string'
         ? fail(r, id)
-        : { ok: true, msg: { kind: 'capacity_update', credits: r.credits, assignments_received: Number(r.assignments_received) } };
+        : {
+            ok: true,
+            msg: { kind: 'capacity_update', credits: r.credits, assignments_received: Number(r.assignments_received) },
+          };
     }
     case 'progress': {
       const r = run(progress);

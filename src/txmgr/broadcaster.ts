@@ -192,15 +192,22 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
         log.info('node wants higher fees: bumping', { ...fields, error: message });
         break;
       case 'uncertain':
-        (wasUncertain ? log.debug : log.warn)('no endpoint confirmed the send; keeping the nonce and re-sending the same bytes', {
-          ...fields,
-          error: message,
-        });
+        (wasUncertain ? log.debug : log.warn)(
+          'no endpoint confirmed the send; keeping the nonce and re-sending the same bytes',
+          {
+            ...fields,
+            error: message,
+          },
+        );
         break;
       case 'rejected':
         slot.refused += 1;
         slot.lastRefusal = message;
-        log.error('every endpoint refused the transaction; retrying with higher fees', { ...fields, refusals: slot.refused, error: message });
+        log.error('every endpoint refused the transaction; retrying with higher fees', {
+          ...fields,
+          refusals: slot.refused,
+          error: message,
+        });
         break;
     }
     return result;

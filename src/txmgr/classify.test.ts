@@ -6,8 +6,10 @@ import { decodeRevertData, decodeRevertError } from './decode.ts';
 import { planResync } from './nonce-lane.ts';
 import type { LaneTx } from '../store/records.ts';
 
-const rpc = (message: string, code = -32000, data?: unknown) => new RpcError('rpc', 'eth_sendRawTransaction', message, { rpcCode: code, data, endpoint: '#0' });
-const rpcAnswer = (method: string, code: number, message: string, data: unknown) => new RpcError('rpc', method, message, { rpcCode: code, data, endpoint: '#0' });
+const rpc = (message: string, code = -32000, data?: unknown) =>
+  new RpcError('rpc', 'eth_sendRawTransaction', message, { rpcCode: code, data, endpoint: '#0' });
+const rpcAnswer = (method: string, code: number, message: string, data: unknown) =>
+  new RpcError('rpc', method, message, { rpcCode: code, data, endpoint: '#0' });
 const noAnswer = (kind: 'timeout' | 'transport' | 'http', message: string, httpStatus?: number) =>
   new RpcError(kind, 'eth_call', message, { endpoint: '#0', ...(httpStatus === undefined ? {} : { httpStatus }) });
 
@@ -41,7 +43,9 @@ describe('classifyRpcError', () => {
 
   test('ethers v6 error codes', () => {
     expect(classifyRpcError(makeError('nonce has already been used', 'NONCE_EXPIRED')).cls).toBe('nonce_too_low');
-    expect(classifyRpcError(makeError('replacement fee too low', 'REPLACEMENT_UNDERPRICED')).cls).toBe('replacement_underpriced');
+    expect(classifyRpcError(makeError('replacement fee too low', 'REPLACEMENT_UNDERPRICED')).cls).toBe(
+      'replacement_underpriced',
+    );
     expect(classifyRpcError(makeError('insufficient funds', 'INSUFFICIENT_FUNDS')).cls).toBe('insufficient_funds');
     expect(classifyRpcError(makeError('timeout', 'TIMEOUT')).cls).toBe('timeout');
   });
@@ -75,8 +79,20 @@ describe('decode', () => {
 
 describe('planResync', () => {
   const rec = (nonce: number, state: LaneTx['state']): LaneTx => ({
-    nonce, kind: 'claim', activity_ids: ['1'], to: '0x' + '11'.repeat(20), data: '0x', value: '0', gas_limit: '21000',
-    max_fee_per_gas: '1', max_priority_fee_per_gas: '1', hashes: ['0xaa'], attempts: 1, state, created_at_ms: 0, updated_at_ms: 0,
+    nonce,
+    kind: 'claim',
+    activity_ids: ['1'],
+    to: `0x${'11'.repeat(20)}`,
+    data: '0x',
+    value: '0',
+    gas_limit: '21000',
+    max_fee_per_gas: '1',
+    max_priority_fee_per_gas: '1',
+    hashes: ['0xaa'],
+    attempts: 1,
+    state,
+    created_at_ms: 0,
+    updated_at_ms: 0,
   });
   test('resolves passed nonces, re-sends ahead ones, fills gaps, never reuses', () => {
     const p = planResync({

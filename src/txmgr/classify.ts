@@ -34,11 +34,26 @@ export interface Classified {
 }
 
 const PATTERNS: Array<[TxErrorClass, RegExp]> = [
-  ['nonce_too_low', /nonce too low|nonce is too low|nonce has already been used|oldnonce|nonce.*already.*used|invalid nonce.*lower|transaction nonce.*lower/],
-  ['insufficient_funds', /insufficient funds|insufficient balance|not enough funds|doesn't have enough funds|insufficientfunds/],
-  ['replacement_underpriced', /replacement transaction underpriced|replacement fee too low|replacementnotallowed|too low to replace|replacement.*underpriced/],
-  ['already_known', /already known|already imported|alreadyknown|known transaction|already in (the )?(tx|transaction)?\s*pool|transaction already exists/],
-  ['fee_too_low', /underpriced|less than block base fee|fee cap less than|feetoolow|fee too low|gas price too low|max fee per gas.*too low|priority fee.*too low|maxfeepergas.*below/],
+  [
+    'nonce_too_low',
+    /nonce too low|nonce is too low|nonce has already been used|oldnonce|nonce.*already.*used|invalid nonce.*lower|transaction nonce.*lower/,
+  ],
+  [
+    'insufficient_funds',
+    /insufficient funds|insufficient balance|not enough funds|doesn't have enough funds|insufficientfunds/,
+  ],
+  [
+    'replacement_underpriced',
+    /replacement transaction underpriced|replacement fee too low|replacementnotallowed|too low to replace|replacement.*underpriced/,
+  ],
+  [
+    'already_known',
+    /already known|already imported|alreadyknown|known transaction|already in (the )?(tx|transaction)?\s*pool|transaction already exists/,
+  ],
+  [
+    'fee_too_low',
+    /underpriced|less than block base fee|fee cap less than|feetoolow|fee too low|gas price too low|max fee per gas.*too low|priority fee.*too low|maxfeepergas.*below/,
+  ],
   ['rate_limited', /rate limit|too many requests|request limit|exceeded.*(capacity|quota)/],
   ['reverted', /execution reverted|revert|vm exception|out of gas|invalid opcode/],
   ['timeout', /timeout|timed out/],

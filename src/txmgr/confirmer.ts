@@ -63,11 +63,16 @@ export async function findReceipt(rpc: RpcClient, hashes: readonly string[]): Pr
   const got = await Promise.all(
     [...hashes].reverse().map((h) => rpc.request<RawReceipt | null>('eth_getTransactionReceipt', [h])),
   );
-  return got.find((r) => r !== null && r !== undefined && r.blockHash) ?? null;
+  return got.find((r) => r?.blockHash) ?? null;
 }
 
 /** Replays a reverted tx's call at its block (then the block before) to get the revert data. */
-export async function revertReason(rpc: RpcClient, from: string, rec: LaneTx, blockNumber: number): Promise<DecodedRevert> {
+export async function revertReason(
+  rpc: RpcClient,
+  from: string,
+  rec: LaneTx,
+  blockNumber: number,
+): Promise<DecodedRevert> {
   const call = { from, to: rec.to, data: rec.data, gas: hex(Number(rec.gas_limit)), value: hex(Number(rec.value)) };
   for (const tag of [blockNumber, blockNumber - 1]) {
     if (tag < 0) continue;
@@ -77,7 +82,10 @@ export async function revertReason(rpc: RpcClient, from: string, rec: LaneTx, bl
       if (classifyRpcError(e).cls === 'reverted') return decodeRevertError(e);
     }
   }
-  return decodeRevertData(undefined, 'reverted (the replayed call did not revert: reason unavailable; out of gas or state-dependent)');
+  return decodeRevertData(
+    undefined,
+    'reverted (the replayed call did not revert: reason unavailable; out of gas or state-dependent)',
+  );
 }
 
 /** The confirmer's tick: one pass over the open slots (see the file comment). */
@@ -102,7 +110,13 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
     s.nonceTooLow = 0;
     await persistLane(ctx.store, s.rec, t);
     log.debug('mined', { nonce: s.rec.nonce, tx_hash: r.transactionHash, block: s.rec.block_number });
-    ctx.emit({ type: 'mined', ...ref(s.rec), hash: r.transactionHash, blockNumber: s.rec.block_number as number, blockHash: r.blockHash });
+    ctx.emit({
+      type: 'mined',
+      ...ref(s.rec),
+      hash: r.transactionHash,
+      blockNumber: s.rec.block_number as number,
+      blockHash: r.blockHash,
+    });
     if (wasPending) ctx.onRoom();
   }
 
@@ -110,7 +124,12 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
     const t = ctx.now();
     s.rec = { ...s.rec, state: 'failed', error: error.message, updated_at_ms: t };
     await persistLane(ctx.store, s.rec, t, { durable: true });
-    log.error('transaction failed', { nonce: s.rec.nonce, kind: s.rec.kind, activity_ids: s.rec.activity_ids, error: error.message });
+    log.error('transaction failed', {
+      nonce: s.rec.nonce,
+      kind: s.rec.kind,
+      activity_ids: s.rec.activity_ids,
+      error: error.message,
+    });
     ctx.emit({ type: 'failed', ...ref(s.rec), error });
     ctx.onFinal(s);
   }
@@ -124,7 +143,11 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
     s.lastBumpAt = t;
     s.lastBumpBlock = head;
     await persistLane(ctx.store, s.rec, t, { durable: true });
-    log.warn('receipt vanished (reorg): the transaction is pending again; re-sending', { nonce: s.rec.nonce, tx_hash: mined_hash, block: block_number });
+    log.warn('receipt vanished (reorg): the transaction is pending again; re-sending', {
+      nonce: s.rec.nonce,
+      tx_hash: mined_hash,
+      block: block_number,
+    });
     ctx.emit({ type: 'reorged', ...ref(s.rec), hash: mined_hash ?? s.hash, blockNumber: block_number ?? -1 });
     await ctx.broadcaster.send(s);
   }
@@ -148,7 +171,12 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
     const t = ctx.now();
     s.rec = { ...s.rec, state: 'confirmed', updated_at_ms: t, ...(revert ? { error: revert.message } : {}) };
     await persistLane(ctx.store, s.rec, t, { pruneNonce: s.rec.nonce - policy.laneHistory });
-    const logs: TxLog[] = r.logs.map((l) => ({ address: l.address, topics: l.topics, data: l.data, logIndex: Number(BigInt(l.logIndex)) }));
+    const logs: TxLog[] = r.logs.map((l) => ({
+      address: l.address,
+      topics: l.topics,
+      data: l.data,
+      logIndex: Number(BigInt(l.logIndex)),
+    }));
     const fields = { nonce: s.rec.nonce, kind: s.rec.kind, tx_hash: r.transactionHash, block: bn, status };
     if (revert) log.warn('transaction confirmed but reverted', { ...fields, revert: revert.message });
     else log.debug('transaction confirmed', fields);
@@ -173,9 +201,17 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
       return;
     }
     const dueTime = t - s.lastBumpAt >= policy.bumpAfterMs;
-    const dueBlocks = policy.bumpAfterBlocks > 0 && head >= 0 && s.lastBumpBlock >= 0 && head - s.lastBumpBlock >= policy.bumpAfterBlocks;
+    const dueBlocks =
+      policy.bumpAfterBlocks > 0 &&
+      head >= 0 &&
+      s.lastBumpBlock >= 0 &&
+      head - s.lastBumpBlock >= policy.bumpAfterBlocks;
     if (s.forceBump || dueTime || dueBlocks) {
-      const why = s.forceBump ? 'node asked for higher fees' : dueTime ? `not mined within ${policy.bumpAfterMs} ms` : `not mined within ${policy.bumpAfterBlocks} blocks`;
+      const why = s.forceBump
+        ? 'node asked for higher fees'
+        : dueTime
+          ? `not mined within ${policy.bumpAfterMs} ms`
+          : `not mined within ${policy.bumpAfterBlocks} blocks`;
       await ctx.broadcaster.bump(s, head, why);
       return;
     }
@@ -215,7 +251,9 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
           return;
         } else if (s.nonceTooLow >= policy.nonceTooLowAbortAfter) {
           // A node says "nonce too low" but the chain we read says otherwise: that node lags. Keep going.
-          log.warn('an endpoint keeps saying nonce too low but the chain has not used the nonce', { nonce: s.rec.nonce });
+          log.warn('an endpoint keeps saying nonce too low but the chain has not used the nonce', {
+            nonce: s.rec.nonce,
+          });
           s.nonceTooLow = 0;
         }
       }

@@ -48,7 +48,12 @@ export function decodeRevertData(data: string | undefined, fallbackMessage?: str
     if (selector === PANIC) {
       const [code] = abi.getAbiCoder().decode(['uint256'], `0x${data.slice(10)}`);
       const n = Number(code);
-      return { name: 'Panic', args: [plain(code)], message: `panic 0x${n.toString(16)}: ${PANIC_REASONS[n] ?? 'unknown panic'}`, data };
+      return {
+        name: 'Panic',
+        args: [plain(code)],
+        message: `panic 0x${n.toString(16)}: ${PANIC_REASONS[n] ?? 'unknown panic'}`,
+        data,
+      };
     }
   } catch {
     // fall through to custom errors / unknown

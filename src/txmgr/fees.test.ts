@@ -20,7 +20,10 @@ describe('fees', () => {
 
   test('a bump raises both fees by the policy percent + 1 wei', () => {
     const r = bumpFees({ maxFeePerGas: 100n * GWEI, maxPriorityFeePerGas: 10n * GWEI }, P, 500n * GWEI);
-    expect(r).toEqual({ kind: 'bumped', fees: { maxFeePerGas: 120n * GWEI + 1n, maxPriorityFeePerGas: 12n * GWEI + 1n } });
+    expect(r).toEqual({
+      kind: 'bumped',
+      fees: { maxFeePerGas: 120n * GWEI + 1n, maxPriorityFeePerGas: 12n * GWEI + 1n },
+    });
   });
 
   test('the bump never goes under 10% (node replacement rule) even if the policy says less', () => {
@@ -31,14 +34,20 @@ describe('fees', () => {
   });
 
   test('the market lifts the bump (base fee spike)', () => {
-    const r = bumpFees({ maxFeePerGas: 3n * GWEI, maxPriorityFeePerGas: GWEI }, P, 100n * GWEI, { baseFee: 20n * GWEI, priorityFee: GWEI });
+    const r = bumpFees({ maxFeePerGas: 3n * GWEI, maxPriorityFeePerGas: GWEI }, P, 100n * GWEI, {
+      baseFee: 20n * GWEI,
+      priorityFee: GWEI,
+    });
     expect(r.kind).toBe('bumped');
-    expect(r.fees.maxFeePerGas).toBe(40n * GWEI + GWEI * 12n / 10n + 1n);
+    expect(r.fees.maxFeePerGas).toBe(40n * GWEI + (GWEI * 12n) / 10n + 1n);
   });
 
   test('at the cap: clamped if the cap still allows a valid replacement, otherwise at_cap', () => {
     const prev = { maxFeePerGas: 100n, maxPriorityFeePerGas: 10n };
-    expect(bumpFees(prev, P, 115n)).toEqual({ kind: 'bumped', fees: { maxFeePerGas: 115n, maxPriorityFeePerGas: 13n } });
+    expect(bumpFees(prev, P, 115n)).toEqual({
+      kind: 'bumped',
+      fees: { maxFeePerGas: 115n, maxPriorityFeePerGas: 13n },
+    });
     expect(bumpFees(prev, P, 105n)).toEqual({ kind: 'at_cap', fees: prev });
   });
 
@@ -55,7 +64,11 @@ describe('fees', () => {
         fc.bigInt({ min: 1n, max: 10n ** 13n }),
         fc.integer({ min: 0, max: 100 }),
         (maxFee, prioRaw, cap, pct) => {
-          const prev = { maxFeePerGas: maxFee, maxPriorityFeePerGas: prioRaw > maxFee ? maxFee : prioRaw };
+          const prev = {
+            maxFeePerGas: maxFee,
+            // biome-ignore lint/complexity/useMathMinMax: bigints (Math.min takes numbers)
+            maxPriorityFeePerGas: prioRaw > maxFee ? maxFee : prioRaw,
+          };
           const r = bumpFees(prev, { ...P, gasBumpPercent: pct }, cap);
           if (r.kind === 'at_cap') return r.fees === prev;
           return (

@@ -52,7 +52,13 @@ export type BumpResult = { kind: 'bumped'; fees: Fees } | { kind: 'at_cap'; fees
  * Replacement fees for `prev`. `market` (optional) lifts them to what a fresh tx would pay now; `extraPercent`
  * adds to the bump after a "replacement transaction underpriced" answer.
  */
-export function bumpFees(prev: Fees, p: FeePolicy, capWei: bigint, market?: FeeSuggestion, extraPercent = 0): BumpResult {
+export function bumpFees(
+  prev: Fees,
+  p: FeePolicy,
+  capWei: bigint,
+  market?: FeeSuggestion,
+  extraPercent = 0,
+): BumpResult {
   const pct = Math.max(p.gasBumpPercent, 10) + extraPercent;
   let prio = raiseBy(prev.maxPriorityFeePerGas, pct);
   let maxFee = raiseBy(prev.maxFeePerGas, pct);

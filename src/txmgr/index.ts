@@ -25,7 +25,15 @@ import { isOpen } from './nonce-lane.ts';
 import { createRecorder } from './record.ts';
 import { createResync } from './resync.ts';
 import { createSubmitter } from './submit.ts';
-import type { SimResult, SubmitResult, TxEvent, TxManagerState, TxManagerStatus, TxPolicy, TxRequest } from './types.ts';
+import type {
+  SimResult,
+  SubmitResult,
+  TxEvent,
+  TxManagerState,
+  TxManagerStatus,
+  TxPolicy,
+  TxRequest,
+} from './types.ts';
 
 export type * from './types.ts';
 
@@ -81,9 +89,13 @@ export function createTxManager(o: TxManagerOptions): TxManager {
 
   function notRunning(): WcpError | undefined {
     if (state === 'running') return undefined;
-    return new WcpError(state === 'stopping' || state === 'stopped' ? 'SHUTDOWN' : 'INTERNAL', `the tx manager is ${state}`, {
-      retryable: state !== 'failed',
-    });
+    return new WcpError(
+      state === 'stopping' || state === 'stopped' ? 'SHUTDOWN' : 'INTERNAL',
+      `the tx manager is ${state}`,
+      {
+        retryable: state !== 'failed',
+      },
+    );
   }
 
   const lane = createLaneState({ log, now, bestBlock: () => rpc.bestBlock(), onEvent: o.onEvent });
@@ -137,7 +149,8 @@ export function createTxManager(o: TxManagerOptions): TxManager {
 
   return {
     async start() {
-      if (state !== 'idle' && state !== 'stopped') throw new WcpError('INTERNAL', `cannot start the tx manager while ${state}`);
+      if (state !== 'idle' && state !== 'stopped')
+        throw new WcpError('INTERNAL', `cannot start the tx manager while ${state}`);
       setState('starting');
       try {
         await rpc.checkChainIds();
@@ -145,7 +158,9 @@ export function createTxManager(o: TxManagerOptions): TxManager {
         await sync.resync();
       } catch (e) {
         setState('failed');
-        throw e instanceof WcpError ? e : new WcpError('CHAIN_UNREACHABLE', `tx manager start failed: ${errorText(e)}`, { retryable: true });
+        throw e instanceof WcpError
+          ? e
+          : new WcpError('CHAIN_UNREACHABLE', `tx manager start failed: ${errorText(e)}`, { retryable: true });
       }
       setState('running');
       schedule();

@@ -26,7 +26,12 @@ export interface LaneState {
   newSlot(rec: LaneTx, signed: { raw: string; hash: string }, capWei: bigint): Slot;
 }
 
-export function createLaneState(o: { log: Logger; now: () => number; bestBlock: () => number; onEvent: (ev: TxEvent) => void }): LaneState {
+export function createLaneState(o: {
+  log: Logger;
+  now: () => number;
+  bestBlock: () => number;
+  onEvent: (ev: TxEvent) => void;
+}): LaneState {
   const slots = new Map<number, Slot>();
   let waiters: Array<() => void> = [];
 

@@ -91,7 +91,12 @@ export async function persistReservation(store: Store, rec: LaneTx, now: number)
  * before broadcasting a new hash; state changes that can be re-derived from the chain need not be.
  * `pruneBelow`: also delete the final lane record at that nonce (bounded history).
  */
-export async function persistLane(store: Store, rec: LaneTx, now: number, opts: { durable?: boolean; pruneNonce?: number } = {}): Promise<void> {
+export async function persistLane(
+  store: Store,
+  rec: LaneTx,
+  now: number,
+  opts: { durable?: boolean; pruneNonce?: number } = {},
+): Promise<void> {
   await store.transact(
     (tx) => {
       tx.put(laneKey(rec.nonce), rec);
@@ -122,11 +127,22 @@ export interface ResyncPlan {
   nextNonce: number;
 }
 
-export function planResync(input: { latest: number; pending: number; nonceLast: number; records: LaneTx[] }): ResyncPlan {
+export function planResync(input: {
+  latest: number;
+  pending: number;
+  nonceLast: number;
+  records: LaneTx[];
+}): ResyncPlan {
   const { latest, pending, nonceLast } = input;
   const byNonce = new Map<number, LaneTx>();
   for (const r of input.records) byNonce.set(r.nonce, r);
-  const plan: ResyncPlan = { resolve: [], resend: [], fillNoop: [], foreign: [], nextNonce: Math.max(pending, nonceLast + 1) };
+  const plan: ResyncPlan = {
+    resolve: [],
+    resend: [],
+    fillNoop: [],
+    foreign: [],
+    nextNonce: Math.max(pending, nonceLast + 1),
+  };
   for (const r of input.records) {
     if (r.nonce < latest) {
       if (isOpen(r)) plan.resolve.push(r);

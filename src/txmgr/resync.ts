@@ -41,19 +41,31 @@ export interface Resync {
 
 /** A lane record without its mined-receipt fields: pending again. */
 function reopened(rec: LaneTx, t: number): LaneTx {
-  const { mined_hash: _m, block_number: _b, block_hash: _bh, receipt_status: _rs, gas_used: _g, error: _e, ...rest } = rec;
+  const {
+    mined_hash: _m,
+    block_number: _b,
+    block_hash: _bh,
+    receipt_status: _rs,
+    gas_used: _g,
+    error: _e,
+    ...rest
+  } = rec;
   return { ...rest, state: 'sent', updated_at_ms: t };
 }
 
 export function createResync(ctx: ResyncCtx): Resync {
   const { store, rpc, policy, log, address, broadcaster, recorder, lane } = ctx;
-  const txCount = async (tag: 'latest' | 'pending') => Number(BigInt(await rpc.request<string>('eth_getTransactionCount', [address, tag])));
+  const txCount = async (tag: 'latest' | 'pending') =>
+    Number(BigInt(await rpc.request<string>('eth_getTransactionCount', [address, tag])));
 
   async function syncNextNonce() {
     try {
       const pending = await txCount('pending');
       if (pending > lane.nextNonce) {
-        log.warn('the chain is ahead of the lane: skipping nonces someone else used', { from: lane.nextNonce, to: pending });
+        log.warn('the chain is ahead of the lane: skipping nonces someone else used', {
+          from: lane.nextNonce,
+          to: pending,
+        });
         lane.nextNonce = pending;
       }
     } catch (e) {
@@ -85,16 +97,30 @@ export function createResync(ctx: ResyncCtx): Resync {
       if (await findReceipt(rpc, rec.hashes)) continue;
       const open = reopened(rec, t);
       await persistLane(store, open, t, { durable: true });
-      const slot = lane.newSlot(open, await broadcaster.signRecord(open), BigInt(open.fee_cap_wei ?? open.max_fee_per_gas));
+      const slot = lane.newSlot(
+        open,
+        await broadcaster.signRecord(open),
+        BigInt(open.fee_cap_wei ?? open.max_fee_per_gas),
+      );
       lane.slots.set(n, slot);
-      log.warn('a confirmed transaction is no longer on chain (reorg deeper than the confirmations): pending again; re-sending it', {
-        nonce: n,
+      log.warn(
+        'a confirmed transaction is no longer on chain (reorg deeper than the confirmations): pending again; re-sending it',
+        {
+          nonce: n,
+          kind: rec.kind,
+          activity_ids: rec.activity_ids,
+          tx_hash: rec.mined_hash,
+          block: rec.block_number,
+        },
+      );
+      lane.emit({
+        type: 'reorged',
         kind: rec.kind,
-        activity_ids: rec.activity_ids,
-        tx_hash: rec.mined_hash,
-        block: rec.block_number,
+        nonce: n,
+        activityIds: rec.activity_ids,
+        hash: rec.mined_hash ?? slot.hash,
+        blockNumber: rec.block_number ?? -1,
       });
-      lane.emit({ type: 'reorged', kind: rec.kind, nonce: n, activityIds: rec.activity_ids, hash: rec.mined_hash ?? slot.hash, blockNumber: rec.block_number ?? -1 });
       toSend.push(slot);
     }
     for (const slot of toSend) await recorder.sendGuarded(slot, head, 're-send after a reorg failed; the tick retries');
@@ -127,11 +153,15 @@ export function createResync(ctx: ResyncCtx): Resync {
       if (rec.state !== 'mined') slot.noReceiptTicks = policy.nonceTooLowAbortAfter - 1;
       lane.slots.set(rec.nonce, slot);
     }
-    for (const n of plan.foreign) log.warn('a transaction we did not record holds this nonce in the pool; leaving it', { nonce: n });
+    for (const n of plan.foreign)
+      log.warn('a transaction we did not record holds this nonce in the pool; leaving it', { nonce: n });
 
     const toSend: Slot[] = [];
     for (const rec0 of plan.resend) {
-      const rec: LaneTx = rec0.state === 'reserved' ? rec0 : { ...reopened(rec0, t), ...(rec0.error === undefined ? {} : { error: rec0.error }) };
+      const rec: LaneTx =
+        rec0.state === 'reserved'
+          ? rec0
+          : { ...reopened(rec0, t), ...(rec0.error === undefined ? {} : { error: rec0.error }) };
       const capWei = rec.fee_cap_wei ? BigInt(rec.fee_cap_wei) : initialFees(await fees(), policy).capWei;
       const slot = lane.newSlot(rec, await broadcaster.signRecord(rec), capWei);
       // The hash we just re-derived is the last one recorded (signing is deterministic).
@@ -143,7 +173,12 @@ export function createResync(ctx: ResyncCtx): Resync {
     toSend.sort((a, b) => a.rec.nonce - b.rec.nonce);
     const head = rpc.bestBlock();
     for (const slot of toSend) {
-      await recorder.sendGuarded(slot, head, 're-send after restart failed; the tick retries', slot.forceBump ? 're-sync after restart' : undefined);
+      await recorder.sendGuarded(
+        slot,
+        head,
+        're-send after restart failed; the tick retries',
+        slot.forceBump ? 're-sync after restart' : undefined,
+      );
     }
     lane.nextNonce = plan.nextNonce;
   }

@@ -70,27 +70,43 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
 
   async function simulate(req: Pick<TxRequest, 'to' | 'data'>): Promise<SimResult> {
     try {
-      const returnData = await rpc.request<string>('eth_call', [{ from: address, to: req.to, data: req.data }, 'pending']);
+      const returnData = await rpc.request<string>('eth_call', [
+        { from: address, to: req.to, data: req.data },
+        'pending',
+      ]);
       return { ok: true, returnData };
     } catch (e) {
       const c = classifyRpcError(e);
-      if (c.cls !== 'reverted') throw new WcpError(c.code, `simulation failed: ${c.message}`, { retryable: c.retryable });
+      if (c.cls !== 'reverted')
+        throw new WcpError(c.code, `simulation failed: ${c.message}`, { retryable: c.retryable });
       const revert = decodeRevertError(e);
-      return { ok: false, error: { code: 'TX_REVERTED', message: `simulation reverted: ${revert.message}`, retryable: false }, revert };
+      return {
+        ok: false,
+        error: { code: 'TX_REVERTED', message: `simulation reverted: ${revert.message}`, retryable: false },
+        revert,
+      };
     }
   }
 
   async function estimate(req: TxRequest): Promise<bigint | SubmitResult> {
     try {
-      const g = await rpc.request<string>('eth_estimateGas', [{ from: address, to: req.to, data: req.data, value: '0x0' }]);
+      const g = await rpc.request<string>('eth_estimateGas', [
+        { from: address, to: req.to, data: req.data, value: '0x0' },
+      ]);
       return gasWithMargin(BigInt(g), policy.gasLimitMarginPercent);
     } catch (e) {
       const c = classifyRpcError(e);
       if (c.cls === 'reverted') {
         const revert = decodeRevertError(e);
-        return { ok: false, stage: 'estimate', error: { code: 'TX_REVERTED', message: `gas estimation reverted: ${revert.message}`, retryable: false }, revert };
+        return {
+          ok: false,
+          stage: 'estimate',
+          error: { code: 'TX_REVERTED', message: `gas estimation reverted: ${revert.message}`, retryable: false },
+          revert,
+        };
       }
-      if (c.cls === 'insufficient_funds') return { ok: false, stage: 'funds', error: { code: c.code, message: c.message, retryable: true } };
+      if (c.cls === 'insufficient_funds')
+        return { ok: false, stage: 'funds', error: { code: c.code, message: c.message, retryable: true } };
       throw new WcpError(c.code, `gas estimation failed: ${c.message}`, { retryable: c.retryable });
     }
   }
@@ -104,7 +120,8 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
   async function submitInTurn(req: TxRequest, ready: Promise<unknown>): Promise<SubmitResult> {
     if (req.simulate) {
       const sim = await simulate(req);
-      if (!sim.ok) return { ok: false, stage: 'simulate', error: sim.error, ...(sim.revert ? { revert: sim.revert } : {}) };
+      if (!sim.ok)
+        return { ok: false, stage: 'simulate', error: sim.error, ...(sim.revert ? { revert: sim.revert } : {}) };
     }
     let gasLimit: bigint;
     if (req.gasLimit !== undefined) gasLimit = req.gasLimit;
@@ -131,7 +148,14 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
     await recorder.sendGuarded(slot, rpc.bestBlock(), 'first send failed; the tick re-sends it');
     log.debug('submitted', { nonce, kind: req.kind, tx_hash: signed.hash, activity_ids: req.activityIds });
     lane.emit({ type: 'submitted', kind: req.kind, nonce, activityIds: rec.activity_ids, hash: signed.hash });
-    return { ok: true, nonce, hash: signed.hash, gasLimit, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
+    return {
+      ok: true,
+      nonce,
+      hash: signed.hash,
+      gasLimit,
+      maxFeePerGas: fees.maxFeePerGas,
+      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+    };
   }
 
   return {

@@ -103,7 +103,13 @@ interface SlotRef {
 /** Everything the manager tells its owner. The lifecycle listens for `confirmed` and `failed`. */
 export type TxEvent =
   | ({ type: 'submitted'; hash: string } & SlotRef)
-  | ({ type: 'replaced'; oldHash: string; newHash: string; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } & SlotRef)
+  | ({
+      type: 'replaced';
+      oldHash: string;
+      newHash: string;
+      maxFeePerGas: bigint;
+      maxPriorityFeePerGas: bigint;
+    } & SlotRef)
   | ({ type: 'mined'; hash: string; blockNumber: number; blockHash: string } & SlotRef)
   /** A receipt we had seen vanished (reorg); the slot is pending again and its tx is re-sent. */
   | ({ type: 'reorged'; hash: string; blockNumber: number } & SlotRef)

@@ -9,7 +9,12 @@
  */
 import { type ServerDuplexStream, Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { PROTOCOL_VERSION, type ExecutorMessageWire, type TaskAssignmentWire, loadExecutorService } from '../taskstream/protocol.ts';
+import {
+  PROTOCOL_VERSION,
+  type ExecutorMessageWire,
+  type TaskAssignmentWire,
+  loadExecutorService,
+} from '../taskstream/protocol.ts';
 import { errorText } from '../internal/errors.ts';
 import { type Logger, createLogger } from '../internal/logger.ts';
 import type { Handler, StorageGrant } from './run-task.ts';
@@ -78,10 +83,15 @@ interface PendingStorage {
 /** Builds an idle executor; throws when a spec has no handler, a handler no spec, or concurrency is not ≥ 1. */
 export function createExecutor(opts: ExecutorOptions): Executor {
   const log = (opts.logger ?? createLogger('wep')).child('executor');
-  const specs = new Map<string, ActivitySpec>(opts.specs instanceof Map ? opts.specs : opts.specs.map((s) => [s.name, s]));
-  for (const name of specs.keys()) if (opts.handlers[name] === undefined) throw new Error(`no handler for activity type ${name}`);
-  for (const name of Object.keys(opts.handlers)) if (!specs.has(name)) throw new Error(`handler ${name} has no activity spec`);
-  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new Error('concurrency must be a positive integer');
+  const specs = new Map<string, ActivitySpec>(
+    opts.specs instanceof Map ? opts.specs : opts.specs.map((s) => [s.name, s]),
+  );
+  for (const name of specs.keys())
+    if (opts.handlers[name] === undefined) throw new Error(`no handler for activity type ${name}`);
+  for (const name of Object.keys(opts.handlers))
+    if (!specs.has(name)) throw new Error(`handler ${name} has no activity spec`);
+  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1)
+    throw new Error('concurrency must be a positive integer');
 
   const executorId = opts.executorId ?? `wep-${randomUUID().slice(0, 8)}`;
   const executorVersion = opts.executorVersion ?? '0.1.0';
@@ -132,7 +142,8 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     capacityQueued = true;
     setImmediate(() => {
       capacityQueued = false;
-      if (active?.acked) write(active, { capacity_update: { credits: credits(), assignments_received: active.assignmentsReceived } });
+      if (active?.acked)
+        write(active, { capacity_update: { credits: credits(), assignments_received: active.assignmentsReceived } });
     });
   }
 
@@ -193,8 +204,17 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         log.error('Handling a wcp message failed.', { error: errorText(e) });
       }
     });
-    s.helloTimer = setTimeout(() => refuseStream(s, `wcp sent no HelloAck within ${helloAckTimeoutMs} ms`), helloAckTimeoutMs);
-    write(s, { hello: { executor_id: executorId, executor_version: executorVersion, protocol_version: opts.protocolVersion ?? PROTOCOL_VERSION } });
+    s.helloTimer = setTimeout(
+      () => refuseStream(s, `wcp sent no HelloAck within ${helloAckTimeoutMs} ms`),
+      helloAckTimeoutMs,
+    );
+    write(s, {
+      hello: {
+        executor_id: executorId,
+        executor_version: executorVersion,
+        protocol_version: opts.protocolVersion ?? PROTOCOL_VERSION,
+      },
+    });
   }
 
   function onMessage(s: Stream, m: Record<string, unknown>): void {
@@ -206,13 +226,21 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       if (kind !== 'hello_ack') return log.warn('Ignored a wcp message before HelloAck.', { kind });
       if (s.helloTimer !== undefined) clearTimeout(s.helloTimer);
       const version = Number(body.protocol_version);
-      if (body.accepted !== true) return refuseStream(s, `wcp refused this executor: ${String(body.reason).slice(0, 300)}`);
+      if (body.accepted !== true)
+        return refuseStream(s, `wcp refused this executor: ${String(body.reason).slice(0, 300)}`);
       if (version !== PROTOCOL_VERSION) {
-        return refuseStream(s, `TaskStream protocol mismatch: wcp speaks v${version}, this executor speaks v${PROTOCOL_VERSION}`);
+        return refuseStream(
+          s,
+          `TaskStream protocol mismatch: wcp speaks v${version}, this executor speaks v${PROTOCOL_VERSION}`,
+        );
       }
       s.acked = true;
       lastRefusal = '';
-      log.info('wcp connected.', { wcp_version: String(body.wcp_version), running: tasks.runningCount(), pending: tasks.pendingCount() });
+      log.info('wcp connected.', {
+        wcp_version: String(body.wcp_version),
+        running: tasks.runningCount(),
+        pending: tasks.pendingCount(),
+      });
       write(s, {
         capabilities: {
           activity_types: [...specs.keys()],
@@ -245,7 +273,8 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         if (p === undefined) return;
         storage.delete(String(body.request_id));
         clearTimeout(p.timer);
-        if (typeof body.error === 'string' && body.error !== '') p.reject(new Error(`storage request refused: ${body.error}`));
+        if (typeof body.error === 'string' && body.error !== '')
+          p.reject(new Error(`storage request refused: ${body.error}`));
         else {
           p.resolve({
             url: String(body.url),
@@ -263,7 +292,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
 
   async function waitForStream(ms: number): Promise<Stream> {
     const until = Date.now() + ms;
-    while (!(active?.acked)) {
+    while (!active?.acked) {
       const left = until - Date.now();
       if (left <= 0 || state === 'stopped') throw new Error('wcp is not connected');
       await new Promise<void>((resolve) => {
@@ -301,7 +330,11 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
     state = 'listening';
-    log.info('Executor listening.', { address: `${opts.host ?? '127.0.0.1'}:${boundPort}`, executor_id: executorId, activity_types: [...specs.keys()].join(',') });
+    log.info('Executor listening.', {
+      address: `${opts.host ?? '127.0.0.1'}:${boundPort}`,
+      executor_id: executorId,
+      activity_types: [...specs.keys()].join(','),
+    });
     return { port: boundPort };
   }
 
@@ -324,7 +357,8 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         /* already closed */
       }
     }
-    if (tasks.pendingCount() > 0) log.warn('Stopped with completions not delivered to wcp.', { count: tasks.pendingCount() });
+    if (tasks.pendingCount() > 0)
+      log.warn('Stopped with completions not delivered to wcp.', { count: tasks.pendingCount() });
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         server.forceShutdown();

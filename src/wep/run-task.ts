@@ -108,25 +108,35 @@ async function loadInput(task: TaskInput, deps: RunTaskDeps): Promise<{ value: u
 function abortResult(signal: AbortSignal): CompletionResult {
   const r = signal.reason as AbortCause | undefined;
   if (r?.cause === 'cancel') return failure('CANCELLED', `cancelled: ${r.reason}`, false);
-  if (r?.cause === 'deadline') return failure('DEADLINE_EXCEEDED', 'the task deadline passed before the handler finished', false);
+  if (r?.cause === 'deadline')
+    return failure('DEADLINE_EXCEEDED', 'the task deadline passed before the handler finished', false);
   return failure('CANCELLED', 'executor shutting down', true);
 }
 
 /** Runs the task; the returned result is what goes in the Completion. */
-export async function runTask(task: TaskInput, deps: RunTaskDeps): Promise<{ result: CompletionResult; metadata: string }> {
+export async function runTask(
+  task: TaskInput,
+  deps: RunTaskDeps,
+): Promise<{ result: CompletionResult; metadata: string }> {
   const { spec, controller } = deps;
   let metadata = '';
   const loaded = await loadInput(task, deps);
-  if (!('value' in loaded)) return { result: controller.signal.aborted ? abortResult(controller.signal) : loaded, metadata };
+  if (!('value' in loaded))
+    return { result: controller.signal.aborted ? abortResult(controller.signal) : loaded, metadata };
   const checked = v.safeParse(spec.inputSchema, loaded.value);
   if (!checked.success) {
-    return { result: failure('INPUT_INVALID', `input does not match ${spec.name}: ${describeIssues(checked.issues)}`, false), metadata };
+    return {
+      result: failure('INPUT_INVALID', `input does not match ${spec.name}: ${describeIssues(checked.issues)}`, false),
+      metadata,
+    };
   }
   const input = checked.output;
   const inputRefs = new Set<string>();
-  for (const [name, f] of Object.entries(spec.inputs)) if (f.type === 'blob' && typeof input[name] === 'string') inputRefs.add(input[name] as string);
+  for (const [name, f] of Object.entries(spec.inputs))
+    if (f.type === 'blob' && typeof input[name] === 'string') inputRefs.add(input[name] as string);
 
-  const specDeadline = spec.timeoutSeconds !== undefined ? Date.now() + spec.timeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
+  const specDeadline =
+    spec.timeoutSeconds !== undefined ? Date.now() + spec.timeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
   const deadline = Math.min(task.deadline_unix_ms > 0 ? task.deadline_unix_ms : Number.POSITIVE_INFINITY, specDeadline);
   let timer: ReturnType<typeof setTimeout> | undefined;
   if (Number.isFinite(deadline)) {
@@ -169,17 +179,29 @@ export async function runTask(task: TaskInput, deps: RunTaskDeps): Promise<{ res
     handlerRun.catch(() => undefined); // a late rejection after an abort is not unhandled
     const outputs = await Promise.race([handlerRun, aborted]);
     const out = v.safeParse(spec.outputSchema, outputs);
-    if (!out.success) return { result: failure('OUTPUT_INVALID', `outputs do not match ${spec.name}: ${describeIssues(out.issues)}`, false), metadata };
+    if (!out.success)
+      return {
+        result: failure('OUTPUT_INVALID', `outputs do not match ${spec.name}: ${describeIssues(out.issues)}`, false),
+        metadata,
+      };
     for (const [name, ref] of Object.entries(out.output)) {
       const b = parseBlobRef(ref);
       if (b === null || (b.namespace !== task.activity_id && !inputRefs.has(ref))) {
-        return { result: failure('OUTPUT_INVALID', `output ${name} must be stored under blob:${task.activity_id}/ (got ${ref.slice(0, 100)})`, false), metadata };
+        return {
+          result: failure(
+            'OUTPUT_INVALID',
+            `output ${name} must be stored under blob:${task.activity_id}/ (got ${ref.slice(0, 100)})`,
+            false,
+          ),
+          metadata,
+        };
       }
     }
     return { result: { ok: true, output_refs: out.output, metadata_json: metadata }, metadata };
   } catch (e) {
     if (controller.signal.aborted) return { result: abortResult(controller.signal), metadata };
-    const retryable = typeof (e as { retryable?: unknown })?.retryable === 'boolean' ? (e as { retryable: boolean }).retryable : true;
+    const retryable =
+      typeof (e as { retryable?: unknown })?.retryable === 'boolean' ? (e as { retryable: boolean }).retryable : true;
     deps.logger.warn('Handler failed.', { activity_id: task.activity_id, error: errorText(e) });
     return { result: failure('HANDLER_ERROR', errorText(e), retryable), metadata };
   } finally {

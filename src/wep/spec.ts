@@ -68,7 +68,10 @@ const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const OUTPUT_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 const fieldDoc = v.strictObject({
-  type: v.picklist(['string', 'integer', 'number', 'boolean', 'blob'], 'must be one of string, integer, number, boolean, blob'),
+  type: v.picklist(
+    ['string', 'integer', 'number', 'boolean', 'blob'],
+    'must be one of string, integer, number, boolean, blob',
+  ),
   description: v.optional(v.string(), ''),
   required: v.optional(v.boolean()),
   default: v.optional(v.union([v.string(), v.number(), v.boolean()], 'must be a string, number or boolean')),
@@ -95,11 +98,18 @@ const specDoc = v.strictObject({
   version: v.pipe(v.union([v.string(), v.number()], 'is required'), v.transform(String)),
   description: v.optional(v.string(), ''),
   timeout_seconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
-  inputs: v.optional(v.nullable(v.record(v.pipe(v.string(), v.regex(NAME_RE, 'is not a valid input name')), fieldDoc)), {}),
+  inputs: v.optional(
+    v.nullable(v.record(v.pipe(v.string(), v.regex(NAME_RE, 'is not a valid input name')), fieldDoc)),
+    {},
+  ),
   /** `reject` (default): an input key the spec does not declare fails validation. `ignore`: it is dropped (for
    * workflow steps fed the previous step's whole result). */
   extra_inputs: v.optional(v.picklist(['reject', 'ignore'], 'must be reject or ignore'), 'reject'),
-  outputs: v.record(v.pipe(v.string(), v.regex(OUTPUT_NAME_RE, 'is not a valid output name')), outputDoc, 'is required'),
+  outputs: v.record(
+    v.pipe(v.string(), v.regex(OUTPUT_NAME_RE, 'is not a valid output name')),
+    outputDoc,
+    'is required',
+  ),
 });
 
 function specError(source: string, path: string, message: string): WcpError {
@@ -157,14 +167,23 @@ function fieldSchema(name: string, f: FieldSpec, source: string): v.GenericSchem
     throw specError(source, `${path}.minimum`, `only applies to integer and number fields, not ${f.type}`);
   }
   if (f.type !== 'string' && (f.min_length !== undefined || f.max_length !== undefined || f.pattern !== undefined)) {
-    throw specError(source, `${path}.max_length`, `length and pattern constraints only apply to string fields, not ${f.type}`);
+    throw specError(
+      source,
+      `${path}.max_length`,
+      `length and pattern constraints only apply to string fields, not ${f.type}`,
+    );
   }
   if (f.minimum !== undefined && f.maximum !== undefined && f.minimum > f.maximum) {
     throw specError(source, `${path}.minimum`, `is greater than maximum (${f.minimum} > ${f.maximum})`);
   }
   if (f.default !== undefined) {
     const r = v.safeParse(schema, f.default);
-    if (!r.success) throw specError(source, `${path}.default`, `${JSON.stringify(f.default)} is not a valid ${f.type}: ${r.issues[0]?.message}`);
+    if (!r.success)
+      throw specError(
+        source,
+        `${path}.default`,
+        `${JSON.stringify(f.default)} is not a valid ${f.type}: ${r.issues[0]?.message}`,
+      );
     return v.optional(schema, f.default);
   }
   return f.required ? schema : v.optional(schema);
@@ -178,7 +197,8 @@ export function parseActivitySpec(yamlText: string, source = 'spec'): ActivitySp
   } catch (e) {
     throw specError(source, '', `is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw specError(source, '', 'must be a YAML mapping');
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+    throw specError(source, '', 'must be a YAML mapping');
   const r = v.safeParse(specDoc, doc);
   if (!r.success) {
     const issue = r.issues[0];
@@ -227,7 +247,9 @@ export function parseActivitySpec(yamlText: string, source = 'spec'): ActivitySp
     timeoutSeconds: d.timeout_seconds,
     inputs,
     outputs,
-    inputSchema: (d.extra_inputs === 'ignore' ? v.object(entries) : v.strictObject(entries)) as unknown as v.GenericSchema<unknown, Record<string, unknown>>,
+    inputSchema: (d.extra_inputs === 'ignore'
+      ? v.object(entries)
+      : v.strictObject(entries)) as unknown as v.GenericSchema<unknown, Record<string, unknown>>,
     outputSchema: v.strictObject(outEntries) as unknown as v.GenericSchema<unknown, Record<string, string>>,
   };
 }

@@ -64,8 +64,16 @@ export function createTaskRunner(opts: TaskRunnerOptions): TaskRunner {
   function complete(id: string, attempt: number, result: CompletionResult): void {
     const msg: ExecutorMessageWire = {
       completion: result.ok
-        ? { activity_id: id, attempt, success: { output_refs: result.output_refs, metadata_json: result.metadata_json } }
-        : { activity_id: id, attempt, failure: { code: result.code, message: result.message, retryable: result.retryable } },
+        ? {
+            activity_id: id,
+            attempt,
+            success: { output_refs: result.output_refs, metadata_json: result.metadata_json },
+          }
+        : {
+            activity_id: id,
+            attempt,
+            failure: { code: result.code, message: result.message, retryable: result.retryable },
+          },
     };
     deliver(id, msg);
   }
@@ -86,14 +94,30 @@ export function createTaskRunner(opts: TaskRunnerOptions): TaskRunner {
       opts.capacityChanged();
       return;
     }
-    if (!opts.accepting()) return complete(id, attempt, { ok: false, code: 'SHUTTING_DOWN', message: 'executor is shutting down', retryable: true });
+    if (!opts.accepting())
+      return complete(id, attempt, {
+        ok: false,
+        code: 'SHUTTING_DOWN',
+        message: 'executor is shutting down',
+        retryable: true,
+      });
     const spec = opts.specs.get(a.activity_type);
     const handler = opts.handlers[a.activity_type];
     if (spec === undefined || handler === undefined) {
-      return complete(id, attempt, { ok: false, code: 'UNSUPPORTED_TYPE', message: `no handler for ${a.activity_type}`, retryable: false });
+      return complete(id, attempt, {
+        ok: false,
+        code: 'UNSUPPORTED_TYPE',
+        message: `no handler for ${a.activity_type}`,
+        retryable: false,
+      });
     }
     if (running.size >= opts.concurrency) {
-      return complete(id, attempt, { ok: false, code: 'NO_CAPACITY', message: `all ${opts.concurrency} slots busy`, retryable: true });
+      return complete(id, attempt, {
+        ok: false,
+        code: 'NO_CAPACITY',
+        message: `all ${opts.concurrency} slots busy`,
+        retryable: true,
+      });
     }
     const controller = new AbortController();
     const task: RunningTask = { id, attempt, controller, done: Promise.resolve() };

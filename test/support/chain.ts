@@ -114,7 +114,10 @@ type RawReceipt = {
 /** The blocks `from..to` (inclusive) with their full transactions. */
 async function blocksWithTxs(url: string, from: number, to: number): Promise<RawBlock[]> {
   const nums = Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
-  return await rpcBatch<RawBlock>(url, nums.map((n) => ['eth_getBlockByNumber', [`0x${n.toString(16)}`, true]]));
+  return await rpcBatch<RawBlock>(
+    url,
+    nums.map((n) => ['eth_getBlockByNumber', [`0x${n.toString(16)}`, true]]),
+  );
 }
 
 /** Every mined transaction from `addresses` (lower-case keys), with receipts, in block order. */
@@ -123,7 +126,10 @@ export async function walletTxs(url: string, addresses: string[]): Promise<Map<s
   const blocks = await blocksWithTxs(url, 0, await blockNumber(url));
   const picked: Array<{ b: RawBlock; t: RawTx }> = [];
   for (const b of blocks) for (const t of b.transactions) if (want.has(t.from.toLowerCase())) picked.push({ b, t });
-  const receipts = await rpcBatch<RawReceipt>(url, picked.map(({ t }) => ['eth_getTransactionReceipt', [t.hash]]));
+  const receipts = await rpcBatch<RawReceipt>(
+    url,
+    picked.map(({ t }) => ['eth_getTransactionReceipt', [t.hash]]),
+  );
   const out = new Map<string, ChainTx[]>([...want].map((a) => [a, []]));
   picked.forEach(({ b, t }, i) => {
     const r = receipts[i] as RawReceipt;
@@ -171,7 +177,12 @@ export interface WalletCall {
 }
 
 /** TaskQueue calls sent by `from` in blocks [fromBlock, latest], decoded. */
-export async function walletCalls(url: string, from: string, taskQueue: string, fromBlock: number): Promise<WalletCall[]> {
+export async function walletCalls(
+  url: string,
+  from: string,
+  taskQueue: string,
+  fromBlock: number,
+): Promise<WalletCall[]> {
   const blocks = await blocksWithTxs(url, fromBlock, await blockNumber(url));
   const out: WalletCall[] = [];
   for (const b of blocks) {

@@ -127,7 +127,11 @@ export async function startRpcProxy(opts: RpcProxyOptions): Promise<RpcProxy> {
   let headCache: { at: number; n: number } | null = null;
 
   async function upstream(body: unknown): Promise<unknown> {
-    const res = await fetch(opts.target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(opts.target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return await res.json();
   }
 
@@ -174,7 +178,8 @@ export async function startRpcProxy(opts: RpcProxyOptions): Promise<RpcProxy> {
     if (idx === undefined) return { call };
     const params = [...(call.params ?? [])];
     const tag = params[idx];
-    if (tag === undefined || tag === 'latest' || tag === 'pending' || tag === 'safe' || tag === 'finalized') params[idx] = hex(head);
+    if (tag === undefined || tag === 'latest' || tag === 'pending' || tag === 'safe' || tag === 'finalized')
+      params[idx] = hex(head);
     else if (typeof tag === 'string' && tag.startsWith('0x') && Number(BigInt(tag)) > head) {
       if (call.method === 'eth_getBlockByNumber') return { call, reply: null };
       params[idx] = hex(head);
@@ -191,7 +196,9 @@ export async function startRpcProxy(opts: RpcProxyOptions): Promise<RpcProxy> {
       typeof r.blockNumber === 'string' &&
       Number(BigInt(r.blockNumber)) > head
     ) {
-      return call.method === 'eth_getTransactionReceipt' ? { ...reply, result: null } : { ...reply, result: { ...r, blockNumber: null, blockHash: null, transactionIndex: null } };
+      return call.method === 'eth_getTransactionReceipt'
+        ? { ...reply, result: null }
+        : { ...reply, result: { ...r, blockNumber: null, blockHash: null, transactionIndex: null } };
     }
     return reply;
   }
@@ -199,8 +206,18 @@ export async function startRpcProxy(opts: RpcProxyOptions): Promise<RpcProxy> {
   async function handleOne(call: RpcCall, head: number | null, rule: ActiveRule | undefined): Promise<RpcReply> {
     const id = call.id ?? null;
     const a = rule?.action;
-    if (a?.type === 'error') return { jsonrpc: '2.0', id, error: { code: a.code, message: a.message, ...(a.data !== undefined ? { data: a.data } : {}) } };
-    if (a?.type === 'respond') return { jsonrpc: '2.0', id, result: typeof a.result === 'function' ? (a.result as (c: RpcCall) => unknown)(call) : a.result };
+    if (a?.type === 'error')
+      return {
+        jsonrpc: '2.0',
+        id,
+        error: { code: a.code, message: a.message, ...(a.data !== undefined ? { data: a.data } : {}) },
+      };
+    if (a?.type === 'respond')
+      return {
+        jsonrpc: '2.0',
+        id,
+        result: typeof a.result === 'function' ? (a.result as (c: RpcCall) => unknown)(call) : a.result,
+      };
     let fwd = call;
     if (head !== null) {
       const l = await lagCall(call, head);
@@ -225,7 +242,9 @@ export async function startRpcProxy(opts: RpcProxyOptions): Promise<RpcProxy> {
     const calls = (batch ? parsed : [parsed]) as RpcCall[];
     const picked = calls.map((c) => ruleFor(c));
     // Whole-request actions: the first call whose rule is one of them decides.
-    const whole = picked.find((r) => r && ['cutBeforeForward', 'cutAfterForward', 'delay', 'http'].includes(r.action.type));
+    const whole = picked.find(
+      (r) => r && ['cutBeforeForward', 'cutAfterForward', 'delay', 'http'].includes(r.action.type),
+    );
     for (const r of picked) if (r) r.hits += 1;
     for (const [i, c] of calls.entries()) record(c, picked[i]?.action.type ?? 'forwarded');
     const wa = whole?.action;

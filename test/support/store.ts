@@ -11,7 +11,16 @@ export function scan(sb: Sandbox, prefix: string): StoreRecord[] {
 }
 
 /** Every key family of the store. */
-export const STORE_PREFIXES = ['claim_job:', 'inflight:', 'tx:', 'lane:', 'done:', 'nonce:', 'last_scan_block', 'quarantine:'];
+export const STORE_PREFIXES = [
+  'claim_job:',
+  'inflight:',
+  'tx:',
+  'lane:',
+  'done:',
+  'nonce:',
+  'last_scan_block',
+  'quarantine:',
+];
 
 /** Every record of the store, by key family. */
 export function dumpStore(sb: Sandbox): Record<string, StoreRecord[]> {

@@ -46,14 +46,24 @@ export function createBrokerService(opts: BrokerServiceOptions): UntypedServiceI
     Presign(call: ServerUnaryCall<PresignRequestWire, PresignResponseWire>, cb: sendUnaryData<PresignResponseWire>) {
       const r = call.request;
       if (r.version !== STORAGE_PROTOCOL_VERSION) {
-        return fail(cb, status.FAILED_PRECONDITION, `protocol version ${r.version} not supported; this server speaks ${STORAGE_PROTOCOL_VERSION}`);
+        return fail(
+          cb,
+          status.FAILED_PRECONDITION,
+          `protocol version ${r.version} not supported; this server speaks ${STORAGE_PROTOCOL_VERSION}`,
+        );
       }
-      const problem = workerAddressProblem(r.worker_address) ?? activityIdProblem(r.activity_id) ?? objectKeyProblem(r.key);
+      const problem =
+        workerAddressProblem(r.worker_address) ?? activityIdProblem(r.activity_id) ?? objectKeyProblem(r.key);
       if (problem) return fail(cb, status.INVALID_ARGUMENT, problem);
-      if (r.method !== 'METHOD_GET' && r.method !== 'METHOD_PUT') return fail(cb, status.INVALID_ARGUMENT, 'method must be METHOD_GET or METHOD_PUT');
+      if (r.method !== 'METHOD_GET' && r.method !== 'METHOD_PUT')
+        return fail(cb, status.INVALID_ARGUMENT, 'method must be METHOD_GET or METHOD_PUT');
       const method: PresignMethod = r.method === 'METHOD_GET' ? 'GET' : 'PUT';
       if (!opts.authorize({ workerAddress: r.worker_address, activityId: r.activity_id, key: r.key, method })) {
-        return fail(cb, status.PERMISSION_DENIED, `worker ${r.worker_address} may not ${method} objects of activity ${r.activity_id}`);
+        return fail(
+          cb,
+          status.PERMISSION_DENIED,
+          `worker ${r.worker_address} may not ${method} objects of activity ${r.activity_id}`,
+        );
       }
       const ttlS = Math.min(r.ttl_seconds > 0 ? r.ttl_seconds : opts.defaultTtlS, opts.maxTtlS);
       const expMs = opts.now() + ttlS * 1000;

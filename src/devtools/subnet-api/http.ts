@@ -51,7 +51,8 @@ function parseTarget(rawTarget: string): Parsed {
   const path = q >= 0 ? rawTarget.slice(0, q) : rawTarget;
   const query = new URLSearchParams(q >= 0 ? rawTarget.slice(q + 1) : '');
   const rawSegs = path.split('/');
-  if (rawSegs[0] !== '' || rawSegs[1] !== 'blobs') return { ok: false, status: 404, message: 'Not found: only /blobs/{activity_id}/{key} is served.' };
+  if (rawSegs[0] !== '' || rawSegs[1] !== 'blobs')
+    return { ok: false, status: 404, message: 'Not found: only /blobs/{activity_id}/{key} is served.' };
   const segs: string[] = [];
   for (const raw of rawSegs.slice(2)) {
     let seg: string;
@@ -106,7 +107,9 @@ export function createBlobHandler(opts: BlobHttpOptions): (req: IncomingMessage,
     const { activityId, key, query } = parsed;
     const httpMethod = req.method ?? 'GET';
     if (httpMethod !== 'GET' && httpMethod !== 'HEAD' && httpMethod !== 'PUT') {
-      return drainAndReply(req, res, 405, `Method ${httpMethod} not allowed: use GET, HEAD or PUT.`, { allow: 'GET, HEAD, PUT' });
+      return drainAndReply(req, res, 405, `Method ${httpMethod} not allowed: use GET, HEAD or PUT.`, {
+        allow: 'GET, HEAD, PUT',
+      });
     }
     const signedMethod = query.get('method');
     const expText = query.get('exp');
@@ -129,7 +132,12 @@ export function createBlobHandler(opts: BlobHttpOptions): (req: IncomingMessage,
     }
     const nowMs = opts.now();
     if (nowMs >= expMs) {
-      return drainAndReply(req, res, 403, `Forbidden: URL expired at ${new Date(expMs).toISOString()} (now ${new Date(nowMs).toISOString()}); presign a new one.`);
+      return drainAndReply(
+        req,
+        res,
+        403,
+        `Forbidden: URL expired at ${new Date(expMs).toISOString()} (now ${new Date(nowMs).toISOString()}); presign a new one.`,
+      );
     }
     const path = opts.store.blobPath(activityId, key);
     if (effective === 'GET') return serveGet(req, res, path, httpMethod === 'HEAD');
@@ -162,7 +170,9 @@ export function createBlobHandler(opts: BlobHttpOptions): (req: IncomingMessage,
   async function servePut(req: IncomingMessage, res: ServerResponse, activityId: string, key: string): Promise<void> {
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > opts.maxPutBytes) {
-      return drainAndReply(req, res, 413, `Payload too large: the cap is ${opts.maxPutBytes} bytes.`, { connection: 'close' });
+      return drainAndReply(req, res, 413, `Payload too large: the cap is ${opts.maxPutBytes} bytes.`, {
+        connection: 'close',
+      });
     }
     const tmp = opts.store.tempPath();
     let received = 0;
@@ -194,10 +204,17 @@ export function createBlobHandler(opts: BlobHttpOptions): (req: IncomingMessage,
   }
 
   /** Answers without reading a body we will not use; the connection closes if a body is pending. */
-  function drainAndReply(req: IncomingMessage, res: ServerResponse, statusCode: number, message: string, headers: Record<string, string> = {}): void {
+  function drainAndReply(
+    req: IncomingMessage,
+    res: ServerResponse,
+    statusCode: number,
+    message: string,
+    headers: Record<string, string> = {},
+  ): void {
     const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
     const chunked = req.headers['transfer-encoding'] !== undefined;
-    if (statusCode >= 400) log.debug('Refused a blob request.', { status: statusCode, method: req.method, reason: message });
+    if (statusCode >= 400)
+      log.debug('Refused a blob request.', { status: statusCode, method: req.method, reason: message });
     reply(res, statusCode, message, hasBody || chunked ? { connection: 'close', ...headers } : headers);
     if (hasBody || chunked) req.resume();
   }

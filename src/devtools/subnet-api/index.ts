@@ -65,7 +65,9 @@ export async function startDevSubnetApi(opts: DevSubnetApiOptions): Promise<DevS
   const store = createBlobStore(opts.dataDir);
   const urlHost = host.includes(':') ? `[${host}]` : host;
 
-  const http: HttpServer = createServer(createBlobHandler({ store, secret, maxPutBytes, now, logger: logger.child('http') }));
+  const http: HttpServer = createServer(
+    createBlobHandler({ store, secret, maxPutBytes, now, logger: logger.child('http') }),
+  );
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(opts.httpPort ?? 0, host, () => {

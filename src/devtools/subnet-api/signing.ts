@@ -14,7 +14,9 @@ function canonical(method: BlobMethod, activityId: string, key: string, expMs: n
 
 /** Hex HMAC-SHA256 signature of one (method, activity id, key, expiry in Unix ms). */
 export function signBlob(secret: string, method: BlobMethod, activityId: string, key: string, expMs: number): string {
-  return createHmac('sha256', secret).update(canonical(method, activityId, key, expMs)).digest('hex');
+  return createHmac('sha256', secret)
+    .update(canonical(method, activityId, key, expMs))
+    .digest('hex');
 }
 
 /** Constant-time check of a signature given in a URL (any malformed value is simply `false`). */
