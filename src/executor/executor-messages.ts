@@ -52,7 +52,7 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
     c.credits = Math.max(0, (c.caps?.max_concurrency ?? 0) - reported.length);
     if (connection.everReady() || running.length > 0 || lost.length > 0) {
       log.info('Resynced with the executor.', { running: running.length, lost: lost.length });
-      send({ type: 'resync', running_activity_ids: running, lost_activity_ids: lost });
+      send({ type: 'resync', running_activity_ids: running, lost_activity_ids: lost, held_activity_ids: reported });
     }
     connection.maybeReady(c);
     for (const id of running) {

@@ -15,7 +15,13 @@ export interface TaskSpec {
   workflow_instance?: string;
   /** Unix ms after which the result is useless (chain expiry). */
   deadline_unix_ms: number;
+  /** The dispatch attempt, persisted in the store before the assignment is sent (1 = first dispatch). */
   attempt: number;
+  /**
+   * A re-offer of a task the executor still holds (its Resync listed it, e.g. after a wcp restart): the bridge
+   * registers it and sends the assignment so the executor keeps its one run; it takes no new credit.
+   */
+  reoffer?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -24,6 +30,11 @@ export interface TaskSpec {
 export type ExecutorCommand =
   | { type: 'assign'; task: TaskSpec }
   | { type: 'cancel'; activity_id: string; reason: string }
+  /**
+   * The supervisor's verdict on a `completion` event, sent once the outcome is committed to the store (accepted)
+   * or refused (not held, wrong attempt…): the bridge relays it to the executor as a CompletionAck.
+   */
+  | { type: 'ackCompletion'; activity_id: string; attempt: number; accepted: boolean; code?: string; reason?: string }
   /** Stop taking assignments; keep the stream until in-flight tasks complete (then `drained` is sent). */
   | { type: 'drain' }
   /** Close the stream and end the worker (tasks keep running in the executor; a later start resyncs). */
@@ -63,20 +74,39 @@ export type ExecutorEvent =
   | { type: 'accepted'; activity_id: string }
   | { type: 'assignRejected'; activity_id: string; reason: AssignRejectReason; retryable: boolean; detail?: string }
   | { type: 'progress'; activity_id: string; fraction: number; message: string }
-  | { type: 'completion'; activity_id: string; attempt: number; result: CompletionResult }
+  /**
+   * A Completion the bridge validated (outputs included). `assigned_here` is false when this bridge did not assign
+   * the task in its own life (an earlier wcp did; absent = true): the supervisor decides from its store. Every completion gets
+   * an `ackCompletion` back.
+   */
+  | { type: 'completion'; activity_id: string; attempt: number; result: CompletionResult; assigned_here?: boolean }
+  /**
+   * A Completion the bridge refused (e.g. OUTPUT_INVALID: a ref outside `blob:<activity_id>/`, a declared output
+   * missing, an object never uploaded); the executor was already told. The supervisor re-dispatches while
+   * attempts remain, else fails the activity on chain with `reason`.
+   */
+  | { type: 'completionRejected'; activity_id: string; attempt: number; code: string; reason: string }
+  /** Whether the storage service answers (presigning works); claims of work that needs storage wait while not. */
+  | { type: 'storage'; available: boolean; detail?: string }
   /**
    * After a (re)connect: of the tasks the bridge had in flight, which the executor still holds and which it lost
    * (the supervisor re-offers the lost ones). Sent on every handshake that follows a previous connection or
    * that finds tasks in flight.
    */
-  | { type: 'resync'; running_activity_ids: string[]; lost_activity_ids: string[] }
+  | {
+      type: 'resync';
+      running_activity_ids: string[];
+      lost_activity_ids: string[];
+      /** Every activity the executor's Resync listed (running, or finished with a Completion not yet acknowledged). */
+      held_activity_ids: string[];
+    }
   /** An executor message was refused (logged too); for metrics. */
   | { type: 'rejected'; reason: string; activity_id?: string }
   /** Draining finished: nothing in flight any more. */
   | { type: 'drained' }
   | { type: 'stopped' };
 
-const SUPERVISOR_TYPES = new Set(['assign', 'cancel', 'drain', 'stop']);
+const SUPERVISOR_TYPES = new Set(['assign', 'cancel', 'ackCompletion', 'drain', 'stop']);
 
 /** Structural check of a message received on the port (trusted sender, but a bug must not crash the worker). */
 export function isExecutorCommand(m: unknown): m is ExecutorCommand {
@@ -96,6 +126,10 @@ export function isExecutorCommand(m: unknown): m is ExecutorCommand {
       typeof task.attempt === 'number' &&
       (task.workflow_instance === undefined || typeof task.workflow_instance === 'string')
     );
+  }
+  if (t === 'ackCompletion') {
+    const a = m as { activity_id?: unknown; attempt?: unknown; accepted?: unknown };
+    return typeof a.activity_id === 'string' && typeof a.attempt === 'number' && typeof a.accepted === 'boolean';
   }
   if (t === 'cancel') {
     const c = m as { activity_id?: unknown; reason?: unknown };
