@@ -10,6 +10,7 @@ import { createLogger } from '../internal/logger.ts';
 import { buildInfo, buildVersion } from '../runtime/env.ts';
 import { openStore } from '../store/store.ts';
 import { rejectUnknownArgs } from './args.ts';
+import { doctorCommand } from './doctor.ts';
 import { keyCommand } from './key.ts';
 import { runDaemon } from './run.ts';
 
@@ -139,5 +140,5 @@ export const main = defineCommand({
     version: buildVersion(),
     description: 'Worker Client Process: claims on-chain activities and runs them on the local executor',
   },
-  subCommands: { run, db, config, key: keyCommand, version },
+  subCommands: { run, db, config, key: keyCommand, doctor: doctorCommand, version },
 });

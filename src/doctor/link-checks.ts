@@ -1,0 +1,181 @@
+/**
+ * The doctor's checks of the local links and files: the executor (dial its TaskStream, read Hello and
+ * Capabilities, then close the stream without assigning anything; skipped while a wcp daemon holds the store, as
+ * that daemon owns the executor link), the subnet-api (its gRPC channel
+ * becomes ready), the store (its directory is writable and no other wcp holds it).
+ */
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { type ClientDuplexStream, credentials, type ServiceClientConstructor } from '@grpc/grpc-js';
+import type { WcpConfig } from '../config/load.ts';
+import { loadStorageBrokerService } from '../storage/broker.ts';
+import { checkStoreFile } from '../store/store.ts';
+import { loadExecutorService, PROTOCOL_VERSION, type WcpMessageWire } from '../taskstream/protocol.ts';
+import { parseExecutorMessage } from '../taskstream/validate.ts';
+import { type CheckResult, fail, pass, skip, warn } from './check.ts';
+
+const PROBE_MS = 5_000;
+
+/** Dials the executor, waits for Hello + Capabilities, then answers HelloAck(accepted=false) and closes. */
+export function executorCheck(config: WcpConfig): Promise<CheckResult> {
+  const name = 'executor';
+  const endpoint = config.executor.endpoint;
+  const daemon = runningDaemon(config.store.path);
+  if (daemon !== undefined) {
+    return Promise.resolve(
+      skip(name, `the running wcp (pid ${daemon}) owns the executor link; its /status shows the executor`),
+    );
+  }
+  if (config.executor.builtinNoopForTests)
+    return Promise.resolve(
+      warn(
+        name,
+        'executor.builtin_noop_for_tests is on: the built-in no-op runs activities',
+        'tests only: turn it off in production',
+      ),
+    );
+  const Executor = loadExecutorService() as ServiceClientConstructor;
+  const client = new Executor(endpoint, credentials.createInsecure());
+  return new Promise<CheckResult>((resolve) => {
+    let hello: { executor_id: string; executor_version: string; protocol_version: number } | undefined;
+    let settled = false;
+    const call = (client as unknown as { TaskStream(): ClientDuplexStream<WcpMessageWire, unknown> }).TaskStream();
+    const done = (r: CheckResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      try {
+        call.end();
+        call.cancel();
+      } catch {
+        // already closed
+      }
+      client.close();
+      resolve(r);
+    };
+    const timer = setTimeout(
+      () =>
+        done(
+          hello
+            ? fail(
+                name,
+                `${endpoint}: Hello from ${hello.executor_id} but no Capabilities within ${PROBE_MS} ms`,
+                'check the executor implements the TaskStream protocol (proto/execution/v1)',
+              )
+            : fail(
+                name,
+                `${endpoint}: no executor answered within ${PROBE_MS} ms`,
+                'start the executor (the WEP) and check executor.endpoint',
+              ),
+        ),
+      PROBE_MS,
+    );
+    call.on('error', (e: Error & { details?: string }) => {
+      const cause = /ECONNREFUSED|No connection established|connect/i.test(`${e.details ?? ''} ${e.message}`)
+        ? 'connection refused (no executor listening)'
+        : (e.details ?? e.message);
+      done(fail(name, `${endpoint}: ${cause}`, 'start the executor (the WEP) and check executor.endpoint'));
+    });
+    call.on('data', (raw: unknown) => {
+      const p = parseExecutorMessage(raw);
+      if (!p.ok)
+        return done(fail(name, `${endpoint}: bad message: ${p.reason}`, 'the executor does not speak TaskStream v1'));
+      if (p.msg.kind === 'hello') {
+        hello = p.msg;
+        if (hello.protocol_version !== PROTOCOL_VERSION) {
+          return done(
+            fail(
+              name,
+              `${endpoint}: executor ${hello.executor_id} speaks protocol v${hello.protocol_version}, wcp v${PROTOCOL_VERSION}`,
+              'upgrade the executor or wcp so the majors match',
+            ),
+          );
+        }
+        // Accepted, so the executor sends its Capabilities; the stream is closed right after them and nothing is
+        // assigned (the executor keeps whatever it holds for the daemon's next stream).
+        call.write({
+          hello_ack: { protocol_version: PROTOCOL_VERSION, wcp_version: 'doctor', accepted: true, reason: '' },
+        });
+        return;
+      }
+      if (p.msg.kind === 'capabilities' && hello) {
+        const types = p.msg.activity_types;
+        return done(
+          types.length
+            ? pass(
+                name,
+                `${endpoint}: ${hello.executor_id} ${hello.executor_version}, protocol v${hello.protocol_version}, concurrency ${p.msg.max_concurrency}, types ${types.join(', ')}`,
+              )
+            : warn(
+                name,
+                `${endpoint}: ${hello.executor_id} serves no activity type`,
+                'configure the executor with the activity types of your queue',
+              ),
+        );
+      }
+    });
+  });
+}
+
+/** Whether the subnet-api's gRPC channel becomes ready. */
+export function subnetApiCheck(config: WcpConfig): Promise<CheckResult> {
+  const endpoint = config.subnetApi.grpcEndpoint;
+  const Broker = loadStorageBrokerService();
+  const client = new Broker(endpoint, credentials.createInsecure());
+  return new Promise((resolve) => {
+    client.waitForReady(Date.now() + PROBE_MS, (err) => {
+      client.close();
+      resolve(
+        err
+          ? fail(
+              'subnet-api',
+              `${endpoint}: not reachable (${err.message.slice(0, 120)})`,
+              'start the subnet-api (storage broker) and check subnet_api.grpc_endpoint; activities with blob inputs or outputs need it',
+            )
+          : pass('subnet-api', `${endpoint}: reachable`),
+      );
+    });
+  });
+}
+
+/** The pid of a live wcp holding the store's lock (`<store>.pid`), if any. */
+function runningDaemon(storePath: string): number | undefined {
+  const lock = `${storePath}.pid`;
+  if (!existsSync(lock)) return undefined;
+  try {
+    const pid = Number(JSON.parse(readFileSync(lock, 'utf8')).pid);
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined; // stale: the next wcp run takes it over
+  }
+}
+
+/** The store: directory writable, file an LMDB store (when it exists), and not held by a running wcp. */
+export function storeCheck(config: WcpConfig): CheckResult {
+  const path = config.store.path;
+  const name = 'store';
+  try {
+    accessSync(dirname(path), constants.W_OK);
+  } catch {
+    return fail(
+      name,
+      `${dirname(path)} is not writable`,
+      'give the wcp user write access to the store directory, or change store.path',
+    );
+  }
+  try {
+    checkStoreFile(path);
+  } catch (e) {
+    return fail(name, (e as Error).message, `move ${path} aside; wcp rebuilds it from the chain`);
+  }
+  const pid = runningDaemon(path);
+  if (pid !== undefined) {
+    return warn(
+      name,
+      `${path} is in use by a running wcp (pid ${pid})`,
+      'fine if that is the daemon you are checking; a second `wcp run` on this store would exit 11',
+    );
+  }
+  return pass(name, `${path}: ${existsSync(path) ? 'an LMDB store, not in use' : 'will be created'}`);
+}
