@@ -3,12 +3,12 @@
  * gracefully (exit 0); a second one forces an immediate exit (130) — LMDB's commits are atomic, so even a forced
  * exit leaves a consistent store.
  */
-import type { Server } from 'node:http';
 import { loadConfig } from '../config/load.ts';
 import { errorText } from '../internal/errors.ts';
 import { ExitCode } from '../internal/exit-codes.ts';
 import { createLogger } from '../internal/logger.ts';
-import { createMetrics, serveMetrics } from '../internal/metrics.ts';
+import { type OperatorHttp, serveOperatorHttp } from '../internal/http.ts';
+import { createMetrics } from '../internal/metrics.ts';
 import { ensureWritableTmpdir } from '../runtime/env.ts';
 import { acquireStoreLock } from '../store/lock.ts';
 import { openStore, type Store } from '../store/store.ts';
@@ -44,7 +44,7 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
     lock.release();
     throw e;
   }
-  let server: Server | null = null;
+  let http: OperatorHttp | null = null;
   const supervisor = createSupervisor({ config, logger, store, metrics });
 
   let signals = 0;
@@ -65,7 +65,7 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
   try {
     if (config.metrics.enabled) {
       try {
-        server = await serveMetrics(metrics, config.metrics.listen, logger);
+        http = await serveOperatorHttp(metrics, config.metrics.listen, logger);
       } catch (e) {
         logger.warn('metrics endpoint not started', { listen: config.metrics.listen, error: errorText(e) });
       }
@@ -78,7 +78,7 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
     await supervisor.stop('startup failed').catch(() => {});
     return exitCodeFor(e);
   } finally {
-    server?.close();
+    http?.close();
     await store.close().catch(() => {});
     lock.release();
     process.off('SIGINT', onSignal);

@@ -1,10 +1,8 @@
 /**
  * Prometheus metrics (prom-client: the standard exposition format and histogram maths, not worth hand-writing).
- * One registry per daemon instance; served on `metrics.listen` at /metrics. No label ever carries a secret.
+ * One registry per daemon instance; served on `metrics.listen` at /metrics (`http.ts`). No label ever carries a secret.
  */
-import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Logger } from './logger.ts';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -63,36 +61,12 @@ export function createMetrics() {
       registers: [registry],
     }),
     state: new Gauge({ name: 'wcp_up', help: '1 while the supervisor runs', registers: [registry] }),
+    ready: new Gauge({
+      name: 'wcp_ready',
+      help: '1 when the last /readyz (or readiness round) found every check passing',
+      registers: [registry],
+    }),
   };
   return m;
 }
 export type Metrics = ReturnType<typeof createMetrics>;
-
-export async function serveMetrics(metrics: Metrics, listen: string, logger: Logger): Promise<Server> {
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
-  const port = Number(listen.slice(i + 1));
-  const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      metrics.registry
-        .metrics()
-        .then((body) => {
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
-          res.end(body);
-        })
-        .catch(() => {
-          res.writeHead(500);
-          res.end();
-        });
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  logger.info('metrics listening', { listen });
-  return server;
-}

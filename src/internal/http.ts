@@ -1,0 +1,99 @@
+/**
+ * The operator's HTTP surface on `metrics.listen` (loopback by default): `/metrics` (Prometheus), `/healthz`
+ * (alive: the loops are turning), `/readyz` (200 only when wcp can do its job; else 503 with JSON naming each failing
+ * check and its fix) and `/status` (JSON: what the daemon is doing). The probes come from the supervisor; before it
+ * provides them (start-up), `/healthz` answers 200 "starting" and `/readyz` 503.
+ */
+import { createServer, type Server } from 'node:http';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { redact } from './redact.ts';
+
+/** One readiness check: what, whether it holds, what was seen, and the fix when it does not. */
+export interface ReadyCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+/** What the supervisor answers the endpoints with. */
+export interface OperatorProbes {
+  health(): { ok: boolean; state: string; detail?: Record<string, unknown> };
+  ready(): Promise<ReadyCheck[]>;
+  status(): Promise<Record<string, unknown>>;
+}
+
+export interface OperatorHttp {
+  server: Server;
+  /** Installs the supervisor's probes (until then: starting / not ready). */
+  setProbes(p: OperatorProbes): void;
+  close(): void;
+}
+
+function json(res: import('node:http').ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(`${redact(JSON.stringify(body))}\n`);
+}
+
+/** Starts the listener on `listen` (`host:port`). */
+export async function serveOperatorHttp(metrics: Metrics, listen: string, logger: Logger): Promise<OperatorHttp> {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(listen.slice(i + 1));
+  let probes: OperatorProbes | undefined;
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const fail = (e: unknown) => json(res, 500, { error: e instanceof Error ? e.message : String(e) });
+    switch (path) {
+      case '/metrics':
+        metrics.registry
+          .metrics()
+          .then((body) => {
+            res.writeHead(200, { 'content-type': metrics.registry.contentType });
+            res.end(redact(body));
+          })
+          .catch(fail);
+        return;
+      case '/healthz': {
+        const h = probes?.health() ?? { ok: true, state: 'starting' };
+        json(res, h.ok ? 200 : 503, h);
+        return;
+      }
+      case '/readyz':
+        if (!probes)
+          return json(res, 503, { ready: false, checks: [{ name: 'startup', ok: false, detail: 'wcp is starting' }] });
+        probes
+          .ready()
+          .then((checks) => {
+            const ready = checks.every((c) => c.ok);
+            metrics.ready.set(ready ? 1 : 0);
+            json(res, ready ? 200 : 503, { ready, checks, failing: checks.filter((c) => !c.ok).map((c) => c.name) });
+          })
+          .catch(fail);
+        return;
+      case '/status':
+        if (!probes) return json(res, 503, { state: 'starting' });
+        probes
+          .status()
+          .then((s) => json(res, 200, s))
+          .catch(fail);
+        return;
+      default:
+        res.writeHead(404);
+        res.end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  logger.info('operator endpoints listening', { listen, paths: '/metrics /healthz /readyz /status' });
+  return {
+    server,
+    setProbes: (p) => {
+      probes = p;
+    },
+    close: () => server.close(),
+  };
+}
