@@ -31,6 +31,52 @@ export interface LoggerOptions {
   json?: boolean;
   /** Where lines go (default: stderr for pretty, stdout for JSON). For tests. */
   write?: (line: string) => void;
+  /** Clock of the repeat limiter. For tests. */
+  now?: () => number;
+}
+
+/** Identical warnings and errors (same tag, message and fields but counters) print once per this window. */
+export const REPEAT_WINDOW_MS = 60_000;
+/** Fields that change from one retry to the next without making the line news. */
+const VOLATILE_FIELDS = new Set([
+  'attempt',
+  'attempts',
+  'consecutive',
+  'failures',
+  'retry_in_ms',
+  'duration_ms',
+  'elapsed_ms',
+  'age_ms',
+]);
+const MAX_KEYS = 2_000;
+
+/**
+ * Rate-limits identical warn/error lines: the first prints; repeats within `REPEAT_WINDOW_MS` are counted, not
+ * printed; the first one after the window prints with `repeated: N` (how many were held back). A wallet with no
+ * funds or a node refusing the same transaction no longer fills the log with the same line every second.
+ */
+function createRepeatLimiter(now: () => number) {
+  const seen = new Map<string, { at: number; held: number }>();
+  return {
+    pass(prefix: string, fields: Fields | undefined, emit: (f: Fields | undefined) => void): void {
+      const stable = fields ? Object.entries(fields).filter(([k]) => !VOLATILE_FIELDS.has(k)) : [];
+      let key: string;
+      try {
+        key = `${prefix}|${JSON.stringify(stable, (_k, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Error ? v.message : v))}`;
+      } catch {
+        return emit(fields);
+      }
+      const t = now();
+      const s = seen.get(key);
+      if (s && t - s.at < REPEAT_WINDOW_MS) {
+        s.held += 1;
+        return;
+      }
+      if (seen.size >= MAX_KEYS) seen.clear();
+      seen.set(key, { at: t, held: 0 });
+      emit(s && s.held > 0 ? { ...fields, repeated: s.held } : fields);
+    },
+  };
 }
 
 export function createLogger(tag = 'wcp', opts: LoggerOptions = {}): Logger {
@@ -61,11 +107,12 @@ export function createLogger(tag = 'wcp', opts: LoggerOptions = {}): Logger {
       },
     ],
   });
+  const limiter = createRepeatLimiter(opts.now ?? Date.now);
   const make = (c: ConsolaInstance, t: string): Logger => ({
     debug: (m, f) => c.debug(m, f),
     info: (m, f) => c.info(m, f),
-    warn: (m, f) => c.warn(m, f),
-    error: (m, f) => c.error(m, f),
+    warn: (m, f) => limiter.pass(`warn|${t}|${m}`, f, (extra) => c.warn(m, extra)),
+    error: (m, f) => limiter.pass(`error|${t}|${m}`, f, (extra) => c.error(m, extra)),
     child: (sub) => make(c.withTag(sub), `${t}:${sub}`),
   });
   return make(consola.withTag(tag), tag);
