@@ -12,6 +12,7 @@ import { openStore } from '../store/store.ts';
 import { rejectUnknownArgs } from './args.ts';
 import { doctorCommand } from './doctor.ts';
 import { keyCommand } from './key.ts';
+import { statusCommand } from './status.ts';
 import { runDaemon } from './run.ts';
 
 /**
@@ -140,5 +141,5 @@ export const main = defineCommand({
     version: buildVersion(),
     description: 'Worker Client Process: claims on-chain activities and runs them on the local executor',
   },
-  subCommands: { run, db, config, key: keyCommand, doctor: doctorCommand, version },
+  subCommands: { run, status: statusCommand, doctor: doctorCommand, db, config, key: keyCommand, version },
 });
