@@ -23,7 +23,11 @@ async function resolveCommand(rawArgs: string[]): Promise<[CommandDef, CommandDe
   return [cmd, parent];
 }
 
-async function cli(rawArgs: string[]): Promise<number> {
+async function cli(argv: string[]): Promise<number> {
+  let rawArgs = argv;
+  // `wcp --version` / `-V` is `wcp version`; `wcp help [command…]` is `wcp [command…] --help`.
+  if (rawArgs.length === 1 && (rawArgs[0] === '--version' || rawArgs[0] === '-V')) rawArgs = ['version'];
+  if (rawArgs[0] === 'help') rawArgs = [...rawArgs.slice(1), '--help'];
   if (rawArgs.length === 0 || rawArgs.includes('--help') || rawArgs.includes('-h')) {
     const [cmd, parent] = await resolveCommand(rawArgs);
     await showUsage(cmd, parent);
