@@ -119,3 +119,28 @@ describe('config loading', () => {
     expect(toml).toContain('bump_after = "2m"');
   });
 });
+
+describe('exposure', () => {
+  const base = { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY };
+  test('a non-loopback executor endpoint or metrics listener is refused unless explicitly allowed', () => {
+    const e = failure(() =>
+      loadConfig({ env: { ...base, WCP__EXECUTOR__ENDPOINT: '10.0.0.5:7070', WCP__METRICS__LISTEN: '0.0.0.0:9464' } }),
+    );
+    expect(e).toContain('executor.endpoint: got "10.0.0.5:7070", expected a loopback address');
+    expect(e).toContain('metrics.listen: got "0.0.0.0:9464", expected a loopback address');
+    const ok = loadConfig({
+      env: {
+        ...base,
+        WCP__EXECUTOR__ENDPOINT: '10.0.0.5:7070',
+        WCP__EXECUTOR__ALLOW_INSECURE_REMOTE: 'true',
+        WCP__METRICS__LISTEN: '0.0.0.0:9464',
+        WCP__METRICS__ALLOW_NON_LOOPBACK: 'true',
+      },
+    });
+    expect(ok.executor.endpoint).toBe('10.0.0.5:7070');
+    expect(
+      loadConfig({ env: { ...base, WCP__EXECUTOR__ENDPOINT: 'localhost:7070', WCP__METRICS__LISTEN: '[::1]:9464' } })
+        .metrics.listen,
+    ).toBe('[::1]:9464');
+  });
+});

@@ -68,6 +68,7 @@ export interface WcpConfig {
     maxMessageBytes: number;
     reofferLostTasks: boolean;
     maxDispatchAttempts: number;
+    allowInsecureRemote: boolean;
     builtinNoopForTests: boolean;
     noopDelayMs: number;
   };
@@ -81,7 +82,7 @@ export interface WcpConfig {
     backoffMaxMs: number;
   };
   shutdown: { drainTimeoutMs: number };
-  metrics: { enabled: boolean; listen: string };
+  metrics: { enabled: boolean; listen: string; allowNonLoopback: boolean };
   log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'auto' | 'json' | 'pretty' };
 }
 
@@ -194,6 +195,31 @@ function issueLines(issues: v.BaseIssue<unknown>[]): string[] {
   return lines;
 }
 
+/** Whether `host:port` names this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(hostPort: string): boolean {
+  const host = hostPort
+    .slice(0, hostPort.lastIndexOf(':'))
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Links that would expose the worker when not on loopback, unless explicitly allowed. */
+function exposureProblems(f: ConfigFile): string[] {
+  const out: string[] = [];
+  if (!f.executor.builtin_noop_for_tests && !isLoopback(f.executor.endpoint) && !f.executor.allow_insecure_remote) {
+    out.push(
+      `executor.endpoint: got ${JSON.stringify(f.executor.endpoint)}, expected a loopback address (127.0.0.1:PORT): the executor link has no authentication, and whatever listens there receives presigned URLs and decides what wcp signs on chain (set executor.allow_insecure_remote = true only on a private, trusted network)`,
+    );
+  }
+  if (f.metrics.enabled && !isLoopback(f.metrics.listen) && !f.metrics.allow_non_loopback) {
+    out.push(
+      `metrics.listen: got ${JSON.stringify(f.metrics.listen)}, expected a loopback address (127.0.0.1:PORT): /status shows what the worker holds (put a reverse proxy with authentication in front, or set metrics.allow_non_loopback = true)`,
+    );
+  }
+  return out;
+}
+
 function deepFreeze<T>(o: T): T {
   if (o && typeof o === 'object' && !(o instanceof Secret)) {
     for (const val of Object.values(o)) deepFreeze(val);
@@ -230,6 +256,8 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
     throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: problems });
   }
   const f = parsed.output as ConfigFile;
+  const exposure = exposureProblems(f);
+  if (exposure.length > 0) throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: exposure });
   const { key, address } = resolveKey(f, cwd);
   const rpcUrls = [f.ethereum.rpc_url, ...f.ethereum.rpc_urls.filter((u) => u !== f.ethereum.rpc_url)];
   for (const u of rpcUrls) registerUrlSecrets(u);
@@ -285,6 +313,7 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
       maxMessageBytes: f.executor.max_message_bytes,
       reofferLostTasks: f.executor.reoffer_lost_tasks,
       maxDispatchAttempts: f.executor.max_dispatch_attempts,
+      allowInsecureRemote: f.executor.allow_insecure_remote,
       builtinNoopForTests: f.executor.builtin_noop_for_tests,
       noopDelayMs: f.executor.noop_delay,
     },
@@ -298,7 +327,7 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
       backoffMaxMs: f.reconciler.backoff_max,
     },
     shutdown: { drainTimeoutMs: f.shutdown.drain_timeout },
-    metrics: { enabled: f.metrics.enabled, listen: f.metrics.listen },
+    metrics: { enabled: f.metrics.enabled, listen: f.metrics.listen, allowNonLoopback: f.metrics.allow_non_loopback },
     log: { level: f.log.level, format: f.log.format },
   };
   return { config: deepFreeze(cfg), file: f };

@@ -194,6 +194,11 @@ export const ConfigFileSchema = v.strictObject({
     reoffer_lost_tasks: v.optional(bool(), true),
     /** Dispatch attempts per activity before it is failed on chain. */
     max_dispatch_attempts: v.optional(int(1, 100), 3),
+    /**
+     * Accept an executor endpoint that is not on loopback over a plaintext, unauthenticated link. Whatever listens
+     * there receives presigned URLs and decides the results wcp signs on chain: refused by default.
+     */
+    allow_insecure_remote: v.optional(bool(), false),
     /** TESTS ONLY: run claimed activities on a built-in no-op executor instead of the gRPC executor. */
     builtin_noop_for_tests: v.optional(bool(), false),
     /** TESTS ONLY: how long the built-in no-op executor takes per activity. */
@@ -221,8 +226,10 @@ export const ConfigFileSchema = v.strictObject({
   }),
   metrics: section({
     enabled: v.optional(bool(), true),
-    /** Prometheus /metrics listen address. */
+    /** Listen address of /metrics, /healthz, /readyz and /status. */
     listen: v.optional(hostPort(), '127.0.0.1:9464'),
+    /** Accept a listen address that is not on loopback (/status shows what the worker holds): refused by default. */
+    allow_non_loopback: v.optional(bool(), false),
   }),
   log: section({
     level: v.optional(v.picklist(['error', 'warn', 'info', 'debug'], 'one of error, warn, info, debug'), 'info'),
