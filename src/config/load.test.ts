@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'bun:test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encryptKeystoreJsonSync, Wallet } from 'ethers';
 import { parse as parseToml } from 'smol-toml';
 import { errorText, WcpError } from '../internal/errors.ts';
 import { redact } from '../internal/redact.ts';
@@ -142,5 +143,29 @@ describe('exposure', () => {
       loadConfig({ env: { ...base, WCP__EXECUTOR__ENDPOINT: 'localhost:7070', WCP__METRICS__LISTEN: '[::1]:9464' } })
         .metrics.listen,
     ).toBe('[::1]:9464');
+  });
+});
+
+describe('configs/example.toml', () => {
+  test('is valid: it loads once its files exist (keystore and password made here)', () => {
+    const text = readFileSync(join(import.meta.dir, '..', '..', 'configs', 'example.toml'), 'utf8');
+    const ks = fileWith(
+      encryptKeystoreJsonSync({ address: new Wallet(KEY).address, privateKey: KEY }, 'example password', {
+        scrypt: { N: 1 << 10 },
+      }),
+    );
+    const pw = fileWith('example password\n');
+    chmodSync(ks, 0o600);
+    chmodSync(pw, 0o600);
+    const c = loadConfig({
+      path: fileWith(
+        text
+          .replace('wallet_keystore = "/etc/wcp/keystore.json"', `wallet_keystore = "${ks}"`)
+          .replace('wallet_password_file = "/etc/wcp/password"', `wallet_password_file = "${pw}"`),
+      ),
+      env: {},
+    });
+    expect(c.ethereum.walletAddress).toBe(new Wallet(KEY).address);
+    expect(c.ethereum.confirmations).toBe(5);
   });
 });
