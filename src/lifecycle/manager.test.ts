@@ -73,7 +73,7 @@ function setup() {
     store,
     txm,
     rpc,
-    executor: { assign: () => {}, cancel: () => {}, drain: () => {} },
+    executor: { assign: () => {}, cancel: () => {}, ackCompletion: () => {}, drain: () => {} },
     logger: createLogger('test', { write: () => {} }),
     metrics: createMetrics(),
   });
