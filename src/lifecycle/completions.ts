@@ -16,7 +16,6 @@ import type { ExecutorEvent } from '../executor/messages.ts';
 import { errorText } from '../internal/errors.ts';
 import { doneKey, inflightKey } from '../store/keys.ts';
 import { DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
-import type { CompletionResult } from '../taskstream/types.ts';
 import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
 import type { DispatchStep } from './dispatch.ts';
@@ -28,6 +27,7 @@ import { retryOrFail } from './records.ts';
 
 type CompletionEvent = Extract<ExecutorEvent, { type: 'completion' }>;
 type RejectedEvent = Extract<ExecutorEvent, { type: 'completionRejected' }>;
+type CompletionResult = CompletionEvent['result'];
 
 /** States in which the executor may hold the task, so its Completion can be applied. */
 const ACCEPTING = new Set(['claimed', 'assigned', 'running']);
