@@ -55,6 +55,24 @@ export function createMetrics() {
       labelNames: ['state'],
       registers: [registry],
     }),
+    executorCompletions: new Counter({
+      name: 'wcp_executor_completions_total',
+      help: 'Completions received from the executor, by what the lifecycle decided (accepted, duplicate, refused, stale, pending, rejected_by_bridge)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    completionsSettled: new Counter({
+      name: 'wcp_completions_settled_total',
+      help: 'activities whose complete or fail is settled on chain (compare with wcp_executor_completions_total)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    claimsPaused: new Gauge({
+      name: 'wcp_claims_paused',
+      help: '1 for the reason claims are paused now (executor_not_ready, no_executor_credits, unsupported_type, storage_unavailable), 0 otherwise',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     executorRejected: new Counter({
       name: 'wcp_executor_rejected_messages_total',
       help: 'executor messages refused',

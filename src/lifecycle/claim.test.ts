@@ -3,12 +3,13 @@ import type { ActivityFact } from '../chain/facts.ts';
 import { claimJobKey, inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
 import { createClaimStep } from './claim.ts';
+import { createClaimGate } from './claim-gate.ts';
 import { createFillDetails } from './details.ts';
 import type { Finish } from './finish.ts';
 import { createRecheckStep } from './recheck.ts';
 import { createSend } from './send.ts';
 import { createSettle } from './settle.ts';
-import { cleanupTestContexts, confirmed, NOW_S, testContext, until, WALLET } from './test-fakes.ts';
+import { cleanupTestContexts, confirmed, NOW_S, readyLink, testContext, until, WALLET } from './test-fakes.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -18,9 +19,10 @@ function setup() {
   const fillDetails = createFillDetails(t.ctx);
   const finish: Finish = { finish: async () => {}, submitFinish: async () => {}, submitResume: async () => {} };
   const recheck = createRecheckStep(t.ctx, { finish, fillDetails });
-  const claim = createClaimStep(t.ctx, { send, recheck: recheck.recheck });
+  const gate = createClaimGate(t.ctx, { link: readyLink(), credits: () => 100 });
+  const claim = createClaimStep(t.ctx, { send, recheck: recheck.recheck, gate });
   const settle = createSettle(t.ctx, { finish, recheck: recheck.recheck, fillDetails });
-  return { ...t, send, recheck, claim, settle };
+  return { ...t, send, recheck, claim, settle, gate };
 }
 
 /** What a scan read before our claim landed: the activity still Pending. */
@@ -136,15 +138,17 @@ describe('claim step', () => {
   });
 
   test('no claims when disabled, in observe mode or with no room', async () => {
-    const { ctx, store, txm, send, recheck, claim } = setup();
+    const { ctx, store, txm, send, recheck, claim, gate } = setup();
     await addJob(store, '1');
     await claim.run(false);
-    await createClaimStep({ ...ctx, opts: { ...ctx.opts, mode: 'observe' } }, { send, recheck: recheck.recheck }).run(
-      true,
-    );
-    await createClaimStep({ ...ctx, opts: { ...ctx.opts, maxInflight: 0 } }, { send, recheck: recheck.recheck }).run(
-      true,
-    );
+    await createClaimStep(
+      { ...ctx, opts: { ...ctx.opts, mode: 'observe' } },
+      { send, recheck: recheck.recheck, gate },
+    ).run(true);
+    await createClaimStep(
+      { ...ctx, opts: { ...ctx.opts, maxInflight: 0 } },
+      { send, recheck: recheck.recheck, gate },
+    ).run(true);
     expect(txm.submitted).toEqual([]);
     expect(store.has(claimJobKey('1'))).toBe(true);
   });

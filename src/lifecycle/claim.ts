@@ -2,11 +2,13 @@
  * The claim step: takes claim jobs while there is room (held < `maxInflight`, lane below its capacity minus the
  * reserved slots), simulates each claim (a lost race costs an eth_call, not gas), moves the winners to `claiming`
  * in one store transaction and sends them as one batch claim. A claim that is not sent goes back to the queue.
+ * Only what can run now is claimed (`claim-gate.ts`: executor ready with credits, type served, storage answering).
  */
 import { errorText } from '../internal/errors.ts';
 import { claimJobKey, doneKey, inflightKey, PREFIX } from '../store/keys.ts';
 import { ClaimJobSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { claimCall, claimSimulationCall } from './calls.ts';
+import { type ClaimGate, claimCandidates } from './claim-gate.ts';
 import type { LifecycleContext } from './context.ts';
 import type { Recheck } from './finish.ts';
 import { CLAIM_RESERVED_SLOTS, INACTIVE_WORKER_PAUSE_MS } from './options.ts';
@@ -23,7 +25,7 @@ export interface ClaimStep {
 /** The claim step. */
 export function createClaimStep(
   ctx: Pick<LifecycleContext, 'opts' | 'store' | 'txm' | 'now' | 'log'>,
-  deps: { send: Send; recheck: Recheck },
+  deps: { send: Send; recheck: Recheck; gate: ClaimGate },
 ): ClaimStep {
   const { opts, store, txm, now, log } = ctx;
   let pausedUntilMs = 0;
@@ -116,9 +118,13 @@ export function createClaimStep(
       const room = opts.maxInflight - store.count(PREFIX.inflight);
       if (room <= 0) return;
       if (txm.inFlight() >= opts.laneMaxInFlight - CLAIM_RESERVED_SLOTS) return;
-      const want = Math.min(room, opts.claimBatch);
-      const jobs = store.list(PREFIX.claimJob, ClaimJobSchema, { limit: want * 2 }).map((e) => e.value.activity_id);
+      const want = Math.min(room, opts.claimBatch, deps.gate.room());
+      if (want <= 0) return;
+      const candidates = claimCandidates(store, want);
+      if (candidates.length === 0) return;
+      const jobs = (await deps.gate.admit(candidates)).slice(0, want * 2).map((j) => j.activity_id);
       if (jobs.length === 0) return;
+      deps.gate.open();
       const winners = await simulate(jobs, want);
       if (!winners || winners.length === 0) return;
       const taken = await take(winners);

@@ -3,7 +3,7 @@
  * Each step takes only the parts it uses (`Pick<LifecycleContext, …>`), so a test builds just those.
  */
 import type { RpcTransport } from '../chain/transport.ts';
-import type { TaskSpec } from '../executor/messages.ts';
+import type { ExecutorCommand, TaskSpec } from '../executor/messages.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
 import type { Store } from '../store/store.ts';
@@ -23,6 +23,8 @@ export interface TxSender {
 export interface ExecutorLink {
   assign(task: TaskSpec): void;
   cancel(activityId: string, reason: string): void;
+  /** The verdict on a Completion, sent once its outcome is committed (accepted) or refused. */
+  ackCompletion(ack: Omit<Extract<ExecutorCommand, { type: 'ackCompletion' }>, 'type'>): void;
   drain(): void;
 }
 

@@ -1,24 +1,27 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
+import { createCompletions } from './completions.ts';
 import { createDispatchStep } from './dispatch.ts';
 import { createExecutorEvents } from './executor-events.ts';
 import type { Finish } from './finish.ts';
-import { cleanupTestContexts, held, NOW_S, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, held, NOW_S, readyLink, testContext } from './test-fakes.ts';
 
 afterEach(cleanupTestContexts);
 
 function setup() {
   const t = testContext();
-  const dispatch = createDispatchStep(t.ctx);
+  const link = readyLink();
+  const dispatch = createDispatchStep(t.ctx, { link });
   const finished: string[] = [];
   const finish: Finish = {
     finish: async (id, outcome) => void finished.push(`${id}:${outcome}`),
     submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`),
     submitResume: async () => {},
   };
-  const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch });
-  return { ...t, dispatch, onExecutor, finished };
+  const completions = createCompletions(t.ctx, { finish, dispatch, link, recheck: async () => {} });
+  const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch, link, completions });
+  return { ...t, dispatch, onExecutor, finished, link, completions };
 }
 
 describe('dispatch step', () => {
@@ -55,16 +58,20 @@ describe('dispatch step', () => {
     expect(executor.assigned).toEqual([]);
   });
 
-  test('a retryable refusal gives the attempt back and defers; a retryable failure re-offers until maxDispatchAttempts', async () => {
+  test('a retryable refusal keeps the attempt spent (not counted) and defers; a retryable failure re-offers until maxDispatchAttempts', async () => {
     const { store, executor, dispatch, onExecutor, finished } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'claimed')));
     dispatch.setCredits(5);
     await dispatch.run(true);
     await onExecutor({ type: 'assignRejected', activity_id: '1', reason: 'no_credits', retryable: true });
-    expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({ state: 'claimed', dispatch_attempts: 0 });
+    expect(store.get(inflightKey('1'), InflightSchema)).toMatchObject({
+      state: 'claimed',
+      dispatch_attempts: 1,
+      refused_dispatches: 1,
+    });
     await dispatch.run(true);
     expect(executor.assigned).toEqual(['1']); // deferred
-    for (let attempt = 1; attempt <= 3; attempt++) {
+    for (let attempt = 2; attempt <= 4; attempt++) {
       dispatch.forget('1'); // the retry delay passed
       await dispatch.run(true);
       await onExecutor({

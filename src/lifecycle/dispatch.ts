@@ -1,64 +1,99 @@
 /**
  * The dispatch step: offers claimed activities to the executor, as many as it has credits for. A record is ready
  * when its details are read from the chain, no tx is in flight for it, it has not expired, and its retry delay
- * (after a retryable refusal or failure) has passed. The whole round is one store transaction.
+ * (after a retryable refusal or failure) has passed. Each dispatch's attempt number is committed (one store
+ * transaction per round) before its assignment is sent, and never lowered afterwards.
+ *
+ * An activity the executor already holds (its Resync listed it: e.g. wcp restarted, or the record was rebuilt from
+ * chain) is never dispatched anew: it is re-offered with its persisted attempt and `reoffer: true`, so the executor
+ * answers with its one run; a re-offer takes no credit.
  */
+import type { TaskSpec } from '../executor/messages.ts';
+import type { Inflight } from '../store/records.ts';
 import type { LifecycleContext } from './context.ts';
 import { expiredNow } from './expiry.ts';
+import type { LinkView } from './link.ts';
 import { listHeld, transitionMany } from './records.ts';
 
 export interface DispatchStep {
-  /** Assigns ready records to the executor; does nothing unless `running`. */
+  /** Assigns ready records to the executor (re-offers those it holds); does nothing unless `running`. */
   run(running: boolean): Promise<void>;
+  /** Re-offers an executing record the executor holds but the bridge does not know (same attempt, no new run). */
+  reoffer(r: Inflight): void;
+  /** `id` was assigned or re-offered through the link in this wcp life (and has not ended since). */
+  assignedHere(id: string): boolean;
   /** The executor's free capacity, as it last reported it. */
   credits(): number;
   setCredits(n: number): void;
   /** Holds `id` back from dispatch for `delayMs`. */
   defer(id: string, delayMs: number): void;
-  /** Drops the retry delay of an activity that ended. */
+  /** Drops what is kept of an activity that ended or was lost. */
   forget(id: string): void;
 }
 
 /** A dispatch step with no credits until the executor reports some. */
 export function createDispatchStep(
   ctx: Pick<LifecycleContext, 'store' | 'now' | 'clock' | 'tracker' | 'executor' | 'log'>,
+  deps: { link: LinkView },
 ): DispatchStep {
   const { store, now, clock, tracker, executor, log } = ctx;
   let credits = 0;
   /** Activity id → earliest wall time for the next dispatch attempt. */
   const after = new Map<string, number>();
+  const here = new Set<string>();
+
+  const spec = (r: Inflight, reoffer: boolean): TaskSpec => ({
+    activity_id: r.activity_id,
+    activity_type: r.activity_type ?? '',
+    input_ref: r.input_ref ?? '',
+    queue_name: r.queue_name,
+    ...(r.workflow_instance && r.workflow_instance !== '0' ? { workflow_instance: r.workflow_instance } : {}),
+    deadline_unix_ms: Math.floor(((r.expires_at_s ?? 0) - clock.skewS()) * 1000),
+    // 0 on a record rebuilt from chain with no attempt history: the executor keeps its run's attempt.
+    attempt: r.dispatch_attempts ?? 0,
+    ...(reoffer ? { reoffer: true } : {}),
+  });
+
+  function reoffer(r: Inflight): void {
+    here.add(r.activity_id);
+    executor.assign(spec(r, true));
+    log.info('activity re-offered to the executor that holds it', {
+      activity_id: r.activity_id,
+      attempt: r.dispatch_attempts,
+    });
+  }
+
   return {
     async run(running) {
-      if (credits <= 0 || !running) return;
+      if (!running) return;
       const t = now();
       const ready: string[] = [];
+      const held: string[] = [];
       for (const r of listHeld(store)) {
-        if (ready.length >= credits) break;
         if (r.state !== 'claimed' || tracker.has(r.activity_id)) continue;
-        if ((after.get(r.activity_id) ?? 0) > t) continue;
         if (expiredNow(ctx, r)) continue;
         if (!r.activity_type || r.expires_at_s === undefined) continue; // details not read yet
+        if (deps.link.holds(r.activity_id)) {
+          if (deps.link.ready()) held.push(r.activity_id);
+          continue;
+        }
+        if (ready.length >= credits) continue;
+        if ((after.get(r.activity_id) ?? 0) > t) continue;
         ready.push(r.activity_id);
       }
+      for (const r of await transitionMany(store, now, held, ['claimed'], 'assigned')) reoffer(r);
       const assigned = await transitionMany(store, now, ready, ['claimed'], 'assigned', (r) => ({
         dispatch_attempts: (r.dispatch_attempts ?? 0) + 1,
       }));
       for (const next of assigned) {
         credits--;
-        executor.assign({
-          activity_id: next.activity_id,
-          activity_type: next.activity_type ?? '',
-          input_ref: next.input_ref ?? '',
-          queue_name: next.queue_name,
-          ...(next.workflow_instance && next.workflow_instance !== '0'
-            ? { workflow_instance: next.workflow_instance }
-            : {}),
-          deadline_unix_ms: Math.floor(((next.expires_at_s ?? 0) - clock.skewS()) * 1000),
-          attempt: next.dispatch_attempts ?? 1,
-        });
+        here.add(next.activity_id);
+        executor.assign(spec(next, false));
         log.info('activity assigned to executor', { activity_id: next.activity_id, attempt: next.dispatch_attempts });
       }
     },
+    reoffer,
+    assignedHere: (id) => here.has(id),
     credits: () => credits,
     setCredits(n) {
       credits = Math.max(0, n);
@@ -68,6 +103,7 @@ export function createDispatchStep(
     },
     forget(id) {
       after.delete(id);
+      here.delete(id);
     },
   };
 }

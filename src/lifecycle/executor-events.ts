@@ -1,20 +1,20 @@
 /**
- * The executor's messages applied to the lifecycle: credits and link state feed dispatch; progress, refusals,
- * completions and lost tasks move records (a completion to `completing` / `failing`, then its tx is sent; a
- * retryable failure back to `claimed` for another dispatch, up to `maxDispatchAttempts`).
+ * The executor's messages applied to the lifecycle: link state, credits and storage feed dispatch and the claim gate;
+ * progress and refusals move records; Completions go to `completions.ts`; a Resync (and a new connection without
+ * one) says which executing records the executor still holds — re-offered with their attempt, never run again —
+ * and which it lost: re-dispatched while dispatches remain (`maxDispatchAttempts` counts them), else failed.
  */
 import type { ExecutorEvent } from '../executor/messages.ts';
-import { inflightKey } from '../store/keys.ts';
-import { InflightSchema } from '../store/records.ts';
-import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
+import type { Inflight } from '../store/records.ts';
+import { MAX_REF_CHARS } from './calls.ts';
+import type { Completions } from './completions.ts';
 import type { LifecycleContext } from './context.ts';
 import type { DispatchStep } from './dispatch.ts';
 import type { Finish } from './finish.ts';
-import { DISPATCH_RETRY_DELAY_MS } from './options.ts';
-import { transition } from './records.ts';
+import type { LinkView } from './link.ts';
+import { retryDelayMs } from './options.ts';
+import { listHeld, retryOrFail, transition } from './records.ts';
 import { EXECUTING_STATES } from './transitions.ts';
-
-type Completion = Extract<ExecutorEvent, { type: 'completion' }>;
 
 /** Applies one executor message. */
 export type OnExecutorEvent = (ev: ExecutorEvent) => Promise<void>;
@@ -22,51 +22,57 @@ export type OnExecutorEvent = (ev: ExecutorEvent) => Promise<void>;
 /** The executor-message handler. */
 export function createExecutorEvents(
   ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'log' | 'metrics'>,
-  deps: { finish: Finish; dispatch: DispatchStep },
+  deps: { finish: Finish; dispatch: DispatchStep; link: LinkView; completions: Completions },
 ): OnExecutorEvent {
   const { opts, store, now, log, metrics } = ctx;
-  const { finish, dispatch } = deps;
+  const { finish, dispatch, link, completions } = deps;
   const move = transition.bind(null, store, now);
+  /** A Resync arrived since the link last became not ready (the bridge sends it before `ready`). */
+  let resynced = false;
 
-  async function onCompletion(id: string, attempt: number, result: Completion['result']): Promise<void> {
-    const r = store.get(inflightKey(id), InflightSchema);
-    if (!r || !EXECUTING_STATES.has(r.state)) {
-      log.warn('completion for an activity not executing; ignored', { activity_id: id, state: r?.state ?? 'none' });
+  async function follow(next: Inflight | null): Promise<void> {
+    if (!next) return;
+    if (next.state === 'claimed') dispatch.defer(next.activity_id, retryDelayMs(opts, next));
+    else if (next.state === 'failing') await finish.submitFinish(next);
+  }
+
+  /** The executor no longer holds `id`: re-dispatch while dispatches remain (and re-offers are on), else fail. */
+  async function lose(id: string, why: string): Promise<void> {
+    link.release(id);
+    dispatch.forget(id);
+    const reason = `EXECUTOR_LOST: ${why}`.slice(0, MAX_REF_CHARS);
+    const next = await move(id, [...EXECUTING_STATES], 'claimed', {});
+    if (!next) return;
+    const where = opts.reofferLostTasks
+      ? retryOrFail(next, opts.maxDispatchAttempts, reason)
+      : { to: 'failing' as const, patch: { fail_reason: reason } };
+    if (where.to === 'claimed') {
+      log.warn('executor lost the task; re-dispatching', { activity_id: id, attempt: next.dispatch_attempts, why });
+      await follow(next);
       return;
     }
-    if (attempt !== (r.dispatch_attempts ?? 0)) {
-      log.warn('completion of an earlier attempt; ignored', { activity_id: id, attempt, current: r.dispatch_attempts });
-      return;
-    }
-    if (result.ok) {
-      const ref = resultRefOf(result.output_refs);
-      if (ref.length > MAX_REF_CHARS) {
-        const next = await move(id, [r.state], 'failing', {
-          fail_reason: `OUTPUT_TOO_LARGE: result reference of ${ref.length} chars (max ${MAX_REF_CHARS})`,
-        });
-        if (next) await finish.submitFinish(next);
-        return;
+    log.warn('executor lost the task; no dispatch left, failing', { activity_id: id, attempt: next.dispatch_attempts });
+    await follow(await move(id, ['claimed'], 'failing', where.patch));
+  }
+
+  /**
+   * What the executor holds, after a (re)connect: `held` from its Resync (empty when the bridge sent none),
+   * `lost` the bridge's own verdicts, `known` the ids the bridge still has in flight.
+   */
+  async function reconcileHeld(held: readonly string[], lost: readonly string[], known: readonly string[]) {
+    link.setHeld(held);
+    const heldSet = new Set(held);
+    const knownSet = new Set(known);
+    for (const id of lost) await lose(id, 'the executor no longer holds the task');
+    for (const r of listHeld(store)) {
+      if (!EXECUTING_STATES.has(r.state) || knownSet.has(r.activity_id)) continue;
+      if (heldSet.has(r.activity_id)) {
+        // Held by the executor, unknown to this bridge (assigned by an earlier wcp life): the same run answers.
+        if (!dispatch.assignedHere(r.activity_id)) dispatch.reoffer(r);
+      } else if (!dispatch.assignedHere(r.activity_id)) {
+        await lose(r.activity_id, 'not in the executor Resync after a wcp restart');
       }
-      const next = await move(id, [r.state], 'completing', { result_ref: ref });
-      log.info('executor completed activity', { activity_id: id, result_ref: ref });
-      if (next) await finish.submitFinish(next);
-      return;
     }
-    const attempts = r.dispatch_attempts ?? 1;
-    if (result.retryable && attempts < opts.maxDispatchAttempts) {
-      log.warn('executor failed activity (retryable); re-offering', {
-        activity_id: id,
-        code: result.code,
-        attempt: attempts,
-      });
-      await move(id, [r.state], 'claimed');
-      dispatch.defer(id, DISPATCH_RETRY_DELAY_MS * attempts);
-      return;
-    }
-    const reason = `${result.code}: ${result.message}`.slice(0, MAX_REF_CHARS);
-    log.warn('executor failed activity', { activity_id: id, code: result.code, message: result.message });
-    const next = await move(id, [r.state], 'failing', { fail_reason: reason });
-    if (next) await finish.submitFinish(next);
   }
 
   return async (ev) => {
@@ -74,13 +80,25 @@ export function createExecutorEvents(
       case 'credits':
         dispatch.setCredits(ev.available);
         break;
-      case 'state':
+      case 'state': {
         log.info('executor link', {
           state: ev.state,
           ...(ev.executor_id ? { executor_id: ev.executor_id } : {}),
           ...(ev.detail ? { detail: ev.detail } : {}),
         });
-        if (ev.state !== 'ready') dispatch.setCredits(0);
+        const becameReady = link.onState(ev);
+        if (ev.state !== 'ready') {
+          dispatch.setCredits(0);
+          resynced = false;
+        } else if (becameReady && !resynced) await reconcileHeld([], [], []);
+        break;
+      }
+      case 'storage':
+        if (ev.available !== link.storageAvailable())
+          log.warn(ev.available ? 'storage service answers again' : 'storage service unavailable', {
+            ...(ev.detail ? { detail: ev.detail } : {}),
+          });
+        link.setStorage(ev.available);
         break;
       case 'accepted':
         break;
@@ -88,16 +106,18 @@ export function createExecutorEvents(
         await move(ev.activity_id, ['assigned'], 'running');
         break;
       case 'assignRejected':
+        if (ev.reason === 'duplicate') break; // the bridge has it already (a re-offer it knew)
         if (ev.retryable) {
-          // The bridge refuses before writing anything to the executor: that attempt number was never seen, so it is
-          // given back (the executor's first sight of a task is attempt 1, and a completion names the attempt it ran).
-          await move(ev.activity_id, ['assigned'], 'claimed', (r) => ({
-            dispatch_attempts: Math.max(0, (r.dispatch_attempts ?? 1) - 1),
-          }));
-          dispatch.defer(ev.activity_id, DISPATCH_RETRY_DELAY_MS);
+          // Refused before it reached the executor: the attempt number stays spent (a completion names the attempt
+          // it ran; numbers never go back), but the dispatch does not count toward max_dispatch_attempts.
+          const reoffered = link.holds(ev.activity_id);
+          await move(ev.activity_id, ['assigned'], 'claimed', (r) =>
+            reoffered ? {} : { refused_dispatches: (r.refused_dispatches ?? 0) + 1 },
+          );
+          dispatch.defer(ev.activity_id, retryDelayMs(opts, { dispatch_attempts: 1 } as Inflight));
         } else if (ev.reason === 'expired') {
           await finish.finish(ev.activity_id, 'expired', {}, 'executor refused: deadline passed');
-        } else if (ev.reason !== 'duplicate') {
+        } else {
           const next = await move(ev.activity_id, ['assigned'], 'failing', {
             fail_reason: `EXECUTOR_REFUSED: ${ev.reason}${ev.detail ? ` (${ev.detail})` : ''}`,
           });
@@ -105,20 +125,14 @@ export function createExecutorEvents(
         }
         break;
       case 'completion':
-        await onCompletion(ev.activity_id, ev.attempt, ev.result);
+        await completions.onCompletion(ev);
+        break;
+      case 'completionRejected':
+        await completions.onRejected(ev);
         break;
       case 'resync':
-        for (const id of ev.lost_activity_ids) {
-          if (opts.reofferLostTasks) {
-            const r = await move(id, ['assigned', 'running'], 'claimed');
-            if (r) log.info('executor lost the task; re-offering', { activity_id: id });
-          } else {
-            const next = await move(id, ['assigned', 'running'], 'failing', {
-              fail_reason: 'EXECUTOR_LOST: the executor restarted and lost the task',
-            });
-            if (next) await finish.submitFinish(next);
-          }
-        }
+        resynced = true;
+        await reconcileHeld(ev.held_activity_ids ?? [], ev.lost_activity_ids, ev.running_activity_ids);
         break;
       case 'rejected':
         metrics.executorRejected.inc();

@@ -61,6 +61,8 @@ export function createFinish(
   async function finish(id: string, outcome: DoneOutcome, extra: Partial<Done> = {}, reason = ''): Promise<void> {
     const r = await store.transact((tx) => finishIn(tx, id, outcome, now(), extra));
     metrics.activities.inc({ outcome });
+    if (outcome === 'completed' || outcome === 'failed')
+      metrics.completionsSettled.inc({ kind: outcome === 'completed' ? 'complete' : 'fail' });
     log.info(`activity ${outcome}`, { activity_id: id, ...(reason ? { reason } : {}) });
     if (r && EXECUTING_STATES.has(r.state)) executor.cancel(id, outcome);
     tracker.forget(id);

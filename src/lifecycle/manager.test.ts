@@ -73,7 +73,7 @@ function setup() {
     store,
     txm,
     rpc,
-    executor: { assign: () => {}, cancel: () => {}, drain: () => {} },
+    executor: { assign: () => {}, cancel: () => {}, ackCompletion: () => {}, drain: () => {} },
     logger: createLogger('test', { write: () => {} }),
     metrics: createMetrics(),
   });
@@ -164,5 +164,48 @@ describe('activity manager: finishing', () => {
     await settle();
     for (const r of release.splice(0)) r();
     expect(submitted.map((s) => `${s.kind}(${s.activityIds.join(',')})`)).toEqual(['complete(8)']);
+  });
+});
+
+describe('activity manager: a Progress and its Completion back to back (issue 14)', () => {
+  // The Progress commits assigned → running while the Completion is being handled: the Completion must be
+  // applied to the record as it is then, not dropped because it read `assigned` before that commit.
+  const assigned = (id: string): Inflight => ({ ...running(id), state: 'assigned' });
+  const ok = { ok: true as const, output_refs: { result: 'r' }, metadata_json: '{}' };
+
+  test('a success is completed on chain', async () => {
+    const { store, manager, submitted, release } = setup();
+    await store.transact((tx) => tx.put(inflightKey('9'), assigned('9')));
+    manager.onExecutorEvent({ type: 'progress', activity_id: '9', fraction: 0.9, message: 'slept' });
+    manager.onExecutorEvent({ type: 'completion', activity_id: '9', attempt: 1, result: ok });
+    await settle();
+    for (const r of release.splice(0)) r();
+    expect(submitted.map((s) => `${s.kind}(${s.activityIds.join(',')})`)).toEqual(['complete(9)']);
+    expect(store.get(inflightKey('9'), InflightSchema)?.state).toBe('completing');
+  });
+
+  test('a retryable failure is re-offered', async () => {
+    const { store, manager, submitted } = setup();
+    await store.transact((tx) => tx.put(inflightKey('10'), assigned('10')));
+    manager.onExecutorEvent({ type: 'progress', activity_id: '10', fraction: 0.5, message: '' });
+    manager.onExecutorEvent({
+      type: 'completion',
+      activity_id: '10',
+      attempt: 1,
+      result: { ok: false, code: 'X', message: 'try again', retryable: true },
+    });
+    await settle();
+    expect(submitted).toEqual([]);
+    expect(store.get(inflightKey('10'), InflightSchema)?.state).toBe('claimed');
+  });
+
+  test('a Completion of another attempt than the one held is not applied', async () => {
+    const { store, manager, submitted } = setup();
+    await store.transact((tx) => tx.put(inflightKey('11'), { ...assigned('11'), dispatch_attempts: 2 }));
+    manager.onExecutorEvent({ type: 'progress', activity_id: '11', fraction: 0.5, message: '' });
+    manager.onExecutorEvent({ type: 'completion', activity_id: '11', attempt: 1, result: ok });
+    await settle();
+    expect(submitted).toEqual([]);
+    expect(store.get(inflightKey('11'), InflightSchema)?.state).toBe('running');
   });
 });

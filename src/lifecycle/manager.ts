@@ -29,7 +29,10 @@ import { expireRound } from './expiry.ts';
 import { createFinish } from './finish.ts';
 import { heartbeatRound } from './heartbeat.ts';
 import { DRAIN_POLL_MS, type LifecycleOptions, TICK_MS } from './options.ts';
-import { listHeld, transitionMany } from './records.ts';
+import { createClaimGate } from './claim-gate.ts';
+import { createCompletions } from './completions.ts';
+import { createLinkView } from './link.ts';
+import { listHeld } from './records.ts';
 import { createRecheckStep } from './recheck.ts';
 import { createSend } from './send.ts';
 import { createSettle } from './settle.ts';
@@ -98,17 +101,20 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
 
   const send = createSend(ctx);
   const fillDetails = createFillDetails(ctx);
-  const dispatch = createDispatchStep(ctx);
+  const link = createLinkView();
+  const dispatch = createDispatchStep(ctx, { link });
   // The finish and re-check steps call each other (a refused complete is re-checked; a re-check re-sends it).
   const finish = createFinish(ctx, {
     send,
     recheck: (ids, why) => recheck.recheck(ids, why),
     forgetDispatch: dispatch.forget,
   });
-  const recheck = createRecheckStep(ctx, { finish, fillDetails });
-  const claim = createClaimStep(ctx, { send, recheck: recheck.recheck });
+  const recheck = createRecheckStep(ctx, { finish, fillDetails, completions: () => completions.recheck() });
+  const gate = createClaimGate(ctx, { link, credits: dispatch.credits });
+  const claim = createClaimStep(ctx, { send, recheck: recheck.recheck, gate });
   const settle = createSettle(ctx, { finish, recheck: recheck.recheck, fillDetails });
-  const onExecutor = createExecutorEvents(ctx, { finish, dispatch });
+  const completions = createCompletions(ctx, { finish, dispatch, link, recheck: recheck.recheck });
+  const onExecutor = createExecutorEvents(ctx, { finish, dispatch, link, completions });
 
   let state: ManagerState = 'idle';
   let claimsEnabled = false;
@@ -162,15 +168,9 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       for (const { value: slot } of store.list(PREFIX.lane, LaneTxSchema)) {
         if (OPEN_TX_STATES.has(slot.state)) tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
       }
-      // A new executor link knows nothing of earlier assignments: offer them again.
+      // Executing records of an earlier life stay as they are: the executor's Resync says which it still holds
+      // (re-offered, same attempt) and which it lost (executor-events.ts).
       const held = listHeld(store);
-      await transitionMany(
-        store,
-        now,
-        held.filter((r) => EXECUTING_STATES.has(r.state)).map((r) => r.activity_id),
-        [...EXECUTING_STATES],
-        'claimed',
-      );
       const open = held.filter((r) => !tracker.has(r.activity_id)).map((r) => r.activity_id);
       if (open.length) {
         try {

@@ -58,6 +58,8 @@ export function createNoopTestExecutor(opts: {
       running.delete(activityId);
       credits();
     },
+    // Nothing to keep: its completions exist only in this process.
+    ackCompletion() {},
     drain() {
       draining = true;
       credits();

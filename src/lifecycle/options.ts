@@ -3,6 +3,7 @@
  * The config schema (`src/config/schema.ts`) is the one source of defaults: nothing here has a default of its own.
  */
 import type { WcpConfig } from '../config/load.ts';
+import type { Inflight } from '../store/records.ts';
 
 /** Every config value the activity lifecycle reads; units are in the names. */
 export interface LifecycleOptions {
@@ -65,3 +66,11 @@ export const INACTIVE_WORKER_PAUSE_MS = 30_000;
 export const DISPATCH_RETRY_DELAY_MS = 1_000;
 /** How often `drain` re-checks for busy activities when no tick wakes it. */
 export const DRAIN_POLL_MS = 200;
+
+/**
+ * How long a record sent back to `claimed` (a retryable failure, a refused Completion, a lost task) waits before its
+ * next dispatch: `DISPATCH_RETRY_DELAY_MS` per attempt so far, never longer than one heartbeat interval.
+ */
+export function retryDelayMs(opts: Pick<LifecycleOptions, 'heartbeatIntervalMs'>, r: Inflight): number {
+  return Math.min(DISPATCH_RETRY_DELAY_MS * Math.max(1, r.dispatch_attempts ?? 1), opts.heartbeatIntervalMs);
+}

@@ -1,6 +1,7 @@
 /**
  * The re-check step: chain truth for records whose transaction is no longer in flight, applied with the repair
  * rules (`repair.ts`), then each open record is re-driven (its step done again, or its claim job given back).
+ * Periodically it also re-applies the executor's Completions that are not settled yet (`completions.ts`).
  * Records with a tx in flight are skipped everywhere here: their outcome is the settle step's, and facts read
  * before that tx landed are stale.
  */
@@ -30,7 +31,7 @@ export interface RecheckStep {
 /** The re-check step. */
 export function createRecheckStep(
   ctx: Pick<LifecycleContext, 'opts' | 'store' | 'rpc' | 'now' | 'tracker' | 'executor' | 'log' | 'metrics'>,
-  deps: { finish: Finish; fillDetails: FillDetails },
+  deps: { finish: Finish; fillDetails: FillDetails; completions?: () => Promise<void> },
 ): RecheckStep {
   const { opts, store, rpc, now, tracker, executor, log, metrics } = ctx;
   let lastRunMs = 0;
@@ -59,6 +60,8 @@ export function createRecheckStep(
       });
       if (action.type === 'markDone') {
         metrics.activities.inc({ outcome: action.done.outcome });
+        if (action.done.outcome === 'completed' || action.done.outcome === 'failed')
+          metrics.completionsSettled.inc({ kind: action.done.outcome === 'completed' ? 'complete' : 'fail' });
         const was = before.get(activityId);
         if (was && EXECUTING_STATES.has(was.state)) executor.cancel(activityId, action.done.outcome);
         tracker.forgetHeartbeat(activityId);
@@ -110,6 +113,8 @@ export function createRecheckStep(
         )
         .map((r) => r.activity_id);
       if (ids.length) await recheck(ids, 'periodic');
+      // Completions the executor reported that are not settled yet (issue 14: finished, still only heartbeated).
+      await deps.completions?.();
     },
     checked() {
       lastRunMs = now();

@@ -54,3 +54,22 @@ export async function transition(
 ): Promise<Inflight | null> {
   return (await transitionMany(store, now, [id], from, to, patch))[0] ?? null;
 }
+
+/** Dispatches of `r` that reached the executor (what `maxDispatchAttempts` counts; re-offers after loss included). */
+export function dispatchesUsed(r: Inflight): number {
+  return Math.max(0, (r.dispatch_attempts ?? 0) - (r.refused_dispatches ?? 0));
+}
+
+/**
+ * Where an executing record goes when its run ended without a result we can write (a retryable failure, a refused
+ * Completion, a lost task): back to `claimed` for another dispatch while dispatches remain, else `failing` with
+ * `reason` (the chain gets the last reason).
+ */
+export function retryOrFail(
+  r: Inflight,
+  maxDispatchAttempts: number,
+  reason: string,
+): { to: 'claimed'; patch: Partial<Inflight> } | { to: 'failing'; patch: Partial<Inflight> } {
+  if (dispatchesUsed(r) < maxDispatchAttempts) return { to: 'claimed', patch: {} };
+  return { to: 'failing', patch: { fail_reason: reason } };
+}

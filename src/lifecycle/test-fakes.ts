@@ -8,12 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { multicallIface, taskQueueIface } from '../chain/abi.ts';
 import type { RpcTransport } from '../chain/transport.ts';
+import type { TaskSpec } from '../executor/messages.ts';
 import { createLogger } from '../internal/logger.ts';
 import { createMetrics } from '../internal/metrics.ts';
 import type { Inflight } from '../store/records.ts';
 import { openStore, type Store } from '../store/store.ts';
 import type { SubmitResult, TxEvent, TxRequest } from '../txmgr/types.ts';
 import type { ChainClock } from './clock.ts';
+import { createLinkView, type LinkView } from './link.ts';
 import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
 import type { LifecycleOptions } from './options.ts';
 import { createInFlightTracker } from './tracker.ts';
@@ -183,13 +185,26 @@ export function fakeClock(nowS = NOW_S): ChainClock & { set(s: number): void } {
   };
 }
 
-/** An executor link recording what it was told. */
-export function fakeExecutor(): ExecutorLink & { assigned: string[]; cancelled: string[] } {
+type Ack = Parameters<ExecutorLink['ackCompletion']>[0];
+
+/** An executor link recording what it was told (`tasks`: every assignment, re-offers included, in order). */
+export function fakeExecutor(): ExecutorLink & {
+  assigned: string[];
+  tasks: TaskSpec[];
+  cancelled: string[];
+  acks: Ack[];
+} {
   const fake = {
     assigned: [] as string[],
+    tasks: [] as TaskSpec[],
     cancelled: [] as string[],
-    assign: (t: { activity_id: string }) => void fake.assigned.push(t.activity_id),
+    acks: [] as Ack[],
+    assign: (t: TaskSpec) => {
+      fake.assigned.push(t.activity_id);
+      fake.tasks.push(t);
+    },
     cancel: (id: string) => void fake.cancelled.push(id),
+    ackCompletion: (a: Ack) => void fake.acks.push(a),
     drain: () => {},
   };
   return fake;
@@ -282,4 +297,11 @@ export async function until(cond: () => boolean, timeoutMs = 3_000): Promise<voi
     if (Date.now() > deadline) throw new Error('until: condition not met in time');
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** A link view that is ready (handshaken) and serves `types` (`*`: every type). */
+export function readyLink(types: string[] = ['*']): LinkView {
+  const link = createLinkView();
+  link.onState({ type: 'state', state: 'ready', activity_types: types });
+  return link;
 }

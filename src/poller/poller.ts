@@ -80,6 +80,8 @@ export function createPoller(deps: PollerDeps): Poller {
           queue_name: deps.queueName,
           created_at_ms: at,
           source: 'poll',
+          activity_type: a.activityType,
+          input_ref: a.inputRef,
         }));
         deps.emit({ type: 'claimJobs', jobs, polled_at_ms: t0, rpc_ms: at - t0 });
       }

@@ -20,6 +20,9 @@ export const ClaimJobSchema = v.object({
   /** Block the observation was made at, when known (event ingestion uses it for reorg handling). */
   block_number: v.optional(v.number()),
   block_hash: v.optional(Hex),
+  /** The activity's type and input reference, when the discoverer read them (the claim gate checks them). */
+  activity_type: v.optional(v.string()),
+  input_ref: v.optional(v.string()),
 });
 export type ClaimJob = v.InferOutput<typeof ClaimJobSchema>;
 
@@ -59,8 +62,13 @@ export const InflightSchema = v.object({
   /** Outcome waiting to be written on chain (completing/failing). */
   result_ref: v.optional(v.string()),
   fail_reason: v.optional(v.string()),
-  /** Executor dispatch attempts (re-offers after an executor restart count too). */
+  /**
+   * The attempt number of the last dispatch: committed before the assignment is sent and never lowered (a Completion
+   * names the attempt it ran). 0 = never dispatched, or rebuilt from chain with no attempt history.
+   */
   dispatch_attempts: v.optional(v.number(), 0),
+  /** Dispatches the bridge refused before they reached the executor (not counted toward max_dispatch_attempts). */
+  refused_dispatches: v.optional(v.number()),
   created_at_ms: Ms,
   updated_at_ms: Ms,
 });

@@ -255,6 +255,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return {
       assign: (task) => t.post({ type: 'assign', task }),
       cancel: (id, reason) => t.post({ type: 'cancel', activity_id: id, reason }),
+      ackCompletion: (ack) => t.post({ type: 'ackCompletion', ...ack }),
       drain: () => t.post({ type: 'drain' }),
     };
   }

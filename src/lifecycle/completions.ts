@@ -1,0 +1,263 @@
+/**
+ * The executor's Completions applied to the records. Every Completion the bridge forwards gets one definite answer:
+ * applied (its outcome committed, then `ackCompletion` accepted), a duplicate of one already applied (acknowledged
+ * too), refused (acknowledged as rejected with a code; the record re-dispatched or failed when the refusal leaves
+ * nothing running), or — for an activity not held yet (a store rebuilt from chain, the record not back yet) — kept
+ * in memory and re-tried by the periodic re-check, which answers it once the chain tells.
+ *
+ * The decision is made inside the store transaction that commits it, on the record as it is then (issue 14: a
+ * Progress committing assigned → running just before a Completion made a guard on an earlier read silently drop
+ * the result, leaving the activity heartbeated forever). A completion is accepted in any state in which the executor
+ * may hold the task — claimed (lost or rebuilt meanwhile), assigned, running — when its attempt is the persisted one,
+ * or any attempt when the record has no attempt history (rebuilt from chain after a store wipe: the executor's
+ * attempt becomes the persisted one).
+ */
+import type { ExecutorEvent } from '../executor/messages.ts';
+import { errorText } from '../internal/errors.ts';
+import { doneKey, inflightKey } from '../store/keys.ts';
+import { DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
+import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
+import type { LifecycleContext } from './context.ts';
+import type { DispatchStep } from './dispatch.ts';
+import type { Finish, Recheck } from './finish.ts';
+import type { LinkView } from './link.ts';
+import { retryDelayMs } from './options.ts';
+import { canTransition } from './transitions.ts';
+import { retryOrFail } from './records.ts';
+
+type CompletionEvent = Extract<ExecutorEvent, { type: 'completion' }>;
+type RejectedEvent = Extract<ExecutorEvent, { type: 'completionRejected' }>;
+type CompletionResult = CompletionEvent['result'];
+
+/** States in which the executor may hold the task, so its Completion can be applied. */
+const ACCEPTING = new Set(['claimed', 'assigned', 'running']);
+/** States reached by applying a Completion: a second one for the same attempt is a duplicate. */
+const SETTLED = new Set(['completing', 'failing', 'resuming']);
+
+/** What a Completion (or the bridge's refusal of one) did to its record. */
+export type Verdict =
+  /** Committed: the record moved to `to`; `refusal` set when the lifecycle refused the result itself. */
+  | { kind: 'applied'; next: Inflight; refusal?: { code: string; reason: string } }
+  /** Already applied (or the activity already ended here). */
+  | { kind: 'duplicate'; state: string }
+  /** Another attempt than the one held: the current attempt is still the executor's to finish. */
+  | { kind: 'stale'; held: number }
+  /** No record accepts it yet (none, or still claiming). */
+  | { kind: 'pending'; state: string };
+
+/** One remembered Completion, until its verdict is definite. */
+interface Received {
+  attempt: number;
+  result: CompletionResult;
+  firstAtMs: number;
+  /** Re-check rounds that found no record for it. */
+  misses: number;
+}
+
+export interface Completions {
+  /** A Completion the bridge validated: decided, committed, acknowledged, its finishing tx sent. */
+  onCompletion(ev: CompletionEvent): Promise<void>;
+  /** A Completion the bridge refused (the executor was told): re-dispatch while attempts remain, else fail. */
+  onRejected(ev: RejectedEvent): Promise<void>;
+  /** Re-applies every remembered Completion not settled yet, reading the chain for activities not held. */
+  recheck(): Promise<void>;
+  /** Remembered Completions (received, not yet settled). */
+  pending(): number;
+}
+
+/** Re-check rounds a Completion for an activity we do not hold is kept before it is refused as NOT_HELD. */
+export const NOT_HELD_ROUNDS = 2;
+
+/** The completion handler. */
+export function createCompletions(
+  ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'executor' | 'log' | 'metrics'>,
+  deps: { finish: Finish; dispatch: DispatchStep; link: LinkView; recheck: Recheck },
+): Completions {
+  const { opts, store, now, executor, log, metrics } = ctx;
+  const received = new Map<string, Received>();
+
+  /** The record `r` after a result of `attempt`: where it goes, or why it does not move. */
+  function plan(
+    r: Inflight,
+    attempt: number,
+    result: CompletionResult,
+  ): Verdict | { to: Inflight; refusal?: { code: string; reason: string } } {
+    const held = r.dispatch_attempts ?? 0;
+    if (SETTLED.has(r.state)) return { kind: 'duplicate', state: r.state };
+    if (!ACCEPTING.has(r.state)) return { kind: 'pending', state: r.state };
+    if (held !== 0 && attempt !== held) return { kind: 'stale', held };
+    const base = { ...r, dispatch_attempts: held === 0 ? attempt : held, updated_at_ms: now() };
+    const redo = (code: string, reason: string) => {
+      const where = retryOrFail(base, opts.maxDispatchAttempts, `${code}: ${reason}`.slice(0, MAX_REF_CHARS));
+      return { to: { ...base, ...where.patch, state: where.to } };
+    };
+    if (result.ok) {
+      const ref = resultRefOf(result.output_refs);
+      if (ref.length > MAX_REF_CHARS) {
+        const reason = `result reference of ${ref.length} chars (max ${MAX_REF_CHARS})`;
+        return { ...redo('OUTPUT_TOO_LARGE', reason), refusal: { code: 'OUTPUT_TOO_LARGE', reason } };
+      }
+      return { to: { ...base, state: 'completing', result_ref: ref } };
+    }
+    if (result.retryable) return redo(result.code, result.message);
+    return {
+      to: { ...base, state: 'failing', fail_reason: `${result.code}: ${result.message}`.slice(0, MAX_REF_CHARS) },
+    };
+  }
+
+  /** Decides and commits in one store transaction. */
+  async function decide(id: string, attempt: number, result: CompletionResult): Promise<Verdict> {
+    return await store.transact((tx): Verdict => {
+      const r = tx.get(inflightKey(id), InflightSchema);
+      if (!r) {
+        const done = tx.get(doneKey(id), DoneSchema);
+        return done ? { kind: 'duplicate', state: `done:${done.outcome}` } : { kind: 'pending', state: 'none' };
+      }
+      const p = plan(r, attempt, result);
+      if ('kind' in p) return p;
+      if (!canTransition(r.state, p.to.state)) return { kind: 'pending', state: r.state };
+      tx.put(inflightKey(id), p.to);
+      return { kind: 'applied', next: p.to, ...(p.refusal ? { refusal: p.refusal } : {}) };
+    });
+  }
+
+  const ack = (id: string, attempt: number, accepted: boolean, code?: string, reason?: string) =>
+    executor.ackCompletion({
+      activity_id: id,
+      attempt,
+      accepted,
+      ...(code ? { code } : {}),
+      ...(reason ? { reason } : {}),
+    });
+
+  /** After a commit: the next step of the record (finishing tx, or a deferred re-dispatch). */
+  async function follow(next: Inflight): Promise<void> {
+    deps.link.release(next.activity_id);
+    if (next.state === 'claimed') deps.dispatch.defer(next.activity_id, retryDelayMs(opts, next));
+    else if (next.state === 'completing' || next.state === 'failing') await deps.finish.submitFinish(next);
+  }
+
+  /** Applies a remembered Completion; returns whether it is settled (forgotten). */
+  async function apply(id: string, rec: Received, why: string, first = false): Promise<boolean> {
+    const { attempt, result } = rec;
+    const v = await decide(id, attempt, result);
+    // Counted once per Completion: at its definite verdict, or as `pending` when first kept for the re-check.
+    if (v.kind !== 'pending' || first)
+      metrics.executorCompletions.inc({
+        outcome: v.kind === 'applied' ? (v.refusal ? 'refused' : 'accepted') : v.kind,
+      });
+    switch (v.kind) {
+      case 'applied': {
+        const fields = { activity_id: id, attempt, state: v.next.state, why };
+        if (v.refusal) {
+          log.warn('completion refused', { ...fields, code: v.refusal.code, reason: v.refusal.reason });
+          ack(id, attempt, false, v.refusal.code, v.refusal.reason);
+        } else {
+          if (result.ok) log.info('executor completed activity', { ...fields, result_ref: v.next.result_ref ?? '' });
+          else log.warn('executor failed activity', { ...fields, code: result.code, message: result.message });
+          ack(id, attempt, true);
+        }
+        received.delete(id);
+        await follow(v.next);
+        return true;
+      }
+      case 'duplicate':
+        log.info('completion already applied; acknowledged again', { activity_id: id, attempt, state: v.state, why });
+        ack(id, attempt, true);
+        received.delete(id);
+        return true;
+      case 'stale': {
+        const reason = `attempt ${attempt} is not the current attempt ${v.held}`;
+        log.warn('completion of another attempt; refused', { activity_id: id, attempt, current: v.held, why });
+        ack(id, attempt, false, 'STALE_ATTEMPT', reason);
+        received.delete(id);
+        return true;
+      }
+      case 'pending':
+        log.warn('completion for an activity not held (yet); kept for the re-check', {
+          activity_id: id,
+          attempt,
+          state: v.state,
+          why,
+        });
+        return false;
+    }
+  }
+
+  return {
+    async onCompletion(ev) {
+      const rec: Received = { attempt: ev.attempt, result: ev.result, firstAtMs: now(), misses: 0 };
+      received.set(ev.activity_id, rec);
+      await apply(
+        ev.activity_id,
+        rec,
+        ev.assigned_here === false ? 'completion (earlier wcp life)' : 'completion',
+        true,
+      );
+    },
+
+    async onRejected(ev) {
+      metrics.executorCompletions.inc({ outcome: 'rejected_by_bridge' });
+      received.delete(ev.activity_id);
+      const reason = `${ev.code}: ${ev.reason}`.slice(0, MAX_REF_CHARS);
+      const next = await store.transact((tx) => {
+        const r = tx.get(inflightKey(ev.activity_id), InflightSchema);
+        if (!r || !ACCEPTING.has(r.state) || r.state === 'claimed') return { r, next: null };
+        const held = r.dispatch_attempts ?? 0;
+        if (held !== 0 && held !== ev.attempt) return { r, next: null };
+        const base = { ...r, dispatch_attempts: held === 0 ? ev.attempt : held, updated_at_ms: now() };
+        const where = retryOrFail(base, opts.maxDispatchAttempts, reason);
+        const n: Inflight = { ...base, ...where.patch, state: where.to };
+        tx.put(inflightKey(ev.activity_id), n);
+        return { r, next: n };
+      });
+      if (!next.next) {
+        log.warn('completion refused by the bridge; the record does not wait on it (nothing to do)', {
+          activity_id: ev.activity_id,
+          attempt: ev.attempt,
+          code: ev.code,
+          state: next.r?.state ?? 'none',
+          current: next.r?.dispatch_attempts,
+        });
+        return;
+      }
+      log.warn(
+        next.next.state === 'claimed'
+          ? 'completion refused by the bridge; re-dispatching'
+          : 'completion refused by the bridge; no attempts left, failing',
+        { activity_id: ev.activity_id, attempt: ev.attempt, code: ev.code, reason: ev.reason },
+      );
+      await follow(next.next);
+    },
+
+    async recheck() {
+      for (const [id, rec] of [...received]) {
+        try {
+          const r = store.get(inflightKey(id), InflightSchema);
+          if (r && ACCEPTING.has(r.state))
+            log.warn('the executor reported this activity finished but it is still only heartbeated; applying', {
+              activity_id: id,
+              state: r.state,
+              attempt: rec.attempt,
+              received_ms_ago: now() - rec.firstAtMs,
+            });
+          if (await apply(id, rec, 're-check')) continue;
+          // Not held: the chain says whether it is ours (the repair rules rebuild the record if it is).
+          await deps.recheck([id], 'completion for an activity not held');
+          if (await apply(id, rec, 're-check after reading the chain')) continue;
+          rec.misses += 1;
+          if (rec.misses >= NOT_HELD_ROUNDS) {
+            received.delete(id);
+            metrics.executorCompletions.inc({ outcome: 'not_held' });
+            log.warn('completion for an activity this worker does not hold; refused', { activity_id: id });
+            ack(id, rec.attempt, false, 'NOT_HELD', 'this worker does not hold the activity');
+          }
+        } catch (e) {
+          log.warn('re-checking a received completion failed; will retry', { activity_id: id, error: errorText(e) });
+        }
+      }
+    },
+
+    pending: () => received.size,
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * What the lifecycle knows of the executor link: whether it is ready (connected and handshaken), the activity types
+ * it serves, whether the storage service answers, and which activities the executor holds (its last Resync:
+ * running, or finished with a Completion not yet acknowledged). In memory only: a wcp restart learns it again from
+ * the bridge's first `state` / `resync` / `storage` events.
+ */
+import type { ExecutorEvent } from '../executor/messages.ts';
+
+type StateEvent = Extract<ExecutorEvent, { type: 'state' }>;
+
+/** The executor link as the lifecycle sees it. */
+export interface LinkView {
+  /** Connected and handshaken. */
+  ready(): boolean;
+  /** The executor's Capabilities list `type` (or `*`, the built-in no-op executor). */
+  serves(type: string): boolean;
+  /** The storage service answers (true until a `storage` event says otherwise). */
+  storageAvailable(): boolean;
+  /** The executor said (in its last Resync) it holds `id`: a dispatch must be a re-offer, never a new run. */
+  holds(id: string): boolean;
+  /** `id` is no longer held by the executor (its Completion was applied, it was lost, the activity ended). */
+  release(id: string): void;
+  /** The executor's held list, as its latest Resync gave it (replaces the previous one). */
+  setHeld(ids: readonly string[]): void;
+  /** Applies a `state` event; returns true when the link just became ready (a new connection). */
+  onState(ev: StateEvent): boolean;
+  setStorage(available: boolean): void;
+}
+
+/** A link that is not ready, serves nothing and holds nothing; storage counts as available until told otherwise. */
+export function createLinkView(): LinkView {
+  let ready = false;
+  let types = new Set<string>();
+  let storage = true;
+  let held = new Set<string>();
+  return {
+    ready: () => ready,
+    serves: (type) => types.has('*') || types.has(type),
+    storageAvailable: () => storage,
+    holds: (id) => held.has(id),
+    release: (id) => void held.delete(id),
+    setHeld(ids) {
+      held = new Set(ids);
+    },
+    onState(ev) {
+      const was = ready;
+      ready = ev.state === 'ready';
+      if (ev.activity_types) types = new Set(ev.activity_types);
+      return ready && !was;
+    },
+    setStorage(available) {
+      storage = available;
+    },
+  };
+}
