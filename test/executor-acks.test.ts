@@ -288,7 +288,12 @@ describe('outputs checked before forwarding', () => {
 });
 
 describe('credits', () => {
-  test('a supervisor following credits events never overshoots, even with max_inflight above the executor', async () => {
+  /**
+   * Runs 24 short tasks through a bridge worker on a 2-slot executor with max_inflight 16, driven by a simulated
+   * supervisor that keeps its own credit count (one down per assign sent, reset by each `credits` event, `exact`:
+   * discounting its assigns the event had not seen). Refused tasks are offered again; returns the refusals.
+   */
+  async function runSupervisor(exact: boolean): Promise<{ refused: string[]; peak: number }> {
     const { port, stats } = await sdkExecutor(2);
     const { port1, port2 } = new MessageChannel();
     const done = runExecutorWorker({
@@ -305,8 +310,8 @@ describe('credits', () => {
       },
       logger: createLogger('w', { level: 'error', json: true, write: () => {} }),
     });
-    // The supervisor's rule: credits = available − (assigns sent − assigns_seen), one down per assign sent.
     const queue = Array.from({ length: 24 }, () => task(15));
+    const byId = new Map(queue.map((t) => [t.activity_id, t]));
     let sent = 0;
     let credits = 0;
     let completed = 0;
@@ -321,19 +326,26 @@ describe('credits', () => {
     };
     port2.on('message', (m: ExecutorEvent) => {
       if (m.type === 'credits') {
-        credits = m.available - (sent - (m.assigns_seen ?? sent));
+        credits = exact ? m.available - (sent - (m.assigns_seen ?? sent)) : m.available;
         pump();
-      } else if (m.type === 'assignRejected') refused.push(m.reason);
-      else if (m.type === 'completion') {
+      } else if (m.type === 'assignRejected') {
+        refused.push(m.reason);
+        queue.push(byId.get(m.activity_id) as TaskSpec);
+      } else if (m.type === 'completion') {
         completed += 1;
         port2.postMessage({ type: 'ackCompletion', activity_id: m.activity_id, attempt: m.attempt, accepted: true });
       }
     });
     await until(() => completed === 24, 'all 24 tasks to complete', 20_000);
-    expect(refused).toEqual([]);
-    expect(stats.peak).toBe(2);
     port2.postMessage({ type: 'stop' });
     await done;
     port2.close();
-  }, 30_000);
+    return { refused, peak: stats.peak };
+  }
+
+  test('a supervisor following credits events never overshoots, even with max_inflight above the executor', async () => {
+    expect(await runSupervisor(true)).toEqual({ refused: [], peak: 2 });
+    // Today's supervisor (no assigns_seen): the bridge never echoes a drop it already counted.
+    expect(await runSupervisor(false)).toEqual({ refused: [], peak: 2 });
+  }, 60_000);
 });

@@ -104,10 +104,8 @@ export function createTaskRunner(opts: TaskRunnerOptions): TaskRunner {
       const held = running.get(id);
       if (held !== undefined) held.attempt = attempt;
       const done = pending.get(id);
-      if (done !== undefined) {
-        done.completion.attempt = attempt;
-        deliver(id, done);
-      }
+      // A new message, not an edit: the earlier one may still sit in the stream's write buffer.
+      if (done !== undefined) deliver(id, { completion: { ...done.completion, attempt } });
       opts.capacityChanged();
       return;
     }
