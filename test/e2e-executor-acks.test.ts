@@ -90,6 +90,13 @@ test('an output never uploaded: OUTPUT_INVALID, the executor told, re-dispatched
     sb,
     wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '2' }),
   );
+  // The bridge's half: the Completion is refused and the executor told.
+  await exec.waitFor(
+    (l) => l.msg === 'wcp rejected a completion; dropped.' && l.code === 'OUTPUT_INVALID',
+    30_000,
+    'the OUTPUT_INVALID rejection',
+  );
+  // The lifecycle's half: re-dispatched while attempts remain, then failed on chain with the reason.
   const done = await until(
     () => scan(sb, 'done:'),
     (r) => r.length === 1,
