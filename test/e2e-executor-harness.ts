@@ -149,6 +149,8 @@ export interface SlowExecutorOptions {
   handlerMs?: number;
   graceMs?: number;
   protocolVersion?: number;
+  /** Name the output without uploading it. */
+  skipUpload?: boolean;
 }
 
 /** Starts test/fixtures/slow-executor.ts and waits until it listens. */
@@ -165,6 +167,7 @@ export async function startSlowExecutor(o: SlowExecutorOptions = {}): Promise<Pr
   ];
   if (o.graceMs !== undefined) args.push('--grace-ms', String(o.graceMs));
   if (o.protocolVersion !== undefined) args.push('--protocol-version', String(o.protocolVersion));
+  if (o.skipUpload) args.push('--skip-upload');
   const proc = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, WCP_LOG_FORMAT: 'json' },

@@ -4,228 +4,28 @@
  * definition whose messages the test writes by hand, including hostile ones).
  */
 import { afterEach, describe, expect, test } from 'bun:test';
-import { type ServerDuplexStream, Server, ServerCredentials } from '@grpc/grpc-js';
-import { type Subprocess, spawn } from 'bun';
-import fc from 'fast-check';
-import { type ExecutorBridge, type ExecutorBridgeOptions, createExecutorBridge } from '../src/executor/bridge.ts';
-import type { TaskSpec, ExecutorEvent } from '../src/executor/messages.ts';
-import { type ExecutorMessageWire, PROTOCOL_VERSION, loadExecutorService } from '../src/taskstream/protocol.ts';
-import { parseExecutorMessage } from '../src/taskstream/validate.ts';
-import { runExecutorWorker } from '../src/executor/worker.ts';
 import { MessageChannel } from 'node:worker_threads';
+import fc from 'fast-check';
+import type { ExecutorEvent } from '../src/executor/messages.ts';
+import { runExecutorWorker } from '../src/executor/worker.ts';
 import { createLogger } from '../src/internal/logger.ts';
-import { createExecutor } from '../src/wep/executor.ts';
-import { parseActivitySpec } from '../src/wep/spec.ts';
-import { SLEEP_SPEC } from './fixtures/executor-child.ts';
+import type { ExecutorMessageWire } from '../src/taskstream/protocol.ts';
+import { parseExecutorMessage } from '../src/taskstream/validate.ts';
+import {
+  bridgeFor,
+  captureLogger,
+  events,
+  forId,
+  isState,
+  isType,
+  runCleanups,
+  scriptedExecutor,
+  sdkExecutor,
+  spawnChild,
+  task,
+} from './fixtures/bridge-kit.ts';
 
-const BUN = process.execPath;
-const CHILD = new URL('./fixtures/executor-child.ts', import.meta.url).pathname;
-
-// ---- helpers -------------------------------------------------------------------------------------------------
-
-interface Captured {
-  lines: Array<{ level: string; msg: string; [k: string]: unknown }>;
-}
-
-function captureLogger(tag: string): { logger: ReturnType<typeof createLogger>; captured: Captured } {
-  const captured: Captured = { lines: [] };
-  const logger = createLogger(tag, {
-    level: 'debug',
-    json: true,
-    write: (l) => captured.lines.push(JSON.parse(l)),
-  });
-  return { logger, captured };
-}
-
-function events() {
-  const list: ExecutorEvent[] = [];
-  const waitFor = async <T extends ExecutorEvent>(
-    pred: (e: ExecutorEvent) => e is T,
-    timeoutMs = 5000,
-    from = 0,
-  ): Promise<T> => {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = list.slice(from).find(pred);
-      if (hit) return hit as T;
-      if (Date.now() > until) throw new Error(`timed out waiting; events: ${JSON.stringify(list.slice(-15))}`);
-      await Bun.sleep(5);
-    }
-  };
-  return { list, emit: (e: ExecutorEvent) => list.push(e), waitFor };
-}
-
-const isState =
-  (s: string) =>
-  (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: 'state' }> =>
-    e.type === 'state' && e.state === s;
-const isType =
-  <K extends ExecutorEvent['type']>(t: K) =>
-  (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: K }> =>
-    e.type === t;
-const forId =
-  <K extends ExecutorEvent['type']>(t: K, id: string) =>
-  (e: ExecutorEvent): e is Extract<ExecutorEvent, { type: K }> =>
-    e.type === t && (e as { activity_id?: string }).activity_id === id;
-
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()?.();
-}, 60_000);
-
-function bridgeFor(
-  port: number,
-  ev: ReturnType<typeof events>,
-  extra: Partial<ExecutorBridgeOptions> = {},
-): ExecutorBridge {
-  const bridge = createExecutorBridge({
-    endpoint: `127.0.0.1:${port}`,
-    maxInflight: 8,
-    keepaliveIntervalMs: 200,
-    keepaliveTimeoutMs: 1000,
-    reconnectBaseMs: 20,
-    reconnectMaxMs: 200,
-    maxMessageBytes: 1024 * 1024,
-    handshakeTimeoutMs: 2000,
-    workerAddress: '0x0000000000000000000000000000000000000001',
-    logger: createLogger('bridge', { level: 'error', json: true, write: () => {} }),
-    emit: ev.emit,
-    ...extra,
-  });
-  cleanups.push(() => bridge.stop());
-  bridge.start();
-  return bridge;
-}
-
-let seq = 0;
-function task(ms: number, extra: Partial<TaskSpec> = {}): TaskSpec {
-  seq += 1;
-  return {
-    activity_id: `${Date.now() % 100000}${seq}`,
-    activity_type: 'test.sleep',
-    input_ref: `json:${JSON.stringify({ ms })}`,
-    queue_name: 'q',
-    deadline_unix_ms: Date.now() + 60_000,
-    attempt: 1,
-    ...extra,
-  };
-}
-
-/** An in-process SDK executor whose `test.sleep` handler records the peak concurrency. */
-async function sdkExecutor(
-  concurrency: number,
-  extra: { protocolVersion?: number; logger?: ReturnType<typeof createLogger> } = {},
-) {
-  let runningNow = 0;
-  const stats = { peak: 0, calls: 0 };
-  const exec = createExecutor({
-    specs: [parseActivitySpec(SLEEP_SPEC, 'test.sleep')],
-    handlers: {
-      'test.sleep': async (ctx) => {
-        stats.calls += 1;
-        runningNow += 1;
-        stats.peak = Math.max(stats.peak, runningNow);
-        try {
-          await new Promise<void>((resolve, reject) => {
-            const t = setTimeout(resolve, Number(ctx.input.ms));
-            ctx.signal.addEventListener('abort', () => {
-              clearTimeout(t);
-              reject(new Error('aborted'));
-            });
-          });
-        } finally {
-          runningNow -= 1;
-        }
-        return { out: ctx.outputRef('out') };
-      },
-    },
-    concurrency,
-    port: 0,
-    logger: extra.logger ?? createLogger('wep', { level: 'error', json: true, write: () => {} }),
-    ...(extra.protocolVersion !== undefined ? { protocolVersion: extra.protocolVersion } : {}),
-  });
-  const { port } = await exec.start();
-  cleanups.push(() => exec.stop(0));
-  return { exec, port, stats };
-}
-
-async function spawnChild(port: number): Promise<{ proc: Subprocess<'ignore', 'pipe', 'inherit'>; port: number }> {
-  const proc = spawn([BUN, CHILD, String(port), '4'], { stdout: 'pipe', stderr: 'inherit', stdin: 'ignore' });
-  cleanups.push(() => {
-    try {
-      proc.kill('SIGCONT');
-      proc.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-  });
-  const reader = proc.stdout.getReader();
-  let buf = '';
-  const until = Date.now() + 10_000;
-  while (!buf.includes('\n')) {
-    if (Date.now() > until) throw new Error('child executor did not start');
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`child exited: ${buf}`);
-    buf += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  const m = /READY (\d+)/.exec(buf);
-  if (!m) throw new Error(`unexpected child output: ${buf}`);
-  return { proc, port: Number(m[1]) };
-}
-
-type ScriptedCall = ServerDuplexStream<Record<string, unknown>, ExecutorMessageWire | Buffer>;
-
-/**
- * A scripted executor: a real grpc-js server on the real Executor service whose responses the test writes. It
- * can also write raw bytes (the response serializer passes Buffers through). `auto` runs the handshake.
- */
-async function scriptedExecutor(opts: { auto?: { types: string[]; concurrency: number; running?: string[] } } = {}) {
-  const Service = loadExecutorService();
-  const def = Service.service.TaskStream;
-  if (def === undefined) throw new Error('TaskStream missing from the service definition');
-  const serialize = def.responseSerialize as (v: unknown) => Buffer;
-  const service = {
-    TaskStream: { ...def, responseSerialize: (v: unknown) => (Buffer.isBuffer(v) ? v : serialize(v)) },
-  };
-  const calls: ScriptedCall[] = [];
-  const received: Array<Record<string, unknown>> = [];
-  const server = new Server();
-  server.addService(service as never, {
-    TaskStream: (call: ScriptedCall) => {
-      calls.push(call);
-      call.on('error', () => {});
-      call.on('end', () => {
-        try {
-          call.end();
-        } catch {
-          /* closed */
-        }
-      });
-      call.on('data', (m: Record<string, unknown>) => {
-        received.push(m);
-        if (m.msg === 'ping') call.write({ pong: { nonce: String((m.ping as { nonce: string }).nonce) } });
-        if (opts.auto && m.msg === 'hello_ack') {
-          call.write({ capabilities: { activity_types: opts.auto.types, max_concurrency: opts.auto.concurrency } });
-          call.write({ resync: { running_activity_ids: opts.auto.running ?? [] } });
-          call.write({ capacity_update: { credits: opts.auto.concurrency, assignments_received: 0 } });
-        }
-      });
-      if (opts.auto)
-        call.write({ hello: { executor_id: 'scripted', executor_version: 't', protocol_version: PROTOCOL_VERSION } });
-    },
-  });
-  const port = await new Promise<number>((res, rej) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
-  );
-  cleanups.push(() => server.forceShutdown());
-  const last = () => {
-    const c = calls[calls.length - 1];
-    if (!c) throw new Error('no stream yet');
-    return c;
-  };
-  return { port, calls, received, last, server };
-}
+afterEach(runCleanups, 60_000);
 
 // ---- tests ---------------------------------------------------------------------------------------------------
 
@@ -303,11 +103,13 @@ describe('executor bridge', () => {
     });
   });
 
-  test('completion forwarded once; duplicate, foreign and wrong-attempt completions rejected', async () => {
+  test('completion forwarded once and acked; wrong-attempt, foreign, outside and late ones refused to both sides', async () => {
     const ex = await scriptedExecutor({ auto: { types: ['test.sleep'], concurrency: 4 } });
     const ev = events();
     const bridge = bridgeFor(ex.port, ev);
     await ev.waitFor(isState('ready'));
+    const helloAck = ex.received.find((m) => m.msg === 'hello_ack')?.hello_ack as Record<string, unknown>;
+    expect(helloAck.acks_completions).toBe(true);
     const t = task(0);
     await bridge.assign(t);
     await ev.waitFor(forId('accepted', t.activity_id));
@@ -320,25 +122,49 @@ describe('executor bridge', () => {
       attempt: 1,
     });
     const call = ex.last();
-    const ok = {
-      activity_id: t.activity_id,
+    const okFor = (id: string, attempt = 1) => ({
+      activity_id: id,
+      attempt,
+      success: { output_refs: { out: `blob:${id}/out.bin` }, metadata_json: '' },
+    });
+    // An attempt never assigned: refused, the task leaves flight, both sides told.
+    call.write({ completion: okFor(t.activity_id, 2) });
+    expect(await ev.waitFor(forId('completionRejected', t.activity_id))).toMatchObject({
       attempt: 1,
-      success: { output_refs: { out: `blob:${t.activity_id}/out.bin` }, metadata_json: '' },
-    };
-    call.write({ completion: { ...ok, attempt: 2 } }); // wrong attempt
-    call.write({ completion: ok });
-    call.write({ completion: ok }); // duplicate
-    call.write({ completion: { ...ok, activity_id: '999999' } }); // never assigned
+      code: 'WRONG_ATTEMPT',
+    });
+    expect(await ex.waitAck(t.activity_id)).toMatchObject({ attempt: 2, accepted: false, code: 'WRONG_ATTEMPT' });
+    expect(bridge.status().in_flight).toEqual([]);
+
+    // A good one: forwarded once; sent again it is answered from the verdict memory, never forwarded twice.
+    const t1 = task(0);
+    await bridge.assign(t1);
+    await ev.waitFor(forId('accepted', t1.activity_id));
+    call.write({ completion: okFor(t1.activity_id) });
+    call.write({ completion: okFor(t1.activity_id) }); // verdict pending: ignored
+    const done = await ev.waitFor(forId('completion', t1.activity_id));
+    expect(done).toEqual({
+      type: 'completion',
+      activity_id: t1.activity_id,
+      attempt: 1,
+      result: { ok: true, output_refs: { out: `blob:${t1.activity_id}/out.bin` }, metadata_json: '' },
+    });
+    bridge.ackCompletion({ activity_id: t1.activity_id, attempt: 1, accepted: true });
+    expect(await ex.waitAck(t1.activity_id)).toMatchObject({ attempt: 1, accepted: true, code: '' });
+    call.write({ completion: okFor(t1.activity_id) }); // re-sent after the verdict: the same ack again
+    expect(await ex.waitAck(t1.activity_id, 2)).toMatchObject({ attempt: 1, accepted: true });
+    await Bun.sleep(50);
+    expect(ev.list.filter(forId('completion', t1.activity_id)).length).toBe(1);
+
+    // Never assigned and not in the Resync: NOT_HELD to the executor; the supervisor hears nothing to act on.
+    call.write({ completion: okFor('999999') });
     call.write({ progress: { activity_id: '999999', fraction: 0.5, message: 'x' } });
-    const done = await ev.waitFor(forId('completion', t.activity_id));
-    expect(done.result).toEqual({ ok: true, output_refs: { out: `blob:${t.activity_id}/out.bin` }, metadata_json: '' });
-    await Bun.sleep(100);
-    expect(ev.list.filter(isType('completion')).length).toBe(1);
+    expect(await ex.waitAck('999999')).toMatchObject({ accepted: false, code: 'NOT_HELD' });
     const reasons = ev.list.filter(isType('rejected')).map((r) => r.reason);
-    expect(reasons.some((r) => r.includes('attempt 2'))).toBe(true);
-    expect(reasons.some((r) => r.includes('duplicate'))).toBe(true);
     expect(reasons.filter((r) => r.includes('not assigned')).length).toBe(2);
-    // A completion whose outputs point into another activity's namespace is refused.
+    expect(ev.list.some(forId('completionRejected', '999999'))).toBe(false);
+
+    // Outputs pointing into another activity's namespace: OUTPUT_INVALID to both sides.
     const t2 = task(0);
     await bridge.assign(t2);
     await ev.waitFor(forId('accepted', t2.activity_id));
@@ -349,29 +175,52 @@ describe('executor bridge', () => {
         success: { output_refs: { out: 'blob:other/x' }, metadata_json: '' },
       },
     });
-    await ev.waitFor((e): e is ExecutorEvent => e.type === 'rejected' && e.reason.includes('outside'));
+    expect(await ev.waitFor(forId('completionRejected', t2.activity_id))).toMatchObject({ code: 'OUTPUT_INVALID' });
+    expect(await ex.waitAck(t2.activity_id)).toMatchObject({ accepted: false, code: 'OUTPUT_INVALID' });
     expect(ev.list.some(forId('completion', t2.activity_id))).toBe(false);
-    // The executor drops the stream and comes back without t2: it is reported lost, and its late completion refused.
+
+    // Bad metadata_json: BAD_MESSAGE, not left hanging.
+    const t4 = task(0);
+    await bridge.assign(t4);
+    await ev.waitFor(forId('accepted', t4.activity_id));
+    call.write({
+      completion: {
+        activity_id: t4.activity_id,
+        attempt: 1,
+        success: { output_refs: {}, metadata_json: '[1,2]' },
+      },
+    });
+    expect(await ev.waitFor(forId('completionRejected', t4.activity_id))).toMatchObject({ code: 'BAD_MESSAGE' });
+    expect(await ex.waitAck(t4.activity_id)).toMatchObject({ accepted: false, code: 'BAD_MESSAGE' });
+
+    // The executor drops the stream and comes back without t3: it is reported lost, and its late completion refused.
+    const got = ex.received.filter((m) => m.msg === 'task_assignment').length;
+    call.write({ capacity_update: { credits: 4, assignments_received: got } });
+    await ev.waitFor((e): e is ExecutorEvent => e.type === 'credits' && e.available > 0, 5000, ev.list.length - 1);
+    const t3 = task(0);
+    await bridge.assign(t3);
+    await ev.waitFor(forId('accepted', t3.activity_id));
     const from = ev.list.length;
     call.end();
     const resync = await ev.waitFor(isType('resync'), 5000, from);
     expect(resync).toEqual({
       type: 'resync',
       running_activity_ids: [],
-      lost_activity_ids: [t2.activity_id],
+      lost_activity_ids: [t3.activity_id],
       held_activity_ids: [],
     });
     await ev.waitFor(isState('ready'), 5000, from);
     ex.last().write({
       completion: {
-        activity_id: t2.activity_id,
+        activity_id: t3.activity_id,
         attempt: 1,
         failure: { code: 'HANDLER_ERROR', message: 'late', retryable: true },
       },
     });
     await ev.waitFor((e): e is ExecutorEvent => e.type === 'rejected' && e.reason.includes('late Completion'));
-    expect(ev.list.some(forId('completion', t2.activity_id))).toBe(false);
-  });
+    expect(await ex.waitAck(t3.activity_id)).toMatchObject({ accepted: false, code: 'NOT_HELD' });
+    expect(ev.list.some(forId('completion', t3.activity_id))).toBe(false);
+  }, 20_000);
 
   test('executor restarts mid-task (SIGKILL): reconnect, resync reports the lost task, re-offer runs it', async () => {
     const first = await spawnChild(0);

@@ -248,7 +248,7 @@ describe('executor SDK', () => {
     const c = (await second.ev.waitFor(completionOf(t.activity_id))) as Completion;
     expect({ attempt: c.attempt, ok: c.result.ok }).toEqual({ attempt: 2, ok: true });
     expect(runs).toBe(1);
-    // The new wcp ignores the Resync entry it did not assign, but rejects no completion.
+    // The new wcp takes the run it did not assign (listed in the Resync) and rejects no completion.
     expect(second.ev.list.filter((e) => e.type === 'rejected' && e.activity_id !== undefined)).toEqual([]);
   });
 

@@ -159,7 +159,11 @@ async function rig(conc: number, hold: boolean): Promise<Rig> {
               }),
             { durable: true },
           )
-          .then(() => r.onCompletion?.(id));
+          .then(() => {
+            // As the supervisor does once the outcome is durable: the executor may then forget the Completion.
+            r.bridge.ackCompletion({ activity_id: id, attempt: m.attempt, accepted: true });
+            r.onCompletion?.(id);
+          });
         break;
       }
     }

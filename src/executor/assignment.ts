@@ -3,11 +3,18 @@
  * activity type, credits), reserved in the task table, given its presigned URLs, and written as a TaskAssignment.
  * Every offer is answered exactly once: `accepted`, `assignRejected`, or — when cancelled while being prepared —
  * a CANCELLED completion. Cancels of tasks already sent go to the executor.
+ *
+ * A re-offer (`reoffer: true`: a task the executor listed in its Resync) takes no credit and needs no URLs (the
+ * executor keeps its one run; they are presigned when storage answers, for the case it no longer holds it); the
+ * TaskAssignment tells the executor the attempt number to answer with. A re-offer of a task already on the stream
+ * only updates that number; one whose Completion this bridge already took is refused as `duplicate` (its verdict
+ * is on its way).
  */
 import { WcpError, errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import { isActivityId, parseInputRef } from '../taskstream/refs.ts';
 import type { OutputDecl } from '../taskstream/validate.ts';
+import type { Acks } from './acks.ts';
 import type { Completions } from './completion.ts';
 import type { Connection } from './connection.ts';
 import type { Flow } from './credits.ts';
@@ -24,6 +31,7 @@ export interface AssignmentOptions {
   tasks: TaskTable;
   flow: Flow;
   completions: Completions;
+  acks: Acks;
   events: BridgeEvents;
   logger: Logger;
   /** The declared outputs of an activity type on the current connection. */
@@ -50,9 +58,29 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
       retryable,
       ...(detail !== undefined ? { detail } : {}),
     });
+    // The supervisor counted a credit for this assign; tell it the figure again.
+    flow.emitCredits();
+  }
+
+  function toWire(task: TaskSpec, parsed: ReturnType<typeof parseInputRef>, urls: AssignmentUrls) {
+    return {
+      task_assignment: {
+        activity_id: task.activity_id,
+        activity_type: task.activity_type,
+        attempt: task.attempt,
+        input_ref: task.input_ref,
+        input_json: parsed.kind === 'json' ? parsed.json : '',
+        input_urls: urls.inputUrls,
+        output_urls: urls.outputUrls,
+        deadline_unix_ms: task.deadline_unix_ms,
+        workflow_instance: task.workflow_instance ?? '',
+      },
+    };
   }
 
   async function assign(task: TaskSpec): Promise<void> {
+    const reoffer = task.reoffer === true;
+    flow.onAssign(reoffer);
     const state = connection.state();
     if (state === 'stopped' || flow.draining()) return refuse(task, 'draining', true);
     if (!isActivityId(task.activity_id) || !Number.isInteger(task.attempt) || task.attempt < 0) {
@@ -64,14 +92,23 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
     } catch (e) {
       return refuse(task, 'invalid_task', false, errorText(e));
     }
-    if (tasks.has(task.activity_id)) return refuse(task, 'duplicate', false);
+    const existing = tasks.get(task.activity_id);
+    if (existing !== undefined) {
+      if (!reoffer || existing.stage !== 'sent') return refuse(task, 'duplicate', false);
+      return reofferSent(existing, task);
+    }
+    const verdict = opts.acks.get(task.activity_id);
+    if (reoffer && verdict !== undefined && (verdict.state !== 'decided' || verdict.accepted === true))
+      return refuse(task, 'duplicate', false, 'its Completion was already taken; the verdict follows');
     if (task.deadline_unix_ms <= Date.now()) return refuse(task, 'expired', false);
     const c = connection.current();
     if (state !== 'ready' || c === undefined) return refuse(task, 'not_connected', true, `bridge is ${state}`);
     if (!c.caps?.activity_types.includes(task.activity_type)) {
       return refuse(task, 'unsupported_type', false, `executor supports: ${c.caps?.activity_types.join(', ')}`);
     }
-    if (flow.available() < 1) return refuse(task, 'no_credits', true);
+    if (!reoffer && flow.available() < 1) return refuse(task, 'no_credits', true);
+    // A new run (or a re-offer of one) of this activity: earlier verdicts are history.
+    opts.acks.forget(task.activity_id);
 
     const entry: InflightTask = {
       task,
@@ -97,7 +134,8 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
           ttlSeconds,
         );
       } catch (e) {
-        storageError = e;
+        // A re-offered run has its URLs; it goes without new ones rather than wait for storage.
+        if (!reoffer) storageError = e;
       }
     }
 
@@ -105,6 +143,13 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
       tasks.release(task.activity_id);
       c.reserved -= 1;
     };
+    if (tasks.get(task.activity_id) !== entry) {
+      // Its Completion arrived while the URLs were presigned (an executor holding the run answered early).
+      c.reserved -= 1;
+      events.send({ type: 'accepted', activity_id: task.activity_id });
+      flow.emitCredits();
+      return;
+    }
     const now = connection.state(); // re-read: it may have changed during the await
     if (connection.current() !== c || now !== 'ready') {
       release();
@@ -135,19 +180,7 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
     c.reserved -= 1;
     entry.stage = 'sent';
     c.sent += 1;
-    const ok = connection.write(c, {
-      task_assignment: {
-        activity_id: task.activity_id,
-        activity_type: task.activity_type,
-        attempt: task.attempt,
-        input_ref: task.input_ref,
-        input_json: parsed.kind === 'json' ? parsed.json : '',
-        input_urls: urls.inputUrls,
-        output_urls: urls.outputUrls,
-        deadline_unix_ms: task.deadline_unix_ms,
-        workflow_instance: task.workflow_instance ?? '',
-      },
-    });
+    const ok = connection.write(c, toWire(task, parsed, urls));
     if (!ok) {
       // The stream broke under us; the task stays in flight and the next Resync decides.
       return;
@@ -156,7 +189,22 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
       activity_id: task.activity_id,
       activity_type: task.activity_type,
       attempt: task.attempt,
+      reoffer,
     });
+    events.send({ type: 'accepted', activity_id: task.activity_id });
+    flow.emitCredits();
+  }
+
+  /** A re-offer of a task already on the stream: the executor learns the new attempt number; nothing else. */
+  function reofferSent(existing: InflightTask, task: TaskSpec): void {
+    const c = connection.current();
+    if (connection.state() !== 'ready' || c === undefined)
+      return refuse(task, 'not_connected', true, `bridge is ${connection.state()}`);
+    if (task.attempt !== existing.task.attempt) {
+      existing.task = { ...existing.task, attempt: task.attempt, reoffer: true };
+      c.sent += 1;
+      if (!connection.write(c, toWire(task, parseInputRef(task.input_ref), { inputUrls: {}, outputUrls: {} }))) return;
+    }
     events.send({ type: 'accepted', activity_id: task.activity_id });
     flow.emitCredits();
   }

@@ -5,17 +5,21 @@
  * - connection.ts — dial, handshake, keepalive, reconnect backoff (the `BridgeState` machine);
  * - task-table.ts — the tasks in flight and the memory of recently closed ones;
  * - assignment.ts — checking, presigning (storage.ts) and writing assignments; cancels;
- * - executor-messages.ts — validating and routing what the executor sends; completion.ts — closing tasks;
- * - credits.ts — flow control and draining; events.ts — what goes to the supervisor.
+ * - executor-messages.ts — validating and routing what the executor sends; completion.ts — judging Completions
+ *   (output-check.ts: do the objects exist) and closing tasks; acks.ts — verdicts relayed as CompletionAcks;
+ * - credits.ts — flow control and draining; events.ts — what goes to the supervisor;
+ * - storage-health.ts — whether the storage service answers (`storage` events, probing while it does not).
  *
  * Invariants: assignments written ≤ executor credits (adjusted for assignments it has not yet seen) and
  * in-flight ≤ maxInflight; every executor message is validated and checked against the in-flight table before
- * anything is emitted; a completion is emitted at most once per assignment; nothing thrown escapes a stream
+ * anything is emitted; a Completion reaches the supervisor at most once per assignment, and every one the
+ * executor sends is answered (the supervisor's verdict, or the bridge's refusal); nothing thrown escapes a stream
  * handler. Tasks stay in flight across reconnects until the executor's Resync says whether it still holds them.
  */
 import type { WireError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { OutputDecl } from '../taskstream/validate.ts';
+import { type AckDecision, createAcks } from './acks.ts';
 import { createAssignment } from './assignment.ts';
 import { createCompletions } from './completion.ts';
 import { createConnection } from './connection.ts';
@@ -23,7 +27,9 @@ import { createFlow } from './credits.ts';
 import { createBridgeEvents } from './events.ts';
 import { createExecutorMessages } from './executor-messages.ts';
 import type { BridgeState, TaskSpec, ExecutorEvent } from './messages.ts';
+import { createOutputExistence } from './output-check.ts';
 import { type StorageBrokerLike, createStorageRequests, declaredOutputs } from './storage.ts';
+import { createStorageHealth } from './storage-health.ts';
 import { createTaskTable } from './task-table.ts';
 
 export type { StorageBrokerLike } from './storage.ts';
@@ -57,6 +63,12 @@ export interface ExecutorBridgeOptions {
   presignMaxTtlSeconds?: number;
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
+  /** Whether output objects are checked for existence before a success is forwarded (default true; needs a broker). */
+  checkOutputsExist?: boolean;
+  /** Per HTTP request of the existence check (default 5000). */
+  outputCheckTimeoutMs?: number;
+  /** First delay between storage probes while storage is down (default 1000; then backoff up to 10000). */
+  storageProbeBaseMs?: number;
 }
 
 /** A snapshot of the bridge for status reports. */
@@ -70,6 +82,8 @@ export interface ExecutorBridgeStatus {
   draining: boolean;
   connects: number;
   last_error: WireError | undefined;
+  /** Whether the storage service answers; undefined without a broker or before the first answer. */
+  storage_available: boolean | undefined;
 }
 
 /** wcp's end of the TaskStream; see the module doc. */
@@ -78,6 +92,8 @@ export interface ExecutorBridge {
   /** Offers a task; the answer arrives as `accepted` or `assignRejected` (the promise settles when it was sent). */
   assign(task: TaskSpec): Promise<void>;
   cancel(activityId: string, reason: string): void;
+  /** The supervisor's verdict on a forwarded Completion: relayed to the executor as a CompletionAck. */
+  ackCompletion(d: AckDecision): void;
   drain(): void;
   stop(): Promise<void>;
   status(): ExecutorBridgeStatus;
@@ -104,18 +120,44 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
     onMessage: (c, raw) => onMessage(c, raw),
     onCreditsChanged: () => flow.emitCredits(),
   });
-  const flow = createFlow({ maxInflight: opts.maxInflight, connection, tasks, events, logger });
+  const flow = createFlow({
+    maxInflight: opts.maxInflight,
+    connection,
+    tasks,
+    events,
+    logger,
+    busy: () => completions.checking(),
+  });
+  const acks = createAcks({ connection, logger });
+  const health = createStorageHealth({
+    events,
+    logger,
+    ...(opts.storageProbeBaseMs !== undefined ? { probeBaseMs: opts.storageProbeBaseMs } : {}),
+    ...(opts.random !== undefined ? { random: opts.random } : {}),
+  });
+  // Every presign goes through the health watch: its outcomes tell whether storage answers.
+  const broker = opts.broker !== undefined ? health.watch(opts.broker) : undefined;
+  const outputsOf = (activityType: string): OutputDecl[] =>
+    declaredOutputs(opts.outputSpecs, connection.current()?.caps, activityType);
   const completions = createCompletions({
     tasks,
     flow,
     events,
+    acks,
     logger,
     deadlineGraceMs: opts.deadlineGraceMs ?? 30_000,
+    outputsOf,
+    existence:
+      broker !== undefined && opts.checkOutputsExist !== false
+        ? createOutputExistence({
+            broker,
+            logger,
+            ...(opts.outputCheckTimeoutMs !== undefined ? { timeoutMs: opts.outputCheckTimeoutMs } : {}),
+          })
+        : undefined,
   });
-  const outputsOf = (activityType: string): OutputDecl[] =>
-    declaredOutputs(opts.outputSpecs, connection.current()?.caps, activityType);
   const onStorageRequest = createStorageRequests({
-    broker: opts.broker,
+    broker,
     presignMaxTtlSeconds,
     tasks,
     connection,
@@ -125,12 +167,13 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
   });
   const onMessage = createExecutorMessages({ connection, tasks, flow, completions, events, logger, onStorageRequest });
   const assignment = createAssignment({
-    broker: opts.broker,
+    broker,
     presignMaxTtlSeconds,
     connection,
     tasks,
     flow,
     completions,
+    acks,
     events,
     logger,
     outputsOf,
@@ -149,12 +192,14 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
       completions.expireOverdue(now);
     }, tickMs);
     connection.dial();
+    if (broker !== undefined) health.start();
   }
 
   async function stop(): Promise<void> {
     if (connection.state() === 'stopped') return;
     if (tick !== undefined) clearInterval(tick);
     tick = undefined;
+    health.stop();
     connection.stop();
     flow.emitCredits();
     events.send({ type: 'stopped' });
@@ -172,8 +217,17 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
       draining: flow.draining(),
       connects: connection.connects(),
       last_error: connection.lastError(),
+      storage_available: health.available(),
     };
   }
 
-  return { start, assign: assignment.assign, cancel: assignment.cancel, drain: flow.drain, stop, status };
+  return {
+    start,
+    assign: assignment.assign,
+    cancel: assignment.cancel,
+    ackCompletion: acks.decide,
+    drain: flow.drain,
+    stop,
+    status,
+  };
 }

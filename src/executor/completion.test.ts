@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { type CompletionMessage, completionProblem } from './completion.ts';
+import { type CompletionCheck, completionDecision, outputProblem } from './completion.ts';
 import type { InflightTask } from './task-table.ts';
 
 const sent = (over: Partial<InflightTask> = {}): InflightTask => ({
@@ -17,35 +17,72 @@ const sent = (over: Partial<InflightTask> = {}): InflightTask => ({
   cancelSent: false,
   ...over,
 });
-const ok = (output_refs: Record<string, string>, attempt = 2): CompletionMessage => ({
-  kind: 'completion',
+const check = (x: Partial<CompletionCheck> = {}): CompletionCheck => ({
   activity_id: '7',
-  attempt,
-  result: { ok: true, output_refs, metadata_json: '' },
+  attempt: 2,
+  resynced: true,
+  listedInResync: false,
+  task: sent(),
+  closedAs: undefined,
+  verdict: undefined,
+  ...x,
+});
+const ok = (output_refs: Record<string, string>) => ({ ok: true as const, output_refs, metadata_json: '' });
+
+describe('completionDecision', () => {
+  test('takes the assigned attempt, and a lower one as the same run answering before a re-offer', () => {
+    expect(completionDecision(check())).toEqual({ kind: 'take', attempt: 2, assignedHere: true });
+    expect(completionDecision(check({ attempt: 1 }))).toEqual({ kind: 'take', attempt: 2, assignedHere: true });
+    expect(completionDecision(check({ task: sent({ stage: 'reserved' }) }))).toMatchObject({ kind: 'take' });
+  });
+
+  test('takes a Completion an earlier wcp assigned when the Resync listed it', () => {
+    expect(completionDecision(check({ task: undefined, listedInResync: true, attempt: 5 }))).toEqual({
+      kind: 'take',
+      attempt: 5,
+      assignedHere: false,
+    });
+  });
+
+  test('refuses before Resync, a higher attempt, duplicates, late and unknown ones, each with its code', () => {
+    const d = (x: Partial<CompletionCheck>) => completionDecision(check(x));
+    expect(d({ resynced: false })).toMatchObject({ kind: 'refuse', code: 'BAD_MESSAGE', held: true });
+    expect(d({ attempt: 3 })).toMatchObject({ kind: 'refuse', code: 'WRONG_ATTEMPT', held: true, attempt: 2 });
+    expect(d({ task: undefined, closedAs: 'completed' })).toMatchObject({ code: 'DUPLICATE', held: false });
+    expect(d({ task: undefined, closedAs: 'expired' })).toMatchObject({
+      code: 'NOT_HELD',
+      reason: 'late Completion (task already expired)',
+    });
+    expect(d({ task: undefined })).toMatchObject({ kind: 'refuse', code: 'NOT_HELD', held: false });
+  });
+
+  test('a Completion sent again is answered from the verdict memory', () => {
+    const v = { executorAttempt: 2, attempt: 2 };
+    expect(completionDecision(check({ task: undefined, verdict: { ...v, state: 'decided', accepted: true } }))).toEqual(
+      { kind: 'resend' },
+    );
+    expect(completionDecision(check({ task: undefined, verdict: { ...v, state: 'forwarded' } }))).toMatchObject({
+      kind: 'ignore',
+    });
+  });
 });
 
-describe('completionProblem', () => {
-  test('accepts a completion of the assigned attempt with outputs in its namespace or its inputs', () => {
-    const completion = ok({ video: 'blob:7/video.mp4', raw: 'blob:3/raw.mp4' });
-    expect(completionProblem({ completion, resynced: true, task: sent(), closedAs: undefined })).toBeUndefined();
+describe('outputProblem', () => {
+  const declared = [
+    { name: 'video', key: 'video.mp4', contentType: 'video/mp4', required: true },
+    { name: 'log', key: 'log.txt', contentType: 'text/plain', required: false },
+  ];
+
+  test('accepts outputs in the activity namespace with every required declared output', () => {
+    expect(outputProblem('7', ok({ video: 'blob:7/video.mp4' }), declared)).toBeUndefined();
+    expect(outputProblem('7', { ok: false, code: 'X', message: '', retryable: false }, declared)).toBeUndefined();
   });
 
-  test('refuses before Resync, unsent, duplicate, late, foreign and wrong-attempt completions', () => {
-    const completion = ok({});
-    const p = (x: Partial<Parameters<typeof completionProblem>[0]>) =>
-      completionProblem({ completion, resynced: true, task: sent(), closedAs: undefined, ...x });
-    expect(p({ resynced: false })).toBe('Completion before Resync');
-    expect(p({ task: sent({ stage: 'reserved' }) })).toBe('Completion for an activity not yet assigned');
-    expect(p({ task: undefined, closedAs: 'completed' })).toBe('duplicate Completion');
-    expect(p({ task: undefined, closedAs: 'expired' })).toBe('late Completion (task already expired)');
-    expect(p({ task: undefined })).toBe('Completion for an activity not assigned to this executor');
-    expect(p({ completion: ok({}, 1) })).toBe('Completion for attempt 1, assigned attempt 2');
-  });
-
-  test("refuses an output in another activity's namespace that is not one of its inputs", () => {
-    const completion = ok({ stolen: 'blob:8/video.mp4' });
-    expect(completionProblem({ completion, resynced: true, task: sent(), closedAs: undefined })).toContain(
-      'outside the activity',
-    );
+  test("refuses another activity's namespace (inputs included), non-blob refs and missing declared outputs", () => {
+    expect(outputProblem('7', ok({ video: 'blob:3/raw.mp4' }), undefined)).toContain('outside');
+    expect(outputProblem('7', ok({ video: 's3://b/k' }), undefined)).toContain('not a blob reference');
+    expect(outputProblem('7', ok({ log: 'blob:7/log.txt' }), declared)).toContain('"video"');
+    // Without the activity type (an earlier wcp's task), only the refs are checked.
+    expect(outputProblem('7', ok({}), undefined)).toBeUndefined();
   });
 });

@@ -30,6 +30,8 @@ export interface Conn extends FlowCounters {
   hello: Extract<ExecutorMessage, { kind: 'hello' }> | undefined;
   caps: Extract<ExecutorMessage, { kind: 'capabilities' }> | undefined;
   resynced: boolean;
+  /** Every activity this connection's Resync listed (the executor holds them, whoever assigned them). */
+  heldAtResync: Set<string>;
   awaitingPong: { nonce: string; sentAt: number } | undefined;
   lastPingAt: number;
   /** StorageRequests being presigned right now (bounded by storage.ts). */
@@ -171,6 +173,7 @@ export function createConnection(opts: ConnectionOptions): Connection {
       hello: undefined,
       caps: undefined,
       resynced: false,
+      heldAtResync: new Set(),
       credits: 0,
       sent: 0,
       receivedAtUpdate: 0,
@@ -279,7 +282,13 @@ export function createConnection(opts: ConnectionOptions): Connection {
       return;
     }
     write(c, {
-      hello_ack: { protocol_version: PROTOCOL_VERSION, wcp_version: opts.wcpVersion, accepted: true, reason: '' },
+      hello_ack: {
+        protocol_version: PROTOCOL_VERSION,
+        wcp_version: opts.wcpVersion,
+        accepted: true,
+        reason: '',
+        acks_completions: true,
+      },
     });
   }
 

@@ -3,7 +3,10 @@
  *
  * Invariant: assignments written ≤ the executor's credits, adjusted for assignments it had not yet seen when it
  * last counted (its CapacityUpdate says how many it received) and for those being presigned right now; and
- * in-flight ≤ maxInflight. The supervisor learns the figure from `credits` events, sent only when it changes.
+ * in-flight ≤ maxInflight. The supervisor learns the figure from `credits` events, sent only when it differs from
+ * what the supervisor believes: it counts one credit down for each `assign` it sends, so the bridge does the same
+ * on receiving one (`onAssign`) and stays silent about drops the supervisor already made. Each event carries
+ * `assigns_seen`, so a supervisor can also discount its assigns that crossed the event on the port.
  */
 import type { Logger } from '../internal/logger.ts';
 import type { BridgeEvents } from './events.ts';
@@ -38,6 +41,8 @@ export interface FlowOptions {
   maxInflight: number;
   connection: { state(): BridgeState | 'idle'; current(): FlowCounters | undefined };
   tasks: { readonly size: number };
+  /** Work that still ends in an event although it left the task table (Completions whose outputs are checked). */
+  busy?: () => number;
   events: BridgeEvents;
   logger: Logger;
 }
@@ -45,12 +50,14 @@ export interface FlowOptions {
 /** Credits and draining for one bridge. */
 export interface Flow {
   available(): number;
-  /** Sends `credits` if the figure changed since the last one sent. */
+  /** Sends `credits` if the figure differs from the supervisor's view (the last one sent, less assigns since). */
   emitCredits(): void;
+  /** An `assign` command arrived: the supervisor took one credit for it (re-offers take none). */
+  onAssign(reoffer: boolean): void;
   draining(): boolean;
   /** Stops offering credits; `drained` follows once nothing is in flight. */
   drain(): void;
-  /** Sends `drained` (once) when draining and nothing is in flight. */
+  /** Sends `drained` (once) when draining and nothing is in flight or being checked. */
   checkDrained(): void;
 }
 
@@ -59,7 +66,9 @@ export function createFlow(opts: FlowOptions): Flow {
   const { send } = opts.events;
   let draining = false;
   let drainedSent = false;
+  /** The supervisor's view: the last figure sent, less the assigns received since. */
   let lastCredits = -1;
+  let assignsSeen = 0;
 
   const available = (): number =>
     availableCredits({
@@ -74,12 +83,18 @@ export function createFlow(opts: FlowOptions): Flow {
     const a = available();
     if (a !== lastCredits) {
       lastCredits = a;
-      send({ type: 'credits', available: a });
+      send({ type: 'credits', available: a, assigns_seen: assignsSeen });
     }
   }
 
+  function onAssign(reoffer: boolean): void {
+    if (reoffer) return;
+    assignsSeen += 1;
+    if (lastCredits > 0) lastCredits -= 1;
+  }
+
   function checkDrained(): void {
-    if (draining && !drainedSent && tasks.size === 0) {
+    if (draining && !drainedSent && tasks.size === 0 && (opts.busy?.() ?? 0) === 0) {
       drainedSent = true;
       opts.logger.info('Executor bridge drained.');
       send({ type: 'drained' });
@@ -94,5 +109,5 @@ export function createFlow(opts: FlowOptions): Flow {
     checkDrained();
   }
 
-  return { available, emitCredits, draining: () => draining, drain, checkDrained };
+  return { available, emitCredits, onAssign, draining: () => draining, drain, checkDrained };
 }

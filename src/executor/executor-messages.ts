@@ -29,29 +29,28 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
 
   /**
    * The executor's Resync: of the tasks sent, those it lists keep running and the others are lost (the
-   * supervisor re-offers them); ids it lists that this wcp did not assign are ignored. Reported whenever this is
-   * not the first handshake or something was in flight.
+   * supervisor re-offers them). Everything it lists is remembered for this connection: Completions for those are
+   * taken even when an earlier wcp assigned them, and the supervisor hears of them all (`held_activity_ids`) to
+   * re-offer the ones still running. Reported whenever this is not the first handshake, something was in flight,
+   * or the executor holds anything.
    */
   function onResync(c: Conn, reported: string[]): void {
     c.resynced = true;
-    const reportedSet = new Set(reported);
+    c.heldAtResync = new Set(reported);
     const running: string[] = [];
     const lost: string[] = [];
     for (const [id, t] of tasks.entries()) {
       if (t.stage !== 'sent') continue;
-      if (reportedSet.has(id)) running.push(id);
+      if (c.heldAtResync.has(id)) running.push(id);
       else {
         lost.push(id);
         tasks.close(id, 'lost');
       }
     }
-    const foreign = reported.filter((id) => !tasks.has(id));
-    if (foreign.length > 0)
-      reject(`Resync lists ${foreign.length} activities not assigned by this wcp (ignored), e.g. ${foreign[0]}`);
     // Initial credits until the first CapacityUpdate: free slots net of what the executor holds.
     c.credits = Math.max(0, (c.caps?.max_concurrency ?? 0) - reported.length);
-    if (connection.everReady() || running.length > 0 || lost.length > 0) {
-      log.info('Resynced with the executor.', { running: running.length, lost: lost.length });
+    if (connection.everReady() || running.length > 0 || lost.length > 0 || reported.length > 0) {
+      log.info('Resynced with the executor.', { running: running.length, lost: lost.length, held: reported.length });
       send({ type: 'resync', running_activity_ids: running, lost_activity_ids: lost, held_activity_ids: reported });
     }
     connection.maybeReady(c);
@@ -68,6 +67,11 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
     if (connection.current() !== c || c.fatal !== undefined) return;
     const parsed = parseExecutorMessage(raw);
     if (!parsed.ok) {
+      if (c.hello !== undefined && parsed.activity_id !== undefined && memberOf(raw) === 'completion') {
+        // A Completion that fails validation still ends its run: refused (BAD_MESSAGE), never left hanging.
+        completions.onMalformed(c, parsed.activity_id, attemptOf(raw), parsed.reason);
+        return;
+      }
       reject(parsed.reason, parsed.activity_id);
       if (c.hello === undefined) {
         connection.teardown(
@@ -129,7 +133,7 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
         return;
       }
       case 'completion':
-        completions.onCompletion(m, c.resynced);
+        completions.onCompletion(c, m);
         return;
       case 'storage_request':
         if (!ready) return reject('StorageRequest before the handshake finished', m.activity_id);
@@ -137,4 +141,15 @@ export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn,
         return;
     }
   };
+}
+
+function memberOf(raw: unknown): unknown {
+  return raw !== null && typeof raw === 'object' ? (raw as { msg?: unknown }).msg : undefined;
+}
+
+/** The attempt of an undecodable Completion, when it is a readable uint32. */
+function attemptOf(raw: unknown): number | undefined {
+  const body = (raw as { completion?: { attempt?: unknown } }).completion;
+  const a = body !== null && typeof body === 'object' ? body.attempt : undefined;
+  return typeof a === 'number' && Number.isInteger(a) && a >= 0 && a <= 0xffffffff ? a : undefined;
 }

@@ -68,8 +68,15 @@ export type ExecutorEvent =
       /** Set when the change was caused by an error (e.g. EXECUTOR_PROTOCOL on a version mismatch). */
       error?: WireError;
     }
-  /** How many more `assign`s the supervisor may send now: min(executor credits, max_inflight − in flight). */
-  | { type: 'credits'; available: number }
+  /**
+   * How many more `assign`s the supervisor may send now: min(executor credits, max_inflight − in flight), net of
+   * assignments the executor has not yet counted. `assigns_seen` is how many `assign` commands (re-offers not
+   * counted) the bridge had received when it computed `available`: the supervisor may have
+   * `available − (assigns it sent − assigns_seen)` outstanding, so a figure that crossed its assigns on the port
+   * never makes it overshoot. The bridge sends no update for a drop the supervisor already counted (its own
+   * assign); a refused assign is followed by the corrected figure.
+   */
+  | { type: 'credits'; available: number; assigns_seen?: number }
   /** The assignment was written to the stream. */
   | { type: 'accepted'; activity_id: string }
   | { type: 'assignRejected'; activity_id: string; reason: AssignRejectReason; retryable: boolean; detail?: string }

@@ -16,7 +16,7 @@ export interface InflightTask {
 }
 
 /** How a task left the table. */
-export type ClosedHow = 'completed' | 'lost' | 'expired' | 'cancelled';
+export type ClosedHow = 'completed' | 'rejected' | 'lost' | 'expired' | 'cancelled';
 
 /** Size of each of the two generations of the closed-task memory. */
 export const CLOSED_MEMORY = 10_000;

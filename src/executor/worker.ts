@@ -76,6 +76,15 @@ export async function runExecutorWorker({ port, options, broker, logger }: RunEx
       case 'cancel':
         bridge.cancel(m.activity_id, m.reason);
         return;
+      case 'ackCompletion':
+        bridge.ackCompletion({
+          activity_id: m.activity_id,
+          attempt: m.attempt,
+          accepted: m.accepted,
+          ...(m.code !== undefined ? { code: m.code } : {}),
+          ...(m.reason !== undefined ? { reason: m.reason } : {}),
+        });
+        return;
       case 'drain':
         bridge.drain();
         return;

@@ -9,6 +9,8 @@
  * - types.ts — `CompletionResult`, the one shape of a task's outcome.
  */
 export {
+  COMPLETION_ACK_CODES,
+  type CompletionAckWire,
   EXECUTOR_SERVICE_NAME,
   type ExecutorMessageWire,
   type OutputDeclWire,

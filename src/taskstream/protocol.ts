@@ -28,6 +28,8 @@ export interface OutputDeclWire {
   name: string;
   key: string;
   content_type: string;
+  /** A success may leave it out (default false: required). */
+  optional?: boolean;
 }
 
 /** Messages the executor sends, as written (encoding side). Decoded ones are validated by `parseExecutorMessage`. */
@@ -69,7 +71,16 @@ export interface TaskAssignmentWire {
 
 /** Messages wcp sends. Decoded (executor side) they carry `msg` naming the set member. */
 export type WcpMessageWire =
-  | { hello_ack: { protocol_version: number; wcp_version: string; accepted: boolean; reason: string } }
+  | {
+      hello_ack: {
+        protocol_version: number;
+        wcp_version: string;
+        accepted: boolean;
+        reason: string;
+        /** This wcp answers every Completion with a CompletionAck. */
+        acks_completions?: boolean;
+      };
+    }
   | { task_assignment: TaskAssignmentWire }
   | { cancel: { activity_id: string; reason: string } }
   | {
@@ -82,4 +93,28 @@ export type WcpMessageWire =
         headers: Record<string, string>;
       };
     }
-  | { ping: { nonce: U64 } };
+  | { ping: { nonce: U64 } }
+  | { completion_ack: CompletionAckWire };
+
+/** wcp's verdict on one Completion; `code` is empty when accepted (codes: `COMPLETION_ACK_CODES`). */
+export interface CompletionAckWire {
+  activity_id: string;
+  attempt: number;
+  accepted: boolean;
+  code: string;
+  reason: string;
+}
+
+/** The rejection codes of a CompletionAck that this build sends (a peer may see others). */
+export const COMPLETION_ACK_CODES = {
+  /** An output ref outside `blob:<activity_id>/`, a required declared output missing, or an object never uploaded. */
+  outputInvalid: 'OUTPUT_INVALID',
+  /** The Completion failed validation (e.g. metadata_json not a JSON object) or came before the Resync. */
+  badMessage: 'BAD_MESSAGE',
+  /** Not the attempt wcp assigned. */
+  wrongAttempt: 'WRONG_ATTEMPT',
+  /** wcp does not hold the activity (never assigned, lost, expired or cancelled). */
+  notHeld: 'NOT_HELD',
+  /** The activity already has an accepted outcome. */
+  duplicate: 'DUPLICATE',
+} as const;

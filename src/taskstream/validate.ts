@@ -5,7 +5,7 @@
  */
 import * as v from 'valibot';
 import type { CompletionResult } from './types.ts';
-import { ACTIVITY_ID_RE, keyProblem, parseBlobRef } from './refs.ts';
+import { ACTIVITY_ID_RE, keyProblem } from './refs.ts';
 
 /** Limits on executor-supplied fields. */
 export const LIMITS = {
@@ -13,6 +13,7 @@ export const LIMITS = {
   textLength: 2048,
   metadataJsonBytes: 64 * 1024,
   outputRefs: 64,
+  outputRefLength: 1024,
   activityTypes: 256,
   resyncIds: 10_000,
   maxConcurrency: 100_000,
@@ -29,6 +30,8 @@ export interface OutputDecl {
   name: string;
   key: string;
   contentType: string;
+  /** Whether a success must carry it (Capabilities' `optional` negated; true when not said). */
+  required?: boolean;
 }
 
 /** A validated executor message, by `kind`. */
@@ -67,6 +70,7 @@ const outputDecl = v.object({
     v.check((k) => keyProblem(k) === null, 'not a valid object key'),
   ),
   content_type: v.pipe(v.string(), v.maxLength(255)),
+  optional: v.nullish(v.boolean(), false),
 });
 
 const capabilities = v.object({
@@ -104,10 +108,9 @@ const success = v.object({
   output_refs: v.pipe(
     v.record(
       v.pipe(v.string(), v.regex(OUTPUT_NAME_RE, 'not a valid output name')),
-      v.pipe(
-        v.string(),
-        v.check((r) => parseBlobRef(r) !== null, 'not a blob reference'),
-      ),
+      // Any short string: whether it is a blob reference in the activity's own namespace is the bridge's
+      // output check, so that a bad ref is refused as OUTPUT_INVALID rather than as a malformed message.
+      v.pipe(v.string(), v.maxLength(LIMITS.outputRefLength, 'too long')),
     ),
     v.check((r) => Object.keys(r).length <= LIMITS.outputRefs, `more than ${LIMITS.outputRefs} outputs`),
   ),
@@ -199,7 +202,12 @@ function parseUnsafe(raw: unknown): ParseResult {
       if (typeof r === 'string') return fail(r, id);
       const outputs: Record<string, OutputDecl[]> = {};
       for (const t of r.outputs) {
-        outputs[t.activity_type] = t.outputs.map((o) => ({ name: o.name, key: o.key, contentType: o.content_type }));
+        outputs[t.activity_type] = t.outputs.map((o) => ({
+          name: o.name,
+          key: o.key,
+          contentType: o.content_type,
+          required: !o.optional,
+        }));
       }
       return {
         ok: true,

@@ -5,7 +5,8 @@
  * States: idle ──start()──▶ listening ──stop(graceMs)──▶ stopping ──▶ stopped.
  * One wcp stream is active at a time; a newer stream replaces an older one (after a wcp reconnect the old one
  * may still look open). Tasks belong to the executor, not to a stream (tasks.ts): they keep running while wcp is
- * away, and their completions are kept and delivered on the next stream, after a Resync that lists them.
+ * away, and their completions are kept — until wcp acknowledges them, when its HelloAck says it does — and
+ * delivered on the next stream, after a Resync that lists them.
  */
 import { type ServerDuplexStream, Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
@@ -70,6 +71,8 @@ type Call = ServerDuplexStream<Record<string, unknown>, ExecutorMessageWire>;
 interface Stream {
   call: Call;
   acked: boolean;
+  /** The wcp at the other end answers each Completion with a CompletionAck. */
+  acksCompletions: boolean;
   assignmentsReceived: number;
   helloTimer: ReturnType<typeof setTimeout> | undefined;
 }
@@ -118,6 +121,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     logger: log,
     accepting: () => state === 'listening',
     send: (msg) => active?.acked === true && write(active, msg),
+    acksCompletions: () => active?.acksCompletions === true,
     capacityChanged: () => sendCapacity(),
     requestStorage: (activityId, key, method) => requestStorage(activityId, key, method),
   });
@@ -169,7 +173,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   }
 
   function onStream(call: Call): void {
-    const s: Stream = { call, acked: false, assignmentsReceived: 0, helloTimer: undefined };
+    const s: Stream = { call, acked: false, acksCompletions: false, assignmentsReceived: 0, helloTimer: undefined };
     call.on('error', (e: Error) => {
       log.debug('wcp stream error.', { error: errorText(e) });
       detach(s, 'stream error');
@@ -235,9 +239,11 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         );
       }
       s.acked = true;
+      s.acksCompletions = body.acks_completions === true;
       lastRefusal = '';
       log.info('wcp connected.', {
         wcp_version: String(body.wcp_version),
+        acks_completions: s.acksCompletions,
         running: tasks.runningCount(),
         pending: tasks.pendingCount(),
       });
@@ -247,13 +253,18 @@ export function createExecutor(opts: ExecutorOptions): Executor {
           max_concurrency: opts.concurrency,
           outputs: [...specs.values()].map((sp) => ({
             activity_type: sp.name,
-            outputs: outputDecls(sp).map((o) => ({ name: o.name, key: o.key, content_type: o.contentType })),
+            outputs: outputDecls(sp).map((o) => ({
+              name: o.name,
+              key: o.key,
+              content_type: o.contentType,
+              optional: !o.required,
+            })),
           })),
         },
       });
       write(s, { resync: { running_activity_ids: tasks.heldIds() } });
       sendCapacity();
-      tasks.flushPending((msg) => active === s && write(s, msg));
+      tasks.flushPending((msg) => active === s && write(s, msg), s.acksCompletions);
       for (const w of streamWaiters) w();
       return;
     }
@@ -267,6 +278,15 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         return;
       case 'cancel':
         tasks.cancel(String(body.activity_id), String(body.reason));
+        return;
+      case 'completion_ack':
+        tasks.onAck({
+          activity_id: String(body.activity_id),
+          attempt: Number(body.attempt),
+          accepted: body.accepted === true,
+          code: String(body.code ?? ''),
+          reason: String(body.reason ?? '').slice(0, 1024),
+        });
         return;
       case 'storage_grant': {
         const p = storage.get(String(body.request_id));
@@ -358,7 +378,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       }
     }
     if (tasks.pendingCount() > 0)
-      log.warn('Stopped with completions not delivered to wcp.', { count: tasks.pendingCount() });
+      log.warn('Stopped with completions wcp has not taken.', { count: tasks.pendingCount() });
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         server.forceShutdown();

@@ -131,9 +131,6 @@ export async function runTask(
     };
   }
   const input = checked.output;
-  const inputRefs = new Set<string>();
-  for (const [name, f] of Object.entries(spec.inputs))
-    if (f.type === 'blob' && typeof input[name] === 'string') inputRefs.add(input[name] as string);
 
   const specDeadline =
     spec.timeoutSeconds !== undefined ? Date.now() + spec.timeoutSeconds * 1000 : Number.POSITIVE_INFINITY;
@@ -184,9 +181,11 @@ export async function runTask(
         result: failure('OUTPUT_INVALID', `outputs do not match ${spec.name}: ${describeIssues(out.issues)}`, false),
         metadata,
       };
+    // Outputs live in the activity's own namespace, always: wcp refuses anything else (even an input passed
+    // through) as OUTPUT_INVALID, so the handler's mistake is reported here, with its name.
     for (const [name, ref] of Object.entries(out.output)) {
       const b = parseBlobRef(ref);
-      if (b === null || (b.namespace !== task.activity_id && !inputRefs.has(ref))) {
+      if (b === null || b.namespace !== task.activity_id) {
         return {
           result: failure(
             'OUTPUT_INVALID',

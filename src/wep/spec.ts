@@ -267,8 +267,15 @@ export async function loadActivitySpecs(dir: string): Promise<Map<string, Activi
 }
 
 /** Declared outputs in the bridge's shape (for `ExecutorBridgeOptions.outputSpecs` and Capabilities). */
-export function outputDecls(spec: ActivitySpec): Array<{ name: string; key: string; contentType: string }> {
-  return Object.entries(spec.outputs).map(([name, o]) => ({ name, key: o.key, contentType: o.contentType }));
+export function outputDecls(
+  spec: ActivitySpec,
+): Array<{ name: string; key: string; contentType: string; required: boolean }> {
+  return Object.entries(spec.outputs).map(([name, o]) => ({
+    name,
+    key: o.key,
+    contentType: o.contentType,
+    required: o.required,
+  }));
 }
 
 /** Formats the first valibot issue as `path: message`. */

@@ -1,7 +1,11 @@
 /**
- * The executor's tasks: the ones running and the completions not yet delivered. Tasks belong to the executor,
- * not to a wcp stream: they keep running while wcp is away, and a completion that could not be written waits
- * here until the next stream's handshake flushes it.
+ * The executor's tasks: the ones running and the completions wcp has not taken yet. Tasks belong to the executor,
+ * not to a wcp stream: they keep running while wcp is away. A completion stays here until wcp has it: against a
+ * wcp that acknowledges completions (HelloAck.acks_completions) until its CompletionAck arrives — it is listed in
+ * every Resync and sent again on every new stream, since a stream may close right after a write — and against an
+ * older wcp until it is written. A rejected ack is logged with its code and the completion dropped (the activity
+ * is wcp's to re-dispatch or fail). A TaskAssignment for an activity held here is a re-offer: answered by the one
+ * run (a finished one sends its completion again under the new attempt number), never by a second run.
  */
 import type { ExecutorMessageWire, TaskAssignmentWire } from '../taskstream/protocol.ts';
 import { isActivityId } from '../taskstream/refs.ts';
@@ -20,6 +24,8 @@ export interface TaskRunnerOptions {
   accepting(): boolean;
   /** Writes to the connected (acknowledged) wcp stream; false when there is none or the write failed. */
   send(msg: ExecutorMessageWire): boolean;
+  /** Whether the connected wcp acknowledges completions (then a written completion is kept until acked). */
+  acksCompletions(): boolean;
   /** The executor's credits changed (coalesced by the caller). */
   capacityChanged(): void;
   requestStorage(activityId: string, key: string, method: 'GET' | 'PUT'): Promise<StorageGrant>;
@@ -35,13 +41,21 @@ export interface TaskRunner {
   pendingCount(): number;
   runningIds(): string[];
   pendingIds(): string[];
-  /** Every id wcp should see in a Resync: running, or finished with the completion not yet delivered. */
+  /** Every id wcp should see in a Resync: running, or finished with the completion not yet taken by wcp. */
   heldIds(): string[];
-  /** Writes held completions in order with `write`, stopping at the first that fails. */
-  flushPending(write: (msg: ExecutorMessageWire) => boolean): void;
+  /**
+   * Writes held completions in order with `write`, stopping at the first that fails; `acks` says whether this
+   * stream's wcp acknowledges them (then they stay held until acked).
+   */
+  flushPending(write: (msg: ExecutorMessageWire) => boolean, acks: boolean): void;
+  /** wcp's CompletionAck: drops the held completion it answers (an ack older than the held attempt is stale). */
+  onAck(ack: { activity_id: string; attempt: number; accepted: boolean; code: string; reason: string }): void;
   /** Lets running tasks finish for up to `graceMs`, then aborts the rest with `{ cause: 'shutdown' }` and waits. */
   finish(graceMs: number): Promise<void>;
 }
+
+/** A Completion as written (the member is always set). */
+type CompletionWire = Extract<ExecutorMessageWire, { completion: unknown }>;
 
 interface RunningTask {
   id: string;
@@ -53,16 +67,17 @@ interface RunningTask {
 export function createTaskRunner(opts: TaskRunnerOptions): TaskRunner {
   const log = opts.logger;
   const running = new Map<string, RunningTask>();
-  /** Completions not yet written to a stream (finished while disconnected). */
-  const pending = new Map<string, ExecutorMessageWire>();
+  /** Completions wcp has not taken yet: not written, or (against an acking wcp) not acknowledged. */
+  const pending = new Map<string, CompletionWire>();
 
-  function deliver(id: string, msg: ExecutorMessageWire): void {
-    if (opts.send(msg)) return;
+  function deliver(id: string, msg: CompletionWire): void {
     pending.set(id, msg);
+    // Checked after the write: the write may replace the stream.
+    if (opts.send(msg) && !opts.acksCompletions()) pending.delete(id);
   }
 
   function complete(id: string, attempt: number, result: CompletionResult): void {
-    const msg: ExecutorMessageWire = {
+    const msg: CompletionWire = {
       completion: result.ok
         ? {
             activity_id: id,
@@ -83,14 +98,14 @@ export function createTaskRunner(opts: TaskRunnerOptions): TaskRunner {
     const attempt = Number(a.attempt);
     if (!isActivityId(id)) return log.warn('Ignored an assignment with an invalid activity id.');
     if (running.has(id) || pending.has(id)) {
-      // wcp re-offered a task we still hold (e.g. after it restarted and lost track of attempt numbers): keep the
-      // one run and answer the re-offer: its result carries the attempt wcp now expects.
+      // wcp re-offered a task we still hold (e.g. after it restarted): keep the one run and answer the re-offer;
+      // its result carries the attempt wcp now expects.
       log.info('Assignment for a task already held; keeping the existing run.', { activity_id: id, attempt });
       const held = running.get(id);
       if (held !== undefined) held.attempt = attempt;
       const done = pending.get(id);
-      if (done !== undefined && 'completion' in done) done.completion.attempt = attempt;
-      if (done !== undefined && opts.send(done)) pending.delete(id);
+      // A new message, not an edit: the earlier one may still sit in the stream's write buffer.
+      if (done !== undefined) deliver(id, { completion: { ...done.completion, attempt } });
       opts.capacityChanged();
       return;
     }
@@ -161,11 +176,31 @@ export function createTaskRunner(opts: TaskRunnerOptions): TaskRunner {
     t.controller.abort({ cause: 'cancel', reason } satisfies AbortCause);
   }
 
-  function flushPending(write: (msg: ExecutorMessageWire) => boolean): void {
+  function flushPending(write: (msg: ExecutorMessageWire) => boolean, acks: boolean): void {
     for (const [id, msg] of pending) {
       if (!write(msg)) break;
-      pending.delete(id);
+      if (!acks) pending.delete(id);
     }
+  }
+
+  function onAck(ack: { activity_id: string; attempt: number; accepted: boolean; code: string; reason: string }): void {
+    const held = pending.get(ack.activity_id);
+    if (held === undefined || ack.attempt < held.completion.attempt) {
+      log.debug('Ignored a CompletionAck for no held completion.', {
+        activity_id: ack.activity_id,
+        attempt: ack.attempt,
+      });
+      return;
+    }
+    pending.delete(ack.activity_id);
+    if (ack.accepted) log.debug('wcp took a completion.', { activity_id: ack.activity_id, attempt: ack.attempt });
+    else
+      log.warn('wcp rejected a completion; dropped.', {
+        activity_id: ack.activity_id,
+        attempt: ack.attempt,
+        code: ack.code,
+        reason: ack.reason,
+      });
   }
 
   async function finish(graceMs: number): Promise<void> {
@@ -186,6 +221,7 @@ export function createTaskRunner(opts: TaskRunnerOptions): TaskRunner {
     pendingIds: () => [...pending.keys()],
     heldIds: () => [...new Set([...running.keys(), ...pending.keys()])],
     flushPending,
+    onAck,
     finish,
   };
 }
