@@ -44,6 +44,25 @@ describe('dispatch step', () => {
     expect(executor.assigned).toEqual(['1', '2']);
   });
 
+  test('a credits figure computed before some of our assigns reached the bridge does not make it overshoot', async () => {
+    const { store, executor, dispatch } = setup();
+    await store.transact((tx) => {
+      for (const id of ['1', '2', '3', '4']) tx.put(inflightKey(id), held(id, 'claimed'));
+    });
+    dispatch.setCredits(2, 0);
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual(['1', '2']);
+    // The bridge's figure crossed our two assigns on the port: it still says 2 free, having seen none of them.
+    dispatch.setCredits(2, 0);
+    expect(dispatch.credits()).toBe(0);
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual(['1', '2']);
+    // Once it has seen both, its figure is current.
+    dispatch.setCredits(1, 2);
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual(['1', '2', '3']);
+  });
+
   test('skips records with a tx in flight, expired ones and those deferred after a refusal', async () => {
     const { store, executor, dispatch, tracker } = setup();
     await store.transact((tx) => {

@@ -24,7 +24,8 @@ export interface DispatchStep {
   assignedHere(id: string): boolean;
   /** The executor's free capacity, as it last reported it. */
   credits(): number;
-  setCredits(n: number): void;
+  /** The bridge's figure; with `assignsSeen`, assigns sent since it was computed are discounted (messages.ts). */
+  setCredits(n: number, assignsSeen?: number): void;
   /** Holds `id` back from dispatch for `delayMs`. */
   defer(id: string, delayMs: number): void;
   /** Drops what is kept of an activity that ended or was lost. */
@@ -38,6 +39,8 @@ export function createDispatchStep(
 ): DispatchStep {
   const { store, now, clock, tracker, executor, log } = ctx;
   let credits = 0;
+  /** Non-re-offer assigns sent on this link (the bridge counts the same ones as `assigns_seen`). */
+  let assignsSent = 0;
   /** Activity id → earliest wall time for the next dispatch attempt. */
   const after = new Map<string, number>();
   const here = new Set<string>();
@@ -87,6 +90,7 @@ export function createDispatchStep(
       }));
       for (const next of assigned) {
         credits--;
+        assignsSent++;
         here.add(next.activity_id);
         executor.assign(spec(next, false));
         log.info('activity assigned to executor', { activity_id: next.activity_id, attempt: next.dispatch_attempts });
@@ -95,8 +99,9 @@ export function createDispatchStep(
     reoffer,
     assignedHere: (id) => here.has(id),
     credits: () => credits,
-    setCredits(n) {
-      credits = Math.max(0, n);
+    setCredits(n, assignsSeen) {
+      // Assigns sent after the bridge computed `n` (they crossed its figure on the port) are not in it yet.
+      credits = Math.max(0, n - (assignsSeen === undefined ? 0 : assignsSent - assignsSeen));
     },
     defer(id, delayMs) {
       after.set(id, now() + delayMs);

@@ -78,7 +78,7 @@ export function createExecutorEvents(
   return async (ev) => {
     switch (ev.type) {
       case 'credits':
-        dispatch.setCredits(ev.available);
+        dispatch.setCredits(ev.available, ev.assigns_seen);
         break;
       case 'state': {
         log.info('executor link', {
