@@ -6,7 +6,8 @@ describe('logger', () => {
     const lines: string[] = [];
     let t = 1_000_000;
     const log = createLogger('wcp', { json: true, level: 'debug', write: (l) => lines.push(l), now: () => t });
-    for (let i = 0; i < 50; i++) log.warn('transaction refused', { nonce: 7, attempt: i, error: 'insufficient funds' });
+    for (let i = 0; i < 50; i++)
+      log.warn('transaction refused', { nonce: 7, retry_in_ms: i, error: 'insufficient funds' });
     log.warn('transaction refused', { nonce: 8, error: 'insufficient funds' });
     log.info('not limited', { a: 1 });
     log.info('not limited', { a: 1 });
@@ -14,7 +15,7 @@ describe('logger', () => {
     expect(lines.filter((l) => l.includes('"nonce":8'))).toHaveLength(1);
     expect(lines.filter((l) => l.includes('not limited'))).toHaveLength(2);
     t += REPEAT_WINDOW_MS;
-    log.warn('transaction refused', { nonce: 7, attempt: 99, error: 'insufficient funds' });
+    log.warn('transaction refused', { nonce: 7, retry_in_ms: 99, error: 'insufficient funds' });
     const last = JSON.parse(lines.at(-1) as string);
     expect(last.repeated).toBe(49);
     expect(last.nonce).toBe(7);

@@ -37,17 +37,11 @@ export interface LoggerOptions {
 
 /** Identical warnings and errors (same tag, message and fields but counters) print once per this window. */
 export const REPEAT_WINDOW_MS = 60_000;
-/** Fields that change from one retry to the next without making the line news. */
-const VOLATILE_FIELDS = new Set([
-  'attempt',
-  'attempts',
-  'consecutive',
-  'failures',
-  'retry_in_ms',
-  'duration_ms',
-  'elapsed_ms',
-  'age_ms',
-]);
+/**
+ * Fields that change from one retry to the next without making the line news (retry counters and timings; not a
+ * dispatch `attempt`, which is news).
+ */
+const VOLATILE_FIELDS = new Set(['consecutive', 'failures', 'retry_in_ms', 'duration_ms', 'elapsed_ms', 'age_ms']);
 const MAX_KEYS = 2_000;
 
 /**
