@@ -206,7 +206,7 @@ function recover(text: string, signature: string): string | null {
  * the request is for; whether that address may touch the object is the caller's next check.
  */
 export function verifyPresignAuth(
-  f: Omit<PresignAuthFields, 'chainId'>,
+  f: Omit<PresignAuthFields, 'chainId' | 'expiresAtMs' | 'nonce'>,
   proof: Partial<PresignProof>,
   ctx: VerifyContext,
 ): AuthVerdict {
