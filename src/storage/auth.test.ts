@@ -23,7 +23,7 @@ const fields = {
   actingActivityId: '12',
   namespace: '11',
   key: 'out.bin',
-  method: 'GET' as const,
+  method: 'GET' as 'GET' | 'PUT',
   contentType: '',
   ttlSeconds: 300,
 };
