@@ -355,7 +355,12 @@ describe('executor bridge', () => {
     const from = ev.list.length;
     call.end();
     const resync = await ev.waitFor(isType('resync'), 5000, from);
-    expect(resync).toEqual({ type: 'resync', running_activity_ids: [], lost_activity_ids: [t2.activity_id], held_activity_ids: [] });
+    expect(resync).toEqual({
+      type: 'resync',
+      running_activity_ids: [],
+      lost_activity_ids: [t2.activity_id],
+      held_activity_ids: [],
+    });
     await ev.waitFor(isState('ready'), 5000, from);
     ex.last().write({
       completion: {
@@ -382,7 +387,12 @@ describe('executor bridge', () => {
     const from = ev.list.length;
     await spawnChild(first.port);
     const resync = await ev.waitFor(isType('resync'), 10_000, from);
-    expect(resync).toEqual({ type: 'resync', running_activity_ids: [], lost_activity_ids: [lost.activity_id], held_activity_ids: [] });
+    expect(resync).toEqual({
+      type: 'resync',
+      running_activity_ids: [],
+      lost_activity_ids: [lost.activity_id],
+      held_activity_ids: [],
+    });
     await ev.waitFor(isState('ready'), 5000, from);
     expect(bridge.status().in_flight).toEqual([]);
     // The supervisor re-offers it; the new executor runs it to completion.

@@ -119,7 +119,9 @@ export async function decideAccess(
   const acting = await chain.activity(r.acting);
   if (!acting.exists) return `activity ${r.acting} does not exist on chain`;
   if (o.holder !== undefined) {
-    if (acting.worker !== o.holder || acting.status !== 2) return `activity ${r.acting} is not claimed by ${o.holder}`;
+    if (acting.worker !== o.holder || acting.status !== 2) {
+      return `activity ${r.acting} is not claimed by ${o.holder} (status ${acting.status}, worker ${acting.worker})`;
+    }
     if (acting.isExpired) return `activity ${r.acting} has expired`;
   }
   if (r.namespace === r.acting) return null;

@@ -71,7 +71,11 @@ export interface DevSubnetApi {
   httpBase: string;
   /** Absolute path of one object on disk (throws on an invalid activity id or key). */
   blobPath(activityId: string, key: string): string;
-  /** Seeds an object directly (atomically), e.g. an input video. Returns its path. */
+  /**
+   * Writes an object directly on disk (atomically): the operator's path, like a shell on the host — no signature,
+   * and no owner recorded. An activity can read a non-activity namespace only once its owner has uploaded there
+   * with a signature (`uploadAsOwner`), so seed workflow inputs that way. Returns the path.
+   */
   putBlob(activityId: string, key: string, bytes: Uint8Array | string): Promise<string>;
   /** Every presign decision so far (granted or refused), oldest first. */
   presignLog(): PresignRecord[];
