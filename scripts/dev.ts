@@ -14,7 +14,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { startDevSubnetApi, uploadAsOwner } from '../src/devtools/subnet-api/index.ts';
 import { generateTestVideo } from '../examples/video-executor/preprocess.ts';
 import { freePort, startAnvil } from './lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, startWorkflows } from './lib/deploy.ts';
@@ -44,11 +44,27 @@ rmSync(devDir, { recursive: true, force: true });
 mkdirSync(devDir, { recursive: true });
 const noop = flag('noop');
 
-// Storage: the dev subnet-api with one seeded input video.
-const subnetApi = await startDevSubnetApi({ dataDir: join(devDir, 'blobs') });
+// Storage: the dev subnet-api, checking holders and entitlements on the chain, with one seeded input video
+// uploaded by the deployer (owner of the queue and starter of the demo workflows), so its work may read it.
+const subnetApi = await startDevSubnetApi({
+  dataDir: join(devDir, 'blobs'),
+  chain: {
+    rpcUrl: anvil.url,
+    chainId: stack.chainId,
+    taskQueue: stack.addresses.taskQueue,
+    workflowEngine: stack.addresses.workflowEngine,
+  },
+});
 const videoPath = join(devDir, 'input.mp4');
 await generateTestVideo(videoPath, { seconds: 2, width: 640, height: 480 });
-await subnetApi.putBlob('seed', 'input.mp4', new Uint8Array(await Bun.file(videoPath).arrayBuffer()));
+await uploadAsOwner({
+  endpoint: subnetApi.grpcEndpoint,
+  ownerKey: deployer.privateKey,
+  chainId: stack.chainId,
+  namespace: 'seed',
+  key: 'input.mp4',
+  bytes: new Uint8Array(await Bun.file(videoPath).arrayBuffer()),
+});
 say(
   `dev subnet-api: grpc ${subnetApi.grpcEndpoint}, blobs ${subnetApi.httpBase}; seeded blob:seed/input.mp4 (2 s, 640x480)`,
 );

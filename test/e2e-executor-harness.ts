@@ -40,7 +40,17 @@ export async function startWorld(workers = 6): Promise<World> {
   const stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey });
   for (let i = 1; i <= workers; i++) await registerWorker(stack, anvil.accounts[i]!.address, 64);
   const dir = mkdtempSync(join(tmpdir(), 'wcp-e2e-exec-'));
-  const api = await startDevSubnetApi({ dataDir: join(dir, 'blobs'), logger: quietLogger() });
+  // The dev subnet-api checks holders and entitlements on this chain, as the real one does.
+  const api = await startDevSubnetApi({
+    dataDir: join(dir, 'blobs'),
+    logger: quietLogger(),
+    chain: {
+      rpcUrl: anvil.url,
+      chainId: stack.chainId,
+      taskQueue: stack.addresses.taskQueue,
+      workflowEngine: stack.addresses.workflowEngine,
+    },
+  });
   let next = 1;
   return {
     anvil,

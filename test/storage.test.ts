@@ -13,6 +13,7 @@ import { credentials, Server, ServerCredentials, type ServiceError, status } fro
 import { isWcpError, type WcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { createPresignSigner, createStorageSession } from '../src/storage/auth.ts';
 import {
   createStorageBroker,
   loadStorageBrokerService,
@@ -21,6 +22,12 @@ import {
 } from '../src/storage/broker.ts';
 
 const WORKER = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8';
+const WORKER_KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
+/** The broker signs with a session the worker's wallet delegated to (anvil's chain id). */
+const AUTH = {
+  signer: createPresignSigner(createStorageSession({ walletKey: WORKER_KEY, chainId: 31337, ttlMs: 3_600_000 })),
+  chainId: 31337,
+};
 const quiet = createLogger('test', { level: 'error', write: () => {} });
 const MAX_PUT = 1024 * 1024;
 
@@ -88,7 +95,7 @@ beforeAll(async () => {
     authorize: ({ activityId }) => activityId !== 'forbidden-activity',
     logger: quiet,
   });
-  broker = createStorageBroker({ endpoint: api.grpcEndpoint, workerAddress: WORKER, logger: quiet, timeoutMs: 3000 });
+  broker = createStorageBroker({ endpoint: api.grpcEndpoint, ...AUTH, logger: quiet, timeoutMs: 3000 });
 }, 120_000);
 
 afterAll(async () => {
@@ -158,7 +165,7 @@ describe('dev subnet-api + broker', () => {
     const otherDir = mkdtempSync(join(tmpdir(), 'wcp-storage-other-'));
     const other = await startDevSubnetApi({ dataDir: otherDir, logger: quiet });
     try {
-      const otherBroker = createStorageBroker({ endpoint: other.grpcEndpoint, workerAddress: WORKER, logger: quiet });
+      const otherBroker = createStorageBroker({ endpoint: other.grpcEndpoint, ...AUTH, logger: quiet });
       const foreign = await otherBroker.presign({ activityId: 'act-sig', key: 'a.txt', method: 'GET' });
       otherBroker.close();
       const replayed = foreign.url.replace(other.httpBase, api.httpBase);
@@ -240,7 +247,8 @@ describe('dev subnet-api + broker', () => {
     expect((await rawPresign({ ...base, worker_address: 'nope' })).err?.code).toBe(status.INVALID_ARGUMENT);
     expect((await rawPresign({ ...base, method: 'METHOD_UNSPECIFIED' })).err?.code).toBe(status.INVALID_ARGUMENT);
     expect((await rawPresign({ ...base, version: 2 })).err?.code).toBe(status.FAILED_PRECONDITION);
-    expect((await rawPresign(base)).err).toBeNull();
+    // Well-formed but unsigned: refused before any access rule.
+    expect((await rawPresign(base)).err?.code).toBe(status.UNAUTHENTICATED);
     raw.close();
   });
 
@@ -299,7 +307,7 @@ describe('dev subnet-api + broker', () => {
     const port = await freePort();
     const down = createStorageBroker({
       endpoint: `127.0.0.1:${port}`,
-      workerAddress: WORKER,
+      ...AUTH,
       logger: quiet,
       timeoutMs: 2000,
     });
@@ -320,7 +328,7 @@ describe('dev subnet-api + broker', () => {
     const tmpApi = await startDevSubnetApi({ dataDir: dir, logger: quiet });
     const b = createStorageBroker({
       endpoint: tmpApi.grpcEndpoint,
-      workerAddress: WORKER,
+      ...AUTH,
       logger: quiet,
       timeoutMs: 2000,
     });
@@ -386,7 +394,7 @@ describe('broker validation of untrusted responses', () => {
     ['a header with a newline', { headers: { 'x-a': 'a\r\nx-b: c' } }, 'invalid value'],
   ] as const)('refuses %s', async (_name, patch, text) => {
     answer = () => ({ ...good(), ...patch });
-    const b = createStorageBroker({ endpoint, workerAddress: WORKER, logger: quiet });
+    const b = createStorageBroker({ endpoint, ...AUTH, logger: quiet });
     try {
       const e = await expectWcpError(b.presign({ activityId: 'act-1', key: 'a', method: 'GET', ttlSeconds: 60 }));
       expect(e.code).toBe('STORAGE_BAD_RESPONSE');
@@ -400,7 +408,7 @@ describe('broker validation of untrusted responses', () => {
 
   test('accepts a well-formed answer and lower-cases header names', async () => {
     answer = () => ({ ...good(), headers: { 'X-Amz-Acl': 'private' } });
-    const b = createStorageBroker({ endpoint, workerAddress: WORKER, logger: quiet });
+    const b = createStorageBroker({ endpoint, ...AUTH, logger: quiet });
     try {
       const p = await b.presign({ activityId: 'act-1', key: 'a', method: 'GET', ttlSeconds: 60 });
       expect(p.headers).toEqual({ 'x-amz-acl': 'private' });
@@ -412,7 +420,7 @@ describe('broker validation of untrusted responses', () => {
 
   test('an AbortSignal cancels a pending call: STORAGE_UNAVAILABLE, retryable', async () => {
     hang = true;
-    const b = createStorageBroker({ endpoint, workerAddress: WORKER, logger: quiet, timeoutMs: 10_000 });
+    const b = createStorageBroker({ endpoint, ...AUTH, logger: quiet, timeoutMs: 10_000 });
     try {
       const ac = new AbortController();
       const pending = b.presign({ activityId: 'act-1', key: 'a', method: 'GET', signal: ac.signal });
@@ -428,7 +436,7 @@ describe('broker validation of untrusted responses', () => {
 
   test('a server that never answers hits the deadline: STORAGE_UNAVAILABLE, retryable', async () => {
     hang = true;
-    const b = createStorageBroker({ endpoint, workerAddress: WORKER, logger: quiet, timeoutMs: 300 });
+    const b = createStorageBroker({ endpoint, ...AUTH, logger: quiet, timeoutMs: 300 });
     try {
       const e = await expectWcpError(b.presign({ activityId: 'act-1', key: 'a', method: 'GET' }));
       expect(e.code).toBe('STORAGE_UNAVAILABLE');

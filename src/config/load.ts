@@ -35,7 +35,16 @@ export interface WcpConfig {
     confirmations: number;
     requestTimeoutMs: number;
   };
-  subnetApi: { grpcEndpoint: string; requestTimeoutMs: number; urlTtlMs: number };
+  subnetApi: {
+    grpcEndpoint: string;
+    requestTimeoutMs: number;
+    urlTtlMs: number;
+    sessionTtlMs: number;
+    /** Absolute paths, '' when unset. */
+    tlsCaFile: string;
+    tlsCertFile: string;
+    tlsKeyFile: string;
+  };
   scheduler: {
     pollIntervalMs: number;
     pollBatch: number;
@@ -228,6 +237,11 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
+/** A configured file path made absolute against `cwd`; '' stays '' (unset). */
+function pathIn(cwd: string, p: string): string {
+  return p === '' ? '' : isAbsolute(p) ? p : resolve(cwd, p);
+}
+
 /** Loads and validates the config (see the module doc); throws `CONFIG_INVALID` / `CONFIG_NOT_FOUND`. */
 export function loadConfig(opts: LoadConfigOptions = {}): WcpConfig {
   return loadConfigWithFile(opts).config;
@@ -280,6 +294,10 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
       grpcEndpoint: f.subnet_api.grpc_endpoint,
       requestTimeoutMs: f.subnet_api.request_timeout,
       urlTtlMs: f.subnet_api.url_ttl,
+      sessionTtlMs: f.subnet_api.session_ttl,
+      tlsCaFile: pathIn(cwd, f.subnet_api.tls_ca_file),
+      tlsCertFile: pathIn(cwd, f.subnet_api.tls_cert_file),
+      tlsKeyFile: pathIn(cwd, f.subnet_api.tls_key_file),
     },
     scheduler: {
       pollIntervalMs: f.scheduler.poll_interval,

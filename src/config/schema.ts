@@ -139,6 +139,17 @@ export const ConfigFileSchema = v.strictObject({
     request_timeout: v.optional(duration(100), '5s'),
     /** Lifetime asked for presigned URLs. */
     url_ttl: v.optional(duration(1000), '15m'),
+    /**
+     * Lifetime of the storage session: at start the wallet signs a delegation to an ephemeral session key that
+     * signs every presign request; restart wcp before it ends to renew it (a warning comes a day ahead).
+     */
+    session_ttl: v.optional(duration(60_000), '720h'),
+    /** PEM file of the CA that signed the subnet-api's certificate; when set the link uses TLS. '' = plaintext. */
+    tls_ca_file: v.optional(v.string(), ''),
+    /** PEM client certificate for mTLS to the subnet-api (with tls_key_file; needs tls_ca_file). */
+    tls_cert_file: v.optional(v.string(), ''),
+    /** PEM private key of tls_cert_file. */
+    tls_key_file: v.optional(v.string(), ''),
   }),
   scheduler: section({
     /** Interval between pollActivity rounds. */

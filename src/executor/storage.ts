@@ -16,6 +16,8 @@ import type { TaskTable } from './task-table.ts';
 export interface StorageBrokerLike {
   presign(p: {
     activityId: string;
+    /** The activity held and asked for; the broker and the subnet-api check its entitlement to `activityId`. */
+    actingActivityId: string;
     key: string;
     method: 'GET' | 'PUT';
     contentType?: string;
@@ -62,11 +64,13 @@ export async function presignAssignmentUrls(
     ...inputRefs.map(async (ref) => {
       const b = parseBlobRef(ref);
       if (b === null) throw new WcpError('STORAGE_DENIED', `malformed blob reference ${ref}`);
-      inputUrls[ref] = (await broker.presign({ activityId: b.namespace, key: b.key, method: 'GET', ttlSeconds })).url;
+      const g = { activityId: b.namespace, actingActivityId: task.activity_id, key: b.key, method: 'GET' as const };
+      inputUrls[ref] = (await broker.presign({ ...g, ttlSeconds })).url;
     }),
     ...outputs.map(async (d) => {
       const g = await broker.presign({
         activityId: task.activity_id,
+        actingActivityId: task.activity_id,
         key: d.key,
         method: 'PUT',
         ...(d.contentType ? { contentType: d.contentType } : {}),
@@ -134,6 +138,7 @@ export function createStorageRequests(
     broker
       .presign({
         activityId: target.namespace,
+        actingActivityId: m.activity_id,
         key,
         method: m.method,
         ...(m.method === 'PUT' && decl?.contentType ? { contentType: decl.contentType } : {}),

@@ -11,11 +11,13 @@ import type { MessagePort } from 'node:worker_threads';
 import type { ExecutorWorkerOptions } from '../executor/worker.ts';
 import type { PollerOptions } from '../poller/messages.ts';
 import type { ReconcilerOptions } from '../reconciler/messages.ts';
+import type { StorageThreadOptions } from '../storage/options.ts';
 
 /** The executor worker's options: the bridge's, plus where the storage broker is (built in the thread). */
 export interface ExecutorTaskOptions {
   bridge: ExecutorWorkerOptions;
-  storage?: { endpoint: string; workerAddress: string; timeoutMs: number };
+  /** The storage broker's: endpoint, TLS, chain reads, and the session key with the wallet's delegation. */
+  storage?: StorageThreadOptions;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
 }
 

@@ -13,6 +13,7 @@ import { pollerOptions } from '../poller/options.ts';
 import type { ReconcilerOptions } from '../reconciler/messages.ts';
 import { type ReconcilerLocalState, reconcilerOptions } from '../reconciler/options.ts';
 import { buildVersion } from '../runtime/env.ts';
+import { storageOptions } from '../storage/options.ts';
 import { txPolicy } from '../txmgr/options.ts';
 import type { TxPolicy } from '../txmgr/types.ts';
 import type { ExecutorTaskOptions } from './messages.ts';
@@ -27,7 +28,7 @@ export interface CompiledOptions {
   reconciler: (local: ReconcilerLocalState) => ReconcilerOptions;
 }
 
-/** The executor thread's options: the bridge's, and where the storage broker is. */
+/** The executor thread's options: the bridge's, and the storage broker's (its session is made here, see storage/options.ts). */
 function executorTaskOptions(config: WcpConfig): ExecutorTaskOptions {
   return {
     bridge: {
@@ -42,11 +43,7 @@ function executorTaskOptions(config: WcpConfig): ExecutorTaskOptions {
       wcpVersion: buildVersion(),
       presignMaxTtlSeconds: Math.floor(config.subnetApi.urlTtlMs / 1000),
     },
-    storage: {
-      endpoint: config.subnetApi.grpcEndpoint,
-      workerAddress: config.ethereum.walletAddress,
-      timeoutMs: config.subnetApi.requestTimeoutMs,
-    },
+    storage: storageOptions(config),
     logLevel: config.log.level,
   };
 }

@@ -6,7 +6,7 @@ import { runExecutorWorker } from '../executor/worker.ts';
 import { createLogger } from '../internal/logger.ts';
 import { runPollerWorker } from '../poller/worker.ts';
 import { runReconcilerWorker } from '../reconciler/worker.ts';
-import { createStorageBroker } from '../storage/broker.ts';
+import { createThreadStorageBroker } from '../storage/options.ts';
 import type { ExecutorTaskOptions, WorkerTask } from './messages.ts';
 
 export default async function workerEntry(task: WorkerTask): Promise<void> {
@@ -21,14 +21,7 @@ export default async function workerEntry(task: WorkerTask): Promise<void> {
     case 'executor': {
       const o: ExecutorTaskOptions = task.options;
       const logger = createLogger('executor', { level: o.logLevel });
-      const broker = o.storage
-        ? createStorageBroker({
-            endpoint: o.storage.endpoint,
-            workerAddress: o.storage.workerAddress,
-            timeoutMs: o.storage.timeoutMs,
-            logger: logger.child('storage'),
-          })
-        : undefined;
+      const broker = o.storage ? createThreadStorageBroker(o.storage, logger.child('storage')) : undefined;
       try {
         return await runExecutorWorker({ port: task.port, options: o.bridge, logger, ...(broker ? { broker } : {}) });
       } finally {

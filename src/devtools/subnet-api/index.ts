@@ -1,20 +1,26 @@
 /**
  * The project's DEV subnet-api, for `npm run dev` and tests: a real grpc-js server implementing
  * `wcp.storage.v1.StorageBroker`, plus a real node:http server serving a blob store on disk through URLs it
- * signs (HMAC-SHA256 over method, activity id, key and expiry). Not for production: one process, one secret,
- * no TLS, no worker authentication beyond the optional `authorize` hook.
+ * signs (HMAC-SHA256 over method, activity id, key and expiry). It is the reference of the subnet-api's checks
+ * (grpc.ts): signed requests, the on-chain holder and entitlement rules (with `chain`), namespace ownership by
+ * uploader, and TLS or mTLS on the gRPC link (with `tls`). Not for production: one process, one secret, state in
+ * one data dir; the blob store's URLs are plain http.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
+import { createRpcTransport } from '../../chain/transport.ts';
 import { createLogger, type Logger } from '../../internal/logger.ts';
-import { loadStorageBrokerService } from '../../storage/broker.ts';
+import { createEntitlementChain, type EntitlementChain } from '../../storage/entitlement.ts';
+import { loadStorageBrokerService } from '../../storage/wire.ts';
 import { createBlobStore } from './blob-store.ts';
-import { createBrokerService, type PresignAuthRequest } from './grpc.ts';
+import { createBrokerService, type PresignAuthRequest, type PresignRecord } from './grpc.ts';
 import { createBlobHandler } from './http.ts';
+import { createNamespaceOwners } from './owners.ts';
 
-export type { PresignAuthRequest } from './grpc.ts';
+export type { PresignAuthRequest, PresignRecord } from './grpc.ts';
+export { uploadAsOwner } from './owner-upload.ts';
 export { buildBlobUrl, signBlob } from './signing.ts';
 
 export interface DevSubnetApiOptions {
@@ -36,9 +42,26 @@ export interface DevSubnetApiOptions {
   maxPutBytes?: number;
   /** Clock seam, Unix ms (default Date.now): tests move it to expire URLs without sleeping. */
   now?: () => number;
-  /** Plays the subnet-api's assignment check; false → PERMISSION_DENIED (default: allow all). */
+  /**
+   * The chain to check holders and entitlements on (RPC URL, chain id, contracts). Without it the `authorize`
+   * hook decides (a warning says so at start); signatures and namespace ownership are checked either way.
+   */
+  chain?: DevSubnetApiChain;
+  /** Chain id signed requests must name when `chain` is not set (default 31337, anvil's). */
+  chainId?: number;
+  /** Without `chain`: plays the holder check; false → PERMISSION_DENIED (default: allow all). */
   authorize?: (req: PresignAuthRequest) => boolean;
+  /** Serve the gRPC link over TLS with this certificate; with `clientCaPem`, require client certificates (mTLS). */
+  tls?: { certPem: Buffer; keyPem: Buffer; clientCaPem?: Buffer };
   logger?: Logger;
+}
+
+/** Where the dev subnet-api reads the chain. */
+export interface DevSubnetApiChain {
+  rpcUrl: string;
+  chainId: number;
+  taskQueue: string;
+  workflowEngine: string;
 }
 
 export interface DevSubnetApi {
@@ -48,8 +71,16 @@ export interface DevSubnetApi {
   httpBase: string;
   /** Absolute path of one object on disk (throws on an invalid activity id or key). */
   blobPath(activityId: string, key: string): string;
-  /** Seeds an object directly (atomically), e.g. an input video. Returns its path. */
+  /**
+   * Writes an object directly on disk (atomically): the operator's path, like a shell on the host — no signature,
+   * and no owner recorded. An activity can read a non-activity namespace only once its owner has uploaded there
+   * with a signature (`uploadAsOwner`), so seed workflow inputs that way. Returns the path.
+   */
   putBlob(activityId: string, key: string, bytes: Uint8Array | string): Promise<string>;
+  /** Every presign decision so far (granted or refused), oldest first. */
+  presignLog(): PresignRecord[];
+  /** Owners of the non-activity namespaces (lower-case addresses). */
+  owners(): Record<string, string>;
   /** Stops both servers (open HTTP connections are closed). Idempotent. */
   stop(): Promise<void>;
 }
@@ -77,6 +108,22 @@ export async function startDevSubnetApi(opts: DevSubnetApiOptions): Promise<DevS
   });
   const httpBase = `http://${urlHost}:${(http.address() as AddressInfo).port}`;
 
+  const owners = createNamespaceOwners(opts.dataDir);
+  const log: PresignRecord[] = [];
+  let chain: EntitlementChain | undefined;
+  if (opts.chain) {
+    const rpc = createRpcTransport({
+      urls: [opts.chain.rpcUrl],
+      chainId: opts.chain.chainId,
+      timeoutMs: 5000,
+      maxLagBlocks: 10,
+      endpointBackoffMs: 200,
+      endpointBackoffMaxMs: 2000,
+    });
+    chain = createEntitlementChain(rpc, opts.chain);
+  } else {
+    logger.warn('No chain configured: holder and entitlement checks are OFF (the authorize hook decides). Dev only.');
+  }
   const grpc = new GrpcServer();
   grpc.addService(
     loadStorageBrokerService().service,
@@ -87,14 +134,21 @@ export async function startDevSubnetApi(opts: DevSubnetApiOptions): Promise<DevS
       maxTtlS,
       maxPutBytes,
       now,
+      chainId: opts.chain?.chainId ?? opts.chainId ?? 31337,
+      chain,
       authorize: opts.authorize ?? (() => true),
+      owners,
+      record: (r) => {
+        if (log.length >= 10_000) log.shift();
+        log.push(r);
+      },
       logger: logger.child('grpc'),
     }),
   );
   let grpcPort: number;
   try {
     grpcPort = await new Promise<number>((resolve, reject) => {
-      grpc.bindAsync(`${urlHost}:${opts.grpcPort ?? 0}`, ServerCredentials.createInsecure(), (err, port) =>
+      grpc.bindAsync(`${urlHost}:${opts.grpcPort ?? 0}`, serverCredentials(opts.tls), (err, port) =>
         err ? reject(err) : resolve(port),
       );
     });
@@ -103,7 +157,13 @@ export async function startDevSubnetApi(opts: DevSubnetApiOptions): Promise<DevS
     throw e;
   }
   const grpcEndpoint = `${urlHost}:${grpcPort}`;
-  logger.info('Dev subnet-api listening.', { grpc: grpcEndpoint, http: httpBase, data_dir: opts.dataDir });
+  logger.info('Dev subnet-api listening.', {
+    grpc: grpcEndpoint,
+    grpc_tls: opts.tls ? (opts.tls.clientCaPem ? 'mtls' : 'tls') : 'off',
+    http: httpBase,
+    data_dir: opts.dataDir,
+    chain: opts.chain ? opts.chain.rpcUrl : 'off',
+  });
 
   let stopped: Promise<void> | undefined;
   return {
@@ -111,6 +171,8 @@ export async function startDevSubnetApi(opts: DevSubnetApiOptions): Promise<DevS
     httpBase,
     blobPath: store.blobPath,
     putBlob: store.putBlob,
+    presignLog: () => [...log],
+    owners: owners.all,
     stop() {
       stopped ??= (async () => {
         await Promise.all([
@@ -131,4 +193,14 @@ export async function startDevSubnetApi(opts: DevSubnetApiOptions): Promise<DevS
       return stopped;
     },
   };
+}
+
+/** TLS server credentials (client certificates required when a client CA is given), or insecure. */
+function serverCredentials(tls: DevSubnetApiOptions['tls']): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  return ServerCredentials.createSsl(
+    tls.clientCaPem ?? null,
+    [{ private_key: tls.keyPem, cert_chain: tls.certPem }],
+    tls.clientCaPem !== undefined,
+  );
 }
