@@ -27,9 +27,15 @@ describe('chain clock', () => {
 describe('local expiry', () => {
   test('past the lifetime always; past the heartbeat timeout only with no heartbeat in flight', () => {
     const r = held('1', 'running', NOW_S - 601);
-    expect(isExpired(r, NOW_S, false)).toBe(true);
-    expect(isExpired(r, NOW_S, true)).toBe(false);
-    expect(isExpired(held('1', 'running'), NOW_S + 3601, true)).toBe(true);
-    expect(isExpired(held('1', 'running'), NOW_S, false)).toBe(false);
+    expect(isExpired(r, NOW_S, { pending: false })).toBe(true);
+    expect(isExpired(r, NOW_S, { pending: true })).toBe(false);
+    expect(isExpired(held('1', 'running'), NOW_S + 3601, { pending: true })).toBe(true);
+    expect(isExpired(held('1', 'running'), NOW_S, { pending: false })).toBe(false);
+  });
+
+  test('a mined heartbeat counts before its confirmation: liveness does not wait for confirmation depth', () => {
+    const r = held('1', 'running', NOW_S - 601); // last confirmed heartbeat: past the 600 s timeout
+    expect(isExpired(r, NOW_S, { pending: false, minedS: NOW_S - 20 })).toBe(false);
+    expect(isExpired(r, NOW_S, { pending: false, minedS: NOW_S - 601 })).toBe(true);
   });
 });

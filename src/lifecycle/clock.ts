@@ -7,7 +7,7 @@ import type { RpcTransport } from '../chain/transport.ts';
 import { CLOCK_REFRESH_MS } from './options.ts';
 
 export interface ChainClock {
-  /** Reads the latest header, at most once per `CLOCK_REFRESH_MS`. */
+  /** Reads the latest header, at most once per `CLOCK_REFRESH_MS` (concurrent callers share one read). */
   refresh(): Promise<void>;
   /** A block has been read: before that, expiry and heartbeats wait (wall time is not chain time). */
   known(): boolean;
@@ -24,9 +24,10 @@ export function createChainClock(deps: { rpc: RpcTransport; now: () => number })
   let skewS = 0;
   let lastBlock = -1;
   let lastReadMs = 0;
-  return {
-    async refresh() {
-      if (now() - lastReadMs < CLOCK_REFRESH_MS) return;
+  /** The read under way: the heartbeat and main loops both refresh, one read serves both. */
+  let reading: Promise<void> | null = null;
+  async function read(): Promise<void> {
+    try {
       const b = await getHeader(rpc, 'latest');
       lastReadMs = now();
       if (b.number !== lastBlock) {
@@ -34,6 +35,15 @@ export function createChainClock(deps: { rpc: RpcTransport; now: () => number })
         skewS = b.timestamp - now() / 1000;
       }
       blockTimeS = b.timestamp;
+    } finally {
+      reading = null;
+    }
+  }
+  return {
+    async refresh() {
+      if (now() - lastReadMs < CLOCK_REFRESH_MS) return;
+      reading ??= read();
+      await reading;
     },
     known: () => blockTimeS !== 0,
     nowS: () => Math.max(blockTimeS, now() / 1000 + skewS),
