@@ -144,22 +144,30 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
 });
 
 describe('heartbeat hygiene', () => {
-  test('no heartbeat while the complete or fail is in the lane; heartbeatable again when it is refused or fails', async () => {
+  test('no heartbeat while the complete or fail is in the lane; heartbeatable again when it reverts or fails', async () => {
     const { ctx, store, settle, tracker } = setup();
     await store.transact((tx) => {
       tx.put(inflightKey('1'), { ...held('1', 'completing', NOW_S - 10), result_ref: 'r' });
       tx.put(inflightKey('2'), { ...held('2', 'failing', NOW_S - 10), fail_reason: 'x' });
     });
-    // The complete waits for its turn (not even a nonce yet); the fail has been sent (nonce 7).
+    // The complete is still being prepared (a slow estimate, no nonce yet): a heartbeat sent now is mined first.
     const complete = tracker.begin('complete', ['1']);
     tracker.begin('fail', ['2']).sent(7);
+    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1']);
+    complete.sent(8); // in the lane: a heartbeat could only land after it
     expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual([]);
     // The fail reverted on chain: its id is heartbeated again.
     const fail = { kind: 'fail' as const, to: TQ_ADDR, data: '0x', activityIds: ['2'] };
     await settle({ ...confirmed(fail, 7, []), status: 'reverted' });
     expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['2']);
-    // The complete was refused by its simulation (`send` aborts the submit): heartbeated again.
-    complete.abort();
+    // The complete's nonce was given up (the tx failed): heartbeated again.
+    await settle({
+      type: 'failed',
+      kind: 'complete',
+      nonce: 8,
+      activityIds: ['1'],
+      error: { code: 'TX_REFUSED', message: 'refused', retryable: true },
+    });
     expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1', '2']);
   });
 });

@@ -7,9 +7,10 @@
  * heartbeat timeout / 3). A heartbeat still pending (not mined) holds the next one back; a reorged one is pending
  * again (the lane re-sends it). So liveness never depends on `ethereum.confirmations`.
  *
- * No heartbeat for an activity whose complete or fail is in the lane: sent after it, it could only be mined after
- * it, where the contract skips it (wasted gas). If that tx is not sent, fails or reverts, the tracker lets the id
- * go and it is heartbeated again.
+ * No heartbeat for an activity whose complete or fail is in the lane (holds a nonce): sent after it, it could only
+ * be mined after it, where the contract skips it (wasted gas). While that tx is still being prepared (a slow
+ * estimate) heartbeats go on: a priority heartbeat takes its nonce first and keeps the activity alive meanwhile.
+ * If the complete or fail is not sent, fails or reverts, the tracker lets the id go and it is heartbeated again.
  */
 import type { Inflight } from '../store/records.ts';
 import { heartbeatCall } from './calls.ts';
@@ -38,7 +39,7 @@ export function dueHeartbeats(
   for (const r of listHeld(ctx.store)) {
     const id = r.activity_id;
     if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeatPending(id)) continue;
-    if (FINISHING_KINDS.has(ctx.tracker.kindOf(id) ?? '')) continue;
+    if (FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? '')) continue;
     const hb = heartbeatView(ctx, id);
     const last = lastHeartbeatS(r, hb.minedS);
     if (last === undefined || isExpired(r, nowS, hb)) continue;

@@ -40,8 +40,8 @@ export interface InFlightTracker {
   settle<T>(slot: SlotOutcome, commit: (release: (ids: readonly string[]) => void) => Promise<T>): Promise<T>;
   /** A claim, complete, fail or resume tx is in flight for `id`. */
   has(id: string): boolean;
-  /** The claim/complete/fail/resume kind in flight for `id`, if any. */
-  kindOf(id: string): TxKind | undefined;
+  /** The kind of the claim/complete/fail/resume tx of `id` that holds a nonce (in the lane), if any. */
+  inLane(id: string): TxKind | undefined;
   /** A heartbeat tx is in flight for `id` (pending or mined, not yet confirmed). */
   heartbeatInFlight(id: string): boolean;
   /** A heartbeat tx of `id` is being submitted or sent and not mined: the next one waits for it. */
@@ -135,7 +135,10 @@ export function createInFlightTracker(): InFlightTracker {
       }
     },
     has: (id) => pending.has(id),
-    kindOf: (id) => pending.get(id)?.kind,
+    inLane(id) {
+      const p = pending.get(id);
+      return p && p.nonce !== SUBMITTING ? p.kind : undefined;
+    },
     heartbeatInFlight: (id) => heartbeats.has(id),
     heartbeatPending(id) {
       for (const at of heartbeats.get(id)?.values() ?? []) if (at === undefined) return true;
