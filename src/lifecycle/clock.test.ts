@@ -28,6 +28,21 @@ describe('chain clock', () => {
   });
 });
 
+describe('chain clock skew', () => {
+  test('a block seen late does not set the clock back: the soonest-seen of the recent blocks wins', async () => {
+    const rpc = fakeChain();
+    let wallMs = 1_000_000;
+    const clock = createChainClock({ rpc, now: () => wallMs });
+    rpc.head = { number: 100, timestamp: 1_000 }; // seen the moment it was made
+    await clock.refresh();
+    expect(clock.nowS()).toBe(1_000);
+    wallMs += 1_900; // the next block (made at 1 001) is seen 0.9 s late
+    rpc.head = { number: 101, timestamp: 1_001 };
+    await clock.refresh();
+    expect(clock.nowS()).toBeCloseTo(1_001.9, 5);
+  });
+});
+
 describe('local expiry', () => {
   test('past the lifetime always; past the heartbeat timeout only with no heartbeat in flight', () => {
     const r = held('1', 'running', NOW_S - 601);

@@ -1,10 +1,18 @@
 /**
  * The chain clock: chain time in seconds, from the latest block's timestamp, moving with the wall clock between
- * blocks (the skew is taken when a new block is first seen). Expiry and heartbeat deadlines are chain times.
+ * blocks. Expiry and heartbeat deadlines are chain times.
+ *
+ * The skew (chain − wall) is taken when a new block is first seen, which is always some time after the block was
+ * made (a read at most once a second, whole-second timestamps): each sample runs behind. The clock takes the
+ * largest of the last `SKEW_SAMPLES` samples, the one seen soonest after its block, so heartbeats are not sent up
+ * to a second late by a stale reading.
  */
 import { getHeader } from '../chain/reads.ts';
 import type { RpcTransport } from '../chain/transport.ts';
 import { CLOCK_REFRESH_MS } from './options.ts';
+
+/** New blocks whose skew the clock keeps (the largest wins). */
+const SKEW_SAMPLES = 8;
 
 export interface ChainClock {
   /** Reads the latest header, at most once per `CLOCK_REFRESH_MS` (concurrent callers share one read). */
@@ -22,6 +30,7 @@ export function createChainClock(deps: { rpc: RpcTransport; now: () => number })
   const { rpc, now } = deps;
   let blockTimeS = 0;
   let skewS = 0;
+  const samples: number[] = [];
   let lastBlock = -1;
   let lastReadMs = 0;
   /** The read under way: the heartbeat and main loops both refresh, one read serves both. */
@@ -31,8 +40,13 @@ export function createChainClock(deps: { rpc: RpcTransport; now: () => number })
       const b = await getHeader(rpc, 'latest');
       lastReadMs = now();
       if (b.number !== lastBlock) {
+        // A block older than the last (a lagging node, a reorg) is no sample of "just made".
+        if (b.number > lastBlock) {
+          samples.push(b.timestamp - now() / 1000);
+          if (samples.length > SKEW_SAMPLES) samples.shift();
+          skewS = Math.max(...samples);
+        }
         lastBlock = b.number;
-        skewS = b.timestamp - now() / 1000;
       }
       blockTimeS = b.timestamp;
     } finally {
