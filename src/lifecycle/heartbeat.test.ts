@@ -133,6 +133,24 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)', 'heartbeat(1)']);
   });
 
+  test('heartbeats slow to land (a slow node) are sent that much earlier, so they land about an interval apart', async () => {
+    const { ctx, store, txm, rpc, send, settle, clock, tracker } = setup();
+    txm.auto = true;
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
+    await heartbeatRound(ctx, send); // a round at NOW_S…
+    const hb = txm.submitted[0];
+    if (!hb) throw new Error('no heartbeat sent');
+    rpc.head = { number: 103, timestamp: NOW_S + 3 };
+    await settle(mined(hb, 0, [['ActivityHeartbeat', '1']], 103)); // …landed 3 s later
+    expect(tracker.heartbeatLeadS()).toBe(3);
+    clock.set(NOW_S + 9);
+    await heartbeatRound(ctx, send);
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
+    clock.set(NOW_S + 10); // 7 s after the last landed one: sent 3 s ahead of its due time
+    await heartbeatRound(ctx, send);
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)', 'heartbeat(1)']);
+  });
+
   test('heartbeats are sent as priority txs with their worst-case gas floor', async () => {
     const { ctx, store, txm, send } = setup();
     txm.auto = true;

@@ -5,7 +5,9 @@
  * Paced by inclusion: an activity's heartbeat is due `interval` after its last MINED heartbeat (the confirmed one,
  * or a newer one mined and awaiting its confirmations), where interval = min(`heartbeatIntervalMs`, its on-chain
  * heartbeat timeout / 3). A heartbeat still pending (not mined) holds the next one back; a reorged one is pending
- * again (the lane re-sends it). So liveness never depends on `ethereum.confirmations`.
+ * again (the lane re-sends it). So liveness never depends on `ethereum.confirmations`. Rounds send heartbeats the
+ * recent round-to-block time (`tracker.heartbeatLeadS`, at most half an interval) before they are due, so that on a
+ * slow node they still land about an interval apart.
  *
  * No heartbeat for an activity whose complete or fail is in the lane (holds a nonce): sent after it, it could only
  * be mined after it, where the contract skips it (wasted gas). While that tx is still being prepared (a slow
@@ -36,6 +38,7 @@ export function dueHeartbeats(
   nowS: number,
 ): Map<string, number> {
   const due = new Map<string, number>();
+  const leadS = ctx.tracker.heartbeatLeadS();
   for (const r of listHeld(ctx.store)) {
     const id = r.activity_id;
     if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeatPending(id)) continue;
@@ -44,7 +47,7 @@ export function dueHeartbeats(
     const last = lastHeartbeatS(r, hb.minedS);
     if (last === undefined || isExpired(r, nowS, hb)) continue;
     const interval = heartbeatIntervalS(r, ctx.opts);
-    if (nowS - last >= interval) due.set(id, last + interval);
+    if (nowS - last >= interval - Math.min(leadS, interval / 2)) due.set(id, last + interval);
   }
   return due;
 }
@@ -55,13 +58,15 @@ export async function heartbeatRound(
   send: Send,
 ): Promise<void> {
   if (!ctx.clock.known()) return;
-  const due = dueHeartbeats(ctx, ctx.clock.nowS());
+  const roundS = ctx.clock.nowS();
+  const due = dueHeartbeats(ctx, roundS);
   const ids = [...due.keys()];
   for (let i = 0; i < ids.length; i += HEARTBEAT_BATCH_IDS) {
     const batch = ids.slice(i, i + HEARTBEAT_BATCH_IDS);
     const res = await send({ ...heartbeatCall(ctx.opts.taskQueue, batch), priority: true }, false);
     if (!res.ok) ctx.log.warn('heartbeat not sent', { activity_ids: batch.join(','), error: res.error.message });
     else {
+      ctx.tracker.heartbeatSent(res.nonce, roundS);
       const sentS = ctx.clock.nowS();
       for (const id of batch) ctx.metrics.heartbeatLateness.observe(Math.max(0, sentS - (due.get(id) ?? sentS)));
       ctx.log.debug('heartbeat sent', { count: batch.length, nonce: res.nonce });

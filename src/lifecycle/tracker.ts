@@ -52,6 +52,13 @@ export interface InFlightTracker {
   heartbeatMined(ids: readonly string[], nonce: number, atS: number): void;
   /** The heartbeat tx `nonce` left its block (reorg): pending again for its ids. */
   heartbeatReorged(ids: readonly string[], nonce: number): void;
+  /** The heartbeat tx `nonce` was sent by a round that began at chain time `roundS` (for `heartbeatLeadS`). */
+  heartbeatSent(nonce: number, roundS: number): void;
+  /**
+   * How long heartbeats take from their round to their block, lately (seconds, a moving average): a round sends
+   * heartbeats this much before they are due, so they LAND an interval apart even when submits are slow.
+   */
+  heartbeatLeadS(): number;
   /** Drops the heartbeat entry of `id` (its activity ended; the heartbeat's outcome no longer matters). */
   forgetHeartbeat(id: string): void;
   /** Drops every entry of `id` (its activity ended). */
@@ -59,6 +66,9 @@ export interface InFlightTracker {
   /** Transactions in flight, heartbeat entries included (for status). */
   size(): number;
 }
+
+/** Weight of the newest sample in the heartbeat lead's moving average. */
+const LEAD_WEIGHT = 0.3;
 
 /** Nonce placeholder of a tx being submitted (waiting for its turn in the lane). */
 const SUBMITTING = -1;
@@ -69,6 +79,9 @@ export function createInFlightTracker(): InFlightTracker {
   const pending = new Map<string, { kind: TxKind; nonce: number }>();
   /** Activity id → its heartbeat txs in flight: nonce → block time once mined (undefined while pending). */
   const heartbeats = new Map<string, Map<number, number | undefined>>();
+  /** Heartbeat nonce → the chain time its round began (until it is mined). */
+  const roundOf = new Map<number, number>();
+  let leadS = 0;
 
   const hbOf = (id: string) => {
     let m = heartbeats.get(id);
@@ -151,6 +164,13 @@ export function createInFlightTracker(): InFlightTracker {
       return last;
     },
     heartbeatMined(ids, nonce, atS) {
+      const began = roundOf.get(nonce);
+      if (began !== undefined) {
+        roundOf.delete(nonce);
+        // Block times are whole seconds: a sample may read a little short; never below zero.
+        leadS =
+          leadS === 0 ? Math.max(0, atS - began) : LEAD_WEIGHT * Math.max(0, atS - began) + (1 - LEAD_WEIGHT) * leadS;
+      }
       for (const id of ids) {
         const m = heartbeats.get(id);
         if (m?.has(nonce)) m.set(nonce, atS);
@@ -162,6 +182,12 @@ export function createInFlightTracker(): InFlightTracker {
         if (m?.has(nonce)) m.set(nonce, undefined);
       }
     },
+    heartbeatSent(nonce, roundS) {
+      roundOf.set(nonce, roundS);
+      // Bounded: a nonce whose heartbeat was never reported mined (confirmed at once, failed) must not pile up.
+      if (roundOf.size > 1_000) roundOf.delete(roundOf.keys().next().value as number);
+    },
+    heartbeatLeadS: () => leadS,
     forgetHeartbeat: (id) => void heartbeats.delete(id),
     forget(id) {
       pending.delete(id);
