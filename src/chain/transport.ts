@@ -12,10 +12,11 @@
  * - `broadcast`: the same call (a raw transaction) to every usable endpoint at once, each answer kept apart.
  * - `status()`: a per-endpoint snapshot (head, lag, health, errors by kind) with credential-free URLs.
  */
+import { type BackoffPolicy, backoffDelayMs } from '../internal/backoff.ts';
 import { WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import { createEndpointCaller, type Endpoint, type EndpointStatus, newEndpoint } from './endpoint.ts';
-import { isEndpointFault, RpcError } from './rpc-error.ts';
+import { isEndpointFault, RpcError, shouldRetry } from './rpc-error.ts';
 
 export type { EndpointStatus } from './endpoint.ts';
 export { RpcError, type RpcErrorKind, shouldRetry, toHex } from './rpc-error.ts';
@@ -60,6 +61,37 @@ export interface RpcClient extends RpcTransport {
   /** The best head seen by `refreshHeads`, -1 before. */
   bestBlock(): number;
   status(): EndpointStatus[];
+}
+
+/** How a step retries a transient RPC failure in place: `attempts` tries at most, waits by `backoff`. */
+export interface RetryPolicy extends BackoffPolicy {
+  attempts: number;
+}
+
+/** The retry policy of the lifecycle's and tx manager's calls: a reset or timeout costs ~¼ s, not a 15 s re-check. */
+export const STEP_RETRY: RetryPolicy = Object.freeze({ attempts: 4, baseMs: 200, maxMs: 2_000 });
+
+/**
+ * Runs `fn`, trying again after a backoff while it fails with a transient error (`shouldRetry`: no answer,
+ * timeout, 5xx, a rate limit or a lagging node's answer), up to `policy.attempts` tries; the last error is
+ * thrown. Answers about the request itself (a revert, insufficient funds) are thrown at once. `onRetry` sees each
+ * retried failure (for a log line).
+ */
+export async function withRetry<T>(
+  fn: () => Promise<T>,
+  policy: RetryPolicy = STEP_RETRY,
+  onRetry?: (e: unknown, attempt: number, waitMs: number) => void,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= policy.attempts || !shouldRetry(e)) throw e;
+      const wait = backoffDelayMs(policy, attempt);
+      onRetry?.(e, attempt, wait);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }
 
 export function createRpcTransport(o: RpcTransportOptions, deps: RpcTransportDeps = {}): RpcClient {

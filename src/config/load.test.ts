@@ -31,6 +31,14 @@ function failure(fn: () => unknown): string {
 }
 
 describe('config loading', () => {
+  test('a receipt poll too slow for the heartbeat interval is refused with the arithmetic', () => {
+    const path = fileWith('[scheduler]\nheartbeat_interval = "1s"\n[tx_policy]\nreceipt_poll = "600ms"\n');
+    const text = failure(() => loadConfig({ path, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }));
+    expect(text).toContain('tx_policy.receipt_poll 600 ms × 2 > scheduler.heartbeat_interval 1000 ms');
+    const ok = fileWith('[scheduler]\nheartbeat_interval = "1s"\n[tx_policy]\nreceipt_poll = "500ms"\n');
+    expect(loadConfig({ path: ok, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }).txPolicy.receiptPollMs).toBe(500);
+  });
+
   test('a TOML syntax error names its line and column', () => {
     const path = fileWith('[scheduler]\npoll_interval = "1s"\nmax_inflight = \n');
     expect(failure(() => loadConfig({ path, env: {} }))).toContain('line 3, column');

@@ -272,6 +272,15 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
   const f = parsed.output as ConfigFile;
   const exposure = exposureProblems(f);
   if (exposure.length > 0) throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: exposure });
+  // Liveness, the part that needs no chain (the rest is checked at start: src/lifecycle/liveness.ts): a heartbeat
+  // counts as landed once its receipt is seen, and the next one waits for that.
+  if (f.tx_policy.receipt_poll * 2 > f.scheduler.heartbeat_interval) {
+    throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, {
+      details: [
+        `tx_policy.receipt_poll ${f.tx_policy.receipt_poll} ms × 2 > scheduler.heartbeat_interval ${f.scheduler.heartbeat_interval} ms: a heartbeat is seen landed only at the next receipt poll, so the poll must be under half the heartbeat interval`,
+      ],
+    });
+  }
   const { key, address } = resolveKey(f, cwd);
   const rpcUrls = [f.ethereum.rpc_url, ...f.ethereum.rpc_urls.filter((u) => u !== f.ethereum.rpc_url)];
   for (const u of rpcUrls) registerUrlSecrets(u);

@@ -45,7 +45,13 @@ export function createOutputExistence(opts: OutputExistenceOptions): OutputExist
     if (b === null) return 'unknown';
     let grant: Awaited<ReturnType<StorageBrokerLike['presign']>>;
     try {
-      grant = await opts.broker.presign({ activityId: b.namespace, key: b.key, method: 'GET', ttlSeconds: 60 });
+      grant = await opts.broker.presign({
+        activityId: b.namespace,
+        actingActivityId: b.namespace,
+        key: b.key,
+        method: 'GET',
+        ttlSeconds: 60,
+      });
     } catch (e) {
       opts.logger.debug('Cannot presign an output existence check.', { ref, error: errorText(e) });
       return 'unknown';

@@ -82,7 +82,13 @@ export function createStorageHealth(opts: StorageHealthOptions): StorageHealth {
     if (stopped || watched === undefined || probing) return;
     probing = true;
     watched
-      .presign({ activityId: PROBE.activityId, key: PROBE.key, method: 'GET', ttlSeconds: 60 })
+      .presign({
+        activityId: PROBE.activityId,
+        actingActivityId: PROBE.activityId,
+        key: PROBE.key,
+        method: 'GET',
+        ttlSeconds: 60,
+      })
       .then(
         () => undefined,
         () => undefined,

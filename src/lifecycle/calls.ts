@@ -13,6 +13,8 @@ export interface Call {
   activityIds: string[];
   /** Gas floor of a batch call (see `TxRequest.minGasLimit`): its worst case, every id live when mined. */
   minGasLimit?: bigint;
+  /** A liveness tx: see `TxRequest.priority`. */
+  priority?: boolean;
 }
 
 /**

@@ -9,7 +9,17 @@ import type { Finish } from './finish.ts';
 import { createRecheckStep } from './recheck.ts';
 import { createSend } from './send.ts';
 import { createSettle } from './settle.ts';
-import { cleanupTestContexts, confirmed, NOW_S, readyLink, testContext, until, WALLET } from './test-fakes.ts';
+import {
+  cleanupTestContexts,
+  confirmed,
+  mined,
+  NOW_S,
+  OTHER,
+  readyLink,
+  testContext,
+  until,
+  WALLET,
+} from './test-fakes.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -151,5 +161,65 @@ describe('claim step', () => {
     ).run(true);
     expect(txm.submitted).toEqual([]);
     expect(store.has(claimJobKey('1'))).toBe(true);
+  });
+
+  test('a claim whose submit throws (a transient RPC failure past its retries) goes back to the claim queue at once', async () => {
+    const { store, txm, claim } = setup();
+    await addJob(store, '1');
+    txm.submit = async () => {
+      throw new Error('eth_estimateGas: connection reset');
+    };
+    await claim.run(true);
+    expect(store.has(inflightKey('1'))).toBe(false); // never left in `claiming` without a transaction
+    expect(store.has(claimJobKey('1'))).toBe(true);
+  });
+});
+
+describe('claim mined (not yet confirmed)', () => {
+  test('the ids it won are claimed, read and dispatchable at once; ids it did not win wait for the confirmation', async () => {
+    const { store, txm, rpc, claim, settle, tracker } = setup();
+    txm.auto = true;
+    await addJob(store, '1');
+    await addJob(store, '2');
+    await claim.run(true);
+    const req = txm.submitted[0];
+    if (!req) throw new Error('no claim sent');
+    rpc.activities.set('1', { status: 2, worker: WALLET, lastHeartbeatAt: NOW_S });
+    await settle(
+      mined(req, 0, [
+        ['ActivityClaimed', '1'],
+        ['ActivityClaimed', '2', OTHER],
+      ]),
+    );
+    const r1 = store.get(inflightKey('1'), InflightSchema);
+    expect([r1?.state, r1?.activity_type, r1?.last_heartbeat_s]).toEqual(['claimed', 'echo', NOW_S]);
+    expect(tracker.has('1')).toBe(false);
+    expect(store.get(inflightKey('2'), InflightSchema)?.state).toBe('claiming');
+    expect(tracker.has('2')).toBe(true);
+    // The confirmation changes nothing for the won id; the lost one goes to the re-check.
+    await settle(
+      confirmed(req, 0, [
+        ['ActivityClaimed', '1'],
+        ['ActivityClaimed', '2', OTHER],
+      ]),
+    );
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claimed');
+    expect(tracker.has('2')).toBe(false);
+  });
+
+  test('a reorged claim puts its ids back in flight until it is mined again', async () => {
+    const { store, txm, rpc, claim, settle, tracker } = setup();
+    txm.auto = true;
+    await addJob(store, '1');
+    await claim.run(true);
+    const req = txm.submitted[0];
+    if (!req) throw new Error('no claim sent');
+    rpc.activities.set('1', { status: 2, worker: WALLET, lastHeartbeatAt: NOW_S });
+    await settle(mined(req, 0, [['ActivityClaimed', '1']]));
+    expect(tracker.has('1')).toBe(false);
+    await settle({ type: 'reorged', kind: 'claim_batch', nonce: 0, activityIds: ['1'], hash: '0x', blockNumber: 100 });
+    expect(tracker.has('1')).toBe(true);
+    await settle(mined(req, 0, [['ActivityClaimed', '1']], 101));
+    expect(tracker.has('1')).toBe(false);
   });
 });

@@ -129,7 +129,19 @@ export function createClaimStep(
       if (!winners || winners.length === 0) return;
       const taken = await take(winners);
       if (taken.length === 0) return;
-      const res = await deps.send(claimCall(opts.taskQueue, taken), false);
+      let res: Awaited<ReturnType<Send>>;
+      try {
+        res = await deps.send(claimCall(opts.taskQueue, taken), false);
+      } catch (e) {
+        // Never left in `claiming` with no transaction: a submit that threw (after its in-place retries) used no
+        // nonce, so the jobs go back to the queue for the next round.
+        log.warn('claim not sent (submit failed); back to the claim queue', {
+          activity_ids: taken.join(','),
+          error: errorText(e),
+        });
+        await giveBack(taken);
+        return;
+      }
       if (!res.ok) {
         log.warn('claim not sent; back to the claim queue', {
           activity_ids: taken.join(','),

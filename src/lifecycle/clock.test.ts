@@ -1,7 +1,11 @@
-import { describe, expect, test } from 'bun:test';
+import { afterEach, describe, expect, test } from 'bun:test';
+import { inflightKey } from '../store/keys.ts';
 import { createChainClock } from './clock.ts';
-import { isExpired } from './expiry.ts';
-import { fakeChain, held, NOW_S } from './test-fakes.ts';
+import { expireRound, isExpired } from './expiry.ts';
+import type { Finish } from './finish.ts';
+import { cleanupTestContexts, fakeChain, held, NOW_S, testContext } from './test-fakes.ts';
+
+afterEach(cleanupTestContexts);
 
 describe('chain clock', () => {
   test('unknown until a block is read; then the block time moving with the wall clock; reads at most once a second', async () => {
@@ -24,12 +28,51 @@ describe('chain clock', () => {
   });
 });
 
+describe('chain clock skew', () => {
+  test('a block seen late does not set the clock back: the soonest-seen of the recent blocks wins', async () => {
+    const rpc = fakeChain();
+    let wallMs = 1_000_000;
+    const clock = createChainClock({ rpc, now: () => wallMs });
+    rpc.head = { number: 100, timestamp: 1_000 }; // seen the moment it was made
+    await clock.refresh();
+    expect(clock.nowS()).toBe(1_000);
+    wallMs += 1_900; // the next block (made at 1 001) is seen 0.9 s late
+    rpc.head = { number: 101, timestamp: 1_001 };
+    await clock.refresh();
+    expect(clock.nowS()).toBeCloseTo(1_001.9, 5);
+  });
+});
+
 describe('local expiry', () => {
   test('past the lifetime always; past the heartbeat timeout only with no heartbeat in flight', () => {
     const r = held('1', 'running', NOW_S - 601);
-    expect(isExpired(r, NOW_S, false)).toBe(true);
-    expect(isExpired(r, NOW_S, true)).toBe(false);
-    expect(isExpired(held('1', 'running'), NOW_S + 3601, true)).toBe(true);
-    expect(isExpired(held('1', 'running'), NOW_S, false)).toBe(false);
+    expect(isExpired(r, NOW_S, { pending: false })).toBe(true);
+    expect(isExpired(r, NOW_S, { pending: true })).toBe(false);
+    expect(isExpired(held('1', 'running'), NOW_S + 3601, { pending: true })).toBe(true);
+    expect(isExpired(held('1', 'running'), NOW_S, { pending: false })).toBe(false);
+  });
+
+  test('a mined heartbeat counts before its confirmation: liveness does not wait for confirmation depth', () => {
+    const r = held('1', 'running', NOW_S - 601); // last confirmed heartbeat: past the 600 s timeout
+    expect(isExpired(r, NOW_S, { pending: false, minedS: NOW_S - 20 })).toBe(false);
+    expect(isExpired(r, NOW_S, { pending: false, minedS: NOW_S - 601 })).toBe(true);
+  });
+
+  test('a record whose complete is in flight is left to that tx, however long its confirmations take', async () => {
+    const { ctx, store, tracker } = testContext();
+    const ended: string[] = [];
+    const finish: Finish = {
+      finish: async (id) => void ended.push(id),
+      submitFinish: async () => {},
+      submitResume: async () => {},
+    };
+    // Last confirmed heartbeat 601 s ago (timeout 600 s); its complete was mined and awaits its confirmations.
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'completing', NOW_S - 601)));
+    tracker.begin('complete', ['1']).sent(4);
+    await expireRound(ctx, finish);
+    expect(ended).toEqual([]);
+    tracker.release('complete', ['1'], 4); // it failed: nothing else keeps the activity
+    await expireRound(ctx, finish);
+    expect(ended).toEqual(['1']);
   });
 });

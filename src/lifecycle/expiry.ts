@@ -7,37 +7,54 @@ import type { LifecycleContext } from './context.ts';
 import type { Finish } from './finish.ts';
 import { listHeld } from './records.ts';
 
+/** What the in-flight tracker knows of an activity's heartbeats beyond its record. */
+export interface HeartbeatView {
+  /** A heartbeat is being sent and not mined yet: it may land before the timeout, and its outcome decides. */
+  pending: boolean;
+  /** Block time of the newest mined (not yet confirmed) heartbeat the chain accepted. */
+  minedS?: number | undefined;
+}
+
+/** The activity's last heartbeat as the chain sees it now: the confirmed one, or a newer mined one. */
+export function lastHeartbeatS(r: Inflight, minedS: number | undefined): number | undefined {
+  if (minedS === undefined) return r.last_heartbeat_s;
+  return Math.max(r.last_heartbeat_s ?? 0, minedS);
+}
+
 /**
- * Whether `r` has expired at chain time `nowS`. A heartbeat in flight keeps it alive: it may land before the
- * timeout, and its outcome decides.
+ * Whether `r` has expired at chain time `nowS`. A heartbeat pending keeps it alive; a mined one moves its last
+ * heartbeat forward (liveness is judged by inclusion, not by confirmation depth).
  */
-export function isExpired(r: Inflight, nowS: number, heartbeatInFlight: boolean): boolean {
+export function isExpired(r: Inflight, nowS: number, hb: HeartbeatView = { pending: false }): boolean {
   if (r.expires_at_s !== undefined && nowS > r.expires_at_s) return true;
-  if (heartbeatInFlight) return false;
-  if (
-    r.last_heartbeat_s !== undefined &&
-    r.heartbeat_timeout_s !== undefined &&
-    nowS > r.last_heartbeat_s + r.heartbeat_timeout_s
-  )
-    return true;
-  return false;
+  if (hb.pending) return false;
+  const last = lastHeartbeatS(r, hb.minedS);
+  return last !== undefined && r.heartbeat_timeout_s !== undefined && nowS > last + r.heartbeat_timeout_s;
+}
+
+/** The tracker's view of `id`'s heartbeats. */
+export function heartbeatView(ctx: Pick<LifecycleContext, 'tracker'>, id: string): HeartbeatView {
+  return { pending: ctx.tracker.heartbeatPending(id), minedS: ctx.tracker.lastMinedHeartbeatS(id) };
 }
 
 /** `isExpired` at the context's chain time and in-flight state. */
 export function expiredNow(ctx: Pick<LifecycleContext, 'clock' | 'tracker'>, r: Inflight): boolean {
-  return isExpired(r, ctx.clock.nowS(), ctx.tracker.heartbeatInFlight(r.activity_id));
+  return isExpired(r, ctx.clock.nowS(), heartbeatView(ctx, r.activity_id));
 }
 
-/** The expiry step: ends every expired record (claiming and resuming are decided by their tx / the chain). */
+/**
+ * The expiry step: ends every expired record. Claiming and resuming records, and any record with a claim,
+ * complete, fail or resume in flight, are left to their tx's outcome (a complete mined just before the timeout
+ * must still be followed by its resume, however long its confirmations take).
+ */
 export async function expireRound(
   ctx: Pick<LifecycleContext, 'store' | 'clock' | 'tracker'>,
   finish: Finish,
 ): Promise<void> {
   if (!ctx.clock.known()) return;
-  const t = ctx.clock.nowS();
   for (const r of listHeld(ctx.store)) {
-    if (r.state === 'claiming' || r.state === 'resuming') continue;
-    if (isExpired(r, t, ctx.tracker.heartbeatInFlight(r.activity_id))) {
+    if (r.state === 'claiming' || r.state === 'resuming' || ctx.tracker.has(r.activity_id)) continue;
+    if (expiredNow(ctx, r)) {
       await finish.finish(
         r.activity_id,
         'expired',

@@ -4,7 +4,7 @@ import { InflightSchema } from '../store/records.ts';
 import { dueHeartbeats, heartbeatRound } from './heartbeat.ts';
 import { createSend } from './send.ts';
 import { createSettle } from './settle.ts';
-import { cleanupTestContexts, confirmed, held, NOW_S, testContext, until } from './test-fakes.ts';
+import { cleanupTestContexts, confirmed, held, mined, NOW_S, TQ as TQ_ADDR, testContext, until } from './test-fakes.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -83,5 +83,109 @@ describe('heartbeat step', () => {
     expect(rechecked).toEqual(['2']);
     expect(store.get(inflightKey('2'), InflightSchema)?.last_heartbeat_s).toBe(NOW_S - 10);
     expect(tracker.heartbeatInFlight('2')).toBe(false);
+  });
+});
+
+describe('heartbeats paced by inclusion (liveness independent of confirmation depth)', () => {
+  test('the next heartbeat is due an interval after the last MINED one, before that one is confirmed', async () => {
+    const { ctx, store, txm, rpc, send, settle, clock, tracker } = setup();
+    txm.auto = true;
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
+    await heartbeatRound(ctx, send);
+    const hb = txm.submitted[0];
+    if (!hb) throw new Error('no heartbeat sent');
+    // Mined in block 100 (the fake chain's head, at NOW_S); its confirmation is 20 blocks away.
+    rpc.head = { number: 100, timestamp: NOW_S };
+    clock.set(NOW_S + 9);
+    await heartbeatRound(ctx, send);
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']); // pending, not mined: held back
+    await settle(mined(hb, 0, [['ActivityHeartbeat', '1']]));
+    expect(tracker.lastMinedHeartbeatS('1')).toBe(NOW_S);
+    await heartbeatRound(ctx, send); // 9 s after the mined one: not due yet (interval 10 s)
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
+    clock.set(NOW_S + 10);
+    await heartbeatRound(ctx, send); // due from the mined block, its confirmation still pending
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)', 'heartbeat(1)']);
+    // Confirmations still govern what is recorded: the store's last heartbeat moves only on `confirmed`.
+    expect(store.get(inflightKey('1'), InflightSchema)?.last_heartbeat_s).toBe(NOW_S - 10);
+    await settle(confirmed(hb, 0, [['ActivityHeartbeat', '1']]));
+    expect(store.get(inflightKey('1'), InflightSchema)?.last_heartbeat_s).toBe(NOW_S);
+  });
+
+  test('a reorged heartbeat is pending again: no new one until it is mined again, then paced from its new block', async () => {
+    const { ctx, store, txm, rpc, send, settle, clock } = setup();
+    txm.auto = true;
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
+    await heartbeatRound(ctx, send);
+    const hb = txm.submitted[0];
+    if (!hb) throw new Error('no heartbeat sent');
+    await settle(mined(hb, 0, [['ActivityHeartbeat', '1']]));
+    await settle({ type: 'reorged', kind: 'heartbeat', nonce: 0, activityIds: ['1'], hash: '0x', blockNumber: 100 });
+    clock.set(NOW_S + 15);
+    await heartbeatRound(ctx, send);
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']); // the lane re-sends it; no second one behind it
+    rpc.head = { number: 105, timestamp: NOW_S + 14 };
+    await settle(mined(hb, 0, [['ActivityHeartbeat', '1']], 105));
+    await heartbeatRound(ctx, send); // 1 s after the new block
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
+    clock.set(NOW_S + 24);
+    await heartbeatRound(ctx, send);
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)', 'heartbeat(1)']);
+  });
+
+  test('heartbeats slow to land (a slow node) are sent that much earlier, so they land about an interval apart', async () => {
+    const { ctx, store, txm, rpc, send, settle, clock, tracker } = setup();
+    txm.auto = true;
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
+    await heartbeatRound(ctx, send); // a round at NOW_S…
+    const hb = txm.submitted[0];
+    if (!hb) throw new Error('no heartbeat sent');
+    rpc.head = { number: 103, timestamp: NOW_S + 3 };
+    await settle(mined(hb, 0, [['ActivityHeartbeat', '1']], 103)); // …landed 3 s later
+    expect(tracker.heartbeatLeadS()).toBe(3);
+    clock.set(NOW_S + 9);
+    await heartbeatRound(ctx, send);
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
+    clock.set(NOW_S + 10); // 7 s after the last landed one: sent 3 s ahead of its due time
+    await heartbeatRound(ctx, send);
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1)', 'heartbeat(1)']);
+  });
+
+  test('heartbeats are sent as priority txs with their worst-case gas floor', async () => {
+    const { ctx, store, txm, send } = setup();
+    txm.auto = true;
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
+    await heartbeatRound(ctx, send);
+    expect(txm.submitted[0]?.priority).toBe(true);
+    expect(txm.submitted[0]?.minGasLimit).toBeGreaterThan(0n);
+  });
+});
+
+describe('heartbeat hygiene', () => {
+  test('no heartbeat while the complete or fail is in the lane; heartbeatable again when it reverts or fails', async () => {
+    const { ctx, store, settle, tracker } = setup();
+    await store.transact((tx) => {
+      tx.put(inflightKey('1'), { ...held('1', 'completing', NOW_S - 10), result_ref: 'r' });
+      tx.put(inflightKey('2'), { ...held('2', 'failing', NOW_S - 10), fail_reason: 'x' });
+    });
+    // The complete is still being prepared (a slow estimate, no nonce yet): a heartbeat sent now is mined first.
+    const complete = tracker.begin('complete', ['1']);
+    tracker.begin('fail', ['2']).sent(7);
+    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1']);
+    complete.sent(8); // in the lane: a heartbeat could only land after it
+    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual([]);
+    // The fail reverted on chain: its id is heartbeated again.
+    const fail = { kind: 'fail' as const, to: TQ_ADDR, data: '0x', activityIds: ['2'] };
+    await settle({ ...confirmed(fail, 7, []), status: 'reverted' });
+    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['2']);
+    // The complete's nonce was given up (the tx failed): heartbeated again.
+    await settle({
+      type: 'failed',
+      kind: 'complete',
+      nonce: 8,
+      activityIds: ['1'],
+      error: { code: 'TX_REFUSED', message: 'refused', retryable: true },
+    });
+    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1', '2']);
   });
 });

@@ -1,16 +1,30 @@
 /**
- * The heartbeat step: every held activity whose heartbeat is due, and has none in flight, gets one, in batches of
- * `HEARTBEAT_BATCH_IDS` ids per tx. An activity's heartbeat is due `interval` after its last committed heartbeat,
- * where interval = min(`heartbeatIntervalMs`, its on-chain heartbeat timeout / 3).
+ * The heartbeat step: every held activity whose heartbeat is due, and has none pending, gets one, in batches of
+ * `HEARTBEAT_BATCH_IDS` ids per tx, sent as priority txs (they never wait behind another submit's slow estimate).
+ *
+ * Paced by inclusion: an activity's heartbeat is due `interval` after its last MINED heartbeat (the confirmed one,
+ * or a newer one mined and awaiting its confirmations), where interval = min(`heartbeatIntervalMs`, its on-chain
+ * heartbeat timeout / 3). A heartbeat still pending (not mined) holds the next one back; a reorged one is pending
+ * again (the lane re-sends it). So liveness never depends on `ethereum.confirmations`. Rounds send heartbeats the
+ * recent round-to-block time (`tracker.heartbeatLeadS`, at most half an interval) before they are due, so that on a
+ * slow node they still land about an interval apart.
+ *
+ * No heartbeat for an activity whose complete or fail is in the lane (holds a nonce): sent after it, it could only
+ * be mined after it, where the contract skips it (wasted gas). While that tx is still being prepared (a slow
+ * estimate) heartbeats go on: a priority heartbeat takes its nonce first and keeps the activity alive meanwhile.
+ * If the complete or fail is not sent, fails or reverts, the tracker lets the id go and it is heartbeated again.
  */
 import type { Inflight } from '../store/records.ts';
 import { heartbeatCall } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
-import { isExpired } from './expiry.ts';
+import { heartbeatView, isExpired, lastHeartbeatS } from './expiry.ts';
 import { HEARTBEAT_BATCH_IDS, type LifecycleOptions } from './options.ts';
 import { listHeld } from './records.ts';
 import type { Send } from './send.ts';
 import { HEARTBEAT_STATES } from './transitions.ts';
+
+/** Txs after which a heartbeat of the same id is wasted (see the file comment). */
+const FINISHING_KINDS: ReadonlySet<string> = new Set(['complete', 'fail']);
 
 /** Seconds between heartbeats of `r`. */
 export function heartbeatIntervalS(r: Inflight, opts: Pick<LifecycleOptions, 'heartbeatIntervalMs'>): number {
@@ -24,11 +38,16 @@ export function dueHeartbeats(
   nowS: number,
 ): Map<string, number> {
   const due = new Map<string, number>();
+  const leadS = ctx.tracker.heartbeatLeadS();
   for (const r of listHeld(ctx.store)) {
-    if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeatInFlight(r.activity_id)) continue;
-    if (r.last_heartbeat_s === undefined || isExpired(r, nowS, false)) continue;
+    const id = r.activity_id;
+    if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeatPending(id)) continue;
+    if (FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? '')) continue;
+    const hb = heartbeatView(ctx, id);
+    const last = lastHeartbeatS(r, hb.minedS);
+    if (last === undefined || isExpired(r, nowS, hb)) continue;
     const interval = heartbeatIntervalS(r, ctx.opts);
-    if (nowS - r.last_heartbeat_s >= interval) due.set(r.activity_id, r.last_heartbeat_s + interval);
+    if (nowS - last >= interval - Math.min(leadS, interval / 2)) due.set(id, last + interval);
   }
   return due;
 }
@@ -39,13 +58,15 @@ export async function heartbeatRound(
   send: Send,
 ): Promise<void> {
   if (!ctx.clock.known()) return;
-  const due = dueHeartbeats(ctx, ctx.clock.nowS());
+  const roundS = ctx.clock.nowS();
+  const due = dueHeartbeats(ctx, roundS);
   const ids = [...due.keys()];
   for (let i = 0; i < ids.length; i += HEARTBEAT_BATCH_IDS) {
     const batch = ids.slice(i, i + HEARTBEAT_BATCH_IDS);
-    const res = await send(heartbeatCall(ctx.opts.taskQueue, batch), false);
+    const res = await send({ ...heartbeatCall(ctx.opts.taskQueue, batch), priority: true }, false);
     if (!res.ok) ctx.log.warn('heartbeat not sent', { activity_ids: batch.join(','), error: res.error.message });
     else {
+      ctx.tracker.heartbeatSent(res.nonce, roundS);
       const sentS = ctx.clock.nowS();
       for (const id of batch) ctx.metrics.heartbeatLateness.observe(Math.max(0, sentS - (due.get(id) ?? sentS)));
       ctx.log.debug('heartbeat sent', { count: batch.length, nonce: res.nonce });

@@ -6,12 +6,13 @@ import { createLogger } from '../internal/logger.ts';
 import { createMetrics } from '../internal/metrics.ts';
 import type { ActivityFact } from '../chain/facts.ts';
 import type { RpcTransport } from '../chain/transport.ts';
-import { inflightKey } from '../store/keys.ts';
+import { claimJobKey, inflightKey } from '../store/keys.ts';
 import { type Inflight, InflightSchema } from '../store/records.ts';
 import { openStore, type Store } from '../store/store.ts';
 import type { SubmitResult, TxRequest } from '../txmgr/types.ts';
 import { type ActivityManager, createActivityManager } from './manager.ts';
 import type { LifecycleOptions } from './options.ts';
+import { fakeChain, testOptions, until } from './test-fakes.ts';
 
 const WALLET = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
 const TQ = '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0';
@@ -207,5 +208,66 @@ describe('activity manager: a Progress and its Completion back to back (issue 14
     await settle();
     expect(submitted).toEqual([]);
     expect(store.get(inflightKey('11'), InflightSchema)?.state).toBe('running');
+  });
+});
+
+describe('activity manager: no step waits on another', () => {
+  test('a claim whose submit hangs (a slow node) does not hold back heartbeats', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wcp-manager-'));
+    dirs.push(dir);
+    const logger = createLogger('test', { write: () => {} });
+    const store = openStore({ path: join(dir, 'wcp.db'), logger });
+    stores.push(store);
+    const rpc = fakeChain();
+    const nowS = Math.floor(Date.now() / 1000);
+    rpc.head = { number: 100, timestamp: nowS };
+    // Held and live on chain; its next heartbeat (interval 10 s) comes due ~0.6 s after the start.
+    rpc.activities.set('5', { status: 2, worker: WALLET, lastHeartbeatAt: nowS - 9, heartbeatTimeout: 600 });
+    await store.transact((tx) => {
+      tx.put(inflightKey('5'), { ...running('5'), last_heartbeat_s: nowS - 9.4 });
+      tx.put(claimJobKey('6'), {
+        activity_id: '6',
+        queue_name: 'q',
+        created_at_ms: 1,
+        source: 'poll',
+        activity_type: 'test.slow',
+        input_ref: 'json:{}',
+      });
+    });
+    const submitted: TxRequest[] = [];
+    let nonce = 0;
+    const txm = {
+      submit: (req: TxRequest) =>
+        new Promise<SubmitResult>((resolve) => {
+          submitted.push(req);
+          // Claims never get their turn (their estimate hangs); heartbeats go through.
+          if (req.kind === 'heartbeat')
+            resolve({ ok: true, nonce: nonce++, hash: '0x', gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n });
+        }),
+      simulate: async () => ({ ok: true as const, returnData: '0x' }),
+      inFlight: () => 0,
+    };
+    const manager = createActivityManager({
+      options: { ...testOptions, heartbeatIntervalMs: 10_000 },
+      store,
+      txm,
+      rpc,
+      executor: { assign: () => {}, cancel: () => {}, drain: () => {}, ackCompletion: () => {} },
+      logger,
+      metrics: createMetrics(),
+    });
+    await manager.start();
+    // An executor that is ready, serves every type and has room: the claim gate lets the claim through.
+    manager.onExecutorEvent({ type: 'state', state: 'ready', activity_types: ['*'] });
+    manager.onExecutorEvent({ type: 'credits', available: 5 });
+    manager.setClaimsEnabled(true);
+    try {
+      await until(() => submitted.some((r) => r.kind === 'claim_batch'), 3_000);
+      await until(() => submitted.some((r) => r.kind === 'heartbeat'), 3_000);
+      expect(submitted.map((r) => r.kind)).toEqual(['claim_batch', 'heartbeat']);
+    } finally {
+      manager.setClaimsEnabled(false);
+      void manager.stop(); // the hung claim round never ends
+    }
   });
 });

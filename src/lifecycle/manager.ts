@@ -4,14 +4,18 @@
  * truth: every step re-reads the records it acts on inside its own transaction and checks the state it expects,
  * so events arriving in any order (tx receipts, executor messages, reconciler facts) cannot corrupt anything.
  *
- * This file only wires the steps (one file each) around the in-flight tracker (`tracker.ts`) and runs the loop:
- * `tick`, every `TICK_MS` or when woken, runs in order the chain clock, local expiry, heartbeats, executor
- * dispatch, claims and the periodic chain re-check. Transaction outcomes arrive as `TxEvent`s (`settle.ts`);
- * executor outcomes as bridge messages (`executor-events.ts`).
+ * This file only wires the steps (one file each) around the in-flight tracker (`tracker.ts`) and runs three
+ * loops (`loop.ts`), each every `TICK_MS` or when woken, so no step waits on another's slow call:
+ *  - heartbeats (the chain clock, then due heartbeats): liveness first, never behind a claim, dispatch or repair;
+ *  - claims (a claim's simulation and estimate may be slow on a slow node);
+ *  - the main loop: the chain clock, local expiry, executor dispatch and the periodic chain re-check.
+ * Transaction outcomes arrive as `TxEvent`s (`settle.ts`); executor outcomes as bridge messages
+ * (`executor-events.ts`).
  */
 import type { ActivityFact } from '../chain/facts.ts';
 import type { RpcTransport } from '../chain/transport.ts';
 import type { ExecutorEvent } from '../executor/messages.ts';
+import { getHeader } from '../chain/reads.ts';
 import { errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
@@ -28,6 +32,7 @@ import { createExecutorEvents } from './executor-events.ts';
 import { expireRound } from './expiry.ts';
 import { createFinish } from './finish.ts';
 import { heartbeatRound } from './heartbeat.ts';
+import { createStepLoop } from './loop.ts';
 import { DRAIN_POLL_MS, type LifecycleOptions, TICK_MS } from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { createCompletions } from './completions.ts';
@@ -118,31 +123,13 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
 
   let state: ManagerState = 'idle';
   let claimsEnabled = false;
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  let ticking = false;
-  let rerun = false;
   const drainWaiters: Array<() => void> = [];
 
-  function wake(delay = 0) {
-    if (state === 'stopped' || state === 'idle') return;
-    if (ticking) {
-      rerun = true;
-      return;
-    }
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(() => void tick(), delay);
-  }
-
-  async function tick(): Promise<void> {
-    timer = null;
-    ticking = true;
-    rerun = false;
+  async function mainRound(): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
       ['clock', () => clock.refresh()],
       ['expiry', () => expireRound(ctx, finish)],
-      ['heartbeat', () => heartbeatRound(ctx, send)],
       ['dispatch', () => dispatch.run(state === 'running')],
-      ['claim', () => claim.run(state === 'running' && claimsEnabled)],
       ['recheck', () => recheck.run()],
     ];
     for (const [name, step] of steps) {
@@ -156,18 +143,53 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     const counts: Record<string, number> = {};
     for (const r of listHeld(store)) counts[r.state] = (counts[r.state] ?? 0) + 1;
     for (const st of Object.keys(TRANSITIONS)) metrics.inflight.set({ state: st }, counts[st] ?? 0);
-    ticking = false;
     for (const w of drainWaiters.splice(0)) w();
-    if (state !== 'stopped') wake(rerun ? 0 : TICK_MS);
+  }
+
+  async function heartbeatLoopRound(): Promise<void> {
+    // The clock read failing must not stop heartbeats: between reads the clock runs on the wall clock.
+    await clock.refresh().catch((e: unknown) => log.debug('chain clock not refreshed', { error: errorText(e) }));
+    await heartbeatRound(ctx, send);
+  }
+
+  const loops = [
+    createStepLoop('heartbeat', TICK_MS, heartbeatLoopRound, log),
+    createStepLoop('claim', TICK_MS, () => claim.run(state === 'running' && claimsEnabled), log),
+    createStepLoop('main', TICK_MS, mainRound, log),
+  ];
+
+  function wake() {
+    if (state === 'stopped' || state === 'idle') return;
+    for (const l of loops) l.wake();
+  }
+
+  /** Lane slots still open from before a restart: their ids are in flight again (mined heartbeats pace from their block). */
+  async function restoreLane(): Promise<void> {
+    const times = new Map<number, number | null>();
+    for (const { value: slot } of store.list(PREFIX.lane, LaneTxSchema)) {
+      if (!OPEN_TX_STATES.has(slot.state)) continue;
+      const minedAt = slot.state === 'mined' ? slot.block_number : undefined;
+      if (slot.kind === 'heartbeat' && minedAt !== undefined) {
+        if (!times.has(minedAt))
+          times.set(
+            minedAt,
+            await getHeader(deps.rpc, minedAt).then(
+              (h) => h.timestamp,
+              () => null,
+            ),
+          );
+        tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
+        const t = times.get(minedAt);
+        if (t != null) tracker.heartbeatMined(slot.activity_ids, slot.nonce, t);
+      } else tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
+    }
   }
 
   return {
     async start() {
       state = 'recovering';
       // Transactions still in flight from before a restart (the tx manager re-sends them).
-      for (const { value: slot } of store.list(PREFIX.lane, LaneTxSchema)) {
-        if (OPEN_TX_STATES.has(slot.state)) tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
-      }
+      await restoreLane();
       // Executing records of an earlier life stay as they are: the executor's Resync says which it still holds
       // (re-offered, same attempt) and which it lost (executor-events.ts).
       const held = listHeld(store);
@@ -182,7 +204,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       recheck.checked();
       log.info('activity manager started', { held: held.length, txs_in_flight: tracker.size() });
       state = 'running';
-      wake();
+      for (const l of loops) l.start();
     },
     setClaimsEnabled(enabled) {
       claimsEnabled = enabled;
@@ -231,8 +253,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     },
     async stop() {
       state = 'stopped';
-      if (timer) clearTimeout(timer);
-      while (ticking) await new Promise((r) => setTimeout(r, 20));
+      await Promise.all(loops.map((l) => l.stop()));
     },
     status() {
       const held: Record<string, number> = {};

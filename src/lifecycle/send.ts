@@ -24,6 +24,7 @@ export function createSend(ctx: Pick<LifecycleContext, 'txm' | 'tracker' | 'metr
         data: call.data,
         simulate,
         ...(call.minGasLimit !== undefined ? { minGasLimit: call.minGasLimit } : {}),
+        ...(call.priority ? { priority: true } : {}),
       });
     } catch (e) {
       submit.abort();

@@ -290,6 +290,27 @@ export function confirmed(
   };
 }
 
+/** The same receipt as `confirmed`, as first seen at inclusion (the `mined` event, before any confirmation). */
+export function mined(
+  req: TxRequest,
+  nonce: number,
+  events: Array<[name: string, id: string, worker?: string]>,
+  blockNumber = 100,
+): Extract<TxEvent, { type: 'mined' }> {
+  const c = confirmed(req, nonce, events, blockNumber);
+  return {
+    type: 'mined',
+    kind: c.kind,
+    nonce,
+    activityIds: c.activityIds,
+    hash: c.hash,
+    blockNumber,
+    blockHash: c.blockHash,
+    status: 'success',
+    logs: c.logs,
+  };
+}
+
 /** Resolves once `cond()` holds (polled every 5 ms); rejects after `timeoutMs`. */
 export async function until(cond: () => boolean, timeoutMs = 3_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

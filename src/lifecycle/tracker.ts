@@ -6,6 +6,10 @@
  * outcome is committed to the store. Any step that reads the store in between would otherwise see the old record
  * with nothing in flight and act on it again: send a heartbeat twice in one interval, put a landed claim back in
  * the claim queue, re-send a complete. In-memory only: `restore` rebuilds it from the lane after a restart.
+ *
+ * Heartbeats are paced by inclusion, not confirmation: a heartbeat tx is `pending` until mined, then `mined` with
+ * its block's time (the activity's liveness as the chain sees it now) until its confirmation is committed; a
+ * reorg makes it pending again. Several mined heartbeats of one id may await their confirmations at once.
  */
 import type { TxKind } from '../store/records.ts';
 
@@ -36,8 +40,25 @@ export interface InFlightTracker {
   settle<T>(slot: SlotOutcome, commit: (release: (ids: readonly string[]) => void) => Promise<T>): Promise<T>;
   /** A claim, complete, fail or resume tx is in flight for `id`. */
   has(id: string): boolean;
-  /** A heartbeat tx is in flight for `id`. */
+  /** The kind of the claim/complete/fail/resume tx of `id` that holds a nonce (in the lane), if any. */
+  inLane(id: string): TxKind | undefined;
+  /** A heartbeat tx is in flight for `id` (pending or mined, not yet confirmed). */
   heartbeatInFlight(id: string): boolean;
+  /** A heartbeat tx of `id` is being submitted or sent and not mined: the next one waits for it. */
+  heartbeatPending(id: string): boolean;
+  /** Block time (s) of the newest mined, not yet confirmed heartbeat of `id` the chain accepted. */
+  lastMinedHeartbeatS(id: string): number | undefined;
+  /** The heartbeat tx `nonce` was mined at chain time `atS` and accepted for `ids`. Unknown entries are ignored. */
+  heartbeatMined(ids: readonly string[], nonce: number, atS: number): void;
+  /** The heartbeat tx `nonce` left its block (reorg): pending again for its ids. */
+  heartbeatReorged(ids: readonly string[], nonce: number): void;
+  /** The heartbeat tx `nonce` was sent by a round that began at chain time `roundS` (for `heartbeatLeadS`). */
+  heartbeatSent(nonce: number, roundS: number): void;
+  /**
+   * How long heartbeats take from their round to their block, lately (seconds, a moving average): a round sends
+   * heartbeats this much before they are due, so they LAND an interval apart even when submits are slow.
+   */
+  heartbeatLeadS(): number;
   /** Drops the heartbeat entry of `id` (its activity ended; the heartbeat's outcome no longer matters). */
   forgetHeartbeat(id: string): void;
   /** Drops every entry of `id` (its activity ended). */
@@ -46,6 +67,9 @@ export interface InFlightTracker {
   size(): number;
 }
 
+/** Weight of the newest sample in the heartbeat lead's moving average. */
+const LEAD_WEIGHT = 0.3;
+
 /** Nonce placeholder of a tx being submitted (waiting for its turn in the lane). */
 const SUBMITTING = -1;
 
@@ -53,41 +77,63 @@ const SUBMITTING = -1;
 export function createInFlightTracker(): InFlightTracker {
   /** Activity id → the claim/complete/fail/resume tx in flight for it. */
   const pending = new Map<string, { kind: TxKind; nonce: number }>();
-  /** Activity id → nonce of the heartbeat tx in flight. */
-  const heartbeats = new Map<string, number>();
+  /** Activity id → its heartbeat txs in flight: nonce → block time once mined (undefined while pending). */
+  const heartbeats = new Map<string, Map<number, number | undefined>>();
+  /** Heartbeat nonce → the chain time its round began (until it is mined). */
+  const roundOf = new Map<number, number>();
+  let leadS = 0;
 
-  const nonceOf = (kind: TxKind, id: string) => (kind === 'heartbeat' ? heartbeats.get(id) : pending.get(id)?.nonce);
+  const hbOf = (id: string) => {
+    let m = heartbeats.get(id);
+    if (!m) {
+      m = new Map();
+      heartbeats.set(id, m);
+    }
+    return m;
+  };
+  const dropHb = (id: string, nonce: number) => {
+    const m = heartbeats.get(id);
+    if (!m) return;
+    m.delete(nonce);
+    if (m.size === 0) heartbeats.delete(id);
+  };
   const mark = (kind: TxKind, ids: readonly string[], nonce: number) => {
     for (const id of ids) {
-      if (kind === 'heartbeat') heartbeats.set(id, nonce);
+      if (kind === 'heartbeat') hbOf(id).set(nonce, undefined);
       else pending.set(id, { kind, nonce });
     }
   };
   const release = (kind: TxKind, ids: readonly string[], nonce: number) => {
     for (const id of ids) {
-      if (nonceOf(kind, id) !== nonce) continue;
-      if (kind === 'heartbeat') heartbeats.delete(id);
-      else pending.delete(id);
+      if (kind === 'heartbeat') dropHb(id, nonce);
+      else if (pending.get(id)?.nonce === nonce) pending.delete(id);
     }
   };
 
   return {
     begin(kind, ids) {
-      const before = new Map(
-        ids.map((id) => [id, kind === 'heartbeat' ? heartbeats.get(id) : pending.get(id)] as const),
-      );
+      if (kind === 'heartbeat') {
+        mark(kind, ids, SUBMITTING);
+        return {
+          sent(nonce) {
+            for (const id of ids) {
+              dropHb(id, SUBMITTING);
+              hbOf(id).set(nonce, undefined);
+            }
+          },
+          abort: () => release(kind, ids, SUBMITTING),
+        };
+      }
+      const before = new Map(ids.map((id) => [id, pending.get(id)] as const));
       mark(kind, ids, SUBMITTING);
       return {
         sent: (nonce) => mark(kind, ids, nonce),
         abort() {
           for (const id of ids) {
-            if (nonceOf(kind, id) !== SUBMITTING) continue;
+            if (pending.get(id)?.nonce !== SUBMITTING) continue;
             const prev = before.get(id);
-            if (kind === 'heartbeat') {
-              if (prev === undefined) heartbeats.delete(id);
-              else heartbeats.set(id, prev as number);
-            } else if (prev === undefined) pending.delete(id);
-            else pending.set(id, prev as { kind: TxKind; nonce: number });
+            if (prev === undefined) pending.delete(id);
+            else pending.set(id, prev);
           }
         },
       };
@@ -102,12 +148,55 @@ export function createInFlightTracker(): InFlightTracker {
       }
     },
     has: (id) => pending.has(id),
+    inLane(id) {
+      const p = pending.get(id);
+      return p && p.nonce !== SUBMITTING ? p.kind : undefined;
+    },
     heartbeatInFlight: (id) => heartbeats.has(id),
+    heartbeatPending(id) {
+      for (const at of heartbeats.get(id)?.values() ?? []) if (at === undefined) return true;
+      return false;
+    },
+    lastMinedHeartbeatS(id) {
+      let last: number | undefined;
+      for (const at of heartbeats.get(id)?.values() ?? [])
+        if (at !== undefined && (last === undefined || at > last)) last = at;
+      return last;
+    },
+    heartbeatMined(ids, nonce, atS) {
+      const began = roundOf.get(nonce);
+      if (began !== undefined) {
+        roundOf.delete(nonce);
+        // Block times are whole seconds: a sample may read a little short; never below zero.
+        leadS =
+          leadS === 0 ? Math.max(0, atS - began) : LEAD_WEIGHT * Math.max(0, atS - began) + (1 - LEAD_WEIGHT) * leadS;
+      }
+      for (const id of ids) {
+        const m = heartbeats.get(id);
+        if (m?.has(nonce)) m.set(nonce, atS);
+      }
+    },
+    heartbeatReorged(ids, nonce) {
+      for (const id of ids) {
+        const m = heartbeats.get(id);
+        if (m?.has(nonce)) m.set(nonce, undefined);
+      }
+    },
+    heartbeatSent(nonce, roundS) {
+      roundOf.set(nonce, roundS);
+      // Bounded: a nonce whose heartbeat was never reported mined (confirmed at once, failed) must not pile up.
+      if (roundOf.size > 1_000) roundOf.delete(roundOf.keys().next().value as number);
+    },
+    heartbeatLeadS: () => leadS,
     forgetHeartbeat: (id) => void heartbeats.delete(id),
     forget(id) {
       pending.delete(id);
       heartbeats.delete(id);
     },
-    size: () => pending.size + heartbeats.size,
+    size() {
+      let n = pending.size;
+      for (const m of heartbeats.values()) n += m.size;
+      return n;
+    },
   };
 }

@@ -18,6 +18,7 @@ import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
 import type { ExecutorCommand, ExecutorEvent } from '../executor/messages.ts';
 import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
+import { checkLiveness } from '../lifecycle/liveness.ts';
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
 import { backoffCeilingMs } from '../internal/backoff.ts';
@@ -135,6 +136,18 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       );
     }
     log.info('worker is active on chain', { wallet });
+    // Refuses a configuration that cannot keep activities alive (heartbeat interval vs the contract's timeout and
+    // the block time); only a claiming worker sends heartbeats.
+    if (claiming)
+      await checkLiveness(
+        r,
+        {
+          taskQueue: config.ethereum.taskQueue,
+          heartbeatIntervalMs: config.scheduler.heartbeatIntervalMs,
+          receiptPollMs: config.txPolicy.receiptPollMs,
+        },
+        log,
+      );
   }
 
   function onPollerEvent(ev: PollerEvent) {

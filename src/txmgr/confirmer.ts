@@ -58,6 +58,9 @@ export interface ConfirmCtx {
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
+const logsOf = (r: RawReceipt): TxLog[] =>
+  r.logs.map((l) => ({ address: l.address, topics: l.topics, data: l.data, logIndex: Number(BigInt(l.logIndex)) }));
+
 /** The receipt of whichever of `hashes` is mined, newest hash first; null if none. */
 export async function findReceipt(rpc: RpcClient, hashes: readonly string[]): Promise<RawReceipt | null> {
   const got = await Promise.all(
@@ -116,6 +119,8 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
       hash: r.transactionHash,
       blockNumber: s.rec.block_number as number,
       blockHash: r.blockHash,
+      status: s.rec.receipt_status === 0 ? 'reverted' : 'success',
+      logs: logsOf(r),
     });
     if (wasPending) ctx.onRoom();
   }
@@ -171,12 +176,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
     const t = ctx.now();
     s.rec = { ...s.rec, state: 'confirmed', updated_at_ms: t, ...(revert ? { error: revert.message } : {}) };
     await persistLane(ctx.store, s.rec, t, { pruneNonce: s.rec.nonce - policy.laneHistory });
-    const logs: TxLog[] = r.logs.map((l) => ({
-      address: l.address,
-      topics: l.topics,
-      data: l.data,
-      logIndex: Number(BigInt(l.logIndex)),
-    }));
+    const logs = logsOf(r);
     const fields = { nonce: s.rec.nonce, kind: s.rec.kind, tx_hash: r.transactionHash, block: bn, status };
     if (revert) log.warn('transaction confirmed but reverted', { ...fields, revert: revert.message });
     else log.debug('transaction confirmed', fields);

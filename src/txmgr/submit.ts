@@ -1,10 +1,16 @@
 /**
- * The submit path: simulate (optional) and estimate gas WITHOUT a nonce, then, in call order, wait for room in
- * the lane (≤ `maxInFlight` pending), reserve the next nonce durably, sign and broadcast. A revert in simulation
- * or estimation, or an empty wallet, is an `{ ok: false }` result that used no nonce.
+ * The submit path: simulate (optional) and estimate gas WITHOUT a nonce, then take a turn to reserve the next
+ * nonce durably, sign and broadcast. A revert in simulation or estimation, or an empty wallet, is an
+ * `{ ok: false }` result that used no nonce.
+ *
+ * No submit waits on another's slow call: the preparation (simulation, estimate) of many submits runs at once and
+ * a submit takes its turn only once prepared, so a node that takes seconds per estimate delays that submit alone.
+ * Priority submits (heartbeats: `TxRequest.priority`) take their turn before every normal one waiting, and wait
+ * at most `PRIORITY_ESTIMATE_WAIT_MS` for their estimate before using their `minGasLimit`. Transient RPC failures
+ * (reset, timeout, 5xx) of the simulation, estimate and fee read are retried in place (`withRetry`).
  */
-import type { RpcClient } from '../chain/transport.ts';
-import { WcpError, type WireError } from '../internal/errors.ts';
+import { type RpcClient, STEP_RETRY, withRetry } from '../chain/transport.ts';
+import { errorText, WcpError, type WireError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Store } from '../store/store.ts';
 import type { Broadcaster } from './broadcaster.ts';
@@ -17,6 +23,8 @@ import type { Recorder } from './record.ts';
 import type { SimResult, SubmitResult, TxPolicy, TxRequest } from './types.ts';
 
 const HEX = /^0x[0-9a-fA-F]*$/;
+/** How long a priority submit waits for its gas estimate before using its `minGasLimit` (a slow node). */
+export const PRIORITY_ESTIMATE_WAIT_MS = 300;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
 export interface SubmitCtx {
@@ -36,29 +44,38 @@ export interface SubmitCtx {
 export interface Submitter {
   submit(req: TxRequest): Promise<SubmitResult>;
   simulate(req: Pick<TxRequest, 'to' | 'data'>): Promise<SimResult>;
-  /** Resolves once every submit called so far has had its turn (for `stop`). */
+  /** Resolves once every submit under way has ended (for `stop`). */
   idle(): Promise<unknown>;
+}
+
+/** One turn at a time in the reservation section; priority waiters go first, then the others in arrival order. */
+function createTurns() {
+  let busy = false;
+  const high: Array<() => void> = [];
+  const normal: Array<() => void> = [];
+  return {
+    async acquire(priority: boolean): Promise<void> {
+      if (!busy) {
+        busy = true;
+        return;
+      }
+      await new Promise<void>((r) => (priority ? high : normal).push(r));
+    },
+    release(): void {
+      const next = high.shift() ?? normal.shift();
+      if (next) next();
+      else busy = false;
+    },
+  };
 }
 
 export function createSubmitter(ctx: SubmitCtx): Submitter {
   const { rpc, policy, log, address, broadcaster, recorder, lane } = ctx;
-  let lock: Promise<unknown> = Promise.resolve();
-
-  /**
-   * Takes a place in line at call time: nonces are handed out strictly in the order `submit` was called, while
-   * the work before the reservation (simulation, estimation) of many submits runs concurrently.
-   */
-  function takeTurn(): { ready: Promise<unknown>; done: () => void } {
-    const ready = lock;
-    let done!: () => void;
-    const mine = new Promise<void>((r) => {
-      done = r;
-    });
-    // The next turn waits for this one AND every earlier one: a submit that ends before its turn came (its
-    // simulation or estimate failed) must not let the next submit reserve a nonce while an earlier one still is.
-    lock = Promise.all([ready, mine]);
-    return { ready, done };
-  }
+  const turns = createTurns();
+  /** Submits under way (for `idle`). */
+  const active = new Set<Promise<unknown>>();
+  const retryLog = (what: string) => (e: unknown, attempt: number, waitMs: number) =>
+    log.debug(`${what} failed transiently; retrying`, { attempt, retry_in_ms: waitMs, error: errorText(e) });
 
   function fundsError(): WireError {
     return {
@@ -70,10 +87,11 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
 
   async function simulate(req: Pick<TxRequest, 'to' | 'data'>): Promise<SimResult> {
     try {
-      const returnData = await rpc.request<string>('eth_call', [
-        { from: address, to: req.to, data: req.data },
-        'pending',
-      ]);
+      const returnData = await withRetry(
+        () => rpc.request<string>('eth_call', [{ from: address, to: req.to, data: req.data }, 'pending']),
+        STEP_RETRY,
+        retryLog('simulation'),
+      );
       return { ok: true, returnData };
     } catch (e) {
       const c = classifyRpcError(e);
@@ -90,9 +108,11 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
 
   async function estimate(req: TxRequest): Promise<bigint | SubmitResult> {
     try {
-      const g = await rpc.request<string>('eth_estimateGas', [
-        { from: address, to: req.to, data: req.data, value: '0x0' },
-      ]);
+      const g = await withRetry(
+        () => rpc.request<string>('eth_estimateGas', [{ from: address, to: req.to, data: req.data, value: '0x0' }]),
+        STEP_RETRY,
+        retryLog('gas estimation'),
+      );
       return gasWithMargin(BigInt(g), policy.gasLimitMarginPercent);
     } catch (e) {
       const c = classifyRpcError(e);
@@ -117,23 +137,49 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
     if (err) throw err;
   }
 
-  async function submitInTurn(req: TxRequest, ready: Promise<unknown>): Promise<SubmitResult> {
+  /**
+   * A priority submit's estimate, bounded: past `PRIORITY_ESTIMATE_WAIT_MS` (or on a transient failure) its
+   * `minGasLimit` is used, the worst case of the call (a heartbeat must not wait for a slow node).
+   */
+  async function boundedEstimate(req: TxRequest, floor: bigint): Promise<bigint | SubmitResult> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<'late'>((r) => {
+      timer = setTimeout(() => r('late'), PRIORITY_ESTIMATE_WAIT_MS);
+    });
+    const est = estimate(req).catch((e: unknown) => {
+      log.debug('priority estimate failed; using the gas floor', { kind: req.kind, error: errorText(e) });
+      return floor;
+    });
+    try {
+      const g = await Promise.race([est, late]);
+      if (g === 'late') {
+        log.debug('priority estimate slow; using the gas floor', { kind: req.kind, gas_limit: floor });
+        return floor;
+      }
+      return g;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Simulation and gas limit, before any turn: a gas limit, or the refusal that used no nonce. */
+  async function prepare(req: TxRequest): Promise<bigint | SubmitResult> {
     if (req.simulate) {
       const sim = await simulate(req);
       if (!sim.ok)
         return { ok: false, stage: 'simulate', error: sim.error, ...(sim.revert ? { revert: sim.revert } : {}) };
     }
-    let gasLimit: bigint;
-    if (req.gasLimit !== undefined) gasLimit = req.gasLimit;
-    else {
-      const g = await estimate(req);
-      if (typeof g !== 'bigint') return g;
-      gasLimit = req.minGasLimit !== undefined && req.minGasLimit > g ? req.minGasLimit : g;
-    }
-    await ready;
+    if (req.gasLimit !== undefined) return req.gasLimit;
+    const g =
+      req.priority && req.minGasLimit !== undefined ? await boundedEstimate(req, req.minGasLimit) : await estimate(req);
+    if (typeof g !== 'bigint') return g;
+    return req.minGasLimit !== undefined && req.minGasLimit > g ? req.minGasLimit : g;
+  }
+
+  async function submitInTurn(req: TxRequest, gasLimit: bigint): Promise<SubmitResult> {
     await waitForRoom();
     if (lane.funds.blocked) return { ok: false, stage: 'funds', error: fundsError() };
-    const suggestion = await broadcaster.suggestFees();
+    const suggestion = await withRetry(() => broadcaster.suggestFees(), STEP_RETRY, retryLog('fee read'));
     const nonce = lane.nextNonce;
     const t = ctx.now();
     const { rec, signed, capWei, fees } = await recorder.newRecord(
@@ -166,14 +212,24 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
         throw new WcpError('INTERNAL', `bad tx request: to must be an address and data 0x-hex (kind ${req.kind})`);
       }
       if (lane.funds.blocked) return { ok: false, stage: 'funds', error: fundsError() };
-      const turn = takeTurn();
+      const run = (async () => {
+        const prepared = await prepare(req);
+        if (typeof prepared !== 'bigint') return prepared;
+        await turns.acquire(req.priority === true);
+        try {
+          return await submitInTurn(req, prepared);
+        } finally {
+          turns.release();
+        }
+      })();
+      active.add(run);
       try {
-        return await submitInTurn(req, turn.ready);
+        return await run;
       } finally {
-        turn.done();
+        active.delete(run);
       }
     },
     simulate,
-    idle: () => lock.catch(() => undefined),
+    idle: () => Promise.allSettled([...active]),
   };
 }

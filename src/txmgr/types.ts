@@ -67,6 +67,11 @@ export interface TxRequest {
    * an estimate taken while some ids would be skipped is too low if they are live when the tx is mined.
    */
   minGasLimit?: bigint;
+  /**
+   * A liveness tx (heartbeats): it takes its turn for a nonce before every normal submit waiting, and waits at most
+   * `PRIORITY_ESTIMATE_WAIT_MS` for its gas estimate, then uses `minGasLimit` (which it should carry).
+   */
+  priority?: boolean;
 }
 
 /** A decoded revert: a custom error of our ABIs, `Error(string)`, `Panic(uint256)`, or raw data. */
@@ -100,7 +105,7 @@ interface SlotRef {
   activityIds: string[];
 }
 
-/** Everything the manager tells its owner. The lifecycle listens for `confirmed` and `failed`. */
+/** Everything the manager tells its owner. The lifecycle listens for `mined`, `reorged`, `confirmed` and `failed`. */
 export type TxEvent =
   | ({ type: 'submitted'; hash: string } & SlotRef)
   | ({
@@ -110,7 +115,19 @@ export type TxEvent =
       maxFeePerGas: bigint;
       maxPriorityFeePerGas: bigint;
     } & SlotRef)
-  | ({ type: 'mined'; hash: string; blockNumber: number; blockHash: string } & SlotRef)
+  /**
+   * Included in a block, not yet confirmed: the receipt's status and logs as mined. Liveness may act on it (pace
+   * heartbeats, start work on a claim); what is recorded as final waits for `confirmed`. May be followed by
+   * `reorged` (the tx is pending again) and a later `mined`.
+   */
+  | ({
+      type: 'mined';
+      hash: string;
+      blockNumber: number;
+      blockHash: string;
+      status: 'success' | 'reverted';
+      logs: TxLog[];
+    } & SlotRef)
   /** A receipt we had seen vanished (reorg); the slot is pending again and its tx is re-sent. */
   | ({ type: 'reorged'; hash: string; blockNumber: number } & SlotRef)
   | ({
