@@ -66,6 +66,7 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
     if (config.metrics.enabled) {
       try {
         http = await serveOperatorHttp(metrics, config.metrics.listen, logger);
+        http.setProbes(supervisor.probes());
       } catch (e) {
         logger.warn('metrics endpoint not started', { listen: config.metrics.listen, error: errorText(e) });
       }

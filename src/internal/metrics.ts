@@ -2,12 +2,68 @@
  * Prometheus metrics (prom-client: the standard exposition format and histogram maths, not worth hand-writing).
  * One registry per daemon instance; served on `metrics.listen` at /metrics (`http.ts`). No label ever carries a secret.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export function createMetrics() {
   const registry = new Registry();
   const m = {
     registry,
+    buildInfo: new Gauge({
+      name: 'wcp_build_info',
+      help: 'always 1; the labels name the build',
+      labelNames: ['version', 'commit', 'runtime'],
+      registers: [registry],
+    }),
+    walletBalance: new Gauge({
+      name: 'wcp_wallet_balance_eth',
+      help: "the worker wallet's balance, ETH",
+      registers: [registry],
+    }),
+    gasUsed: new Counter({
+      name: 'wcp_gas_used_total',
+      help: 'gas used by confirmed transactions, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    feesPaid: new Counter({
+      name: 'wcp_fees_paid_eth_total',
+      help: 'fees paid by confirmed transactions (gas used × effective gas price), ETH, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    executorConnected: new Gauge({
+      name: 'wcp_executor_connected',
+      help: '1 while an executor is connected and handshaken',
+      registers: [registry],
+    }),
+    executorCredits: new Gauge({
+      name: 'wcp_executor_credits',
+      help: "the executor's free slots",
+      registers: [registry],
+    }),
+    chainHead: new Gauge({
+      name: 'wcp_chain_head_block',
+      help: 'latest block seen per RPC endpoint',
+      labelNames: ['endpoint'],
+      registers: [registry],
+    }),
+    chainLag: new Gauge({
+      name: 'wcp_chain_lag_blocks',
+      help: 'blocks behind the best endpoint, per RPC endpoint',
+      labelNames: ['endpoint'],
+      registers: [registry],
+    }),
+    rpcErrors: new Counter({
+      name: 'wcp_rpc_errors_total',
+      help: 'failed JSON-RPC calls per endpoint and class (transport, timeout, http, rpc)',
+      labelNames: ['endpoint', 'class'],
+      registers: [registry],
+    }),
+    foreignTxs: new Counter({
+      name: 'wcp_foreign_transactions_total',
+      help: 'transactions from the wallet that this wcp did not send (the key is used elsewhere)',
+      registers: [registry],
+    }),
     claimJobsRecorded: new Counter({
       name: 'wcp_claim_jobs_recorded_total',
       help: 'claim_job records written',
@@ -85,6 +141,12 @@ export function createMetrics() {
       registers: [registry],
     }),
   };
+  try {
+    // process_resident_memory_bytes, process_cpu_seconds_total, nodejs_heap_* …: the standard process metrics.
+    collectDefaultMetrics({ register: registry });
+  } catch {
+    // a runtime without some of the probes they use: the wcp metrics stand on their own
+  }
   return m;
 }
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -162,16 +162,18 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
 });
 
 describe('heartbeat hygiene', () => {
-  test('no heartbeat while the complete or fail is in the lane; heartbeatable again when it reverts or fails', async () => {
+  test('no heartbeat while the complete or fail is prepared or in the lane (but liveness wins over a slow one); heartbeatable again when it reverts or fails', async () => {
     const { ctx, store, settle, tracker } = setup();
     await store.transact((tx) => {
       tx.put(inflightKey('1'), { ...held('1', 'completing', NOW_S - 10), result_ref: 'r' });
       tx.put(inflightKey('2'), { ...held('2', 'failing', NOW_S - 10), fail_reason: 'x' });
     });
-    // The complete is still being prepared (a slow estimate, no nonce yet): a heartbeat sent now is mined first.
+    // The complete is still being prepared (no nonce yet): a heartbeat decided now could still get the later nonce,
+    // so it waits — unless the preparation drags on (a slow estimate) to 1.5 intervals past the last heartbeat.
     const complete = tracker.begin('complete', ['1']);
     tracker.begin('fail', ['2']).sent(7);
-    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1']);
+    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual([]);
+    expect([...dueHeartbeats(ctx, NOW_S + 5).keys()]).toEqual(['1']);
     complete.sent(8); // in the lane: a heartbeat could only land after it
     expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual([]);
     // The fail reverted on chain: its id is heartbeated again.

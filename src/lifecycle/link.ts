@@ -14,6 +14,8 @@ export interface LinkView {
   ready(): boolean;
   /** The executor's Capabilities list `type` (or `*`, the built-in no-op executor). */
   serves(type: string): boolean;
+  /** The activity types the executor's Capabilities listed. */
+  types(): string[];
   /** The storage service answers (true until a `storage` event says otherwise). */
   storageAvailable(): boolean;
   /** The executor said (in its last Resync) it holds `id`: a dispatch must be a re-offer, never a new run. */
@@ -36,6 +38,7 @@ export function createLinkView(): LinkView {
   return {
     ready: () => ready,
     serves: (type) => types.has('*') || types.has(type),
+    types: () => [...types],
     storageAvailable: () => storage,
     holds: (id) => held.has(id),
     release: (id) => void held.delete(id),

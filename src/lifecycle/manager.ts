@@ -81,6 +81,11 @@ export interface ActivityManager {
     pending_txs: number;
     credits: number;
     chain_now_s: number;
+    /** When the heartbeat loop last finished a round (now, while not running). */
+    last_tick_ms: number;
+    /** Why claims are paused (no executor, no credits, type not served, storage down), or null. */
+    claims_paused: string | null;
+    executor: { ready: boolean; types: string[]; storage_available: boolean };
   };
 }
 
@@ -146,10 +151,14 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     for (const w of drainWaiters.splice(0)) w();
   }
 
+  /** When the heartbeat loop last finished a round (`/healthz`: the loops are turning). */
+  let lastTickMs = now();
+
   async function heartbeatLoopRound(): Promise<void> {
     // The clock read failing must not stop heartbeats: between reads the clock runs on the wall clock.
     await clock.refresh().catch((e: unknown) => log.debug('chain clock not refreshed', { error: errorText(e) }));
     await heartbeatRound(ctx, send);
+    lastTickMs = now();
   }
 
   const loops = [
@@ -258,7 +267,16 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     status() {
       const held: Record<string, number> = {};
       for (const r of listHeld(store)) held[r.state] = (held[r.state] ?? 0) + 1;
-      return { state, held, pending_txs: tracker.size(), credits: dispatch.credits(), chain_now_s: clock.nowS() };
+      return {
+        state,
+        held,
+        pending_txs: tracker.size(),
+        credits: dispatch.credits(),
+        chain_now_s: clock.nowS(),
+        last_tick_ms: state === 'running' || state === 'draining' ? lastTickMs : now(),
+        claims_paused: gate.reason(),
+        executor: { ready: link.ready(), types: link.types(), storage_available: link.storageAvailable() },
+      };
     },
   };
 }

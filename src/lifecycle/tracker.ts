@@ -40,6 +40,8 @@ export interface InFlightTracker {
   settle<T>(slot: SlotOutcome, commit: (release: (ids: readonly string[]) => void) => Promise<T>): Promise<T>;
   /** A claim, complete, fail or resume tx is in flight for `id`. */
   has(id: string): boolean;
+  /** The kind of the claim/complete/fail/resume tx of `id` in flight (being prepared or in the lane), if any. */
+  kindOf(id: string): TxKind | undefined;
   /** The kind of the claim/complete/fail/resume tx of `id` that holds a nonce (in the lane), if any. */
   inLane(id: string): TxKind | undefined;
   /** A heartbeat tx is in flight for `id` (pending or mined, not yet confirmed). */
@@ -148,6 +150,7 @@ export function createInFlightTracker(): InFlightTracker {
       }
     },
     has: (id) => pending.has(id),
+    kindOf: (id) => pending.get(id)?.kind,
     inLane(id) {
       const p = pending.get(id);
       return p && p.nonce !== SUBMITTING ? p.kind : undefined;

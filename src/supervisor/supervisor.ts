@@ -22,7 +22,7 @@ import { checkLiveness } from '../lifecycle/liveness.ts';
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
 import { backoffCeilingMs } from '../internal/backoff.ts';
-import { buildVersion, runtimeName } from '../runtime/env.ts';
+import { buildInfo, buildVersion, runtimeName } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
 import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ClaimJobSchema, InflightSchema, ScanCheckpointSchema } from '../store/records.ts';
@@ -30,6 +30,9 @@ import type { Store } from '../store/store.ts';
 import { createTxManager, type TxManager } from '../txmgr/index.ts';
 import { recordClaimJobs } from './claim-jobs.ts';
 import type { PollerCommand, PollerEvent } from '../poller/messages.ts';
+import type { OperatorProbes } from '../internal/http.ts';
+import type { TxEvent } from '../txmgr/types.ts';
+import { createProbes } from './probes.ts';
 import type { WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
 
@@ -40,6 +43,8 @@ export interface Supervisor {
   /** Graceful stop: stop intake, drain up to `shutdown.drain_timeout`, persist, release everything. */
   stop(reason: string): Promise<void>;
   state(): SupervisorState;
+  /** What the operator endpoints answer (`/healthz`, `/readyz`, `/status`). */
+  probes(): OperatorProbes;
   /** Resolves when the supervisor reaches `stopped` or `failed`. */
   done(): Promise<void>;
 }
@@ -74,6 +79,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let noopExecutor: NoopTestExecutor | null = null;
   let txm: TxManager | null = null;
   let manager: ActivityManager | null = null;
+  /** Set once a transaction from our wallet that we did not send was seen: claims stay paused until restart. */
+  let foreignTx: string | undefined;
+  let scanDone = false;
   const claiming = config.scheduler.mode === 'claim';
   let resolveDone!: () => void;
   const donePromise = new Promise<void>((r) => {
@@ -241,8 +249,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         );
         break;
       case 'startupScanDone':
+        scanDone = true;
         log.info('startup scan done; claims enabled', { to_block: ev.toBlock });
-        manager?.setClaimsEnabled(true);
+        manager?.setClaimsEnabled(foreignTx === undefined);
         break;
       case 'error':
         log.warn('reconciler error', { code: ev.error.code, error: ev.error.message });
@@ -287,6 +296,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   async function start(): Promise<void> {
+    const info = buildInfo();
+    metrics.buildInfo.set(
+      { version: info.version, commit: info.commit, runtime: `${info.runtime} ${info.runtimeVersion}` },
+      1,
+    );
     log.info('wcp starting', {
       version: buildVersion(),
       runtime: runtimeName(),
@@ -301,6 +315,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       throw e;
     }
     if (state !== 'starting') return;
+    probes.start();
     const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
     pool = createWorkerPool({ threads: 2 + (useExecutorThread ? 1 : 0) });
     if (claiming) {
@@ -308,7 +323,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         store,
         rpc,
         logger: log.child('txmgr'),
-        onEvent: (ev) => manager?.onTxEvent(ev),
+        onEvent: onTxEvent,
         chainId: config.ethereum.chainId,
         privateKey: config.ethereum.privateKey.reveal(),
         policy: options.txPolicy,
@@ -359,6 +374,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         log.warn('workers did not stop in 5 s; terminating them');
       }
       await txm?.stop();
+      probes.stop();
       // 3. Persist: every write so far is flushed before the store closes.
       await store.flushed();
       await pool?.destroy().catch(() => {});
@@ -367,10 +383,64 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return stopping;
   }
 
+  /** Transaction outcomes: to the lifecycle, gas and fees to the metrics, a foreign transaction pauses claims. */
+  function onTxEvent(ev: TxEvent): void {
+    if (ev.type === 'confirmed') {
+      metrics.gasUsed.inc({ kind: ev.kind }, Number(ev.gasUsed));
+      if (ev.effectiveGasPrice !== undefined)
+        metrics.feesPaid.inc({ kind: ev.kind }, Number(ev.gasUsed * ev.effectiveGasPrice) / 1e18);
+    }
+    if (ev.type === 'foreignTx') {
+      metrics.foreignTxs.inc();
+      if (foreignTx === undefined) {
+        foreignTx = ev.detail;
+        log.error('a transaction from this wallet was not sent by this wcp: claims paused', {
+          wallet: ev.address,
+          nonce: ev.nonce,
+          detail: ev.detail,
+          what_to_do:
+            'the same key runs elsewhere (another host or process): every activity would be claimed and run twice. Stop the other one, then restart this wcp; held work keeps being heartbeated and finished meanwhile',
+        });
+      }
+      manager?.setClaimsEnabled(false);
+    }
+    manager?.onTxEvent(ev);
+  }
+
+  const probes = createProbes({
+    config,
+    store,
+    rpc: () => rpc ?? undefined,
+    manager: () => manager ?? undefined,
+    txm: () => txm ?? undefined,
+    state: () => state,
+    metrics,
+    log,
+  });
+
   return {
     start,
     stop,
     state: () => state,
     done: () => donePromise,
+    probes: () => ({
+      health: probes.health,
+      ready: async () => [
+        ...(await probes.ready()),
+        foreignTx === undefined
+          ? { name: 'wallet_exclusive', ok: true, detail: 'no transaction from this wallet that wcp did not send' }
+          : {
+              name: 'wallet_exclusive',
+              ok: false,
+              detail: foreignTx,
+              fix: 'the key is used elsewhere: stop the other sender, then restart wcp',
+            },
+      ],
+      status: async () => ({
+        ...(await probes.status()),
+        ...(foreignTx === undefined ? {} : { claims_paused: 'foreign_transaction', foreign_transaction: foreignTx }),
+        startup_scan_done: scanDone,
+      }),
+    }),
   };
 }

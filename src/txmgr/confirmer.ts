@@ -31,6 +31,8 @@ export interface RawReceipt {
   blockHash: string;
   status?: string;
   gasUsed: string;
+  /** The price actually paid per gas (EIP-1559 receipts carry it). */
+  effectiveGasPrice?: string;
   logs: Array<{ address: string; topics: string[]; data: string; logIndex: string }>;
 }
 
@@ -49,7 +51,7 @@ export interface ConfirmCtx {
   /** A slot stopped being pending (mined): wake submits waiting for room. */
   onRoom: () => void;
   /** The chain used one of our nonces for something else: move the next nonce past the chain's pending count. */
-  onForeignNonce: () => Promise<void>;
+  onForeignNonce: (nonce: number) => Promise<void>;
   /** The nonce the next reservation gets: every nonce below it has a lane record. */
   nextNonce: () => number;
   /** Nonces in [chain nonce, nextNonce) that no open slot holds (taken back by a reorg): re-open them. */
@@ -188,6 +190,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
       blockHash: r.blockHash,
       status,
       gasUsed: BigInt(r.gasUsed),
+      ...(r.effectiveGasPrice ? { effectiveGasPrice: BigInt(r.effectiveGasPrice) } : {}),
       ...(revert ? { revert } : {}),
       logs,
     });
@@ -246,7 +249,7 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
               message: `nonce ${s.rec.nonce} was used on chain by a transaction wcp did not send (none of our ${s.rec.hashes.length} hash(es) was mined); the lane continues without it`,
               retryable: true,
             });
-            await ctx.onForeignNonce();
+            await ctx.onForeignNonce(s.rec.nonce);
           }
           return;
         } else if (s.nonceTooLow >= policy.nonceTooLowAbortAfter) {

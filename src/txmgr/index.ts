@@ -112,7 +112,18 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     funds: lane.funds,
   });
   const recorder = createRecorder({ store, policy, log, address, broadcaster, lane });
-  const sync = createResync({ store, rpc, policy, log, now, address, broadcaster, recorder, lane });
+  const sync = createResync({
+    store,
+    rpc,
+    policy,
+    log,
+    now,
+    address,
+    broadcaster,
+    recorder,
+    lane,
+    onForeign: (nonce, detail) => o.onEvent({ type: 'foreignTx', nonce, address, detail }),
+  });
   const confirmer = createConfirmer({
     store,
     rpc,
@@ -128,7 +139,15 @@ export function createTxManager(o: TxManagerOptions): TxManager {
       lane.wake();
     },
     onRoom: lane.wake,
-    onForeignNonce: sync.syncNextNonce,
+    onForeignNonce: async (nonce) => {
+      o.onEvent({
+        type: 'foreignTx',
+        nonce,
+        address,
+        detail: `nonce ${nonce} was used by a transaction wcp did not send`,
+      });
+      await sync.syncNextNonce();
+    },
     nextNonce: () => lane.nextNonce,
     refill: sync.refill,
   });

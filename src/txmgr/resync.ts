@@ -27,6 +27,8 @@ export interface ResyncCtx {
   address: string;
   broadcaster: Broadcaster;
   recorder: Recorder;
+  /** Another sender used our nonces (from `nonce` on). */
+  onForeign?: (nonce: number, detail: string) => void;
   lane: LaneState;
 }
 
@@ -66,6 +68,10 @@ export function createResync(ctx: ResyncCtx): Resync {
           from: lane.nextNonce,
           to: pending,
         });
+        ctx.onForeign?.(
+          lane.nextNonce,
+          `nonces ${lane.nextNonce}..${pending - 1} were used by transactions wcp did not send`,
+        );
         lane.nextNonce = pending;
       }
     } catch (e) {

@@ -137,13 +137,20 @@ export type TxEvent =
       blockHash: string;
       status: 'success' | 'reverted';
       gasUsed: bigint;
+      /** Wei per gas actually paid, when the node's receipt says. */
+      effectiveGasPrice?: bigint;
       revert?: DecodedRevert;
       logs: TxLog[];
     } & SlotRef)
   | ({ type: 'failed'; error: WireError } & SlotRef)
   /** The wallet cannot pay for `nonce`; new submits are refused until a retry goes through. */
   | { type: 'insufficientFunds'; nonce: number; address: string; message: string }
-  | { type: 'fundsRestored'; nonce: number; address: string };
+  | { type: 'fundsRestored'; nonce: number; address: string }
+  /**
+   * A transaction from our wallet that this wcp did not send used `nonce` (the key is used by another process or
+   * host): the lane skips it; the owner pauses claims and says so loudly.
+   */
+  | { type: 'foreignTx'; nonce: number; address: string; detail: string };
 
 export type TxManagerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 

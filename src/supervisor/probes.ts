@@ -1,0 +1,242 @@
+/**
+ * What the operator endpoints answer (`/healthz`, `/readyz`, `/status`) and the gauges an operator alerts on,
+ * from the supervisor's components. A watch refreshes, every `WATCH_MS`, what needs the chain: endpoint heads and
+ * lag, the wallet's balance against a few lifecycles at current fees, registration, and RPC errors by endpoint
+ * and class; the endpoints read its last results (they never wait on the chain).
+ */
+import { isWorkerActive } from '../chain/control-plane.ts';
+import type { RpcClient } from '../chain/transport.ts';
+import type { WcpConfig } from '../config/load.ts';
+import { FUNDED_LIFECYCLES, LIFECYCLE_GAS, MIN_LIFECYCLES } from '../doctor/chain-checks.ts';
+import { errorText } from '../internal/errors.ts';
+import type { OperatorProbes, ReadyCheck } from '../internal/http.ts';
+import type { Logger } from '../internal/logger.ts';
+import type { Metrics } from '../internal/metrics.ts';
+import { displayUrl } from '../internal/redact.ts';
+import type { ActivityManager } from '../lifecycle/manager.ts';
+import type { Store } from '../store/store.ts';
+import { summarizeStore } from '../store/summary.ts';
+import type { TxManager } from '../txmgr/index.ts';
+
+/** How often the watch reads the chain. */
+export const WATCH_MS = 15_000;
+/** The lifecycle loop counts as stuck when it has not turned for this long. */
+export const LOOP_STALL_MS = 30_000;
+
+export interface ProbeSources {
+  config: WcpConfig;
+  store: Store;
+  rpc: () => RpcClient | undefined;
+  manager: () => ActivityManager | undefined;
+  txm: () => TxManager | undefined;
+  state: () => string;
+  metrics: Metrics;
+  log: Logger;
+  now?: () => number;
+}
+
+interface WatchResult {
+  at: number;
+  balanceWei?: bigint;
+  gasPriceWei?: bigint;
+  active?: boolean;
+  error?: string;
+}
+
+export interface Probes extends OperatorProbes {
+  /** Starts the chain watch (first round at once). */
+  start(): void;
+  stop(): void;
+}
+
+const wei = (x: unknown) => BigInt(typeof x === 'string' ? x : '0x0');
+const eth = (w: bigint) => Number(w) / 1e18;
+
+/** The probes over `s`. */
+export function createProbes(s: ProbeSources): Probes {
+  const now = s.now ?? Date.now;
+  const { config, metrics } = s;
+  const wallet = config.ethereum.walletAddress;
+  let watch: WatchResult = { at: 0 };
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const errorsSeen = new Map<string, number>();
+
+  async function round(): Promise<void> {
+    const rpc = s.rpc();
+    if (!rpc) return;
+    const next: WatchResult = { at: now() };
+    try {
+      await rpc.refreshHeads().catch(() => undefined);
+      const [bal, price, active] = await Promise.all([
+        rpc.request<string>('eth_getBalance', [wallet, 'latest']),
+        rpc.request<string>('eth_gasPrice', []),
+        isWorkerActive(rpc, config.ethereum.subnetControlPlane, wallet),
+      ]);
+      next.balanceWei = wei(bal);
+      next.gasPriceWei = wei(price);
+      next.active = active;
+      metrics.walletBalance.set(eth(next.balanceWei));
+    } catch (e) {
+      next.error = errorText(e);
+    }
+    for (const ep of rpc.status()) {
+      const name = displayUrl(ep.url.replace(/^#\d+ /, ''));
+      if (ep.lastBlock >= 0) metrics.chainHead.set({ endpoint: name }, ep.lastBlock);
+      metrics.chainLag.set({ endpoint: name }, ep.lagBlocks);
+      for (const [cls, n] of Object.entries(ep.errors)) {
+        const key = `${name}|${cls}`;
+        const delta = n - (errorsSeen.get(key) ?? 0);
+        if (delta > 0) metrics.rpcErrors.inc({ endpoint: name, class: cls }, delta);
+        errorsSeen.set(key, n);
+      }
+    }
+    watch = next;
+  }
+
+  function funded(): { ok: boolean; lifecycles?: bigint; perLifecycleWei?: bigint } {
+    if (watch.balanceWei === undefined || watch.gasPriceWei === undefined) return { ok: false };
+    const per = LIFECYCLE_GAS * watch.gasPriceWei;
+    const lifecycles = per === 0n ? FUNDED_LIFECYCLES : watch.balanceWei / per;
+    return { ok: lifecycles >= MIN_LIFECYCLES, lifecycles, perLifecycleWei: per };
+  }
+
+  function managerStatus() {
+    const m = s.manager()?.status();
+    if (m) {
+      metrics.executorConnected.set(m.executor.ready ? 1 : 0);
+      metrics.executorCredits.set(m.credits);
+    }
+    return m;
+  }
+
+  return {
+    start() {
+      void round();
+      timer = setInterval(() => void round(), WATCH_MS);
+      timer.unref?.();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+    },
+    health() {
+      const state = s.state();
+      const m = managerStatus();
+      const idleMs = m ? now() - m.last_tick_ms : 0;
+      const alive = (state === 'starting' || state === 'running' || state === 'draining') && idleMs < LOOP_STALL_MS;
+      return { ok: alive, state, detail: { lifecycle: m?.state ?? 'not started', loop_idle_ms: idleMs } };
+    },
+    async ready() {
+      const checks: ReadyCheck[] = [];
+      const rpc = s.rpc();
+      const eps = rpc?.status() ?? [];
+      const up = eps.filter((e) => e.up);
+      checks.push(
+        up.length > 0
+          ? {
+              name: 'chain',
+              ok: true,
+              detail: `${up.length}/${eps.length} endpoint(s) answering on chain ${config.ethereum.chainId}`,
+            }
+          : {
+              name: 'chain',
+              ok: false,
+              detail: eps.length
+                ? eps.map((e) => `${e.url}: ${e.lastError ?? 'down'}`).join('; ')
+                : 'not connected yet',
+              fix: 'check ethereum.rpc_url / rpc_urls (wcp doctor names the cause)',
+            },
+      );
+      const fresh = watch.at > 0 && now() - watch.at < WATCH_MS * 3;
+      checks.push(
+        fresh && !watch.error
+          ? { name: 'contracts', ok: true, detail: 'SubnetControlPlane answers' }
+          : {
+              name: 'contracts',
+              ok: false,
+              detail: watch.error ?? 'not read yet',
+              fix: 'run wcp doctor: it checks every contract address',
+            },
+      );
+      checks.push(
+        watch.active === true
+          ? { name: 'registered', ok: true, detail: `${wallet} is an active worker` }
+          : {
+              name: 'registered',
+              ok: false,
+              detail: watch.active === false ? `${wallet} is not an active worker` : 'not read yet',
+              fix: `ask the subnet owner to register and activate ${wallet}`,
+            },
+      );
+      const f = funded();
+      checks.push(
+        f.ok
+          ? {
+              name: 'funded',
+              ok: true,
+              detail: `balance ${eth(watch.balanceWei ?? 0n)} ETH ≈ ${f.lifecycles} lifecycles`,
+            }
+          : {
+              name: 'funded',
+              ok: false,
+              detail:
+                f.lifecycles === undefined
+                  ? 'balance not read yet'
+                  : `balance ${eth(watch.balanceWei ?? 0n)} ETH ≈ ${f.lifecycles} lifecycles (need ${MIN_LIFECYCLES})`,
+              fix: `send ETH to ${wallet} (one lifecycle ≈ ${LIFECYCLE_GAS} gas at today's fees)`,
+            },
+      );
+      const m = managerStatus();
+      const claiming = config.scheduler.mode === 'claim';
+      if (claiming) {
+        checks.push(
+          m?.executor.ready
+            ? {
+                name: 'executor',
+                ok: true,
+                detail: `connected; types ${m.executor.types.join(', ') || 'none'}; credits ${m.credits}`,
+              }
+            : {
+                name: 'executor',
+                ok: false,
+                detail: 'no executor connected',
+                fix: `start the executor (the WEP) on ${config.executor.endpoint}`,
+              },
+        );
+      }
+      const state = s.state();
+      checks.push(
+        state === 'running'
+          ? { name: 'store', ok: true, detail: `${config.store.path} open` }
+          : {
+              name: 'store',
+              ok: false,
+              detail: `supervisor ${state}`,
+              fix: 'wait for start-up, or read the log for why it stopped',
+            },
+      );
+      return checks;
+    },
+    async status() {
+      const m = managerStatus();
+      const t = s.txm()?.status();
+      const f = funded();
+      return {
+        state: s.state(),
+        mode: config.scheduler.mode,
+        wallet,
+        queue: config.scheduler.queueName,
+        lifecycle: m ?? null,
+        claims_paused: m?.claims_paused ?? null,
+        executor: m?.executor ?? null,
+        lane: t
+          ? { state: t.state, next_nonce: t.nextNonce, in_flight: t.inFlight, funds_blocked: t.fundsBlocked }
+          : null,
+        store: summarizeStore(s.store, now()),
+        chain: { head: s.rpc()?.bestBlock() ?? null, endpoints: s.rpc()?.status() ?? [] },
+        balance_eth: watch.balanceWei === undefined ? null : eth(watch.balanceWei),
+        funded_lifecycles: f.lifecycles === undefined ? null : Number(f.lifecycles),
+        watch_age_s: watch.at ? Math.round((now() - watch.at) / 1000) : null,
+      };
+    },
+  };
+}
