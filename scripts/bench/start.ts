@@ -58,8 +58,10 @@ export const start: BenchGroup = {
             starts.push(ms);
             const lines = logLines(w);
             const p = (m: string) => Math.round(at(lines, m) - t0);
+            const scan = lines.find((l) => l.msg === 'scan done' && l.reason === 'startup');
+            const scanning = lines.find((l) => l.msg === 'reconciler state' && l.to === 'scanning');
             phases.push(
-              `${Math.round(ms)} ms (log lines: "wcp starting" ${p('wcp starting')}, "worker is active on chain" ${p('worker is active on chain')}, "startup scan done; claims enabled" ${p('startup scan done; claims enabled')})`,
+              `${Math.round(ms)} ms (log lines after spawn: "wcp starting" ${p('wcp starting')}, "worker is active on chain" ${p('worker is active on chain')}, "activity manager started" ${p('activity manager started')}, reconciler scanning ${scanning ? Math.round(Date.parse(scanning.ts) - t0) : '?'} (scan ${scan?.duration_ms ?? '?'} ms), "startup scan done; claims enabled" ${p('startup scan done; claims enabled')})`,
             );
             ctx.log(`cold start ${i + 1}: ${phases[phases.length - 1]}`);
             if (i === RUNS - 1) {
