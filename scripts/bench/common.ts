@@ -58,6 +58,14 @@ export function round(v: number, digits = 2): number {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** VmRSS split into RssAnon (heaps), RssFile (mapped files: the binary) and RssShmem, MB, plus the thread count. */
+export async function rssParts(pid: number): Promise<string> {
+  const text = await Bun.file(`/proc/${pid}/status`).text();
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(text)?.[1] ?? Number.NaN);
+  const mb = (k: string) => round(kb(k) / 1024, 1);
+  return `RssAnon ${mb('RssAnon')} MB, RssFile ${mb('RssFile')} MB, RssShmem ${mb('RssShmem')} MB, ${kb('Threads')} threads`;
+}
+
 /** Least-squares slope of `ys` over `xs` (NaN with fewer than two points). */
 export function slope(xs: readonly number[], ys: readonly number[]): number {
   const n = Math.min(xs.length, ys.length);

@@ -10,7 +10,7 @@
  */
 import { startWorkflows } from '../lib/deploy.ts';
 import { sandbox, startWcp } from '../lib/wcp-process.ts';
-import { type BenchGroup, type Figure, median, round, rssMb, sleep, slope } from './common.ts';
+import { type BenchGroup, type Figure, median, round, rssMb, rssParts, sleep, slope } from './common.ts';
 import {
   benchEnv,
   blockTimes,
@@ -222,6 +222,7 @@ export const e2e: BenchGroup = {
         await sleep(10_000);
       }
       samples.push([(performance.now() - t0) / 3_600_000, await rssMb(pid)]);
+      const endParts = await rssParts(pid);
       stop = true;
       await feeder;
       const soakDone = (
@@ -238,7 +239,7 @@ export const e2e: BenchGroup = {
         value: round(growth, 2),
         unit: 'MB/h',
         target: '≤ 1 MB/h over a 10-minute soak',
-        notes: `soak of ${ctx.soakMinutes} min${ctx.soakMinutes === 10 ? '' : ' (shortened with --soak-minutes; the target is for 10)'} on the same process after the e2e run: ${SOAK_BATCH} one-step workflows (500 ms tasks) every ${SOAK_EVERY_MS / 1000} s, ${started} started, ${soakDone} completed on chain; VmRSS every 10 s, least-squares slope after the first 20% (warm-up): ${round(samples[0]?.[1] ?? Number.NaN, 1)} MB at the start, ${round(warm[0]?.[1] ?? Number.NaN, 1)} after warm-up, ${round(samples[samples.length - 1]?.[1] ?? Number.NaN, 1)} at the end`,
+        notes: `soak of ${ctx.soakMinutes} min${ctx.soakMinutes === 10 ? '' : ' (shortened with --soak-minutes; the target is for 10)'} on the same process after the e2e run: ${SOAK_BATCH} one-step workflows (500 ms tasks) every ${SOAK_EVERY_MS / 1000} s, ${started} started, ${soakDone} completed on chain; VmRSS every 10 s, least-squares slope after the first 20% (warm-up): ${round(samples[0]?.[1] ?? Number.NaN, 1)} MB at the start, ${round(warm[0]?.[1] ?? Number.NaN, 1)} after warm-up, ${round(samples[samples.length - 1]?.[1] ?? Number.NaN, 1)} at the end (${endParts}); all samples: ${samples.map((x) => round(x[1], 0)).join(' ')} MB`,
       });
       return figures;
     } finally {

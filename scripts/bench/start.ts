@@ -9,7 +9,7 @@
 import { startBenchProxy } from '../lib/bench-proxy.ts';
 import { enqueueActivities } from '../lib/deploy.ts';
 import { type LogLine, logLines, sandbox, startWcp } from '../lib/wcp-process.ts';
-import { type BenchGroup, type Figure, median, nowMs, round, rssMb, sleep } from './common.ts';
+import { type BenchGroup, type Figure, median, nowMs, round, rssMb, rssParts, sleep } from './common.ts';
 import { benchEnv, getLogs, startExecProc, startWorld, stopWcp } from './world.ts';
 
 const RUNS = 5;
@@ -27,6 +27,7 @@ export const start: BenchGroup = {
     const starts: number[] = [];
     const phases: string[] = [];
     let idle: number[] = [];
+    let parts = '';
     try {
       for (let i = 0; i < RUNS; i++) {
         const world = await startWorld();
@@ -86,7 +87,8 @@ export const start: BenchGroup = {
                 idle.push(await rssMb(w.proc.pid as number));
                 await sleep(1000);
               }
-              ctx.log(`idle rss ${idle.map((r) => round(r, 1)).join(', ')} MB`);
+              parts = await rssParts(w.proc.pid as number);
+              ctx.log(`idle rss ${idle.map((r) => round(r, 1)).join(', ')} MB; ${parts}`);
             }
           } finally {
             await stopWcp(w);
@@ -113,7 +115,7 @@ export const start: BenchGroup = {
         value: round(median(idle), 1),
         unit: 'MB',
         target: '≤ 100 MB',
-        notes: `VmRSS (/proc/<pid>/status: the whole process, every thread) of the last cold-start run, executor connected, its one activity completed, nothing held, 10 s after completion; median of 5 samples 1 s apart: ${idle.map((r) => round(r, 1)).join(', ')} MB`,
+        notes: `VmRSS (/proc/<pid>/status: the whole process, every thread) of the last cold-start run, executor connected, its one activity completed, nothing held, 10 s after completion; median of 5 samples 1 s apart: ${idle.map((r) => round(r, 1)).join(', ')} MB; at the end ${parts}`,
       },
     ];
     return figures;
