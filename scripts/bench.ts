@@ -1,36 +1,46 @@
 /**
- * `npm run bench`: every benchmark figure of the project, measured in this run (nothing is hard-coded).
+ * `npm run bench`: the figures of issue 12 — what operators pay and wait for — each measured in this run from
+ * chain truth or from another process, beside its reference (measured in the same run) and its target.
  *
- *   npm run bench                          a table for people on stdout (name, value, unit, reference, notes)
+ *   npm run bench                          a table for people on stdout (name, value, unit, reference, target,
+ *                                          notes), then the closing list of every figure against its target
  *   npm run bench -- --json                one JSON object per figure per line on stdout:
- *                                          {"name","value","unit","reference"?}
- *   npm run bench -- --only chain,executor run only these groups (foundation, chain, executor, reconciler)
+ *                                          {"name","value","unit","reference"?,"target"?,"note"?}
+ *   npm run bench -- --only e2e,claim      run only these groups (store, start, dispatch, claim, heartbeat, e2e)
+ *   npm run bench -- --soak-minutes 2      shorten the memory soak of the e2e group (default 10; printed)
  *
  * Progress lines and per-group durations go to stderr, so `--json` stdout stays one figure per line. A group
  * that fails is reported on stderr and the others still run; the exit code is then 1.
  */
-import { chain } from './bench/chain.ts';
+import { claim } from './bench/claim.ts';
 import { type BenchContext, type BenchGroup, type Figure, quietLogger } from './bench/common.ts';
-import { executor } from './bench/executor.ts';
-import { foundation } from './bench/foundation.ts';
-import { reconciler } from './bench/reconciler.ts';
+import { dispatch } from './bench/dispatch.ts';
+import { e2e } from './bench/e2e.ts';
+import { heartbeat } from './bench/heartbeat.ts';
+import { start } from './bench/start.ts';
+import { store } from './bench/store.ts';
 
-const GROUPS: readonly BenchGroup[] = [foundation, chain, executor, reconciler];
+const GROUPS: readonly BenchGroup[] = [store, start, dispatch, claim, heartbeat, e2e];
 
-const USAGE = `usage: bun scripts/bench.ts [--json] [--only GROUP[,GROUP…]]
+const USAGE = `usage: bun scripts/bench.ts [--json] [--only GROUP[,GROUP…]] [--soak-minutes M]
 groups: ${GROUPS.map((g) => g.name).join(', ')}`;
 
 interface Args {
   json: boolean;
   only: string[] | null;
+  soakMinutes: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, only: null };
+  const args: Args = { json: false, only: null, soakMinutes: 10 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--json') args.json = true;
-    else if (a === '--only' || a.startsWith('--only=')) {
+    else if (a === '--soak-minutes' || a.startsWith('--soak-minutes=')) {
+      const v = Number(a === '--soak-minutes' ? argv[++i] : a.slice('--soak-minutes='.length));
+      if (!(v > 0)) fail('--soak-minutes needs a positive number');
+      args.soakMinutes = v;
+    } else if (a === '--only' || a.startsWith('--only=')) {
       const v = a === '--only' ? argv[++i] : a.slice('--only='.length);
       if (!v) fail('--only needs a group name');
       args.only = [
@@ -61,14 +71,23 @@ function fmtValue(v: number): string {
   return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
 }
 
-/** The figure as one JSON line: exactly name, value, unit and (when there is one) reference. */
+/** The figure as one JSON line: name, value, unit, and reference, target and note when there are. */
 function jsonLine(f: Figure): string {
-  const o: { name: string; value: number | null; unit: string; reference?: string | number } = {
+  const o: {
+    name: string;
+    value: number | null;
+    unit: string;
+    reference?: string | number;
+    target?: string;
+    note?: string;
+  } = {
     name: f.name,
     value: Number.isFinite(f.value) ? f.value : null,
     unit: f.unit,
   };
   if (f.reference !== undefined) o.reference = f.reference;
+  if (f.target !== undefined) o.target = f.target;
+  if (f.notes !== undefined) o.note = f.notes;
   return JSON.stringify(o);
 }
 
@@ -92,8 +111,9 @@ function table(rows: Array<{ group: string; figure: Figure }>, durations: Map<st
     fmtValue(f.value),
     f.unit,
     f.reference === undefined ? '—' : String(f.reference),
+    f.target ?? '—',
   ]);
-  const head = ['name', 'value', 'unit', 'reference'];
+  const head = ['name', 'value', 'unit', 'reference', 'target'];
   const width = head.map((h, i) =>
     Math.min(i === 3 ? 70 : 48, Math.max(h.length, ...cols.map((c) => (c[i] as string).length))),
   );
@@ -114,6 +134,17 @@ function table(rows: Array<{ group: string; figure: Figure }>, durations: Map<st
   return `${lines.join('\n')}\n`;
 }
 
+/** The closing note: every figure that has a target, its value beside it. */
+function closing(rows: Array<{ group: string; figure: Figure }>): string {
+  const out = ['', 'against the targets (issue 12):'];
+  for (const { figure: f } of rows) {
+    if (f.target === undefined) continue;
+    const ref = f.reference === undefined ? '' : `  [${f.reference}]`;
+    out.push(`  ${f.name} = ${fmtValue(f.value)} ${f.unit}; target ${f.target}${ref}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const groups = args.only ? GROUPS.filter((g) => args.only?.includes(g.name)) : GROUPS;
@@ -125,6 +156,7 @@ async function main(): Promise<number> {
     const ctx: BenchContext = {
       log: (line) => process.stderr.write(`[bench:${group.name}] ${line}\n`),
       quietLogger,
+      soakMinutes: args.soakMinutes,
     };
     ctx.log(`start (issue ${group.issue})`);
     const g0 = performance.now();
@@ -141,7 +173,8 @@ async function main(): Promise<number> {
     durations.set(group.name, performance.now() - g0);
     ctx.log(`done in ${fmtS(durations.get(group.name) as number)}`);
   }
-  if (!args.json) process.stdout.write(table(rows, durations));
+  if (!args.json) process.stdout.write(table(rows, durations) + closing(rows));
+  process.stderr.write(`[bench] memory soak length: ${args.soakMinutes} min\n`);
   const summary = [...durations].map(([g, ms]) => `${g} ${fmtS(ms)}`).join(', ');
   process.stderr.write(
     `[bench] groups: ${summary}; total ${fmtS(performance.now() - t0)}${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}\n`,

@@ -7,13 +7,17 @@ import { createLogger, type Logger } from '../../src/internal/logger.ts';
 import { type WcpEnvOptions, wcpEnv } from '../lib/wcp-env.ts';
 import { ROOT } from '../lib/wcp-process.ts';
 
-/** One measured figure. `reference` is what the issue names for comparison, when it names one. */
+/**
+ * One measured figure. `reference` is the figure it is compared with, measured in the same run (or how it was
+ * derived from one); `target` is what issue 12 asks of it; `notes` says how it was measured (JSON: `note`).
+ */
 export interface Figure {
   name: string;
   value: number;
   unit: string;
   reference?: string | number;
-  /** How it was measured (shown in the table, not in the JSON lines). */
+  target?: string;
+  /** How it was measured and what limits it. */
   notes?: string;
 }
 
@@ -22,6 +26,8 @@ export interface BenchContext {
   log(line: string): void;
   /** A logger for project modules that must stay quiet (errors only, to stderr). */
   quietLogger(tag: string): Logger;
+  /** Length of the memory soak in minutes (`--soak-minutes`, default 10). */
+  soakMinutes: number;
 }
 
 export interface BenchGroup {
@@ -51,6 +57,35 @@ export function round(v: number, digits = 2): number {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** VmRSS split into RssAnon (heaps), RssFile (mapped files: the binary) and RssShmem, MB, plus the thread count. */
+export async function rssParts(pid: number): Promise<string> {
+  const text = await Bun.file(`/proc/${pid}/status`).text();
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(text)?.[1] ?? Number.NaN);
+  const mb = (k: string) => round(kb(k) / 1024, 1);
+  return `RssAnon ${mb('RssAnon')} MB, RssFile ${mb('RssFile')} MB, RssShmem ${mb('RssShmem')} MB, ${kb('Threads')} threads`;
+}
+
+/** Least-squares slope of `ys` over `xs` (NaN with fewer than two points). */
+export function slope(xs: readonly number[], ys: readonly number[]): number {
+  const n = Math.min(xs.length, ys.length);
+  if (n < 2) return Number.NaN;
+  let sx = 0;
+  let sy = 0;
+  for (let i = 0; i < n; i++) {
+    sx += xs[i] as number;
+    sy += ys[i] as number;
+  }
+  const mx = sx / n;
+  const my = sy / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += ((xs[i] as number) - mx) * ((ys[i] as number) - my);
+    den += ((xs[i] as number) - mx) ** 2;
+  }
+  return den === 0 ? Number.NaN : num / den;
+}
 
 /** Resident set size of a process in MB from /proc/<pid>/status (VmRSS covers every thread of the process). */
 export async function rssMb(pid: number): Promise<number> {
@@ -83,4 +118,11 @@ export const BENCH_SETTINGS: Readonly<Record<string, string>> = { WCP_LOG_LEVEL:
  */
 export function benchConfig(o: WcpEnvOptions, ...layers: Array<Record<string, string>>): WcpConfig {
   return loadConfig({ env: wcpEnv(o, BENCH_SETTINGS, ...layers), cwd: ROOT });
+}
+
+/** CPU seconds (user + system, every thread) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const text = await Bun.file(`/proc/${pid}/stat`).text();
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
 }

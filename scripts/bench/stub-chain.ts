@@ -1,0 +1,285 @@
+/**
+ * A STUB chain for `dispatch_activities_per_s` (benchmark only): a JSON-RPC server that answers what dist/wcp asks
+ * of a node, with the reference TaskQueue's rules for the calls the daemon makes, and no EVM. An endless queue of
+ * pending standalone activities (`bench.task`, `json:{}`, workflowInstance 0 so no resume) is served by
+ * `pollActivity`; claims, heartbeats, completions and failures change state and emit the contract's events; every
+ * transaction is mined on arrival (its own block, in nonce order), and an empty block is added every 20 ms so
+ * confirmations come. So the chain costs nothing and what is measured is the daemon and the executor.
+ * Calls it does not know are answered with a JSON-RPC error and counted in `unknown`.
+ */
+import { id as keccakText, Transaction } from 'ethers';
+import { createStubContracts, STUB_ADDRESSES } from './stub-contracts.ts';
+
+export { STUB_ADDRESSES } from './stub-contracts.ts';
+
+interface Log {
+  address: string;
+  topics: string[];
+  data: string;
+  block: number;
+  tx: string;
+}
+interface Block {
+  n: number;
+  ts: number;
+  hash: string;
+  txs: string[];
+}
+
+/** A running stub chain. */
+export interface StubChain {
+  url: string;
+  /** Completions (ActivityCompleted) so far, and when each was mined (ms, performance.now()). */
+  completedAt: number[];
+  unknown: Record<string, number>;
+  /** Calls answered, per method. */
+  counts: Record<string, number>;
+  stop(): void;
+}
+
+const hex = (n: number | bigint) => `0x${n.toString(16)}`;
+const lower = (a: string) => a.toLowerCase();
+
+/** Starts the stub on a free loopback port; `worker` is the only active worker. */
+export function startStubChain(worker: string): StubChain {
+  const t0 = Math.floor(Date.now() / 1000) - 100_000;
+  const blocks: Block[] = [];
+  const logs: Log[] = [];
+  const txs = new Map<string, { tx: Transaction; block: number; status: number }>();
+  const nonces = new Map<string, number>();
+  const pool = new Map<string, Map<number, Transaction>>();
+  const completedAt: number[] = [];
+  const unknown: Record<string, number> = {};
+  const addrs = Object.fromEntries(Object.entries(STUB_ADDRESSES).map(([k, v]) => [lower(v), k]));
+  const newBlock = (): Block => {
+    const n = blocks.length;
+    const b: Block = {
+      n,
+      ts: Math.max(blocks[n - 1]?.ts ?? 0, Math.floor(Date.now() / 1000)),
+      hash: keccakText(`block ${n}`),
+      txs: [],
+    };
+    blocks.push(b);
+    return b;
+  };
+  newBlock();
+  const ticker = setInterval(newBlock, 20);
+  const nowTs = () => (blocks[blocks.length - 1] as Block).ts;
+  const { exec } = createStubContracts({
+    worker,
+    t0,
+    nowTs,
+    blockNumber: () => blocks.length - 1,
+    completedAt,
+    unknown,
+  });
+
+  function mine(tx: Transaction) {
+    const b = newBlock();
+    const from = tx.from as string;
+    const r =
+      tx.to && lower(tx.to) !== lower(from) ? exec(tx.to, tx.data, from, true) : { ok: true, events: [], ret: '0x' };
+    b.txs.push(tx.hash as string);
+    txs.set(tx.hash as string, { tx, block: b.n, status: r.ok ? 1 : 0 });
+    for (const e of r.events)
+      logs.push({ address: tx.to as string, topics: e.topics, data: e.data, block: b.n, tx: tx.hash as string });
+  }
+
+  function send(raw: string): string {
+    const tx = Transaction.from(raw);
+    const from = lower(tx.from as string);
+    if (txs.has(tx.hash as string)) return tx.hash as string;
+    const next = nonces.get(from) ?? 0;
+    if (tx.nonce < next) throw Object.assign(new Error('nonce too low'), { code: -32000 });
+    const p = pool.get(from) ?? new Map<number, Transaction>();
+    pool.set(from, p);
+    p.set(tx.nonce, tx);
+    let n = next;
+    for (let t = p.get(n); t; t = p.get(n)) {
+      p.delete(n);
+      mine(t);
+      n++;
+    }
+    nonces.set(from, n);
+    return tx.hash as string;
+  }
+
+  const blockJson = (b: Block, full: boolean) => ({
+    number: hex(b.n),
+    hash: b.hash,
+    parentHash: b.n > 0 ? (blocks[b.n - 1] as Block).hash : `0x${'0'.repeat(64)}`,
+    timestamp: hex(b.ts),
+    gasLimit: hex(30_000_000),
+    gasUsed: hex(b.txs.length * 100_000),
+    baseFeePerGas: '0x7',
+    miner: '0x0000000000000000000000000000000000000000',
+    transactions: full ? b.txs.map((h) => txJson(h)) : b.txs,
+  });
+  const txJson = (h: string) => {
+    const t = txs.get(h);
+    if (!t) return null;
+    const b = blocks[t.block] as Block;
+    return {
+      hash: h,
+      from: t.tx.from,
+      to: t.tx.to,
+      nonce: hex(t.tx.nonce),
+      input: t.tx.data,
+      blockNumber: hex(b.n),
+      blockHash: b.hash,
+      transactionIndex: '0x0',
+      value: '0x0',
+      gas: hex(t.tx.gasLimit),
+      type: '0x2',
+    };
+  };
+  const logJson = (l: Log, i: number) => ({
+    address: l.address,
+    topics: l.topics,
+    data: l.data,
+    blockNumber: hex(l.block),
+    blockHash: (blocks[l.block] as Block).hash,
+    transactionHash: l.tx,
+    transactionIndex: '0x0',
+    logIndex: hex(i),
+    removed: false,
+  });
+  const blockArg = (tag: unknown): number => {
+    if (tag === undefined || tag === 'latest' || tag === 'pending' || tag === 'safe' || tag === 'finalized')
+      return blocks.length - 1;
+    if (tag === 'earliest') return 0;
+    return Number(BigInt(tag as string));
+  };
+
+  const counts: Record<string, number> = {};
+  function call(method: string, params: unknown[]): unknown {
+    counts[method] = (counts[method] ?? 0) + 1;
+    switch (method) {
+      case 'eth_chainId':
+        return '0x7a69';
+      case 'net_version':
+        return '31337';
+      case 'eth_blockNumber':
+        return hex(blocks.length - 1);
+      case 'eth_getBlockByNumber': {
+        const b = blocks[blockArg(params[0])];
+        return b ? blockJson(b, Boolean(params[1])) : null;
+      }
+      case 'eth_getCode':
+        return addrs[lower(String(params[0]))] ? '0x6080604052' : '0x';
+      case 'eth_getBalance':
+        return hex(10n ** 22n);
+      case 'eth_getTransactionCount': {
+        const a = lower(String(params[0]));
+        return hex(nonces.get(a) ?? 0);
+      }
+      case 'eth_gasPrice':
+        return hex(1_000_000_007);
+      case 'eth_maxPriorityFeePerGas':
+        return hex(1_000_000_000);
+      case 'eth_feeHistory': {
+        const n = Number(BigInt(String(params[0])));
+        return {
+          oldestBlock: hex(Math.max(0, blocks.length - n)),
+          baseFeePerGas: Array(n + 1).fill('0x7'),
+          gasUsedRatio: Array(n).fill(0.1),
+          reward: Array(n).fill(['0x3b9aca00']),
+        };
+      }
+      case 'eth_estimateGas': {
+        const c = params[0] as { to: string; data?: string; from?: string };
+        const r = exec(c.to, c.data ?? '0x', c.from ?? worker, false);
+        if (!r.ok && addrs[lower(c.to)]) throw Object.assign(new Error('execution reverted'), { code: 3, data: '0x' });
+        return hex(200_000);
+      }
+      case 'eth_call': {
+        const c = params[0] as { to: string; data?: string; input?: string; from?: string };
+        const r = exec(c.to, c.data ?? c.input ?? '0x', c.from ?? worker, false);
+        if (!r.ok) throw Object.assign(new Error('execution reverted'), { code: 3, data: '0x' });
+        return r.ret;
+      }
+      case 'eth_sendRawTransaction':
+        return send(String(params[0]));
+      case 'eth_getTransactionByHash':
+        return txJson(String(params[0]));
+      case 'eth_getTransactionReceipt': {
+        const h = String(params[0]);
+        const t = txs.get(h);
+        if (!t) return null;
+        const b = blocks[t.block] as Block;
+        const mineLogs = logs.map((l, i) => [l, i] as const).filter(([l]) => l.tx === h);
+        return {
+          transactionHash: h,
+          transactionIndex: '0x0',
+          blockHash: b.hash,
+          blockNumber: hex(b.n),
+          from: t.tx.from,
+          to: t.tx.to,
+          cumulativeGasUsed: hex(100_000),
+          gasUsed: hex(100_000),
+          effectiveGasPrice: '0x3b9aca07',
+          status: hex(t.status),
+          logs: mineLogs.map(([l, i]) => logJson(l, i)),
+          logsBloom: `0x${'0'.repeat(512)}`,
+          type: '0x2',
+          contractAddress: null,
+        };
+      }
+      case 'eth_getLogs': {
+        const f = params[0] as {
+          address?: string | string[];
+          topics?: Array<string | string[] | null>;
+          fromBlock?: string;
+          toBlock?: string;
+        };
+        const from = blockArg(f.fromBlock ?? 'latest');
+        const to = blockArg(f.toBlock ?? 'latest');
+        const as = f.address === undefined ? null : (Array.isArray(f.address) ? f.address : [f.address]).map(lower);
+        const out: unknown[] = [];
+        logs.forEach((l, i) => {
+          if (l.block < from || l.block > to) return;
+          if (as && !as.includes(lower(l.address))) return;
+          const ok = (f.topics ?? []).every(
+            (t, k) => t === null || (Array.isArray(t) ? t.includes(l.topics[k] as string) : t === l.topics[k]),
+          );
+          if (ok) out.push(logJson(l, i));
+        });
+        return out;
+      }
+    }
+    unknown[method] = (unknown[method] ?? 0) + 1;
+    throw Object.assign(new Error(`the stub chain does not answer ${method}`), { code: -32601 });
+  }
+
+  const one = (c: { id?: unknown; method: string; params?: unknown[] }) => {
+    try {
+      return { jsonrpc: '2.0', id: c.id ?? null, result: call(c.method, c.params ?? []) };
+    } catch (e) {
+      const err = e as { code?: number; message?: string; data?: string };
+      return {
+        jsonrpc: '2.0',
+        id: c.id ?? null,
+        error: { code: err.code ?? -32000, message: err.message ?? String(e), ...(err.data ? { data: err.data } : {}) },
+      };
+    }
+  };
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    async fetch(req) {
+      const body = (await req.json()) as unknown;
+      const out = Array.isArray(body) ? body.map(one) : one(body as { method: string });
+      return Response.json(out);
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    completedAt,
+    unknown,
+    counts,
+    stop: () => {
+      clearInterval(ticker);
+      server.stop(true);
+    },
+  };
+}
