@@ -72,8 +72,13 @@ test('readyz, status, one daemon per store, a foreign transaction, an empty wall
   const ids = await enqueue(w, me.queue, 6, 'test.slow', 'json:{}');
   const status = await until(
     async () => {
-      const s = (await get(metricsPort, '/status')).body as { lifecycle?: { held: Record<string, number> } };
-      return Object.values(s.lifecycle?.held ?? {}).reduce((a, b) => a + b, 0) > 0 ? s : undefined;
+      const s = (await get(metricsPort, '/status')).body as {
+        lifecycle?: { held: Record<string, number> };
+        lane?: { next_nonce: number };
+      };
+      const held = Object.values(s.lifecycle?.held ?? {}).reduce((a, b) => a + b, 0);
+      // Held work, and the lane has sent its claim (a claim being prepared holds no nonce yet).
+      return held > 0 && (s.lane?.next_nonce ?? 0) > 0 ? s : undefined;
     },
     (v) => Boolean(v),
     30_000,
