@@ -32,6 +32,8 @@ export interface ProbeSources {
   state: () => string;
   metrics: Metrics;
   log: Logger;
+  /** Checks only the supervisor knows (e.g. no foreign transaction), appended to `/readyz`. */
+  extraChecks?: () => ReadyCheck[];
   now?: () => number;
 }
 
@@ -91,6 +93,9 @@ export function createProbes(s: ProbeSources): Probes {
       }
     }
     watch = next;
+    // wcp_ready follows every watch round, not only the /readyz requests.
+    const checks = await probes.ready().catch(() => [{ ok: false }]);
+    metrics.ready.set(checks.every((c) => c.ok) ? 1 : 0);
   }
 
   function funded(): { ok: boolean; lifecycles?: bigint; perLifecycleWei?: bigint } {
@@ -109,7 +114,7 @@ export function createProbes(s: ProbeSources): Probes {
     return m;
   }
 
-  return {
+  const probes: Probes = {
     start() {
       void round();
       timer = setInterval(() => void round(), WATCH_MS);
@@ -214,7 +219,7 @@ export function createProbes(s: ProbeSources): Probes {
               fix: 'wait for start-up, or read the log for why it stopped',
             },
       );
-      return checks;
+      return [...checks, ...(s.extraChecks?.() ?? [])];
     },
     async status() {
       const m = managerStatus();
@@ -239,4 +244,5 @@ export function createProbes(s: ProbeSources): Probes {
       };
     },
   };
+  return probes;
 }

@@ -416,6 +416,16 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     state: () => state,
     metrics,
     log,
+    extraChecks: () => [
+      foreignTx === undefined
+        ? { name: 'wallet_exclusive', ok: true, detail: 'no transaction from this wallet that wcp did not send' }
+        : {
+            name: 'wallet_exclusive',
+            ok: false,
+            detail: foreignTx,
+            fix: 'the key is used elsewhere: stop the other sender, then restart wcp',
+          },
+    ],
   });
 
   return {
@@ -425,17 +435,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     done: () => donePromise,
     probes: () => ({
       health: probes.health,
-      ready: async () => [
-        ...(await probes.ready()),
-        foreignTx === undefined
-          ? { name: 'wallet_exclusive', ok: true, detail: 'no transaction from this wallet that wcp did not send' }
-          : {
-              name: 'wallet_exclusive',
-              ok: false,
-              detail: foreignTx,
-              fix: 'the key is used elsewhere: stop the other sender, then restart wcp',
-            },
-      ],
+      ready: probes.ready,
       status: async () => ({
         ...(await probes.status()),
         ...(foreignTx === undefined ? {} : { claims_paused: 'foreign_transaction', foreign_transaction: foreignTx }),
