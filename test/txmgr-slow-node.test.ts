@@ -123,4 +123,12 @@ describe('txmgr submit on a slow, flaky node', () => {
     expect(c.ms).toBeGreaterThanOrEqual(3_000);
     slow.remove();
   }, 30_000);
+
+  test('a submit its caller no longer wants when its turn comes is withdrawn without using a nonce', async () => {
+    const { m, to } = await started(2);
+    const res = await m.submit({ kind: 'heartbeat', activityIds: ['1'], to, data: '0x03', stillWanted: () => false });
+    expect(res.ok ? 'sent' : res.stage).toBe('withdrawn');
+    const next = await m.submit({ kind: 'heartbeat', activityIds: ['1'], to, data: '0x04', stillWanted: () => true });
+    expect(next.ok && next.nonce).toBe(0);
+  }, 30_000);
 });

@@ -15,6 +15,8 @@ export interface Call {
   minGasLimit?: bigint;
   /** A liveness tx: see `TxRequest.priority`. */
   priority?: boolean;
+  /** See `TxRequest.stillWanted`. */
+  stillWanted?: () => boolean;
 }
 
 /**

@@ -151,6 +151,18 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)', 'heartbeat(1)']);
   });
 
+  test('a heartbeat whose activity ended while it waited for a nonce is withdrawn (stillWanted)', async () => {
+    const { ctx, store, txm, send, tracker } = setup();
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
+    const round = heartbeatRound(ctx, send); // waits for its turn
+    await until(() => txm.submitted.length === 1);
+    expect(txm.submitted[0]?.stillWanted?.()).toBe(true);
+    tracker.forgetHeartbeat('1'); // a repair ended the activity meanwhile
+    expect(txm.submitted[0]?.stillWanted?.()).toBe(false);
+    txm.releaseAll();
+    await round;
+  });
+
   test('heartbeats are sent as priority txs with their worst-case gas floor', async () => {
     const { ctx, store, txm, send } = setup();
     txm.auto = true;

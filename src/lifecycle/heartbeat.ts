@@ -69,8 +69,15 @@ export async function heartbeatRound(
   const ids = [...due.keys()];
   for (let i = 0; i < ids.length; i += HEARTBEAT_BATCH_IDS) {
     const batch = ids.slice(i, i + HEARTBEAT_BATCH_IDS);
-    const res = await send({ ...heartbeatCall(ctx.opts.taskQueue, batch), priority: true }, false);
-    if (!res.ok) ctx.log.warn('heartbeat not sent', { activity_ids: batch.join(','), error: res.error.message });
+    // An activity ended while its heartbeat waited for a nonce (a repair, a landed complete) forgets its heartbeat
+    // entry: the batch is withdrawn rather than name it on chain; the others go in the next round.
+    const stillWanted = () => batch.every((id) => ctx.tracker.heartbeatInFlight(id));
+    const res = await send({ ...heartbeatCall(ctx.opts.taskQueue, batch), priority: true, stillWanted }, false);
+    if (!res.ok)
+      (res.stage === 'withdrawn' ? ctx.log.debug : ctx.log.warn)('heartbeat not sent', {
+        activity_ids: batch.join(','),
+        error: res.error.message,
+      });
     else {
       ctx.tracker.heartbeatSent(res.nonce, roundS);
       const sentS = ctx.clock.nowS();

@@ -25,6 +25,7 @@ export function createSend(ctx: Pick<LifecycleContext, 'txm' | 'tracker' | 'metr
         simulate,
         ...(call.minGasLimit !== undefined ? { minGasLimit: call.minGasLimit } : {}),
         ...(call.priority ? { priority: true } : {}),
+        ...(call.stillWanted ? { stillWanted: call.stillWanted } : {}),
       });
     } catch (e) {
       submit.abort();

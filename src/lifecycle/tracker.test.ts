@@ -68,4 +68,20 @@ describe('in-flight tracker', () => {
     expect(t.has('2')).toBe(false);
     expect(t.size()).toBe(1);
   });
+
+  test('the heartbeat lead takes a slow landing at once and decays on fast ones', () => {
+    const t = createInFlightTracker();
+    const land = (nonce: number, roundS: number, atS: number) => {
+      t.begin('heartbeat', ['1']).sent(nonce);
+      t.heartbeatSent(nonce, roundS);
+      t.heartbeatMined(['1'], nonce, atS);
+      t.release('heartbeat', ['1'], nonce);
+    };
+    land(1, 100, 103);
+    expect(t.heartbeatLeadS()).toBe(3);
+    land(2, 110, 111); // fast: 0.3 × 1 + 0.7 × 3
+    expect(t.heartbeatLeadS()).toBeCloseTo(2.4, 5);
+    land(3, 120, 124); // slow: taken whole
+    expect(t.heartbeatLeadS()).toBe(4);
+  });
 });

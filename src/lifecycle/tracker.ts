@@ -57,8 +57,9 @@ export interface InFlightTracker {
   /** The heartbeat tx `nonce` was sent by a round that began at chain time `roundS` (for `heartbeatLeadS`). */
   heartbeatSent(nonce: number, roundS: number): void;
   /**
-   * How long heartbeats take from their round to their block, lately (seconds, a moving average): a round sends
-   * heartbeats this much before they are due, so they LAND an interval apart even when submits are slow.
+   * How long heartbeats take from their round to their block, lately (seconds; a slow one counts at once, fast
+   * ones decay it): a round sends heartbeats this much before they are due, so they LAND an interval apart even
+   * when submits are slow.
    */
   heartbeatLeadS(): number;
   /** Drops the heartbeat entry of `id` (its activity ended; the heartbeat's outcome no longer matters). */
@@ -69,7 +70,7 @@ export interface InFlightTracker {
   size(): number;
 }
 
-/** Weight of the newest sample in the heartbeat lead's moving average. */
+/** Weight of a newest sample below the heartbeat lead in its decay (a sample above it is taken whole). */
 const LEAD_WEIGHT = 0.3;
 
 /** Nonce placeholder of a tx being submitted (waiting for its turn in the lane). */
@@ -170,9 +171,11 @@ export function createInFlightTracker(): InFlightTracker {
       const began = roundOf.get(nonce);
       if (began !== undefined) {
         roundOf.delete(nonce);
-        // Block times are whole seconds: a sample may read a little short; never below zero.
-        leadS =
-          leadS === 0 ? Math.max(0, atS - began) : LEAD_WEIGHT * Math.max(0, atS - began) + (1 - LEAD_WEIGHT) * leadS;
+        // Block times are whole seconds: a sample may read a little short; never below zero. A slow sample is
+        // taken at once, fast ones bring the lead down gradually: a heartbeat a little early costs nothing, a late
+        // one risks the activity.
+        const sample = Math.max(0, atS - began);
+        leadS = Math.max(sample, LEAD_WEIGHT * sample + (1 - LEAD_WEIGHT) * leadS);
       }
       for (const id of ids) {
         const m = heartbeats.get(id);

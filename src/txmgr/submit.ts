@@ -179,6 +179,12 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
   async function submitInTurn(req: TxRequest, gasLimit: bigint): Promise<SubmitResult> {
     await waitForRoom();
     if (lane.funds.blocked) return { ok: false, stage: 'funds', error: fundsError() };
+    if (req.stillWanted && !req.stillWanted())
+      return {
+        ok: false,
+        stage: 'withdrawn',
+        error: { code: 'TX_REFUSED', message: 'withdrawn by its caller before a nonce was reserved', retryable: false },
+      };
     const suggestion = await withRetry(() => broadcaster.suggestFees(), STEP_RETRY, retryLog('fee read'));
     const nonce = lane.nextNonce;
     const t = ctx.now();

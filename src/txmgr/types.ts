@@ -72,6 +72,11 @@ export interface TxRequest {
    * `PRIORITY_ESTIMATE_WAIT_MS` for its gas estimate, then uses `minGasLimit` (which it should carry).
    */
   priority?: boolean;
+  /**
+   * Asked in its turn, just before a nonce is reserved: false withdraws the submit (`stage: 'withdrawn'`, no nonce
+   * used). For txs whose reason may vanish while they wait (a heartbeat of an activity that ended meanwhile).
+   */
+  stillWanted?: () => boolean;
 }
 
 /** A decoded revert: a custom error of our ABIs, `Error(string)`, `Panic(uint256)`, or raw data. */
@@ -88,7 +93,7 @@ export interface DecodedRevert {
 
 export type SubmitResult =
   | { ok: true; nonce: number; hash: string; gasLimit: bigint; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }
-  | { ok: false; stage: 'simulate' | 'estimate' | 'funds'; error: WireError; revert?: DecodedRevert };
+  | { ok: false; stage: 'simulate' | 'estimate' | 'funds' | 'withdrawn'; error: WireError; revert?: DecodedRevert };
 
 export type SimResult = { ok: true; returnData: string } | { ok: false; error: WireError; revert?: DecodedRevert };
 
