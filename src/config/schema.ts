@@ -128,7 +128,7 @@ export const ConfigFileSchema = v.strictObject({
     task_queue_address: v.optional(address(), '0x0000000000000000000000000000000000000000'),
     workflow_engine_address: v.optional(address(), '0x0000000000000000000000000000000000000000'),
     multicall3_address: v.optional(address(), '0xcA11bde05977b3631167028862bE2a173976CA11'),
-    /** Blocks a receipt must be buried under before its outcome is acted on. */
+    /** Blocks a receipt must be buried under before its outcome is recorded as final (heartbeat pacing and dispatch act on inclusion). */
     confirmations: v.optional(int(0, 1000), 1),
     /** Timeout of one JSON-RPC request. */
     request_timeout: v.optional(duration(100), '10s'),

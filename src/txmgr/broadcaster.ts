@@ -129,6 +129,15 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
     return { raw, hash: Transaction.from(raw).hash as string };
   }
 
+  /** Whether a node already knows this exact transaction (pending in its pool or mined). */
+  async function nodeHolds(slot: Slot): Promise<boolean> {
+    try {
+      return (await ctx.rpc.request<unknown>('eth_getTransactionByHash', [slot.hash])) !== null;
+    } catch {
+      return false;
+    }
+  }
+
   async function send(slot: Slot): Promise<SendResult> {
     const outcomes = await ctx.rpc.broadcast('eth_sendRawTransaction', [slot.raw]);
     // The most telling answer wins (an outright refusal only when no endpoint said anything better, not even
@@ -187,6 +196,12 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
       }
       case 'replacement_underpriced':
       case 'fee_too_low':
+        // A node that already holds these very bytes may answer "underpriced" to a re-send instead of "already
+        // known": that is no reason to pay more (the time/block bump rules still apply).
+        if (await nodeHolds(slot)) {
+          log.debug('node already holds these bytes; not bumping', { ...fields, error: message });
+          break;
+        }
         slot.forceBump = true;
         slot.extraBumpPct = result === 'replacement_underpriced' ? slot.extraBumpPct + 10 : slot.extraBumpPct;
         log.info('node wants higher fees: bumping', { ...fields, error: message });
