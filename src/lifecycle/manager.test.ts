@@ -12,11 +12,7 @@ import { openStore, type Store } from '../store/store.ts';
 import type { SubmitResult, TxRequest } from '../txmgr/types.ts';
 import { type ActivityManager, createActivityManager } from './manager.ts';
 import type { LifecycleOptions } from './options.ts';
-import { fakeChain, testOptions, until } from './test-fakes.ts';
-
-const WALLET = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
-const TQ = '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0';
-const WF = '0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9';
+import { fakeChain, testOptions, until, WALLET } from './test-fakes.ts';
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -31,20 +27,8 @@ function setup() {
   dirs.push(dir);
   const store = openStore({ path: join(dir, 'wcp.db'), logger: createLogger('test', { write: () => {} }) });
   stores.push(store);
-  const options: LifecycleOptions = {
-    wallet: WALLET,
-    taskQueue: TQ,
-    workflowEngine: WF,
-    multicall3: '0xca11bde05977b3631167028862be2a173976ca11',
-    queueName: 'q',
-    mode: 'claim',
-    maxInflight: 8,
-    claimBatch: 8,
-    heartbeatIntervalMs: 10_000,
-    laneMaxInFlight: 16,
-    maxDispatchAttempts: 3,
-    reofferLostTasks: true,
-  };
+  const options: LifecycleOptions = testOptions;
+
   const submitted: TxRequest[] = [];
   const release: Array<() => void> = [];
   let nonce = 0;
