@@ -15,7 +15,7 @@
  * `/$bunfs/root/src/runtime/piscina-worker.js` (a virtual file generated here).
  */
 import type { BunPlugin } from 'bun';
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 const ROOT = resolve(import.meta.dir, '..');
@@ -286,6 +286,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Written in a temp directory beside the target, under the final name (Bun embeds the output file name, so a
   // temp name would make two builds differ), then renamed over it: a concurrent build or a reader copying the
   // binary (parallel test files) never sees a half-written executable.
+  mkdirSync(dirname(out), { recursive: true }); // a clean clone has no dist/ yet
   const tmpDir = mkdtempSync(join(dirname(out), '.building-'));
   const building = join(tmpDir, basename(out));
 

@@ -68,8 +68,9 @@ describe('scripts/build.ts', () => {
     for (const d of [buildDir, runDir]) if (d !== '') rmSync(d, { recursive: true, force: true });
   });
 
-  test('compiles the probe into one executable', () => {
-    const out = join(buildDir, 'probe');
+  test('compiles the probe into one executable, creating the output directory (a clean clone has no dist/)', () => {
+    const outDir = join(buildDir, 'dist');
+    const out = join(outDir, 'probe');
     const proc = Bun.spawnSync(
       [
         process.execPath,
@@ -87,7 +88,7 @@ describe('scripts/build.ts', () => {
     expect(proc.exitCode, log).toBe(0);
     expect(log).toMatch(/built .*: [\d.]+ MB/);
     expect(statSync(out).size).toBeGreaterThan(50 * 1024 * 1024);
-    expect(readdirSync(buildDir)).toEqual(['probe']); // one file: no source maps left beside it
+    expect(readdirSync(outDir)).toEqual(['probe']); // one file: no source maps left beside it
     binary = join(runDir, 'probe');
     copyFileSync(out, binary);
     Bun.spawnSync(['chmod', '+x', binary]);
