@@ -76,9 +76,9 @@ async function killMidTask(reoffer: boolean) {
           .filter((e) => e.activity_id === id)
           .map((e) => e.attempt),
       ).toEqual([2]);
-      expect(lines.filter((l) => l.msg === 'executor lost the task; re-offering' && l.activity_id === id)).toHaveLength(
-        1,
-      );
+      expect(
+        lines.filter((l) => l.msg === 'executor lost the task; re-dispatching' && l.activity_id === id),
+      ).toHaveLength(1);
       expect(lines.filter((l) => l.msg === 'complete sent' && l.activity_id === id)).toHaveLength(1);
       expect(existsSync(w.api.blobPath(id, 'result.txt'))).toBe(true);
     } else {
@@ -146,7 +146,7 @@ async function frozenExecutor(handlerMs: number, frozenMs: number) {
   expect(states.filter((l) => l.state === 'ready').length).toBeGreaterThanOrEqual(2);
   expect(fixtureEvents(exec, 'start').map((e) => e.activity_id)).toEqual([id]);
   const lines = logLines(wcp);
-  expect(lines.filter((l) => l.msg === 'executor lost the task; re-offering')).toEqual([]);
+  expect(lines.filter((l) => l.msg === 'executor lost the task; re-dispatching')).toEqual([]);
   expect(lines.filter((l) => l.msg === 'complete sent' && l.activity_id === id)).toHaveLength(1);
   wcp.proc.kill('SIGTERM');
   expect(await wcp.exited).toBe(0);

@@ -5,7 +5,8 @@
  * and which it lost: re-dispatched while dispatches remain (`maxDispatchAttempts` counts them), else failed.
  */
 import type { ExecutorEvent } from '../executor/messages.ts';
-import type { Inflight } from '../store/records.ts';
+import { inflightKey } from '../store/keys.ts';
+import { type Inflight, InflightSchema } from '../store/records.ts';
 import { MAX_REF_CHARS } from './calls.ts';
 import type { Completions } from './completions.ts';
 import type { LifecycleContext } from './context.ts';
@@ -36,23 +37,35 @@ export function createExecutorEvents(
     else if (next.state === 'failing') await finish.submitFinish(next);
   }
 
-  /** The executor no longer holds `id`: re-dispatch while dispatches remain (and re-offers are on), else fail. */
+  /**
+   * The executor no longer holds `id`: re-dispatch while dispatches remain (and re-offers are on), else fail.
+   * Decided and moved in one store transaction, straight to `claimed` or `failing`: a record passing through
+   * `claimed` on its way to `failing` would be picked up by the dispatch loop in between and run again.
+   */
   async function lose(id: string, why: string): Promise<void> {
     link.release(id);
     dispatch.forget(id);
     const reason = `EXECUTOR_LOST: ${why}`.slice(0, MAX_REF_CHARS);
-    const next = await move(id, [...EXECUTING_STATES], 'claimed', {});
+    const next = await store.transact((tx) => {
+      const r = tx.get(inflightKey(id), InflightSchema);
+      if (!r || !EXECUTING_STATES.has(r.state)) return null;
+      const where = opts.reofferLostTasks
+        ? retryOrFail(r, opts.maxDispatchAttempts, reason)
+        : { to: 'failing' as const, patch: { fail_reason: reason } };
+      const n: Inflight = { ...r, ...where.patch, state: where.to, updated_at_ms: now() };
+      tx.put(inflightKey(id), n);
+      return n;
+    });
     if (!next) return;
-    const where = opts.reofferLostTasks
-      ? retryOrFail(next, opts.maxDispatchAttempts, reason)
-      : { to: 'failing' as const, patch: { fail_reason: reason } };
-    if (where.to === 'claimed') {
+    if (next.state === 'claimed') {
       log.warn('executor lost the task; re-dispatching', { activity_id: id, attempt: next.dispatch_attempts, why });
-      await follow(next);
-      return;
+    } else {
+      log.warn('executor lost the task; no dispatch left, failing', {
+        activity_id: id,
+        attempt: next.dispatch_attempts,
+      });
     }
-    log.warn('executor lost the task; no dispatch left, failing', { activity_id: id, attempt: next.dispatch_attempts });
-    await follow(await move(id, ['claimed'], 'failing', where.patch));
+    await follow(next);
   }
 
   /**

@@ -95,4 +95,21 @@ describe('executor held work across a wcp restart', () => {
     expect(state('1')?.fail_reason).toStartWith('EXECUTOR_LOST');
     expect(finished).toEqual(['1:failing']);
   });
+
+  test('a lost task with no dispatch left goes straight to failing: it is never claimable on the way', async () => {
+    const { store, onExecutor, state, finished } = setup();
+    await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'running'), dispatch_attempts: 3 }));
+    // Every state the record is committed in: the dispatch loop runs between any two of them.
+    const seen: string[] = [];
+    const transact = store.transact.bind(store);
+    store.transact = (async (fn: Parameters<typeof store.transact>[0]) => {
+      const out = await transact(fn);
+      seen.push(String(state('1')?.state));
+      return out;
+    }) as typeof store.transact;
+    await onExecutor({ type: 'resync', running_activity_ids: [], lost_activity_ids: ['1'], held_activity_ids: [] });
+    expect(seen).not.toContain('claimed');
+    expect(state('1')).toMatchObject({ state: 'failing' });
+    expect(finished).toEqual(['1:failing']);
+  });
 });
