@@ -7,8 +7,7 @@
  * the same keys. (The loader's rule for a remote endpoint is in src/config/load.test.ts.)
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
@@ -17,67 +16,13 @@ import { isWcpError } from '../src/internal/errors.ts';
 import { readTlsMaterial, type TlsMaterial } from '../src/internal/grpc-tls.ts';
 import { compileOptions } from '../src/supervisor/options.ts';
 import { readExecutorTls } from '../src/wep/tls.ts';
+import { makeTestPki } from './support/certs.ts';
 import { bridgeFor, events, forId, isState, runCleanups, sdkExecutor, task } from './fixtures/bridge-kit.ts';
 
 const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
 
 let dir: string;
 const f = (name: string) => join(dir, name);
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function makeCa(name: string): void {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${name} CA`,
-    '-keyout',
-    `${name}-ca.key`,
-    '-out',
-    `${name}-ca.pem`,
-  );
-}
-
-function makeLeaf(ca: string, name: string, ext: string): void {
-  openssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    `/CN=${name}`,
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-  );
-  writeFileSync(f(`${name}.ext`), ext);
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}-ca.pem`,
-    '-CAkey',
-    `${ca}-ca.key`,
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    `${name}.ext`,
-    '-out',
-    `${name}.pem`,
-  );
-}
 
 /** wcp's client TLS as the config names it: `ca` trusted for the executor, and the client certificate `client`. */
 function wcpTls(ca: string, client?: string): TlsMaterial {
@@ -129,15 +74,7 @@ const mtlsKeys = (port: number) => ({
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'wcp-executor-tls-'));
-  makeCa('net');
-  makeCa('other');
-  makeLeaf(
-    'net',
-    'server',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:executor.test\nextendedKeyUsage=serverAuth\n',
-  );
-  makeLeaf('net', 'client', 'extendedKeyUsage=clientAuth\n');
-  makeLeaf('other', 'rogue', 'extendedKeyUsage=clientAuth\n');
+  makeTestPki(dir);
 }, 60_000);
 
 afterEach(runCleanups, 30_000);
