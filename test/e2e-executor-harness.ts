@@ -161,6 +161,8 @@ export interface SlowExecutorOptions {
   protocolVersion?: number;
   /** Name the output without uploading it. */
   skipUpload?: boolean;
+  /** PEM files: serve TLS with `cert` + `key`; with `clientCa`, require wcp's client certificate (mTLS). */
+  tls?: { cert: string; key: string; clientCa?: string };
 }
 
 /** Starts test/fixtures/slow-executor.ts and waits until it listens. */
@@ -178,6 +180,8 @@ export async function startSlowExecutor(o: SlowExecutorOptions = {}): Promise<Pr
   if (o.graceMs !== undefined) args.push('--grace-ms', String(o.graceMs));
   if (o.protocolVersion !== undefined) args.push('--protocol-version', String(o.protocolVersion));
   if (o.skipUpload) args.push('--skip-upload');
+  if (o.tls) args.push('--tls-cert', o.tls.cert, '--tls-key', o.tls.key);
+  if (o.tls?.clientCa) args.push('--tls-client-ca', o.tls.clientCa);
   const proc = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, WCP_LOG_FORMAT: 'json' },

@@ -15,7 +15,7 @@ import { isWcpError, type WcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { createPresignSigner, createStorageSession } from '../src/storage/auth.ts';
 import { createStorageBroker } from '../src/storage/broker.ts';
-import { channelCredentialsFor, readTlsMaterial } from '../src/storage/tls.ts';
+import { channelCredentialsFor, readTlsMaterial } from '../src/internal/grpc-tls.ts';
 
 const quiet = createLogger('test', { level: 'error', write: () => {} });
 const WORKER_KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
@@ -136,7 +136,7 @@ describe('subnet-api link over TLS', () => {
   test('TLS with the server CA works; a plaintext client and a client trusting another CA are refused', async () => {
     const ok = broker(
       tls.grpcEndpoint,
-      channelCredentialsFor(readTlsMaterial({ caFile: f('net-ca.pem'), certFile: '', keyFile: '' })),
+      channelCredentialsFor(readTlsMaterial({ caFile: f('net-ca.pem'), certFile: '', keyFile: '' }, 'subnet_api')),
     );
     const url = await ok.presign({ activityId: '7', key: 'out.bin', method: 'PUT' });
     expect(url.method).toBe('PUT');
@@ -159,7 +159,7 @@ describe('subnet-api link over TLS', () => {
     const withCert = broker(
       mtls.grpcEndpoint,
       channelCredentialsFor(
-        readTlsMaterial({ caFile: f('net-ca.pem'), certFile: f('client.pem'), keyFile: f('client.key') }),
+        readTlsMaterial({ caFile: f('net-ca.pem'), certFile: f('client.pem'), keyFile: f('client.key') }, 'subnet_api'),
       ),
     );
     expect((await withCert.presign({ activityId: '7', key: 'out.bin', method: 'GET' })).method).toBe('GET');
@@ -175,7 +175,7 @@ describe('subnet-api link over TLS', () => {
   test('bad TLS config names the key', () => {
     const bad = (files: { caFile: string; certFile: string; keyFile: string }) => {
       try {
-        readTlsMaterial(files);
+        readTlsMaterial(files, 'subnet_api');
       } catch (e) {
         if (isWcpError(e, 'CONFIG_INVALID')) return e.message;
       }
@@ -184,6 +184,6 @@ describe('subnet-api link over TLS', () => {
     expect(bad({ caFile: f('missing.pem'), certFile: '', keyFile: '' })).toContain('subnet_api.tls_ca_file');
     expect(bad({ caFile: f('net-ca.pem'), certFile: f('client.pem'), keyFile: '' })).toContain('tls_key_file');
     expect(bad({ caFile: '', certFile: f('client.pem'), keyFile: f('client.key') })).toContain('tls_ca_file');
-    expect(readTlsMaterial({ caFile: '', certFile: '', keyFile: '' })).toBeUndefined();
+    expect(readTlsMaterial({ caFile: '', certFile: '', keyFile: '' }, 'subnet_api')).toBeUndefined();
   });
 });

@@ -6,7 +6,11 @@
  * StorageRequest when the assignment carried none), and returns their blob references.
  *
  *   bun examples/video-executor/main.ts [--host 127.0.0.1] [--port 7070] [--concurrency 2] [--specs activity-specs]
- * Env: WEP_HOST, WEP_PORT, WEP_CONCURRENCY, WEP_SPECS_DIR (flags win). SIGINT/SIGTERM stop it gracefully.
+ *                                       [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
+ * Env: WEP_HOST, WEP_PORT, WEP_CONCURRENCY, WEP_SPECS_DIR, WEP_TLS_CERT_FILE, WEP_TLS_KEY_FILE,
+ * WEP_TLS_CLIENT_CA_FILE (flags win). SIGINT/SIGTERM stop it gracefully. Serving off loopback, give the TLS
+ * files and the client CA that signed wcp's `executor.tls_cert_file`: wcp then connects over mTLS, and nothing
+ * else can.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WcpError, errorText } from '../../src/internal/errors.ts';
 import { createLogger } from '../../src/internal/logger.ts';
-import { type HandlerContext, createExecutor, loadActivitySpecs } from '../../src/wep/index.ts';
+import { type HandlerContext, createExecutor, loadActivitySpecs, readExecutorTls } from '../../src/wep/index.ts';
 import { preprocessVideo } from './preprocess.ts';
 
 const { values } = parseArgs({
@@ -24,6 +28,9 @@ const { values } = parseArgs({
     concurrency: { type: 'string' },
     specs: { type: 'string' },
     'grace-ms': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-client-ca': { type: 'string' },
   },
 });
 const host = values.host ?? process.env.WEP_HOST ?? '127.0.0.1';
@@ -31,6 +38,11 @@ const port = Number(values.port ?? process.env.WEP_PORT ?? 7070);
 const concurrency = Number(values.concurrency ?? process.env.WEP_CONCURRENCY ?? 2);
 const specsDir = values.specs ?? process.env.WEP_SPECS_DIR ?? new URL('../../activity-specs', import.meta.url).pathname;
 const graceMs = Number(values['grace-ms'] ?? 30_000);
+const tls = readExecutorTls({
+  certFile: values['tls-cert'] ?? process.env.WEP_TLS_CERT_FILE,
+  keyFile: values['tls-key'] ?? process.env.WEP_TLS_KEY_FILE,
+  clientCaFile: values['tls-client-ca'] ?? process.env.WEP_TLS_CLIENT_CA_FILE,
+});
 const log = createLogger('video-executor');
 
 if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${port}`);
@@ -111,6 +123,7 @@ const executor = createExecutor({
   concurrency,
   host,
   port,
+  ...(tls !== undefined ? { tls } : {}),
   logger: log,
 });
 const { port: bound } = await executor.start();

@@ -154,6 +154,46 @@ describe('exposure', () => {
   });
 });
 
+describe('exposure: a remote executor over mTLS', () => {
+  const base = { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY };
+  const mtls = {
+    WCP__EXECUTOR__TLS_CA_FILE: 'tls/executor-ca.pem',
+    WCP__EXECUTOR__TLS_CERT_FILE: '/etc/wcp/client.pem',
+    WCP__EXECUTOR__TLS_KEY_FILE: '/etc/wcp/client.key',
+  };
+  test('a non-loopback endpoint is accepted with CA, client certificate and key; refused with less', () => {
+    const ok = loadConfig({ env: { ...base, ...mtls, WCP__EXECUTOR__ENDPOINT: 'executor.internal:7070' }, cwd: dir });
+    expect(ok.executor).toMatchObject({
+      endpoint: 'executor.internal:7070',
+      tlsCaFile: join(dir, 'tls/executor-ca.pem'),
+      tlsCertFile: '/etc/wcp/client.pem',
+      tlsKeyFile: '/etc/wcp/client.key',
+      tlsServerName: '',
+      allowInsecureRemote: false,
+    });
+    for (const missing of Object.keys(mtls)) {
+      const e = failure(() =>
+        loadConfig({ env: { ...base, ...mtls, [missing]: '', WCP__EXECUTOR__ENDPOINT: 'executor.internal:7070' } }),
+      );
+      expect(e).toContain('executor.endpoint: got "executor.internal:7070", expected a loopback address');
+      // The message names the fix.
+      expect(e).toContain('executor.tls_ca_file, executor.tls_cert_file and executor.tls_key_file for mTLS');
+    }
+  });
+
+  test('TLS to an IP address needs tls_server_name (certificates are checked against host names)', () => {
+    const ip = { ...base, ...mtls, WCP__EXECUTOR__ENDPOINT: '10.0.0.5:7070' };
+    expect(failure(() => loadConfig({ env: ip }))).toContain(
+      "executor.tls_server_name: got nothing, expected the host name the executor's certificate carries",
+    );
+    expect(failure(() => loadConfig({ env: { ...base, WCP__EXECUTOR__TLS_CA_FILE: 'ca.pem' } }))).toContain(
+      'executor.tls_server_name',
+    );
+    const named = loadConfig({ env: { ...ip, WCP__EXECUTOR__TLS_SERVER_NAME: 'executor.internal' } });
+    expect(named.executor.tlsServerName).toBe('executor.internal');
+  });
+});
+
 describe('configs/example.toml', () => {
   test('is valid: it loads once its files exist (keystore and password made here)', () => {
     const text = readFileSync(join(import.meta.dir, '..', '..', 'configs', 'example.toml'), 'utf8');

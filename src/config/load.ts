@@ -8,6 +8,7 @@
  * The private key is wrapped in a `Secret` and registered for redaction before anything can print it.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
@@ -78,6 +79,12 @@ export interface WcpConfig {
     reofferLostTasks: boolean;
     maxDispatchAttempts: number;
     allowInsecureRemote: boolean;
+    /** Absolute paths, '' when unset: the executor's CA (TLS), wcp's client certificate and key (mTLS). */
+    tlsCaFile: string;
+    tlsCertFile: string;
+    tlsKeyFile: string;
+    /** Checked against the executor's certificate instead of the endpoint's host; '' = the host. */
+    tlsServerName: string;
     builtinNoopForTests: boolean;
     noopDelayMs: number;
   };
@@ -204,21 +211,37 @@ function issueLines(issues: v.BaseIssue<unknown>[]): string[] {
   return lines;
 }
 
-/** Whether `host:port` names this machine only (127.0.0.0/8, ::1, localhost). */
-export function isLoopback(hostPort: string): boolean {
-  const host = hostPort
+/** The host of `host:port`, without IPv6 brackets, lower case. */
+const hostOf = (hostPort: string): string =>
+  hostPort
     .slice(0, hostPort.lastIndexOf(':'))
     .replace(/^\[|\]$/g, '')
     .toLowerCase();
+
+/** Whether `host:port` names this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(hostPort: string): boolean {
+  const host = hostOf(hostPort);
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** Links that would expose the worker when not on loopback, unless explicitly allowed. */
+/**
+ * Links that would expose the worker when not on loopback, unless explicitly allowed. A remote executor is
+ * accepted over mTLS (CA, client certificate and key all set): wcp then knows it talks to the executor its CA
+ * vouches for, and the executor that only wcp's certificate connects.
+ */
 function exposureProblems(f: ConfigFile): string[] {
   const out: string[] = [];
-  if (!f.executor.builtin_noop_for_tests && !isLoopback(f.executor.endpoint) && !f.executor.allow_insecure_remote) {
+  const ex = f.executor;
+  const mtls = ex.tls_ca_file !== '' && ex.tls_cert_file !== '' && ex.tls_key_file !== '';
+  if (!ex.builtin_noop_for_tests && !isLoopback(ex.endpoint) && !mtls && !ex.allow_insecure_remote) {
     out.push(
-      `executor.endpoint: got ${JSON.stringify(f.executor.endpoint)}, expected a loopback address (127.0.0.1:PORT): the executor link has no authentication, and whatever listens there receives presigned URLs and decides what wcp signs on chain (set executor.allow_insecure_remote = true only on a private, trusted network)`,
+      `executor.endpoint: got ${JSON.stringify(ex.endpoint)}, expected a loopback address (127.0.0.1:PORT) unless the link uses mTLS: whatever listens there receives presigned URLs and decides what wcp signs on chain (set executor.tls_ca_file, executor.tls_cert_file and executor.tls_key_file for mTLS; executor.allow_insecure_remote = true only on a private, trusted network)`,
+    );
+  }
+  // Bun's TLS cannot check a certificate against an IP address: the handshake would fail on every dial.
+  if (ex.tls_ca_file !== '' && ex.tls_server_name === '' && isIP(hostOf(ex.endpoint)) !== 0) {
+    out.push(
+      `executor.tls_server_name: got nothing, expected the host name the executor's certificate carries, since executor.endpoint ${JSON.stringify(ex.endpoint)} is an IP address and TLS verifies host names (or name the endpoint by host name, e.g. localhost:7070)`,
     );
   }
   if (f.metrics.enabled && !isLoopback(f.metrics.listen) && !f.metrics.allow_non_loopback) {
@@ -341,6 +364,10 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
       reofferLostTasks: f.executor.reoffer_lost_tasks,
       maxDispatchAttempts: f.executor.max_dispatch_attempts,
       allowInsecureRemote: f.executor.allow_insecure_remote,
+      tlsCaFile: pathIn(cwd, f.executor.tls_ca_file),
+      tlsCertFile: pathIn(cwd, f.executor.tls_cert_file),
+      tlsKeyFile: pathIn(cwd, f.executor.tls_key_file),
+      tlsServerName: f.executor.tls_server_name,
       builtinNoopForTests: f.executor.builtin_noop_for_tests,
       noopDelayMs: f.executor.noop_delay,
     },

@@ -205,9 +205,21 @@ export const ConfigFileSchema = v.strictObject({
     reoffer_lost_tasks: v.optional(bool(), true),
     /** Dispatch attempts per activity before it is failed on chain. */
     max_dispatch_attempts: v.optional(int(1, 100), 3),
+    /** PEM file of the CA that signed the executor's server certificate; when set the link uses TLS. '' = plaintext. */
+    tls_ca_file: v.optional(v.string(), ''),
+    /** PEM client certificate wcp presents to the executor (mTLS; with tls_key_file; needs tls_ca_file). */
+    tls_cert_file: v.optional(v.string(), ''),
+    /** PEM private key of tls_cert_file. */
+    tls_key_file: v.optional(v.string(), ''),
+    /**
+     * The name the executor's certificate is checked against, when it is not the endpoint's host ('' = the host).
+     * Needed when the endpoint is an IP address: wcp's TLS verifies host names, not IP addresses.
+     */
+    tls_server_name: v.optional(v.string(), ''),
     /**
      * Accept an executor endpoint that is not on loopback over a plaintext, unauthenticated link. Whatever listens
-     * there receives presigned URLs and decides the results wcp signs on chain: refused by default.
+     * there receives presigned URLs and decides the results wcp signs on chain: refused by default (a link with
+     * mTLS, tls_ca_file + tls_cert_file + tls_key_file, needs no such exception).
      */
     allow_insecure_remote: v.optional(bool(), false),
     /** TESTS ONLY: run claimed activities on a built-in no-op executor instead of the gRPC executor. */

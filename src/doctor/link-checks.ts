@@ -2,12 +2,14 @@
  * The doctor's checks of the local links and files: the executor (dial its TaskStream, read Hello and
  * Capabilities, then close the stream without assigning anything; skipped while a wcp daemon holds the store, as
  * that daemon owns the executor link), the subnet-api (its gRPC channel
- * becomes ready), the store (its directory is writable and no other wcp holds it).
+ * becomes ready) — both over the TLS or mTLS their `tls_*` keys configure —, the store (its directory is writable and no other wcp holds it).
  */
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type ClientDuplexStream, credentials, type ServiceClientConstructor } from '@grpc/grpc-js';
+import type { ChannelCredentials, ClientDuplexStream, ServiceClientConstructor } from '@grpc/grpc-js';
 import type { WcpConfig } from '../config/load.ts';
+import { errorText } from '../internal/errors.ts';
+import { channelCredentialsFor, readTlsMaterial } from '../internal/grpc-tls.ts';
 import { loadStorageBrokerService } from '../storage/broker.ts';
 import { checkStoreFile } from '../store/store.ts';
 import { loadExecutorService, PROTOCOL_VERSION, type WcpMessageWire } from '../taskstream/protocol.ts';
@@ -34,8 +36,22 @@ export function executorCheck(config: WcpConfig): Promise<CheckResult> {
         'tests only: turn it off in production',
       ),
     );
+  const ex = config.executor;
+  let creds: ChannelCredentials;
+  try {
+    creds = channelCredentialsFor(
+      readTlsMaterial({ caFile: ex.tlsCaFile, certFile: ex.tlsCertFile, keyFile: ex.tlsKeyFile }, 'executor'),
+    );
+  } catch (e) {
+    return Promise.resolve(fail(name, errorText(e), 'fix the executor.tls_* file paths and permissions'));
+  }
+  const tlsFix = 'check executor.tls_ca_file, tls_cert_file, tls_key_file and tls_server_name against the executor';
   const Executor = loadExecutorService() as ServiceClientConstructor;
-  const client = new Executor(endpoint, credentials.createInsecure());
+  const client = new Executor(
+    endpoint,
+    creds,
+    ex.tlsServerName !== '' ? { 'grpc.ssl_target_name_override': ex.tlsServerName } : {},
+  );
   return new Promise<CheckResult>((resolve) => {
     let hello: { executor_id: string; executor_version: string; protocol_version: number } | undefined;
     let settled = false;
@@ -71,7 +87,13 @@ export function executorCheck(config: WcpConfig): Promise<CheckResult> {
       PROBE_MS,
     );
     call.on('error', (e: Error & { details?: string }) => {
-      const cause = /ECONNREFUSED|No connection established|connect/i.test(`${e.details ?? ''} ${e.message}`)
+      const text = `${e.details ?? ''} ${e.message}`;
+      // A refused handshake reads as "No connection established" too: name TLS when the text does.
+      if (/certificate|ssl|tls|handshake|alert/i.test(text))
+        return done(
+          fail(name, `${endpoint}: TLS handshake failed (${(e.details ?? e.message).slice(0, 200)})`, tlsFix),
+        );
+      const cause = /ECONNREFUSED|No connection established|connect/i.test(text)
         ? 'connection refused (no executor listening)'
         : (e.details ?? e.message);
       done(fail(name, `${endpoint}: ${cause}`, 'start the executor (the WEP) and check executor.endpoint'));
@@ -120,8 +142,17 @@ export function executorCheck(config: WcpConfig): Promise<CheckResult> {
 /** Whether the subnet-api's gRPC channel becomes ready. */
 export function subnetApiCheck(config: WcpConfig): Promise<CheckResult> {
   const endpoint = config.subnetApi.grpcEndpoint;
+  const sa = config.subnetApi;
+  let creds: ChannelCredentials;
+  try {
+    creds = channelCredentialsFor(
+      readTlsMaterial({ caFile: sa.tlsCaFile, certFile: sa.tlsCertFile, keyFile: sa.tlsKeyFile }, 'subnet_api'),
+    );
+  } catch (e) {
+    return Promise.resolve(fail('subnet-api', errorText(e), 'fix the subnet_api.tls_* file paths and permissions'));
+  }
   const Broker = loadStorageBrokerService();
-  const client = new Broker(endpoint, credentials.createInsecure());
+  const client = new Broker(endpoint, creds);
   return new Promise((resolve) => {
     client.waitForReady(Date.now() + PROBE_MS, (err) => {
       client.close();

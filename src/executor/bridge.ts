@@ -17,6 +17,7 @@
  * handler. Tasks stay in flight across reconnects until the executor's Resync says whether it still holds them.
  */
 import type { WireError } from '../internal/errors.ts';
+import type { TlsMaterial } from '../internal/grpc-tls.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { OutputDecl } from '../taskstream/validate.ts';
 import { type AckDecision, createAcks } from './acks.ts';
@@ -37,6 +38,10 @@ export type { StorageBrokerLike } from './storage.ts';
 export interface ExecutorBridgeOptions {
   /** gRPC target of the executor, e.g. `127.0.0.1:7070`. */
   endpoint: string;
+  /** The link's TLS (`executor.tls_*`): the executor's CA, and wcp's client certificate for mTLS. Plaintext without. */
+  tls?: TlsMaterial;
+  /** Name checked against the executor's certificate instead of the endpoint's host (`executor.tls_server_name`). */
+  tlsServerName?: string;
   /** Most tasks in flight at once, whatever the executor offers. */
   maxInflight: number;
   /** Ping period once ready. */
@@ -107,6 +112,8 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
   const tasks = createTaskTable();
   const connection = createConnection({
     endpoint: opts.endpoint,
+    ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
+    ...(opts.tlsServerName !== undefined ? { tlsServerName: opts.tlsServerName } : {}),
     maxMessageBytes: opts.maxMessageBytes,
     reconnectBaseMs: opts.reconnectBaseMs,
     reconnectMaxMs: opts.reconnectMaxMs,

@@ -11,9 +11,10 @@
  * the stream goes to `onMessage` (executor-messages.ts), which drives the handshake through `onHello` and
  * `maybeReady`; a connection that is no longer current ignores everything.
  */
-import { type ClientDuplexStream, type ServiceError, credentials, status as grpcStatus } from '@grpc/grpc-js';
+import { type ClientDuplexStream, type ServiceError, status as grpcStatus } from '@grpc/grpc-js';
 import { backoffDelayMs } from '../internal/backoff.ts';
 import { type WireError, WcpError, errorText, toWire } from '../internal/errors.ts';
+import { channelCredentialsFor, type TlsMaterial } from '../internal/grpc-tls.ts';
 import type { Logger } from '../internal/logger.ts';
 import { PROTOCOL_VERSION, type WcpMessageWire, loadExecutorService } from '../taskstream/protocol.ts';
 import type { ExecutorMessage } from '../taskstream/validate.ts';
@@ -43,6 +44,10 @@ export interface Conn extends FlowCounters {
 export interface ConnectionOptions {
   /** gRPC target of the executor. */
   endpoint: string;
+  /** TLS (mTLS with a client certificate) to the executor; plaintext without. */
+  tls?: TlsMaterial;
+  /** Name checked against the executor's certificate instead of the endpoint's host. */
+  tlsServerName?: string;
   maxMessageBytes: number;
   reconnectBaseMs: number;
   reconnectMaxMs: number;
@@ -99,6 +104,8 @@ export function createConnection(opts: ConnectionOptions): Connection {
   const log = opts.logger;
   const { send, reject } = opts.events;
   const Executor = loadExecutorService();
+  // Built once: the material is fixed for the bridge's life, and every dial makes its own channel from it.
+  const channelCredentials = channelCredentialsFor(opts.tls);
 
   let state: BridgeState | 'idle' = 'idle';
   let conn: Conn | undefined;
@@ -148,11 +155,12 @@ export function createConnection(opts: ConnectionOptions): Connection {
       'grpc.max_send_message_length': opts.maxMessageBytes,
       'grpc.initial_reconnect_backoff_ms': Math.max(100, opts.reconnectBaseMs),
       'grpc.max_reconnect_backoff_ms': Math.max(100, opts.reconnectMaxMs),
+      ...(opts.tlsServerName !== undefined ? { 'grpc.ssl_target_name_override': opts.tlsServerName } : {}),
     };
     let client: InstanceType<typeof Executor>;
     let call: ClientDuplexStream<WcpMessageWire, unknown>;
     try {
-      client = new Executor(opts.endpoint, credentials.createInsecure(), channelOptions);
+      client = new Executor(opts.endpoint, channelCredentials, channelOptions);
       call = (client as unknown as { TaskStream(): ClientDuplexStream<WcpMessageWire, unknown> }).TaskStream();
     } catch (e) {
       const err = new WcpError(

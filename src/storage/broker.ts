@@ -90,7 +90,7 @@ export interface StorageBrokerOptions {
   logger: Logger;
   /** Deadline of each Presign call in ms (default 5000). */
   timeoutMs?: number;
-  /** Channel credentials (default: insecure, for loopback and dev; `tls.ts` builds TLS ones). */
+  /** Channel credentials (default: insecure, for loopback and dev; `src/internal/grpc-tls.ts` builds TLS ones). */
   channelCredentials?: ChannelCredentials;
   /** Clock seam (Unix ms), for expiry checks. Default `Date.now`. */
   now?: () => number;

@@ -12,7 +12,7 @@ import type { Logger } from '../internal/logger.ts';
 import { createPresignSigner, createStorageSession, type StorageSession } from './auth.ts';
 import { createStorageBroker, type StorageBroker } from './broker.ts';
 import { createEntitlementChain } from './entitlement.ts';
-import { channelCredentialsFor, readTlsMaterial, type TlsMaterial } from './tls.ts';
+import { channelCredentialsFor, readTlsMaterial, type TlsMaterial } from '../internal/grpc-tls.ts';
 
 /** What the executor thread needs to build its storage broker; plain data (it crosses threads). */
 export interface StorageThreadOptions {
@@ -32,11 +32,14 @@ export interface StorageThreadOptions {
 
 /** The broker's options from the config; makes the session (signs its delegation) and reads the TLS files. */
 export function storageOptions(config: WcpConfig): StorageThreadOptions {
-  const tls = readTlsMaterial({
-    caFile: config.subnetApi.tlsCaFile,
-    certFile: config.subnetApi.tlsCertFile,
-    keyFile: config.subnetApi.tlsKeyFile,
-  });
+  const tls = readTlsMaterial(
+    {
+      caFile: config.subnetApi.tlsCaFile,
+      certFile: config.subnetApi.tlsCertFile,
+      keyFile: config.subnetApi.tlsKeyFile,
+    },
+    'subnet_api',
+  );
   return {
     endpoint: config.subnetApi.grpcEndpoint,
     timeoutMs: config.subnetApi.requestTimeoutMs,

@@ -7,6 +7,7 @@
 import { rpcTransportOptions } from '../chain/options.ts';
 import type { RpcTransportOptions } from '../chain/transport.ts';
 import type { WcpConfig } from '../config/load.ts';
+import { readTlsMaterial } from '../internal/grpc-tls.ts';
 import { type LifecycleOptions, lifecycleOptions } from '../lifecycle/options.ts';
 import type { PollerOptions } from '../poller/messages.ts';
 import { pollerOptions } from '../poller/options.ts';
@@ -28,8 +29,13 @@ export interface CompiledOptions {
   reconciler: (local: ReconcilerLocalState) => ReconcilerOptions;
 }
 
-/** The executor thread's options: the bridge's, and the storage broker's (its session is made here, see storage/options.ts). */
+/**
+ * The executor thread's options: the bridge's (its TLS files are read here, so a bad path stops the start), and
+ * the storage broker's (its session is made here, see storage/options.ts).
+ */
 function executorTaskOptions(config: WcpConfig): ExecutorTaskOptions {
+  const ex = config.executor;
+  const tls = readTlsMaterial({ caFile: ex.tlsCaFile, certFile: ex.tlsCertFile, keyFile: ex.tlsKeyFile }, 'executor');
   return {
     bridge: {
       endpoint: config.executor.endpoint,
@@ -42,6 +48,8 @@ function executorTaskOptions(config: WcpConfig): ExecutorTaskOptions {
       workerAddress: config.ethereum.walletAddress,
       wcpVersion: buildVersion(),
       presignMaxTtlSeconds: Math.floor(config.subnetApi.urlTtlMs / 1000),
+      ...(tls ? { tls } : {}),
+      ...(ex.tlsServerName !== '' ? { tlsServerName: ex.tlsServerName } : {}),
     },
     storage: storageOptions(config),
     logLevel: config.log.level,

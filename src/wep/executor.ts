@@ -8,7 +8,7 @@
  * away, and their completions are kept — until wcp acknowledges them, when its HelloAck says it does — and
  * delivered on the next stream, after a Resync that lists them.
  */
-import { type ServerDuplexStream, Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
+import { type ServerDuplexStream, Server, status as grpcStatus } from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import {
   PROTOCOL_VERSION,
@@ -17,6 +17,7 @@ import {
   loadExecutorService,
 } from '../taskstream/protocol.ts';
 import { errorText } from '../internal/errors.ts';
+import { type ServerTlsMaterial, serverCredentialsFor } from '../internal/grpc-tls.ts';
 import { type Logger, createLogger } from '../internal/logger.ts';
 import type { Handler, StorageGrant } from './run-task.ts';
 import { type ActivitySpec, outputDecls } from './spec.ts';
@@ -33,6 +34,8 @@ export interface ExecutorOptions {
   host?: string;
   /** Default 7070; 0 picks a free port. */
   port?: number;
+  /** TLS: the server's certificate and key; with `clientCa`, wcp must present a certificate it signed (mTLS). */
+  tls?: ServerTlsMaterial;
   executorId?: string;
   executorVersion?: string;
   logger?: Logger;
@@ -347,13 +350,14 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     server.addService(Service.service, { TaskStream: onStream });
     const addr = `${opts.host ?? '127.0.0.1'}:${opts.port ?? 7070}`;
     boundPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      server.bindAsync(addr, serverCredentialsFor(opts.tls), (err, port) => (err ? reject(err) : resolve(port)));
     });
     state = 'listening';
     log.info('Executor listening.', {
       address: `${opts.host ?? '127.0.0.1'}:${boundPort}`,
       executor_id: executorId,
       activity_types: [...specs.keys()].join(','),
+      tls: opts.tls === undefined ? 'off' : opts.tls.clientCa === undefined ? 'tls' : 'mtls',
     });
     return { port: boundPort };
   }

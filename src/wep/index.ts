@@ -15,3 +15,4 @@ export {
   outputDecls,
   parseActivitySpec,
 } from './spec.ts';
+export { type ExecutorTlsFiles, readExecutorTls, type ServerTlsMaterial } from './tls.ts';

@@ -1,0 +1,82 @@
+/**
+ * TLS of wcp's gRPC links (the subnet-api, `subnet_api.tls_*`, and the executor, `executor.tls_*`) and of a gRPC
+ * server (the executor SDK's). The files named in the config are read once at start (so a missing or unreadable
+ * file stops wcp with the key that names it), carried to a worker thread as bytes, and turned into gRPC
+ * credentials there. On a client, a CA file makes the link TLS; a client certificate and key add mTLS. On a
+ * server, a certificate and key make it TLS; a client CA makes it require client certificates that chain to it.
+ */
+import { readFileSync } from 'node:fs';
+import { type ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js';
+import { WcpError } from './errors.ts';
+
+/** A link's TLS files (`<section>.tls_ca_file`, `tls_cert_file`, `tls_key_file`); '' means unset. */
+export interface TlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** PEM bytes; plain data, so it crosses into a worker thread. */
+export interface TlsMaterial {
+  ca: Uint8Array;
+  cert?: Uint8Array;
+  key?: Uint8Array;
+}
+
+function read(section: string, field: string, path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new WcpError('CONFIG_INVALID', `${section}.${field}: cannot read ${path}`, {
+      details: [e instanceof Error ? e.message : String(e)],
+    });
+  }
+}
+
+/**
+ * Reads a link's TLS files; `undefined` when no CA is set (plaintext link). `section` is the config section the
+ * keys live in (`subnet_api`, `executor`), named by every error. Throws CONFIG_INVALID naming the key.
+ */
+export function readTlsMaterial(f: TlsFiles, section: string): TlsMaterial | undefined {
+  if ((f.certFile === '') !== (f.keyFile === '')) {
+    throw new WcpError('CONFIG_INVALID', `${section}.tls_cert_file and ${section}.tls_key_file go together`, {
+      details: ['set both for a client certificate, or neither'],
+    });
+  }
+  if (f.caFile === '') {
+    if (f.certFile !== '')
+      throw new WcpError('CONFIG_INVALID', `${section}.tls_cert_file needs ${section}.tls_ca_file (the server CA)`);
+    return undefined;
+  }
+  const ca = read(section, 'tls_ca_file', f.caFile);
+  if (f.certFile === '') return { ca };
+  return { ca, cert: read(section, 'tls_cert_file', f.certFile), key: read(section, 'tls_key_file', f.keyFile) };
+}
+
+/** Channel credentials for the link: TLS (with a client certificate when given), or insecure without material. */
+export function channelCredentialsFor(m: TlsMaterial | undefined): ChannelCredentials {
+  if (m === undefined) return credentials.createInsecure();
+  return credentials.createSsl(
+    Buffer.from(m.ca),
+    m.key ? Buffer.from(m.key) : null,
+    m.cert ? Buffer.from(m.cert) : null,
+  );
+}
+
+/** A gRPC server's TLS: its certificate chain and key (PEM), and the CA client certificates must chain to. */
+export interface ServerTlsMaterial {
+  cert: Uint8Array;
+  key: Uint8Array;
+  /** When set, every client must present a certificate signed by this CA (mTLS); otherwise none is asked for. */
+  clientCa?: Uint8Array;
+}
+
+/** Server credentials: TLS (mTLS with a client CA), or insecure without material. */
+export function serverCredentialsFor(m: ServerTlsMaterial | undefined): ServerCredentials {
+  if (m === undefined) return ServerCredentials.createInsecure();
+  return ServerCredentials.createSsl(
+    m.clientCa ? Buffer.from(m.clientCa) : null,
+    [{ cert_chain: Buffer.from(m.cert), private_key: Buffer.from(m.key) }],
+    m.clientCa !== undefined,
+  );
+}
