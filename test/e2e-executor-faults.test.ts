@@ -162,7 +162,7 @@ test('a task that finishes while its executor is frozen is not lost or run twice
   await frozenExecutor(2500, 4000);
 }, 90_000);
 
-test('a protocol-version mismatch is one clear EXECUTOR_PROTOCOL error; wcp keeps running', async () => {
+test('a protocol-version mismatch is one clear EXECUTOR_PROTOCOL error; wcp keeps running and claims nothing', async () => {
   const me = w.worker();
   const sb = box();
   const exec = track(await startSlowExecutor({ protocolVersion: 2 }));
@@ -181,10 +181,13 @@ test('a protocol-version mismatch is one clear EXECUTOR_PROTOCOL error; wcp keep
   expect(errors[0]?.code).toBe('EXECUTOR_PROTOCOL');
   expect(String(errors[0]?.msg)).toContain('speaks v2, this wcp speaks v1');
   expect(wcp.proc.exitCode).toBeNull();
-  // The claimed activity is held, never assigned to the incompatible executor.
+  // Nothing can run it, so nothing is claimed (no gas, no heartbeats): the claim waits, the reason is logged.
   expect(fixtureEvents(exec, 'start')).toEqual([]);
   expect(scan(sb, 'done:')).toEqual([]);
-  expect(scan(sb, 'inflight:').map((r) => r.value.activity_id)).toEqual([id]);
+  expect(scan(sb, 'inflight:')).toEqual([]);
+  expect(scan(sb, 'claim_job:').map((r) => r.value.activity_id)).toEqual([id]);
+  expect((await chainActivity(w, id)).status).toBe(STATUS.pending);
+  expect(logLines(wcp).filter((l) => l.msg === 'claims paused').map((l) => l.reason)).toEqual(['executor_not_ready']);
   wcp.proc.kill('SIGTERM');
   expect(await wcp.exited).toBe(0);
 }, 60_000);
