@@ -186,8 +186,12 @@ test('a protocol-version mismatch is one clear EXECUTOR_PROTOCOL error; wcp keep
   expect(scan(sb, 'done:')).toEqual([]);
   expect(scan(sb, 'inflight:')).toEqual([]);
   expect(scan(sb, 'claim_job:').map((r) => r.value.activity_id)).toEqual([id]);
-  expect((await chainActivity(w, id)).status).toBe(STATUS.pending);
-  expect(logLines(wcp).filter((l) => l.msg === 'claims paused').map((l) => l.reason)).toEqual(['executor_not_ready']);
+  expect((await chainActivity(w, id ?? '')).status).toBe(STATUS.pending);
+  expect(
+    logLines(wcp)
+      .filter((l) => l.msg === 'claims paused')
+      .map((l) => l.reason),
+  ).toEqual(['executor_not_ready']);
   wcp.proc.kill('SIGTERM');
   expect(await wcp.exited).toBe(0);
 }, 60_000);

@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll } from 'bun:test';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Anvil, freePort, startAnvil } from '../scripts/lib/anvil.ts';
@@ -243,12 +243,6 @@ export function e2eSuite(workers: number, onWorld: (w: World) => void) {
   afterAll(async () => {
     await world?.stop();
   }, 60_000);
-  /** WCP_E2E_LOG_DIR=dir keeps every wcp run's output there (wcp-<n>.log), to read after a failure. */
-  let logs = 0;
-  const keepLog = (text: string): void => {
-    const dir = process.env.WCP_E2E_LOG_DIR;
-    if (dir) writeFileSync(join(dir, `wcp-${process.pid}-${++logs}.log`), text);
-  };
   return {
     /** An executor process, killed after the test. */
     track(p: Proc): Proc {
@@ -263,7 +257,6 @@ export function e2eSuite(workers: number, onWorld: (w: World) => void) {
           p.proc.kill('SIGKILL');
           await p.exited;
         }
-        keepLog(p.output());
       });
       return p;
     },

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, registerWorker, type Stack, startWorkflows } from '../scripts/lib/deploy.ts';
 import { countBy, expectLaneMatchesChain } from './e2e-lifecycle-lib.ts';
-import { idsOfCall, queueEvents, rpcBatch } from './support/chain.ts';
+import { activityViews, idsOfCall, queueEvents, rpcBatch } from './support/chain.ts';
 import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
 import { doneRecords, type LaneRec, laneRecords, scan } from './support/store.ts';
 import { sleep, until, waitDone } from './support/wait.ts';
@@ -109,7 +109,17 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
     // The last run: everything finishes and the lane drains.
     const w = startWcp(box, ['run'], env);
     procs.push(w);
-    await waitDone(box, ACTIVITIES, 90_000, () => assertRunning(w));
+    await waitDone(box, ACTIVITIES, 90_000, () => assertRunning(w)).catch(async (e) => {
+      // Say which activities are missing and where the chain has them, before the stack goes away.
+      const done = new Set(doneRecords(box).map((r) => r.activity_id));
+      const enqueued = (await queueEvents(a.url, st.addresses.taskQueue)).filter((x) => x.name === 'ActivityEnqueued');
+      const missing = enqueued.map((x) => x.activityId).filter((id) => !done.has(id));
+      const views = await activityViews(st, missing);
+      const where = missing.map(
+        (id, i) => `${id}:${JSON.stringify(views[i], (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+      );
+      throw new Error(`${e instanceof Error ? e.message : e}\nnot done: ${where.join('\n')}`);
+    });
     await until(
       async () => {
         assertRunning(w);

@@ -706,4 +706,56 @@ describe('txmgr fee spike (mining paused)', () => {
       await a2.stop();
     }
   }, 25_000);
+
+  test('a node answering "underpriced" to bytes it already holds is not paid more: the same tx confirms', async () => {
+    const a2 = await startAnvil({ noMining: true });
+    try {
+      const acct = a2.accounts[0] as { address: string; privateKey: string };
+      let underpriced = 0;
+      // The first send goes through; every re-send of the same bytes gets "underpriced" (some nodes say this
+      // instead of "already known").
+      let first = true;
+      const p = await proxy(a2.url, async (body, forward, res) => {
+        if (body.method !== 'eth_sendRawTransaction') return false;
+        if (first) {
+          first = false;
+          return false;
+        }
+        await forward();
+        underpriced++;
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: body.id,
+            error: { code: -32000, message: 'replacement transaction underpriced' },
+          }),
+        );
+        return true;
+      });
+      const { m, events } = mk({
+        store: newStore(),
+        urls: [p.url],
+        key: acct.privateKey,
+        policy: { rebroadcastMs: 300, bumpAfterMs: 60_000 },
+      });
+      await m.start();
+      const r = await m.submit({
+        kind: 'heartbeat',
+        activityIds: ['8100'],
+        to: acct.address,
+        data: '0x',
+        gasLimit: 21_000n,
+      });
+      if (!r.ok) throw new Error('submit failed');
+      await waitFor('re-sends answered "underpriced"', () => underpriced >= 3, 10_000);
+      expect(events.filter((e) => e.type === 'replaced')).toEqual([]);
+      await a2.mine();
+      await waitFor('confirmed', () => confirmed(events).length === 1, 10_000);
+      expect(confirmed(events)[0]?.hash).toBe(r.hash);
+      await m.stop();
+    } finally {
+      await a2.stop();
+    }
+  }, 25_000);
 });

@@ -6,7 +6,7 @@
  * JSON log lines.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -89,6 +89,8 @@ function baseEnv(sb: Sandbox): Record<string, string> {
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: sb.dir, TMPDIR: tmpdir() };
 }
 
+let runs = 0;
+
 /** Starts `wcp <args>` in `sb` with JSON logs and only `env` (not this process's environment). */
 export function startWcp(sb: Sandbox, args: string[], env: Record<string, string>): WcpProcess {
   const proc = spawn(sb.bin, args, {
@@ -98,6 +100,12 @@ export function startWcp(sb: Sandbox, args: string[], env: Record<string, string
   });
   const captured = captureOutput(proc);
   const { output } = captured;
+  // WCP_E2E_LOG_DIR=dir keeps every run's output there once it exits (to read after a failed test).
+  const keepIn = process.env.WCP_E2E_LOG_DIR;
+  if (keepIn) {
+    const n = ++runs;
+    proc.once('close', () => writeFileSync(join(keepIn, `wcp-${process.pid}-${n}.log`), output()));
+  }
   return {
     ...captured,
     proc,
