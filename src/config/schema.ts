@@ -156,7 +156,7 @@ export const ConfigFileSchema = v.strictObject({
     poll_interval: v.optional(duration(10), '1s'),
     /** Queue offsets read per poll round (one Multicall3 batch). */
     poll_batch: v.optional(int(1, 256), 16),
-    /** Most activities held at once (claiming + claimed + running). Also caps executor dispatch. */
+    /** Most activities held and not yet finished by the executor (claiming, claimed, assigned, running); records only waiting for their complete/fail/resume tx do not count. Also caps executor dispatch. */
     max_inflight: v.optional(int(1, 10_000), 8),
     queue_name: v.optional(v.pipe(v.string(), v.minLength(1, 'a non-empty queue name')), 'default'),
     /** Heartbeat period; wcp uses at most a third of the activity's on-chain heartbeat timeout. */

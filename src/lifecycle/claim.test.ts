@@ -12,6 +12,7 @@ import { createSettle } from './settle.ts';
 import {
   cleanupTestContexts,
   confirmed,
+  held,
   mined,
   NOW_S,
   OTHER,
@@ -161,6 +162,25 @@ describe('claim step', () => {
     ).run(true);
     expect(txm.submitted).toEqual([]);
     expect(store.has(claimJobKey('1'))).toBe(true);
+  });
+
+  test('max_inflight counts work not yet finished by the executor: records only completing or resuming do not hold a slot', async () => {
+    const { ctx, store, txm, send, recheck, gate } = setup();
+    txm.auto = true;
+    const claim = createClaimStep(
+      { ...ctx, opts: { ...ctx.opts, maxInflight: 2 } },
+      { send, recheck: recheck.recheck, gate },
+    );
+    await store.transact((tx) => {
+      tx.put(inflightKey('10'), held('10', 'completing'));
+      tx.put(inflightKey('11'), held('11', 'resuming'));
+      tx.put(inflightKey('12'), held('12', 'running'));
+    });
+    await addJob(store, '1');
+    await addJob(store, '2');
+    await claim.run(true);
+    // One slot is taken (12 running); 10 and 11 wait only on the chain.
+    expect(txm.submitted.map((r) => `${r.kind}(${r.activityIds.join(',')})`)).toEqual(['claim_batch(1)']);
   });
 
   test('a claim whose submit throws (a transient RPC failure past its retries) goes back to the claim queue at once', async () => {

@@ -1,11 +1,11 @@
 /**
- * The claim step: takes claim jobs while there is room (held < `maxInflight`, lane below its capacity minus the
- * reserved slots), simulates each claim (a lost race costs an eth_call, not gas), moves the winners to `claiming`
- * in one store transaction and sends them as one batch claim. A claim that is not sent goes back to the queue.
+ * The claim step: takes claim jobs while there is room (held records not yet finished by the executor below
+ * `maxInflight`, lane below its capacity minus the reserved slots), simulates each claim (a lost race costs an
+ * eth_call, not gas), moves the winners to `claiming` in one store transaction and sends them as one batch claim. A claim that is not sent goes back to the queue.
  * Only what can run now is claimed (`claim-gate.ts`: executor ready with credits, type served, storage answering).
  */
 import { errorText } from '../internal/errors.ts';
-import { claimJobKey, doneKey, inflightKey, PREFIX } from '../store/keys.ts';
+import { claimJobKey, doneKey, inflightKey } from '../store/keys.ts';
 import { ClaimJobSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { claimCall, claimSimulationCall } from './calls.ts';
 import { type ClaimGate, claimCandidates } from './claim-gate.ts';
@@ -13,6 +13,8 @@ import type { LifecycleContext } from './context.ts';
 import type { Recheck } from './finish.ts';
 import { CLAIM_RESERVED_SLOTS, INACTIVE_WORKER_PAUSE_MS } from './options.ts';
 import type { Send } from './send.ts';
+import { listHeld } from './records.ts';
+import { FINISHING_STATES } from './transitions.ts';
 
 /** Reverts that mean "not claimable any more": why is the chain's to say, so the activity is re-checked. */
 const REFUSED = new Set(['NotClaimable', 'UnknownActivity', 'ActivityExpired']);
@@ -115,7 +117,8 @@ export function createClaimStep(
   return {
     async run(enabled) {
       if (!enabled || opts.mode !== 'claim' || now() < pausedUntilMs) return;
-      const room = opts.maxInflight - store.count(PREFIX.inflight);
+      // Records only waiting on the chain (completing, failing, resuming) need no executor slot: they do not count.
+      const room = opts.maxInflight - listHeld(store).filter((r) => !FINISHING_STATES.has(r.state)).length;
       if (room <= 0) return;
       if (txm.inFlight() >= opts.laneMaxInFlight - CLAIM_RESERVED_SLOTS) return;
       const want = Math.min(room, opts.claimBatch, deps.gate.room());
