@@ -1,8 +1,6 @@
 /**
- * The CLI surface README.md names (commands, flags, environment variables, exit codes), driven through the
- * compiled binary from an empty sandbox. Items other e2e files already drive are not repeated here;
- * `docs/cli-coverage.md` maps every README item to its test, and `test/readme-coverage.test.ts` keeps that map
- * complete.
+ * The CLI surface README.md names (commands, flags, env variables, exit codes) through the compiled binary from an
+ * empty sandbox; what other e2e files drive is not repeated. `docs/cli-coverage.md` maps each item to its test.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { spawnSync } from 'node:child_process';
@@ -46,11 +44,11 @@ function put(name: string, text: string, mode = 0o600): string {
   return p;
 }
 
-/** `wcp <args>` in the sandbox with `env` and `input` on stdin (runWcp has no stdin). */
-function runWithInput(args: string[], input: string, env: Record<string, string> = {}) {
+/** `wcp <args>` in the sandbox with `input` on stdin (runWcp has no stdin). */
+function runWithInput(args: string[], input: string) {
   const r = spawnSync(sb.bin, args, {
     cwd: sb.dir,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: sb.dir, TMPDIR: tmpdir(), ...env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: sb.dir, TMPDIR: tmpdir() },
     input,
     encoding: 'utf8',
     timeout: 60_000,
@@ -338,6 +336,22 @@ describe('wcp CLI: on anvil', () => {
     );
     expect(r.code).toBe(6);
     expect(r.stderr).toContain('no RPC endpoint serves chain id 1 (ethereum.chain_id)');
+  }, 30_000);
+
+  test('exit 3 at start: a configuration that cannot keep activities alive on this chain, with the arithmetic', () => {
+    // The TaskQueue's 60 s timeout allows 30 s between heartbeats; 20 s (timeout/3) + a 15 s receipt poll do not fit.
+    const r = runWcp(
+      sb,
+      ['run'],
+      wcpEnv(me(), {
+        WCP__SCHEDULER__HEARTBEAT_INTERVAL: '40s',
+        WCP__TX_POLICY__RECEIPT_POLL: '15s',
+        WCP__STORE__PATH: 'c3.db',
+      }),
+    );
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain('this configuration cannot keep activities alive on this chain');
+    expect(r.stderr).toContain("half the contract's heartbeat timeout 60 s = 30 s");
   }, 30_000);
 
   test('status [--json] with a daemon running asks its /status, exit 0', async () => {
