@@ -38,17 +38,20 @@ export function createExecutorEvents(
   }
 
   /**
-   * The executor no longer holds `id`: re-dispatch while dispatches remain (and re-offers are on), else fail.
-   * Decided and moved in one store transaction, straight to `claimed` or `failing`: a record passing through
+   * The executor no longer holds `id`: re-dispatch while dispatches remain (and re-offers are on), else fail;
+   * `counted: false` for a run an earlier wcp life dispatched (not held after the restart). Decided and moved in one store transaction, straight to `claimed` or `failing`: a record passing through
    * `claimed` on its way to `failing` would be picked up by the dispatch loop in between and run again.
    */
-  async function lose(id: string, why: string): Promise<void> {
+  async function lose(id: string, why: string, counted = true): Promise<void> {
     link.release(id);
     dispatch.forget(id);
     const reason = `EXECUTOR_LOST: ${why}`.slice(0, MAX_REF_CHARS);
     const next = await store.transact((tx) => {
-      const r = tx.get(inflightKey(id), InflightSchema);
-      if (!r || !EXECUTING_STATES.has(r.state)) return null;
+      const found = tx.get(inflightKey(id), InflightSchema);
+      if (!found || !EXECUTING_STATES.has(found.state)) return null;
+      // A run lost across a wcp restart is not the task's fault (wcp, or wcp and its executor, went down): that
+      // dispatch does not count toward max_dispatch_attempts, as a refused one does not.
+      const r = counted ? found : { ...found, refused_dispatches: (found.refused_dispatches ?? 0) + 1 };
       const where = opts.reofferLostTasks
         ? retryOrFail(r, opts.maxDispatchAttempts, reason)
         : { to: 'failing' as const, patch: { fail_reason: reason } };
@@ -83,7 +86,7 @@ export function createExecutorEvents(
         // Held by the executor, unknown to this bridge (assigned by an earlier wcp life): the same run answers.
         if (!dispatch.assignedHere(r.activity_id)) dispatch.reoffer(r);
       } else if (!dispatch.assignedHere(r.activity_id)) {
-        await lose(r.activity_id, 'not in the executor Resync after a wcp restart');
+        await lose(r.activity_id, 'not in the executor Resync after a wcp restart', false);
       }
     }
   }

@@ -58,6 +58,14 @@ describe('executor held work across a wcp restart', () => {
     expect(state('1')?.state).toBe('claimed');
   });
 
+  test("a run lost across a wcp restart does not count toward max_dispatch_attempts (it was not the task's fault)", async () => {
+    const { store, ready, state } = setup();
+    // Dispatched 3 times (the maximum) by earlier lives; the executor does not hold it after this restart.
+    await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'running'), dispatch_attempts: 3 }));
+    await ready();
+    expect(state('1')).toMatchObject({ state: 'claimed', dispatch_attempts: 3, refused_dispatches: 1 });
+  });
+
   test('a held record rebuilt from chain (claimed) is re-offered, even with no credits, never assigned anew', async () => {
     const { store, executor, onExecutor, ready, state, dispatch } = setup();
     await onExecutor({ type: 'resync', running_activity_ids: [], lost_activity_ids: [], held_activity_ids: ['1'] });

@@ -67,7 +67,10 @@ export const InflightSchema = v.object({
    * names the attempt it ran). 0 = never dispatched, or rebuilt from chain with no attempt history.
    */
   dispatch_attempts: v.optional(v.number(), 0),
-  /** Dispatches the bridge refused before they reached the executor (not counted toward max_dispatch_attempts). */
+  /**
+   * Dispatches not counted toward max_dispatch_attempts: refused by the bridge before they reached the executor, or
+   * lost across a wcp restart (the run was not the task's fault).
+   */
   refused_dispatches: v.optional(v.number()),
   created_at_ms: Ms,
   updated_at_ms: Ms,
