@@ -3,35 +3,33 @@
  * worker-thread messages into durable state. Worker threads (Piscina) run the Poller, the executor TaskStream
  * and the reconciler's scanning; each gets a MessagePort and speaks the typed messages of `messages.ts`.
  *
- * States: starting → running → draining → stopped, or → failed. `start()` does the startup checks in order:
- * chain reachable (retried with backoff while the RPC is down), chain id as configured (fatal), wallet active on
- * SubnetControlPlane (fatal, exit code 10); then the nonce lane (re-synced from chain + store), the activity
+ * States: starting → running → draining → stopped, or → failed. `start()` does the startup checks
+ * (`startup.ts`); then the nonce lane (re-synced from chain + store), the activity
  * manager (re-checks what it held), the executor link, the reconciler (claims wait for its startup scan), and
- * the poller. In `observe` mode only discovery runs: poller and event follower, nothing is sent.
+ * the poller, whose findings `discovery.ts` records. In `observe` mode only discovery runs: poller and event
+ * follower, nothing is sent.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { isWorkerActive } from '../chain/control-plane.ts';
 import { createRpcTransport, type RpcClient } from '../chain/transport.ts';
 import { redactedConfig, type WcpConfig } from '../config/load.ts';
-import { errorText, isWcpError, WcpError } from '../internal/errors.ts';
+import { errorText, WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
 import type { ExecutorCommand, ExecutorEvent } from '../executor/messages.ts';
 import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
-import { checkLiveness } from '../lifecycle/liveness.ts';
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
-import { backoffCeilingMs } from '../internal/backoff.ts';
 import { buildInfo, buildVersion, runtimeName } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
-import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
-import { ClaimJobSchema, InflightSchema, ScanCheckpointSchema } from '../store/records.ts';
+import { LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
+import { ScanCheckpointSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { createTxManager, type TxManager } from '../txmgr/index.ts';
-import { recordClaimJobs } from './claim-jobs.ts';
 import type { PollerCommand, PollerEvent } from '../poller/messages.ts';
 import type { OperatorProbes } from '../internal/http.ts';
 import type { TxEvent } from '../txmgr/types.ts';
+import { createDiscovery } from './discovery.ts';
+import { startupChecks } from './startup.ts';
 import { createProbes } from './probes.ts';
 import type { WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
@@ -57,9 +55,6 @@ export interface SupervisorDeps {
   /** For tests: how long to keep retrying an unreachable chain at start (default: forever). */
   startupRetryMs?: number;
 }
-
-/** Waits between start-up attempts while no RPC endpoint answers: 500 ms doubling up to 15 s. */
-const STARTUP_RETRY = { baseMs: 500, maxMs: 15_000 };
 
 interface TaskHandle<C> {
   post(cmd: C): void;
@@ -119,147 +114,17 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return { post: (cmd: C) => port1.postMessage(cmd), finished };
   }
 
-  async function startupChecks(r: RpcClient): Promise<void> {
-    const deadline = deps.startupRetryMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + deps.startupRetryMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await r.checkChainIds();
-        break;
-      } catch (e) {
-        if (!isWcpError(e, 'CHAIN_UNREACHABLE') || Date.now() > deadline || state !== 'starting') throw e;
-        const wait = backoffCeilingMs(STARTUP_RETRY, attempt);
-        log.warn('chain not reachable yet, retrying', { attempt, retry_in_ms: wait, error: errorText(e) });
-        await new Promise((res) => setTimeout(res, wait));
-      }
-    }
-    const wallet = config.ethereum.walletAddress;
-    const active = await isWorkerActive(r, config.ethereum.subnetControlPlane, wallet);
-    if (!active) {
-      throw new WcpError(
-        'WORKER_NOT_ACTIVE',
-        `wallet ${wallet} is not a registered, active worker on SubnetControlPlane ${config.ethereum.subnetControlPlane}`,
-        {
-          details: ['ask the subnet owner to register and activate this wallet, then start wcp again'],
-        },
-      );
-    }
-    log.info('worker is active on chain', { wallet });
-    // Refuses a configuration that cannot keep activities alive (heartbeat interval vs the contract's timeout and
-    // the block time); only a claiming worker sends heartbeats.
-    if (claiming)
-      await checkLiveness(
-        r,
-        {
-          taskQueue: config.ethereum.taskQueue,
-          heartbeatIntervalMs: config.scheduler.heartbeatIntervalMs,
-          receiptPollMs: config.txPolicy.receiptPollMs,
-        },
-        log,
-      );
-  }
-
-  function onPollerEvent(ev: PollerEvent) {
-    switch (ev.type) {
-      case 'claimJobs': {
-        const jobs = ev.jobs;
-        void recordClaimJobs(store, jobs)
-          .then((added) => {
-            metrics.polls.inc({ result: 'found' });
-            metrics.pollToRecordMs.observe(Date.now() - ev.polled_at_ms);
-            if (added.length > 0) {
-              metrics.claimJobsRecorded.inc({ source: 'poll' }, added.length);
-              log.info('claim jobs recorded', {
-                count: added.length,
-                activity_ids: added.map((j) => j.activity_id).join(','),
-              });
-              manager?.kick();
-            }
-          })
-          .catch((e: unknown) => log.error('recording claim jobs failed', { error: errorText(e) }));
-        break;
-      }
-      case 'pollError':
-        metrics.polls.inc({ result: 'error' });
-        break;
-      case 'stopped':
-        log.debug('poller stopped');
-        break;
-    }
-  }
-
-  function onReconcilerEvent(ev: ReconcilerEvent) {
-    switch (ev.type) {
-      case 'enqueued':
-        void recordClaimJobs(store, ev.jobs)
-          .then((added) => {
-            if (added.length === 0) return;
-            metrics.claimJobsRecorded.inc({ source: 'event' }, added.length);
-            log.info('claim jobs recorded from events', {
-              count: added.length,
-              activity_ids: added.map((j) => j.activity_id).join(','),
-            });
-            manager?.kick();
-          })
-          .catch((e: unknown) => log.error('recording claim jobs failed', { error: errorText(e) }));
-        break;
-      case 'facts':
-        if (manager) {
-          void manager
-            .onFacts(ev.facts)
-            .catch((e: unknown) => log.error('applying reconciler facts failed', { error: errorText(e) }));
-        }
-        log.info('reconciler scan', {
-          reason: ev.reason,
-          facts: ev.facts.length,
-          from_block: ev.window.fromBlock,
-          to_block: ev.window.toBlock,
-        });
-        break;
-      case 'reorg': {
-        // Claim jobs learned from replaced blocks are suspect: drop them; the follower re-ingests real ones.
-        void store
-          .transact((tx) => {
-            let n = 0;
-            for (const { value } of store.list(PREFIX.claimJob, ClaimJobSchema)) {
-              if (value.source === 'event' && (value.block_number ?? 0) >= ev.forkBlock) {
-                tx.del(claimJobKey(value.activity_id));
-                n++;
-              }
-            }
-            return n;
-          })
-          .then((n) =>
-            log.warn('chain reorg detected', { fork_block: ev.forkBlock, dropped_claim_jobs: n, detail: ev.detail }),
-          );
-        // Rescan, reading every activity we hold too: the chain may no longer say it is ours (our claim gone,
-        // someone else's in its place), and no event of ours would name it any more.
-        if (manager) {
-          const held = store.list(PREFIX.inflight, InflightSchema).map((e) => e.value.activity_id);
-          reconciler?.post({ type: 'scanNow', reason: 'reorg', ids: held });
-        }
-        break;
-      }
-      case 'checkpoint':
-        void store.transact((tx) =>
-          tx.put(LAST_SCAN_BLOCK, {
-            block_number: ev.block_number,
-            block_hash: ev.block_hash,
-            updated_at_ms: Date.now(),
-          }),
-        );
-        break;
-      case 'startupScanDone':
-        scanDone = true;
-        log.info('startup scan done; claims enabled', { to_block: ev.toBlock });
-        manager?.setClaimsEnabled(foreignTx === undefined);
-        break;
-      case 'error':
-        log.warn('reconciler error', { code: ev.error.code, error: ev.error.message });
-        break;
-      case 'stopped':
-        break;
-    }
-  }
+  const { onPollerEvent, onReconcilerEvent } = createDiscovery({
+    store,
+    metrics,
+    log,
+    manager: () => manager ?? undefined,
+    rescan: (ids) => reconciler?.post({ type: 'scanNow', reason: 'reorg', ids }),
+    onStartupScanDone: () => {
+      scanDone = true;
+      manager?.setClaimsEnabled(foreignTx === undefined);
+    },
+  });
 
   function startExecutorLink(): ExecutorLink {
     const emit = (ev: ExecutorEvent) => manager?.onExecutorEvent(ev);
@@ -309,7 +174,12 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     });
     rpc = createRpcTransport(options.rpc, { logger: log.child('rpc') });
     try {
-      await startupChecks(rpc);
+      await startupChecks(rpc, {
+        config,
+        log,
+        ...(deps.startupRetryMs === undefined ? {} : { retryMs: deps.startupRetryMs }),
+        stillStarting: () => state === 'starting',
+      });
     } catch (e) {
       setState('failed', { error: errorText(e) });
       throw e;
