@@ -11,6 +11,9 @@
  *   [executions] N activities, K kills, 2 wipes: mean X, max Y, re-runs Z
  * and, for any activity run more than once, each wcp life's log lines that name it.
  *
+ * Known failure (open): a wipe right after a life that took Completions (acked to the executor once committed to the
+ * store) but died before their finishing tx was mined loses those results: the rebuilt records are dispatched again.
+ *
  * Replay a sequence with `WCP_EXEC_SEED=<the seed printed> bun test test/e2e-executions.test.ts`; keep every wcp
  * run's output with `WCP_E2E_LOG_DIR=<dir>`.
  */
@@ -35,11 +38,11 @@ const WIPES = Number(process.env.WCP_EXEC_WIPES ?? 2);
 const MIN_RUN_MS = 1_500;
 const MAX_RUN_MS = 6_500;
 /**
- * Each task runs 2 s, 6 at a time. wcp claims only what the executor has credits for, so a life that gets as far as
- * dispatching hands out about one wave: the work spans most of the ~22 lives (~90 s).
+ * Each task runs 2 s, 4 at a time. wcp claims only what the executor has credits for, so a life that gets as far as
+ * dispatching hands out one or two waves: the work spans most of the ~22 lives (~90 s).
  */
 const HANDLER_MS = 2_000;
-const CONCURRENCY = 6;
+const CONCURRENCY = 4;
 
 /** mulberry32: a small seeded PRNG, so a failing sequence of kill moments can be replayed. */
 function prng(seed: number): () => number {
@@ -54,12 +57,12 @@ function prng(seed: number): () => number {
 }
 
 /**
- * Which restarts (after kill k, 2 ≤ k ≤ 2/3 of KILLS) wipe the store first: two distinct ones, early enough that
- * work is still left to run after them.
+ * Which restarts (after kill k, 2 ≤ k ≤ KILLS/3 + 1) wipe the store first: two distinct ones, early enough that work
+ * is still in flight at them (on 2 loaded cores the 60 activities take 10–20 lives).
  */
 function pickWipes(rand: () => number): Set<number> {
   const out = new Set<number>();
-  const last = Math.floor((KILLS * 2) / 3);
+  const last = Math.floor(KILLS / 3) + 1;
   while (out.size < WIPES) out.add(2 + Math.floor(rand() * (last - 1)));
   return out;
 }
@@ -173,7 +176,7 @@ test(`${ACTIVITIES} activities, ${KILLS} kill -9 of wcp, ${WIPES} store wipes, o
       `(W = wiped first; run length→starts so far/tasks running at the kill): ${trail.join(' ')}`,
   );
 
-  // The last run: everything completes on chain and nothing is left held.
+  // The last run: every activity final on chain (completed, or failed: asserted below) and nothing left held.
   const last = run(sb, env);
   procs.push(last);
   // Up to its startup scan (signal handlers set) before anything is checked: the work may all be done already.
@@ -182,12 +185,12 @@ test(`${ACTIVITIES} activities, ${KILLS} kill -9 of wcp, ${WIPES} store wipes, o
     async () => {
       assertRunning(last);
       const views = await activityViews(w.stack, ids);
-      const open = ids.filter((_, k) => Number(views[k]?.status) !== 3).length;
+      const open = ids.filter((_, k) => ![3, 4].includes(Number(views[k]?.status))).length;
       return { open, held: scan(sb, 'inflight:').length };
     },
     (s) => s.open === 0 && s.held === 0,
     90_000,
-    'every activity completed on chain and nothing held',
+    'every activity completed or failed on chain and nothing held',
   );
   last.proc.kill('SIGTERM');
   expect(await last.exited).toBe(0);
