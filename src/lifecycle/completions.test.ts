@@ -28,27 +28,48 @@ function setup(rechecked: (ids: string[]) => Promise<void> = async () => {}) {
 }
 
 describe('completions', () => {
-  test('accepted: the outcome is committed before the ack, then the complete is sent', async () => {
-    const { store, executor, onExecutor, finished, state } = setup();
+  test('accepted: the outcome is committed and the complete sent; the ack waits until the complete is mined', async () => {
+    const { store, executor, onExecutor, completions, finished, state } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running')));
-    const seenAtAck: string[] = [];
-    const ack = executor.ackCompletion;
-    executor.ackCompletion = (a) => {
-      seenAtAck.push(state('1')?.state ?? 'none');
-      ack(a);
-    };
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 1, result: OK });
-    expect(executor.acks).toEqual([{ activity_id: '1', attempt: 1, accepted: true }]);
-    expect(seenAtAck).toEqual(['completing']);
+    expect(state('1')?.state).toBe('completing');
     expect(finished).toEqual(['1:completing']);
+    // Until the complete is on chain the executor keeps the result (a store wiped now would lose it otherwise).
+    expect(executor.acks).toEqual([]);
+    completions.settleAcks();
+    expect(executor.acks).toEqual([]);
+    await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'resuming') }));
+    completions.settleAcks();
+    expect(executor.acks).toEqual([{ activity_id: '1', attempt: 1, accepted: true }]);
+    completions.settleAcks();
+    expect(executor.acks).toHaveLength(1);
   });
 
-  test('a duplicate is acknowledged again and sends nothing more; another attempt is refused as STALE_ATTEMPT', async () => {
-    const { store, executor, onExecutor, finished, state } = setup();
+  test('a failure outcome is acknowledged once the record leaves failing (also by a repair: the periodic re-check)', async () => {
+    const { store, executor, onExecutor, completions } = setup();
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running')));
+    const failed = { ok: false as const, code: 'HANDLER_ERROR', message: 'boom', retryable: false };
+    await onExecutor({ type: 'completion', activity_id: '1', attempt: 1, result: failed });
+    expect(executor.acks).toEqual([]);
+    await store.transact((tx) => {
+      tx.del(inflightKey('1'));
+      tx.put(doneKey('1'), { activity_id: '1', outcome: 'failed', finished_at_ms: 1 });
+    });
+    await completions.recheck();
+    expect(executor.acks).toEqual([{ activity_id: '1', attempt: 1, accepted: true }]);
+  });
+
+  test('a duplicate sends nothing more and is acknowledged with the first once mined; another attempt is refused as STALE_ATTEMPT', async () => {
+    const { store, executor, onExecutor, completions, finished, state } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'running'), dispatch_attempts: 2 }));
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 1, result: OK });
     expect(state('1')?.state).toBe('running');
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 2, result: OK });
+    await onExecutor({ type: 'completion', activity_id: '1', attempt: 2, result: OK });
+    expect(executor.acks.map((a) => `${a.attempt}:${a.accepted}:${a.code ?? ''}`)).toEqual(['1:false:STALE_ATTEMPT']);
+    await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'resuming'), dispatch_attempts: 2 }));
+    completions.settleAcks();
+    // A duplicate arriving after the outcome is on chain is acknowledged at once.
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 2, result: OK });
     expect(executor.acks.map((a) => `${a.attempt}:${a.accepted}:${a.code ?? ''}`)).toEqual([
       '1:false:STALE_ATTEMPT',
@@ -82,10 +103,8 @@ describe('completions', () => {
     for (let i = 0; i < NOT_HELD_ROUNDS; i++) await completions.recheck();
     expect(state('1')?.state).toBe('completing');
     expect(asked).toEqual(Array(NOT_HELD_ROUNDS).fill('2'));
-    expect(executor.acks.map((a) => `${a.activity_id}:${a.accepted}:${a.code ?? ''}`)).toEqual([
-      '1:true:',
-      '2:false:NOT_HELD',
-    ]);
+    // 1 is acknowledged once its complete is mined; 2 is refused.
+    expect(executor.acks.map((a) => `${a.activity_id}:${a.accepted}:${a.code ?? ''}`)).toEqual(['2:false:NOT_HELD']);
     expect(completions.pending()).toBe(0);
   });
 

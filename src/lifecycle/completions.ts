@@ -5,6 +5,11 @@
  * nothing running), or — for an activity not held yet (a store rebuilt from chain, the record not back yet) — kept
  * in memory and re-tried by the periodic re-check, which answers it once the chain tells.
  *
+ * An accepted Completion whose outcome is a transaction (complete or fail) is acknowledged only once that record
+ * leaves `completing`/`failing` (mined, or settled by the chain's truth): until then the executor keeps the result,
+ * so a store wiped in between loses nothing (the record is rebuilt from chain as claimed and the re-sent Completion
+ * is taken again, never re-run). `settleAcks` sends the acks owed.
+ *
  * The decision is made inside the store transaction that commits it, on the record as it is then (issue 14: a
  * Progress committing assigned → running just before a Completion made a guard on an earlier read silently drop
  * the result, leaving the activity heartbeated forever). A completion is accepted in any state in which the executor
@@ -33,6 +38,8 @@ type CompletionResult = CompletionEvent['result'];
 const ACCEPTING = new Set(['claimed', 'assigned', 'running']);
 /** States reached by applying a Completion: a second one for the same attempt is a duplicate. */
 const SETTLED = new Set(['completing', 'failing', 'resuming']);
+/** States whose outcome is not on chain yet: the ack of the Completion that led there waits for it. */
+const AWAITING_CHAIN = new Set(['completing', 'failing']);
 
 /** What a Completion (or the bridge's refusal of one) did to its record. */
 export type Verdict =
@@ -63,6 +70,8 @@ export interface Completions {
   recheck(): Promise<void>;
   /** Remembered Completions (received, not yet settled). */
   pending(): number;
+  /** Sends the acks owed to Completions whose record left `completing`/`failing` (call after tx events). */
+  settleAcks(): void;
 }
 
 /** Re-check rounds a Completion for an activity we do not hold is kept before it is refused as NOT_HELD. */
@@ -75,6 +84,26 @@ export function createCompletions(
 ): Completions {
   const { opts, store, now, executor, log, metrics } = ctx;
   const received = new Map<string, Received>();
+  /** Activity id → attempt of an accepted Completion whose ack waits for its record's tx (see the file comment). */
+  const owed = new Map<string, number>();
+
+  function settleAcks(): void {
+    for (const [id, attempt] of [...owed]) {
+      const r = store.get(inflightKey(id), InflightSchema);
+      if (r && AWAITING_CHAIN.has(r.state)) continue;
+      owed.delete(id);
+      ack(id, attempt, true);
+    }
+  }
+
+  /** Acknowledges an accepted Completion now, or once its record's outcome is on chain. */
+  function accept(id: string, attempt: number, state: string): void {
+    if (AWAITING_CHAIN.has(state)) owed.set(id, attempt);
+    else {
+      owed.delete(id);
+      ack(id, attempt, true);
+    }
+  }
 
   /** The record `r` after a result of `attempt`: where it goes, or why it does not move. */
   function plan(
@@ -155,15 +184,15 @@ export function createCompletions(
         } else {
           if (result.ok) log.info('executor completed activity', { ...fields, result_ref: v.next.result_ref ?? '' });
           else log.warn('executor failed activity', { ...fields, code: result.code, message: result.message });
-          ack(id, attempt, true);
+          accept(id, attempt, v.next.state);
         }
         received.delete(id);
         await follow(v.next);
         return true;
       }
       case 'duplicate':
-        log.info('completion already applied; acknowledged again', { activity_id: id, attempt, state: v.state, why });
-        ack(id, attempt, true);
+        log.info('completion already applied', { activity_id: id, attempt, state: v.state, why });
+        accept(id, attempt, v.state);
         received.delete(id);
         return true;
       case 'stale': {
@@ -231,6 +260,7 @@ export function createCompletions(
     },
 
     async recheck() {
+      settleAcks(); // records that left completing/failing by a repair rather than a tx event
       for (const [id, rec] of [...received]) {
         try {
           const r = store.get(inflightKey(id), InflightSchema);
@@ -259,5 +289,7 @@ export function createCompletions(
     },
 
     pending: () => received.size,
+
+    settleAcks,
   };
 }

@@ -70,8 +70,10 @@ export async function heartbeatRound(
   for (let i = 0; i < ids.length; i += HEARTBEAT_BATCH_IDS) {
     const batch = ids.slice(i, i + HEARTBEAT_BATCH_IDS);
     // An activity ended while its heartbeat waited for a nonce (a repair, a landed complete) forgets its heartbeat
-    // entry: the batch is withdrawn rather than name it on chain; the others go in the next round.
-    const stillWanted = () => batch.every((id) => ctx.tracker.heartbeatInFlight(id));
+    // entry, and one whose complete or fail took a nonce meanwhile would be heartbeated after it (wasted): the batch
+    // is withdrawn rather than name it on chain; the others go in the next round.
+    const stillWanted = () =>
+      batch.every((id) => ctx.tracker.heartbeatInFlight(id) && !FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? ''));
     const res = await send({ ...heartbeatCall(ctx.opts.taskQueue, batch), priority: true, stillWanted }, false);
     if (!res.ok)
       (res.stage === 'withdrawn' ? ctx.log.debug : ctx.log.warn)('heartbeat not sent', {

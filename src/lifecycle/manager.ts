@@ -224,7 +224,10 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
         .catch((e: unknown) =>
           log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }),
         )
-        .finally(() => wake());
+        .finally(() => {
+          completions.settleAcks();
+          wake();
+        });
     },
     onExecutorEvent(ev) {
       onExecutor(ev).then(

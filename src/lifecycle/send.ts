@@ -26,6 +26,8 @@ export function createSend(ctx: Pick<LifecycleContext, 'txm' | 'tracker' | 'metr
         ...(call.minGasLimit !== undefined ? { minGasLimit: call.minGasLimit } : {}),
         ...(call.priority ? { priority: true } : {}),
         ...(call.stillWanted ? { stillWanted: call.stillWanted } : {}),
+        // The ids hold a nonce from its reservation on (before the first broadcast resolves the submit).
+        onNonce: (nonce) => submit.sent(nonce),
       });
     } catch (e) {
       submit.abort();

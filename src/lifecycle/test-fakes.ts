@@ -60,6 +60,7 @@ export function fakeTxSender(): FakeTxSender {
       new Promise<SubmitResult>((resolve) => {
         fake.submitted.push(req);
         const n = nonce++;
+        req.onNonce?.(n); // reserved at once, as the lane does before its first broadcast
         const ok = () =>
           resolve({
             ok: true,

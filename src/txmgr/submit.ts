@@ -195,6 +195,7 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
     );
     await persistReservation(ctx.store, rec, t);
     lane.nextNonce = Math.max(lane.nextNonce, nonce + 1);
+    req.onNonce?.(nonce);
     const slot = lane.newSlot(rec, signed, capWei);
     lane.slots.set(nonce, slot);
     await recorder.sendGuarded(slot, rpc.bestBlock(), 'first send failed; the tick re-sends it');

@@ -77,6 +77,11 @@ export interface TxRequest {
    * used). For txs whose reason may vanish while they wait (a heartbeat of an activity that ended meanwhile).
    */
   stillWanted?: () => boolean;
+  /**
+   * Called with the nonce as soon as it is reserved (before the first broadcast), so the caller knows the tx holds
+   * its place in the lane before `submit` resolves (a heartbeat decided meanwhile must not follow a complete).
+   */
+  onNonce?: (nonce: number) => void;
 }
 
 /** A decoded revert: a custom error of our ABIs, `Error(string)`, `Panic(uint256)`, or raw data. */
