@@ -200,7 +200,8 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
     const c = connection.current();
     if (connection.state() !== 'ready' || c === undefined)
       return refuse(task, 'not_connected', true, `bridge is ${connection.state()}`);
-    if (task.attempt !== existing.task.attempt) {
+    // Attempt 0 (a record with no attempt history) says nothing new: the run keeps the number it has.
+    if (task.attempt !== 0 && task.attempt !== existing.task.attempt) {
       existing.task = { ...existing.task, attempt: task.attempt, reoffer: true };
       c.sent += 1;
       if (!connection.write(c, toWire(task, parseInputRef(task.input_ref), { inputUrls: {}, outputUrls: {} }))) return;

@@ -36,6 +36,15 @@ describe('completionDecision', () => {
     expect(completionDecision(check({ task: sent({ stage: 'reserved' }) }))).toMatchObject({ kind: 'take' });
   });
 
+  test("a re-offer with attempt 0 (a record rebuilt from chain, no attempt history) takes the run's own attempt", () => {
+    const rebuilt = sent({ task: { ...sent().task, attempt: 0, reoffer: true } });
+    expect(completionDecision(check({ task: rebuilt, attempt: 1 }))).toEqual({
+      kind: 'take',
+      attempt: 1,
+      assignedHere: true,
+    });
+  });
+
   test('takes a Completion an earlier wcp assigned when the Resync listed it', () => {
     expect(completionDecision(check({ task: undefined, listedInResync: true, attempt: 5 }))).toEqual({
       kind: 'take',

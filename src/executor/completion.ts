@@ -70,7 +70,9 @@ export function completionDecision(k: CompletionCheck): CompletionDecision {
     return refuse(CODES.badMessage, 'Completion before Resync', t !== undefined, t?.task.attempt ?? k.attempt);
   if (t !== undefined) {
     // A lower attempt is the same run answering before it saw a re-offer's new number: the executor keeps one
-    // run per activity. A higher one was never assigned.
+    // run per activity. A higher one was never assigned — unless the task's attempt is 0, a re-offer of a record
+    // with no attempt history (rebuilt from chain after a store wipe): the executor's run names the attempt.
+    if (t.task.attempt === 0) return { kind: 'take', attempt: k.attempt, assignedHere: true };
     if (k.attempt > t.task.attempt)
       return refuse(
         CODES.wrongAttempt,
