@@ -179,13 +179,15 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
   async function submitInTurn(req: TxRequest, gasLimit: bigint): Promise<SubmitResult> {
     await waitForRoom();
     if (lane.funds.blocked) return { ok: false, stage: 'funds', error: fundsError() };
+    const suggestion = await withRetry(() => broadcaster.suggestFees(), STEP_RETRY, retryLog('fee read'));
+    // Asked last, with no await before the nonce and the record's time are taken: what the caller answers holds
+    // for the tx it gets.
     if (req.stillWanted && !req.stillWanted())
       return {
         ok: false,
         stage: 'withdrawn',
         error: { code: 'TX_REFUSED', message: 'withdrawn by its caller before a nonce was reserved', retryable: false },
       };
-    const suggestion = await withRetry(() => broadcaster.suggestFees(), STEP_RETRY, retryLog('fee read'));
     const nonce = lane.nextNonce;
     const t = ctx.now();
     const { rec, signed, capWei, fees } = await recorder.newRecord(
