@@ -11,8 +11,9 @@
  *   [executions] N activities, K kills, 2 wipes: mean X, max Y, re-runs Z
  * and, for any activity run more than once, each wcp life's log lines that name it.
  *
- * Known failure (open): a wipe right after a life that took Completions (acked to the executor once committed to the
- * store) but died before their finishing tx was mined loses those results: the rebuilt records are dispatched again.
+ * Found by this test and fixed: a wipe right after a life that took Completions (then acked once committed to the
+ * store) but died before their finishing tx was mined lost those results (accepted acks now wait for the mined tx);
+ * and a re-offer of a record rebuilt with no attempt history refused the run's Completion as WRONG_ATTEMPT.
  *
  * Replay a sequence with `WCP_EXEC_SEED=<the seed printed> bun test test/e2e-executions.test.ts`; keep every wcp
  * run's output with `WCP_E2E_LOG_DIR=<dir>`.
