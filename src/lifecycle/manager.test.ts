@@ -254,4 +254,46 @@ describe('activity manager: no step waits on another', () => {
       void manager.stop(); // the hung claim round never ends
     }
   });
+
+  test('after a restart, heartbeats go out while the startup re-check still waits on a slow node', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wcp-manager-'));
+    dirs.push(dir);
+    const logger = createLogger('test', { write: () => {} });
+    const store = openStore({ path: join(dir, 'wcp.db'), logger });
+    stores.push(store);
+    const rpc = fakeChain();
+    const nowS = Math.floor(Date.now() / 1000);
+    rpc.head = { number: 100, timestamp: nowS };
+    rpc.activities.set('5', { status: 2, worker: WALLET, lastHeartbeatAt: nowS - 9, heartbeatTimeout: 600 });
+    await store.transact((tx) => tx.put(inflightKey('5'), { ...running('5'), last_heartbeat_s: nowS - 9.4 }));
+    const unhold = rpc.hold('eth_call'); // the re-check's activity reads hang
+    const submitted: TxRequest[] = [];
+    let nonce = 0;
+    const txm = {
+      submit: async (req: TxRequest): Promise<SubmitResult> => {
+        submitted.push(req);
+        return { ok: true, nonce: nonce++, hash: '0x', gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n };
+      },
+      simulate: async () => ({ ok: true as const, returnData: '0x' }),
+      inFlight: () => 0,
+    };
+    const manager = createActivityManager({
+      options: { ...testOptions, heartbeatIntervalMs: 10_000 },
+      store,
+      txm,
+      rpc,
+      executor: { assign: () => {}, cancel: () => {}, drain: () => {}, ackCompletion: () => {} },
+      logger,
+      metrics: createMetrics(),
+    });
+    const started = manager.start();
+    try {
+      await until(() => submitted.some((r) => r.kind === 'heartbeat'), 3_000);
+      expect(submitted.map((r) => `${r.kind}(${r.activityIds.join(',')})`)).toEqual(['heartbeat(5)']);
+    } finally {
+      unhold();
+      await started;
+      await manager.stop();
+    }
+  });
 });

@@ -161,6 +161,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     lastTickMs = now();
   }
 
+  /** The heartbeat loop first (`start` runs it before the others). */
   const loops = [
     createStepLoop('heartbeat', TICK_MS, heartbeatLoopRound, log),
     createStepLoop('claim', TICK_MS, () => claim.run(state === 'running' && claimsEnabled), log),
@@ -199,6 +200,9 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       state = 'recovering';
       // Transactions still in flight from before a restart (the tx manager re-sends them).
       await restoreLane();
+      // Heartbeats first: what we hold is kept alive from its persisted last heartbeat while the re-check below
+      // reads the chain (1,000 held take seconds on a slow node; an activity found not ours is forgotten by it).
+      loops[0]?.start();
       // Executing records of an earlier life stay as they are: the executor's Resync says which it still holds
       // (re-offered, same attempt) and which it lost (executor-events.ts).
       const held = listHeld(store);
@@ -213,7 +217,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       recheck.checked();
       log.info('activity manager started', { held: held.length, txs_in_flight: tracker.size() });
       state = 'running';
-      for (const l of loops) l.start();
+      for (const l of loops.slice(1)) l.start();
     },
     setClaimsEnabled(enabled) {
       claimsEnabled = enabled;
