@@ -174,19 +174,25 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
 });
 
 describe('heartbeat hygiene', () => {
-  test('no heartbeat while the complete or fail is prepared or in the lane (but liveness wins over a slow one); heartbeatable again when it reverts or fails', async () => {
-    const { ctx, store, settle, tracker } = setup();
+  test('no heartbeat once the complete or fail holds a nonce; one decided before is withdrawn at its turn; heartbeatable again when it reverts or fails', async () => {
+    const { ctx, store, settle, tracker, txm, send } = setup();
     await store.transact((tx) => {
       tx.put(inflightKey('1'), { ...held('1', 'completing', NOW_S - 10), result_ref: 'r' });
       tx.put(inflightKey('2'), { ...held('2', 'failing', NOW_S - 10), fail_reason: 'x' });
     });
-    // The complete is still being prepared (no nonce yet): a heartbeat decided now could still get the later nonce,
-    // so it waits — unless the preparation drags on (a slow estimate) to 1.5 intervals past the last heartbeat.
+    // The complete is still being prepared (no nonce yet): the heartbeat is due as usual (it can only go first).
     const complete = tracker.begin('complete', ['1']);
     tracker.begin('fail', ['2']).sent(7);
-    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual([]);
-    expect([...dueHeartbeats(ctx, NOW_S + 5).keys()]).toEqual(['1']);
-    complete.sent(8); // in the lane: a heartbeat could only land after it
+    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1']);
+    const round = heartbeatRound(ctx, send);
+    await until(() => txm.submitted.length === 1);
+    const hb = txm.submitted[0];
+    expect(hb?.stillWanted?.()).toBe(true);
+    // The complete takes its nonce before the heartbeat's turn: the heartbeat would land after it, so it withdraws.
+    complete.sent(8);
+    expect(hb?.stillWanted?.()).toBe(false);
+    txm.releaseAll();
+    await round;
     expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual([]);
     // The fail reverted on chain: its id is heartbeated again.
     const fail = { kind: 'fail' as const, to: TQ_ADDR, data: '0x', activityIds: ['2'] };

@@ -9,12 +9,12 @@
  * recent round-to-block time (`tracker.heartbeatLeadS`, at most half an interval) before they are due, so that on a
  * slow node they still land about an interval apart.
  *
- * No heartbeat for an activity whose complete or fail is in the lane (holds a nonce): sent after it, it could only
- * be mined after it, where the contract skips it (wasted gas). While that tx is still being prepared, the heartbeat
- * waits for it too — a heartbeat decided then may still get the later nonce (nonces follow readiness) — unless the
- * preparation drags on (a slow estimate) until the activity is `FINISHING_GRACE` intervals past its last
- * heartbeat: then liveness wins and a priority heartbeat goes out.
- * If the complete or fail is not sent, fails or reverts, the tracker lets the id go and it is heartbeated again.
+ * No heartbeat for an activity whose complete or fail holds a nonce: sent after it, it could only be mined after it,
+ * where the contract skips it (wasted gas). While that tx is still being prepared the heartbeat goes as usual, and
+ * is asked again at its turn for a nonce (`stillWanted`): if the complete or fail took a nonce meanwhile (the lane
+ * tells at reservation, before the first broadcast), the batch is withdrawn. So liveness never waits on a slow
+ * complete, and no heartbeat follows one. If the complete or fail is not sent, fails or reverts, the tracker lets the
+ * id go and it is heartbeated again.
  */
 import type { Inflight } from '../store/records.ts';
 import { heartbeatCall } from './calls.ts';
@@ -27,8 +27,6 @@ import { HEARTBEAT_STATES } from './transitions.ts';
 
 /** Txs after which a heartbeat of the same id is wasted (see the file comment). */
 const FINISHING_KINDS: ReadonlySet<string> = new Set(['complete', 'fail']);
-/** Intervals past the last heartbeat after which a finish still being prepared no longer holds the heartbeat back. */
-const FINISHING_GRACE = 1.5;
 
 /** Seconds between heartbeats of `r`. */
 export function heartbeatIntervalS(r: Inflight, opts: Pick<LifecycleOptions, 'heartbeatIntervalMs'>): number {
@@ -47,12 +45,10 @@ export function dueHeartbeats(
     const id = r.activity_id;
     if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeatPending(id)) continue;
     if (FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? '')) continue;
-    const finishing = FINISHING_KINDS.has(ctx.tracker.kindOf(id) ?? '');
     const hb = heartbeatView(ctx, id);
     const last = lastHeartbeatS(r, hb.minedS);
     if (last === undefined || isExpired(r, nowS, hb)) continue;
     const interval = heartbeatIntervalS(r, ctx.opts);
-    if (finishing && nowS - last < interval * FINISHING_GRACE) continue;
     if (nowS - last >= interval - Math.min(leadS, interval / 2)) due.set(id, last + interval);
   }
   return due;

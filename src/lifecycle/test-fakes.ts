@@ -59,9 +59,18 @@ export function fakeTxSender(): FakeTxSender {
     submit: (req) =>
       new Promise<SubmitResult>((resolve) => {
         fake.submitted.push(req);
-        const n = nonce++;
-        req.onNonce?.(n); // reserved at once, as the lane does before its first broadcast
-        const ok = () =>
+        // Its turn: asked whether still wanted, then given a nonce (told at once, as the lane does).
+        const ok = () => {
+          if (req.stillWanted && !req.stillWanted()) {
+            resolve({
+              ok: false,
+              stage: 'withdrawn',
+              error: { code: 'TX_REFUSED', message: 'withdrawn', retryable: false },
+            });
+            return;
+          }
+          const n = nonce++;
+          req.onNonce?.(n);
           resolve({
             ok: true,
             nonce: n,
@@ -70,6 +79,7 @@ export function fakeTxSender(): FakeTxSender {
             maxFeePerGas: 1n,
             maxPriorityFeePerGas: 1n,
           });
+        };
         if (fake.auto) ok();
         else held.push(ok);
       }),
