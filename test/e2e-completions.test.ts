@@ -102,8 +102,7 @@ test(`${COUNT} activities through a real executor at concurrency ${CONCURRENCY}:
       .sort(),
   ).toEqual([...ids].sort());
   expect(kept).toEqual([]);
-  // Heartbeats for an id whose complete is already in the lane are the heartbeat step's (issue 9, item 6/7 branch):
-  // this check may fail until that branch is merged.
+  // No heartbeat follows a complete (one decided before the complete took its nonce is withdrawn at its turn).
   expect(late).toEqual([]);
 
   wcp.proc.kill('SIGTERM');
