@@ -27,6 +27,7 @@ import { executorSettings, wcpEnv } from './support/env.ts';
 import { scan } from './support/store.ts';
 import { sleep, until } from './support/wait.ts';
 import { assertRunning, logLines, type WcpProcess } from './support/wcp.ts';
+import { prng } from './support/prng.ts';
 
 const ACTIVITIES = 60;
 const KILLS = 22;
@@ -44,18 +45,6 @@ const MAX_RUN_MS = 6_500;
  */
 const HANDLER_MS = 2_000;
 const CONCURRENCY = 4;
-
-/** mulberry32: a small seeded PRNG, so a failing sequence of kill moments can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Which restarts (after kill k, 2 ≤ k ≤ KILLS/3 + 1) wipe the store first: two distinct ones, early enough that work

@@ -22,24 +22,13 @@ import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
 import { doneRecords, type LaneRec, laneRecords, scan } from './support/store.ts';
 import { sleep, until, waitDone } from './support/wait.ts';
 import { assertRunning, finishSandbox, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
+import { prng } from './support/prng.ts';
 
 const KILLS = 22;
 const MIN_RUN_MS = 300;
 const MAX_RUN_MS = 2_500;
 const WORKFLOWS = 100;
 const ACTIVITIES = WORKFLOWS * 2;
-
-/** mulberry32: a small seeded PRNG, so a failing sequence of kill moments can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let anvil: Anvil | undefined;
 let stack: Stack | undefined;

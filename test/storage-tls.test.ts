@@ -5,8 +5,7 @@
  * trusting another CA and (under mTLS) a client without a certificate are refused. Bad TLS config names its key.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
@@ -15,6 +14,7 @@ import { isWcpError, type WcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { createPresignSigner, createStorageSession } from '../src/storage/auth.ts';
 import { createStorageBroker } from '../src/storage/broker.ts';
+import { makeTestPki } from './support/certs.ts';
 import { channelCredentialsFor, readTlsMaterial } from '../src/internal/grpc-tls.ts';
 
 const quiet = createLogger('test', { level: 'error', write: () => {} });
@@ -28,62 +28,6 @@ let dir: string;
 let tls: DevSubnetApi;
 let mtls: DevSubnetApi;
 const f = (name: string) => join(dir, name);
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A CA (`name`-ca.pem/.key) and leaf certificates it signs. */
-function makeCa(name: string): void {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${name} CA`,
-    '-keyout',
-    `${name}-ca.key`,
-    '-out',
-    `${name}-ca.pem`,
-  );
-}
-
-function makeLeaf(ca: string, name: string, ext: string): void {
-  openssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    `/CN=${name}`,
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-  );
-  writeFileSync(f(`${name}.ext`), ext);
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}-ca.pem`,
-    '-CAkey',
-    `${ca}-ca.key`,
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    `${name}.ext`,
-    '-out',
-    `${name}.pem`,
-  );
-}
 
 const read = (name: string) => readFileSync(f(name));
 
@@ -110,10 +54,7 @@ function broker(endpoint: string, creds = channelCredentialsFor(undefined)) {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wcp-storage-tls-'));
-  makeCa('net');
-  makeCa('other');
-  makeLeaf('net', 'server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  makeLeaf('net', 'client', 'extendedKeyUsage=clientAuth\n');
+  makeTestPki(dir);
   tls = await startDevSubnetApi({
     dataDir: f('tls-data'),
     logger: quiet,

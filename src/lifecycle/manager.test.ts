@@ -195,51 +195,65 @@ describe('activity manager: a Progress and its Completion back to back (issue 14
   });
 });
 
+/**
+ * A started manager over a fake chain where activity 5 is held and live, its next heartbeat (interval 10 s) due
+ * ~0.6 s after the start; `hangs(req)` keeps a submit from ever getting its turn (its estimate hangs).
+ */
+async function liveSetup(
+  hangs: (req: TxRequest) => boolean,
+  seed: (store: Store) => Promise<unknown> = async () => {},
+) {
+  const dir = mkdtempSync(join(tmpdir(), 'wcp-manager-'));
+  dirs.push(dir);
+  const logger = createLogger('test', { write: () => {} });
+  const store = openStore({ path: join(dir, 'wcp.db'), logger });
+  stores.push(store);
+  const rpc = fakeChain();
+  const nowS = Math.floor(Date.now() / 1000);
+  rpc.head = { number: 100, timestamp: nowS };
+  rpc.activities.set('5', { status: 2, worker: WALLET, lastHeartbeatAt: nowS - 9, heartbeatTimeout: 600 });
+  await store.transact((tx) => tx.put(inflightKey('5'), { ...running('5'), last_heartbeat_s: nowS - 9.4 }));
+  await seed(store);
+  const submitted: TxRequest[] = [];
+  let nonce = 0;
+  const txm = {
+    submit: (req: TxRequest) =>
+      new Promise<SubmitResult>((resolve) => {
+        submitted.push(req);
+        if (!hangs(req))
+          resolve({ ok: true, nonce: nonce++, hash: '0x', gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n });
+      }),
+    simulate: async () => ({ ok: true as const, returnData: '0x' }),
+    inFlight: () => 0,
+  };
+  const manager = createActivityManager({
+    options: { ...testOptions, heartbeatIntervalMs: 10_000 },
+    store,
+    txm,
+    rpc,
+    executor: { assign: () => {}, cancel: () => {}, drain: () => {}, ackCompletion: () => {} },
+    logger,
+    metrics: createMetrics(),
+  });
+  return { rpc, submitted, manager };
+}
+
 describe('activity manager: no step waits on another', () => {
   test('a claim whose submit hangs (a slow node) does not hold back heartbeats', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wcp-manager-'));
-    dirs.push(dir);
-    const logger = createLogger('test', { write: () => {} });
-    const store = openStore({ path: join(dir, 'wcp.db'), logger });
-    stores.push(store);
-    const rpc = fakeChain();
-    const nowS = Math.floor(Date.now() / 1000);
-    rpc.head = { number: 100, timestamp: nowS };
-    // Held and live on chain; its next heartbeat (interval 10 s) comes due ~0.6 s after the start.
-    rpc.activities.set('5', { status: 2, worker: WALLET, lastHeartbeatAt: nowS - 9, heartbeatTimeout: 600 });
-    await store.transact((tx) => {
-      tx.put(inflightKey('5'), { ...running('5'), last_heartbeat_s: nowS - 9.4 });
-      tx.put(claimJobKey('6'), {
-        activity_id: '6',
-        queue_name: 'q',
-        created_at_ms: 1,
-        source: 'poll',
-        activity_type: 'test.slow',
-        input_ref: 'json:{}',
-      });
-    });
-    const submitted: TxRequest[] = [];
-    let nonce = 0;
-    const txm = {
-      submit: (req: TxRequest) =>
-        new Promise<SubmitResult>((resolve) => {
-          submitted.push(req);
-          // Claims never get their turn (their estimate hangs); heartbeats go through.
-          if (req.kind === 'heartbeat')
-            resolve({ ok: true, nonce: nonce++, hash: '0x', gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n });
-        }),
-      simulate: async () => ({ ok: true as const, returnData: '0x' }),
-      inFlight: () => 0,
-    };
-    const manager = createActivityManager({
-      options: { ...testOptions, heartbeatIntervalMs: 10_000 },
-      store,
-      txm,
-      rpc,
-      executor: { assign: () => {}, cancel: () => {}, drain: () => {}, ackCompletion: () => {} },
-      logger,
-      metrics: createMetrics(),
-    });
+    const { submitted, manager } = await liveSetup(
+      (req) => req.kind !== 'heartbeat', // claims never get their turn; heartbeats go through
+      (store) =>
+        store.transact((tx) =>
+          tx.put(claimJobKey('6'), {
+            activity_id: '6',
+            queue_name: 'q',
+            created_at_ms: 1,
+            source: 'poll',
+            activity_type: 'test.slow',
+            input_ref: 'json:{}',
+          }),
+        ),
+    );
     await manager.start();
     // An executor that is ready, serves every type and has room: the claim gate lets the claim through.
     manager.onExecutorEvent({ type: 'state', state: 'ready', activity_types: ['*'] });
@@ -256,36 +270,8 @@ describe('activity manager: no step waits on another', () => {
   });
 
   test('after a restart, heartbeats go out while the startup re-check still waits on a slow node', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wcp-manager-'));
-    dirs.push(dir);
-    const logger = createLogger('test', { write: () => {} });
-    const store = openStore({ path: join(dir, 'wcp.db'), logger });
-    stores.push(store);
-    const rpc = fakeChain();
-    const nowS = Math.floor(Date.now() / 1000);
-    rpc.head = { number: 100, timestamp: nowS };
-    rpc.activities.set('5', { status: 2, worker: WALLET, lastHeartbeatAt: nowS - 9, heartbeatTimeout: 600 });
-    await store.transact((tx) => tx.put(inflightKey('5'), { ...running('5'), last_heartbeat_s: nowS - 9.4 }));
+    const { rpc, submitted, manager } = await liveSetup(() => false);
     const unhold = rpc.hold('eth_call'); // the re-check's activity reads hang
-    const submitted: TxRequest[] = [];
-    let nonce = 0;
-    const txm = {
-      submit: async (req: TxRequest): Promise<SubmitResult> => {
-        submitted.push(req);
-        return { ok: true, nonce: nonce++, hash: '0x', gasLimit: 1n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n };
-      },
-      simulate: async () => ({ ok: true as const, returnData: '0x' }),
-      inFlight: () => 0,
-    };
-    const manager = createActivityManager({
-      options: { ...testOptions, heartbeatIntervalMs: 10_000 },
-      store,
-      txm,
-      rpc,
-      executor: { assign: () => {}, cancel: () => {}, drain: () => {}, ackCompletion: () => {} },
-      logger,
-      metrics: createMetrics(),
-    });
     const started = manager.start();
     try {
       await until(() => submitted.some((r) => r.kind === 'heartbeat'), 3_000);
