@@ -7,6 +7,7 @@
  * `WCP_E2E_NO_EXECUTOR_S` sets how long the first test runs without an executor (default 20 s; the issue says 60).
  */
 import { expect, test } from 'bun:test';
+import { connect, createServer } from 'node:net';
 import { freePort } from '../scripts/lib/anvil.ts';
 import { rpcBatch } from '../scripts/lib/rpc.ts';
 import {
@@ -28,7 +29,7 @@ import { assertRunning, linesWith } from './support/wcp.ts';
 const NO_EXECUTOR_S = Number(process.env.WCP_E2E_NO_EXECUTOR_S ?? 20);
 
 let w: World;
-const { track, run, box } = e2eSuite(2, (world) => {
+const { track, run, box } = e2eSuite(3, (world) => {
   w = world;
 });
 
@@ -101,6 +102,49 @@ test('a poison task is failed on chain after max_dispatch_attempts dispatches', 
   );
   expect(doneRecords(sb)[0]).toMatchObject({ activity_id: id, outcome: 'failed' });
   expect(doneRecords(sb)[0]?.reason ?? '').toStartWith('EXECUTOR_LOST');
+  wcp.proc.kill('SIGTERM');
+  expect(await wcp.exited).toBe(0);
+}, 180_000);
+
+test('storage service down: nothing that needs it is claimed (no transaction); back up: all work is done', async () => {
+  const me = w.worker();
+  const sb = box();
+  const exec = track(await startSlowExecutor({ concurrency: 4, handlerMs: 200 }));
+  // Nothing listens on the subnet-api port yet: every presign (and the start-up probe) fails. test.slow declares an
+  // output (presigned upload), so even its json-input runs need storage.
+  const port = await freePort();
+  const ids = [
+    ...(await enqueue(w, me.queue, 2, 'test.slow', 'json:{}')),
+    ...(await enqueue(w, me.queue, 1, 'test.slow', 'blob:seed/input.bin')),
+  ];
+  const before = await sentCount(me.rpcUrl, me.address);
+  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, `127.0.0.1:${port}`)));
+  await wcp.waitFor(/"reason":"storage_unavailable"/, 30_000);
+  for (let i = 0; i < 5; i++) {
+    assertRunning(wcp);
+    expect(await sentCount(me.rpcUrl, me.address)).toBe(before);
+    await sleep(1000);
+  }
+  expect(fixtureEvents(exec, 'start')).toEqual([]);
+  // The subnet-api comes up on that port (a TCP relay to the real one): the probe sees it, claims resume.
+  const [apiHost, apiPort] = w.api.grpcEndpoint.split(':');
+  const relay = createServer((sock) => {
+    const up = connect(Number(apiPort), apiHost ?? '127.0.0.1');
+    sock.pipe(up).pipe(sock);
+    const close = () => {
+      sock.destroy();
+      up.destroy();
+    };
+    sock.on('error', close);
+    up.on('error', close);
+  });
+  await new Promise<void>((r) => relay.listen(port, '127.0.0.1', () => r()));
+  try {
+    // The blob input is the seed's: not readable by this worker, so that one fails on chain; the others complete.
+    await waitAllCompleted(sb, w.stack, ids.slice(0, 2), me.address, 90_000, wcp);
+  } finally {
+    relay.close();
+  }
   wcp.proc.kill('SIGTERM');
   expect(await wcp.exited).toBe(0);
 }, 180_000);

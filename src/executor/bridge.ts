@@ -126,6 +126,7 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
     events,
     onMessage: (c, raw) => onMessage(c, raw),
     onCreditsChanged: () => flow.emitCredits(),
+    storageTypes: (types) => types.filter((t) => outputsOf(t).length > 0),
   });
   const flow = createFlow({
     maxInflight: opts.maxInflight,

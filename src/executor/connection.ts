@@ -65,6 +65,8 @@ export interface ConnectionOptions {
   onMessage(c: Conn, raw: unknown): void;
   /** Called when the connection closed or became ready: the credits on offer may have changed. */
   onCreditsChanged(): void;
+  /** Of the executor's activity types, those whose runs need the storage service (they declare outputs). */
+  storageTypes?(types: readonly string[]): string[];
 }
 
 /** The connection state machine; see the module doc for the transitions. */
@@ -129,6 +131,9 @@ export function createConnection(opts: ConnectionOptions): Connection {
       state: next,
       ...(ex !== undefined && next === 'ready' ? { executor_id: ex } : {}),
       ...(types !== undefined && next === 'ready' ? { activity_types: [...types] } : {}),
+      ...(types !== undefined && next === 'ready' && opts.storageTypes
+        ? { storage_types: opts.storageTypes(types) }
+        : {}),
       ...(detail !== undefined ? { detail } : {}),
       ...(error !== undefined ? { error } : {}),
     });

@@ -63,6 +63,8 @@ export type ExecutorEvent =
       state: BridgeState;
       executor_id?: string;
       activity_types?: string[];
+      /** Of `activity_types`, those that declare outputs: running them needs the storage service (presigned URLs). */
+      storage_types?: string[];
       /** Human-readable cause of the change (e.g. why the stream dropped). */
       detail?: string;
       /** Set when the change was caused by an error (e.g. EXECUTOR_PROTOCOL on a version mismatch). */

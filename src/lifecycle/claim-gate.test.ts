@@ -96,6 +96,22 @@ describe('claim gate: claim only what can run now', () => {
     expect(claimed()).toEqual(['3', '2']);
   });
 
+  test('a type that declares outputs (presigned uploads) also waits while storage is unavailable', async () => {
+    const { link, gate, claim, job, claimed } = setup();
+    link.onState({ type: 'state', state: 'ready', activity_types: ['echo', 'render'], storage_types: ['render'] });
+    link.setStorage(false);
+    await job('1', { activity_type: 'render' });
+    await claim.run(true);
+    expect(claimed()).toEqual([]);
+    expect(gate.reason()).toBe('storage_unavailable');
+    await job('2');
+    await claim.run(true);
+    expect(claimed()).toEqual(['2']);
+    link.setStorage(true);
+    await claim.run(true);
+    expect(claimed()).toEqual(['2', '1']);
+  });
+
   test('a job recorded without its type (from chain events) has it read from the chain first', async () => {
     const { store, rpc, link, claim, job, claimed } = setup();
     link.onState({ type: 'state', state: 'ready', activity_types: ['echo'] });

@@ -1,8 +1,8 @@
 /**
  * The claim gate: claim only what can run now. A claim is allowed while the executor link is ready (connected and
  * handshaken; the built-in no-op test executor counts), has free credits beyond the claimed records already waiting
- * for it, serves the activity's type, and — when the activity needs storage (its input is a `blob:` reference; the
- * executor's Capabilities do not tell which types declare outputs) — the storage service answers. Otherwise claims
+ * for it, serves the activity's type, and — when the activity needs storage (a `blob:` input, or a type whose
+ * outputs the executor declares: its run gets presigned upload URLs) — the storage service answers. Otherwise claims
  * pause: the reason is logged at warn once per change and shown by the `wcp_claims_paused{reason}` gauge.
  * Claim jobs recorded without their type (from chain events) have it read from the chain first, once.
  */
@@ -33,9 +33,12 @@ export interface ClaimGate {
   reason(): ClaimPause | null;
 }
 
-/** Whether the activity's input must be fetched from storage. */
-export function needsStorage(job: Pick<ClaimJob, 'input_ref'>): boolean {
-  return (job.input_ref ?? '').startsWith('blob:');
+/** Whether running the activity needs the storage service: a `blob:` input, or a type that declares outputs. */
+export function needsStorage(
+  job: Pick<ClaimJob, 'input_ref' | 'activity_type'>,
+  link: Pick<LinkView, 'typeNeedsStorage'>,
+): boolean {
+  return (job.input_ref ?? '').startsWith('blob:') || link.typeNeedsStorage(job.activity_type ?? '');
 }
 
 /** The claim gate over the link view and the dispatch step's credits. */
@@ -105,7 +108,7 @@ export function createClaimGate(
           unserved++;
           return false;
         }
-        if (needsStorage(j) && !link.storageAvailable()) {
+        if (needsStorage(j, link) && !link.storageAvailable()) {
           noStorage++;
           return false;
         }

@@ -18,6 +18,8 @@ export interface LinkView {
   types(): string[];
   /** The storage service answers (true until a `storage` event says otherwise). */
   storageAvailable(): boolean;
+  /** Runs of `type` need the storage service (the executor declares outputs for it). */
+  typeNeedsStorage(type: string): boolean;
   /** The executor said (in its last Resync) it holds `id`: a dispatch must be a re-offer, never a new run. */
   holds(id: string): boolean;
   /** `id` is no longer held by the executor (its Completion was applied, it was lost, the activity ended). */
@@ -33,6 +35,7 @@ export interface LinkView {
 export function createLinkView(): LinkView {
   let ready = false;
   let types = new Set<string>();
+  let storageTypes = new Set<string>();
   let storage = true;
   let held = new Set<string>();
   return {
@@ -40,6 +43,7 @@ export function createLinkView(): LinkView {
     serves: (type) => types.has('*') || types.has(type),
     types: () => [...types],
     storageAvailable: () => storage,
+    typeNeedsStorage: (type) => storageTypes.has(type),
     holds: (id) => held.has(id),
     release: (id) => void held.delete(id),
     setHeld(ids) {
@@ -48,7 +52,10 @@ export function createLinkView(): LinkView {
     onState(ev) {
       const was = ready;
       ready = ev.state === 'ready';
-      if (ev.activity_types) types = new Set(ev.activity_types);
+      if (ev.activity_types) {
+        types = new Set(ev.activity_types);
+        storageTypes = new Set(ev.storage_types ?? []);
+      }
       return ready && !was;
     },
     setStorage(available) {
