@@ -26,7 +26,7 @@ import { doneRecords } from './support/store.ts';
 import { sleep, until, waitAllCompleted } from './support/wait.ts';
 import { assertRunning, linesWith } from './support/wcp.ts';
 
-const NO_EXECUTOR_S = Number(process.env.WCP_E2E_NO_EXECUTOR_S ?? 20);
+const NO_EXECUTOR_S = Number(process.env.WCP_E2E_NO_EXECUTOR_S ?? 60);
 
 let w: World;
 const { track, run, box } = e2eSuite(3, (world) => {
