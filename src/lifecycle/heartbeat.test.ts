@@ -191,6 +191,13 @@ describe('heartbeat hygiene', () => {
     // The complete takes its nonce before the heartbeat's turn: the heartbeat would land after it, so it withdraws.
     complete.sent(8);
     expect(hb?.stillWanted?.()).toBe(false);
+    // Or the complete was even mined and settled (released from the lane, the record resuming): withdrawn too.
+    tracker.release('complete', ['1'], 8);
+    await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'resuming', NOW_S - 10), result_ref: 'r' }));
+    expect(hb?.stillWanted?.()).toBe(false);
+    // (back to the complete in the lane, for what follows)
+    await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'completing', NOW_S - 10), result_ref: 'r' }));
+    complete.sent(8);
     txm.releaseAll();
     await round;
     expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual([]);

@@ -16,7 +16,8 @@
  * complete, and no heartbeat follows one. If the complete or fail is not sent, fails or reverts, the tracker lets the
  * id go and it is heartbeated again.
  */
-import type { Inflight } from '../store/records.ts';
+import { inflightKey } from '../store/keys.ts';
+import { type Inflight, InflightSchema } from '../store/records.ts';
 import { heartbeatCall } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
 import { heartbeatView, isExpired, lastHeartbeatS } from './expiry.ts';
@@ -27,6 +28,16 @@ import { HEARTBEAT_STATES } from './transitions.ts';
 
 /** Txs after which a heartbeat of the same id is wasted (see the file comment). */
 const FINISHING_KINDS: ReadonlySet<string> = new Set(['complete', 'fail']);
+
+/**
+ * Asked at a heartbeat's turn for a nonce: `id` is still heartbeated (not ended), its record still in a heartbeat
+ * state (its complete was not mined and settled meanwhile), and no complete or fail of it holds a nonce.
+ */
+function wantsHeartbeat(ctx: Pick<LifecycleContext, 'store' | 'tracker'>, id: string): boolean {
+  if (!ctx.tracker.heartbeatInFlight(id) || FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? '')) return false;
+  const r = ctx.store.get(inflightKey(id), InflightSchema);
+  return r !== undefined && HEARTBEAT_STATES.has(r.state);
+}
 
 /** Seconds between heartbeats of `r`. */
 export function heartbeatIntervalS(r: Inflight, opts: Pick<LifecycleOptions, 'heartbeatIntervalMs'>): number {
@@ -68,8 +79,7 @@ export async function heartbeatRound(
     // An activity ended while its heartbeat waited for a nonce (a repair, a landed complete) forgets its heartbeat
     // entry, and one whose complete or fail took a nonce meanwhile would be heartbeated after it (wasted): the batch
     // is withdrawn rather than name it on chain; the others go in the next round.
-    const stillWanted = () =>
-      batch.every((id) => ctx.tracker.heartbeatInFlight(id) && !FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? ''));
+    const stillWanted = () => batch.every((id) => wantsHeartbeat(ctx, id));
     const res = await send({ ...heartbeatCall(ctx.opts.taskQueue, batch), priority: true, stillWanted }, false);
     if (!res.ok)
       (res.stage === 'withdrawn' ? ctx.log.debug : ctx.log.warn)('heartbeat not sent', {
