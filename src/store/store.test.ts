@@ -36,6 +36,30 @@ describe('store', () => {
     expect(store.count('claim_job:')).toBe(2);
   });
 
+  test('a whole-prefix list reuses unchanged decoded records, re-decodes changed ones, forgets deleted ones', async () => {
+    const { store } = tmpStore();
+    const job = (id: string, q: string) => ({
+      activity_id: id,
+      queue_name: q,
+      created_at_ms: 1,
+      source: 'poll' as const,
+    });
+    await store.transact((tx) => {
+      tx.put(claimJobKey('1'), job('1', 'a'));
+      tx.put(claimJobKey('2'), job('2', 'a'));
+    });
+    const first = store.list('claim_job:', ClaimJobSchema);
+    const second = store.list('claim_job:', ClaimJobSchema);
+    expect(second[0]?.value).toBe(first[0]?.value as never); // the same decoded object
+    expect(Object.isFrozen(second[0]?.value)).toBe(true);
+    await store.transact((tx) => {
+      tx.put(claimJobKey('1'), job('1', 'b'));
+      tx.del(claimJobKey('2'));
+    });
+    const third = store.list('claim_job:', ClaimJobSchema);
+    expect(third.map((e) => `${e.value.activity_id}:${e.value.queue_name}`)).toEqual(['1:b']);
+  });
+
   test('a throwing transaction writes nothing', async () => {
     const { store } = tmpStore();
     await expect(

@@ -70,6 +70,25 @@ function prefixRange(prefix: string): { start: string; end: string } {
 const LMDB_MAGIC = Buffer.from([0xde, 0xc0, 0xef, 0xbe]);
 const LMDB_MAGIC_OFFSET = 24;
 
+/** A stable id per schema object (schemas are module constants). */
+const schemaIds = new WeakMap<object, number>();
+let nextSchemaId = 1;
+function schemaId(schema: object): number {
+  const known = schemaIds.get(schema);
+  if (known !== undefined) return known;
+  const id = nextSchemaId++;
+  schemaIds.set(schema, id);
+  return id;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
 /**
  * Refuses a store file that is not an LMDB env (truncated, overwritten, another file at the path) before LMDB
  * maps it: LMDB trusts its meta pages, and a garbage file crashed the runtime instead of failing cleanly.
@@ -128,6 +147,9 @@ export function openStore(opts: OpenStoreOptions): Store {
       }
     }
   }
+
+  /** Whole-prefix lists: prefix + schema → key → the bytes and the value decoded from them. */
+  const listCache = new Map<string, Map<string, { raw: Buffer; value: unknown }>>();
 
   /** Decodes raw bytes; returns the value or an error string. */
   function decode<T>(raw: Buffer, schema: Schema<T>): { ok: true; value: T } | { ok: false; error: string } {
@@ -252,12 +274,27 @@ export function openStore(opts: OpenStoreOptions): Store {
     },
     list: (prefix, schema, o) => {
       const out: Array<{ key: string; value: never }> = [];
+      // A whole-prefix list reuses the values decoded last time for records whose bytes did not change (the
+      // lifecycle lists what it holds several times per tick); the cache is rebuilt from what was seen, so deleted
+      // records leave it. Cached values are frozen: a caller changing one would throw, not corrupt the cache.
+      const cacheKey = o?.limit ? undefined : `${prefix}\u0000${schemaId(schema)}`;
+      const before = cacheKey !== undefined ? listCache.get(cacheKey) : undefined;
+      const seen = new Map<string, { raw: Buffer; value: unknown }>();
       for (const { key, value } of db.getRange({ ...prefixRange(prefix), ...(o?.limit ? { limit: o.limit } : {}) })) {
         const raw = Buffer.from(value);
+        const hit = before?.get(key);
+        if (hit?.raw.equals(raw)) {
+          seen.set(key, hit);
+          out.push({ key, value: hit.value as never });
+          continue;
+        }
         const res = decode(raw, schema);
-        if (res.ok) out.push({ key, value: res.value as never });
-        else quarantineLater(key, raw, res.error);
+        if (res.ok) {
+          out.push({ key, value: res.value as never });
+          if (cacheKey !== undefined) seen.set(key, { raw, value: deepFreeze(res.value) });
+        } else quarantineLater(key, raw, res.error);
       }
+      if (cacheKey !== undefined) listCache.set(cacheKey, seen);
       return out;
     },
     scan: (prefix, o) => {
