@@ -106,7 +106,7 @@ test('under deno: activities are claimed, heartbeated, run by the no-op test exe
       .filter(Boolean)
       .map((l) => (JSON.parse(l) as { value: { kind: string } }).value.kind),
   );
-  // Heartbeats went out while the tasks ran (1 s interval, 1.5 s tasks): every step of the lifecycle used the lane.
+  // Heartbeats went out while the tasks ran (1 s interval, 3 s tasks): every step of the lifecycle used the lane.
   expect([...kinds].sort()).toEqual(['claim_batch', 'complete', 'heartbeat']);
 }, 90_000);
 

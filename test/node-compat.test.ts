@@ -59,7 +59,7 @@ test('under node: activities are claimed, run by the no-op test executor, comple
     sb,
     ['run'],
     wcpEnv({ rpcUrl: anvil.url, privateKey: me.privateKey, queue: 'node' }, LIFECYCLE_SETTINGS, {
-      WCP__EXECUTOR__NOOP_DELAY: '1500ms',
+      WCP__EXECUTOR__NOOP_DELAY: '3s',
     }),
   );
   await wcp.waitFor(/poller started/, 30_000);
@@ -76,7 +76,7 @@ test('under node: activities are claimed, run by the no-op test executor, comple
   expect(await wcp.exited).toBe(0);
   expect(wcp.output()).not.toContain(me.privateKey.slice(2));
   await expectLaneMatchesChain(sb, anvil.url, me.address);
-  // Heartbeats went out while the tasks ran (1 s interval, 1.5 s tasks), and every step used the lane.
+  // Heartbeats went out while the tasks ran (1 s interval, 3 s tasks), and every step used the lane.
   const kinds = new Set(laneRecords(sb).map((r) => r.kind));
   expect([...kinds].sort()).toEqual(['claim_batch', 'complete', 'heartbeat']);
 }, 120_000);

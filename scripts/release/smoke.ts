@@ -37,7 +37,7 @@ export async function startSmokeChain(workers = 1): Promise<SmokeChain> {
 
 /**
  * Env for a short `wcp run`: the embedded `local` profile pointed at `rpcUrl`, fast polling and 1 s heartbeats,
- * JSON logs, metrics off. Without `extra` it runs the built-in no-op test executor (`noopDelay`, default 1500 ms,
+ * JSON logs, metrics off. Without `extra` it runs the built-in no-op test executor (`noopDelay`, default 3 s,
  * so heartbeats go out while tasks run); `extra` wins.
  */
 export function smokeEnv(
@@ -58,7 +58,7 @@ export function smokeEnv(
     WCP__SCHEDULER__HEARTBEAT_INTERVAL: '1s',
     WCP__TX_POLICY__RECEIPT_POLL: '100ms',
     WCP__EXECUTOR__BUILTIN_NOOP_FOR_TESTS: 'true',
-    WCP__EXECUTOR__NOOP_DELAY: '1500ms',
+    WCP__EXECUTOR__NOOP_DELAY: '3s',
     WCP__SHUTDOWN__DRAIN_TIMEOUT: '2s',
     ...extra,
   };
