@@ -84,10 +84,17 @@ export function createDispatchStep(
         if ((after.get(r.activity_id) ?? 0) > t) continue;
         ready.push(r.activity_id);
       }
-      for (const r of await transitionMany(store, now, held, ['claimed'], 'assigned')) reoffer(r);
+      // Marked as assigned here BEFORE the store says `assigned`: a Resync handled while the commit resolves must
+      // not take these records for runs of an earlier wcp life (and drop them as lost, uncounted).
+      const marked = [...held, ...ready].filter((id) => !here.has(id));
+      for (const id of marked) here.add(id);
+      const reoffered = await transitionMany(store, now, held, ['claimed'], 'assigned');
       const assigned = await transitionMany(store, now, ready, ['claimed'], 'assigned', (r) => ({
         dispatch_attempts: (r.dispatch_attempts ?? 0) + 1,
       }));
+      const moved = new Set([...reoffered, ...assigned].map((r) => r.activity_id));
+      for (const id of marked) if (!moved.has(id)) here.delete(id);
+      for (const r of reoffered) reoffer(r);
       for (const next of assigned) {
         credits--;
         assignsSent++;
