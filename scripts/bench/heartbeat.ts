@@ -60,6 +60,9 @@ export const heartbeat: BenchGroup = {
         else if (Date.now() > deadline) throw new Error('no heartbeat round seen in 60 s');
         else await sleep(100);
       }
+      // The logs can name a block the 20 ms head watcher has not seen yet: wait for it, else the kill would land
+      // at the round itself (NaN delay) and the recovery figure would measure the heartbeat interval instead.
+      while (!watch.seen.has(roundBlock)) await sleep(5);
       const seen = watch.seen.get(roundBlock) as number;
       await sleep(Math.max(0, seen + KILL_AFTER_ROUND_MS - nowMs()));
       const tKill = nowMs();

@@ -110,7 +110,7 @@ export async function stopWcp(w: WcpProcess, graceMs = 15_000): Promise<void> {
   keepOutput(w);
 }
 
-/** Writes `w`'s output to $WCP_BENCH_LOG_DIR/wcp-N.log when that is set. */
+/** Writes `w`'s output to $WCP_BENCH_LOG_DIR/wcp-N.log when that is set ($WCP_BENCH_LOG_LEVEL sets its log level). */
 export function keepOutput(w: WcpProcess): void {
   const dir = process.env.WCP_BENCH_LOG_DIR;
   if (dir) writeFileSync(join(dir, `wcp-${++kept}.log`), w.output());
@@ -134,6 +134,8 @@ export function benchEnv(
     WCP__EXECUTOR__ENDPOINT: `127.0.0.1:${execPort}`,
     WCP__SUBNET_API__GRPC_ENDPOINT: w.api.grpcEndpoint,
     ...Object.assign({}, ...layers),
+    // Kept logs (WCP_BENCH_LOG_DIR) at another level, e.g. debug to see each heartbeat sent.
+    ...(process.env.WCP_BENCH_LOG_LEVEL ? { WCP__LOG__LEVEL: process.env.WCP_BENCH_LOG_LEVEL } : {}),
   });
 }
 
