@@ -99,6 +99,7 @@ const env = {
   ...process.env,
   ENVIRONMENT: 'local',
   WCP__ETHEREUM__RPC_URL: anvil.url,
+  WCP__ETHEREUM__WS_URL: anvil.url.replace(/^http/, 'ws'),
   WCP__STORE__PATH: join(devDir, 'wcp.db'),
   WCP__METRICS__ENABLED: 'false',
   WCP__EXECUTOR__ENDPOINT: `127.0.0.1:${executorPort}`,

@@ -118,7 +118,8 @@ export function keepOutput(w: WcpProcess): void {
 
 /**
  * The env of `dist/wcp` in a group: the local profile, the world's chain and contracts through `rpcUrl` (a proxy
- * or the node), the bench executor at `execPort`, the dev subnet-api, then `layers`.
+ * or the node; new heads by WebSocket from the node itself), the bench executor at `execPort`, the dev subnet-api,
+ * then `layers`.
  */
 export function benchEnv(
   w: World,
@@ -131,6 +132,8 @@ export function benchEnv(
     WCP__ETHEREUM__SUBNET_CONTROL_PLANE_ADDRESS: w.stack.addresses.subnetControlPlane,
     WCP__ETHEREUM__TASK_QUEUE_ADDRESS: w.stack.addresses.taskQueue,
     WCP__ETHEREUM__WORKFLOW_ENGINE_ADDRESS: w.stack.addresses.workflowEngine,
+    // New heads pushed straight from the node (reads and transactions still go through `rpcUrl`).
+    WCP__ETHEREUM__WS_URL: w.anvil.url.replace(/^http/, 'ws'),
     WCP__EXECUTOR__ENDPOINT: `127.0.0.1:${execPort}`,
     WCP__SUBNET_API__GRPC_ENDPOINT: w.api.grpcEndpoint,
     ...Object.assign({}, ...layers),

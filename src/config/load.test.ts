@@ -112,6 +112,26 @@ describe('config loading', () => {
     expect(outputs[1]).toContain('http://127.0.0.1:8545/…');
   });
 
+  test('ws_url: a non-ws URL is refused naming the key; its credentials never appear in the resolved config', () => {
+    const bad = failure(() =>
+      loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__WS_URL: 'http://127.0.0.1:8545' } }),
+    );
+    expect(bad).toContain('ethereum.ws_url');
+    expect(bad).toContain('ws(s) URL');
+    const WS = 'wss://127.0.0.1:8546/v3/WSSECRETPATH?apikey=WSSECRET2XYZ';
+    const { config, file } = loadConfigWithFile({
+      env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__ETHEREUM__WS_URL: WS },
+    });
+    expect(config.ethereum.wsUrl).toBe(WS);
+    const outputs = [
+      JSON.stringify(redactedConfig(config)),
+      renderConfigToml(file, config.source),
+      redact(`lost ${WS.replace('wss://', '')}: reset`),
+    ];
+    for (const out of outputs) for (const secret of ['WSSECRETPATH', 'WSSECRET2XYZ']) expect(out).not.toContain(secret);
+    expect(loadConfig({ env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }).ethereum.wsUrl).toBe('');
+  });
+
   test('config check TOML pastes back: the same values load again', () => {
     const env = {
       WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY,

@@ -26,6 +26,8 @@ export interface WcpConfig {
   source: string;
   ethereum: {
     rpcUrls: string[];
+    /** New-heads WebSocket endpoint ('' = none). */
+    wsUrl: string;
     chainId: number;
     walletAddress: string;
     privateKey: Secret;
@@ -306,12 +308,13 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
   }
   const { key, address } = resolveKey(f, cwd);
   const rpcUrls = [f.ethereum.rpc_url, ...f.ethereum.rpc_urls.filter((u) => u !== f.ethereum.rpc_url)];
-  for (const u of rpcUrls) registerUrlSecrets(u);
+  for (const u of [...rpcUrls, f.ethereum.ws_url]) if (u) registerUrlSecrets(u);
   const cfg: WcpConfig = {
     environment,
     source,
     ethereum: {
       rpcUrls,
+      wsUrl: f.ethereum.ws_url,
       chainId: f.ethereum.chain_id,
       walletAddress: address,
       privateKey: key,

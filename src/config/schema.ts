@@ -71,6 +71,15 @@ const bool = () =>
 const url = () =>
   v.pipe(v.string('an http(s) URL'), v.regex(/^https?:\/\/[^\s/]+/, 'an http(s) URL like http://127.0.0.1:8545'));
 
+const optWsUrl = () =>
+  v.union(
+    [
+      v.literal(''),
+      v.pipe(v.string(), v.regex(/^wss?:\/\/[^\s/]+/, 'a ws(s) URL like ws://127.0.0.1:8545 (or empty)')),
+    ],
+    'a ws(s) URL like ws://127.0.0.1:8545 (or empty)',
+  );
+
 const urlList = () =>
   v.pipe(
     v.union(
@@ -110,6 +119,12 @@ export const ConfigFileSchema = v.strictObject({
     rpc_url: v.optional(url(), 'http://127.0.0.1:8545'),
     /** Extra JSON-RPC endpoints (fail-over and fan-out of raw transactions). */
     rpc_urls: v.optional(urlList(), []),
+    /**
+     * WebSocket JSON-RPC endpoint pushing new heads (eth_subscribe newHeads): each new block starts a poll round at
+     * once, so a claim does not wait out scheduler.poll_interval. Reads and transactions still use rpc_url; if it
+     * drops, wcp polls on the interval and reconnects. '' = poll only.
+     */
+    ws_url: v.optional(optWsUrl(), ''),
     /** The chain id the endpoints must report. */
     chain_id: v.optional(int(1), 31337),
     /** Hex private key of the worker wallet. Prefer the env variable or a key file. Never logged. */

@@ -3,11 +3,14 @@
  * and lag), code at every contract address including Multicall3 and a call proving it is the right contract, that
  * the node can execute them (an `eth_estimateGas` of an empty heartbeat batch), the wallet's registration and
  * active flag, its balance against the gas of a few activity lifecycles at current fees, and the local clock
- * against chain time.
+ * against chain time; with `ethereum.ws_url`, that its new-head subscription comes up.
  */
 import type { Interface } from 'ethers';
 import { controlPlaneIface, multicallIface, taskQueueIface, workflowEngineIface } from '../chain/abi.ts';
+import { probeHeads } from '../chain/heads.ts';
 import type { WcpConfig } from '../config/load.ts';
+import { createLogger } from '../internal/logger.ts';
+import { displayUrl } from '../internal/redact.ts';
 import { type CheckResult, fail, pass, warn } from './check.ts';
 import { endpointName, rpcProbe } from './rpc-probe.ts';
 
@@ -85,6 +88,20 @@ export async function chainChecks(config: WcpConfig): Promise<CheckResult[]> {
         );
       }
     }
+  }
+  if (eth.wsUrl) {
+    // A warning, not a failure: without the push wcp still claims, only up to a poll interval later.
+    const name = `new heads ${displayUrl(eth.wsUrl)}`;
+    const r = await probeHeads(eth.wsUrl, t, createLogger('doctor', { write: () => {} }));
+    out.push(
+      r.ok
+        ? pass(name, 'eth_subscribe newHeads answers')
+        : warn(
+            name,
+            r.cause,
+            'check ethereum.ws_url (a ws:// or wss:// endpoint with subscriptions) or set it to "" to poll only',
+          ),
+    );
   }
   if (!primary) return out;
   const url = primary;

@@ -13,6 +13,10 @@ export interface PollerOptions {
   queueName: string;
   pollBatch: number;
   pollIntervalMs: number;
+  /** WebSocket endpoint whose new heads start a poll round at once ('' = poll on the interval only). */
+  wsUrl: string;
+  /** Connect + subscribe timeout of `wsUrl`. */
+  wsTimeoutMs: number;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
 }
 

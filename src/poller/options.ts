@@ -22,6 +22,8 @@ export function pollerOptions(config: WcpConfig): PollerOptions {
     queueName: config.scheduler.queueName,
     pollBatch: config.scheduler.pollBatch,
     pollIntervalMs: config.scheduler.pollIntervalMs,
+    wsUrl: config.ethereum.wsUrl,
+    wsTimeoutMs: config.ethereum.requestTimeoutMs,
     logLevel: config.log.level,
   };
 }

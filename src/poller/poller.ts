@@ -19,6 +19,11 @@ export type PollerState = 'idle' | 'running' | 'stopped';
 
 export interface Poller {
   start(): void;
+  /**
+   * A new block was announced: poll now (or right after the round under way). Ignored while backing off from RPC
+   * errors: the announcement says the node is alive, not that our endpoint answers.
+   */
+  newHead(): void;
   /** Resolves when the loop has exited. */
   stop(): Promise<void>;
   status(): { state: PollerState; polls: number; errors: number; last_found: number };
@@ -45,6 +50,8 @@ export function createPoller(deps: PollerDeps): Poller {
   let consecutive = 0;
   let lastFound = 0;
   let wake: (() => void) | null = null;
+  /** A head arrived during a round: run the next one without sleeping. */
+  let again = false;
   let loop: Promise<void> = Promise.resolve();
 
   const setState = (s: PollerState) => {
@@ -97,8 +104,10 @@ export function createPoller(deps: PollerDeps): Poller {
 
   async function run(): Promise<void> {
     while (state === 'running') {
+      again = false;
       await tick();
       if ((state as PollerState) !== 'running') break;
+      if (again && consecutive === 0) continue;
       await sleep(
         consecutive === 0 ? deps.pollIntervalMs : Math.max(deps.pollIntervalMs, backoffDelayMs(backoff, consecutive)),
       );
@@ -111,6 +120,11 @@ export function createPoller(deps: PollerDeps): Poller {
       setState('running');
       log.info('poller started', { queue: deps.queueName, interval_ms: deps.pollIntervalMs, batch: deps.pollBatch });
       loop = run();
+    },
+    newHead() {
+      if (state !== 'running' || consecutive > 0) return;
+      if (wake) wake();
+      else again = true;
     },
     async stop() {
       if (state === 'stopped') return loop;

@@ -1,8 +1,10 @@
 /**
  * The Poller's worker-thread body: builds its own transport (nothing is shared with the main thread but the
- * port) and runs the poller until told to stop.
+ * port) and, with `wsUrl`, its own new-head subscription (each head starts a poll round), and runs the poller
+ * until told to stop.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { createHeadSubscription } from '../chain/heads.ts';
 import { createRpcTransport } from '../chain/transport.ts';
 import { createLogger } from '../internal/logger.ts';
 import type { PollerCommand, PollerEvent, PollerOptions } from './messages.ts';
@@ -21,12 +23,24 @@ export async function runPollerWorker({ port, options }: { port: MessagePort; op
     logger,
     emit,
   });
+  const heads = options.wsUrl
+    ? createHeadSubscription({
+        url: options.wsUrl,
+        timeoutMs: options.wsTimeoutMs,
+        logger: logger.child('heads'),
+        onHead: () => poller.newHead(),
+      })
+    : undefined;
   await new Promise<void>((resolve) => {
     port.on('message', (msg: PollerCommand) => {
       // Only `stop` is acted on: discovery is never paused (claims are bounded by the lifecycle, not here).
-      if (msg.type === 'stop') void poller.stop().then(resolve);
+      if (msg.type === 'stop') {
+        heads?.stop();
+        void poller.stop().then(resolve);
+      }
     });
     poller.start();
+    heads?.start();
   });
   emit({ type: 'stopped' });
   port.close();
