@@ -74,6 +74,7 @@ export async function heartbeatRound(
   const roundS = ctx.clock.nowS();
   const due = dueHeartbeats(ctx, roundS);
   const ids = [...due.keys()];
+  if (ids.length > 0) ctx.log.debug('heartbeat round', { due: ids.length, chain_time_s: roundS });
   for (let i = 0; i < ids.length; i += HEARTBEAT_BATCH_IDS) {
     const batch = ids.slice(i, i + HEARTBEAT_BATCH_IDS);
     // An activity ended while its heartbeat waited for a nonce (a repair, a landed complete) forgets its heartbeat

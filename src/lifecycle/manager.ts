@@ -200,6 +200,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       state = 'recovering';
       // Transactions still in flight from before a restart (the tx manager re-sends them).
       await restoreLane();
+      log.debug('lane slots restored', { txs_in_flight: tracker.size() });
       // Heartbeats first: what we hold is kept alive from its persisted last heartbeat while the re-check below
       // reads the chain (1,000 held take seconds on a slow node; an activity found not ours is forgotten by it).
       loops[0]?.start();
