@@ -139,6 +139,8 @@ export function benchEnv(
     ...Object.assign({}, ...layers),
     // Kept logs (WCP_BENCH_LOG_DIR) at another level, e.g. debug to see each heartbeat sent.
     ...(process.env.WCP_BENCH_LOG_LEVEL ? { WCP__LOG__LEVEL: process.env.WCP_BENCH_LOG_LEVEL } : {}),
+    // Runtime flags for dist/wcp, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (written when a process exits cleanly).
+    ...(process.env.WCP_BENCH_BUN_OPTIONS ? { BUN_OPTIONS: process.env.WCP_BENCH_BUN_OPTIONS } : {}),
   });
 }
 
