@@ -8,6 +8,12 @@
  * Priority submits (heartbeats: `TxRequest.priority`) take their turn before every normal one waiting, and wait
  * at most `PRIORITY_ESTIMATE_WAIT_MS` for their estimate before using their `minGasLimit`. Transient RPC failures
  * (reset, timeout, 5xx) of the simulation, estimate and fee read are retried in place (`withRetry`).
+ *
+ * The first broadcast is not part of the turn: a turn reserves, signs and persists its nonce durably, takes its
+ * place in the send queue and lets the next submit reserve while it is on the wire. The queue broadcasts one slot at
+ * a time in nonce order (as the turn did), so nodes see the lane's nonces in order; a slot waiting in it is `busy`,
+ * so the confirmer's tick does not send it first. A turn that held the broadcast made every submit wait a node's
+ * round trip (and the commit after it): the lane's rate was one transaction per round trip.
  */
 import { type RpcClient, STEP_RETRY, withRetry } from '../chain/transport.ts';
 import { errorText, WcpError, type WireError } from '../internal/errors.ts';
@@ -18,7 +24,7 @@ import { classifyRpcError } from './classify.ts';
 import { decodeRevertError } from './decode.ts';
 import { gasWithMargin } from './fees.ts';
 import type { LaneState } from './lane-state.ts';
-import { persistReservation } from './nonce-lane.ts';
+import { persistReservation, type Slot } from './nonce-lane.ts';
 import type { Recorder } from './record.ts';
 import type { SimResult, SubmitResult, TxPolicy, TxRequest } from './types.ts';
 
@@ -176,17 +182,41 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
     return req.minGasLimit !== undefined && req.minGasLimit > g ? req.minGasLimit : g;
   }
 
-  async function submitInTurn(req: TxRequest, gasLimit: bigint): Promise<SubmitResult> {
+  /** The send queue: the first broadcast of each reserved slot, one at a time, in reservation (= nonce) order. */
+  let sendTail: Promise<void> = Promise.resolve();
+
+  /** Queues the first broadcast of `slot` (reserved, persisted) behind those reserved before it. */
+  function queueFirstSend(slot: Slot, kind: TxRequest['kind']): Promise<void> {
+    // Busy until its turn in the queue: the confirmer's tick would otherwise send it ahead of lower nonces.
+    slot.busy = true;
+    const sent = sendTail.then(async () => {
+      await recorder.sendGuarded(slot, rpc.bestBlock(), 'first send failed; the tick re-sends it');
+      const { rec, hash } = slot;
+      log.debug('submitted', { nonce: rec.nonce, kind, tx_hash: hash, activity_ids: rec.activity_ids });
+      lane.emit({ type: 'submitted', kind, nonce: rec.nonce, activityIds: rec.activity_ids, hash });
+    });
+    // sendGuarded logs and flags its own failures; the queue goes on whatever one send did.
+    sendTail = sent.catch(() => {});
+    return sent;
+  }
+
+  async function submitInTurn(req: TxRequest, gasLimit: bigint): Promise<{ res: SubmitResult; sent?: Promise<void> }> {
     await waitForRoom();
-    if (lane.funds.blocked) return { ok: false, stage: 'funds', error: fundsError() };
+    if (lane.funds.blocked) return { res: { ok: false, stage: 'funds', error: fundsError() } };
     const suggestion = await withRetry(() => broadcaster.suggestFees(), STEP_RETRY, retryLog('fee read'));
     // Asked last, with no await before the nonce and the record's time are taken: what the caller answers holds
     // for the tx it gets.
     if (req.stillWanted && !req.stillWanted())
       return {
-        ok: false,
-        stage: 'withdrawn',
-        error: { code: 'TX_REFUSED', message: 'withdrawn by its caller before a nonce was reserved', retryable: false },
+        res: {
+          ok: false,
+          stage: 'withdrawn',
+          error: {
+            code: 'TX_REFUSED',
+            message: 'withdrawn by its caller before a nonce was reserved',
+            retryable: false,
+          },
+        },
       };
     const nonce = lane.nextNonce;
     const t = ctx.now();
@@ -200,16 +230,17 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
     req.onNonce?.(nonce);
     const slot = lane.newSlot(rec, signed, capWei);
     lane.slots.set(nonce, slot);
-    await recorder.sendGuarded(slot, rpc.bestBlock(), 'first send failed; the tick re-sends it');
-    log.debug('submitted', { nonce, kind: req.kind, tx_hash: signed.hash, activity_ids: req.activityIds });
-    lane.emit({ type: 'submitted', kind: req.kind, nonce, activityIds: rec.activity_ids, hash: signed.hash });
+    const sent = queueFirstSend(slot, req.kind);
     return {
-      ok: true,
-      nonce,
-      hash: signed.hash,
-      gasLimit,
-      maxFeePerGas: fees.maxFeePerGas,
-      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+      res: {
+        ok: true,
+        nonce,
+        hash: signed.hash,
+        gasLimit,
+        maxFeePerGas: fees.maxFeePerGas,
+        maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+      },
+      sent,
     };
   }
 
@@ -225,11 +256,15 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
         const prepared = await prepare(req);
         if (typeof prepared !== 'bigint') return prepared;
         await turns.acquire(req.priority === true);
+        let out: Awaited<ReturnType<typeof submitInTurn>>;
         try {
-          return await submitInTurn(req, prepared);
+          out = await submitInTurn(req, prepared);
         } finally {
           turns.release();
         }
+        // Resolves once the first send was made (as before the queue): callers act on a tx that is on the wire.
+        await out.sent;
+        return out.res;
       })();
       active.add(run);
       try {
