@@ -193,7 +193,7 @@ async function deploy(a: Anvil): Promise<string> {
 }
 
 beforeAll(async () => {
-  anvil = await startAnvil({ blockTime: 1, accounts: 10 });
+  anvil = await startAnvil({ blockTime: 1, accounts: 11 });
   contract = await deploy(anvil);
 }, 120_000);
 
@@ -240,6 +240,44 @@ describe('txmgr on anvil', () => {
     // tx ref points at the nonce its own submit got.
     const last = results[49];
     expect(store.get(txKey('1049'), TxRefSchema)?.nonce).toBe(last?.ok ? last.nonce : -1);
+    await m.stop();
+  }, 40_000);
+
+  test('a slow node: submits are reserved while earlier ones are on the wire, each on disk before it is sent, sent in nonce order', async () => {
+    const acct = anvil.accounts[10] as { address: string; privateKey: string };
+    const store = newStore();
+    const sentNonces: number[] = [];
+    /** Lane records on disk when each send arrived, and whether that send's own record was there. */
+    const onDisk: number[] = [];
+    let ownMissing = 0;
+    const p = await proxy(anvil.url, async (body, forward, res) => {
+      if (body.method !== 'eth_sendRawTransaction') return false;
+      const nonce = Transaction.from(String(body.params[0])).nonce;
+      if (!sentNonces.includes(nonce)) sentNonces.push(nonce);
+      if (!store.has(laneKey(nonce))) ownMissing++;
+      onDisk.push(store.count('lane:'));
+      await new Promise((r) => setTimeout(r, 150)); // every send takes a slow node's round trip
+      res.setHeader('content-type', 'application/json');
+      res.end(await forward());
+      return true;
+    });
+    const { m, events } = mk({ store, urls: [p.url], key: acct.privateKey, policy: { rebroadcastMs: 60_000 } });
+    await m.start();
+    const n = 12;
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        m.submit({ kind: 'claim', activityIds: [String(9000 + i)], to: contract, data: claimData(9000 + i) }),
+      ),
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(ownMissing).toBe(0);
+    // First sends in nonce order, one at a time…
+    expect(sentNonces.slice(0, n)).toEqual(Array.from({ length: n }, (_, i) => i));
+    // …while later nonces were reserved meanwhile: a send did not hold the lane (with the send inside the turn,
+    // at most the nonce being sent was on disk when it arrived).
+    expect(Math.max(...onDisk.slice(0, n).map((d, i) => d - (i + 1)))).toBeGreaterThan(0);
+    await waitFor(`${n} confirmations`, () => confirmed(events).length >= n, 30_000);
+    expect(await nonceOf(anvil, acct.address)).toBe(n);
     await m.stop();
   }, 40_000);
 

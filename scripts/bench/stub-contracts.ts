@@ -90,6 +90,17 @@ export function createStubContracts(c: StubContext): {
       a.resultRef,
     ];
   };
+  /** Decoded calldata by contract and bytes: the poller sends the same multicall every round, ethers' array
+   * decoding of it was over half of the stub's CPU. Bounded: cleared when full. */
+  const parsed = new Map<string, ReturnType<typeof taskQueueIface.parseTransaction>>();
+  const parse = (iface: typeof taskQueueIface, kind: string, data: string) => {
+    const key = `${kind}:${data}`;
+    if (parsed.has(key)) return parsed.get(key) ?? null;
+    const d = iface.parseTransaction({ data });
+    if (parsed.size >= 20_000) parsed.clear();
+    parsed.set(key, d);
+    return d;
+  };
   const ev = (name: string, args: unknown[]) => {
     const frag = taskQueueIface.getEvent(name);
     if (!frag) throw new Error(name);
@@ -107,7 +118,7 @@ export function createStubContracts(c: StubContext): {
     const events: Array<{ topics: string[]; data: string }> = [];
     const w = lower(from);
     if (kind === 'multicall3') {
-      const d = multicallIface.parseTransaction({ data });
+      const d = parse(multicallIface, 'multicall3', data);
       if (d?.name === 'aggregate3') {
         const calls = d.args[0] as Array<[string, boolean, string]>;
         const out = calls.map(([t, , cd]) => {
@@ -120,7 +131,7 @@ export function createStubContracts(c: StubContext): {
       if (d?.name === 'getCurrentBlockTimestamp') return { ret: abi.encode(['uint256'], [nowTs()]), events, ok: true };
     }
     if (kind === 'subnetControlPlane') {
-      const d = controlPlaneIface.parseTransaction({ data });
+      const d = parse(controlPlaneIface, 'subnetControlPlane', data);
       if (d?.name === 'isWorkerActive')
         return { ret: abi.encode(['bool'], [lower(d.args[0] as string) === lower(worker)]), events, ok: true };
       if (d?.name === 'taskQueue')
@@ -133,12 +144,12 @@ export function createStubContracts(c: StubContext): {
         };
     }
     if (kind === 'workflowEngine') {
-      const d = workflowEngineIface.parseTransaction({ data });
+      const d = parse(workflowEngineIface, 'workflowEngine', data);
       if (d?.name === 'taskQueue')
         return { ret: abi.encode(['address'], [STUB_ADDRESSES.taskQueue]), events, ok: true };
     }
     if (kind === 'taskQueue') {
-      const d = taskQueueIface.parseTransaction({ data });
+      const d = parse(taskQueueIface, 'taskQueue', data);
       const enc = (vals: unknown[]) => taskQueueIface.encodeFunctionResult(d?.name as string, vals);
       switch (d?.name) {
         case 'controlPlane':

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { createLogger } from '../internal/logger.ts';
-import { claimJobKey, quarantineKey } from './keys.ts';
-import { ClaimJobSchema, QuarantineSchema } from './records.ts';
+import { claimJobKey, inflightKey, quarantineKey } from './keys.ts';
+import { ClaimJobSchema, type Inflight, InflightSchema, QuarantineSchema } from './records.ts';
 import { openStore, type Store } from './store.ts';
 
 const dirs: string[] = [];
@@ -101,5 +101,81 @@ describe('store', () => {
     expect(q?.error).toContain('not JSON');
     const q4 = s2.get(quarantineKey(claimJobKey(4n)), QuarantineSchema);
     expect(q4?.error).toContain('activity_id');
+  });
+
+  describe('held records (mirrored in memory)', () => {
+    const held = (id: string, state: Inflight['state']): Inflight => ({
+      activity_id: id,
+      state,
+      queue_name: 'q',
+      dispatch_attempts: 0,
+      created_at_ms: 1,
+      updated_at_ms: 1,
+    });
+
+    test('reads show each commit once it resolves, in key order, and nothing of a throwing one', async () => {
+      const { store, path } = tmpStore();
+      await store.transact((tx) => {
+        for (const id of ['12', '3', '7']) tx.put(inflightKey(id), held(id, 'claimed'));
+      });
+      const pending = store.transact((tx) => {
+        tx.put(inflightKey('7'), held('7', 'assigned'));
+        tx.del(inflightKey('3'));
+      });
+      // Not committed yet: reads still see the committed state.
+      expect(store.get(inflightKey('7'), InflightSchema)?.state).toBe('claimed');
+      await pending;
+      expect(store.get(inflightKey('7'), InflightSchema)?.state).toBe('assigned');
+      expect(store.has(inflightKey('3'))).toBe(false);
+      expect(store.list('inflight:', InflightSchema).map((e) => e.value.activity_id)).toEqual(['7', '12']);
+      expect(store.list('inflight:', InflightSchema, { limit: 1 }).map((e) => e.value.activity_id)).toEqual(['7']);
+      await expect(
+        store.transact((tx) => {
+          tx.put(inflightKey('7'), held('7', 'running'));
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      expect(store.get(inflightKey('7'), InflightSchema)?.state).toBe('assigned');
+      // What memory shows is what LMDB holds: a fresh store over the same file reads the same.
+      await store.close();
+      stores.pop();
+      const again = openStore({ path, logger: createLogger('test', { write: () => {} }) });
+      stores.push(again);
+      expect(again.list('inflight:', InflightSchema).map((e) => `${e.value.activity_id}:${e.value.state}`)).toEqual([
+        '7:assigned',
+        '12:claimed',
+      ]);
+    });
+
+    test('a record is decoded once per commit: unchanged reads share one frozen value, a new commit a new one', async () => {
+      const { store } = tmpStore();
+      await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'claimed')));
+      const a = store.get(inflightKey('1'), InflightSchema);
+      expect(store.list('inflight:', InflightSchema)[0]?.value).toBe(a as never);
+      expect(Object.isFrozen(a)).toBe(true);
+      const inTx = await store.transact((tx) => tx.get(inflightKey('1'), InflightSchema));
+      expect(inTx).toBe(a as never);
+      await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'claimed')));
+      const b = store.get(inflightKey('1'), InflightSchema);
+      expect(b).not.toBe(a as never);
+      expect(b).toEqual(a as never);
+    });
+
+    test('a corrupt held record found at open is quarantined and leaves the held list', async () => {
+      const { store, path } = tmpStore();
+      await store.transact((tx) => tx.put(inflightKey('2'), held('2', 'claimed')));
+      await store.close();
+      stores.pop();
+      const raw = open<Buffer, string>({ path, encoding: 'binary', noSubdir: true });
+      await raw.put(inflightKey('1'), Buffer.from('{not json'));
+      await raw.close();
+      const s2 = openStore({ path, logger: createLogger('test', { write: () => {} }) });
+      stores.push(s2);
+      expect(s2.list('inflight:', InflightSchema).map((e) => e.value.activity_id)).toEqual(['2']);
+      await s2.flushed();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(s2.has(inflightKey('1'))).toBe(false);
+      expect(s2.has(quarantineKey(inflightKey('1')))).toBe(true);
+    });
   });
 });

@@ -8,6 +8,10 @@
  *   the OS flush, used before broadcasting a transaction).
  * - A record that does not decode or validate is moved to `quarantine:{key}` (raw bytes kept) and reported;
  *   reads then see it as absent. Nothing crashes on a bad record.
+ * - The records under `MIRRORED_PREFIXES` (what the lifecycle holds) are also kept in memory, as committed: loaded
+ *   at open, changed when a commit resolves (the moment a read of LMDB would see it too). Reads outside a
+ *   transaction (`get`, `list`) of those keys are answered from memory; reads inside one still go to LMDB, which
+ *   also sees writes of earlier transactions in the same batch. Only this store writes to the env.
  */
 import { chmodSync, closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { open, type RootDatabase } from 'lmdb';
@@ -15,6 +19,7 @@ import * as v from 'valibot';
 import { WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import { PREFIX, quarantineKey } from './keys.ts';
+import { createMirror, deepFreeze, schemaId } from './mirror.ts';
 import type { Quarantine } from './records.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: schemas of any record type
@@ -66,28 +71,12 @@ function prefixRange(prefix: string): { start: string; end: string } {
   return { start: prefix, end: `${prefix}\uffff` };
 }
 
+/** Prefixes kept in memory (see the invariants): the lifecycle lists and reads its held records several times per tick. */
+const MIRRORED_PREFIXES: readonly string[] = [PREFIX.inflight];
+
 /** LMDB's meta-page magic (0xBEEFC0DE, little-endian) at this offset of each of the first two pages. */
 const LMDB_MAGIC = Buffer.from([0xde, 0xc0, 0xef, 0xbe]);
 const LMDB_MAGIC_OFFSET = 24;
-
-/** A stable id per schema object (schemas are module constants). */
-const schemaIds = new WeakMap<object, number>();
-let nextSchemaId = 1;
-function schemaId(schema: object): number {
-  const known = schemaIds.get(schema);
-  if (known !== undefined) return known;
-  const id = nextSchemaId++;
-  schemaIds.set(schema, id);
-  return id;
-}
-
-function deepFreeze<T>(v: T): T {
-  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
-    for (const x of Object.values(v)) deepFreeze(x);
-    Object.freeze(v);
-  }
-  return v;
-}
 
 /**
  * Refuses a store file that is not an LMDB env (truncated, overwritten, another file at the path) before LMDB
@@ -190,23 +179,31 @@ export function openStore(opts: OpenStoreOptions): Store {
       return;
     }
     reportQuarantine(key, error);
-    void db.transaction(() => {
-      const now = db.getBinary(key);
-      if (now && Buffer.compare(now, raw) === 0) {
-        quarantineIn(
-          (k, val) => db.put(k, encode(val)),
-          (k) => db.remove(k),
-          key,
-          raw,
-          error,
-        );
-      }
-    });
+    void db
+      .transaction(() => {
+        const now = db.getBinary(key);
+        if (now && Buffer.compare(now, raw) === 0) {
+          quarantineIn(
+            (k, val) => db.put(k, encode(val)),
+            (k) => db.remove(k),
+            key,
+            raw,
+            error,
+          );
+        }
+      })
+      .finally(() => mirrorRefresh([key]));
   }
 
   function readTyped<T>(key: string, schema: Schema<T>, inTx: StoreTx | null): T | undefined {
     const raw = db.getBinary(key);
     if (raw === undefined || raw === null) return undefined;
+    // Bytes still as committed (the usual case inside a transaction): the mirror's decoded value serves.
+    const known = mirror.raw(key);
+    if (known?.equals(raw)) {
+      const res = mirror.decode(key, known, schema, decode);
+      if (res.ok) return res.value;
+    }
     const copy = Buffer.from(raw);
     const res = decode(copy, schema);
     if (res.ok) return res.value;
@@ -257,23 +254,61 @@ export function openStore(opts: OpenStoreOptions): Store {
     }
   }
 
+  const mirror = createMirror(opts.readOnly ? [] : MIRRORED_PREFIXES, (p) => db.getRange(prefixRange(p)));
+
+  /** Re-reads mirrored keys from LMDB (after a write whose outcome is not known, or one made outside `transact`). */
+  function mirrorRefresh(keys: Iterable<string>): void {
+    for (const key of keys) {
+      if (!mirror.covers(key)) continue;
+      const raw = db.getBinary(key);
+      mirror.set(key, raw ? Buffer.from(raw) : null);
+    }
+  }
+
+  /** A mirrored key read outside a transaction. */
+  function getMirrored<T>(key: string, schema: Schema<T>): T | undefined {
+    const raw = mirror.raw(key);
+    if (!raw) return undefined;
+    const res = mirror.decode(key, raw, schema, decode);
+    if (res.ok) return res.value;
+    quarantineLater(key, raw, res.error);
+    return undefined;
+  }
+
   return {
     path: opts.path,
-    get: (key, schema) => readTyped(key, schema, null),
-    has: (key) => db.doesExist(key),
+    get: (key, schema) => (mirror.covers(key) ? getMirrored(key, schema) : readTyped(key, schema, null)),
+    has: (key) => (mirror.covers(key) ? mirror.raw(key) !== undefined : db.doesExist(key)),
     transact: async (fn, o) => {
       if (opts.readOnly) throw new WcpError('STORE_OPEN_FAILED', 'the store is open read-only');
-      const result = await db.transaction(() => {
-        const writes = new Map<string, Buffer | null>();
-        const r = fn(bufferedTx(writes));
-        applyWrites(writes);
-        return r;
-      });
+      const writes = new Map<string, Buffer | null>();
+      let result: Awaited<ReturnType<typeof fn>>;
+      try {
+        result = await db.transaction(() => {
+          writes.clear();
+          const r = fn(bufferedTx(writes));
+          applyWrites(writes);
+          return r;
+        });
+      } catch (e) {
+        // Whatever part of it LMDB kept is what the mirror must show.
+        mirrorRefresh(writes.keys());
+        throw e;
+      }
+      for (const [key, raw] of writes) mirror.set(key, raw);
       if (o?.durable) await db.flushed;
       return result;
     },
     list: (prefix, schema, o) => {
       const out: Array<{ key: string; value: never }> = [];
+      const keys = mirror.keys(prefix, o?.limit);
+      if (keys) {
+        for (const key of keys) {
+          const v = getMirrored(key, schema);
+          if (v !== undefined) out.push({ key, value: v as never });
+        }
+        return out;
+      }
       // A whole-prefix list reuses the values decoded last time for records whose bytes did not change (the
       // lifecycle lists what it holds several times per tick); the cache is rebuilt from what was seen, so deleted
       // records leave it. Cached values are frozen: a caller changing one would throw, not corrupt the cache.

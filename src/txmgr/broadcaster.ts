@@ -48,8 +48,11 @@ export interface Broadcaster {
   suggestFees(): Promise<FeeSuggestion>;
   /** Signs a lane record as it stands (deterministic: same fields, same bytes and hash). */
   signRecord(rec: LaneTx): Promise<{ raw: string; hash: string }>;
-  /** Sends the slot's current bytes everywhere and updates the slot's flags from the answers. */
-  send(slot: Slot): Promise<SendResult>;
+  /**
+   * Sends the slot's current bytes everywhere and updates the slot's flags from the answers. `onAnswered` is called
+   * once every endpoint answered (or failed), before the answers are recorded (the lane's send queue moves on then).
+   */
+  send(slot: Slot, onAnswered?: () => void): Promise<SendResult>;
   /** Re-signs with higher fees (or re-sends as is at the cap), persisting the new hash before sending. */
   bump(slot: Slot, head: number, why: string): Promise<SendResult>;
 }
@@ -138,8 +141,9 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
     }
   }
 
-  async function send(slot: Slot): Promise<SendResult> {
+  async function send(slot: Slot, onAnswered?: () => void): Promise<SendResult> {
     const outcomes = await ctx.rpc.broadcast('eth_sendRawTransaction', [slot.raw]);
+    onAnswered?.();
     // The most telling answer wins (an outright refusal only when no endpoint said anything better, not even
     // "no answer"); with no answers at all the send is uncertain.
     let best: SendResult | undefined;

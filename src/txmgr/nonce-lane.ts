@@ -72,15 +72,29 @@ function refFor(rec: LaneTx, id: string, prev: TxRef | undefined, now: number): 
  * (INTERNAL) if a record already holds that nonce: a nonce is never given two meanings.
  */
 export async function persistReservation(store: Store, rec: LaneTx, now: number): Promise<void> {
+  await persistReservations(store, [rec], now);
+}
+
+/**
+ * `persistReservation` for several records in ONE durable transaction (a group of submits reserved together): all
+ * of them or none. Refuses (INTERNAL) the whole group if any nonce already has a record.
+ */
+export async function persistReservations(store: Store, recs: readonly LaneTx[], now: number): Promise<void> {
+  if (recs.length === 0) return;
   await store.transact(
     (tx) => {
-      if (tx.has(laneKey(rec.nonce))) {
-        throw new WcpError('INTERNAL', `nonce ${rec.nonce} already has a lane record; refusing to reuse it`);
+      let last = tx.get(NONCE_LAST, NonceLastSchema)?.nonce ?? -1;
+      for (const rec of recs) {
+        if (tx.has(laneKey(rec.nonce))) {
+          throw new WcpError('INTERNAL', `nonce ${rec.nonce} already has a lane record; refusing to reuse it`);
+        }
+        tx.put(laneKey(rec.nonce), rec);
+        if (rec.nonce > last) {
+          last = rec.nonce;
+          tx.put(NONCE_LAST, { nonce: rec.nonce, updated_at_ms: now });
+        }
+        for (const id of rec.activity_ids) tx.put(txKey(id), refFor(rec, id, tx.get(txKey(id), TxRefSchema), now));
       }
-      tx.put(laneKey(rec.nonce), rec);
-      const last = tx.get(NONCE_LAST, NonceLastSchema)?.nonce ?? -1;
-      if (rec.nonce > last) tx.put(NONCE_LAST, { nonce: rec.nonce, updated_at_ms: now });
-      for (const id of rec.activity_ids) tx.put(txKey(id), refFor(rec, id, tx.get(txKey(id), TxRefSchema), now));
     },
     { durable: true },
   );

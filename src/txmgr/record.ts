@@ -35,8 +35,11 @@ export interface Recorder {
   ): Promise<{ rec: LaneTx; signed: { raw: string; hash: string }; capWei: bigint; fees: Fees }>;
   /** Fills nonce `n` with a 0-value self-transfer, persisted before it is sent; the slot is added to the lane. */
   noopSlot(n: number, t: number, suggestion: FeeSuggestion): Promise<Slot>;
-  /** Sends (or bumps, when `bumpWhy` is given) a slot; a failure is logged with `onFail` and left to the tick. */
-  sendGuarded(slot: Slot, head: number, onFail: string, bumpWhy?: string): Promise<void>;
+  /**
+   * Sends (or bumps, when `bumpWhy` is given) a slot; a failure is logged with `onFail` and left to the tick.
+   * `onAnswered`: see `Broadcaster.send` (a plain send only).
+   */
+  sendGuarded(slot: Slot, head: number, onFail: string, bumpWhy?: string, onAnswered?: () => void): Promise<void>;
 }
 
 export function createRecorder(ctx: RecordCtx): Recorder {
@@ -76,11 +79,17 @@ export function createRecorder(ctx: RecordCtx): Recorder {
     return slot;
   }
 
-  async function sendGuarded(slot: Slot, head: number, onFail: string, bumpWhy?: string): Promise<void> {
+  async function sendGuarded(
+    slot: Slot,
+    head: number,
+    onFail: string,
+    bumpWhy?: string,
+    onAnswered?: () => void,
+  ): Promise<void> {
     slot.busy = true;
     try {
       if (bumpWhy !== undefined) await broadcaster.bump(slot, head, bumpWhy);
-      else await broadcaster.send(slot);
+      else await broadcaster.send(slot, onAnswered);
     } catch (e) {
       slot.uncertain = true;
       log.warn(onFail, { nonce: slot.rec.nonce, error: errorText(e) });

@@ -8,6 +8,16 @@
  * Priority submits (heartbeats: `TxRequest.priority`) take their turn before every normal one waiting, and wait
  * at most `PRIORITY_ESTIMATE_WAIT_MS` for their estimate before using their `minGasLimit`. Transient RPC failures
  * (reset, timeout, 5xx) of the simulation, estimate and fee read are retried in place (`withRetry`).
+ *
+ * The first broadcast is not part of the turn: a turn reserves, signs and persists its nonce durably, takes its
+ * place in the send queue and lets the next submit reserve while it is on the wire. The queue broadcasts one slot at
+ * a time in nonce order (as the turn did), so nodes see the lane's nonces in order; a slot waiting in it is `busy`,
+ * so the confirmer's tick does not send it first. A turn that held the broadcast made every submit wait a node's
+ * round trip (and the commit after it): the lane's rate was one transaction per round trip.
+ *
+ * A turn serves every prepared submit waiting for it (priority ones first, at most `RESERVE_BATCH`, never past the
+ * lane's room): each gets its nonce in that order, is signed, and all are persisted in ONE durable transaction
+ * before any of them is queued for sending. One durable commit per transaction was the lane's next limit.
  */
 import { type RpcClient, STEP_RETRY, withRetry } from '../chain/transport.ts';
 import { errorText, WcpError, type WireError } from '../internal/errors.ts';
@@ -18,7 +28,7 @@ import { classifyRpcError } from './classify.ts';
 import { decodeRevertError } from './decode.ts';
 import { gasWithMargin } from './fees.ts';
 import type { LaneState } from './lane-state.ts';
-import { persistReservation } from './nonce-lane.ts';
+import { persistReservations, type Slot } from './nonce-lane.ts';
 import type { Recorder } from './record.ts';
 import type { SimResult, SubmitResult, TxPolicy, TxRequest } from './types.ts';
 
@@ -48,30 +58,29 @@ export interface Submitter {
   idle(): Promise<unknown>;
 }
 
-/** One turn at a time in the reservation section; priority waiters go first, then the others in arrival order. */
-function createTurns() {
-  let busy = false;
-  const high: Array<() => void> = [];
-  const normal: Array<() => void> = [];
-  return {
-    async acquire(priority: boolean): Promise<void> {
-      if (!busy) {
-        busy = true;
-        return;
-      }
-      await new Promise<void>((r) => (priority ? high : normal).push(r));
-    },
-    release(): void {
-      const next = high.shift() ?? normal.shift();
-      if (next) next();
-      else busy = false;
-    },
-  };
+/** Most submits reserved in one turn (one durable commit). */
+export const RESERVE_BATCH = 64;
+
+/** What a turn did for one submit: its result and, when it got a nonce, its first send (queued). */
+interface Reserved {
+  res: SubmitResult;
+  sent?: Promise<void>;
+}
+
+/** A prepared submit waiting for a turn. */
+interface Waiting {
+  req: TxRequest;
+  gasLimit: bigint;
+  done: (r: Reserved) => void;
+  fail: (e: unknown) => void;
 }
 
 export function createSubmitter(ctx: SubmitCtx): Submitter {
   const { rpc, policy, log, address, broadcaster, recorder, lane } = ctx;
-  const turns = createTurns();
+  /** Prepared submits waiting for a turn: priority ones, then the others, each in arrival order. */
+  const high: Waiting[] = [];
+  const normal: Waiting[] = [];
+  let reserving = false;
   /** Submits under way (for `idle`). */
   const active = new Set<Promise<unknown>>();
   const retryLog = (what: string) => (e: unknown, attempt: number, waitMs: number) =>
@@ -176,41 +185,130 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
     return req.minGasLimit !== undefined && req.minGasLimit > g ? req.minGasLimit : g;
   }
 
-  async function submitInTurn(req: TxRequest, gasLimit: bigint): Promise<SubmitResult> {
-    await waitForRoom();
-    if (lane.funds.blocked) return { ok: false, stage: 'funds', error: fundsError() };
-    const suggestion = await withRetry(() => broadcaster.suggestFees(), STEP_RETRY, retryLog('fee read'));
-    // Asked last, with no await before the nonce and the record's time are taken: what the caller answers holds
-    // for the tx it gets.
-    if (req.stillWanted && !req.stillWanted())
-      return {
-        ok: false,
-        stage: 'withdrawn',
-        error: { code: 'TX_REFUSED', message: 'withdrawn by its caller before a nonce was reserved', retryable: false },
+  /** The send queue: the first broadcast of each reserved slot, one at a time, in reservation (= nonce) order. */
+  let sendTail: Promise<void> = Promise.resolve();
+
+  /** Queues the first broadcast of `slot` (reserved, persisted) behind those reserved before it. */
+  function queueFirstSend(slot: Slot, kind: TxRequest['kind']): Promise<void> {
+    // Busy until its turn in the queue: the confirmer's tick would otherwise send it ahead of lower nonces.
+    slot.busy = true;
+    let answered: () => void = () => {};
+    const wire = new Promise<void>((r) => {
+      answered = r;
+    });
+    const sent = sendTail.then(async () => {
+      await recorder.sendGuarded(slot, rpc.bestBlock(), 'first send failed; the tick re-sends it', undefined, answered);
+      const { rec, hash } = slot;
+      log.debug('submitted', { nonce: rec.nonce, kind, tx_hash: hash, activity_ids: rec.activity_ids });
+      lane.emit({ type: 'submitted', kind, nonce: rec.nonce, activityIds: rec.activity_ids, hash });
+    });
+    // The next slot goes on the wire once the nodes answered this one: recording the answer (the `sent` state, a
+    // commit that need not be durable) is not a reason to hold the lane. sendGuarded logs and flags its own
+    // failures; the queue goes on whatever one send did.
+    sendTail = Promise.race([wire, sent]).catch(() => {});
+    return sent;
+  }
+
+  const withdrawn: SubmitResult = {
+    ok: false,
+    stage: 'withdrawn',
+    error: { code: 'TX_REFUSED', message: 'withdrawn by its caller before a nonce was reserved', retryable: false },
+  };
+
+  /** One turn: reserves `batch` (see the file comment); settles every member. */
+  async function reserveBatch(batch: Waiting[]): Promise<void> {
+    if (lane.funds.blocked) {
+      for (const w of batch) w.done({ res: { ok: false, stage: 'funds', error: fundsError() } });
+      return;
+    }
+    let suggestion: Awaited<ReturnType<Broadcaster['suggestFees']>>;
+    try {
+      suggestion = await withRetry(() => broadcaster.suggestFees(), STEP_RETRY, retryLog('fee read'));
+    } catch (e) {
+      for (const w of batch) w.fail(e);
+      return;
+    }
+    let nonce = lane.nextNonce;
+    let t = ctx.now();
+    const made: Array<{ w: Waiting } & Awaited<ReturnType<typeof recorder.newRecord>>> = [];
+    for (const w of batch) {
+      const { req, gasLimit } = w;
+      // Asked last, with no await before the nonce and the record's time are taken: what the caller answers holds
+      // for the tx it gets (earlier members of the batch already hold theirs in this order).
+      if (req.stillWanted && !req.stillWanted()) {
+        w.done({ res: withdrawn });
+        continue;
+      }
+      t = ctx.now();
+      try {
+        const f = { nonce, kind: req.kind, activity_ids: [...req.activityIds], to: req.to, data: req.data };
+        made.push({ w, ...(await recorder.newRecord({ ...f, gas_limit: gasLimit }, suggestion, t)) });
+        nonce++;
+      } catch (e) {
+        w.fail(e);
+      }
+    }
+    try {
+      await persistReservations(
+        ctx.store,
+        made.map((m) => m.rec),
+        t,
+      );
+    } catch (e) {
+      for (const m of made) m.w.fail(e);
+      return;
+    }
+    lane.nextNonce = Math.max(lane.nextNonce, nonce);
+    for (const { w, rec, signed, capWei, fees } of made) {
+      w.req.onNonce?.(rec.nonce);
+      const slot = lane.newSlot(rec, signed, capWei);
+      lane.slots.set(rec.nonce, slot);
+      const sent = queueFirstSend(slot, w.req.kind);
+      const res: SubmitResult = {
+        ok: true,
+        nonce: rec.nonce,
+        hash: signed.hash,
+        gasLimit: w.gasLimit,
+        maxFeePerGas: fees.maxFeePerGas,
+        maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
       };
-    const nonce = lane.nextNonce;
-    const t = ctx.now();
-    const { rec, signed, capWei, fees } = await recorder.newRecord(
-      { nonce, kind: req.kind, activity_ids: [...req.activityIds], to: req.to, data: req.data, gas_limit: gasLimit },
-      suggestion,
-      t,
-    );
-    await persistReservation(ctx.store, rec, t);
-    lane.nextNonce = Math.max(lane.nextNonce, nonce + 1);
-    req.onNonce?.(nonce);
-    const slot = lane.newSlot(rec, signed, capWei);
-    lane.slots.set(nonce, slot);
-    await recorder.sendGuarded(slot, rpc.bestBlock(), 'first send failed; the tick re-sends it');
-    log.debug('submitted', { nonce, kind: req.kind, tx_hash: signed.hash, activity_ids: req.activityIds });
-    lane.emit({ type: 'submitted', kind: req.kind, nonce, activityIds: rec.activity_ids, hash: signed.hash });
-    return {
-      ok: true,
-      nonce,
-      hash: signed.hash,
-      gasLimit,
-      maxFeePerGas: fees.maxFeePerGas,
-      maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
-    };
+      w.done({ res, sent });
+    }
+  }
+
+  /** Runs turns while submits wait; one at a time. */
+  async function reserveLoop(): Promise<void> {
+    reserving = true;
+    try {
+      while (high.length + normal.length > 0) {
+        try {
+          await waitForRoom();
+        } catch (e) {
+          for (const w of [...high.splice(0), ...normal.splice(0)]) w.fail(e);
+          break;
+        }
+        const room = Math.max(1, policy.maxInFlight - lane.pendingCount());
+        const n = Math.min(room, RESERVE_BATCH);
+        const batch = high.splice(0, n);
+        batch.push(...normal.splice(0, n - batch.length));
+        try {
+          await reserveBatch(batch);
+        } catch (e) {
+          // A member already settled keeps its result (a promise settles once); the others get the error.
+          for (const w of batch) w.fail(e);
+        }
+      }
+    } finally {
+      reserving = false;
+    }
+  }
+
+  /** Waits for a turn and reserves `req` in it. */
+  function reserve(req: TxRequest, gasLimit: bigint): Promise<Reserved> {
+    return new Promise<Reserved>((done, fail) => {
+      (req.priority === true ? high : normal).push({ req, gasLimit, done, fail });
+      if (!reserving) void reserveLoop();
+    });
   }
 
   return {
@@ -224,12 +322,10 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
       const run = (async () => {
         const prepared = await prepare(req);
         if (typeof prepared !== 'bigint') return prepared;
-        await turns.acquire(req.priority === true);
-        try {
-          return await submitInTurn(req, prepared);
-        } finally {
-          turns.release();
-        }
+        const out = await reserve(req, prepared);
+        // Resolves once the first send was made (as before the queue): callers act on a tx that is on the wire.
+        await out.sent;
+        return out.res;
       })();
       active.add(run);
       try {
