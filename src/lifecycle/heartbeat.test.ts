@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
 import { dueHeartbeats, heartbeatRound } from './heartbeat.ts';
+import { HEARTBEAT_BATCH_IDS } from './options.ts';
 import { createSend } from './send.ts';
 import { createSettle } from './settle.ts';
 import { cleanupTestContexts, confirmed, held, mined, NOW_S, TQ as TQ_ADDR, testContext, until } from './test-fakes.ts';
@@ -47,6 +48,23 @@ describe('heartbeat step', () => {
     txm.releaseAll();
     await first;
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
+  });
+
+  test('a round of several batches submits them all at once, not each after the previous one was sent', async () => {
+    const { ctx, store, txm, send } = setup();
+    const n = HEARTBEAT_BATCH_IDS * 2 + 1;
+    await store.transact((tx) => {
+      for (let i = 1; i <= n; i++) tx.put(inflightKey(String(i)), held(String(i), 'running', NOW_S - 10));
+    });
+    const round = heartbeatRound(ctx, send); // the lane holds every submit until released
+    await until(() => txm.submitted.length === 3);
+    txm.releaseAll();
+    await round;
+    expect(txm.submitted.map((r) => r.activityIds.length).sort((a, b) => a - b)).toEqual([
+      1,
+      HEARTBEAT_BATCH_IDS,
+      HEARTBEAT_BATCH_IDS,
+    ]);
   });
 
   test('a mined heartbeat whose new last_heartbeat is not committed yet does not make the activity due again', async () => {
