@@ -50,6 +50,17 @@ describe('heartbeat step', () => {
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
   });
 
+  test('the first round after a start (all) heartbeats everything heartbeatable, due or not', async () => {
+    const { ctx, store } = setup();
+    await store.transact((tx) => {
+      tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)); // due anyway
+      tx.put(inflightKey('2'), held('2', 'running', NOW_S - 1)); // heartbeated a second ago
+      tx.put(inflightKey('4'), held('4', 'resuming', NOW_S - 100)); // complete landed: no heartbeats
+    });
+    expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1']);
+    expect([...dueHeartbeats(ctx, NOW_S, true).keys()]).toEqual(['1', '2']);
+  });
+
   test('a round of several batches submits them all at once, not each after the previous one was sent', async () => {
     const { ctx, store, txm, send } = setup();
     const n = HEARTBEAT_BATCH_IDS * 2 + 1;

@@ -7,7 +7,8 @@
  * heartbeat timeout / 3). A heartbeat still pending (not mined) holds the next one back; a reorged one is pending
  * again (the lane re-sends it). So liveness never depends on `ethereum.confirmations`. Rounds send heartbeats the
  * recent round-to-block time (`tracker.heartbeatLeadS`, at most half an interval) before they are due, so that on a
- * slow node they still land about an interval apart.
+ * slow node they still land about an interval apart. The first round after a start (`all`) heartbeats everything
+ * that can be heartbeated, due or not (see `manager.ts`).
  *
  * No heartbeat for an activity whose complete or fail holds a nonce: sent after it, it could only be mined after it,
  * where the contract skips it (wasted gas). While that tx is still being prepared the heartbeat goes as usual, and
@@ -45,10 +46,14 @@ export function heartbeatIntervalS(r: Inflight, opts: Pick<LifecycleOptions, 'he
   return Math.min(opts.heartbeatIntervalMs / 1000, byTimeout);
 }
 
-/** Activities due a heartbeat at chain time `nowS`, each with the chain time it came due (for the lateness histogram). */
+/**
+ * Activities due a heartbeat at chain time `nowS`, each with the chain time it comes due (for the lateness
+ * histogram). With `all` (the first round after a start), every one that can be heartbeated is due now.
+ */
 export function dueHeartbeats(
   ctx: Pick<LifecycleContext, 'store' | 'tracker' | 'opts'>,
   nowS: number,
+  all = false,
 ): Map<string, number> {
   const due = new Map<string, number>();
   const leadS = ctx.tracker.heartbeatLeadS();
@@ -60,21 +65,25 @@ export function dueHeartbeats(
     const last = lastHeartbeatS(r, hb.minedS);
     if (last === undefined || isExpired(r, nowS, hb)) continue;
     const interval = heartbeatIntervalS(r, ctx.opts);
-    if (nowS - last >= interval - Math.min(leadS, interval / 2)) due.set(id, last + interval);
+    if (all || nowS - last >= interval - Math.min(leadS, interval / 2)) due.set(id, last + interval);
   }
   return due;
 }
 
-/** The heartbeat step: sends the due heartbeats. Waits for the chain clock's first block. */
+/**
+ * The heartbeat step: sends the due heartbeats (with `all`, every activity that can be heartbeated: see
+ * `dueHeartbeats`). Waits for the chain clock's first block: returns false when it did not run for lack of it.
+ */
 export async function heartbeatRound(
   ctx: Pick<LifecycleContext, 'store' | 'tracker' | 'opts' | 'clock' | 'log' | 'metrics'>,
   send: Send,
-): Promise<void> {
-  if (!ctx.clock.known()) return;
+  all = false,
+): Promise<boolean> {
+  if (!ctx.clock.known()) return false;
   const roundS = ctx.clock.nowS();
-  const due = dueHeartbeats(ctx, roundS);
+  const due = dueHeartbeats(ctx, roundS, all);
   const ids = [...due.keys()];
-  if (ids.length > 0) ctx.log.debug('heartbeat round', { due: ids.length, chain_time_s: roundS });
+  if (ids.length > 0) ctx.log.debug('heartbeat round', { due: ids.length, chain_time_s: roundS, all });
   const batches: string[][] = [];
   for (let i = 0; i < ids.length; i += HEARTBEAT_BATCH_IDS) batches.push(ids.slice(i, i + HEARTBEAT_BATCH_IDS));
   // All batches at once: their estimates run side by side and the lane reserves them together, so a round of
@@ -82,6 +91,7 @@ export async function heartbeatRound(
   const sent = await Promise.allSettled(batches.map((batch) => sendBatch(batch)));
   const failed = sent.find((r) => r.status === 'rejected');
   if (failed) throw failed.reason;
+  return true;
 
   async function sendBatch(batch: string[]): Promise<void> {
     // An activity ended while its heartbeat waited for a nonce (a repair, a landed complete) forgets its heartbeat

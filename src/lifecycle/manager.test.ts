@@ -235,12 +235,12 @@ async function liveSetup(
     logger,
     metrics: createMetrics(),
   });
-  return { rpc, submitted, manager };
+  return { rpc, submitted, manager, store };
 }
 
 describe('activity manager: no step waits on another', () => {
   test('a claim whose submit hangs (a slow node) does not hold back heartbeats', async () => {
-    const { submitted, manager } = await liveSetup(
+    const { submitted, manager, store } = await liveSetup(
       (req) => req.kind !== 'heartbeat', // claims never get their turn; heartbeats go through
       (store) =>
         store.transact((tx) =>
@@ -261,8 +261,16 @@ describe('activity manager: no step waits on another', () => {
     manager.setClaimsEnabled(true);
     try {
       await until(() => submitted.some((r) => r.kind === 'claim_batch'), 3_000);
-      await until(() => submitted.some((r) => r.kind === 'heartbeat'), 3_000);
-      expect(submitted.map((r) => r.kind)).toEqual(['claim_batch', 'heartbeat']);
+      // While that claim hangs, another held activity comes due (the first round after the start heartbeated 5).
+      const atClaim = submitted.length;
+      const nowS = Math.floor(Date.now() / 1000);
+      await store.transact((tx) => tx.put(inflightKey('7'), { ...running('7'), last_heartbeat_s: nowS - 10 }));
+      await until(() => submitted.slice(atClaim).some((r) => r.kind === 'heartbeat'), 3_000);
+      expect(submitted.map((r) => `${r.kind}(${r.activityIds.join(',')})`)).toEqual([
+        'heartbeat(5)',
+        'claim_batch(6)',
+        'heartbeat(7)',
+      ]);
     } finally {
       manager.setClaimsEnabled(false);
       void manager.stop(); // the hung claim round never ends

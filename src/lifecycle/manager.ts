@@ -154,10 +154,17 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   /** When the heartbeat loop last finished a round (`/healthz`: the loops are turning). */
   let lastTickMs = now();
 
+  /**
+   * The first heartbeat round of this process heartbeats everything held, not only what is due: a restart then
+   * re-asserts every activity on chain within seconds however its schedule fell (one heartbeat was sent just
+   * before the kill, another is due in a second), at the price of one interval's heartbeats once per start.
+   */
+  let firstRound = true;
+
   async function heartbeatLoopRound(): Promise<void> {
     // The clock read failing must not stop heartbeats: between reads the clock runs on the wall clock.
     await clock.refresh().catch((e: unknown) => log.debug('chain clock not refreshed', { error: errorText(e) }));
-    await heartbeatRound(ctx, send);
+    if (await heartbeatRound(ctx, send, firstRound)) firstRound = false;
     lastTickMs = now();
   }
 
