@@ -37,6 +37,8 @@ export interface Mirror {
   raw(key: string): Buffer | undefined;
   /** The keys of a mirrored prefix in LMDB's order (at most `limit`), or undefined for a prefix not mirrored. */
   keys(prefix: string, limit?: number): readonly string[] | undefined;
+  /** A number that changes whenever a record under the mirrored `prefix` changes (undefined: not mirrored). */
+  version(prefix: string): number | undefined;
   /** Sets (or, with null, drops) the committed bytes of `key`; ignored for keys not mirrored. */
   set(key: string, raw: Buffer | null): void;
   /** The value of mirrored bytes under `schema`, decoded (and frozen) once per bytes. */
@@ -54,12 +56,14 @@ export function createMirror(
   /** Schema id → key → the bytes and the frozen value decoded from them. */
   const decoded = new Map<number, Map<string, { raw: Buffer; value: unknown }>>();
   const prefixOf = (key: string) => prefixes.find((p) => key.startsWith(p));
+  const versions = new Map<string, number>();
 
   for (const p of prefixes) {
     const m = new Map<string, Buffer>();
     for (const { key, value } of range(p)) m.set(key, Buffer.from(value));
     records.set(p, m);
     order.set(p, null);
+    versions.set(p, 0);
   }
 
   return {
@@ -83,11 +87,13 @@ export function createMirror(
       const p = prefixOf(key);
       const m = p === undefined ? undefined : records.get(p);
       if (!m || p === undefined) return;
+      versions.set(p, (versions.get(p) ?? 0) + 1);
       const had = m.has(key);
       if (raw) m.set(key, raw);
       else m.delete(key);
       if (had !== Boolean(raw)) order.set(p, null);
     },
+    version: (prefix) => versions.get(prefix),
     decode(key, raw, schema, decodeRaw) {
       const sid = schemaId(schema);
       let c = decoded.get(sid);

@@ -113,6 +113,23 @@ describe('store', () => {
       updated_at_ms: 1,
     });
 
+    test('an unchanged prefix lists the same frozen answer; any commit under it gives a new one', async () => {
+      const { store } = tmpStore();
+      await store.transact((tx) => {
+        for (const id of ['1', '2']) tx.put(inflightKey(id), held(id, 'claimed'));
+      });
+      const a = store.list('inflight:', InflightSchema);
+      expect(store.list('inflight:', InflightSchema)).toBe(a);
+      expect(() => (a as unknown[]).push(1)).toThrow();
+      await store.transact((tx) => tx.put(inflightKey('2'), held('2', 'assigned')));
+      const b = store.list('inflight:', InflightSchema);
+      expect(b).not.toBe(a);
+      expect(b.map((e) => e.value.state)).toEqual(['claimed', 'assigned']);
+      await store.transact((tx) => tx.del(inflightKey('1')));
+      expect(store.list('inflight:', InflightSchema).map((e) => e.value.activity_id)).toEqual(['2']);
+      await store.close();
+    });
+
     test('reads show each commit once it resolves, in key order, and nothing of a throwing one', async () => {
       const { store, path } = tmpStore();
       await store.transact((tx) => {

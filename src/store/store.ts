@@ -45,7 +45,10 @@ export interface Store extends Omit<StoreTx, 'put' | 'del'> {
   readonly path: string;
   /** Runs `fn` atomically in a (group-)committed write transaction; resolves after the commit. */
   transact<T>(fn: (tx: StoreTx) => T, opts?: { durable?: boolean }): Promise<T>;
-  /** Validated records under a prefix, in key order; bad ones are quarantined and skipped. */
+  /**
+   * Validated records under a prefix, in key order; bad ones are quarantined and skipped. Read-only: a whole
+   * mirrored prefix's answer is shared (frozen) until a record under it changes.
+   */
   list<T>(prefix: string, schema: Schema<T>, opts?: { limit?: number }): Array<{ key: string; value: T }>;
   /** Raw scan for operators and tools: no validation, nothing quarantined. */
   scan(prefix: string, opts?: { limit?: number }): ScanEntry[];
@@ -254,6 +257,8 @@ export function openStore(opts: OpenStoreOptions): Store {
     }
   }
 
+  /** Whole-prefix lists of mirrored prefixes, by prefix and schema, with the mirror version they were made at. */
+  const mirroredLists = new Map<string, { version: number; out: ReadonlyArray<{ key: string; value: unknown }> }>();
   const mirror = createMirror(opts.readOnly ? [] : MIRRORED_PREFIXES, (p) => db.getRange(prefixRange(p)));
 
   /** Re-reads mirrored keys from LMDB (after a write whose outcome is not known, or one made outside `transact`). */
@@ -303,9 +308,20 @@ export function openStore(opts: OpenStoreOptions): Store {
       const out: Array<{ key: string; value: never }> = [];
       const keys = mirror.keys(prefix, o?.limit);
       if (keys) {
+        // A whole mirrored prefix unchanged since the last list under this schema: the same (frozen) answer. The
+        // lifecycle's loops list what they hold every tick; most ticks nothing under it changed.
+        const version = mirror.version(prefix);
+        const cacheKey = o?.limit ? undefined : `${prefix}\u0000${schemaId(schema)}`;
+        const cached = cacheKey !== undefined ? mirroredLists.get(cacheKey) : undefined;
+        if (cached && cached.version === version) return cached.out as typeof out;
         for (const key of keys) {
           const v = getMirrored(key, schema);
           if (v !== undefined) out.push({ key, value: v as never });
+        }
+        // Not cached when a record failed to decode (it is quarantined after this list; the next one differs).
+        if (cacheKey !== undefined && version !== undefined && out.length === keys.length) {
+          for (const e of out) Object.freeze(e);
+          mirroredLists.set(cacheKey, { version, out: Object.freeze(out) });
         }
         return out;
       }
