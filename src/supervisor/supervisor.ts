@@ -126,18 +126,28 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     },
   });
 
+  /**
+   * Executor events that arrived before the activity manager existed: the executor thread is started before the
+   * nonce lane so that its dial and handshake overlap the lane's re-sync; the manager gets them, in order, as soon
+   * as it is created (before its `start()`, as any event arriving during `start()` always could).
+   */
+  let earlyExecutorEvents: ExecutorEvent[] | null = [];
+  const emitExecutorEvent = (ev: ExecutorEvent) => {
+    if (manager) manager.onExecutorEvent(ev);
+    else earlyExecutorEvents?.push(ev);
+  };
+
   function startExecutorLink(): ExecutorLink {
-    const emit = (ev: ExecutorEvent) => manager?.onExecutorEvent(ev);
     if (config.executor.builtinNoopForTests) {
       log.warn('using the BUILT-IN NO-OP EXECUTOR FOR TESTS ONLY: activities are not really executed');
       noopExecutor = createNoopTestExecutor({
         capacity: config.scheduler.maxInflight,
         delayMs: config.executor.noopDelayMs,
-        emit,
+        emit: emitExecutorEvent,
       });
       return noopExecutor;
     }
-    executorTask = spawn<ExecutorCommand, ExecutorEvent>('executor', options.executor, emit);
+    executorTask ??= spawn<ExecutorCommand, ExecutorEvent>('executor', options.executor, emitExecutorEvent);
     const t = executorTask;
     return {
       assign: (task) => t.post({ type: 'assign', task }),
@@ -173,6 +183,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       config: redactedConfig(config),
     });
     rpc = createRpcTransport(options.rpc, { logger: log.child('rpc') });
+    const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
+    // The threads boot (runtime, then the worker bundle) while the chain is asked whether we may work at all.
+    pool = createWorkerPool({ threads: 2 + (useExecutorThread ? 1 : 0) });
     try {
       await startupChecks(rpc, {
         config,
@@ -182,12 +195,16 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       });
     } catch (e) {
       setState('failed', { error: errorText(e) });
+      await pool.destroy().catch(() => {});
       throw e;
     }
     if (state !== 'starting') return;
     probes.start();
-    const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
-    pool = createWorkerPool({ threads: 2 + (useExecutorThread ? 1 : 0) });
+    // Discovery and the executor link need nothing of the lane or the lifecycle: they start now, so their threads
+    // load their code, dial and poll while the lane re-syncs. Claims still wait for the reconciler's startup scan,
+    // which starts only after the activity manager has re-checked what it held (below).
+    poller = spawn<PollerCommand, PollerEvent>('poller', options.poller, onPollerEvent);
+    if (useExecutorThread) startExecutorLink();
     if (claiming) {
       txm = createTxManager({
         store,
@@ -209,11 +226,12 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         logger: log.child('lifecycle'),
         metrics,
       });
+      for (const ev of earlyExecutorEvents?.splice(0) ?? []) manager.onExecutorEvent(ev);
       await manager.start();
       noopExecutor?.start();
     }
+    earlyExecutorEvents = null;
     reconciler = spawn<ReconcilerCommand, ReconcilerEvent>('reconciler', reconcilerOptions(), onReconcilerEvent);
-    poller = spawn<PollerCommand, PollerEvent>('poller', options.poller, onPollerEvent);
     setState('running', { wallet: config.ethereum.walletAddress, queue: config.scheduler.queueName });
   }
 
