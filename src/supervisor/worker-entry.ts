@@ -29,7 +29,7 @@ export default async function workerEntry(task: WorkerTask): Promise<void> {
       const [{ runExecutorWorker }, { createLogger }, { createThreadStorageBroker }] = await Promise.all([
         import('../executor/worker.ts'),
         import('../internal/logger.ts'),
-        import('../storage/options.ts'),
+        import('../storage/thread.ts'),
       ]);
       const o: ExecutorTaskOptions = task.options;
       const logger = createLogger('executor', { level: o.logLevel });
