@@ -31,7 +31,7 @@ import type { TxEvent } from '../txmgr/types.ts';
 import { createDiscovery } from './discovery.ts';
 import { startupChecks } from './startup.ts';
 import { createProbes } from './probes.ts';
-import type { WorkerTask } from './messages.ts';
+import type { WorkerBootData, WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
 
 export type SupervisorState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
@@ -66,7 +66,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const options = compileOptions(config);
   const log = deps.logger;
   let state: SupervisorState = 'starting';
-  let pool: Piscina | null = null;
+  /**
+   * The pool threads: one for discovery (poller and reconciler side by side: both mostly wait on the RPC, and a
+   * thread is a whole JS heap) and, when the executor link runs in a thread, one for it.
+   */
+  let pools: { discovery: Piscina; executor: Piscina | null } | null = null;
   let rpc: RpcClient | null = null;
   let poller: TaskHandle<PollerCommand> | null = null;
   let reconciler: TaskHandle<ReconcilerCommand> | null = null;
@@ -93,7 +97,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   function spawn<C, E>(kind: WorkerTask['kind'], options: unknown, onEvent: (ev: E) => void): TaskHandle<C> {
-    if (!pool) throw new WcpError('INTERNAL', 'worker pool not started');
+    const pool = kind === 'executor' ? pools?.executor : pools?.discovery;
+    if (!pool) throw new WcpError('INTERNAL', `worker pool for ${kind} not started`);
     const { port1, port2 } = new MessageChannel();
     port1.on('message', (ev: E) => {
       try {
@@ -170,6 +175,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     });
   }
 
+  async function destroyPools(): Promise<void> {
+    await Promise.all([pools?.discovery.destroy(), pools?.executor?.destroy()].map((p) => p?.catch(() => {})));
+  }
+
   async function start(): Promise<void> {
     const info = buildInfo();
     metrics.buildInfo.set(
@@ -184,8 +193,18 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     });
     rpc = createRpcTransport(options.rpc, { logger: log.child('rpc') });
     const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
-    // The threads boot (runtime, then the worker bundle) while the chain is asked whether we may work at all.
-    pool = createWorkerPool({ threads: 2 + (useExecutorThread ? 1 : 0) });
+    // The threads boot and load their components (workerData.preload) while the chain is asked whether we may
+    // work at all.
+    pools = {
+      discovery: createWorkerPool({
+        threads: 1,
+        tasksPerThread: 2,
+        workerData: { preload: ['poller', 'reconciler'] } satisfies WorkerBootData,
+      }),
+      executor: useExecutorThread
+        ? createWorkerPool({ threads: 1, workerData: { preload: ['executor'] } satisfies WorkerBootData })
+        : null,
+    };
     try {
       await startupChecks(rpc, {
         config,
@@ -195,7 +214,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       });
     } catch (e) {
       setState('failed', { error: errorText(e) });
-      await pool.destroy().catch(() => {});
+      await destroyPools();
       throw e;
     }
     if (state !== 'starting') return;
@@ -265,7 +284,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       probes.stop();
       // 3. Persist: every write so far is flushed before the store closes.
       await store.flushed();
-      await pool?.destroy().catch(() => {});
+      await destroyPools();
       setState('stopped');
     })();
     return stopping;
