@@ -23,9 +23,18 @@ function once<T>(f: () => Promise<T>): () => Promise<T> {
 const LOADERS = {
   poller: once(() => import('../poller/worker.ts')),
   reconciler: once(() => Promise.all([import('../reconciler/worker.ts'), import('../internal/logger.ts')])),
-  executor: once(() =>
-    Promise.all([import('../executor/worker.ts'), import('../internal/logger.ts'), import('../storage/thread.ts')]),
-  ),
+  executor: once(async () => {
+    const loaded = await Promise.all([
+      import('../executor/worker.ts'),
+      import('../internal/logger.ts'),
+      import('../storage/thread.ts'),
+      import('../taskstream/protocol.ts'),
+    ]);
+    // The link's and the broker's one-time setup (proto parsing, curve tables) is done here, not after the dial.
+    loaded[3].loadExecutorService();
+    loaded[2].warmUpStorageBroker();
+    return loaded;
+  }),
 } as const;
 
 // A failed preload is reported by the task that awaits the same promise; here it must not be an unhandled rejection.
