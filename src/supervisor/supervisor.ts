@@ -132,14 +132,16 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   });
 
   /**
-   * Executor events that arrived before the activity manager existed: the executor thread is started before the
-   * nonce lane so that its dial and handshake overlap the lane's re-sync; the manager gets them, in order, as soon
-   * as it is created (before its `start()`, as any event arriving during `start()` always could).
+   * Executor events held until the activity manager has started: the executor thread is started before the nonce
+   * lane so that its dial and handshake overlap the lane's re-sync and the manager's start-up re-check, but what
+   * the executor says (its Resync above all: records it no longer holds are re-dispatched or failed) is applied
+   * only once the lane's open slots are restored and the held records re-checked, in arrival order, as when the
+   * link was started after them. `null` once delivered.
    */
   let earlyExecutorEvents: ExecutorEvent[] | null = [];
   const emitExecutorEvent = (ev: ExecutorEvent) => {
-    if (manager) manager.onExecutorEvent(ev);
-    else earlyExecutorEvents?.push(ev);
+    if (earlyExecutorEvents) earlyExecutorEvents.push(ev);
+    else manager?.onExecutorEvent(ev);
   };
 
   function startExecutorLink(): ExecutorLink {
@@ -245,8 +247,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         logger: log.child('lifecycle'),
         metrics,
       });
-      for (const ev of earlyExecutorEvents?.splice(0) ?? []) manager.onExecutorEvent(ev);
       await manager.start();
+      const early = earlyExecutorEvents ?? [];
+      earlyExecutorEvents = null;
+      for (const ev of early) manager.onExecutorEvent(ev);
       noopExecutor?.start();
     }
     earlyExecutorEvents = null;
