@@ -1,7 +1,6 @@
 /** `wcp doctor [--json] [--config FILE]`: the preflight of `src/doctor/` (sends no transaction). */
 import { defineCommand } from 'citty';
 import { loadConfig } from '../config/load.ts';
-import { runDoctor, formatDoctor } from '../doctor/index.ts';
 import { ExitCode } from '../internal/exit-codes.ts';
 import { redact } from '../internal/redact.ts';
 import { rejectUnknownArgs } from './args.ts';
@@ -24,6 +23,8 @@ export const doctorCommand = defineCommand({
   async run({ args, rawArgs }) {
     rejectUnknownArgs(rawArgs, doctorArgs, 0);
     const config = loadConfig(args.config ? { path: args.config } : {});
+    // Imported here: the checks pull in grpc-js and the protos, which `wcp run` would otherwise evaluate at start.
+    const { runDoctor, formatDoctor } = await import('../doctor/index.ts');
     const results = await runDoctor(config);
     const ok = !results.some((r) => r.status === 'fail');
     const text = args.json ? `${JSON.stringify({ ok, checks: results })}\n` : formatDoctor(results);

@@ -5,53 +5,10 @@
  * credentials there. On a client, a CA file makes the link TLS; a client certificate and key add mTLS. On a
  * server, a certificate and key make it TLS; a client CA makes it require client certificates that chain to it.
  */
-import { readFileSync } from 'node:fs';
 import { type ChannelCredentials, credentials, ServerCredentials } from '@grpc/grpc-js';
-import { WcpError } from './errors.ts';
+import type { TlsMaterial } from './tls-files.ts';
 
-/** A link's TLS files (`<section>.tls_ca_file`, `tls_cert_file`, `tls_key_file`); '' means unset. */
-export interface TlsFiles {
-  caFile: string;
-  certFile: string;
-  keyFile: string;
-}
-
-/** PEM bytes; plain data, so it crosses into a worker thread. */
-export interface TlsMaterial {
-  ca: Uint8Array;
-  cert?: Uint8Array;
-  key?: Uint8Array;
-}
-
-function read(section: string, field: string, path: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new WcpError('CONFIG_INVALID', `${section}.${field}: cannot read ${path}`, {
-      details: [e instanceof Error ? e.message : String(e)],
-    });
-  }
-}
-
-/**
- * Reads a link's TLS files; `undefined` when no CA is set (plaintext link). `section` is the config section the
- * keys live in (`subnet_api`, `executor`), named by every error. Throws CONFIG_INVALID naming the key.
- */
-export function readTlsMaterial(f: TlsFiles, section: string): TlsMaterial | undefined {
-  if ((f.certFile === '') !== (f.keyFile === '')) {
-    throw new WcpError('CONFIG_INVALID', `${section}.tls_cert_file and ${section}.tls_key_file go together`, {
-      details: ['set both for a client certificate, or neither'],
-    });
-  }
-  if (f.caFile === '') {
-    if (f.certFile !== '')
-      throw new WcpError('CONFIG_INVALID', `${section}.tls_cert_file needs ${section}.tls_ca_file (the server CA)`);
-    return undefined;
-  }
-  const ca = read(section, 'tls_ca_file', f.caFile);
-  if (f.certFile === '') return { ca };
-  return { ca, cert: read(section, 'tls_cert_file', f.certFile), key: read(section, 'tls_key_file', f.keyFile) };
-}
+export { readTlsMaterial, type TlsFiles, type TlsMaterial } from './tls-files.ts';
 
 /** Channel credentials for the link: TLS (with a client certificate when given), or insecure without material. */
 export function channelCredentialsFor(m: TlsMaterial | undefined): ChannelCredentials {

@@ -46,4 +46,28 @@ describe('src/runtime from source', () => {
       await pool.close();
     }
   });
+
+  test('createWorkerPool runs `tasksPerThread` long-lived tasks side by side in each thread', async () => {
+    expect(() => createWorkerPool({ threads: 1, tasksPerThread: 0 })).toThrow(RangeError);
+    const pool = createWorkerPool({
+      threads: 1,
+      tasksPerThread: 2,
+      source: new URL('../../test/fixtures/probe/worker.ts', import.meta.url),
+    });
+    try {
+      expect(pool.options.concurrentTasksPerWorker).toBe(2);
+      expect(pool.options.maxQueue).toBe(2);
+      const both = await Promise.all([
+        pool.run({ kind: 'grpcEcho', messages: 1 }),
+        pool.run({ kind: 'grpcEcho', messages: 1 }),
+      ]);
+      expect(both).toEqual([
+        { kind: 'grpcEcho', sent: 1, echoed: 1, allMatch: true },
+        { kind: 'grpcEcho', sent: 1, echoed: 1, allMatch: true },
+      ]);
+      expect(pool.threads.length).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
 });

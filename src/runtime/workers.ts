@@ -37,6 +37,8 @@ export function workerFilename(source: URL | string = DEFAULT_WORKER_URL): strin
 export interface WorkerPoolOptions {
   /** Worker threads, started at once and kept: minThreads = maxThreads = threads. At least 1. */
   threads: number;
+  /** Long-lived tasks each thread runs side by side (they share its event loop). Default 1. */
+  tasksPerThread?: number;
   /** The worker's source file as a URL (`new URL('./w.ts', import.meta.url)`); default: the daemon's worker. */
   source?: URL | string;
   /** Passed to every worker as `workerData`. Structured-cloneable. */
@@ -53,7 +55,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * A Piscina pool for long-lived tasks: each task is a component that runs until told to stop (over the
  * MessagePort it receives), so the pool keeps exactly `threads` workers, never times them out, and queues at most
- * `threads` tasks (running more long-lived tasks than threads would wait forever, so Piscina rejects them).
+ * `threads × tasksPerThread` tasks (more long-lived tasks than slots would wait forever, so Piscina rejects them).
  *
  * Tasks carry their MessagePort in the task object and list it in `transferList`:
  * `pool.run({ kind: 'poller', port }, { transferList: [port] })`.
@@ -62,14 +64,18 @@ export function createWorkerPool(opts: WorkerPoolOptions): Piscina {
   if (!Number.isInteger(opts.threads) || opts.threads < 1) {
     throw new RangeError(`threads must be a positive integer, got ${opts.threads}`);
   }
+  const perThread = opts.tasksPerThread ?? 1;
+  if (!Number.isInteger(perThread) || perThread < 1) {
+    throw new RangeError(`tasksPerThread must be a positive integer, got ${perThread}`);
+  }
   return new Piscina({
     filename: workerFilename(opts.source),
     name: 'default', // the worker's default export handles every task
     minThreads: opts.threads,
     maxThreads: opts.threads,
     idleTimeout: MAX_TIMER_MS,
-    maxQueue: opts.threads,
-    concurrentTasksPerWorker: 1,
+    maxQueue: opts.threads * perThread,
+    concurrentTasksPerWorker: perThread,
     // Piscina's default ('sync') parks an idle worker in Atomics.wait, which freezes that thread's event loop
     // between tasks; our workers keep sockets and timers alive, so they must stay on their event loop.
     atomics: 'disabled',

@@ -1,18 +1,15 @@
 /**
- * The storage broker's options, compiled once at start in the supervisor thread (where the wallet key is), and
- * the factory the executor thread builds its broker with. Compiling makes the session: an ephemeral key and the
- * wallet's delegation to it, valid `subnet_api.session_ttl` (renewed by restarting wcp), so the wallet key never
- * reaches the executor thread. TLS files are read here too, so a bad path stops the start.
+ * The storage broker's options, compiled once at start in the supervisor thread (where the wallet key is); the
+ * executor thread builds its broker from them with `thread.ts` (apart, so this thread never loads grpc-js).
+ * Compiling makes the session: an ephemeral key and the wallet's delegation to it, valid `subnet_api.session_ttl`
+ * (renewed by restarting wcp), so the wallet key never reaches the executor thread. TLS files are read here too,
+ * so a bad path stops the start.
  */
 import type { RpcTransportOptions } from '../chain/transport.ts';
-import { createRpcTransport } from '../chain/transport.ts';
 import { rpcTransportOptions } from '../chain/options.ts';
 import type { WcpConfig } from '../config/load.ts';
-import type { Logger } from '../internal/logger.ts';
-import { createPresignSigner, createStorageSession, type StorageSession } from './auth.ts';
-import { createStorageBroker, type StorageBroker } from './broker.ts';
-import { createEntitlementChain } from './entitlement.ts';
-import { channelCredentialsFor, readTlsMaterial, type TlsMaterial } from '../internal/grpc-tls.ts';
+import { createStorageSession, type StorageSession } from './auth.ts';
+import { readTlsMaterial, type TlsMaterial } from '../internal/tls-files.ts';
 
 /** What the executor thread needs to build its storage broker; plain data (it crosses threads). */
 export interface StorageThreadOptions {
@@ -54,18 +51,4 @@ export function storageOptions(config: WcpConfig): StorageThreadOptions {
     workflowEngine: config.ethereum.workflowEngine,
     ...(tls ? { tls } : {}),
   };
-}
-
-/** Builds the broker in the executor thread, with its own chain transport (nothing is shared with the supervisor). */
-export function createThreadStorageBroker(o: StorageThreadOptions, logger: Logger): StorageBroker {
-  const rpc = createRpcTransport(o.rpc, { logger: logger.child('rpc') });
-  return createStorageBroker({
-    endpoint: o.endpoint,
-    timeoutMs: o.timeoutMs,
-    chainId: o.chainId,
-    signer: createPresignSigner(o.session),
-    chain: createEntitlementChain(rpc, o),
-    channelCredentials: channelCredentialsFor(o.tls),
-    logger,
-  });
 }

@@ -56,14 +56,20 @@ export interface PresignResponseWire {
   max_bytes: string | number;
 }
 
+/** The parsed service, once per thread (an immutable constructor: a cache, as in taskstream/protocol.ts). */
+let storageBrokerService: ServiceClientConstructor | undefined;
+
 /**
- * Loads storage.proto (from its text, so it works in the compiled binary) and returns the `StorageBroker`
- * client constructor; `.service` is the definition a server passes to `addService`.
+ * Loads storage.proto (from its text, so it works in the compiled binary; parsed once per thread) and returns the
+ * `StorageBroker` client constructor; `.service` is the definition a server passes to `addService`.
  */
 export function loadStorageBrokerService(): ServiceClientConstructor {
-  const root = loadProtoText(storageProtoText as string);
-  const pkg = ((root.wcp as GrpcObject).storage as GrpcObject).v1 as GrpcObject;
-  return pkg.StorageBroker as ServiceClientConstructor;
+  if (storageBrokerService === undefined) {
+    const root = loadProtoText(storageProtoText as string);
+    const pkg = ((root.wcp as GrpcObject).storage as GrpcObject).v1 as GrpcObject;
+    storageBrokerService = pkg.StorageBroker as ServiceClientConstructor;
+  }
+  return storageBrokerService;
 }
 
 /** Object keys: '/'-separated segments of [A-Za-z0-9._-], no '.'/'..'/empty segments, at most 512 chars. */

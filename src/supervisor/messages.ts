@@ -31,3 +31,11 @@ export type WorkerTask =
       options: ReconcilerOptions;
       logLevel: 'error' | 'warn' | 'info' | 'debug';
     };
+
+/**
+ * The `workerData` of a pool thread: the components it will run, whose code it starts loading as soon as it boots
+ * (while the supervisor still runs its start-up checks), before their tasks arrive.
+ */
+export interface WorkerBootData {
+  preload: ReadonlyArray<WorkerTask['kind']>;
+}

@@ -7,7 +7,7 @@
 import { rpcTransportOptions } from '../chain/options.ts';
 import type { RpcTransportOptions } from '../chain/transport.ts';
 import type { WcpConfig } from '../config/load.ts';
-import { readTlsMaterial } from '../internal/grpc-tls.ts';
+import { readTlsMaterial } from '../internal/tls-files.ts';
 import { type LifecycleOptions, lifecycleOptions } from '../lifecycle/options.ts';
 import type { PollerOptions } from '../poller/messages.ts';
 import { pollerOptions } from '../poller/options.ts';

@@ -31,7 +31,7 @@ import type { TxEvent } from '../txmgr/types.ts';
 import { createDiscovery } from './discovery.ts';
 import { startupChecks } from './startup.ts';
 import { createProbes } from './probes.ts';
-import type { WorkerTask } from './messages.ts';
+import type { WorkerBootData, WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
 
 export type SupervisorState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
@@ -66,7 +66,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const options = compileOptions(config);
   const log = deps.logger;
   let state: SupervisorState = 'starting';
-  let pool: Piscina | null = null;
+  /**
+   * The pool threads: one for discovery (poller and reconciler side by side: both mostly wait on the RPC, and a
+   * thread is a whole JS heap) and, when the executor link runs in a thread, one for it.
+   */
+  let pools: { discovery: Piscina; executor: Piscina | null } | null = null;
   let rpc: RpcClient | null = null;
   let poller: TaskHandle<PollerCommand> | null = null;
   let reconciler: TaskHandle<ReconcilerCommand> | null = null;
@@ -93,7 +97,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   function spawn<C, E>(kind: WorkerTask['kind'], options: unknown, onEvent: (ev: E) => void): TaskHandle<C> {
-    if (!pool) throw new WcpError('INTERNAL', 'worker pool not started');
+    const pool = kind === 'executor' ? pools?.executor : pools?.discovery;
+    if (!pool) throw new WcpError('INTERNAL', `worker pool for ${kind} not started`);
     const { port1, port2 } = new MessageChannel();
     port1.on('message', (ev: E) => {
       try {
@@ -126,18 +131,30 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     },
   });
 
+  /**
+   * Executor events held until the activity manager has started: the executor thread is started before the nonce
+   * lane so that its dial and handshake overlap the lane's re-sync and the manager's start-up re-check, but what
+   * the executor says (its Resync above all: records it no longer holds are re-dispatched or failed) is applied
+   * only once the lane's open slots are restored and the held records re-checked, in arrival order, as when the
+   * link was started after them. `null` once delivered.
+   */
+  let earlyExecutorEvents: ExecutorEvent[] | null = [];
+  const emitExecutorEvent = (ev: ExecutorEvent) => {
+    if (earlyExecutorEvents) earlyExecutorEvents.push(ev);
+    else manager?.onExecutorEvent(ev);
+  };
+
   function startExecutorLink(): ExecutorLink {
-    const emit = (ev: ExecutorEvent) => manager?.onExecutorEvent(ev);
     if (config.executor.builtinNoopForTests) {
       log.warn('using the BUILT-IN NO-OP EXECUTOR FOR TESTS ONLY: activities are not really executed');
       noopExecutor = createNoopTestExecutor({
         capacity: config.scheduler.maxInflight,
         delayMs: config.executor.noopDelayMs,
-        emit,
+        emit: emitExecutorEvent,
       });
       return noopExecutor;
     }
-    executorTask = spawn<ExecutorCommand, ExecutorEvent>('executor', options.executor, emit);
+    executorTask ??= spawn<ExecutorCommand, ExecutorEvent>('executor', options.executor, emitExecutorEvent);
     const t = executorTask;
     return {
       assign: (task) => t.post({ type: 'assign', task }),
@@ -160,6 +177,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     });
   }
 
+  async function destroyPools(): Promise<void> {
+    await Promise.all([pools?.discovery.destroy(), pools?.executor?.destroy()].map((p) => p?.catch(() => {})));
+  }
+
   async function start(): Promise<void> {
     const info = buildInfo();
     metrics.buildInfo.set(
@@ -173,6 +194,19 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       config: redactedConfig(config),
     });
     rpc = createRpcTransport(options.rpc, { logger: log.child('rpc') });
+    const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
+    // The threads boot and load their components (workerData.preload) while the chain is asked whether we may
+    // work at all.
+    pools = {
+      discovery: createWorkerPool({
+        threads: 1,
+        tasksPerThread: 2,
+        workerData: { preload: ['poller', 'reconciler'] } satisfies WorkerBootData,
+      }),
+      executor: useExecutorThread
+        ? createWorkerPool({ threads: 1, workerData: { preload: ['executor'] } satisfies WorkerBootData })
+        : null,
+    };
     try {
       await startupChecks(rpc, {
         config,
@@ -182,12 +216,16 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       });
     } catch (e) {
       setState('failed', { error: errorText(e) });
+      await destroyPools();
       throw e;
     }
     if (state !== 'starting') return;
     probes.start();
-    const useExecutorThread = claiming && !config.executor.builtinNoopForTests;
-    pool = createWorkerPool({ threads: 2 + (useExecutorThread ? 1 : 0) });
+    // Discovery and the executor link need nothing of the lane or the lifecycle: they start now, so their threads
+    // load their code, dial and poll while the lane re-syncs. Claims still wait for the reconciler's startup scan,
+    // which starts only after the activity manager has re-checked what it held (below).
+    poller = spawn<PollerCommand, PollerEvent>('poller', options.poller, onPollerEvent);
+    if (useExecutorThread) startExecutorLink();
     if (claiming) {
       txm = createTxManager({
         store,
@@ -210,10 +248,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         metrics,
       });
       await manager.start();
+      const early = earlyExecutorEvents ?? [];
+      earlyExecutorEvents = null;
+      for (const ev of early) manager.onExecutorEvent(ev);
       noopExecutor?.start();
     }
+    earlyExecutorEvents = null;
     reconciler = spawn<ReconcilerCommand, ReconcilerEvent>('reconciler', reconcilerOptions(), onReconcilerEvent);
-    poller = spawn<PollerCommand, PollerEvent>('poller', options.poller, onPollerEvent);
     setState('running', { wallet: config.ethereum.walletAddress, queue: config.scheduler.queueName });
   }
 
@@ -247,7 +288,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       probes.stop();
       // 3. Persist: every write so far is flushed before the store closes.
       await store.flushed();
-      await pool?.destroy().catch(() => {});
+      await destroyPools();
       setState('stopped');
     })();
     return stopping;

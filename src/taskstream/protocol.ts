@@ -13,11 +13,20 @@ export const PROTOCOL_VERSION = 1;
 /** Fully-qualified service name. */
 export const EXECUTOR_SERVICE_NAME = 'wcp.execution.v1.Executor';
 
-/** Loads execution.proto from its text; `.service` is what a server passes to `addService`. */
+/**
+ * The parsed service, once per thread: parsing the proto text costs tens of milliseconds, and the constructor is
+ * immutable, so every client and server of the thread shares it (a cache, not state a test could observe).
+ */
+let executorService: ServiceClientConstructor | undefined;
+
+/** Loads execution.proto from its text (parsed once per thread); `.service` is what a server passes to `addService`. */
 export function loadExecutorService(): ServiceClientConstructor {
-  const root = loadProtoText(executionProtoText as string);
-  const pkg = ((root.wcp as GrpcObject).execution as GrpcObject).v1 as GrpcObject;
-  return pkg.Executor as ServiceClientConstructor;
+  if (executorService === undefined) {
+    const root = loadProtoText(executionProtoText as string);
+    const pkg = ((root.wcp as GrpcObject).execution as GrpcObject).v1 as GrpcObject;
+    executorService = pkg.Executor as ServiceClientConstructor;
+  }
+  return executorService;
 }
 
 /** uint64 fields decode as decimal strings (`longs: String`); either form may be written. */

@@ -91,30 +91,46 @@ function feesOf(rec: LaneTx): Fees {
 export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
   const log = ctx.log;
   let cache: { at: number; s: FeeSuggestion } | undefined;
+  /** The read under way: callers meanwhile share it (a submit starts one ahead of its turn, see submit.ts). */
+  let reading: Promise<FeeSuggestion> | undefined;
 
-  async function suggestFees(): Promise<FeeSuggestion> {
-    const t = ctx.now();
-    if (cache && t - cache.at < ctx.policy.feeCacheMs) return cache.s;
-    let baseFee: bigint;
+  async function readBaseFee(): Promise<bigint> {
     try {
       // baseFeePerGas has N+1 entries: the last is the NEXT block's base fee.
       const h = await ctx.rpc.request<{ baseFeePerGas?: string[] }>('eth_feeHistory', ['0x1', 'latest', []]);
       const last = h.baseFeePerGas?.[h.baseFeePerGas.length - 1];
       if (last === undefined) throw new Error('no baseFeePerGas in eth_feeHistory');
-      baseFee = BigInt(last);
+      return BigInt(last);
     } catch {
       const b = await ctx.rpc.request<{ baseFeePerGas?: string } | null>('eth_getBlockByNumber', ['latest', false]);
-      baseFee = BigInt(b?.baseFeePerGas ?? 0);
+      return BigInt(b?.baseFeePerGas ?? 0);
     }
-    let priorityFee = 0n;
+  }
+
+  async function readPriorityFee(): Promise<bigint> {
     try {
-      priorityFee = BigInt(await ctx.rpc.request<string>('eth_maxPriorityFeePerGas', []));
+      return BigInt(await ctx.rpc.request<string>('eth_maxPriorityFeePerGas', []));
     } catch (e) {
       log.debug('eth_maxPriorityFeePerGas unavailable; using the policy floor', { error: errorText(e) });
+      return 0n;
     }
-    const s = { baseFee, priorityFee };
-    cache = { at: t, s };
-    return s;
+  }
+
+  async function suggestFees(): Promise<FeeSuggestion> {
+    const t = ctx.now();
+    if (cache && t - cache.at < ctx.policy.feeCacheMs) return cache.s;
+    if (reading) return reading;
+    // The two reads are independent: asked together, a cache miss costs one round trip instead of two.
+    reading = Promise.all([readBaseFee(), readPriorityFee()])
+      .then(([baseFee, priorityFee]) => {
+        const s = { baseFee, priorityFee };
+        cache = { at: t, s };
+        return s;
+      })
+      .finally(() => {
+        reading = undefined;
+      });
+    return reading;
   }
 
   async function signRecord(rec: LaneTx): Promise<{ raw: string; hash: string }> {

@@ -319,6 +319,9 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
         throw new WcpError('INTERNAL', `bad tx request: to must be an address and data 0x-hex (kind ${req.kind})`);
       }
       if (lane.funds.blocked) return { ok: false, stage: 'funds', error: fundsError() };
+      // The fee read its turn will ask for starts now, beside the simulation and the estimate (the broadcaster
+      // shares a read under way and caches the result): on a cold cache that round trip is off the path to the send.
+      broadcaster.suggestFees().catch(() => {});
       const run = (async () => {
         const prepared = await prepare(req);
         if (typeof prepared !== 'bigint') return prepared;
