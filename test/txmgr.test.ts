@@ -266,7 +266,7 @@ describe('txmgr on anvil', () => {
     const n = 12;
     const results = await Promise.all(
       Array.from({ length: n }, (_, i) =>
-        m.submit({ kind: 'claim', activityIds: [String(9000 + i)], to: contract, data: claimData(9000 + i) }),
+        m.submit({ kind: 'claim', activityIds: [String(8500 + i)], to: contract, data: claimData(8500 + i) }),
       ),
     );
     expect(results.every((r) => r.ok)).toBe(true);
