@@ -49,6 +49,14 @@ export function createRecheckStep(
       store,
       facts.filter((f) => !tracker.has(f.activityId)),
       { wallet: opts.wallet, nowMs: now(), queueName: opts.queueName },
+      {
+        now,
+        // An activity being ended is no longer heartbeated from the moment that is decided: a heartbeat batch
+        // naming it that asks for a nonce while the decision commits is withdrawn (`stillWanted`), not signed.
+        planned: (id, action) => {
+          if (action.type === 'markDone') tracker.forgetHeartbeat(id);
+        },
+      },
     );
     for (const { activityId, action } of actions) {
       log.info('repaired from chain', {

@@ -358,12 +358,20 @@ export async function reconcileFacts(
   store: Store,
   facts: ActivityFact[],
   ctx: RepairContext,
+  hooks: {
+    /** The time of the decision, read when the transaction runs (else `ctx.nowMs`). */
+    now?: () => number;
+    /** Each action as it is decided, inside the transaction (before its commit). */
+    planned?: (activityId: string, action: RepairAction) => void;
+  } = {},
 ): Promise<Array<{ activityId: string; action: RepairAction }>> {
   return await store.transact((tx) => {
     const out: Array<{ activityId: string; action: RepairAction }> = [];
+    const at = hooks.now ? { ...ctx, nowMs: hooks.now() } : ctx;
     for (const f of facts) {
-      const action = planRepair(f, readLocal(tx, f.activityId), ctx);
+      const action = planRepair(f, readLocal(tx, f.activityId), at);
       if (action.type === 'none') continue;
+      hooks.planned?.(f.activityId, action);
       applyRepair(tx, f.activityId, action);
       out.push({ activityId: f.activityId, action });
     }
