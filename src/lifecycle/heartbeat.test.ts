@@ -50,15 +50,26 @@ describe('heartbeat step', () => {
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
   });
 
-  test('the first round after a start (all) heartbeats everything heartbeatable, due or not', async () => {
-    const { ctx, store } = setup();
+  test('what was held at a start is heartbeated by the new process as soon as it can be, due or not, once', async () => {
+    const { ctx, store, txm, send } = setup();
     await store.transact((tx) => {
       tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)); // due anyway
       tx.put(inflightKey('2'), held('2', 'running', NOW_S - 1)); // heartbeated a second ago
+      tx.put(inflightKey('3'), held('3', 'running', NOW_S - 1)); // the previous process's heartbeat still pending
       tx.put(inflightKey('4'), held('4', 'resuming', NOW_S - 100)); // complete landed: no heartbeats
     });
+    ctx.tracker.restore('heartbeat', ['3'], 7);
+    const owed = new Set(['1', '2', '3', '4', '9']); // 9: no longer held
     expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1']);
-    expect([...dueHeartbeats(ctx, NOW_S, true).keys()]).toEqual(['1', '2']);
+    expect([...dueHeartbeats(ctx, NOW_S, owed).keys()]).toEqual(['1', '2']);
+    expect([...owed]).toEqual(['1', '2', '3', '4']);
+    txm.auto = true;
+    await heartbeatRound(ctx, send, owed);
+    expect(kinds(txm.submitted)).toEqual(['heartbeat(1,2)']);
+    expect([...owed]).toEqual(['3', '4']);
+    // The previous process's heartbeat of 3 is gone (mined and settled): 3 is owed one from this process now.
+    ctx.tracker.release('heartbeat', ['3'], 7);
+    expect([...dueHeartbeats(ctx, NOW_S, owed).keys()]).toEqual(['3']);
   });
 
   test('a round of several batches submits them all at once, not each after the previous one was sent', async () => {

@@ -7,8 +7,8 @@
  * heartbeat timeout / 3). A heartbeat still pending (not mined) holds the next one back; a reorged one is pending
  * again (the lane re-sends it). So liveness never depends on `ethereum.confirmations`. Rounds send heartbeats the
  * recent round-to-block time (`tracker.heartbeatLeadS`, at most half an interval) before they are due, so that on a
- * slow node they still land about an interval apart. The first round after a start (`all`) heartbeats everything
- * that can be heartbeated, due or not (see `manager.ts`).
+ * slow node they still land about an interval apart. What was held at a start is heartbeated by the new process
+ * as soon as it can be, due or not (`owed`, see `manager.ts`).
  *
  * No heartbeat for an activity whose complete or fail holds a nonce: sent after it, it could only be mined after it,
  * where the contract skips it (wasted gas). While that tx is still being prepared the heartbeat goes as usual, and
@@ -48,16 +48,22 @@ export function heartbeatIntervalS(r: Inflight, opts: Pick<LifecycleOptions, 'he
 
 /**
  * Activities due a heartbeat at chain time `nowS`, each with the chain time it comes due (for the lateness
- * histogram). With `all` (the first round after a start), every one that can be heartbeated is due now.
+ * histogram). Those in `owed` (held at this process's start and not heartbeated by it yet) are due now as soon
+ * as they can be heartbeated; ids in `owed` no longer held are dropped from it.
  */
 export function dueHeartbeats(
   ctx: Pick<LifecycleContext, 'store' | 'tracker' | 'opts'>,
   nowS: number,
-  all = false,
+  owed?: Set<string>,
 ): Map<string, number> {
   const due = new Map<string, number>();
   const leadS = ctx.tracker.heartbeatLeadS();
-  for (const r of listHeld(ctx.store)) {
+  const held = listHeld(ctx.store);
+  if (owed?.size) {
+    const ids = new Set(held.map((r) => r.activity_id));
+    for (const id of owed) if (!ids.has(id)) owed.delete(id);
+  }
+  for (const r of held) {
     const id = r.activity_id;
     if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeatPending(id)) continue;
     if (FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? '')) continue;
@@ -65,25 +71,26 @@ export function dueHeartbeats(
     const last = lastHeartbeatS(r, hb.minedS);
     if (last === undefined || isExpired(r, nowS, hb)) continue;
     const interval = heartbeatIntervalS(r, ctx.opts);
-    if (all || nowS - last >= interval - Math.min(leadS, interval / 2)) due.set(id, last + interval);
+    if (owed?.has(id) || nowS - last >= interval - Math.min(leadS, interval / 2)) due.set(id, last + interval);
   }
   return due;
 }
 
 /**
- * The heartbeat step: sends the due heartbeats (with `all`, every activity that can be heartbeated: see
- * `dueHeartbeats`). Waits for the chain clock's first block: returns false when it did not run for lack of it.
+ * The heartbeat step: sends the due heartbeats, and those `owed` (see `dueHeartbeats`; an id leaves `owed` once
+ * its heartbeat holds a nonce). Waits for the chain clock's first block.
  */
 export async function heartbeatRound(
   ctx: Pick<LifecycleContext, 'store' | 'tracker' | 'opts' | 'clock' | 'log' | 'metrics'>,
   send: Send,
-  all = false,
-): Promise<boolean> {
-  if (!ctx.clock.known()) return false;
+  owed?: Set<string>,
+): Promise<void> {
+  if (!ctx.clock.known()) return;
   const roundS = ctx.clock.nowS();
-  const due = dueHeartbeats(ctx, roundS, all);
+  const due = dueHeartbeats(ctx, roundS, owed);
   const ids = [...due.keys()];
-  if (ids.length > 0) ctx.log.debug('heartbeat round', { due: ids.length, chain_time_s: roundS, all });
+  if (ids.length > 0)
+    ctx.log.debug('heartbeat round', { due: ids.length, chain_time_s: roundS, owed: owed?.size ?? 0 });
   const batches: string[][] = [];
   for (let i = 0; i < ids.length; i += HEARTBEAT_BATCH_IDS) batches.push(ids.slice(i, i + HEARTBEAT_BATCH_IDS));
   // All batches at once: their estimates run side by side and the lane reserves them together, so a round of
@@ -91,7 +98,6 @@ export async function heartbeatRound(
   const sent = await Promise.allSettled(batches.map((batch) => sendBatch(batch)));
   const failed = sent.find((r) => r.status === 'rejected');
   if (failed) throw failed.reason;
-  return true;
 
   async function sendBatch(batch: string[]): Promise<void> {
     // An activity ended while its heartbeat waited for a nonce (a repair, a landed complete) forgets its heartbeat
@@ -105,6 +111,7 @@ export async function heartbeatRound(
         error: res.error.message,
       });
     else {
+      for (const id of batch) owed?.delete(id);
       ctx.tracker.heartbeatSent(res.nonce, roundS);
       const sentS = ctx.clock.nowS();
       for (const id of batch) ctx.metrics.heartbeatLateness.observe(Math.max(0, sentS - (due.get(id) ?? sentS)));

@@ -155,16 +155,17 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   let lastTickMs = now();
 
   /**
-   * The first heartbeat round of this process heartbeats everything held, not only what is due: a restart then
-   * re-asserts every activity on chain within seconds however its schedule fell (one heartbeat was sent just
-   * before the kill, another is due in a second), at the price of one interval's heartbeats once per start.
+   * What was held at this start, not yet heartbeated by this process: heartbeated as soon as it can be (at once,
+   * or once a heartbeat the previous process sent has landed), due or not. A restart then re-asserts every
+   * activity on chain within seconds however its schedule fell (one heartbeat sent just before the kill, another
+   * due in a second), at the price of one interval's heartbeats once per start.
    */
-  let firstRound = true;
+  const owed = new Set<string>();
 
   async function heartbeatLoopRound(): Promise<void> {
     // The clock read failing must not stop heartbeats: between reads the clock runs on the wall clock.
     await clock.refresh().catch((e: unknown) => log.debug('chain clock not refreshed', { error: errorText(e) }));
-    if (await heartbeatRound(ctx, send, firstRound)) firstRound = false;
+    await heartbeatRound(ctx, send, owed);
     lastTickMs = now();
   }
 
@@ -207,6 +208,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       state = 'recovering';
       // Transactions still in flight from before a restart (the tx manager re-sends them).
       await restoreLane();
+      for (const r of listHeld(store)) owed.add(r.activity_id);
       log.debug('lane slots restored', { txs_in_flight: tracker.size() });
       // Heartbeats first: what we hold is kept alive from its persisted last heartbeat while the re-check below
       // reads the chain (1,000 held take seconds on a slow node; an activity found not ours is forgotten by it).
