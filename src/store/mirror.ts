@@ -41,6 +41,8 @@ export interface Mirror {
   version(prefix: string): number | undefined;
   /** Sets (or, with null, drops) the committed bytes of `key`; ignored for keys not mirrored. */
   set(key: string, raw: Buffer | null): void;
+  /** How many decoded values are kept (one per live key and schema: a dropped key's go with it). */
+  decodedCount(): number;
   /** The value of mirrored bytes under `schema`, decoded (and frozen) once per bytes. */
   decode<T>(key: string, raw: Buffer, schema: Schema<T>, decode: (raw: Buffer, s: Schema<T>) => Decoded<T>): Decoded<T>;
 }
@@ -90,10 +92,19 @@ export function createMirror(
       versions.set(p, (versions.get(p) ?? 0) + 1);
       const had = m.has(key);
       if (raw) m.set(key, raw);
-      else m.delete(key);
+      else {
+        m.delete(key);
+        // Its decoded values go too: every activity ever held would otherwise stay cached for the process's life.
+        for (const c of decoded.values()) c.delete(key);
+      }
       if (had !== Boolean(raw)) order.set(p, null);
     },
     version: (prefix) => versions.get(prefix),
+    decodedCount: () => {
+      let n = 0;
+      for (const c of decoded.values()) n += c.size;
+      return n;
+    },
     decode(key, raw, schema, decodeRaw) {
       const sid = schemaId(schema);
       let c = decoded.get(sid);
