@@ -4,10 +4,10 @@ import { createMirror } from './mirror.ts';
 
 const Rec = v.object({ id: v.string() });
 const enc = (id: string) => Buffer.from(JSON.stringify({ id }));
-const decode = (raw: Buffer, s: typeof Rec) => {
+function decode<T>(raw: Buffer, s: v.GenericSchema<unknown, T>): { ok: true; value: T } | { ok: false; error: string } {
   const r = v.safeParse(s, JSON.parse(raw.toString()));
-  return r.success ? { ok: true as const, value: r.output } : { ok: false as const, error: 'bad' };
-};
+  return r.success ? { ok: true, value: r.output } : { ok: false, error: 'bad' };
+}
 
 describe('store mirror', () => {
   test('a record dropped from the mirror takes its decoded value along (no cache of every record ever held)', () => {
