@@ -5,7 +5,7 @@
  */
 import { WcpError } from '../internal/errors.ts';
 import { taskQueueIface } from './abi.ts';
-import { multicall } from './reads.ts';
+import { prepareMulticall } from './reads.ts';
 import type { RpcTransport } from './transport.ts';
 import { chainText, chainUint } from './values.ts';
 
@@ -17,6 +17,20 @@ export interface PolledActivity {
   expiresAtS: number;
 }
 
+/** The poll's multicall, encoded once per (addresses, queue, count): a poller asks the same one every round. */
+let prepared: { key: string; call: ReturnType<typeof prepareMulticall> } | undefined;
+function pollCall(addrs: { taskQueue: string; multicall3: string }, queue: string, count: number) {
+  const key = `${addrs.multicall3}\u0000${addrs.taskQueue}\u0000${count}\u0000${queue}`;
+  if (prepared?.key !== key) {
+    const calls = Array.from({ length: count }, (_, i) => ({
+      target: addrs.taskQueue,
+      callData: taskQueueIface.encodeFunctionData('pollActivity', [queue, i]),
+    }));
+    prepared = { key, call: prepareMulticall(addrs.multicall3, calls, count) };
+  }
+  return prepared.call;
+}
+
 /** Up to `count` available activities of `queue` from offset 0; stops at the first offset with none. */
 export async function pollActivities(
   rpc: RpcTransport,
@@ -24,11 +38,7 @@ export async function pollActivities(
   queue: string,
   count: number,
 ): Promise<PolledActivity[]> {
-  const calls = Array.from({ length: count }, (_, i) => ({
-    target: addrs.taskQueue,
-    callData: taskQueueIface.encodeFunctionData('pollActivity', [queue, i]),
-  }));
-  const results = await multicall(rpc, addrs.multicall3, calls, 'latest', count);
+  const results = await pollCall(addrs, queue, count)(rpc, 'latest');
   const out: PolledActivity[] = [];
   const seen = new Set<string>();
   for (const r of results) {

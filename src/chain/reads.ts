@@ -58,19 +58,37 @@ export async function multicall(
   block: BlockTag,
   chunk = MULTICALL_CHUNK,
 ): Promise<Array<{ success: boolean; returnData: string }>> {
-  const out: Array<{ success: boolean; returnData: string }> = [];
+  return await prepareMulticall(multicall3, calls, chunk)(rpc, block);
+}
+
+/**
+ * A multicall encoded once, to be asked again and again (the poller's: the same sub-calls every round). ethers'
+ * ABI encoding of the sub-calls and the aggregate was most of a poll round: 2–7 ms warm for 16 sub-calls, and
+ * up to 20 ms in a thread not yet warm, against an eth_call of 0.5 ms on a local node.
+ */
+export function prepareMulticall(
+  multicall3: string,
+  calls: SubCall[],
+  chunk = MULTICALL_CHUNK,
+): (rpc: RpcTransport, block: BlockTag) => Promise<Array<{ success: boolean; returnData: string }>> {
+  const parts: Array<{ data: string; count: number }> = [];
   for (let i = 0; i < calls.length; i += chunk) {
     const part = calls.slice(i, i + chunk).map((c) => ({ ...c, allowFailure: true }));
-    const data = multicallIface.encodeFunctionData('aggregate3', [part]);
-    const ret = await ethCall(rpc, multicall3, data, block);
-    if (ret === '0x') throw new WcpError('CHAIN_BAD_DATA', `no Multicall3 contract at ${multicall3} (empty reply)`);
-    const [results] = multicallIface.decodeFunctionResult('aggregate3', ret) as unknown as [Array<[boolean, string]>];
-    if (results.length !== part.length) {
-      throw new WcpError('CHAIN_BAD_DATA', `aggregate3 answered ${results.length} results for ${part.length} calls`);
-    }
-    for (const r of results) out.push({ success: Boolean(r[0]), returnData: String(r[1]) });
+    parts.push({ data: multicallIface.encodeFunctionData('aggregate3', [part]), count: part.length });
   }
-  return out;
+  return async (rpc, block) => {
+    const out: Array<{ success: boolean; returnData: string }> = [];
+    for (const { data, count } of parts) {
+      const ret = await ethCall(rpc, multicall3, data, block);
+      if (ret === '0x') throw new WcpError('CHAIN_BAD_DATA', `no Multicall3 contract at ${multicall3} (empty reply)`);
+      const [results] = multicallIface.decodeFunctionResult('aggregate3', ret) as unknown as [Array<[boolean, string]>];
+      if (results.length !== count) {
+        throw new WcpError('CHAIN_BAD_DATA', `aggregate3 answered ${results.length} results for ${count} calls`);
+      }
+      for (const r of results) out.push({ success: Boolean(r[0]), returnData: String(r[1]) });
+    }
+    return out;
+  };
 }
 
 /** Decodes `getActivity(requestedId)` return data; checks the id and the status code. */
