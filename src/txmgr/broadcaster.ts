@@ -9,7 +9,7 @@
  * refused `refusedAbortAfter` times while no node ever accepted it, the confirmer gives the slot up).
  */
 import type { TransactionLike } from 'ethers';
-import { Transaction } from 'ethers';
+import { keccak256 } from 'ethers';
 import { errorText } from '../internal/errors.ts';
 import type { RpcClient } from '../chain/transport.ts';
 import type { Logger } from '../internal/logger.ts';
@@ -145,7 +145,9 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
       maxFeePerGas: BigInt(rec.max_fee_per_gas),
       maxPriorityFeePerGas: BigInt(rec.max_priority_fee_per_gas),
     });
-    return { raw, hash: Transaction.from(raw).hash as string };
+    // A signed transaction's hash is the keccak of its serialized bytes (EIP-2718 for typed ones); parsing the
+    // bytes back into a Transaction to ask for it cost more than the signature.
+    return { raw, hash: keccak256(raw) };
   }
 
   /** Whether a node already knows this exact transaction (pending in its pool or mined). */
