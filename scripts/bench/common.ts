@@ -66,6 +66,24 @@ export async function rssParts(pid: number): Promise<string> {
   return `RssAnon ${mb('RssAnon')} MB, RssFile ${mb('RssFile')} MB, RssShmem ${mb('RssShmem')} MB, ${kb('Threads')} threads`;
 }
 
+/**
+ * The low point of each `windowH`-long window of `[h, value]` samples, at its window's middle: for memory, the
+ * samples nearest to what is retained (a sample taken just before a collection holds garbage, one just after
+ * holds none; the lowest of a window is the latter).
+ */
+export function windowMinima(
+  samples: ReadonlyArray<readonly [number, number]>,
+  windowH: number,
+): Array<[number, number]> {
+  const out = new Map<number, number>();
+  const from = samples[0]?.[0] ?? 0;
+  for (const [h, v] of samples) {
+    const k = Math.floor((h - from) / windowH);
+    out.set(k, Math.min(out.get(k) ?? Number.POSITIVE_INFINITY, v));
+  }
+  return [...out].map(([k, v]) => [from + (k + 0.5) * windowH, v]);
+}
+
 /** Least-squares slope of `ys` over `xs` (NaN with fewer than two points). */
 export function slope(xs: readonly number[], ys: readonly number[]): number {
   const n = Math.min(xs.length, ys.length);
