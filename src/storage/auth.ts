@@ -127,6 +127,20 @@ export interface StorageSession {
 }
 
 /**
+ * A wallet with a fresh random key. Not ethers' `Wallet.createRandom()`: that makes a mnemonic and derives an HD
+ * path from it (~25 ms at start-up, on the way to the first claim), none of which a session key needs.
+ */
+function randomWallet(): Wallet {
+  for (;;) {
+    try {
+      return new Wallet(`0x${randomBytes(32).toString('hex')}`);
+    } catch {
+      // zero or not below the curve order (chance 2^-128): draw again
+    }
+  }
+}
+
+/**
  * Makes an ephemeral session key and has `walletKey` sign its delegation, valid `ttlMs` from `nowMs`. Runs
  * where the wallet key is (the supervisor thread); only the session key and the delegation leave it.
  */
@@ -137,7 +151,7 @@ export function createStorageSession(o: {
   nowMs?: number;
 }): StorageSession {
   const wallet = new Wallet(o.walletKey);
-  const session = Wallet.createRandom();
+  const session = randomWallet();
   const issuedAtMs = o.nowMs ?? Date.now();
   const unsigned = {
     sessionAddress: session.address,
