@@ -20,6 +20,14 @@ export const TOPICS = {
 export const queueKeyTopic = (queue: string): string => keccakId(queue).toLowerCase();
 /** An indexed address (a worker). */
 export const addressTopic = (addr: string): string => zeroPadValue(addr.toLowerCase(), 32).toLowerCase();
-/** An indexed uint256 (an activity id, a workflow instance). */
-export const uintTopic = (n: string | bigint): string =>
-  zeroPadValue(`0x${BigInt(n).toString(16).padStart(2, '0')}`, 32).toLowerCase();
+/**
+ * An indexed uint256 (an activity id, a workflow instance): 32 bytes, 64 hex digits. (Padding to an even number
+ * of digits first is not enough: 256 is `0x100`, three digits, which ethers refuses as bytes; every scan that
+ * asked for the events of a workflow instance between 256 and 4095 failed, and the reconciler backed off for
+ * good.)
+ */
+export const uintTopic = (n: string | bigint): string => {
+  const v = BigInt(n);
+  if (v < 0n || v >= 1n << 256n) throw new RangeError(`not a uint256: ${String(n)}`);
+  return `0x${v.toString(16).padStart(64, '0')}`;
+};
