@@ -407,6 +407,86 @@ describe('scan + repair', () => {
   }, 30_000);
 });
 
+describe('periodic scans', () => {
+  test('skip an activity once it is settled at a head reorgDepth deep; full scans read it again', async () => {
+    const [completed, failed, live] = await enqueueActivities(stack, {
+      queue: 'settle-q',
+      count: 3,
+      heartbeatTimeoutS: 3600,
+    });
+    const [wf] = await startWorkflows(stack, { queue: 'settle-q', count: 1, steps: 2 });
+    const tq = await claim(workerKey, [completed!, failed!, live!, wf!.activityId]);
+    await (await tq.getFunction('completeActivity')(completed!, 'done')).wait();
+    await (await tq.getFunction('failActivity')(failed!, 'no')).wait();
+    await (await tq.getFunction('completeActivity')(wf!.activityId, 'wf-done')).wait();
+
+    const rpc = transport(anvil.url);
+    const depth = 3;
+    const scanner = createScanner({
+      rpc,
+      logs: fetcher(rpc),
+      ...addrs(),
+      wallet: workerAddr,
+      windowS: 3 * 3600,
+      includeHeartbeats: true,
+      reorgDepth: depth,
+    });
+    const read = async (reason: 'startup' | 'periodic' | 'manual') => {
+      const r = await scanner.scan({ reason });
+      return new Map(r.facts.map((f) => [f.activityId, f]));
+    };
+    const mine = [completed, failed, live, wf!.activityId].map(String);
+    const has = (facts: Map<string, ActivityFact>) => mine.filter((id) => facts.has(id));
+
+    // Seen settled (completed, failed) at this head: read until that head is `depth` deep.
+    expect(has(await read('startup'))).toEqual(mine);
+    await anvil.mine(depth - 1);
+    expect(has(await read('periodic'))).toEqual(mine);
+    await anvil.mine(1);
+    // Now skipped; the live claim and the completion whose workflow waits for its resume are still read.
+    expect(has(await read('periodic'))).toEqual([String(live), String(wf!.activityId)]);
+
+    // The workflow is resumed: read once more (it says so), then skipped too.
+    await (await stack.contracts.workflowEngine.getFunction('resumeWorkflow')(wf!.instanceId)).wait();
+    const resumed = await read('periodic');
+    expect(resumed.get(String(wf!.activityId))?.workflowResumedPastStep).toBe(true);
+    await anvil.mine(depth);
+    expect(has(await read('periodic'))).toEqual([String(live)]);
+
+    // A full scan (startup, manual, reorg) reads every one again.
+    expect(has(await read('manual'))).toEqual(mine);
+  }, 30_000);
+});
+
+describe('large ids', () => {
+  test('a completed activity of a workflow instance above 255 is scanned (its events are asked by a 32-byte topic)', async () => {
+    // Instance ids 256–4095 have three hex digits: a topic built from them once failed every scan for good.
+    let wf: Awaited<ReturnType<typeof startWorkflows>>[number] | undefined;
+    while (!wf || wf.instanceId < 256n) {
+      const started = await startWorkflows(stack, { queue: 'big-q', count: 64, steps: 2 });
+      wf = started[started.length - 1];
+    }
+    const tq = await claim(workerKey, [wf.activityId]);
+    await (await tq.getFunction('completeActivity')(wf.activityId, 'r')).wait();
+    const rpc = transport(anvil.url);
+    const scanner = createScanner({
+      rpc,
+      logs: fetcher(rpc),
+      ...addrs(),
+      wallet: workerAddr,
+      windowS: 3 * 3600,
+      includeHeartbeats: true,
+      reorgDepth: REORG_DEPTH,
+    });
+    const r = await scanner.scan({ reason: 'startup' });
+    expect(r.facts.find((f) => f.activityId === String(wf.activityId))).toMatchObject({
+      status: 3,
+      workflowInstance: String(wf.instanceId),
+      workflowResumedPastStep: false,
+    });
+  }, 60_000);
+});
+
 describe('follower', () => {
   test('ingests ActivityEnqueued of our queue, including events mined while the startup scan runs', async () => {
     const before = await enqueueActivities(stack, { queue: 'follow-q', count: 3 });

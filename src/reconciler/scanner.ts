@@ -13,9 +13,15 @@
  * Window policy: a startup or manual scan always covers the whole window (a wiped or restored store must be
  * rebuilt, and a checkpoint proves nothing about what the store still holds). Periodic scans fetch logs only
  * from the previous scan's head minus `reorgDepth` (ids found earlier stay known while their block is inside
- * the window), but re-read *every* known id: expiry is not an event, so facts must be re-read each time.
+ * the window), and re-read every known id that is not settled: expiry is not an event, so facts must be re-read
+ * each time. Settled: an id seen Failed, or Completed with its workflow moved past the step (or none), at a scan
+ * whose head is now `reorgDepth` blocks deep. Nothing changes such an activity again (Completed and Failed are
+ * final, a workflow never moves back), and the head it was seen at can no longer be replaced, so re-reading it
+ * tells nothing: periodic scans skip it. Re-reading every id of the window each period was the scan's cost
+ * (O(activities in the window) multicall reads, workflow reads and event queries, every 5 minutes, growing with
+ * throughput), and most of the garbage the process made. Startup, manual and reorg scans (full) read them all.
  */
-import { workflowEngineIface } from '../chain/abi.ts';
+import { ActivityStatus, workflowEngineIface } from '../chain/abi.ts';
 import { type ActivityFact, resumedPastStep } from '../chain/facts.ts';
 import { type BlockHeader, getHeader, readActivities, readWorkerActivities, readWorkflows } from '../chain/reads.ts';
 import { addressTopic, TOPICS, uintTopic } from '../chain/topics.ts';
@@ -44,6 +50,8 @@ export interface ScanResult {
   head: BlockHeader;
   /** Blocks whose logs were fetched this time. */
   logRange: { fromBlock: number; toBlock: number } | null;
+  /** Known ids not read: settled (see the file comment). */
+  skipped: number;
 }
 
 export interface ScanInput {
@@ -58,6 +66,12 @@ export interface Scanner {
   scan(input: ScanInput): Promise<ScanResult>;
 }
 
+/** Nothing will change this activity again: Failed, or Completed with its workflow past the step or none. */
+function isSettled(f: ActivityFact): boolean {
+  if (f.status === ActivityStatus.Failed) return true;
+  return f.status === ActivityStatus.Completed && (f.workflowInstance === '0' || f.workflowResumedPastStep === true);
+}
+
 export function createScanner(opts: ScannerOptions): Scanner {
   const read: HeaderReader = headerReader(opts.rpc);
   const reorgDepth = opts.reorgDepth;
@@ -70,6 +84,8 @@ export function createScanner(opts: ScannerOptions): Scanner {
   ];
   /** id → the latest block an event of ours mentioned it in. */
   const known = new Map<string, number>();
+  /** id → the head of the first scan that saw it settled (see the file comment). */
+  const settled = new Map<string, number>();
   let lastLogTo: number | undefined;
   let lastWindowStart = 0;
 
@@ -87,9 +103,16 @@ export function createScanner(opts: ScannerOptions): Scanner {
 
     // 1. Which log range to fetch.
     const full = input.reason !== 'periodic' || lastLogTo === undefined || lastLogTo > toBlock;
-    if (full) known.clear();
+    if (full) {
+      known.clear();
+      settled.clear();
+    }
     const logFrom = full ? fromBlock : Math.max(fromBlock, (lastLogTo as number) - reorgDepth + 1);
-    for (const [id, b] of known) if (b < fromBlock) known.delete(id);
+    for (const [id, b] of known) {
+      if (b >= fromBlock) continue;
+      known.delete(id);
+      settled.delete(id);
+    }
     let logRange: ScanResult['logRange'] = null;
     if (logFrom <= toBlock) {
       const logs = await opts.logs.getLogs(
@@ -105,8 +128,14 @@ export function createScanner(opts: ScannerOptions): Scanner {
     }
     lastLogTo = toBlock;
 
-    // 2. Enumerate: events ∪ getWorkerActivities ∪ caller's ids.
-    const ids = new Set<string>(known.keys());
+    // 2. Enumerate: events (but the settled) ∪ getWorkerActivities ∪ caller's ids.
+    const ids = new Set<string>();
+    let skipped = 0;
+    for (const id of known.keys()) {
+      const at = settled.get(id);
+      if (at !== undefined && at + reorgDepth <= toBlock) skipped++;
+      else ids.add(id);
+    }
     for (const id of await readWorkerActivities(opts.rpc, opts.taskQueue, opts.wallet, toBlock)) ids.add(id);
     for (const id of input.ids ?? []) if (/^[0-9]+$/.test(id) && id !== '0') ids.add(id.replace(/^0+(?=\d)/, ''));
     const sorted = [...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
@@ -130,7 +159,11 @@ export function createScanner(opts: ScannerOptions): Scanner {
         if (r !== undefined) f.workflowResumedPastStep = r;
       }
     }
-    return { facts, window: { fromBlock, toBlock }, head, logRange };
+    for (const f of facts) {
+      if (!isSettled(f)) settled.delete(f.activityId);
+      else if (!settled.has(f.activityId)) settled.set(f.activityId, toBlock);
+    }
+    return { facts, window: { fromBlock, toBlock }, head, logRange, skipped };
   }
 
   /** instance → { maxResumedStep, completed } from WorkflowResumed/WorkflowCompleted events in the window. */

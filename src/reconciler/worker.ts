@@ -124,6 +124,7 @@ export async function runReconcilerWorker(input: RunReconcilerInput, deps: Recon
     log.info('scan done', {
       reason,
       facts: r.facts.length,
+      settled_not_read: r.skipped,
       from_block: r.window.fromBlock,
       to_block: r.window.toBlock,
       duration_ms: Date.now() - started,
