@@ -67,19 +67,20 @@ export async function rssParts(pid: number): Promise<string> {
 }
 
 /**
- * The low point of each `windowH`-long window of `[h, value]` samples, at its window's middle: for memory, the
- * samples nearest to what is retained (a sample taken just before a collection holds garbage, one just after
- * holds none; the lowest of a window is the latter).
+ * The low point of each whole `windowH`-long window of `[h, value]` samples (a last, partial window is left out),
+ * at its window's middle: for memory, the samples nearest to what is retained (a sample taken just before a
+ * collection holds garbage, one just after holds none; the lowest of a window is the latter).
  */
 export function windowMinima(
   samples: ReadonlyArray<readonly [number, number]>,
   windowH: number,
 ): Array<[number, number]> {
-  const out = new Map<number, number>();
   const from = samples[0]?.[0] ?? 0;
+  const whole = Math.floor(((samples[samples.length - 1]?.[0] ?? from) - from) / windowH + 1e-9);
+  const out = new Map<number, number>();
   for (const [h, v] of samples) {
     const k = Math.floor((h - from) / windowH);
-    out.set(k, Math.min(out.get(k) ?? Number.POSITIVE_INFINITY, v));
+    if (k < whole) out.set(k, Math.min(out.get(k) ?? Number.POSITIVE_INFINITY, v));
   }
   return [...out].map(([k, v]) => [from + (k + 0.5) * windowH, v]);
 }
