@@ -39,6 +39,14 @@ describe('config loading', () => {
     expect(loadConfig({ path: ok, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }).txPolicy.receiptPollMs).toBe(500);
   });
 
+  test('a done retention shorter than the reconciler window is refused; the env sets it', () => {
+    const path = fileWith('[store]\ndone_retention = "2h"\n[reconciler]\nwindow = "3h"\n');
+    const text = failure(() => loadConfig({ path, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }));
+    expect(text).toContain('store.done_retention 7200000 ms < reconciler.window 10800000 ms');
+    const env = { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__STORE__DONE_RETENTION: '3h' };
+    expect(loadConfig({ path, env }).store.doneRetentionMs).toBe(3 * 3_600_000);
+  });
+
   test('a TOML syntax error names its line and column', () => {
     const path = fileWith('[scheduler]\npoll_interval = "1s"\nmax_inflight = \n');
     expect(failure(() => loadConfig({ path, env: {} }))).toContain('line 3, column');

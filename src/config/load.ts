@@ -90,7 +90,7 @@ export interface WcpConfig {
     builtinNoopForTests: boolean;
     noopDelayMs: number;
   };
-  store: { path: string };
+  store: { path: string; doneRetentionMs: number };
   reconciler: {
     windowMs: number;
     periodMs: number;
@@ -306,6 +306,13 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
       ],
     });
   }
+  if (f.store.done_retention < f.reconciler.window) {
+    throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, {
+      details: [
+        `store.done_retention ${f.store.done_retention} ms < reconciler.window ${f.reconciler.window} ms: a done record deleted inside the window would be written again by the next rescan; keep it at least as long as the window`,
+      ],
+    });
+  }
   const { key, address } = resolveKey(f, cwd);
   const rpcUrls = [f.ethereum.rpc_url, ...f.ethereum.rpc_urls.filter((u) => u !== f.ethereum.rpc_url)];
   for (const u of [...rpcUrls, f.ethereum.ws_url]) if (u) registerUrlSecrets(u);
@@ -374,7 +381,10 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
       builtinNoopForTests: f.executor.builtin_noop_for_tests,
       noopDelayMs: f.executor.noop_delay,
     },
-    store: { path: isAbsolute(f.store.path) ? f.store.path : resolve(cwd, f.store.path) },
+    store: {
+      path: isAbsolute(f.store.path) ? f.store.path : resolve(cwd, f.store.path),
+      doneRetentionMs: f.store.done_retention,
+    },
     reconciler: {
       windowMs: f.reconciler.window,
       periodMs: f.reconciler.period,

@@ -245,6 +245,11 @@ export const ConfigFileSchema = v.strictObject({
   store: section({
     /** LMDB file. Relative paths are resolved from the working directory. */
     path: v.optional(v.pipe(v.string(), v.minLength(1, 'a file path')), 'wcp.db'),
+    /**
+     * How long a finished activity's `done:` record is kept (then deleted; the chain keeps the history). At least
+     * reconciler.window: inside the window a rescan would write it again.
+     */
+    done_retention: v.optional(duration(60_000), '24h'),
   }),
   reconciler: section({
     /** How far back the reconciler scans, by block timestamps. */

@@ -9,7 +9,8 @@ import type { Logger } from '../internal/logger.ts';
 export interface StepLoop {
   /** Runs a round now (or right after the current one). No-op before `start` and after `stop`. */
   wake(delayMs?: number): void;
-  start(): void;
+  /** Starts the loop: its first round after `firstDelayMs` (default at once). */
+  start(firstDelayMs?: number): void;
   /** Stops scheduling and waits for the round under way. */
   stop(): Promise<void>;
   /** Resolves after the next round ends. */
@@ -51,9 +52,9 @@ export function createStepLoop(name: string, periodMs: number, body: () => Promi
 
   return {
     wake,
-    start() {
+    start(firstDelayMs = 0) {
       running = true;
-      wake();
+      wake(firstDelayMs);
     },
     async stop() {
       running = false;

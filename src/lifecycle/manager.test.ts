@@ -6,7 +6,7 @@ import { createLogger } from '../internal/logger.ts';
 import { createMetrics } from '../internal/metrics.ts';
 import type { ActivityFact } from '../chain/facts.ts';
 import type { RpcTransport } from '../chain/transport.ts';
-import { claimJobKey, inflightKey } from '../store/keys.ts';
+import { claimJobKey, doneKey, inflightKey } from '../store/keys.ts';
 import { type Inflight, InflightSchema } from '../store/records.ts';
 import { openStore, type Store } from '../store/store.ts';
 import type { SubmitResult, TxRequest } from '../txmgr/types.ts';
@@ -202,6 +202,7 @@ describe('activity manager: a Progress and its Completion back to back (issue 14
 async function liveSetup(
   hangs: (req: TxRequest) => boolean,
   seed: (store: Store) => Promise<unknown> = async () => {},
+  extra: { donePruneFirstMs?: number } = {},
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'wcp-manager-'));
   dirs.push(dir);
@@ -234,6 +235,7 @@ async function liveSetup(
     executor: { assign: () => {}, cancel: () => {}, drain: () => {}, ackCompletion: () => {} },
     logger,
     metrics: createMetrics(),
+    ...extra,
   });
   return { rpc, submitted, manager, store };
 }
@@ -287,6 +289,34 @@ describe('activity manager: no step waits on another', () => {
     } finally {
       unhold();
       await started;
+      await manager.stop();
+    }
+  });
+});
+
+describe('activity manager: done retention', () => {
+  test('done records past the retention are deleted once running; recent ones stay', async () => {
+    const HOUR = 3_600_000;
+    const done = (id: string, ago: number) => ({
+      activity_id: id,
+      outcome: 'completed' as const,
+      resumed: true,
+      finished_at_ms: Date.now() - ago,
+    });
+    const { manager, store } = await liveSetup(
+      () => false,
+      (store) =>
+        store.transact((tx) => {
+          tx.put(doneKey('1'), done('1', 25 * HOUR));
+          tx.put(doneKey('2'), done('2', HOUR));
+        }),
+      { donePruneFirstMs: 0 },
+    );
+    await manager.start();
+    try {
+      await until(() => !store.has(doneKey('1')), 3_000);
+      expect(store.has(doneKey('2'))).toBe(true);
+    } finally {
       await manager.stop();
     }
   });

@@ -9,6 +9,7 @@
  *  - heartbeats (the chain clock, then due heartbeats): liveness first, never behind a claim, dispatch or repair;
  *  - claims (a claim's simulation and estimate may be slow on a slow node);
  *  - the main loop: the chain clock, local expiry, executor dispatch and the periodic chain re-check.
+ * A fourth, slow one deletes `done:` records past their retention (`retention.ts`); nothing wakes it.
  * Transaction outcomes arrive as `TxEvent`s (`settle.ts`); executor outcomes as bridge messages
  * (`executor-events.ts`).
  */
@@ -33,12 +34,19 @@ import { expireRound } from './expiry.ts';
 import { createFinish } from './finish.ts';
 import { heartbeatRound } from './heartbeat.ts';
 import { createStepLoop } from './loop.ts';
-import { DRAIN_POLL_MS, type LifecycleOptions, TICK_MS } from './options.ts';
+import {
+  DONE_PRUNE_FIRST_MS,
+  DONE_PRUNE_INTERVAL_MS,
+  DRAIN_POLL_MS,
+  type LifecycleOptions,
+  TICK_MS,
+} from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { createCompletions } from './completions.ts';
 import { createLinkView } from './link.ts';
 import { listHeld } from './records.ts';
 import { createRecheckStep } from './recheck.ts';
+import { pruneDone } from './retention.ts';
 import { createSend } from './send.ts';
 import { createSettle } from './settle.ts';
 import { createInFlightTracker } from './tracker.ts';
@@ -57,6 +65,8 @@ export interface ActivityManagerDeps {
   logger: Logger;
   metrics: Metrics;
   now?: () => number;
+  /** Test seam: when the first deletion of done records past their retention runs (default `DONE_PRUNE_FIRST_MS`). */
+  donePruneFirstMs?: number;
 }
 
 export type ManagerState = 'idle' | 'recovering' | 'running' | 'draining' | 'stopped';
@@ -175,6 +185,16 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     createStepLoop('claim', TICK_MS, () => claim.run(state === 'running' && claimsEnabled), log),
     createStepLoop('main', TICK_MS, mainRound, log),
   ];
+  const retention = createStepLoop(
+    'retention',
+    DONE_PRUNE_INTERVAL_MS,
+    async () => {
+      const n = await pruneDone(store, now(), ctx.opts.doneRetentionMs);
+      if (n > 0)
+        log.info('done records past their retention deleted', { count: n, retention_ms: ctx.opts.doneRetentionMs });
+    },
+    log,
+  );
 
   function wake() {
     if (state === 'stopped' || state === 'idle') return;
@@ -228,6 +248,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       log.info('activity manager started', { held: held.length, txs_in_flight: tracker.size() });
       state = 'running';
       for (const l of loops.slice(1)) l.start();
+      retention.start(deps.donePruneFirstMs ?? DONE_PRUNE_FIRST_MS);
     },
     setClaimsEnabled(enabled) {
       claimsEnabled = enabled;
@@ -279,7 +300,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     },
     async stop() {
       state = 'stopped';
-      await Promise.all(loops.map((l) => l.stop()));
+      await Promise.all([...loops, retention].map((l) => l.stop()));
     },
     status() {
       const held: Record<string, number> = {};

@@ -9,6 +9,7 @@ describe('lifecycle options', () => {
         WCP__SCHEDULER__HEARTBEAT_INTERVAL: '7s',
         WCP__SCHEDULER__CLAIM_BATCH: '3',
         WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '5',
+        WCP__STORE__DONE_RETENTION: '4h',
       },
       cwd: '/nonexistent',
     });
@@ -26,6 +27,7 @@ describe('lifecycle options', () => {
       laneMaxInFlight: config.txPolicy.maxInFlight,
       maxDispatchAttempts: 5,
       reofferLostTasks: config.executor.reofferLostTasks,
+      doneRetentionMs: 4 * 3_600_000,
     });
   });
 });

@@ -28,6 +28,8 @@ export interface LifecycleOptions {
   maxDispatchAttempts: number;
   /** Re-offer tasks an executor lost on restart (else fail them). */
   reofferLostTasks: boolean;
+  /** `done:` records finished longer ago than this are deleted. */
+  doneRetentionMs: number;
 }
 
 /** The lifecycle's options from the validated config (a straight copy: the schema holds every default). */
@@ -45,6 +47,7 @@ export function lifecycleOptions(config: WcpConfig): LifecycleOptions {
     laneMaxInFlight: config.txPolicy.maxInFlight,
     maxDispatchAttempts: config.executor.maxDispatchAttempts,
     reofferLostTasks: config.executor.reofferLostTasks,
+    doneRetentionMs: config.store.doneRetentionMs,
   };
 }
 
@@ -64,6 +67,12 @@ export const HEARTBEAT_BATCH_IDS = 200;
 export const INACTIVE_WORKER_PAUSE_MS = 30_000;
 /** A dispatch refused or failed retryably waits this long per attempt before it is offered again. */
 export const DISPATCH_RETRY_DELAY_MS = 1_000;
+/** How often `done:` records past their retention are deleted. */
+export const DONE_PRUNE_INTERVAL_MS = 10 * 60_000;
+/** The first deletion of `done:` records this long after start (not on the way to the first claim). */
+export const DONE_PRUNE_FIRST_MS = 60_000;
+/** Most `done:` records deleted per store transaction. */
+export const DONE_PRUNE_BATCH = 1_000;
 /** How often `drain` re-checks for busy activities when no tick wakes it. */
 export const DRAIN_POLL_MS = 200;
 

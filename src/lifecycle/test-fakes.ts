@@ -41,6 +41,7 @@ export const testOptions: LifecycleOptions = {
   laneMaxInFlight: 16,
   maxDispatchAttempts: 3,
   reofferLostTasks: true,
+  doneRetentionMs: 24 * 3_600_000,
 };
 
 /** Submits wait until the test calls `releaseAll` (a lane busy with earlier work), unless `auto`. */
