@@ -22,6 +22,8 @@ describe('done retention', () => {
     const oldIds = Array.from({ length: DONE_PRUNE_BATCH * 2 + 7 }, (_, i) => i + 1);
     await store.transact((tx) => {
       for (const id of oldIds) tx.put(doneKey(String(id)), done(id, 25 * HOUR));
+      // A recent one among the old (a long task of a low id), read in the second piece.
+      tx.put(doneKey(String(1500)), done(1500, HOUR));
       tx.put(doneKey(String(90_001)), done(90_001, 23 * HOUR));
       tx.put(doneKey(String(90_002)), done(90_002, 0));
       tx.put(inflightKey(String(90_003)), {
@@ -33,14 +35,18 @@ describe('done retention', () => {
         updated_at_ms: NOW - 48 * HOUR,
       });
     });
-    expect(await pruneDone(store, NOW, 24 * HOUR)).toBe(oldIds.length);
-    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey(String(90_001)), doneKey(String(90_002))]);
+    expect(await pruneDone(store, NOW, 24 * HOUR)).toBe(oldIds.length - 1);
+    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([
+      doneKey(String(1500)),
+      doneKey(String(90_001)),
+      doneKey(String(90_002)),
+    ]);
     expect(store.has(inflightKey(String(90_003)))).toBe(true);
     // Nothing more to delete: a second pass finds nothing.
     expect(await pruneDone(store, NOW, 24 * HOUR)).toBe(0);
     // Once old enough, those go too.
     expect(await pruneDone(store, NOW + 2 * HOUR, 24 * HOUR)).toBe(1);
-    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey(String(90_002))]);
+    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey(String(1500)), doneKey(String(90_002))]);
   });
 
   test('a record whose finish time cannot be read is left alone', async () => {

@@ -10,20 +10,28 @@ import { DONE_PRUNE_BATCH } from './options.ts';
 
 /**
  * Deletes the `done:` records that finished before `nowMs - retentionMs`; returns how many. A record whose time
- * cannot be read is left alone (reading it through its schema quarantines it).
+ * cannot be read is left alone (reading it through its schema quarantines it). The records are read
+ * `DONE_PRUNE_BATCH` at a time, each piece's deletions committed before the next is read: the supervisor's thread
+ * (heartbeats, claims) is never held for the whole prefix.
  */
 export async function pruneDone(store: Store, nowMs: number, retentionMs: number): Promise<number> {
   const cutoff = nowMs - retentionMs;
-  const old: string[] = [];
-  for (const e of store.scan(PREFIX.done)) {
-    const at = (e.value as { finished_at_ms?: unknown } | undefined)?.finished_at_ms;
-    if (typeof at === 'number' && at < cutoff) old.push(e.key);
+  let deleted = 0;
+  let after: string | undefined;
+  for (;;) {
+    const piece = store.scan(PREFIX.done, { limit: DONE_PRUNE_BATCH, ...(after !== undefined ? { after } : {}) });
+    const old: string[] = [];
+    for (const e of piece) {
+      const at = (e.value as { finished_at_ms?: unknown } | undefined)?.finished_at_ms;
+      if (typeof at === 'number' && at < cutoff) old.push(e.key);
+    }
+    if (old.length > 0) {
+      await store.transact((tx) => {
+        for (const key of old) tx.del(key);
+      });
+      deleted += old.length;
+    } else await new Promise<void>((r) => setImmediate(r));
+    if (piece.length < DONE_PRUNE_BATCH) return deleted;
+    after = piece[piece.length - 1]?.key;
   }
-  for (let i = 0; i < old.length; i += DONE_PRUNE_BATCH) {
-    const part = old.slice(i, i + DONE_PRUNE_BATCH);
-    await store.transact((tx) => {
-      for (const key of part) tx.del(key);
-    });
-  }
-  return old.length;
 }

@@ -60,6 +60,25 @@ describe('store', () => {
     expect(third.map((e) => `${e.value.activity_id}:${e.value.queue_name}`)).toEqual(['1:b']);
   });
 
+  test('a raw scan walks a prefix in pieces: `after` a key (present or deleted), at most `limit`', async () => {
+    const { store } = tmpStore();
+    await store.transact((tx) => {
+      for (let i = 1; i <= 7; i++) tx.put(`done:${i}`, { i });
+      tx.put('inflight:1', { i: 0 });
+      tx.put('lane:1', { i: 0 });
+    });
+    const keys = (o?: { limit?: number; after?: string }) => store.scan('done:', o).map((e) => e.key);
+    expect(keys({ limit: 3 })).toEqual(['done:1', 'done:2', 'done:3']);
+    expect(keys({ limit: 3, after: 'done:3' })).toEqual(['done:4', 'done:5', 'done:6']);
+    expect(keys({ limit: 3, after: 'done:6' })).toEqual(['done:7']);
+    expect(keys({ after: 'done:7' })).toEqual([]);
+    await store.transact((tx) => tx.del('done:4'));
+    expect(keys({ limit: 2, after: 'done:4' })).toEqual(['done:5', 'done:6']);
+    // A key before the prefix starts it at its beginning; one past it finds nothing.
+    expect(keys({ limit: 1, after: 'a' })).toEqual(['done:1']);
+    expect(keys({ after: 'done:\uffff' })).toEqual([]);
+  });
+
   test('a throwing transaction writes nothing', async () => {
     const { store } = tmpStore();
     await expect(

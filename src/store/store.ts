@@ -50,8 +50,11 @@ export interface Store extends Omit<StoreTx, 'put' | 'del'> {
    * mirrored prefix's answer is shared (frozen) until a record under it changes.
    */
   list<T>(prefix: string, schema: Schema<T>, opts?: { limit?: number }): Array<{ key: string; value: T }>;
-  /** Raw scan for operators and tools: no validation, nothing quarantined. */
-  scan(prefix: string, opts?: { limit?: number }): ScanEntry[];
+  /**
+   * Raw scan for operators and tools: no validation, nothing quarantined. `after`: only keys after this one (to
+   * walk a long prefix in pieces).
+   */
+  scan(prefix: string, opts?: { limit?: number; after?: string }): ScanEntry[];
   count(prefix: string): number;
   /** Resolves when all writes so far are flushed to disk. */
   flushed(): Promise<void>;
@@ -350,7 +353,16 @@ export function openStore(opts: OpenStoreOptions): Store {
     },
     scan: (prefix, o) => {
       const out: ScanEntry[] = [];
-      for (const { key, value } of db.getRange({ ...prefixRange(prefix), ...(o?.limit ? { limit: o.limit } : {}) })) {
+      const range = prefixRange(prefix);
+      const after = o?.after !== undefined && o.after >= range.start ? o.after : undefined;
+      for (const { key, value } of db.getRange({
+        ...range,
+        ...(after !== undefined ? { start: after } : {}),
+        // One more than asked when starting at `after` itself, which is skipped.
+        ...(o?.limit ? { limit: o.limit + (after !== undefined ? 1 : 0) } : {}),
+      })) {
+        if (key === after) continue;
+        if (o?.limit && out.length >= o.limit) break;
         const text = Buffer.from(value).toString('utf8');
         try {
           out.push({ key, value: JSON.parse(text) });
