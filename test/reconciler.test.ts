@@ -199,6 +199,19 @@ function options(url: string, over: Partial<ReconcilerOptions> = {}): Reconciler
 }
 
 /** The log fetcher the reconciler worker builds, on `rpc`. */
+/** A scanner for the worker wallet over a 3 h window. */
+function ourScanner(rpc: RpcTransport, reorgDepth = REORG_DEPTH) {
+  return createScanner({
+    rpc,
+    logs: fetcher(rpc),
+    ...addrs(),
+    wallet: workerAddr,
+    windowS: 3 * 3600,
+    includeHeartbeats: true,
+    reorgDepth,
+  });
+}
+
 function fetcher(rpc: RpcTransport, over: Partial<LogFetcherOptions> = {}) {
   return createLogFetcher({ rpc, ...logFetcherOptions(options('http://unused')), ...over });
 }
@@ -320,15 +333,7 @@ describe('scan + repair', () => {
     await anvil.mine(1);
 
     const rpc = transport(anvil.url);
-    const scanner = createScanner({
-      rpc,
-      logs: fetcher(rpc),
-      ...addrs(),
-      wallet: workerAddr,
-      windowS: 3 * 3600,
-      includeHeartbeats: true,
-      reorgDepth: REORG_DEPTH,
-    });
+    const scanner = ourScanner(rpc);
     const head = await getHeader(rpc, 'latest');
     const r1 = await scanner.scan({ reason: 'startup', ids: [String(lost)], head });
     const byId = new Map(r1.facts.map((f) => [f.activityId, f]));
@@ -422,15 +427,7 @@ describe('periodic scans', () => {
 
     const rpc = transport(anvil.url);
     const depth = 3;
-    const scanner = createScanner({
-      rpc,
-      logs: fetcher(rpc),
-      ...addrs(),
-      wallet: workerAddr,
-      windowS: 3 * 3600,
-      includeHeartbeats: true,
-      reorgDepth: depth,
-    });
+    const scanner = ourScanner(rpc, depth);
     const read = async (reason: 'startup' | 'periodic' | 'manual') => {
       const r = await scanner.scan({ reason });
       return new Map(r.facts.map((f) => [f.activityId, f]));
@@ -469,15 +466,7 @@ describe('large ids', () => {
     const tq = await claim(workerKey, [wf.activityId]);
     await (await tq.getFunction('completeActivity')(wf.activityId, 'r')).wait();
     const rpc = transport(anvil.url);
-    const scanner = createScanner({
-      rpc,
-      logs: fetcher(rpc),
-      ...addrs(),
-      wallet: workerAddr,
-      windowS: 3 * 3600,
-      includeHeartbeats: true,
-      reorgDepth: REORG_DEPTH,
-    });
+    const scanner = ourScanner(rpc);
     const r = await scanner.scan({ reason: 'startup' });
     expect(r.facts.find((f) => f.activityId === String(wf.activityId))).toMatchObject({
       status: 3,
