@@ -45,6 +45,13 @@ describe('config loading', () => {
     expect(text).toContain('store.done_retention 7200000 ms < reconciler.window 10800000 ms');
     const env = { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, WCP__STORE__DONE_RETENTION: '3h' };
     expect(loadConfig({ path, env }).store.doneRetentionMs).toBe(3 * 3_600_000);
+    // Values that do not fit together are all reported at once.
+    const both = fileWith(
+      '[store]\ndone_retention = "2h"\n[scheduler]\nheartbeat_interval = "1s"\n[tx_policy]\nreceipt_poll = "600ms"\n',
+    );
+    const all = failure(() => loadConfig({ path: both, env: { WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY } }));
+    expect(all).toContain('store.done_retention 7200000 ms');
+    expect(all).toContain('tx_policy.receipt_poll 600 ms × 2');
   });
 
   test('a TOML syntax error names its line and column', () => {

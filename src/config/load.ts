@@ -231,6 +231,24 @@ export function isLoopback(hostPort: string): boolean {
  * accepted over mTLS (CA, client certificate and key all set): wcp then knows it talks to the executor its CA
  * vouches for, and the executor that only wcp's certificate connects.
  */
+/** Values that are each valid but do not fit together; every one found is reported. */
+function relationProblems(f: ConfigFile): string[] {
+  const problems: string[] = [];
+  // Liveness, the part that needs no chain (the rest is checked at start: src/lifecycle/liveness.ts): a heartbeat
+  // counts as landed once its receipt is seen, and the next one waits for that.
+  if (f.tx_policy.receipt_poll * 2 > f.scheduler.heartbeat_interval) {
+    problems.push(
+      `tx_policy.receipt_poll ${f.tx_policy.receipt_poll} ms × 2 > scheduler.heartbeat_interval ${f.scheduler.heartbeat_interval} ms: a heartbeat is seen landed only at the next receipt poll, so the poll must be under half the heartbeat interval`,
+    );
+  }
+  if (f.store.done_retention < f.reconciler.window) {
+    problems.push(
+      `store.done_retention ${f.store.done_retention} ms < reconciler.window ${f.reconciler.window} ms: a done record deleted inside the window would be written again by the next rescan; keep it at least as long as the window`,
+    );
+  }
+  return problems;
+}
+
 function exposureProblems(f: ConfigFile): string[] {
   const out: string[] = [];
   const ex = f.executor;
@@ -297,22 +315,9 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
   const f = parsed.output as ConfigFile;
   const exposure = exposureProblems(f);
   if (exposure.length > 0) throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: exposure });
-  // Liveness, the part that needs no chain (the rest is checked at start: src/lifecycle/liveness.ts): a heartbeat
-  // counts as landed once its receipt is seen, and the next one waits for that.
-  if (f.tx_policy.receipt_poll * 2 > f.scheduler.heartbeat_interval) {
-    throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, {
-      details: [
-        `tx_policy.receipt_poll ${f.tx_policy.receipt_poll} ms × 2 > scheduler.heartbeat_interval ${f.scheduler.heartbeat_interval} ms: a heartbeat is seen landed only at the next receipt poll, so the poll must be under half the heartbeat interval`,
-      ],
-    });
-  }
-  if (f.store.done_retention < f.reconciler.window) {
-    throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, {
-      details: [
-        `store.done_retention ${f.store.done_retention} ms < reconciler.window ${f.reconciler.window} ms: a done record deleted inside the window would be written again by the next rescan; keep it at least as long as the window`,
-      ],
-    });
-  }
+  const relations = relationProblems(f);
+  if (relations.length > 0)
+    throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: relations });
   const { key, address } = resolveKey(f, cwd);
   const rpcUrls = [f.ethereum.rpc_url, ...f.ethereum.rpc_urls.filter((u) => u !== f.ethereum.rpc_url)];
   for (const u of [...rpcUrls, f.ethereum.ws_url]) if (u) registerUrlSecrets(u);

@@ -23,10 +23,10 @@ describe('done retention', () => {
     await store.transact((tx) => {
       for (const id of oldIds) tx.put(doneKey(String(id)), done(id, 25 * HOUR));
       // A recent one among the old (a long task of a low id), read in the second piece.
-      tx.put(doneKey(String(1500)), done(1500, HOUR));
-      tx.put(doneKey(String(90_001)), done(90_001, 23 * HOUR));
-      tx.put(doneKey(String(90_002)), done(90_002, 0));
-      tx.put(inflightKey(String(90_003)), {
+      tx.put(doneKey('1500'), done(1500, HOUR));
+      tx.put(doneKey('90001'), done(90_001, 23 * HOUR));
+      tx.put(doneKey('90002'), done(90_002, 0));
+      tx.put(inflightKey('90003'), {
         activity_id: '90003',
         state: 'claimed',
         queue_name: 'q',
@@ -36,26 +36,22 @@ describe('done retention', () => {
       });
     });
     expect(await pruneDone(store, NOW, 24 * HOUR)).toBe(oldIds.length - 1);
-    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([
-      doneKey(String(1500)),
-      doneKey(String(90_001)),
-      doneKey(String(90_002)),
-    ]);
-    expect(store.has(inflightKey(String(90_003)))).toBe(true);
+    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey('1500'), doneKey('90001'), doneKey('90002')]);
+    expect(store.has(inflightKey('90003'))).toBe(true);
     // Nothing more to delete: a second pass finds nothing.
     expect(await pruneDone(store, NOW, 24 * HOUR)).toBe(0);
     // Once old enough, those go too.
     expect(await pruneDone(store, NOW + 2 * HOUR, 24 * HOUR)).toBe(1);
-    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey(String(1500)), doneKey(String(90_002))]);
+    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey('1500'), doneKey('90002')]);
   });
 
   test('a record whose finish time cannot be read is left alone', async () => {
     const { store } = testContext();
     await store.transact((tx) => {
-      tx.put(doneKey(String(1)), { activity_id: '1', outcome: 'completed' });
-      tx.put(doneKey(String(2)), done(2, 48 * HOUR));
+      tx.put(doneKey('1'), { activity_id: '1', outcome: 'completed' });
+      tx.put(doneKey('2'), done(2, 48 * HOUR));
     });
     expect(await pruneDone(store, NOW, 24 * HOUR)).toBe(1);
-    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey(String(1))]);
+    expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey('1')]);
   });
 });

@@ -19,7 +19,7 @@
  * final, a workflow never moves back), and the head it was seen at can no longer be replaced, so re-reading it
  * tells nothing: periodic scans skip it. Re-reading every id of the window each period was the scan's cost
  * (O(activities in the window) multicall reads, workflow reads and event queries, every 5 minutes, growing with
- * throughput), and most of the garbage the process made. Startup, manual and reorg scans (full) read them all.
+ * throughput). Startup, manual and reorg scans (full) read them all.
  */
 import { ActivityStatus, workflowEngineIface } from '../chain/abi.ts';
 import { type ActivityFact, resumedPastStep } from '../chain/facts.ts';
