@@ -4,12 +4,14 @@
 import './runtime/preflight.ts';
 import { type CommandDef, runCommand, showUsage } from 'citty';
 import { exitCodeFor, printError } from './cli/exit.ts';
+import { helpNotes } from './cli/help-notes.ts';
 import { main } from './cli/commands.ts';
 import { ExitCode } from './internal/exit-codes.ts';
 
-async function resolveCommand(rawArgs: string[]): Promise<[CommandDef, CommandDef | undefined]> {
+async function resolveCommand(rawArgs: string[]): Promise<[CommandDef, CommandDef | undefined, string[]]> {
   let cmd: CommandDef = main as CommandDef;
   let parent: CommandDef | undefined;
+  const path: string[] = [];
   for (const a of rawArgs) {
     if (a.startsWith('-')) continue;
     const subs = (await (typeof cmd.subCommands === 'function' ? cmd.subCommands() : cmd.subCommands)) as
@@ -19,8 +21,9 @@ async function resolveCommand(rawArgs: string[]): Promise<[CommandDef, CommandDe
     if (!next) break;
     parent = cmd;
     cmd = next;
+    path.push(a);
   }
-  return [cmd, parent];
+  return [cmd, parent, path];
 }
 
 async function cli(argv: string[]): Promise<number> {
@@ -29,8 +32,10 @@ async function cli(argv: string[]): Promise<number> {
   if (rawArgs.length === 1 && (rawArgs[0] === '--version' || rawArgs[0] === '-V')) rawArgs = ['version'];
   if (rawArgs[0] === 'help') rawArgs = [...rawArgs.slice(1), '--help'];
   if (rawArgs.length === 0 || rawArgs.includes('--help') || rawArgs.includes('-h')) {
-    const [cmd, parent] = await resolveCommand(rawArgs);
+    const [cmd, parent, path] = await resolveCommand(rawArgs);
     await showUsage(cmd, parent);
+    const notes = helpNotes(path);
+    if (notes !== undefined) await new Promise((done) => process.stdout.write(`${notes}\n`, done));
     return rawArgs.length === 0 ? ExitCode.Usage : ExitCode.Ok;
   }
   try {

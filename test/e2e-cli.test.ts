@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wallet } from 'ethers';
@@ -92,6 +92,29 @@ describe('wcp CLI: commands and flags', () => {
     expect(bare.stdout).toContain('USAGE');
   }, 60_000);
 
+  test('wcp help run lists the environment overrides, the signals and every exit code', () => {
+    const r = runWcp(sb, ['help', 'run']);
+    expect(r.code).toBe(0);
+    expect(runWcp(sb, ['run', '--help']).stdout).toBe(r.stdout);
+    for (const s of [
+      '--config',
+      'WCP__SECTION__KEY',
+      'WCP_LOG_LEVEL',
+      'WCP_CONFIG',
+      'ENVIRONMENT',
+      'SIGTERM',
+      'SIGHUP',
+    ])
+      expect(r.stdout).toContain(s);
+    for (const code of [0, 1, 2, 3, 4, 5, 6, 10, 11, 130]) expect(r.stdout).toMatch(new RegExp(`^ +${code} +\\S`, 'm'));
+  }, 60_000);
+
+  test('config example prints the annotated example config, embedded in the binary', () => {
+    const r = runWcp(sb, ['config', 'example']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(readFileSync(join(import.meta.dir, '..', 'configs', 'example.toml'), 'utf8'));
+  }, 60_000);
+
   test('an unknown flag on run, or an extra argument, exits 2 naming it', () => {
     const r = runWcp(sb, ['run', '--confg', 'x.toml']);
     expect(r.code).toBe(2);
@@ -174,6 +197,25 @@ describe('wcp CLI: keys', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('wcp never overwrites a keystore');
   }, 60_000);
+
+  test('key new prints the absolute paths it was given; a password file is read up to its first line break', () => {
+    mkdirSync(join(sb.dir, 'keys'), { recursive: true });
+    put('keys/pw2', 'correct horse battery staple\nnot part of the password\n');
+    const r = runWcp(sb, ['key', 'new', '--out', 'keys/abs.json', '--password-file', 'keys/pw2']);
+    expect(r.code, r.stderr).toBe(0);
+    const here = realpathSync(sb.dir);
+    expect(r.stderr).toContain(`ethereum.wallet_keystore = "${join(here, 'keys', 'abs.json')}"`);
+    expect(r.stderr).toContain(`ethereum.wallet_password_file = "${join(here, 'keys', 'pw2')}"`);
+    // The password is the first line alone: a file holding just that line opens the keystore.
+    put('keys/pw1', 'correct horse battery staple');
+    const cfg = resolved({
+      WCP__ETHEREUM__WALLET_PRIVATE_KEY: '',
+      WCP__ETHEREUM__WALLET_ADDRESS: '',
+      WCP__ETHEREUM__WALLET_KEYSTORE: 'keys/abs.json',
+      WCP__ETHEREUM__WALLET_PASSWORD_FILE: 'keys/pw1',
+    });
+    expect(cfg.ethereum?.walletAddress).toBe(r.stdout.trim() as never);
+  }, 90_000);
 
   test('key import reads the hex key from stdin or --key-file; a wrong password then exits 3', () => {
     pw();

@@ -4,8 +4,10 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { type ExecutorBridge, type StorageBrokerLike, createExecutorBridge } from '../src/executor/bridge.ts';
 import type { TaskSpec, ExecutorEvent } from '../src/executor/messages.ts';
+import { type ClientDuplexStream, type ServiceError, credentials, status } from '@grpc/grpc-js';
 import { isWcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
+import { PROTOCOL_VERSION, type WcpMessageWire, loadExecutorService } from '../src/taskstream/protocol.ts';
 import { type Handler, createExecutor, loadActivitySpecs, parseActivitySpec } from '../src/wep/index.ts';
 
 const quiet = () => createLogger('t', { level: 'error', json: true, write: () => {} });
@@ -85,22 +87,34 @@ function events() {
 type Completion = Extract<ExecutorEvent, { type: 'completion' }>;
 const completionOf = (id: string) => (e: ExecutorEvent) => e.type === 'completion' && e.activity_id === id;
 
-async function setup(handler: Handler, opts: { broker?: StorageBrokerLike; concurrency?: number } = {}) {
+const WORKER = '0x0000000000000000000000000000000000000001';
+
+async function startExecutor(handler: Handler, opts: { concurrency?: number; staleStreamMs?: number } = {}) {
   const exec = createExecutor({
     specs: [parseActivitySpec(SPEC, 'echo.yaml')],
     handlers: { 'test.echo': handler },
     concurrency: opts.concurrency ?? 2,
     port: 0,
     logger: quiet(),
+    ...(opts.staleStreamMs !== undefined ? { staleStreamMs: opts.staleStreamMs } : {}),
   });
   const { port } = await exec.start();
   cleanups.push(() => exec.stop(0));
+  return { exec, port };
+}
+
+async function setup(handler: Handler, opts: { broker?: StorageBrokerLike; concurrency?: number } = {}) {
+  const { exec, port } = await startExecutor(handler, opts);
   const { bridge, ev } = await connectBridge(port, opts.broker);
   return { exec, bridge, ev, port };
 }
 
-/** A real bridge (what a wcp runs) connected to the executor on `port`, once ready. */
-async function connectBridge(port: number, broker?: StorageBrokerLike) {
+/** A real bridge (what a wcp runs) connected to the executor on `port`, once ready (unless `wait: false`). */
+async function connectBridge(
+  port: number,
+  broker?: StorageBrokerLike,
+  opts: { workerAddress?: string; wait?: boolean } = {},
+) {
   const ev = events();
   const bridge: ExecutorBridge = createExecutorBridge({
     endpoint: `127.0.0.1:${port}`,
@@ -110,16 +124,67 @@ async function connectBridge(port: number, broker?: StorageBrokerLike) {
     reconnectBaseMs: 20,
     reconnectMaxMs: 200,
     maxMessageBytes: 1024 * 1024,
-    workerAddress: '0x0000000000000000000000000000000000000001',
+    workerAddress: opts.workerAddress ?? WORKER,
     logger: quiet(),
     emit: ev.emit,
     ...(broker ? { broker } : {}),
   });
   cleanups.push(() => bridge.stop());
   bridge.start();
-  await ev.waitFor((e) => e.type === 'state' && e.state === 'ready');
+  if (opts.wait !== false) await ev.waitFor((e) => e.type === 'state' && e.state === 'ready');
   return { bridge, ev };
 }
+
+/**
+ * A bare TaskStream client on loopback: answers Hello with an accepted HelloAck naming `workerAddress` (or none),
+ * then records what it receives and says nothing more — a probe, or a wcp whose stream went half-open.
+ */
+function rawClient(port: number, workerAddress: string | undefined) {
+  const Executor = loadExecutorService();
+  const client = new Executor(`127.0.0.1:${port}`, credentials.createInsecure());
+  const call = (
+    client as unknown as { TaskStream(): ClientDuplexStream<WcpMessageWire, Record<string, unknown>> }
+  ).TaskStream();
+  const got: Array<Record<string, unknown>> = [];
+  const out = { got, error: undefined as ServiceError | undefined, ended: false, call };
+  call.on('data', (m: Record<string, unknown>) => {
+    got.push(m);
+    if (m.msg === 'hello') {
+      call.write({
+        hello_ack: {
+          protocol_version: PROTOCOL_VERSION,
+          wcp_version: 'raw',
+          accepted: true,
+          reason: '',
+          acks_completions: true,
+          ...(workerAddress !== undefined ? { worker_address: workerAddress } : {}),
+        },
+      });
+    }
+  });
+  call.on('error', (e: ServiceError) => {
+    out.error = e;
+  });
+  call.on('end', () => {
+    out.ended = true;
+  });
+  cleanups.push(() => {
+    call.cancel();
+    client.close();
+  });
+  return out;
+}
+
+async function until(what: string, pred: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(5);
+  }
+}
+
+const OTHER = '0x0000000000000000000000000000000000000002';
+const stateError = (code: string) => (e: ExecutorEvent) => e.type === 'state' && e.error?.code === code;
 
 let n = 0;
 function task(input: unknown, extra: Partial<TaskSpec> = {}): TaskSpec {
@@ -250,6 +315,77 @@ describe('executor SDK', () => {
     expect(runs).toBe(1);
     // The new wcp takes the run it did not assign (listed in the Resync) and rejects no completion.
     expect(second.ev.list.filter((e) => e.type === 'rejected' && e.activity_id !== undefined)).toEqual([]);
+  });
+
+  test('a later wcp with another worker address, or a client with none, is refused; the first keeps its stream', async () => {
+    const { bridge, ev, exec, port } = await setup(async (ctx) => ({ result: ctx.outputRef('result') }));
+    const second = await connectBridge(port, undefined, { workerAddress: OTHER, wait: false });
+    const refused = await second.ev.waitFor(stateError('EXECUTOR_IN_USE'));
+    expect(refused.type === 'state' && refused.error?.message).toContain(`serves wcp worker ${WORKER}`);
+    const probe = rawClient(port, undefined);
+    await until('the refusal of the anonymous client', () => probe.error !== undefined);
+    expect(probe.error?.code).toBe(status.FAILED_PRECONDITION);
+    expect(probe.error?.details).toStartWith('EXECUTOR_IN_USE: ');
+    expect(probe.error?.details).toContain('a client that gave no worker address');
+    // A refused stream learns the Capabilities (a probe such as wcp doctor needs them) and nothing else.
+    expect(probe.got.map((m) => m.msg)).toEqual(['hello', 'capabilities']);
+    await Bun.sleep(300); // the second bridge retries meanwhile, and is refused each time
+    expect(second.ev.list.some((e) => e.type === 'state' && e.state === 'ready')).toBe(false);
+    // The first wcp never lost its stream and still gets work done.
+    expect(bridge.status()).toMatchObject({ state: 'ready', connects: 1 });
+    expect(ev.list.filter((e) => e.type === 'state' && e.state === 'backoff')).toEqual([]);
+    const t = task({ text: 'x' });
+    await bridge.assign(t);
+    expect(((await ev.waitFor(completionOf(t.activity_id))) as Completion).result.ok).toBe(true);
+    expect(exec.status().connected).toBe(true);
+  });
+
+  test('the same wcp reconnecting takes over its half-open stream, and the Resync lists what still runs', async () => {
+    let release = () => {};
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const { exec, port } = await startExecutor(async (ctx) => {
+      await released;
+      return { result: ctx.outputRef('result') };
+    });
+    // The old stream: accepted, given a task, then silent (as if wcp's end vanished without closing it).
+    const old = rawClient(port, WORKER.toUpperCase().replace('0X', '0x'));
+    await until('the old stream accepted', () => old.got.some((m) => m.msg === 'resync'));
+    const t = task({ text: 'x' });
+    old.call.write({
+      task_assignment: {
+        activity_id: t.activity_id,
+        activity_type: t.activity_type,
+        attempt: 1,
+        input_ref: t.input_ref,
+        input_json: '',
+        input_urls: {},
+        output_urls: {},
+        deadline_unix_ms: String(t.deadline_unix_ms),
+        workflow_instance: '',
+      },
+    });
+    await until('the task running', () => exec.status().running.length === 1);
+    const again = await connectBridge(port);
+    const resync = await again.ev.waitFor((e) => e.type === 'resync');
+    expect(resync.type === 'resync' && resync.held_activity_ids).toEqual([t.activity_id]);
+    await until('the old stream ended', () => old.ended || old.error !== undefined);
+    release();
+    const c = (await again.ev.waitFor(completionOf(t.activity_id))) as Completion;
+    expect(c.result.ok).toBe(true);
+  });
+
+  test('a current stream silent for staleStreamMs no longer keeps another wcp out', async () => {
+    const { port } = await startExecutor(async (ctx) => ({ result: ctx.outputRef('result') }), {
+      staleStreamMs: 1500,
+    });
+    const old = rawClient(port, WORKER);
+    await until('the old stream accepted', () => old.got.some((m) => m.msg === 'resync'));
+    const other = await connectBridge(port, undefined, { workerAddress: OTHER, wait: false });
+    await other.ev.waitFor(stateError('EXECUTOR_IN_USE'));
+    await other.ev.waitFor((e) => e.type === 'state' && e.state === 'ready', 5000);
+    await until('the old stream ended', () => old.ended || old.error !== undefined);
   });
 
   test('graceful stop: finishes what fits in the grace period, cancels the rest retryably, then stops', async () => {

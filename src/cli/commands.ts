@@ -1,8 +1,10 @@
 /**
- * The `wcp` command line: `run`, `db scan`, `config check`, `version`; `--help` on every command. Parsing via
+ * The `wcp` command line: `run`, `status`, `doctor`, `key`, `db scan`, `config check|example`, `version`; `--help`
+ * on every command (`help-notes.ts` adds what a flag list cannot say). Parsing via
  * citty (subcommands and generated usage), made strict by `rejectUnknownArgs`.
  */
 import { defineCommand } from 'citty';
+import { EXAMPLE_CONFIG } from '../config/embedded.ts';
 import { loadConfig, loadConfigWithFile, redactedConfig } from '../config/load.ts';
 import { renderConfigToml } from '../config/render.ts';
 import { WcpError } from '../internal/errors.ts';
@@ -39,7 +41,8 @@ const runArgs = { ...configArg } as const;
 const run = defineCommand({
   meta: {
     name: 'run',
-    description: 'Run the worker daemon (poll, claim, execute, heartbeat, complete) until SIGINT/SIGTERM',
+    description:
+      'Run the worker daemon (poll, claim, execute, heartbeat, complete) until SIGINT, SIGTERM or SIGHUP drains it',
   },
   args: runArgs,
   async run({ args, rawArgs }) {
@@ -117,9 +120,20 @@ const check = defineCommand({
     await writeFully(process.stdout, text);
   },
 });
+const example = defineCommand({
+  meta: {
+    name: 'example',
+    description: 'Print the annotated example config for a real network (redirect it to a file, then fill it in)',
+  },
+  args: {},
+  async run({ rawArgs }) {
+    rejectUnknownArgs(rawArgs, {}, 0);
+    await writeFully(process.stdout, EXAMPLE_CONFIG);
+  },
+});
 const config = defineCommand({
   meta: { name: 'config', description: 'Configuration tools' },
-  subCommands: { check },
+  subCommands: { check, example },
 });
 
 const version = defineCommand({

@@ -5,9 +5,10 @@
  * user of the host); `import` reads the raw hex key from a file or standard input.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { Wallet } from 'ethers';
-import { readSecretFile } from '../config/keys.ts';
+import { passwordFromFile, readSecretFile } from '../config/keys.ts';
 import { WcpError } from '../internal/errors.ts';
 import { registerSecret } from '../internal/redact.ts';
 import { rejectUnknownArgs } from './args.ts';
@@ -34,19 +35,21 @@ const commonArgs = {
 } as const;
 
 function readPassword(path: string, allowInsecure: boolean): string {
-  const password = readSecretFile('--password-file', path, process.cwd(), allowInsecure).text.replace(/\r?\n$/, '');
+  const password = passwordFromFile(readSecretFile('--password-file', path, process.cwd(), allowInsecure).text);
   if (password.length < 8) throw usage(`--password-file: the password in ${path} is shorter than 8 characters`);
   registerSecret(password);
   return password;
 }
 
-function writeKeystore(out: string, wallet: Wallet, password: string): void {
+/** Writes the keystore and says what to put in the config: the absolute paths of the files it was given. */
+function writeKeystore(outArg: string, passwordFile: string, wallet: Wallet, password: string): void {
+  const out = resolve(outArg);
   if (existsSync(out)) throw usage(`--out: ${out} exists; wcp never overwrites a keystore`);
   const json = wallet.encryptSync(password);
   writeFileSync(out, `${json}\n`, { mode: 0o600, flag: 'wx' });
   process.stdout.write(`${wallet.address}\n`);
   process.stderr.write(
-    `keystore written to ${out} (mode 0600). Register ${wallet.address} with the subnet owner, fund it with ETH for gas, and set\n  ethereum.wallet_keystore = "${out}"\n  ethereum.wallet_password_file = "<the password file>"\n`,
+    `keystore written to ${out} (mode 0600). Register ${wallet.address} with the subnet owner, fund it with ETH for gas, and set\n  ethereum.wallet_keystore = ${JSON.stringify(out)}\n  ethereum.wallet_password_file = ${JSON.stringify(resolve(passwordFile))}\n`,
   );
 }
 
@@ -59,7 +62,7 @@ const keyNew = defineCommand({
     const password = readPassword(String(args['password-file']), Boolean(args['allow-insecure-key-files']));
     const wallet = Wallet.createRandom();
     registerSecret(wallet.privateKey);
-    writeKeystore(String(args.out), new Wallet(wallet.privateKey), password);
+    writeKeystore(String(args.out), String(args['password-file']), new Wallet(wallet.privateKey), password);
   },
 });
 
@@ -85,7 +88,7 @@ const keyImport = defineCommand({
     if (!hex.startsWith('0x')) hex = `0x${hex}`;
     registerSecret(hex);
     if (!/^0x[0-9a-fA-F]{64}$/.test(hex)) throw usage('the key is not 64 hex characters (a 32-byte private key)');
-    writeKeystore(String(args.out), new Wallet(hex), password);
+    writeKeystore(String(args.out), String(args['password-file']), new Wallet(hex), password);
   },
 });
 

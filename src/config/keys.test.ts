@@ -47,6 +47,24 @@ describe('worker keys', () => {
     expect(c.ethereum.privateKey.reveal()).toBe(wallet.privateKey);
   });
 
+  test('the password is the first line of its file (CRLF too); what follows it is ignored', () => {
+    for (const [name, text] of [
+      ['pw-two-lines', `${PASSWORD}\nnot part of it\n`],
+      ['pw-crlf', `${PASSWORD}\r\n`],
+      ['pw-no-newline', PASSWORD],
+    ]) {
+      const c = loadConfig({
+        env: {
+          WCP__ETHEREUM__WALLET_PRIVATE_KEY: '',
+          WCP__ETHEREUM__WALLET_KEYSTORE: keystore,
+          WCP__ETHEREUM__WALLET_PASSWORD_FILE: file(String(name), String(text)),
+        },
+        cwd: dir,
+      });
+      expect(c.ethereum.walletAddress).toBe(wallet.address);
+    }
+  });
+
   test('a wrong password is a clear config error that prints no secret', () => {
     const e = loadError({
       WCP__ETHEREUM__WALLET_KEYSTORE: keystore,

@@ -17,6 +17,11 @@ import { Secret } from './secret.ts';
 
 const invalid = (detail: string) => new WcpError('CONFIG_INVALID', 'config is invalid', { details: [detail] });
 
+/** The password a password file holds: its first line (without the line break); the rest of the file is ignored. */
+export function passwordFromFile(text: string): string {
+  return text.split(/\r?\n/, 1)[0] ?? '';
+}
+
 /** Reads a secret-bearing file after checking it is owner-only (unless allowed). */
 export function readSecretFile(
   field: string,
@@ -55,7 +60,7 @@ function fromKeystore(eth: ConfigFile['ethereum'], cwd: string): { hex: string; 
     cwd,
     eth.allow_insecure_key_files,
   );
-  const password = pw.text.replace(/\r?\n$/, '');
+  const password = passwordFromFile(pw.text);
   registerSecret(password);
   const ks = readSecretFile('ethereum.wallet_keystore', eth.wallet_keystore, cwd, eth.allow_insecure_key_files);
   let wallet: Wallet;

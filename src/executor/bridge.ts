@@ -121,6 +121,7 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
     keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? Math.max(opts.keepaliveTimeoutMs, 5000),
     wcpVersion: opts.wcpVersion ?? '0.1.0',
+    workerAddress: opts.workerAddress,
     random: opts.random ?? Math.random,
     logger,
     events,

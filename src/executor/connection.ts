@@ -57,6 +57,8 @@ export interface ConnectionOptions {
   handshakeTimeoutMs: number;
   /** Announced in HelloAck. */
   wcpVersion: string;
+  /** Announced in HelloAck: the executor's one-stream rule knows this wcp by it. */
+  workerAddress: string;
   /** Jitter source in [0, 1). */
   random: () => number;
   logger: Logger;
@@ -201,6 +203,14 @@ export function createConnection(opts: ConnectionOptions): Connection {
     call.on('error', (e: ServiceError) => {
       if (e?.code === grpcStatus.RESOURCE_EXHAUSTED)
         reject(`oversized or excessive message: ${e.details ?? ''}`.slice(0, 300));
+      if (e?.code === grpcStatus.FAILED_PRECONDITION && e.details?.startsWith('EXECUTOR_IN_USE')) {
+        const detail = e.details.slice(0, 400);
+        return teardown(
+          c,
+          detail,
+          new WcpError('EXECUTOR_IN_USE', `The executor refused this wcp: ${detail}`, { retryable: true }),
+        );
+      }
       teardown(c, `stream error: ${grpcStatus[e?.code] ?? e?.code} ${e?.details ?? e?.message ?? ''}`.trim());
     });
     call.on('end', () => teardown(c, 'executor closed the stream'));
@@ -242,7 +252,7 @@ export function createConnection(opts: ConnectionOptions): Connection {
   function scheduleReconnect(detail: string, error: WireError): void {
     lastError = error;
     const key = `${error.code}:${error.message}`;
-    if (error.code === 'EXECUTOR_PROTOCOL') {
+    if (error.code === 'EXECUTOR_PROTOCOL' || error.code === 'EXECUTOR_IN_USE') {
       // One clear error per distinct cause; repeats of the same refusal go to debug.
       if (key !== lastErrorKey) log.error(error.message, { code: error.code });
       else log.debug(error.message, { code: error.code });
@@ -279,7 +289,13 @@ export function createConnection(opts: ConnectionOptions): Connection {
     if (m.protocol_version !== PROTOCOL_VERSION) {
       const reason = `TaskStream protocol mismatch: executor ${m.executor_id} speaks v${m.protocol_version}, this wcp speaks v${PROTOCOL_VERSION}`;
       write(c, {
-        hello_ack: { protocol_version: PROTOCOL_VERSION, wcp_version: opts.wcpVersion, accepted: false, reason },
+        hello_ack: {
+          protocol_version: PROTOCOL_VERSION,
+          wcp_version: opts.wcpVersion,
+          accepted: false,
+          reason,
+          worker_address: opts.workerAddress,
+        },
       });
       c.fatal = {
         detail: reason,
@@ -301,6 +317,7 @@ export function createConnection(opts: ConnectionOptions): Connection {
         accepted: true,
         reason: '',
         acks_completions: true,
+        worker_address: opts.workerAddress,
       },
     });
   }

@@ -88,6 +88,8 @@ export type WcpMessageWire =
         reason: string;
         /** This wcp answers every Completion with a CompletionAck. */
         acks_completions?: boolean;
+        /** The worker address this wcp works for: its identity for the executor's one-stream rule. */
+        worker_address?: string;
       };
     }
   | { task_assignment: TaskAssignmentWire }

@@ -3,8 +3,10 @@
  * activity handlers bound to activity specs.
  *
  * States: idle ──start()──▶ listening ──stop(graceMs)──▶ stopping ──▶ stopped.
- * One wcp stream is active at a time; a newer stream replaces an older one (after a wcp reconnect the old one
- * may still look open). Tasks belong to the executor, not to a stream (tasks.ts): they keep running while wcp is
+ * One wcp stream is current at a time. A new stream is a candidate until its HelloAck names its wcp; then
+ * stream-owner.ts decides: the same wcp takes over (after a reconnect its old stream may still look open), another
+ * one is sent its Capabilities and refused with FAILED_PRECONDITION `EXECUTOR_IN_USE` while the current stream is
+ * live, so no local client can push the daemon's stream aside. Tasks belong to the executor, not to a stream (tasks.ts): they keep running while wcp is
  * away, and their completions are kept — until wcp acknowledges them, when its HelloAck says it does — and
  * delivered on the next stream, after a Resync that lists them.
  */
@@ -19,8 +21,10 @@ import {
 import { errorText } from '../internal/errors.ts';
 import { type ServerTlsMaterial, serverCredentialsFor } from '../internal/grpc-tls.ts';
 import { type Logger, createLogger } from '../internal/logger.ts';
-import type { Handler, StorageGrant } from './run-task.ts';
-import { type ActivitySpec, outputDecls } from './spec.ts';
+import type { Handler } from './run-task.ts';
+import { type ActivitySpec, capabilitiesOf } from './spec.ts';
+import { createStorageRequests } from './storage-requests.ts';
+import { DEFAULT_STALE_STREAM_MS, decideOwnership, normalizeIdentity } from './stream-owner.ts';
 import { createTaskRunner } from './tasks.ts';
 
 /** How to build an executor: its activities, their handlers, and the server's limits. */
@@ -44,6 +48,8 @@ export interface ExecutorOptions {
   /** How long requestStorage waits for a grant, including for wcp to connect (default 30000). */
   storageTimeoutMs?: number;
   maxMessageBytes?: number;
+  /** A current stream silent this long no longer counts as live: another wcp may take it (default 30000). */
+  staleStreamMs?: number;
   /** Protocol version announced in Hello (tests only; default PROTOCOL_VERSION). */
   protocolVersion?: number;
 }
@@ -73,17 +79,15 @@ type Call = ServerDuplexStream<Record<string, unknown>, ExecutorMessageWire>;
 
 interface Stream {
   call: Call;
+  /** Accepted: this is (or was) the current stream. Before that it is a candidate. */
   acked: boolean;
+  /** The worker address its HelloAck named (normalised), once it arrived. */
+  identity: string | undefined;
+  lastHeardAt: number;
   /** The wcp at the other end answers each Completion with a CompletionAck. */
   acksCompletions: boolean;
   assignmentsReceived: number;
   helloTimer: ReturnType<typeof setTimeout> | undefined;
-}
-
-interface PendingStorage {
-  resolve(g: StorageGrant): void;
-  reject(e: Error): void;
-  timer: ReturnType<typeof setTimeout>;
 }
 
 /** Builds an idle executor; throws when a spec has no handler, a handler no spec, or concurrency is not ≥ 1. */
@@ -111,11 +115,19 @@ export function createExecutor(opts: ExecutorOptions): Executor {
 
   let state: ExecutorState = 'idle';
   let boundPort: number | undefined;
+  /** The current stream; always accepted. */
   let active: Stream | undefined;
-  const storage = new Map<string, PendingStorage>();
-  let requestSeq = 0;
+  const candidates = new Set<Stream>();
   let lastRefusal = '';
-  const streamWaiters = new Set<() => void>();
+  const storageRequests = createStorageRequests({
+    executorId,
+    timeoutMs: storageTimeoutMs,
+    current: () => {
+      const s = active;
+      return s?.acked === true ? (msg) => write(s, msg) : undefined;
+    },
+    stopped: () => state === 'stopped',
+  });
 
   const tasks = createTaskRunner({
     specs,
@@ -126,7 +138,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     send: (msg) => active?.acked === true && write(active, msg),
     acksCompletions: () => active?.acksCompletions === true,
     capacityChanged: () => sendCapacity(),
-    requestStorage: (activityId, key, method) => requestStorage(activityId, key, method),
+    requestStorage: (activityId, key, method) => storageRequests.request(activityId, key, method),
   });
   const credits = (): number => (state === 'listening' ? Math.max(0, opts.concurrency - tasks.runningCount()) : 0);
 
@@ -156,19 +168,16 @@ export function createExecutor(opts: ExecutorOptions): Executor {
 
   function detach(s: Stream, why: string): void {
     if (s.helloTimer !== undefined) clearTimeout(s.helloTimer);
+    candidates.delete(s);
     if (active !== s) return;
     active = undefined;
     log.info('wcp stream closed.', { reason: why });
-    for (const [id, p] of storage) {
-      clearTimeout(p.timer);
-      p.reject(new Error('wcp stream lost before the storage grant arrived'));
-      storage.delete(id);
-    }
+    storageRequests.rejectAll('wcp stream lost before the storage grant arrived');
   }
 
-  function refuseStream(s: Stream, reason: string): void {
-    // One clear error per distinct cause; wcp retries with backoff, repeats go to debug.
-    if (reason !== lastRefusal) log.error(reason);
+  function refuseStream(s: Stream, reason: string, level: 'error' | 'warn' = 'error'): void {
+    // One clear line per distinct cause; wcp retries with backoff, repeats go to debug.
+    if (reason !== lastRefusal) log[level](reason);
     else log.debug(reason);
     lastRefusal = reason;
     detach(s, reason);
@@ -176,7 +185,15 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   }
 
   function onStream(call: Call): void {
-    const s: Stream = { call, acked: false, acksCompletions: false, assignmentsReceived: 0, helloTimer: undefined };
+    const s: Stream = {
+      call,
+      acked: false,
+      identity: undefined,
+      lastHeardAt: Date.now(),
+      acksCompletions: false,
+      assignmentsReceived: 0,
+      helloTimer: undefined,
+    };
     call.on('error', (e: Error) => {
       log.debug('wcp stream error.', { error: errorText(e) });
       detach(s, 'stream error');
@@ -194,17 +211,9 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       call.emit('error', { code: grpcStatus.UNAVAILABLE, details: 'executor is shutting down' });
       return;
     }
-    if (active !== undefined) {
-      const old = active;
-      detach(old, 'replaced by a newer wcp stream');
-      try {
-        old.call.end();
-      } catch {
-        /* already closed */
-      }
-    }
-    active = s;
+    candidates.add(s);
     call.on('data', (m: Record<string, unknown>) => {
+      s.lastHeardAt = Date.now();
       try {
         onMessage(s, m);
       } catch (e) {
@@ -225,7 +234,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   }
 
   function onMessage(s: Stream, m: Record<string, unknown>): void {
-    if (active !== s) return;
+    if (s.acked ? active !== s : !candidates.has(s)) return;
     const kind = m.msg;
     const body = (typeof kind === 'string' ? m[kind] : undefined) as Record<string, unknown> | undefined;
     if (body === undefined || body === null) return;
@@ -241,34 +250,40 @@ export function createExecutor(opts: ExecutorOptions): Executor {
           `TaskStream protocol mismatch: wcp speaks v${version}, this executor speaks v${PROTOCOL_VERSION}`,
         );
       }
+      s.identity = normalizeIdentity(body.worker_address);
+      const capabilities: ExecutorMessageWire = { capabilities: capabilitiesOf(specs, opts.concurrency) };
+      const verdict = decideOwnership(active, s.identity, Date.now(), opts.staleStreamMs ?? DEFAULT_STALE_STREAM_MS);
+      if (!verdict.take) {
+        // Capabilities first: a probe (wcp doctor) learns what it asked for, and nothing else reaches it.
+        write(s, capabilities);
+        return refuseStream(s, `${verdict.code}: ${verdict.message}`, 'warn');
+      }
+      const old = active;
+      if (old !== undefined) {
+        detach(old, verdict.replaces === 'stale' ? 'replaced: silent too long' : 'replaced by the same wcp');
+        try {
+          old.call.end();
+        } catch {
+          /* already closed */
+        }
+      }
+      candidates.delete(s);
+      active = s;
       s.acked = true;
       s.acksCompletions = body.acks_completions === true;
       lastRefusal = '';
       log.info('wcp connected.', {
         wcp_version: String(body.wcp_version),
+        worker_address: s.identity,
         acks_completions: s.acksCompletions,
         running: tasks.runningCount(),
         pending: tasks.pendingCount(),
       });
-      write(s, {
-        capabilities: {
-          activity_types: [...specs.keys()],
-          max_concurrency: opts.concurrency,
-          outputs: [...specs.values()].map((sp) => ({
-            activity_type: sp.name,
-            outputs: outputDecls(sp).map((o) => ({
-              name: o.name,
-              key: o.key,
-              content_type: o.contentType,
-              optional: !o.required,
-            })),
-          })),
-        },
-      });
+      write(s, capabilities);
       write(s, { resync: { running_activity_ids: tasks.heldIds() } });
       sendCapacity();
       tasks.flushPending((msg) => active === s && write(s, msg), s.acksCompletions);
-      for (const w of streamWaiters) w();
+      storageRequests.wake();
       return;
     }
     switch (kind) {
@@ -291,58 +306,12 @@ export function createExecutor(opts: ExecutorOptions): Executor {
           reason: String(body.reason ?? '').slice(0, 1024),
         });
         return;
-      case 'storage_grant': {
-        const p = storage.get(String(body.request_id));
-        if (p === undefined) return;
-        storage.delete(String(body.request_id));
-        clearTimeout(p.timer);
-        if (typeof body.error === 'string' && body.error !== '')
-          p.reject(new Error(`storage request refused: ${body.error}`));
-        else {
-          p.resolve({
-            url: String(body.url),
-            method: String(body.method),
-            expiresAtMs: Number(body.expires_at_unix_ms),
-            headers: (body.headers as Record<string, string> | undefined) ?? {},
-          });
-        }
+      case 'storage_grant':
+        storageRequests.onGrant(body);
         return;
-      }
       default:
         log.debug('Ignored an unexpected wcp message.', { kind });
     }
-  }
-
-  async function waitForStream(ms: number): Promise<Stream> {
-    const until = Date.now() + ms;
-    while (!active?.acked) {
-      const left = until - Date.now();
-      if (left <= 0 || state === 'stopped') throw new Error('wcp is not connected');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, Math.min(left, 1000));
-        function done(): void {
-          clearTimeout(t);
-          streamWaiters.delete(done);
-          resolve();
-        }
-        streamWaiters.add(done);
-      });
-    }
-    return active;
-  }
-
-  async function requestStorage(activityId: string, key: string, method: 'GET' | 'PUT'): Promise<StorageGrant> {
-    const s = await waitForStream(storageTimeoutMs);
-    requestSeq += 1;
-    const requestId = `${executorId}-${requestSeq}`.slice(-128);
-    return new Promise<StorageGrant>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        storage.delete(requestId);
-        reject(new Error(`no storage grant within ${storageTimeoutMs} ms`));
-      }, storageTimeoutMs);
-      storage.set(requestId, { resolve, reject, timer });
-      write(s, { storage_request: { request_id: requestId, activity_id: activityId, key, method } });
-    });
   }
 
   async function start(): Promise<{ port: number }> {
@@ -372,8 +341,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     log.info('Executor stopping.', { running: tasks.runningCount(), grace_ms: graceMs });
     sendCapacity();
     await tasks.finish(graceMs);
-    const s = active;
-    if (s !== undefined) {
+    for (const s of [...candidates, ...(active === undefined ? [] : [active])]) {
       detach(s, 'executor stopping');
       try {
         s.call.end();
@@ -394,7 +362,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
       });
     });
     state = 'stopped';
-    for (const w of streamWaiters) w();
+    storageRequests.wake();
     log.info('Executor stopped.');
   }
 

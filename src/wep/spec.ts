@@ -25,6 +25,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { parse as parseYaml } from 'yaml';
+import type { ExecutorMessageWire } from '../taskstream/protocol.ts';
 import { keyProblem, parseBlobRef } from '../taskstream/refs.ts';
 import { ACTIVITY_TYPE_RE } from '../taskstream/validate.ts';
 import { WcpError } from '../internal/errors.ts';
@@ -276,6 +277,26 @@ export function outputDecls(
     contentType: o.contentType,
     required: o.required,
   }));
+}
+
+/** The Capabilities message body an executor with these specs and this concurrency announces. */
+export function capabilitiesOf(
+  specs: ReadonlyMap<string, ActivitySpec>,
+  concurrency: number,
+): Extract<ExecutorMessageWire, { capabilities: unknown }>['capabilities'] {
+  return {
+    activity_types: [...specs.keys()],
+    max_concurrency: concurrency,
+    outputs: [...specs.values()].map((sp) => ({
+      activity_type: sp.name,
+      outputs: outputDecls(sp).map((o) => ({
+        name: o.name,
+        key: o.key,
+        content_type: o.contentType,
+        optional: !o.required,
+      })),
+    })),
+  };
 }
 
 /** Formats the first valibot issue as `path: message`. */
