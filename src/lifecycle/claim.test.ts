@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import type { ActivityFact } from '../chain/facts.ts';
-import { claimJobKey, inflightKey } from '../store/keys.ts';
-import { InflightSchema } from '../store/records.ts';
+import { claimJobKey, doneKey, inflightKey, laneKey } from '../store/keys.ts';
+import { ClaimJobSchema, InflightSchema } from '../store/records.ts';
 import { createClaimStep } from './claim.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { createFillDetails } from './details.ts';
@@ -67,6 +67,63 @@ async function addJob(store: ReturnType<typeof testContext>['store'], id: string
     tx.put(claimJobKey(id), { activity_id: id, queue_name: 'q', created_at_ms: 1, source: 'poll' }),
   );
 }
+
+describe('a claim reorged away', () => {
+  test('held but pending again on chain with no claim tx of ours in the lane → claim queue, claimed again', async () => {
+    const { store, txm, rpc, claim, recheck } = setup();
+    txm.auto = true;
+    // Rebuilt from the chain by a life whose lane records were wiped; then a reorg removed that claim.
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
+    rpc.activities.set('1', { status: 1 });
+    await recheck.recheck(['1'], 'heartbeat mined without accepting it');
+    expect(store.has(inflightKey('1'))).toBe(false);
+    expect(store.get(claimJobKey('1'), ClaimJobSchema)?.source).toBe('reconcile');
+    await claim.run(true);
+    expect(txm.submitted.map((r) => `${r.kind}(${r.activityIds.join(',')})`)).toEqual(['claim_batch(1)']);
+  });
+
+  test('a claim tx of ours still open in the lane is left to the tx manager', async () => {
+    const { store, rpc, recheck } = setup();
+    await store.transact((tx) => {
+      tx.put(inflightKey('1'), held('1', 'claimed', NOW_S - 10));
+      tx.put(laneKey(3), {
+        nonce: 3,
+        kind: 'claim_batch',
+        activity_ids: ['1'],
+        to: '0x01',
+        data: '0x',
+        gas_limit: '1',
+        max_fee_per_gas: '1',
+        max_priority_fee_per_gas: '1',
+        hashes: [],
+        attempts: 1,
+        state: 'sent',
+        created_at_ms: 1,
+        updated_at_ms: 1,
+      });
+    });
+    rpc.activities.set('1', { status: 1 });
+    await recheck.recheck(['1'], 'heartbeat mined without accepting it');
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claimed');
+  });
+
+  test('a done whose fact vanished is repaired back; a scan fact is trusted only once re-read', async () => {
+    const { store, rpc, recheck } = setup();
+    await store.transact((tx) => tx.put(doneKey('1'), { activity_id: '1', outcome: 'expired', finished_at_ms: 1 }));
+    rpc.activities.set('1', { status: 2, worker: WALLET, lastHeartbeatAt: NOW_S });
+    await recheck.applyFacts([pendingFact('1')], 'reconciler'); // stale: re-read says claimed by us
+    expect(store.has(claimJobKey('1'))).toBe(false);
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claimed');
+    await store.transact((tx) => {
+      tx.del(inflightKey('1'));
+      tx.put(doneKey('1'), { activity_id: '1', outcome: 'completed', result_ref: 'r', finished_at_ms: 1 });
+    });
+    rpc.activities.set('1', { status: 1 });
+    await recheck.applyFacts([pendingFact('1')], 'reconciler');
+    expect(store.has(doneKey('1'))).toBe(false);
+    expect(store.has(claimJobKey('1'))).toBe(true);
+  });
+});
 
 describe('claim step', () => {
   test('a claim job becomes a claiming record and one batch claim', async () => {

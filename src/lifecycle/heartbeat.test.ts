@@ -124,6 +124,22 @@ describe('heartbeat step', () => {
     expect(store.get(inflightKey('2'), InflightSchema)?.last_heartbeat_s).toBe(NOW_S - 10);
     expect(tracker.heartbeatInFlight('2')).toBe(false);
   });
+
+  test('an id a mined heartbeat did not accept is re-checked at inclusion, before any confirmation', async () => {
+    const { ctx, store, txm, send, settle, rechecked, tracker } = setup();
+    txm.auto = true;
+    await store.transact((tx) => {
+      tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10));
+      tx.put(inflightKey('2'), held('2', 'running', NOW_S - 10));
+    });
+    await heartbeatRound(ctx, send);
+    const hb = txm.submitted[0];
+    if (!hb) throw new Error('no heartbeat sent');
+    await settle(mined(hb, 0, [['ActivityHeartbeat', '1']]));
+    expect(rechecked).toEqual(['2']);
+    expect(tracker.lastMinedHeartbeatS('1')).toBe(NOW_S);
+    expect(tracker.lastMinedHeartbeatS('2')).toBeUndefined();
+  });
 });
 
 describe('heartbeats paced by inclusion (liveness independent of confirmation depth)', () => {

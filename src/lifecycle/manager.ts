@@ -129,7 +129,12 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     recheck: (ids, why) => recheck.recheck(ids, why),
     forgetDispatch: dispatch.forget,
   });
-  const recheck = createRecheckStep(ctx, { finish, fillDetails, completions: () => completions.recheck() });
+  const recheck = createRecheckStep(ctx, {
+    finish,
+    fillDetails,
+    completions: () => completions.recheck(),
+    forgetDispatch: dispatch.forget,
+  });
   const gate = createClaimGate(ctx, { link, credits: dispatch.credits });
   const claim = createClaimStep(ctx, { send, recheck: recheck.recheck, gate });
   const settle = createSettle(ctx, { finish, recheck: recheck.recheck, fillDetails });

@@ -7,8 +7,8 @@
  */
 import type { ActivityFact } from '../chain/facts.ts';
 import { readFacts } from '../chain/reads.ts';
-import { claimJobKey, inflightKey } from '../store/keys.ts';
-import { InflightSchema } from '../store/records.ts';
+import { claimJobKey, inflightKey, PREFIX } from '../store/keys.ts';
+import { InflightSchema, LaneTxSchema } from '../store/records.ts';
 import type { LifecycleContext } from './context.ts';
 import type { FillDetails } from './details.ts';
 import type { Finish } from './finish.ts';
@@ -16,6 +16,9 @@ import { RECHECK_INTERVAL_MS } from './options.ts';
 import { listHeld } from './records.ts';
 import { reconcileFacts } from './repair.ts';
 import { EXECUTING_STATES, FINISHING_STATES } from './transitions.ts';
+
+/** Lane states of a tx not yet final (the tx manager still re-sends or confirms it). */
+const OPEN_LANE_STATES: ReadonlySet<string> = new Set(['reserved', 'sent', 'mined']);
 
 export interface RecheckStep {
   /** Reads the facts of `ids` without a tx in flight and applies them. */
@@ -31,7 +34,13 @@ export interface RecheckStep {
 /** The re-check step. */
 export function createRecheckStep(
   ctx: Pick<LifecycleContext, 'opts' | 'store' | 'rpc' | 'now' | 'tracker' | 'executor' | 'log' | 'metrics'>,
-  deps: { finish: Finish; fillDetails: FillDetails; completions?: () => Promise<void> },
+  deps: {
+    finish: Finish;
+    fillDetails: FillDetails;
+    completions?: () => Promise<void>;
+    /** Forget a dispatch scheduled for an id sent back to the claim path. */
+    forgetDispatch?: (id: string) => void;
+  },
 ): RecheckStep {
   const { opts, store, rpc, now, tracker, executor, log, metrics } = ctx;
   let lastRunMs = 0;
@@ -42,9 +51,27 @@ export function createRecheckStep(
     await applyFacts(await readFacts(rpc, opts, open), why);
   }
 
+  /** Ids named by a claim tx of ours still open in the lane (read once per batch, only when a rule asks). */
+  function claimsInLane(): (id: string) => boolean {
+    let ids: Set<string> | undefined;
+    return (id) => {
+      if (!ids) {
+        ids = new Set();
+        for (const { value } of store.list(PREFIX.lane, LaneTxSchema))
+          if ((value.kind === 'claim' || value.kind === 'claim_batch') && OPEN_LANE_STATES.has(value.state))
+            for (const a of value.activity_ids) ids.add(a);
+      }
+      return ids.has(id);
+    };
+  }
+
   async function applyFacts(facts: ActivityFact[], why: string): Promise<void> {
     // Executing records are snapshotted so a repair that ends one can cancel it at the executor.
     const before = new Map(facts.map((f) => [f.activityId, store.get(inflightKey(f.activityId), InflightSchema)]));
+    const inLane = claimsInLane();
+    // A scan's facts were read at its pinned block, possibly before our claim landed: sending a record back to the
+    // claim path needs a fresh read (the lifecycle's own, at the latest block), so those are re-checked below.
+    const fresh: string[] = [];
     const actions = await reconcileFacts(
       store,
       facts.filter((f) => !tracker.has(f.activityId)),
@@ -54,7 +81,13 @@ export function createRecheckStep(
         // An activity being ended is no longer heartbeated from the moment that is decided: a heartbeat batch
         // naming it that asks for a nonce while the decision commits is withdrawn (`stillWanted`), not signed.
         planned: (id, action) => {
-          if (action.type === 'markDone') tracker.forgetHeartbeat(id);
+          if (action.type === 'markDone' || action.type === 'requeue') tracker.forgetHeartbeat(id);
+        },
+        claimInLane: inLane,
+        hold: (id, action) => {
+          if (action.type !== 'requeue' || why !== 'reconciler') return false;
+          fresh.push(id);
+          return true;
         },
       },
     );
@@ -73,9 +106,15 @@ export function createRecheckStep(
         const was = before.get(activityId);
         if (was && EXECUTING_STATES.has(was.state)) executor.cancel(activityId, action.done.outcome);
         tracker.forgetHeartbeat(activityId);
+      } else if (action.type === 'requeue') {
+        const was = before.get(activityId);
+        if (was && EXECUTING_STATES.has(was.state)) executor.cancel(activityId, 'claim gone from the chain');
+        tracker.forgetHeartbeat(activityId);
+        deps.forgetDispatch?.(activityId);
       }
     }
     for (const f of facts) await redrive(f);
+    if (fresh.length) await recheck(fresh, 'reconciler saw a held activity pending');
   }
 
   /** An open record whose transaction is not in flight: do its step again (or give the job back). */

@@ -2,7 +2,14 @@ import { describe, expect, test } from 'bun:test';
 import fc from 'fast-check';
 import * as v from 'valibot';
 import type { ActivityStatusCode } from '../chain/abi.ts';
-import { DoneSchema, InflightSchema, type Done, type Inflight, type InflightState } from '../store/records.ts';
+import {
+  ClaimJobSchema,
+  DoneSchema,
+  InflightSchema,
+  type Done,
+  type Inflight,
+  type InflightState,
+} from '../store/records.ts';
 import type { ActivityFact } from '../chain/facts.ts';
 import { applyToLocal, type LocalRecords, planRepair, type RepairContext } from './repair.ts';
 
@@ -82,6 +89,7 @@ const arbFact = fc
 const arbLocal: fc.Arbitrary<LocalRecords> = fc
   .record({
     claimJob: fc.boolean(),
+    claimInLane: fc.boolean(),
     inflight: fc.option(
       fc.record({
         state: fc.constantFrom(...STATES),
@@ -101,6 +109,7 @@ const arbLocal: fc.Arbitrary<LocalRecords> = fc
   .map((r) => {
     const l: LocalRecords = {};
     if (r.claimJob) l.claimJob = { activity_id: '5', queue_name: 'q', created_at_ms: 1, source: 'event' };
+    if (r.claimInLane) l.claimInLane = true;
     if (r.inflight)
       l.inflight = inflight(
         r.inflight.state,
@@ -136,6 +145,7 @@ describe('planRepair', () => {
         const a = planRepair(f, local, ctx);
         if (a.type === 'rebuildInflight') expect(v.safeParse(InflightSchema, a.inflight).success).toBe(true);
         if (a.type === 'markDone') expect(v.safeParse(DoneSchema, a.done).success).toBe(true);
+        if (a.type === 'requeue') expect(v.safeParse(ClaimJobSchema, a.claimJob).success).toBe(true);
       }),
       { numRuns: 1_000 },
     );
@@ -260,6 +270,34 @@ describe('planRepair', () => {
       type: 'rebuildInflight',
       deleteDone: true,
       inflight: { state: 'completing', result_ref: 'r' },
+    });
+  });
+
+  test('pending again while held (our claim reorged away, no claim tx of ours in the lane) → back to the claim path', () => {
+    const pending = fact({ status: 1, worker: ZERO, claimedAtS: 0 });
+    for (const s of ['claimed', 'assigned', 'running', 'completing', 'failing', 'resuming'] as const) {
+      const a = planRepair(pending, { inflight: inflight(s, { created_at_ms: 42 }) }, ctx);
+      expect(a).toMatchObject({
+        type: 'requeue',
+        rule: 'R1b',
+        deleteInflight: true,
+        claimJob: { activity_id: '5', queue_name: 'q', source: 'reconcile', created_at_ms: 42 },
+      });
+    }
+    // A claim tx of ours still open in the lane is re-mined by the tx manager: left to it.
+    expect(planRepair(pending, { inflight: inflight('claimed'), claimInLane: true }, ctx)).toEqual({ type: 'none' });
+  });
+
+  test('a done whose fact vanished (pending again on chain) is repaired back to a claim job', () => {
+    const pending = fact({ status: 1, worker: ZERO, claimedAtS: 0 });
+    for (const outcome of ['completed', 'failed', 'expired', 'lost', 'finished_elsewhere'] as const) {
+      const a = planRepair(pending, { done: { activity_id: '5', outcome, finished_at_ms: 1 } }, ctx);
+      expect(a).toMatchObject({ type: 'requeue', rule: 'R1c', deleteDone: true, deleteInflight: false });
+    }
+    // An expired pending activity stays done.
+    const expired = { ...pending, isExpired: true };
+    expect(planRepair(expired, { done: { activity_id: '5', outcome: 'expired', finished_at_ms: 1 } }, ctx)).toEqual({
+      type: 'none',
     });
   });
 

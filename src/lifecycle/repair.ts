@@ -8,8 +8,14 @@
  *
  *  R0  unknown on chain (status None; e.g. the enqueue was reorged away): drop a claim_job; leave inflight and
  *      done alone (a claim of a missing activity cannot confirm; if the enqueue comes back, so does the truth).
- *  R1  Pending, not expired: a pending claim (inflight, any state) is the claim path's business → none.
- *      (Also covers a claim reorged away: its transaction is re-mined by the tx manager or fails.)
+ *  R1  Pending, not expired (claimable): the chain holds no claim of ours.
+ *      a) inflight `claiming`, or a claim tx of ours still open in the lane (`local.claimInLane`: the tx manager
+ *         re-mines a reorged claim) → none: the claim path's business.
+ *      b) inflight in any other state: we held it, and the claim that gave it to us is gone (reorged away, sent by
+ *         a life whose lane records were wiped, its nonce filled) → back to the claim path: claim job, inflight
+ *         and any done deleted. Heartbeats and finishing calls would only be skipped or reverted on chain.
+ *      c) no inflight, a local done: the fact it recorded vanished (a completion, a claim by someone else, an
+ *         expiry seen before a reorg) → claim job, done deleted.
  *  R2  Pending, expired: it can never be claimed → drop a claim_job; inflight (claiming) → done `expired`.
  *  R3  Claimed by us, live (not expired):
  *      a) no inflight → rebuild inflight `claimed` from the fact (heartbeats resume, the executor gets it again);
@@ -49,6 +55,8 @@ export interface LocalRecords {
   claimJob?: ClaimJob;
   inflight?: Inflight;
   done?: Done;
+  /** A claim tx of ours naming this id is open in the lane (pending or mined, not confirmed). */
+  claimInLane?: boolean;
 }
 
 export interface RepairContext {
@@ -60,7 +68,21 @@ export interface RepairContext {
 }
 
 /** The rule that produced an action (for logs and metrics). */
-export type RepairRule = 'R0' | 'R1' | 'R2' | 'R3a' | 'R3b' | 'R3c' | 'R3d' | 'R4' | 'R5' | 'R6a' | 'R6b' | 'R7' | 'R8';
+export type RepairRule =
+  | 'R0'
+  | 'R1b'
+  | 'R1c'
+  | 'R2'
+  | 'R3a'
+  | 'R3b'
+  | 'R3c'
+  | 'R3d'
+  | 'R4'
+  | 'R5'
+  | 'R6a'
+  | 'R6b'
+  | 'R7'
+  | 'R8';
 
 export type RepairAction =
   | { type: 'none' }
@@ -73,6 +95,15 @@ export type RepairAction =
       reason: string;
       inflight: Inflight;
       deleteClaimJob: boolean;
+      deleteDone: boolean;
+    }
+  /** Put `claim_job:{id}` (keeping one already there), deleting inflight and done: claim it again. */
+  | {
+      type: 'requeue';
+      rule: RepairRule;
+      reason: string;
+      claimJob: ClaimJob;
+      deleteInflight: boolean;
       deleteDone: boolean;
     }
   /** Put `done:{id}` (replacing any), optionally deleting inflight and claim job. */
@@ -143,7 +174,25 @@ export function planRepair(fact: ActivityFact, local: LocalRecords, ctx: RepairC
   }
 
   if (fact.status === ActivityStatus.Pending) {
-    if (!fact.isExpired) return NONE; // R1
+    if (!fact.isExpired) {
+      if (inflight?.state === 'claiming' || local.claimInLane) return NONE; // R1a
+      const requeue = (rule: RepairRule, reason: string): RepairAction => ({
+        type: 'requeue',
+        rule,
+        reason,
+        claimJob: claimJob ?? {
+          activity_id: fact.activityId,
+          queue_name: fact.queue || inflight?.queue_name || ctx.queueName,
+          created_at_ms: inflight?.created_at_ms ?? ctx.nowMs,
+          source: 'reconcile',
+        },
+        deleteInflight: inflight !== undefined,
+        deleteDone: done !== undefined,
+      });
+      if (inflight) return requeue('R1b', `held as ${inflight.state} but pending on chain: our claim is gone`);
+      if (done) return requeue('R1c', `done ${done.outcome} but pending on chain: the fact it recorded vanished`);
+      return NONE;
+    }
     // R2
     if (inflight)
       return markDone('R2', 'expired before our claim landed', 'expired', { finished_at_ms: fact.expiresAtS * 1000 });
@@ -322,6 +371,11 @@ export function applyRepair(tx: Pick<StoreTx, 'put' | 'del'>, activityId: string
       if (action.deleteClaimJob) tx.del(claimJobKey(activityId));
       if (action.deleteDone) tx.del(doneKey(activityId));
       return;
+    case 'requeue':
+      tx.put(claimJobKey(activityId), action.claimJob);
+      if (action.deleteInflight) tx.del(inflightKey(activityId));
+      if (action.deleteDone) tx.del(doneKey(activityId));
+      return;
     case 'markDone':
       tx.put(doneKey(activityId), action.done);
       if (action.deleteInflight) tx.del(inflightKey(activityId));
@@ -344,6 +398,11 @@ export function applyToLocal(local: LocalRecords, action: RepairAction): LocalRe
       if (action.deleteClaimJob) delete next.claimJob;
       if (action.deleteDone) delete next.done;
       break;
+    case 'requeue':
+      next.claimJob = action.claimJob;
+      if (action.deleteInflight) delete next.inflight;
+      if (action.deleteDone) delete next.done;
+      break;
     case 'markDone':
       next.done = action.done;
       if (action.deleteInflight) delete next.inflight;
@@ -363,14 +422,23 @@ export async function reconcileFacts(
     now?: () => number;
     /** Each action as it is decided, inside the transaction (before its commit). */
     planned?: (activityId: string, action: RepairAction) => void;
+    /** An action to leave unapplied (e.g. one decided on a fact that may be stale); it is not returned. */
+    hold?: (activityId: string, action: RepairAction) => boolean;
+    /** Whether a claim tx of ours naming the id is open in the lane (rule R1a). */
+    claimInLane?: (activityId: string) => boolean;
   } = {},
 ): Promise<Array<{ activityId: string; action: RepairAction }>> {
   return await store.transact((tx) => {
     const out: Array<{ activityId: string; action: RepairAction }> = [];
     const at = hooks.now ? { ...ctx, nowMs: hooks.now() } : ctx;
     for (const f of facts) {
-      const action = planRepair(f, readLocal(tx, f.activityId), at);
-      if (action.type === 'none') continue;
+      const local = readLocal(tx, f.activityId);
+      // The lane is read only where rule R1 needs it.
+      const claimable = f.exists && f.status === ActivityStatus.Pending && !f.isExpired;
+      const held = local.done !== undefined || (local.inflight !== undefined && local.inflight.state !== 'claiming');
+      if (claimable && held && hooks.claimInLane?.(f.activityId)) local.claimInLane = true;
+      const action = planRepair(f, local, at);
+      if (action.type === 'none' || hooks.hold?.(f.activityId, action)) continue;
       hooks.planned?.(f.activityId, action);
       applyRepair(tx, f.activityId, action);
       out.push({ activityId: f.activityId, action });

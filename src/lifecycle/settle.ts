@@ -5,7 +5,7 @@
  * reverted tx, or one whose receipt lacks our event, sends its ids to the chain re-check.
  *
  * Liveness acts on inclusion (`mined`), before confirmations: a mined heartbeat paces the next one from its block's
- * time; a mined claim makes the ids it won `claimed` and dispatchable at once. A `reorged` tx is pending again:
+ * time, and each id it did not heartbeat (the receipt's `ActivityHeartbeat` events are read per id) is re-checked; a mined claim makes the ids it won `claimed` and dispatchable at once. A `reorged` tx is pending again:
  * its heartbeat holds the next one back until it is mined again, its claim's ids are in flight again. What is
  * recorded as final (done records, resumes, repairs) still waits for `confirmed`. Events of one nonce are handled
  * one after another, in the order they came.
@@ -61,6 +61,10 @@ export function createSettle(
     if (ev.kind === 'heartbeat') {
       const ok = ev.activityIds.filter((id) => events.heartbeat.has(id));
       if (ok.length) tracker.heartbeatMined(ok, ev.nonce, await blockTime(ev.blockNumber));
+      // `heartbeatBatch` skips ids the sender does not hold without reverting: each id the receipt does not name
+      // is re-checked now, not heartbeated blindly until its confirmation (or its timeout).
+      const refused = ev.activityIds.filter((id) => !events.heartbeat.has(id) && store.has(inflightKey(id)));
+      if (refused.length) await deps.recheck(refused, 'heartbeat mined without accepting it');
       return;
     }
     if (ev.kind !== 'claim' && ev.kind !== 'claim_batch') return;

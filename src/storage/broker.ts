@@ -13,7 +13,7 @@ import { type ChannelCredentials, type Client, credentials, type ServiceError } 
 import { WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { PresignSigner } from './auth.ts';
-import { decideAccess, type EntitlementChain } from './entitlement.ts';
+import { decideAccess, type EntitlementChain, isUnsettledRefusal } from './entitlement.ts';
 import {
   activityIdProblem,
   delegationToWire,
@@ -69,6 +69,8 @@ export interface StorageBroker {
    * Asks the subnet-api for a presigned URL. Rejects with `WcpError`:
    * - `STORAGE_UNAVAILABLE` (retryable): endpoint down, deadline exceeded, server overloaded or failing, cancelled,
    *   or the chain read of a confinement check failed;
+   * - `STORAGE_CHAIN_UNSETTLED` (retryable): the local check found an activity the chain does not know; it may be
+   *   mid-reorg, so the same access is refused this way until `chainSettleMs` after its first refusal;
    * - `STORAGE_DENIED` (not retryable): invalid parameters or an access the activity is not entitled to (both
    *   checked locally first), an expired session, or the subnet-api refused;
    * - `STORAGE_BAD_RESPONSE` (not retryable): the answer failed validation (bad URL, expired, wrong method …).
@@ -94,7 +96,12 @@ export interface StorageBrokerOptions {
   channelCredentials?: ChannelCredentials;
   /** Clock seam (Unix ms), for expiry checks. Default `Date.now`. */
   now?: () => number;
+  /** How long a refusal resting on an activity missing on chain stays retryable (default `CHAIN_SETTLE_MS`). */
+  chainSettleMs?: number;
 }
+
+/** A reorg settles within this (a few blocks on any chain wcp runs on); only then is a missing activity final. */
+export const CHAIN_SETTLE_MS = 30_000;
 
 const DEFAULT_TTL_S = 300;
 /** Warn this long before the session delegation expires (it is renewed by restarting wcp). */
@@ -112,6 +119,8 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
   const client: Client = new Ctor(opts.endpoint, opts.channelCredentials ?? credentials.createInsecure());
   const delegation = opts.signer.delegation;
   let closed = false;
+  /** `acting/namespace` → when a refusal resting on a missing activity was first seen (see CHAIN_SETTLE_MS). */
+  const unsettled = new Map<string, number>();
   let warnedExpiry = false;
 
   const call = (req: PresignRequestWire, signal: AbortSignal | undefined): Promise<PresignResponseWire> =>
@@ -170,16 +179,27 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
         });
       }
     }
-    if (why !== null) {
-      throw new WcpError('STORAGE_DENIED', `Refused to presign: ${why}`, {
-        retryable: false,
-        details: [
-          `acting_activity_id=${acting}`,
-          `namespace=${p.activityId.slice(0, 80)}`,
-          `key=${p.key.slice(0, 200)}`,
-        ],
-      });
+    const key = `${acting}/${p.activityId}`;
+    if (why === null) {
+      unsettled.delete(key);
+      return;
     }
+    if (isUnsettledRefusal(why)) {
+      const first = unsettled.get(key) ?? now();
+      if (unsettled.size > 10_000) unsettled.clear();
+      if (now() - first < (opts.chainSettleMs ?? CHAIN_SETTLE_MS)) {
+        unsettled.set(key, first);
+        throw new WcpError('STORAGE_CHAIN_UNSETTLED', `Not presigned yet: ${why} (the chain may be mid-reorg)`, {
+          retryable: true,
+          details: [`acting_activity_id=${acting}`, `namespace=${p.activityId.slice(0, 80)}`],
+        });
+      }
+      unsettled.delete(key);
+    }
+    throw new WcpError('STORAGE_DENIED', `Refused to presign: ${why}`, {
+      retryable: false,
+      details: [`acting_activity_id=${acting}`, `namespace=${p.activityId.slice(0, 80)}`, `key=${p.key.slice(0, 200)}`],
+    });
   };
 
   return {

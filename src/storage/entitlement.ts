@@ -15,6 +15,17 @@ import { taskQueueIface, workflowEngineIface } from '../chain/abi.ts';
 import { ethCall } from '../chain/reads.ts';
 import type { RpcTransport } from '../chain/transport.ts';
 
+/**
+ * The words of a refusal resting on an activity the chain does not know (yet, or any more): its enqueue may be
+ * mid-reorg, so such a refusal is worth asking again once the chain settled (`isUnsettledRefusal`).
+ */
+const MISSING_ON_CHAIN = 'does not exist on chain';
+
+/** Whether refusal `why` may vanish with a reorg: it names an activity the chain does not know at the moment. */
+export function isUnsettledRefusal(why: string): boolean {
+  return why.includes(MISSING_ON_CHAIN);
+}
+
 /** Decimal activity ids name activity namespaces; every other namespace is owned by its first uploader. */
 const ACTIVITY_NAMESPACE = /^(0|[1-9][0-9]{0,77})$/;
 
@@ -117,7 +128,7 @@ export async function decideAccess(
   if (r.namespace === r.acting && o.holder === undefined) return null;
   if (!isActivityNamespace(r.acting)) return `acting activity "${r.acting.slice(0, 80)}" is not an activity id`;
   const acting = await chain.activity(r.acting);
-  if (!acting.exists) return `activity ${r.acting} does not exist on chain`;
+  if (!acting.exists) return `activity ${r.acting} ${MISSING_ON_CHAIN}`;
   if (o.holder !== undefined) {
     if (acting.worker !== o.holder || acting.status !== 2) {
       return `activity ${r.acting} is not claimed by ${o.holder} (status ${acting.status}, worker ${acting.worker})`;
@@ -129,7 +140,9 @@ export async function decideAccess(
     if (acting.workflowInstance === '0')
       return `activity ${r.acting} is not in a workflow: it reads only its own namespace`;
     const source = await chain.activity(r.namespace);
-    if (!source.exists || source.workflowInstance !== acting.workflowInstance || source.stepIndex >= acting.stepIndex) {
+    if (!source.exists)
+      return `activity ${r.namespace} ${MISSING_ON_CHAIN}: not an earlier step of workflow ${acting.workflowInstance}`;
+    if (source.workflowInstance !== acting.workflowInstance || source.stepIndex >= acting.stepIndex) {
       return `activity ${r.namespace} is not an earlier step of workflow ${acting.workflowInstance}`;
     }
     return null;

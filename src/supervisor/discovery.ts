@@ -1,7 +1,7 @@
 /**
  * Discovery, as the supervisor applies it: claim jobs the poller found or the reconciler's event follower saw are
  * recorded in the store (and wake the lifecycle); the reconciler's facts go to the lifecycle's repair; a reorg drops
- * the claim jobs learned from replaced blocks and rescans what we hold; checkpoints are persisted.
+ * the claim jobs learned from replaced blocks and rescans what we hold or recently ended; checkpoints are persisted.
  */
 import { errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
@@ -10,9 +10,12 @@ import type { ActivityManager } from '../lifecycle/manager.ts';
 import type { PollerEvent } from '../poller/messages.ts';
 import type { ReconcilerEvent } from '../reconciler/messages.ts';
 import { claimJobKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
-import { ClaimJobSchema, InflightSchema } from '../store/records.ts';
+import { ClaimJobSchema, DoneSchema, InflightSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { recordClaimJobs } from './claim-jobs.ts';
+
+/** Done records this recent are read again after a reorg (a reorg deeper than this window is not expected). */
+export const REORG_DONE_RECHECK_MS = 30 * 60_000;
 
 export interface DiscoveryDeps {
   store: Store;
@@ -105,10 +108,16 @@ export function createDiscovery(deps: DiscoveryDeps): {
             log.warn('chain reorg detected', { fork_block: ev.forkBlock, dropped_claim_jobs: n, detail: ev.detail }),
           );
         // Rescan, reading every activity we hold too: the chain may no longer say it is ours (our claim gone,
-        // someone else's in its place), and no event of ours would name it any more.
+        // someone else's in its place), and no event of ours would name it any more. Recently ended ones too: the
+        // completion, expiry or foreign claim their done record rests on may be gone (the repair puts them back).
         if (deps.manager()) {
           const held = store.list(PREFIX.inflight, InflightSchema).map((e) => e.value.activity_id);
-          deps.rescan(held);
+          const since = Date.now() - REORG_DONE_RECHECK_MS;
+          const ended = store
+            .list(PREFIX.done, DoneSchema)
+            .filter((e) => e.value.finished_at_ms >= since)
+            .map((e) => e.value.activity_id);
+          deps.rescan([...held, ...ended]);
         }
         break;
       }

@@ -1,0 +1,140 @@
+/**
+ * Reorgs under crashes, end to end: the compiled binary (built-in no-op test executor) against anvil with 1 s
+ * blocks and `ethereum.confirmations = 1`. One anvil and one deployed stack for the file.
+ *
+ * A claim taken back after a kill -9 and a store wipe: life 1 claims two activities and is killed while they run;
+ * its store is wiped; life 2 rebuilds them from the chain ("claimed by us, no local record"). Then `anvil_reorg`
+ * replaces every block from the claim's on with empty ones: the claim is gone, and no lane record of life 2 can
+ * re-mine it (life 1 signed it; its nonce is filled with a noop). The activities are Pending and claimable again;
+ * wcp must put them back on the claim path (its heartbeats of them are mined without accepting them), claim them
+ * again and complete each exactly once, failing nothing.
+ */
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
+import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
+import { activityViews, queueEvents, rpcBatch } from './support/chain.ts';
+import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
+import { doneRecords, scan } from './support/store.ts';
+import { until } from './support/wait.ts';
+import {
+  assertRunning,
+  finishSandbox,
+  linesWith,
+  type Sandbox,
+  sandbox,
+  startWcp,
+  type WcpProcess,
+} from './support/wcp.ts';
+
+let anvil: Anvil | undefined;
+let stack: Stack | undefined;
+let sb: Sandbox | undefined;
+const procs: WcpProcess[] = [];
+
+beforeAll(async () => {
+  anvil = await startAnvil({ blockTime: 1, accounts: 4 });
+  stack = await deployStack({ rpcUrl: anvil.url, deployerKey: anvil.accounts[0]!.privateKey, heartbeatTimeoutS: 30 });
+}, 60_000);
+afterAll(async () => {
+  stack?.destroy();
+  await anvil?.stop();
+  finishSandbox('wcp', sb, procs);
+}, 30_000);
+
+describe('wcp binary: reorgs under crashes', () => {
+  test('a claim reorged away after a kill -9 and a store wipe is claimed again and completed once; nothing failed', async () => {
+    const a = anvil as Anvil;
+    const st = stack as Stack;
+    const me = a.accounts[1]!;
+    const meLc = me.address.toLowerCase();
+    const queue = 'reorg-wipe';
+    await registerWorker(st, me.address, 8);
+    const ids = (await enqueueActivities(st, { queue, count: 2 })).map(String);
+    sb = sandbox();
+    const box = sb;
+    const env = (delay: string) =>
+      wcpEnv({ rpcUrl: a.url, privateKey: me.privateKey, queue }, LIFECYCLE_SETTINGS, {
+        WCP__EXECUTOR__NOOP_DELAY: delay,
+        WCP__SCHEDULER__MAX_INFLIGHT: '8',
+      });
+
+    // Life 1: claims both (never finishes them), then kill -9 and a wiped store.
+    const w1 = startWcp(box, ['run'], env('120s'));
+    procs.push(w1);
+    const claims = await until(
+      async () => {
+        assertRunning(w1);
+        return (await queueEvents(a.url, st.addresses.taskQueue)).filter(
+          (e) => e.worker === meLc && e.name === 'ActivityClaimed',
+        );
+      },
+      (c) => c.length === 2,
+      30_000,
+      'both claimed by life 1',
+    );
+    const claimBlock = Math.min(...claims.map((e) => e.blockNumber));
+    w1.proc.kill('SIGKILL');
+    expect(await w1.exited).toBe('SIGKILL');
+    rmSync(box.dbPath, { recursive: true, force: true });
+    rmSync(`${box.dbPath}-lock`, { force: true });
+
+    // Life 2: rebuilds both from the chain (R3a), runs them.
+    const w2 = startWcp(box, ['run'], env('6s'));
+    procs.push(w2);
+    await until(
+      async () => {
+        assertRunning(w2);
+        return linesWith(w2, 'repaired from chain').filter((l) => l.rule === 'R3a').length;
+      },
+      (n) => n >= 2,
+      30_000,
+      'life 2 rebuilt both from the chain',
+    );
+
+    // The reorg: every block from the claim's on replaced by empty ones (the removed transactions are dropped).
+    await a.rpc('evm_setIntervalMining', [0]);
+    try {
+      const head = await a.blockNumber();
+      await a.rpc('anvil_reorg', [head - claimBlock + 1, []]);
+    } finally {
+      await a.rpc('evm_setIntervalMining', [1]);
+    }
+    const views = await activityViews(st, ids);
+    expect(views.map((v) => Number(v.status))).toEqual([1, 1]); // Pending again, claimable
+
+    // wcp claims them again and completes each once; the lane drains.
+    const settled = await until(
+      async () => {
+        assertRunning(w2);
+        const vs = await activityViews(st, ids);
+        const done = new Map(doneRecords(box).map((d) => [d.activity_id, d.outcome]));
+        const [latest, pending] = await rpcBatch<string>(a.url, [
+          ['eth_getTransactionCount', [me.address, 'latest']],
+          ['eth_getTransactionCount', [me.address, 'pending']],
+        ]);
+        return {
+          chain: vs.map((v) => `${Number(v.status)}:${v.worker.toLowerCase() === meLc ? 'us' : v.worker}`),
+          done: ids.map((id) => done.get(id) ?? '-'),
+          held: scan(box, 'inflight:').length,
+          gap: Number(BigInt(pending as string) - BigInt(latest as string)),
+        };
+      },
+      (s) => s.chain.every((c) => c === '3:us') && s.done.every((d) => d === 'completed') && s.held === 0,
+      60_000,
+      'both claimed again and completed by us',
+    );
+    expect(settled.gap).toBe(0);
+    const requeued = linesWith(w2, 'repaired from chain').filter((l) => l.action === 'requeue');
+    expect(new Set(requeued.map((l) => String(l.activity_id)))).toEqual(new Set(ids));
+    w2.proc.kill('SIGTERM');
+    expect(await w2.exited).toBe(0);
+
+    const events = (await queueEvents(a.url, st.addresses.taskQueue)).filter((e) => ids.includes(e.activityId));
+    for (const id of ids) {
+      const mine = events.filter((e) => e.activityId === id);
+      expect(mine.filter((e) => e.name === 'ActivityCompleted').map((e) => e.worker)).toEqual([meLc]);
+      expect(mine.filter((e) => e.name === 'ActivityFailed')).toEqual([]);
+    }
+  }, 150_000);
+});
