@@ -98,12 +98,18 @@ export function createClaimGate(
         return 0;
       }
       // Claimed records not yet dispatched (and claims in flight) will take credits first.
-      const waiting = listHeld(store).filter(
+      const waitingRecords = listHeld(store).filter(
         (r) => r.state === 'claiming' || (r.state === 'claimed' && !link.holds(r.activity_id)),
-      ).length;
+      );
+      const waiting = waitingRecords.length;
       const free = deps.credits() - waiting;
       if (free <= 0) {
-        set('no_executor_credits', { credits: deps.credits(), waiting });
+        // Claimed work held back by storage is what stops claims then, not a busy executor.
+        const storage = link.storage().state;
+        const onStorage =
+          (storage === 'down' || storage === 'refused') && waitingRecords.some((r) => needsStorage(r, link));
+        if (onStorage) set(storage === 'refused' ? 'storage_refused' : 'storage_unavailable', { waiting });
+        else set('no_executor_credits', { credits: deps.credits(), waiting });
         return 0;
       }
       return free;
