@@ -98,7 +98,7 @@ describe('a storage session longer than the service accepts', () => {
     health.watch(b);
     health.start();
     try {
-      for (let i = 0; i < 200 && health.state() === undefined; i++) await Bun.sleep(10);
+      for (let i = 0; i < 500 && health.state() === undefined; i++) await Bun.sleep(10);
       expect(health.state()).toBe('refused');
       expect(sent).toEqual([
         expect.objectContaining({ type: 'storage', available: false, refused: 'session_ttl_too_long' }),
@@ -121,7 +121,7 @@ describe('a storage session longer than the service accepts', () => {
     health.watch(b);
     health.start();
     try {
-      for (let i = 0; i < 200 && health.state() === undefined; i++) await Bun.sleep(10);
+      for (let i = 0; i < 500 && health.state() === undefined; i++) await Bun.sleep(10);
       expect(health.state()).toBe('up');
       expect(lines.some((l) => l.msg === 'Presign failed.' && l.level === 'debug')).toBe(true);
       // (A session this short is warned about as expiring soon: that warning is not the probe's.)

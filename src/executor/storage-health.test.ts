@@ -43,7 +43,7 @@ function harness(answer: () => unknown) {
 }
 
 const until = async (f: () => boolean) => {
-  for (let i = 0; i < 200 && !f(); i++) await Bun.sleep(5);
+  for (let i = 0; i < 1000 && !f(); i++) await Bun.sleep(5);
   expect(f()).toBe(true);
 };
 
