@@ -22,7 +22,10 @@ const DURATION_HINT = 'a duration like "500ms", "2s", "5m", "3h" or a number of 
 /** The duration fields' schemas, so the config can be printed back with units (`config check`). */
 export const DURATION_SCHEMAS = new WeakSet<object>();
 
-const duration = (min = 0) => {
+/** Longest storage session the protocol's verifiers accept by default (auth.ts MAX_DELEGATION_TTL_MS): 31 days. */
+const MAX_SESSION_TTL_MS = 31 * 24 * 3_600_000;
+
+const duration = (min = 0, max = Number.MAX_SAFE_INTEGER) => {
   const schema = v.pipe(
     v.union(
       [v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.regex(DURATION_RE, DURATION_HINT))],
@@ -30,6 +33,7 @@ const duration = (min = 0) => {
     ),
     v.transform((x) => parseDurationMs(x) ?? 0),
     v.minValue(min, `a duration of at least ${min} ms`),
+    v.maxValue(max, `a duration of at most ${max % 3_600_000 === 0 ? `${max / 3_600_000}h` : `${max} ms`}`),
   );
   DURATION_SCHEMAS.add(schema);
   return schema;
@@ -156,9 +160,11 @@ export const ConfigFileSchema = v.strictObject({
     url_ttl: v.optional(duration(1000), '15m'),
     /**
      * Lifetime of the storage session: at start the wallet signs a delegation to an ephemeral session key that
-     * signs every presign request; restart wcp before it ends to renew it (a warning comes a day ahead).
+     * signs every presign request; restart wcp before it ends to renew it (a warning comes a day ahead). At most
+     * 744h (31 days), the longest the storage protocol's verifiers accept (src/storage/auth.ts); a subnet-api with
+     * a lower limit refuses the session (`session_ttl_too_long` in /readyz and doctor).
      */
-    session_ttl: v.optional(duration(60_000), '720h'),
+    session_ttl: v.optional(duration(60_000, MAX_SESSION_TTL_MS), '720h'),
     /** PEM file of the CA that signed the subnet-api's certificate; when set the link uses TLS. '' = plaintext. */
     tls_ca_file: v.optional(v.string(), ''),
     /** PEM client certificate for mTLS to the subnet-api (with tls_key_file; needs tls_ca_file). */

@@ -1,8 +1,9 @@
 /**
  * The doctor's checks of the local links and files: the executor (dial its TaskStream, read Hello and
  * Capabilities, then close the stream without assigning anything; skipped while a wcp daemon holds the store, as
- * that daemon owns the executor link), the subnet-api (its gRPC channel
- * becomes ready) — both over the TLS or mTLS their `tls_*` keys configure —, the store (its directory is writable and no other wcp holds it).
+ * that daemon owns the executor link), the subnet-api (one signed probe presign with a session like the daemon's:
+ * it must be the storage service and accept the worker's session) — both over the TLS or mTLS their `tls_*` keys
+ * configure —, the store (its directory is writable and no other wcp holds it).
  */
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -10,7 +11,10 @@ import type { ChannelCredentials, ClientDuplexStream, ServiceClientConstructor }
 import type { WcpConfig } from '../config/load.ts';
 import { errorText } from '../internal/errors.ts';
 import { channelCredentialsFor, readTlsMaterial } from '../internal/grpc-tls.ts';
-import { loadStorageBrokerService } from '../storage/broker.ts';
+import { createLogger } from '../internal/logger.ts';
+import { createPresignSigner, createStorageSession } from '../storage/auth.ts';
+import { createStorageBroker } from '../storage/broker.ts';
+import { classifyStorageFailure, describeRefusal } from '../storage/refusal.ts';
 import { checkStoreFile } from '../store/store.ts';
 import { loadExecutorService, PROTOCOL_VERSION, type WcpMessageWire } from '../taskstream/protocol.ts';
 import { parseExecutorMessage } from '../taskstream/validate.ts';
@@ -139,34 +143,55 @@ export function executorCheck(config: WcpConfig): Promise<CheckResult> {
   });
 }
 
-/** Whether the subnet-api's gRPC channel becomes ready. */
-export function subnetApiCheck(config: WcpConfig): Promise<CheckResult> {
+/**
+ * Whether the subnet-api is the storage service and accepts this worker: one probe presign (an object of no
+ * activity this worker holds), signed by a fresh session the wallet delegates for `subnet_api.session_ttl`, as
+ * `wcp run` does. A URL or a refusal about the object passes; a refusal of the worker fails with its cause and fix.
+ */
+export async function subnetApiCheck(config: WcpConfig): Promise<CheckResult> {
+  const name = 'subnet-api';
   const endpoint = config.subnetApi.grpcEndpoint;
   const sa = config.subnetApi;
-  let creds: ChannelCredentials;
+  let broker: ReturnType<typeof createStorageBroker>;
   try {
-    creds = channelCredentialsFor(
+    const creds = channelCredentialsFor(
       readTlsMaterial({ caFile: sa.tlsCaFile, certFile: sa.tlsCertFile, keyFile: sa.tlsKeyFile }, 'subnet_api'),
     );
-  } catch (e) {
-    return Promise.resolve(fail('subnet-api', errorText(e), 'fix the subnet_api.tls_* file paths and permissions'));
-  }
-  const Broker = loadStorageBrokerService();
-  const client = new Broker(endpoint, creds);
-  return new Promise((resolve) => {
-    client.waitForReady(Date.now() + PROBE_MS, (err) => {
-      client.close();
-      resolve(
-        err
-          ? fail(
-              'subnet-api',
-              `${endpoint}: not reachable (${err.message.slice(0, 120)})`,
-              'start the subnet-api (storage broker) and check subnet_api.grpc_endpoint; activities with blob inputs or outputs need it',
-            )
-          : pass('subnet-api', `${endpoint}: reachable`),
-      );
+    const session = createStorageSession({
+      walletKey: config.ethereum.privateKey.reveal(),
+      chainId: config.ethereum.chainId,
+      ttlMs: sa.sessionTtlMs,
     });
-  });
+    broker = createStorageBroker({
+      endpoint,
+      signer: createPresignSigner(session),
+      chainId: config.ethereum.chainId,
+      timeoutMs: PROBE_MS,
+      channelCredentials: creds,
+      logger: createLogger('doctor', { level: 'error', write: () => {} }),
+    });
+  } catch (e) {
+    return fail(name, errorText(e), 'fix the subnet_api.tls_* file paths and permissions');
+  }
+  try {
+    await broker.presign({ activityId: '0', key: 'wcp-storage-probe', method: 'GET', ttlSeconds: 60, probe: true });
+    return pass(name, `${endpoint}: the storage service answers and accepts the worker's session`);
+  } catch (e) {
+    const f = classifyStorageFailure(e);
+    if (f.kind === 'activity')
+      return pass(name, `${endpoint}: the storage service answers and accepts the worker's session`);
+    if (f.kind === 'worker') {
+      const { cause, fix } = describeRefusal(f.reason, endpoint);
+      return fail(name, `${cause} [${f.reason}]`, fix);
+    }
+    return fail(
+      name,
+      `${endpoint}: not reachable (${errorText(e).slice(0, 160)})`,
+      'start the subnet-api (storage broker) and check subnet_api.grpc_endpoint; activities with blob inputs or outputs need it',
+    );
+  } finally {
+    broker.close();
+  }
 }
 
 /** The pid of a live wcp holding the store's lock (`<store>.pid`), if any. */

@@ -10,7 +10,8 @@
  * only updates that number; one whose Completion this bridge already took is refused as `duplicate` (its verdict
  * is on its way).
  */
-import { WcpError, errorText } from '../internal/errors.ts';
+import { errorText } from '../internal/errors.ts';
+import { classifyStorageFailure } from '../storage/refusal.ts';
 import type { Logger } from '../internal/logger.ts';
 import { isActivityId, parseInputRef } from '../taskstream/refs.ts';
 import type { OutputDecl } from '../taskstream/validate.ts';
@@ -164,8 +165,12 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
     if (storageError !== undefined) {
       release();
       flow.emitCredits();
-      const retryable = !(storageError instanceof WcpError) || storageError.retryable;
-      return refuse(task, retryable ? 'storage_unavailable' : 'invalid_task', retryable, errorText(storageError));
+      // Only a refusal about this activity's own data fails it; an unreachable or worker-refusing service waits.
+      const f = classifyStorageFailure(storageError);
+      // An unsettled refusal (the chain may be mid-reorg) waits like an unreachable service.
+      const reason =
+        f.kind === 'activity' ? 'invalid_task' : f.kind === 'worker' ? 'storage_refused' : 'storage_unavailable';
+      return refuse(task, reason, f.kind !== 'activity', errorText(storageError));
     }
     if (entry.cancelReason !== undefined) {
       c.reserved -= 1;

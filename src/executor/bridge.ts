@@ -89,6 +89,8 @@ export interface ExecutorBridgeStatus {
   last_error: WireError | undefined;
   /** Whether the storage service answers; undefined without a broker or before the first answer. */
   storage_available: boolean | undefined;
+  /** Why the storage service refuses the worker, while it does. */
+  storage_refused: string | undefined;
 }
 
 /** wcp's end of the TaskStream; see the module doc. */
@@ -108,7 +110,16 @@ export interface ExecutorBridge {
 export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridge {
   const logger = opts.logger;
   const presignMaxTtlSeconds = opts.presignMaxTtlSeconds ?? 3600;
-  const events = createBridgeEvents(opts.emit, logger);
+  // A state event says whether the first storage answer is still awaited (the claim gate waits for it).
+  const events = createBridgeEvents(
+    (msg) =>
+      opts.emit(
+        msg.type === 'state' && opts.broker !== undefined && health.state() === undefined
+          ? { ...msg, storage_pending: true }
+          : msg,
+      ),
+    logger,
+  );
   const tasks = createTaskTable();
   const connection = createConnection({
     endpoint: opts.endpoint,
@@ -226,7 +237,8 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
       draining: flow.draining(),
       connects: connection.connects(),
       last_error: connection.lastError(),
-      storage_available: health.available(),
+      storage_available: health.state() === undefined ? undefined : health.state() === 'up',
+      storage_refused: health.refusal(),
     };
   }
 

@@ -3,7 +3,10 @@
  * Plain structured-cloneable objects; errors cross as `{ code, message, retryable }`.
  */
 import type { WireError } from '../internal/errors.ts';
+import type { StorageRefusalReason } from '../storage/refusal.ts';
 import type { CompletionResult } from '../taskstream/types.ts';
+
+export type { StorageRefusalReason } from '../storage/refusal.ts';
 
 /** One activity to run, as the supervisor knows it. */
 export interface TaskSpec {
@@ -52,9 +55,10 @@ export type AssignRejectReason =
   | 'no_credits' // retryable: executor or max_inflight full
   | 'draining' // retryable: the bridge is draining/stopping (offer it after restart)
   | 'storage_unavailable' // retryable: presigning input/output URLs failed transiently
+  | 'storage_refused' // retryable: the storage service refuses the worker itself (wait for the operator's fix)
   | 'unsupported_type' // not retryable on this executor: its Capabilities do not list the type
   | 'duplicate' // not retryable: this activity id is already in flight
-  | 'invalid_task' // not retryable: malformed id / input_ref / storage refused
+  | 'invalid_task' // not retryable: malformed id / input_ref / storage refused this activity's data
   | 'expired'; // not retryable: deadline_unix_ms already passed
 
 export type ExecutorEvent =
@@ -65,6 +69,11 @@ export type ExecutorEvent =
       activity_types?: string[];
       /** Of `activity_types`, those that declare outputs: running them needs the storage service (presigned URLs). */
       storage_types?: string[];
+      /**
+       * Set while the bridge has a storage broker whose first answer is still awaited: claims of work that needs
+       * storage wait for it (a start against a refusing service claims nothing).
+       */
+      storage_pending?: boolean;
       /** Human-readable cause of the change (e.g. why the stream dropped). */
       detail?: string;
       /** Set when the change was caused by an error (e.g. EXECUTOR_PROTOCOL on a version mismatch). */
@@ -95,8 +104,12 @@ export type ExecutorEvent =
    * attempts remain, else fails the activity on chain with `reason`.
    */
   | { type: 'completionRejected'; activity_id: string; attempt: number; code: string; reason: string }
-  /** Whether the storage service answers (presigning works); claims of work that needs storage wait while not. */
-  | { type: 'storage'; available: boolean; detail?: string }
+  /**
+   * Whether the storage service answers as it should (presigning works); claims of work that needs storage, and
+   * dispatches of such claimed work, wait while not. `refused` names why the service refuses the worker itself
+   * (absent while it is merely unreachable).
+   */
+  | { type: 'storage'; available: boolean; refused?: StorageRefusalReason; detail?: string }
   /**
    * After a (re)connect: of the tasks the bridge had in flight, which the executor still holds and which it lost
    * (the supervisor re-offers the lost ones). Sent on every handshake that follows a previous connection or

@@ -22,6 +22,8 @@ export interface StorageBrokerLike {
     method: 'GET' | 'PUT';
     contentType?: string;
     ttlSeconds?: number;
+    /** A health probe (its expected refusal is not worth a warning). */
+    probe?: boolean;
   }): Promise<{ url: string; method: string; expiresAtMs: number; headers: Record<string, string> }>;
   close(): void;
 }

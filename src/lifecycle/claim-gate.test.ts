@@ -112,6 +112,45 @@ describe('claim gate: claim only what can run now', () => {
     expect(claimed()).toEqual(['2', '1']);
   });
 
+  test('a storage service refusing the worker pauses claims needing storage as storage_refused', async () => {
+    const { link, gate, claim, job, claimed, paused } = setup();
+    link.onState({ type: 'state', state: 'ready', activity_types: ['echo', 'render'], storage_types: ['render'] });
+    link.setStorage(false, { reason: 'session_ttl_too_long', detail: 'delegation_too_long: …' });
+    await job('1', { activity_type: 'render' });
+    await claim.run(true);
+    expect(claimed()).toEqual([]);
+    expect(gate.reason()).toBe('storage_refused');
+    expect(await paused('storage_refused')).toBe(1);
+    expect(await paused('storage_unavailable')).toBe(0);
+    link.setStorage(false);
+    await claim.run(true);
+    expect(gate.reason()).toBe('storage_unavailable');
+    link.setStorage(true);
+    await claim.run(true);
+    expect(claimed()).toEqual(['1']);
+    expect(await paused('storage_refused')).toBe(0);
+  });
+
+  test("until the storage service's first answer, work needing storage waits (no pause recorded)", async () => {
+    const { link, gate, claim, job, claimed } = setup();
+    link.onState({
+      type: 'state',
+      state: 'ready',
+      activity_types: ['render'],
+      storage_types: ['render'],
+      storage_pending: true,
+    });
+    expect(link.storage().state).toBe('pending');
+    await job('1', { activity_type: 'render' });
+    await claim.run(true);
+    expect(claimed()).toEqual([]);
+    expect(gate.reason()).toBeNull();
+    link.setStorage(false, { reason: 'not_storage_service', detail: 'UNIMPLEMENTED' });
+    await claim.run(true);
+    expect(claimed()).toEqual([]);
+    expect(gate.reason()).toBe('storage_refused');
+  });
+
   test('a job recorded without its type (from chain events) has it read from the chain first', async () => {
     const { store, rpc, link, claim, job, claimed } = setup();
     link.onState({ type: 'state', state: 'ready', activity_types: ['echo'] });

@@ -2,8 +2,11 @@
  * The claim gate: claim only what can run now. A claim is allowed while the executor link is ready (connected and
  * handshaken; the built-in no-op test executor counts), has free credits beyond the claimed records already waiting
  * for it, serves the activity's type, and — when the activity needs storage (a `blob:` input, or a type whose
- * outputs the executor declares: its run gets presigned upload URLs) — the storage service answers. Otherwise claims
- * pause: the reason is logged at warn once per change and shown by the `wcp_claims_paused{reason}` gauge.
+ * outputs the executor declares: its run gets presigned upload URLs) — the storage service answers as it should:
+ * not while it is unreachable (`storage_unavailable`), refuses the worker itself (`storage_refused`: wrong
+ * service, session refused), or has not answered its first probe yet (a short wait, no reason recorded).
+ * Otherwise claims pause: the reason is logged at warn once per change and shown by the `wcp_claims_paused{reason}`
+ * gauge.
  * Claim jobs recorded without their type (from chain events) have it read from the chain first, once.
  */
 import { getHeader, readActivities } from '../chain/reads.ts';
@@ -14,12 +17,18 @@ import type { LinkView } from './link.ts';
 import { listHeld } from './records.ts';
 
 /** Why claims are paused. */
-export type ClaimPause = 'executor_not_ready' | 'no_executor_credits' | 'unsupported_type' | 'storage_unavailable';
+export type ClaimPause =
+  | 'executor_not_ready'
+  | 'no_executor_credits'
+  | 'unsupported_type'
+  | 'storage_unavailable'
+  | 'storage_refused';
 const REASONS: readonly ClaimPause[] = [
   'executor_not_ready',
   'no_executor_credits',
   'unsupported_type',
   'storage_unavailable',
+  'storage_refused',
 ];
 
 export interface ClaimGate {
@@ -89,12 +98,18 @@ export function createClaimGate(
         return 0;
       }
       // Claimed records not yet dispatched (and claims in flight) will take credits first.
-      const waiting = listHeld(store).filter(
+      const waitingRecords = listHeld(store).filter(
         (r) => r.state === 'claiming' || (r.state === 'claimed' && !link.holds(r.activity_id)),
-      ).length;
+      );
+      const waiting = waitingRecords.length;
       const free = deps.credits() - waiting;
       if (free <= 0) {
-        set('no_executor_credits', { credits: deps.credits(), waiting });
+        // Claimed work held back by storage is what stops claims then, not a busy executor.
+        const storage = link.storage().state;
+        const onStorage =
+          (storage === 'down' || storage === 'refused') && waitingRecords.some((r) => needsStorage(r, link));
+        if (onStorage) set(storage === 'refused' ? 'storage_refused' : 'storage_unavailable', { waiting });
+        else set('no_executor_credits', { credits: deps.credits(), waiting });
         return 0;
       }
       return free;
@@ -103,22 +118,32 @@ export function createClaimGate(
       const known = await readTypes(jobs);
       let noStorage = 0;
       let unserved = 0;
+      const storage = link.storage();
       const ok = known.filter((j) => {
         if (!link.serves(j.activity_type ?? '')) {
           unserved++;
           return false;
         }
-        if (needsStorage(j, link) && !link.storageAvailable()) {
+        if (needsStorage(j, link) && storage.state !== 'up') {
           noStorage++;
           return false;
         }
         return true;
       });
+      // Its first answer is due within a round trip: wait without calling it a pause.
+      if (ok.length === 0 && noStorage > 0 && storage.state === 'pending') return ok;
       if (ok.length === 0 && jobs.length > 0) {
-        set(noStorage > 0 ? 'storage_unavailable' : 'unsupported_type', {
+        const reason =
+          noStorage === 0
+            ? 'unsupported_type'
+            : storage.state === 'refused'
+              ? 'storage_refused'
+              : 'storage_unavailable';
+        set(reason, {
           jobs: jobs.length,
           unsupported_type: unserved,
           needing_storage: noStorage,
+          ...(storage.state === 'refused' ? { storage_refusal: storage.reason } : {}),
         });
       }
       return ok;

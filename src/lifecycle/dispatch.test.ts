@@ -105,6 +105,35 @@ describe('dispatch step', () => {
     expect(finished).toEqual(['1:failing']);
   });
 
+  test('a storage service refusing the worker: claimed work needing storage waits (never failed), then runs', async () => {
+    const { store, executor, dispatch, onExecutor, finished, link } = setup();
+    await store.transact((tx) => {
+      tx.put(inflightKey('1'), { ...held('1', 'claimed'), input_ref: 'blob:seed/in.mp4' });
+      tx.put(inflightKey('2'), held('2', 'claimed')); // json input, no declared outputs: needs no storage
+    });
+    dispatch.setCredits(5);
+    await onExecutor({
+      type: 'storage',
+      available: false,
+      refused: 'not_storage_service',
+      detail: 'grpc status UNIMPLEMENTED',
+    });
+    expect(link.storage()).toMatchObject({ state: 'refused', reason: 'not_storage_service' });
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual(['2']);
+    // An assignment the bridge refused for the same cause goes back to claimed, its dispatch not counted.
+    await onExecutor({ type: 'assignRejected', activity_id: '2', reason: 'storage_refused', retryable: true });
+    expect(store.get(inflightKey('2'), InflightSchema)).toMatchObject({ state: 'claimed', refused_dispatches: 1 });
+    dispatch.forget('2');
+    for (let i = 0; i < 3; i++) await dispatch.run(true);
+    expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claimed');
+    expect(finished).toEqual([]);
+    await onExecutor({ type: 'storage', available: true });
+    await dispatch.run(true);
+    expect(executor.assigned).toEqual(['2', '2', '1']);
+    expect(finished).toEqual([]);
+  });
+
   test('a completion of an earlier attempt is ignored; the current one moves the record to completing', async () => {
     const { store, onExecutor, finished } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'running'), dispatch_attempts: 2 }));

@@ -1,7 +1,8 @@
 /**
  * The dispatch step: offers claimed activities to the executor, as many as it has credits for. A record is ready
- * when its details are read from the chain, no tx is in flight for it, it has not expired, and its retry delay
- * (after a retryable refusal or failure) has passed. Each dispatch's attempt number is committed (one store
+ * when its details are read from the chain, no tx is in flight for it, it has not expired, its retry delay
+ * (after a retryable refusal or failure) has passed, and — when its run needs storage — the storage service
+ * answers (while it is down or refuses the worker, claimed work waits, heartbeated, instead of being failed). Each dispatch's attempt number is committed (one store
  * transaction per round) before its assignment is sent, and never lowered afterwards.
  *
  * An activity the executor already holds (its Resync listed it: e.g. wcp restarted, or the record was rebuilt from
@@ -12,6 +13,7 @@ import type { TaskSpec } from '../executor/messages.ts';
 import type { Inflight } from '../store/records.ts';
 import type { LifecycleContext } from './context.ts';
 import { expiredNow } from './expiry.ts';
+import { needsStorage } from './claim-gate.ts';
 import type { LinkView } from './link.ts';
 import { listHeld, transitionMany } from './records.ts';
 
@@ -82,6 +84,7 @@ export function createDispatchStep(
         }
         if (ready.length >= credits) continue;
         if ((after.get(r.activity_id) ?? 0) > t) continue;
+        if (!deps.link.storageAvailable() && needsStorage(r, deps.link)) continue;
         ready.push(r.activity_id);
       }
       // Marked as assigned here BEFORE the store says `assigned`: a Resync handled while the commit resolves must

@@ -109,13 +109,24 @@ export function createExecutorEvents(
         } else if (becameReady && !resynced) await reconcileHeld([], [], []);
         break;
       }
-      case 'storage':
-        if (ev.available !== link.storageAvailable())
-          log.warn(ev.available ? 'storage service answers again' : 'storage service unavailable', {
+      case 'storage': {
+        const was = link.storage();
+        link.setStorage(
+          ev.available,
+          ev.refused !== undefined ? { reason: ev.refused, detail: ev.detail ?? '' } : undefined,
+        );
+        const now = link.storage();
+        if (now.state === 'up' && (was.state === 'down' || was.state === 'refused'))
+          log.warn('storage service answers again', {});
+        else if (now.state === 'down' && was.state !== 'down')
+          log.warn('storage service unavailable', { ...(ev.detail ? { detail: ev.detail } : {}) });
+        else if (now.state === 'refused' && (was.state !== 'refused' || was.reason !== now.reason))
+          log.warn('storage service refuses this worker: claims and dispatches needing storage wait', {
+            reason: now.reason,
             ...(ev.detail ? { detail: ev.detail } : {}),
           });
-        link.setStorage(ev.available);
         break;
+      }
       case 'accepted':
         break;
       case 'progress':

@@ -4,9 +4,14 @@
  * running, or finished with a Completion not yet acknowledged). In memory only: a wcp restart learns it again from
  * the bridge's first `state` / `resync` / `storage` events.
  */
-import type { ExecutorEvent } from '../executor/messages.ts';
+import type { ExecutorEvent, StorageRefusalReason } from '../executor/messages.ts';
 
 type StateEvent = Extract<ExecutorEvent, { type: 'state' }>;
+
+/** The storage service as the lifecycle knows it: `pending` until the bridge's first answer (when it has a broker). */
+export type StorageView =
+  | { state: 'up' | 'down' | 'pending' }
+  | { state: 'refused'; reason: StorageRefusalReason; detail: string };
 
 /** The executor link as the lifecycle sees it. */
 export interface LinkView {
@@ -16,8 +21,10 @@ export interface LinkView {
   serves(type: string): boolean;
   /** The activity types the executor's Capabilities listed. */
   types(): string[];
-  /** The storage service answers (true until a `storage` event says otherwise). */
+  /** The storage service answers (true until a `storage` event, or a state event saying it is pending, says otherwise). */
   storageAvailable(): boolean;
+  /** What is known of the storage service. */
+  storage(): StorageView;
   /** Runs of `type` need the storage service (the executor declares outputs for it). */
   typeNeedsStorage(type: string): boolean;
   /** The executor said (in its last Resync) it holds `id`: a dispatch must be a re-offer, never a new run. */
@@ -28,7 +35,8 @@ export interface LinkView {
   setHeld(ids: readonly string[]): void;
   /** Applies a `state` event; returns true when the link just became ready (a new connection). */
   onState(ev: StateEvent): boolean;
-  setStorage(available: boolean): void;
+  /** Applies a `storage` event: available, else refused (with the reason and the service's words) or down. */
+  setStorage(available: boolean, refusal?: { reason: StorageRefusalReason; detail: string }): void;
 }
 
 /** A link that is not ready, serves nothing and holds nothing; storage counts as available until told otherwise. */
@@ -36,13 +44,14 @@ export function createLinkView(): LinkView {
   let ready = false;
   let types = new Set<string>();
   let storageTypes = new Set<string>();
-  let storage = true;
+  let storage: StorageView = { state: 'up' };
   let held = new Set<string>();
   return {
     ready: () => ready,
     serves: (type) => types.has('*') || types.has(type),
     types: () => [...types],
-    storageAvailable: () => storage,
+    storageAvailable: () => storage.state === 'up',
+    storage: () => storage,
     typeNeedsStorage: (type) => storageTypes.has(type),
     holds: (id) => held.has(id),
     release: (id) => void held.delete(id),
@@ -56,10 +65,16 @@ export function createLinkView(): LinkView {
         types = new Set(ev.activity_types);
         storageTypes = new Set(ev.storage_types ?? []);
       }
+      if (ev.storage_pending === true && storage.state === 'up') storage = { state: 'pending' };
       return ready && !was;
     },
-    setStorage(available) {
-      storage = available;
+    setStorage(available, refusal) {
+      storage = available ? { state: 'up' } : refusal ? { state: 'refused', ...refusal } : { state: 'down' };
     },
   };
+}
+
+/** The refusal in a storage view, for status reports; null unless the service refuses the worker. */
+export function storageRefused(v: StorageView): { reason: string; detail: string } | null {
+  return v.state === 'refused' ? { reason: v.reason, detail: v.detail } : null;
 }

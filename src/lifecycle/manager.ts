@@ -43,7 +43,7 @@ import {
 } from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { createCompletions } from './completions.ts';
-import { createLinkView } from './link.ts';
+import { createLinkView, storageRefused } from './link.ts';
 import { listHeld } from './records.ts';
 import { createRecheckStep } from './recheck.ts';
 import { pruneDone } from './retention.ts';
@@ -95,7 +95,13 @@ export interface ActivityManager {
     last_tick_ms: number;
     /** Why claims are paused (no executor, no credits, type not served, storage down), or null. */
     claims_paused: string | null;
-    executor: { ready: boolean; types: string[]; storage_available: boolean };
+    executor: {
+      ready: boolean;
+      types: string[];
+      storage_available: boolean;
+      /** Why the storage service refuses the worker (a refusal reason and the service's words), or null. */
+      storage_refused: { reason: string; detail: string } | null;
+    };
   };
 }
 
@@ -318,7 +324,12 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
         chain_now_s: clock.nowS(),
         last_tick_ms: state === 'running' || state === 'draining' ? lastTickMs : now(),
         claims_paused: gate.reason(),
-        executor: { ready: link.ready(), types: link.types(), storage_available: link.storageAvailable() },
+        executor: {
+          ready: link.ready(),
+          types: link.types(),
+          storage_available: link.storageAvailable(),
+          storage_refused: storageRefused(link.storage()),
+        },
       };
     },
   };

@@ -14,6 +14,7 @@ import { WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { PresignSigner } from './auth.ts';
 import { decideAccess, type EntitlementChain, isUnsettledRefusal } from './entitlement.ts';
+import { storageRefused } from './refusal.ts';
 import {
   activityIdProblem,
   delegationToWire,
@@ -62,6 +63,8 @@ export interface PresignParams {
   ttlSeconds?: number;
   /** Cancels the call (rejects with STORAGE_UNAVAILABLE, retryable). */
   signal?: AbortSignal;
+  /** A health probe: its refusal is an expected answer, so failures are logged at debug, not warn. */
+  probe?: boolean;
 }
 
 export interface StorageBroker {
@@ -71,8 +74,10 @@ export interface StorageBroker {
    *   or the chain read of a confinement check failed;
    * - `STORAGE_CHAIN_UNSETTLED` (retryable): the local check found an activity the chain does not know; it may be
    *   mid-reorg, so the same access is refused this way until `chainSettleMs` after its first refusal;
+   * - `STORAGE_REFUSED` (retryable once the cause is fixed): the service refuses this worker whatever the activity
+   *   — not the storage service, the session or signature refused, an expired session (refusal.ts names why);
    * - `STORAGE_DENIED` (not retryable): invalid parameters or an access the activity is not entitled to (both
-   *   checked locally first), an expired session, or the subnet-api refused;
+   *   checked locally first), or the subnet-api refused this request's data;
    * - `STORAGE_BAD_RESPONSE` (not retryable): the answer failed validation (bad URL, expired, wrong method …).
    */
   presign(params: PresignParams): Promise<PresignedUrl>;
@@ -139,15 +144,14 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
       signal?.addEventListener('abort', onAbort, { once: true });
     });
 
-  /** Throws STORAGE_DENIED once the delegation expired; warns once when it nears its end. */
+  /** Throws STORAGE_REFUSED once the delegation expired; warns once when it nears its end. */
   const checkSession = (nowMs: number): void => {
     if (delegation === undefined) return;
     const left = delegation.expiresAtMs - nowMs;
     if (left <= 0) {
-      throw new WcpError('STORAGE_DENIED', 'Storage session delegation expired: restart wcp to renew it', {
-        retryable: false,
-        details: [`expired at ${new Date(delegation.expiresAtMs).toISOString()} (subnet_api.session_ttl)`],
-      });
+      throw storageRefused('session_expired', 'Storage session delegation expired: restart wcp to renew it', [
+        `expired at ${new Date(delegation.expiresAtMs).toISOString()} (subnet_api.session_ttl)`,
+      ]);
     }
     if (left < SESSION_WARN_MS && !warnedExpiry) {
       warnedExpiry = true;
@@ -225,7 +229,7 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
         if (!direct) await checkAccess(p, acting);
       } catch (e) {
         const err = e as WcpError;
-        log.warn('Presign refused locally.', { ...fields, code: err.code, error: err.message });
+        (p.probe ? log.debug : log.warn)('Presign refused locally.', { ...fields, code: err.code, error: err.message });
         throw e;
       }
       const ttlSeconds = p.ttlSeconds ?? DEFAULT_TTL_S;
@@ -263,7 +267,12 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
         res = await call(req, p.signal);
       } catch (e) {
         const err = mapGrpcError(e, opts.endpoint);
-        log.warn('Presign failed.', { ...fields, code: err.code, retryable: err.retryable, error: err.message });
+        (p.probe ? log.debug : log.warn)('Presign failed.', {
+          ...fields,
+          code: err.code,
+          retryable: err.retryable,
+          error: err.message,
+        });
         throw err;
       }
       const presigned = validateResponse(res, p.method, ttlSeconds, now());

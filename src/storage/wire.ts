@@ -6,6 +6,7 @@
 import { type GrpcObject, type ServiceClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
 import { WcpError } from '../internal/errors.ts';
 import { loadProtoText } from '../internal/proto.ts';
+import { storageRefused, workerRefusalOfGrpc } from './refusal.ts';
 import type { SessionDelegation } from './auth.ts';
 import storageProtoText from '../../proto/storage/v1/storage.proto' with { type: 'text' };
 
@@ -170,6 +171,10 @@ export function paramProblem(p: {
   return null;
 }
 
+/**
+ * A failed call as a WcpError: STORAGE_UNAVAILABLE (retryable statuses), STORAGE_REFUSED (about the worker, see
+ * refusal.ts) or STORAGE_DENIED (about the request's data).
+ */
 export function mapGrpcError(e: unknown, endpoint: string): WcpError {
   const se = e as Partial<ServiceError>;
   const code = typeof se.code === 'number' ? se.code : status.UNKNOWN;
@@ -190,6 +195,15 @@ export function mapGrpcError(e: unknown, endpoint: string): WcpError {
       details: [`grpc status ${name}: ${detail}`],
       cause: e,
     });
+  }
+  const refusal = workerRefusalOfGrpc(code, detail);
+  if (refusal !== null) {
+    return storageRefused(
+      refusal,
+      `Subnet-api storage broker at ${endpoint} refuses this worker (${name})`,
+      [`grpc status ${name}: ${detail}`],
+      e,
+    );
   }
   return new WcpError('STORAGE_DENIED', `Subnet-api storage broker refused the request (${name})`, {
     retryable: false,

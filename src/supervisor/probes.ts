@@ -14,6 +14,7 @@ import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
 import { displayUrl } from '../internal/redact.ts';
 import type { ActivityManager } from '../lifecycle/manager.ts';
+import { describeRefusal, type StorageRefusalReason } from '../storage/refusal.ts';
 import type { Store } from '../store/store.ts';
 import { summarizeStore } from '../store/summary.ts';
 import type { TxManager } from '../txmgr/index.ts';
@@ -207,6 +208,7 @@ export function createProbes(s: ProbeSources): Probes {
                 fix: `start the executor (the WEP) on ${config.executor.endpoint}`,
               },
         );
+        if (m) checks.push(subnetApiReady(m.executor, config.subnetApi.grpcEndpoint));
       }
       const state = s.state();
       checks.push(
@@ -245,4 +247,26 @@ export function createProbes(s: ProbeSources): Probes {
     },
   };
   return probes;
+}
+
+/**
+ * The `subnet-api` readiness check: failing while the storage service refuses the worker itself (with the cause
+ * and the fix) or cannot be reached; work needing storage is neither claimed nor dispatched meanwhile.
+ */
+export function subnetApiReady(
+  ex: { storage_available: boolean; storage_refused: { reason: string; detail: string } | null },
+  endpoint: string,
+): ReadyCheck {
+  const name = 'subnet-api';
+  if (ex.storage_available) return { name, ok: true, detail: `${endpoint}: storage service answers` };
+  if (ex.storage_refused) {
+    const { cause, fix } = describeRefusal(ex.storage_refused.reason as StorageRefusalReason, endpoint);
+    return { name, ok: false, detail: `${cause} [${ex.storage_refused.reason}]: ${ex.storage_refused.detail}`, fix };
+  }
+  return {
+    name,
+    ok: false,
+    detail: `${endpoint}: storage service not answering`,
+    fix: 'start the subnet-api (storage broker) and check subnet_api.grpc_endpoint',
+  };
 }

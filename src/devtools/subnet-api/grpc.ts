@@ -3,7 +3,9 @@
  * signed with the server's secret. It checks what the real subnet-api is expected to, in this order:
  * 1. the wire: protocol version, worker address, namespace (`activity_id`), acting activity, key, method;
  * 2. who asks (src/storage/auth.ts): the request signature by the delegated session key (or by worker_address
- *    itself), the wallet's delegation (this chain, live), the request's expiry and a fresh nonce → UNAUTHENTICATED;
+ *    itself), the wallet's delegation (this chain, live, no longer than `maxSessionTtlMs`), the request's expiry
+ *    and a fresh nonce → UNAUTHENTICATED, its details starting with the verifier's reason code
+ *    (`delegation_too_long: …`), which wcp reads (src/storage/refusal.ts);
  * 3. what they may touch (src/storage/entitlement.ts) → PERMISSION_DENIED:
  *    - an owner's direct request (no acting activity) to a non-activity namespace: GET only by its owner, PUT by
  *      its owner or, for a namespace nobody owns yet, by anyone (who becomes its owner);
@@ -60,6 +62,8 @@ export interface BrokerServiceOptions {
   now: () => number;
   /** The chain id signed requests and delegations must name. */
   chainId: number;
+  /** Longest session delegation accepted, ms. */
+  maxSessionTtlMs: number;
   /** On-chain holder and entitlement checks; without it `authorize` decides. */
   chain: EntitlementChain | undefined;
   authorize: (req: PresignAuthRequest) => boolean;
@@ -116,7 +120,7 @@ export function createBrokerService(opts: BrokerServiceOptions): UntypedServiceI
         expiresAtMs: Number(r.auth_expires_at_unix_ms ?? 0),
         ...(r.delegation ? { delegation: delegationFromWire(r.delegation) } : {}),
       },
-      { chainId: opts.chainId, nowMs },
+      { chainId: opts.chainId, nowMs, maxDelegationTtlMs: opts.maxSessionTtlMs },
     );
     if (!verdict.ok) throw new Refusal(status.UNAUTHENTICATED, `${verdict.reason}: ${verdict.message}`);
     if (!nonces.fresh(r.auth_nonce, Number(r.auth_expires_at_unix_ms), nowMs))

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
 import { createRpcTransport } from '../../chain/transport.ts';
 import { createLogger, type Logger } from '../../internal/logger.ts';
+import { MAX_DELEGATION_TTL_MS } from '../../storage/auth.ts';
 import { createEntitlementChain, type EntitlementChain } from '../../storage/entitlement.ts';
 import { loadStorageBrokerService } from '../../storage/wire.ts';
 import { createBlobStore } from './blob-store.ts';
@@ -40,6 +41,11 @@ export interface DevSubnetApiOptions {
   defaultTtlS?: number;
   /** Largest PUT body, bytes (default 1 GiB). */
   maxPutBytes?: number;
+  /**
+   * Longest storage session (the wallet's delegation) accepted, seconds (default 31 days, the protocol's limit);
+   * a longer one is refused with UNAUTHENTICATED `delegation_too_long: …`.
+   */
+  maxSessionTtlS?: number;
   /** Clock seam, Unix ms (default Date.now): tests move it to expire URLs without sleeping. */
   now?: () => number;
   /**
@@ -135,6 +141,7 @@ export async function startDevSubnetApi(opts: DevSubnetApiOptions): Promise<DevS
       maxPutBytes,
       now,
       chainId: opts.chain?.chainId ?? opts.chainId ?? 31337,
+      maxSessionTtlMs: opts.maxSessionTtlS !== undefined ? opts.maxSessionTtlS * 1000 : MAX_DELEGATION_TTL_MS,
       chain,
       authorize: opts.authorize ?? (() => true),
       owners,
