@@ -9,7 +9,11 @@
  * its start-up checks, so a task dispatched after them finds its code ready.
  */
 import { workerData } from 'node:worker_threads';
+import { registerSecrets } from '../internal/redact.ts';
 import type { ExecutorTaskOptions, WorkerBootData, WorkerTask } from './messages.ts';
+
+// The redaction registry is per thread: the supervisor's secrets are registered before any component can log.
+registerSecrets((workerData as Partial<WorkerBootData> | null)?.secrets);
 
 /** `f`, called at most once: the first call's promise is every call's. */
 function once<T>(f: () => Promise<T>): () => Promise<T> {
@@ -42,6 +46,7 @@ for (const kind of (workerData as Partial<WorkerBootData> | null)?.preload ?? []
   void LOADERS[kind]?.().catch(() => {});
 
 export default async function workerEntry(task: WorkerTask): Promise<void> {
+  registerSecrets(task.secrets);
   switch (task.kind) {
     case 'poller': {
       const { runPollerWorker } = await LOADERS.poller();
