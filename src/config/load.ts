@@ -7,7 +7,7 @@
  * A bad config throws one `CONFIG_INVALID` error listing every bad field, the value it got and what it wanted.
  * The private key is wrapped in a `Secret` and registered for redaction before anything can print it.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
