@@ -3,7 +3,8 @@
  * JSON-RPC server (written here) forwards to anvil until told to echo; then it answers every call with an HTTP 404
  * "Cannot POST <path>?<query> (auth <user:password>)" or a JSON-RPC error "invalid api key …" naming them, so the
  * poller, the reconciler and the supervisor all meet the secrets in error text. Secrets sit in user info, password,
- * path and query of `rpc_url`, `rpc_urls` and `ws_url`, several shorter than 8 characters. Every byte wcp writes is
+ * path and query of `rpc_url`, `rpc_urls` and `ws_url`, several shorter than 8 characters, and a key is pasted into
+ * `scheduler.queue_name` (which the poller's thread logs). Every byte wcp writes is
  * scanned: stdout and stderr of two daemons (JSON and pretty logs), `/status`, `/readyz`, `/metrics`, `doctor`
  * (text and JSON) and `config check` (TOML and JSON). Config refusals that must not echo a URL, and a plaintext
  * remote subnet-api, are checked on the same binary.
@@ -31,6 +32,8 @@ const SECRETS = {
   wsPassword: 'wsp2x',
   wsToken: 'wstk77',
   wsKey: 'wsk88',
+  /** A key pasted into `scheduler.queue_name`: the poller's thread logs the queue name. */
+  pastedKey: 'c0ffee11c0ffee11c0ffee11c0ffee11c0ffee11c0ffee11c0ffee11c0ffee11',
 };
 
 interface EchoServer {
@@ -177,7 +180,12 @@ test('an endpoint echoing its secrets: no thread, log format, operator endpoint,
   const pretty = startWcp(
     sb,
     ['run'],
-    wcpEnv(me, settings, { WCP__STORE__PATH: 'pretty.db', WCP_LOG_FORMAT: 'pretty', WCP_LOG_LEVEL: 'debug' }),
+    wcpEnv(me, settings, {
+      WCP__STORE__PATH: 'pretty.db',
+      WCP_LOG_FORMAT: 'pretty',
+      WCP_LOG_LEVEL: 'debug',
+      WCP__SCHEDULER__QUEUE_NAME: SECRETS.pastedKey,
+    }),
   );
   procs.push(json, pretty);
   await Promise.all([json.waitFor(/poller started/, 60_000), pretty.waitFor(/poller started/, 60_000)]);
@@ -232,7 +240,7 @@ test('an endpoint echoing its secrets: no thread, log format, operator endpoint,
   expect(server.echoed()).toBeGreaterThan(4);
   // The echo did reach the output, masked (the worker threads' warnings carry it).
   expect(json.output().includes('Cannot POST /v3/[REDACTED]?apikey=[REDACTED]')).toBe(true);
-  expect(pretty.output().includes('[REDACTED]')).toBe(true);
+  expect(pretty.output().includes('[poller] poller started queue=[REDACTED]')).toBe(true);
   expect(doctorCodes).toEqual([1, 1]);
   expect(check.code).toBe(0);
 }, 120_000);

@@ -5,7 +5,9 @@
  *   2. `configs/{ENVIRONMENT}.toml` under `WCP_CONFIG_DIR` or the working directory (ENVIRONMENT default `local`);
  *   3. for `local` only, the copy of `configs/local.toml` embedded in the binary.
  * A bad config throws one `CONFIG_INVALID` error listing every bad field, the value it got and what it wanted.
- * The private key is wrapped in a `Secret` and registered for redaction before anything can print it.
+ * The private key is wrapped in a `Secret` and registered for redaction before anything can print it. A refused URL
+ * field is shown only masked (`maskUrlText`); a path field naming no file is registered as a secret (it may be a
+ * password pasted into the wrong field).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';

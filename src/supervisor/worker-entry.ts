@@ -6,7 +6,8 @@
  * thread never evaluates grpc-js, the protos or the storage broker, and the executor's thread never evaluates the
  * reconciler. In the bundle a dynamic import of our own module is a lazy initialiser, so this is evaluation saved
  * per thread. The components named in `workerData.preload` start loading at boot, while the supervisor still runs
- * its start-up checks, so a task dispatched after them finds its code ready.
+ * its start-up checks, so a task dispatched after them finds its code ready. The supervisor's secrets
+ * (`workerData.secrets`, and each task's `secrets`) are registered with this thread's redactor before anything runs.
  */
 import { workerData } from 'node:worker_threads';
 import { registerSecrets } from '../internal/redact.ts';
