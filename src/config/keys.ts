@@ -4,13 +4,16 @@
  *   2. `ethereum.wallet_private_key` (file or `WCP__ETHEREUM__WALLET_PRIVATE_KEY`): raw hex, for development;
  *   3. `ethereum.wallet_key_file`: a file holding the raw hex.
  * Key, keystore and password files that group or others may read are refused (`chmod 600` fixes it) unless
- * `ethereum.allow_insecure_key_files` is set. The key and the password are registered for redaction before any
- * check can print them; errors name the field and the file, never the value.
+ * `ethereum.allow_insecure_key_files` is set; so are the TLS client keys (`executor.tls_key_file`,
+ * `subnet_api.tls_key_file`) and a config file holding `wallet_private_key` (`fileModeProblems`). The key and the
+ * password are registered for redaction before any check can print them; errors name the field and the file, never
+ * the value, and a path that names no file is not shown either (it may be a secret pasted into the wrong field).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { Wallet } from 'ethers';
 import { WcpError } from '../internal/errors.ts';
+import { EMBEDDED_CONFIGS } from './embedded.ts';
 import { registerSecret } from '../internal/redact.ts';
 import type { ConfigFile } from './schema.ts';
 import { Secret } from './secret.ts';
@@ -20,6 +23,61 @@ const invalid = (detail: string) => new WcpError('CONFIG_INVALID', 'config is in
 /** The password a password file holds: its first line (without the line break); the rest of the file is ignored. */
 export function passwordFromFile(text: string): string {
   return text.split(/\r?\n/, 1)[0] ?? '';
+}
+
+const modeText = (mode: number): string => (mode & 0o777).toString(8).padStart(3, '0');
+
+const readableByOthers = (field: string, p: string, mode: number, what = p): string =>
+  `${field}: ${what} can be read by group or others (mode ${modeText(mode)}); run \`chmod 600 ${p}\` (or set ethereum.allow_insecure_key_files = true)`;
+
+/** Why a configured file cannot be read, without its path when it names no file (see the module doc). */
+const unreadable = (field: string, p: string, e: unknown): string => {
+  const code = (e as NodeJS.ErrnoException).code ?? 'error';
+  return code === 'ENOENT'
+    ? `${field}: no file at the configured path (not shown: a value that names no file may be a password or key pasted into the wrong field; check the path)`
+    : `${field}: cannot read ${p}: ${code}`;
+};
+
+/** The public test key the embedded local config ships with (anvil's account #1): there is nothing to protect. */
+const PUBLIC_DEV_KEY = /wallet_private_key\s*=\s*"(0x[0-9a-fA-F]{64})"/.exec(EMBEDDED_CONFIGS.local ?? '')?.[1];
+
+/**
+ * Secret-bearing files readable by group or others, found without reading them: the TLS client keys, and the
+ * config file itself when it holds `wallet_private_key` (`configFile`; anvil's public test key is exempt, so a copy
+ * of configs/local.toml still runs). A file that does not exist is left to whatever reads it.
+ */
+export function fileModeProblems(
+  file: ConfigFile,
+  cwd: string,
+  configFile: { path: string; key: string } | undefined,
+): string[] {
+  if (file.ethereum.allow_insecure_key_files) return [];
+  const out: string[] = [];
+  const modeOf = (p: string): number | undefined => {
+    try {
+      return statSync(p).mode;
+    } catch {
+      return undefined;
+    }
+  };
+  for (const [field, path] of [
+    ['executor.tls_key_file', file.executor.tls_key_file],
+    ['subnet_api.tls_key_file', file.subnet_api.tls_key_file],
+  ] as const) {
+    if (!path) continue;
+    const p = isAbsolute(path) ? path : resolve(cwd, path);
+    const mode = modeOf(p);
+    if (mode !== undefined && (mode & 0o077) !== 0) out.push(readableByOthers(field, p, mode));
+  }
+  if (configFile && configFile.key.toLowerCase() !== PUBLIC_DEV_KEY?.toLowerCase()) {
+    const mode = modeOf(configFile.path);
+    if (mode !== undefined && (mode & 0o077) !== 0) {
+      out.push(
+        `${readableByOthers('ethereum.wallet_private_key', configFile.path, mode, `the key is in ${configFile.path}, which`)}; or move the key to a keystore, wallet_key_file or WCP__ETHEREUM__WALLET_PRIVATE_KEY`,
+      );
+    }
+  }
+  return out;
 }
 
 /** Reads a secret-bearing file after checking it is owner-only (unless allowed). */
@@ -34,17 +92,13 @@ export function readSecretFile(
   try {
     mode = statSync(p).mode;
   } catch (e) {
-    throw invalid(`${field}: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw invalid(unreadable(field, p, e));
   }
-  if ((mode & 0o077) !== 0 && !allowInsecure) {
-    throw invalid(
-      `${field}: ${p} can be read by group or others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}); run \`chmod 600 ${p}\` (or set ethereum.allow_insecure_key_files = true)`,
-    );
-  }
+  if ((mode & 0o077) !== 0 && !allowInsecure) throw invalid(readableByOthers(field, p, mode));
   try {
     return { path: p, text: readFileSync(p, 'utf8') };
   } catch (e) {
-    throw invalid(`${field}: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw invalid(unreadable(field, p, e));
   }
 }
 

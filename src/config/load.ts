@@ -5,7 +5,9 @@
  *   2. `configs/{ENVIRONMENT}.toml` under `WCP_CONFIG_DIR` or the working directory (ENVIRONMENT default `local`);
  *   3. for `local` only, the copy of `configs/local.toml` embedded in the binary.
  * A bad config throws one `CONFIG_INVALID` error listing every bad field, the value it got and what it wanted.
- * The private key is wrapped in a `Secret` and registered for redaction before anything can print it.
+ * The private key is wrapped in a `Secret` and registered for redaction before anything can print it. A refused URL
+ * field is shown only masked (`maskUrlText`); a path field naming no file is registered as a secret (it may be a
+ * password pasted into the wrong field).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -13,9 +15,17 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
 import { WcpError } from '../internal/errors.ts';
-import { displayUrl, redact, registerKeyShapedValues, registerUrlSecrets } from '../internal/redact.ts';
+import {
+  displayUrl,
+  maskUrlText,
+  redact,
+  registerKeyShapedValues,
+  registerSecret,
+  registerUrlSecrets,
+  urlCredentialProblem,
+} from '../internal/redact.ts';
 import { EMBEDDED_CONFIGS } from './embedded.ts';
-import { resolveKey } from './keys.ts';
+import { fileModeProblems, resolveKey } from './keys.ts';
 import { closestName, envVarNames, KNOWN_DIRECT_ENV, sectionKeys } from './names.ts';
 import { type ConfigFile, ConfigFileSchema } from './schema.ts';
 import { Secret } from './secret.ts';
@@ -47,6 +57,8 @@ export interface WcpConfig {
     tlsCaFile: string;
     tlsCertFile: string;
     tlsKeyFile: string;
+    /** A non-loopback endpoint without TLS was explicitly allowed. */
+    allowInsecureRemote: boolean;
   };
   scheduler: {
     pollIntervalMs: number;
@@ -113,6 +125,23 @@ export interface LoadConfigOptions {
 
 const ENV_PREFIX = 'WCP__';
 const SECRET_FIELDS = new Set(['ethereum.wallet_private_key']);
+/** Fields holding URLs: a value that is refused is shown only through `maskUrlText`. */
+const URL_FIELDS = /^ethereum\.(rpc_url|rpc_urls|ws_url)(\.|$)/;
+/**
+ * Fields naming files. A value that names no existing file is never printed (it is registered as a secret): a
+ * keystore password, a key or a mnemonic pasted into the wrong field is exactly such a value.
+ */
+const PATH_FIELDS = [
+  ['ethereum', 'wallet_key_file'],
+  ['ethereum', 'wallet_keystore'],
+  ['ethereum', 'wallet_password_file'],
+  ['subnet_api', 'tls_ca_file'],
+  ['subnet_api', 'tls_cert_file'],
+  ['subnet_api', 'tls_key_file'],
+  ['executor', 'tls_ca_file'],
+  ['executor', 'tls_cert_file'],
+  ['executor', 'tls_key_file'],
+] as const;
 
 function locate(opts: LoadConfigOptions, environment: string): { text: string; source: string } {
   const env = opts.env ?? process.env;
@@ -182,10 +211,23 @@ function registerKeyShapedStrings(v: unknown): void {
   else if (v && typeof v === 'object') for (const x of Object.values(v)) registerKeyShapedStrings(x);
 }
 
+/** A refused URL-field value with its possible credentials masked (a comma list from the env: each item). */
+function maskUrlValue(value: unknown): unknown {
+  if (typeof value === 'string')
+    return value.includes(',')
+      ? value
+          .split(',')
+          .map((x) => maskUrlText(x))
+          .join(',')
+      : maskUrlText(value);
+  if (Array.isArray(value)) return value.map(maskUrlValue);
+  return value;
+}
+
 function show(path: string, value: unknown): string {
   if (SECRET_FIELDS.has(path)) return '[REDACTED]';
   if (value === undefined) return 'nothing';
-  const s = redact(JSON.stringify(value));
+  const s = redact(JSON.stringify(URL_FIELDS.test(path) ? maskUrlValue(value) : value));
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
@@ -249,8 +291,42 @@ function relationProblems(f: ConfigFile): string[] {
   return problems;
 }
 
+/** Configured URLs whose credentials are too short to mask (see `urlCredentialProblem`). */
+function urlProblems(f: ConfigFile): string[] {
+  const out: string[] = [];
+  const fields: Array<[string, string]> = [
+    ['ethereum.rpc_url', f.ethereum.rpc_url],
+    ...f.ethereum.rpc_urls.map((u, i): [string, string] => [`ethereum.rpc_urls.${i}`, u]),
+    ['ethereum.ws_url', f.ethereum.ws_url],
+  ];
+  for (const [field, u] of fields) {
+    const problem = u ? urlCredentialProblem(u) : undefined;
+    if (problem) out.push(`${field}: got ${JSON.stringify(maskUrlText(u))}, expected ${problem}`);
+  }
+  return out;
+}
+
+/** Registers the value of every path field that names no file (see `PATH_FIELDS`) as a secret. */
+function registerUnknownPaths(f: ConfigFile, cwd: string): void {
+  for (const [sec, key] of PATH_FIELDS) {
+    const value = (f[sec] as Record<string, unknown>)[key];
+    if (typeof value !== 'string' || value === '') continue;
+    const p = pathIn(cwd, value);
+    if (existsSync(p)) continue;
+    registerSecret(value);
+    registerSecret(value.trim());
+    registerSecret(p);
+  }
+}
+
 function exposureProblems(f: ConfigFile): string[] {
   const out: string[] = [];
+  const api = f.subnet_api;
+  if (!isLoopback(api.grpc_endpoint) && api.tls_ca_file === '' && !api.allow_insecure_remote) {
+    out.push(
+      `subnet_api.grpc_endpoint: got ${JSON.stringify(api.grpc_endpoint)}, expected a loopback address (127.0.0.1:PORT) unless the link uses TLS: the storage session's signed requests and the presigned URLs it returns would cross the network in plaintext (set subnet_api.tls_ca_file; subnet_api.allow_insecure_remote = true only on a private, trusted network)`,
+    );
+  }
   const ex = f.executor;
   const mtls = ex.tls_ca_file !== '' && ex.tls_cert_file !== '' && ex.tls_key_file !== '';
   if (!ex.builtin_noop_for_tests && !isLoopback(ex.endpoint) && !mtls && !ex.allow_insecure_remote) {
@@ -306,6 +382,8 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
     });
   }
   registerKeyShapedStrings(raw);
+  const fileEth = raw.ethereum as Record<string, unknown> | undefined;
+  const fileKey = typeof fileEth?.wallet_private_key === 'string' ? fileEth.wallet_private_key.trim() : '';
   const envProblems = applyEnv(raw, env);
   const parsed = v.safeParse(ConfigFileSchema, raw);
   const problems = [...envProblems, ...(parsed.success ? [] : issueLines(parsed.issues))];
@@ -313,7 +391,16 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
     throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: problems });
   }
   const f = parsed.output as ConfigFile;
-  const exposure = exposureProblems(f);
+  registerUnknownPaths(f, cwd);
+  const exposure = [
+    ...urlProblems(f),
+    ...exposureProblems(f),
+    ...fileModeProblems(
+      f,
+      cwd,
+      fileKey && !source.startsWith('embedded:') ? { path: source, key: fileKey } : undefined,
+    ),
+  ];
   if (exposure.length > 0) throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: exposure });
   const relations = relationProblems(f);
   if (relations.length > 0)
@@ -345,6 +432,7 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
       tlsCaFile: pathIn(cwd, f.subnet_api.tls_ca_file),
       tlsCertFile: pathIn(cwd, f.subnet_api.tls_cert_file),
       tlsKeyFile: pathIn(cwd, f.subnet_api.tls_key_file),
+      allowInsecureRemote: f.subnet_api.allow_insecure_remote,
     },
     scheduler: {
       pollIntervalMs: f.scheduler.poll_interval,

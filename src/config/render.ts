@@ -1,11 +1,12 @@
 /**
  * The validated config file printed back as TOML (`wcp config check`): snake_case keys as in the file, every
  * default filled in, durations with units, so the output pastes back into a config file. Secrets never appear:
- * the private key is a commented-out line, and URLs show only `scheme://host:port/…` (a URL whose path, query or
- * credentials were hidden carries a comment saying so).
+ * the private key is a commented-out line, URLs show only `scheme://host:port/…` (a URL whose path, query or
+ * credentials were hidden carries a comment saying so), and every other value passes the redactor, so a key pasted
+ * into any field, or a path field naming no file, shows `[REDACTED]` (with a comment).
  */
 import { stringify } from 'smol-toml';
-import { displayUrl } from '../internal/redact.ts';
+import { displayUrl, redact } from '../internal/redact.ts';
 import { ConfigFileSchema, DURATION_SCHEMAS, type ConfigFile } from './schema.ts';
 
 const SECRET_KEYS = new Set(['wallet_private_key']);
@@ -40,7 +41,7 @@ export function printableConfigFile(file: ConfigFile): Record<string, Record<str
       else if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) o[key] = displayUrl(value);
       else if (Array.isArray(value))
         o[key] = value.map((x) => (typeof x === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(x) ? displayUrl(x) : x));
-      else o[key] = value;
+      else o[key] = typeof value === 'string' ? redact(value) : value;
     }
     out[sec] = o;
   }
@@ -58,7 +59,14 @@ export function renderConfigToml(file: ConfigFile, source: string): string {
       const hidden =
         (typeof value === 'string' && value.endsWith('/…')) ||
         (Array.isArray(value) && value.some((x) => typeof x === 'string' && x.endsWith('/…')));
-      lines.push(hidden ? `${line} # path, query or credentials hidden: give the full URL in the file or env` : line);
+      const secret = typeof value === 'string' && value.includes('[REDACTED]');
+      lines.push(
+        hidden
+          ? `${line} # path, query or credentials hidden: give the full URL in the file or env`
+          : secret
+            ? `${line} # hidden: a secret-shaped value, or a path naming no file`
+            : line,
+      );
     }
     if (sec === 'ethereum')
       lines.push(

@@ -72,14 +72,30 @@ const bool = () =>
     'true or false',
   );
 
+/** Whether `s` parses as a URL of one of `protocols` with a host (`http:/host` and `http//host` do not). */
+const parsesAs = (s: string, protocols: string[]): boolean => {
+  try {
+    const u = new URL(s);
+    return protocols.includes(u.protocol) && u.host !== '' && /^[a-z]+:\/\/[^\s/?#]/i.test(s) && !/\s/.test(s);
+  } catch {
+    return false;
+  }
+};
+
 const url = () =>
-  v.pipe(v.string('an http(s) URL'), v.regex(/^https?:\/\/[^\s/]+/, 'an http(s) URL like http://127.0.0.1:8545'));
+  v.pipe(
+    v.string('an http(s) URL'),
+    v.check((s) => parsesAs(s, ['http:', 'https:']), 'an http(s) URL like http://127.0.0.1:8545'),
+  );
 
 const optWsUrl = () =>
   v.union(
     [
       v.literal(''),
-      v.pipe(v.string(), v.regex(/^wss?:\/\/[^\s/]+/, 'a ws(s) URL like ws://127.0.0.1:8545 (or empty)')),
+      v.pipe(
+        v.string(),
+        v.check((s) => parsesAs(s, ['ws:', 'wss:']), 'a ws(s) URL like ws://127.0.0.1:8545 (or empty)'),
+      ),
     ],
     'a ws(s) URL like ws://127.0.0.1:8545 (or empty)',
   );
@@ -139,7 +155,10 @@ export const ConfigFileSchema = v.strictObject({
     wallet_keystore: v.optional(v.string(), ''),
     /** File holding the keystore's password (first line, trailing newline ignored). Required with wallet_keystore. */
     wallet_password_file: v.optional(v.string(), ''),
-    /** Accept key, keystore and password files that group or others can read (refused by default). */
+    /**
+     * Accept key, keystore, password and TLS client key files that group or others can read, and a
+     * wallet_private_key in a config file they can read (all refused by default).
+     */
     allow_insecure_key_files: v.optional(bool(), false),
     /** Expected wallet address; when set it must match the key. */
     wallet_address: v.optional(optAddress(), ''),
@@ -169,8 +188,13 @@ export const ConfigFileSchema = v.strictObject({
     tls_ca_file: v.optional(v.string(), ''),
     /** PEM client certificate for mTLS to the subnet-api (with tls_key_file; needs tls_ca_file). */
     tls_cert_file: v.optional(v.string(), ''),
-    /** PEM private key of tls_cert_file. */
+    /** PEM private key of tls_cert_file. Refused when group or others can read it (see ethereum.allow_insecure_key_files). */
     tls_key_file: v.optional(v.string(), ''),
+    /**
+     * Accept a subnet-api endpoint that is not on loopback over plaintext (no tls_ca_file). The link carries the
+     * storage session's signed requests and the presigned URLs it returns: refused by default.
+     */
+    allow_insecure_remote: v.optional(bool(), false),
   }),
   scheduler: section({
     /** Interval between pollActivity rounds. */
@@ -230,7 +254,7 @@ export const ConfigFileSchema = v.strictObject({
     tls_ca_file: v.optional(v.string(), ''),
     /** PEM client certificate wcp presents to the executor (mTLS; with tls_key_file; needs tls_ca_file). */
     tls_cert_file: v.optional(v.string(), ''),
-    /** PEM private key of tls_cert_file. */
+    /** PEM private key of tls_cert_file. Refused when group or others can read it (see ethereum.allow_insecure_key_files). */
     tls_key_file: v.optional(v.string(), ''),
     /**
      * The name the executor's certificate is checked against, when it is not the endpoint's host ('' = the host).

@@ -24,8 +24,13 @@ function read(section: string, field: string, path: string): Uint8Array {
   try {
     return readFileSync(path);
   } catch (e) {
+    // A value that names no file is not shown: it may be a secret pasted into the wrong field.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new WcpError('CONFIG_INVALID', `${section}.${field}: no file at the configured path`, {
+        details: ['the path is not shown: a value that names no file may be a secret pasted into the wrong field'],
+      });
     throw new WcpError('CONFIG_INVALID', `${section}.${field}: cannot read ${path}`, {
-      details: [e instanceof Error ? e.message : String(e)],
+      details: [(e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e))],
     });
   }
 }

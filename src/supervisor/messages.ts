@@ -21,8 +21,11 @@ export interface ExecutorTaskOptions {
   logLevel: 'error' | 'warn' | 'info' | 'debug';
 }
 
-/** The task objects handed to `pool.run()`; `worker-entry.ts` dispatches on `kind`. */
-export type WorkerTask =
+/**
+ * The task objects handed to `pool.run()`; `worker-entry.ts` dispatches on `kind`. `secrets` is the supervisor's
+ * redaction registry when the task was sent (a thread's registry is its own), registered before the task runs.
+ */
+export type WorkerTask = { secrets: string[] } & (
   | { kind: 'poller'; port: MessagePort; options: PollerOptions }
   | { kind: 'executor'; port: MessagePort; options: ExecutorTaskOptions }
   | {
@@ -30,12 +33,15 @@ export type WorkerTask =
       port: MessagePort;
       options: ReconcilerOptions;
       logLevel: 'error' | 'warn' | 'info' | 'debug';
-    };
+    }
+);
 
 /**
  * The `workerData` of a pool thread: the components it will run, whose code it starts loading as soon as it boots
- * (while the supervisor still runs its start-up checks), before their tasks arrive.
+ * (while the supervisor still runs its start-up checks), before their tasks arrive; and the supervisor's
+ * redaction registry, registered before anything in the thread can log.
  */
 export interface WorkerBootData {
   preload: ReadonlyArray<WorkerTask['kind']>;
+  secrets: string[];
 }

@@ -15,6 +15,7 @@ import { redactedConfig, type WcpConfig } from '../config/load.ts';
 import { errorText, WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
+import { registeredSecrets } from '../internal/redact.ts';
 import type { ExecutorCommand, ExecutorEvent } from '../executor/messages.ts';
 import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
@@ -107,7 +108,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         log.error('handling a worker message failed', { kind, error: errorText(e) });
       }
     });
-    const task = { kind, port: port2 as MessagePort, options, logLevel: config.log.level } as WorkerTask;
+    const task = {
+      kind,
+      port: port2 as MessagePort,
+      options,
+      logLevel: config.log.level,
+      secrets: registeredSecrets(),
+    } as WorkerTask;
     const finished = pool
       .run(task, { transferList: [port2] as never })
       .then(() => log.debug('worker task finished', { kind }))
@@ -201,10 +208,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       discovery: createWorkerPool({
         threads: 1,
         tasksPerThread: 2,
-        workerData: { preload: ['poller', 'reconciler'] } satisfies WorkerBootData,
+        workerData: { preload: ['poller', 'reconciler'], secrets: registeredSecrets() } satisfies WorkerBootData,
       }),
       executor: useExecutorThread
-        ? createWorkerPool({ threads: 1, workerData: { preload: ['executor'] } satisfies WorkerBootData })
+        ? createWorkerPool({
+            threads: 1,
+            workerData: { preload: ['executor'], secrets: registeredSecrets() } satisfies WorkerBootData,
+          })
         : null,
     };
     try {

@@ -6,10 +6,15 @@
  * thread never evaluates grpc-js, the protos or the storage broker, and the executor's thread never evaluates the
  * reconciler. In the bundle a dynamic import of our own module is a lazy initialiser, so this is evaluation saved
  * per thread. The components named in `workerData.preload` start loading at boot, while the supervisor still runs
- * its start-up checks, so a task dispatched after them finds its code ready.
+ * its start-up checks, so a task dispatched after them finds its code ready. The supervisor's secrets
+ * (`workerData.secrets`, and each task's `secrets`) are registered with this thread's redactor before anything runs.
  */
 import { workerData } from 'node:worker_threads';
+import { registerSecrets } from '../internal/redact.ts';
 import type { ExecutorTaskOptions, WorkerBootData, WorkerTask } from './messages.ts';
+
+// The redaction registry is per thread: the supervisor's secrets are registered before any component can log.
+registerSecrets((workerData as Partial<WorkerBootData> | null)?.secrets);
 
 /** `f`, called at most once: the first call's promise is every call's. */
 function once<T>(f: () => Promise<T>): () => Promise<T> {
@@ -42,6 +47,7 @@ for (const kind of (workerData as Partial<WorkerBootData> | null)?.preload ?? []
   void LOADERS[kind]?.().catch(() => {});
 
 export default async function workerEntry(task: WorkerTask): Promise<void> {
+  registerSecrets(task.secrets);
   switch (task.kind) {
     case 'poller': {
       const { runPollerWorker } = await LOADERS.poller();
