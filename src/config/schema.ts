@@ -107,8 +107,15 @@ const address = () =>
   );
 const optAddress = () => v.union([v.literal(''), address()], 'a 0x-prefixed 20-byte hex address (or empty)');
 
+/** The port of `host:port` (its digits after the last colon). */
+const portOf = (hostPort: string): number => Number(hostPort.slice(hostPort.lastIndexOf(':') + 1));
+
 const hostPort = () =>
-  v.pipe(v.string('host:port'), v.regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7070'));
+  v.pipe(
+    v.string('host:port'),
+    v.regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7070'),
+    v.check((s) => portOf(s) >= 1 && portOf(s) <= 65535, 'host:port with a port from 1 to 65535'),
+  );
 
 // biome-ignore lint/suspicious/noExplicitAny: valibot cannot type `{}` as the default of an object of optional fields
 const section = <T extends v.ObjectEntries>(entries: T) => v.optional(v.strictObject(entries), {} as any);
