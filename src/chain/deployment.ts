@@ -114,7 +114,8 @@ export async function checkDeployment(
 
 /**
  * The storage slot of the TaskQueue's `queueIdOf[keccak256(name)]` (a `mapping(bytes32 => uint24)` declared sixth:
- * slot 5 in the reference contract's layout; `test/contracts.test.ts` pins it against a real deployment).
+ * slot 5 in the reference contract's layout; `test/e2e-doctor.test.ts` reads it for a queue enqueued on and one never
+ * seen, on a real deployment).
  */
 export const QUEUE_ID_OF_SLOT = 5n;
 
