@@ -4,7 +4,7 @@
  * exit leaves a consistent store.
  */
 import { loadConfig } from '../config/load.ts';
-import { errorText } from '../internal/errors.ts';
+import { errorText, WcpError } from '../internal/errors.ts';
 import { ExitCode } from '../internal/exit-codes.ts';
 import { createLogger } from '../internal/logger.ts';
 import { type OperatorHttp, serveOperatorHttp } from '../internal/http.ts';
@@ -64,12 +64,22 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
   process.on('SIGHUP', onSignal);
   try {
     if (config.metrics.enabled) {
+      // Without /healthz and /readyz nothing can supervise the daemon: a listener that cannot start ends it.
       try {
         http = await serveOperatorHttp(metrics, config.metrics.listen, logger);
-        http.setProbes(supervisor.probes());
       } catch (e) {
-        logger.warn('metrics endpoint not started', { listen: config.metrics.listen, error: errorText(e) });
+        throw new WcpError(
+          'LISTEN_FAILED',
+          `metrics.listen ${config.metrics.listen} cannot be served: ${errorText(e)}`,
+          {
+            details: [
+              'another process holds the port, or the address is not one of this host: stop the other process, or set metrics.listen (WCP__METRICS__LISTEN) to a free address',
+            ],
+            cause: e,
+          },
+        );
       }
+      http.setProbes(supervisor.probes());
     }
     await supervisor.start();
     await supervisor.done();

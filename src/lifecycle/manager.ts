@@ -42,6 +42,7 @@ import {
   TICK_MS,
 } from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
+import { type ClaimPause, type ClaimPauses, createClaimPauses } from './pauses.ts';
 import { createCompletions } from './completions.ts';
 import { createLinkView, storageRefused } from './link.ts';
 import { listHeld } from './records.ts';
@@ -65,6 +66,8 @@ export interface ActivityManagerDeps {
   logger: Logger;
   metrics: Metrics;
   now?: () => number;
+  /** Why claims are paused: shared with the supervisor, which holds the reasons only it knows (default: a new set). */
+  pauses?: ClaimPauses;
   /** Test seam: when the first deletion of done records past their retention runs (default `DONE_PRUNE_FIRST_MS`). */
   donePruneFirstMs?: number;
 }
@@ -93,8 +96,8 @@ export interface ActivityManager {
     chain_now_s: number;
     /** When the heartbeat loop last finished a round (now, while not running). */
     last_tick_ms: number;
-    /** Why claims are paused (no executor, no credits, type not served, storage down), or null. */
-    claims_paused: string | null;
+    /** Every reason claims are paused now (`pauses.ts`); empty while claims run. */
+    claims_paused: ClaimPause[];
     executor: {
       ready: boolean;
       types: string[];
@@ -141,7 +144,8 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     completions: () => completions.recheck(),
     forgetDispatch: dispatch.forget,
   });
-  const gate = createClaimGate(ctx, { link, credits: dispatch.credits });
+  const pauses = deps.pauses ?? createClaimPauses({ log, metrics });
+  const gate = createClaimGate(ctx, { link, credits: dispatch.credits, pauses });
   const claim = createClaimStep(ctx, { send, recheck: recheck.recheck, gate });
   const settle = createSettle(ctx, { finish, recheck: recheck.recheck, fillDetails });
   const completions = createCompletions(ctx, { finish, dispatch, link, recheck: recheck.recheck });
@@ -323,7 +327,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
         credits: dispatch.credits(),
         chain_now_s: clock.nowS(),
         last_tick_ms: state === 'running' || state === 'draining' ? lastTickMs : now(),
-        claims_paused: gate.reason(),
+        claims_paused: pauses.list(),
         executor: {
           ready: link.ready(),
           types: link.types(),
