@@ -11,7 +11,7 @@ import { type OperatorHttp, serveOperatorHttp } from '../internal/http.ts';
 import { createMetrics } from '../internal/metrics.ts';
 import { ensureWritableTmpdir } from '../runtime/env.ts';
 import { acquireStoreLock } from '../store/lock.ts';
-import { openStore, type Store } from '../store/store.ts';
+import { ensureStoreDir, openStore, type Store } from '../store/store.ts';
 import { createSupervisor } from '../supervisor/supervisor.ts';
 import { exitCodeFor, printError } from './exit.ts';
 
@@ -31,6 +31,7 @@ export async function runDaemon(opts: { configPath?: string }): Promise<number> 
   const logger = createLogger('wcp', { level: config.log.level });
   ensureWritableTmpdir();
   restrictNewFiles();
+  ensureStoreDir(config.store.path);
   const lock = acquireStoreLock(config.store.path);
   const metrics = createMetrics();
   let store: Store;
