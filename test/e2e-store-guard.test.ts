@@ -22,7 +22,16 @@ import type { WcpConfig } from '../src/config/load.ts';
 import { storeCheck } from '../src/doctor/link-checks.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { openStore } from '../src/store/store.ts';
-import { captureOutput, finishSandbox, ROOT, runWcp, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
+import {
+  captureOutput,
+  finishSandbox,
+  ROOT,
+  runWcp,
+  type Sandbox,
+  sandbox,
+  startWcp,
+  type WcpProcess,
+} from './support/wcp.ts';
 
 let sb: Sandbox;
 const procs: WcpProcess[] = [];
@@ -49,7 +58,14 @@ describe('one daemon per store', () => {
       const inNamespace = (): ReturnType<typeof captureOutput> & { kill(): void } => {
         const p = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', sb.bin, 'run'], {
           cwd: sb.dir,
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: sb.dir, TMPDIR: '/tmp', WCP_LOG_FORMAT: 'json', WCP__STORE__PATH: 'ns.db', WCP__METRICS__ENABLED: 'false' },
+          env: {
+            PATH: process.env.PATH ?? '/usr/bin:/bin',
+            HOME: sb.dir,
+            TMPDIR: '/tmp',
+            WCP_LOG_FORMAT: 'json',
+            WCP__STORE__PATH: 'ns.db',
+            WCP__METRICS__ENABLED: 'false',
+          },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         return { ...captureOutput(p), kill: () => p.kill('SIGKILL') };
@@ -102,7 +118,8 @@ describe('a damaged store', () => {
     const store = openStore({ path: good, logger: createLogger('test', { write: () => {} }) });
     for (let round = 0; round < 4; round++) {
       await store.transact((tx) => {
-        for (let i = 0; i < 400; i++) tx.put(`done:${String(round * 400 + i).padStart(8, '0')}`, { pad: 'x'.repeat(200) });
+        for (let i = 0; i < 400; i++)
+          tx.put(`done:${String(round * 400 + i).padStart(8, '0')}`, { pad: 'x'.repeat(200) });
       });
     }
     await store.close();
@@ -126,11 +143,16 @@ describe('a damaged store', () => {
       damaged('truncated', (p, pages) => truncateSync(p, Math.floor(pages / 2) * PAGE)),
       damaged('zeroed', (p, pages) => overwrite(p, Buffer.alloc(PAGE * 4), Math.floor(pages / 2))),
       damaged('random', (p, pages) => {
-        for (let i = 3; i < pages; i += 11) overwrite(p, Buffer.from(Array.from({ length: PAGE }, (_, k) => (k * 7919 + i) & 0xff)), i);
+        for (let i = 3; i < pages; i += 11)
+          overwrite(p, Buffer.from(Array.from({ length: PAGE }, (_, k) => (k * 7919 + i) & 0xff)), i);
       }),
     ];
     for (const name of stores) {
-      const env = { WCP__STORE__PATH: `${name}.db`, WCP__METRICS__LISTEN: `127.0.0.1:${port}`, WCP__METRICS__ENABLED: 'false' };
+      const env = {
+        WCP__STORE__PATH: `${name}.db`,
+        WCP__METRICS__LISTEN: `127.0.0.1:${port}`,
+        WCP__METRICS__ENABLED: 'false',
+      };
       for (const args of [['run'], ['status'], ['db', 'scan', 'done:']]) {
         const r = runWcp(sb, args, args[0] === 'status' ? { ...env, WCP__METRICS__ENABLED: 'true' } : env);
         expect([name, args.join(' '), r.code]).toEqual([name, args.join(' '), 4]);

@@ -103,9 +103,12 @@ async function startAndRun(opts: { configPath?: string }, hooks: StartHooks): Pr
   ensureStoreDir(config.store.path);
   const lock = acquireStoreLock(config.store.path);
   if (lock.uncleanStop) {
-    logger.warn('the last wcp on this store did not stop cleanly (killed, crashed or power lost); its store is checked page by page before use', {
-      lock: lock.path,
-    });
+    logger.warn(
+      'the last wcp on this store did not stop cleanly (killed, crashed or power lost); its store is checked page by page before use',
+      {
+        lock: lock.path,
+      },
+    );
   }
   const metrics = createMetrics();
   let store: Store;

@@ -53,7 +53,10 @@ function bunLibc(): Libc | null {
   if (!names) return libc;
   try {
     const ffi = createRequire(import.meta.url)('bun:ffi') as {
-      dlopen(lib: string, defs: Record<string, { args: string[]; returns: string }>): { symbols: Record<string, (...a: number[]) => number> };
+      dlopen(
+        lib: string,
+        defs: Record<string, { args: string[]; returns: string }>,
+      ): { symbols: Record<string, (...a: number[]) => number> };
       read: { i32(ptr: number, offset: number): number };
     };
     const { symbols } = ffi.dlopen(names.lib, {

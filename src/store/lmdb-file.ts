@@ -144,7 +144,8 @@ function checkRoot(f: PageFile, meta: Meta, db: DbRecord, name: string): Damage 
   if (root < 2 || root > meta.lastPage) return `${name} tree: root page ${root} outside 2..${meta.lastPage}`;
   const p = pageHeader(f.read(root, meta.pageSize), meta.header);
   if (p.pgno !== db.root) return `${name} tree: page ${root} holds page number ${p.pgno}`;
-  if ((p.flags & (P_BRANCH | P_LEAF)) === 0) return `${name} tree: root page ${root} has flags 0x${p.flags.toString(16)}`;
+  if ((p.flags & (P_BRANCH | P_LEAF)) === 0)
+    return `${name} tree: root page ${root} has flags 0x${p.flags.toString(16)}`;
   return undefined;
 }
 
@@ -159,9 +160,7 @@ export function inspectHeader(path: string): Damage {
     const metas = readMetas(f);
     if ('damage' in metas) return metas.damage;
     const { meta } = metas;
-    return (
-      checkSize(f, meta) ?? checkRoot(f, meta, meta.free, 'free-list') ?? checkRoot(f, meta, meta.main, 'records')
-    );
+    return checkSize(f, meta) ?? checkRoot(f, meta, meta.free, 'free-list') ?? checkRoot(f, meta, meta.main, 'records');
   } finally {
     f.close();
   }

@@ -23,7 +23,10 @@ async function holder(db: string) {
   const lockTs = new URL('./lock.ts', import.meta.url).pathname;
   const child = spawn(
     process.execPath,
-    ['-e', `import { acquireStoreLock } from '${lockTs}'; acquireStoreLock('${db}'); console.log('held'); setInterval(() => {}, 1e6);`],
+    [
+      '-e',
+      `import { acquireStoreLock } from '${lockTs}'; acquireStoreLock('${db}'); console.log('held'); setInterval(() => {}, 1e6);`,
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   await new Promise<void>((resolve, reject) => {

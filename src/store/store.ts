@@ -88,7 +88,7 @@ function damaged(path: string, damage: string): WcpError {
     `the store is damaged: move it aside, wcp rebuilds from the chain (${path}: ${damage})`,
     {
       details: [
-        `e.g. \`mv ${path} ${path}.bad\` and start again: held activities are found again by the startup scan and the nonce is read from the chain`,
+        `move the file aside (e.g. \`mv ${path} ${path}.bad\`) and start again: held activities are found again by the startup scan and the nonce is read from the chain`,
       ],
     },
   );
@@ -97,7 +97,7 @@ function damaged(path: string, damage: string): WcpError {
 /**
  * Refuses a store file LMDB must not map (see `lmdb-file.ts`) with `STORE_CORRUPT`: every open checks the meta
  * pages, the file size and the roots; with `walk` (the default) every page of both trees is checked too (about
- * 6 ms per MB of store). A missing or empty file passes: LMDB creates it.
+ * 10 ms per MB of store). A missing or empty file passes: LMDB creates it.
  */
 export function checkStoreFile(path: string, opts: { walk?: boolean } = {}): WalkResult | undefined {
   if (!existsSync(path) || statSync(path).size === 0) return undefined;
@@ -110,7 +110,7 @@ export function checkStoreFile(path: string, opts: { walk?: boolean } = {}): Wal
       cause: e,
     });
   }
-  if (damage?.includes('no LMDB magic')) damage = `not an LMDB store (${damage})`;
+  if (damage?.includes('no LMDB magic')) damage = `the file is not an LMDB store (${damage})`;
   if (damage) throw damaged(path, damage);
   if (opts.walk === false) return undefined;
   const walked = walkStore(path);
@@ -129,7 +129,10 @@ export function ensureStoreDir(path: string): void {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
     throw new WcpError('STORE_OPEN_FAILED', `cannot create the store directory ${dir}`, {
-      details: [e instanceof Error ? e.message : String(e), 'create it (owner: the user wcp runs as), or change store.path'],
+      details: [
+        e instanceof Error ? e.message : String(e),
+        'create it (owner: the user wcp runs as), or change store.path',
+      ],
       cause: e,
     });
   }
