@@ -2,11 +2,12 @@
  * Chaos run: reorgs under crashes, against the compiled binary (`dist/wcp`, built-in no-op test executor) on a
  * fresh anvil with 1 s blocks and `ethereum.confirmations = 1`. Too slow for the test suite; run by hand:
  *
- *   bun scripts/chaos-reorg.ts [--workflows 4] [--steps 3] [--events 8] [--seed N] [--keep]
+ *   bun scripts/chaos-reorg.ts [--workflows 4] [--steps 4] [--events 8] [--seed N] [--keep]
  *
  * It starts `workflows` × `steps` workflows, then runs `events` chaos events a few seconds apart, each one of:
  * `anvil_reorg` of depth 1–4 (replacement blocks empty), a kill -9 and restart, and once a kill -9 with the store
- * wiped before the restart. Then it waits for the work to settle and checks, on the final chain: every activity
+ * wiped before the restart; a wipe (and half the kills) is followed within seconds by a depth-4 reorg that takes
+ * back what the killed life sent last. Then it waits for the work to settle and checks, on the final chain: every activity
  * enqueued was completed exactly once, by this worker; none failed; every workflow finished; the wallet has no
  * nonce gap; nothing is left pending or held in the store. Prints one JSON summary line; exits 1 on a failed check.
  */
@@ -21,7 +22,7 @@ import { taskQueueIface } from '../src/chain/abi.ts';
 const { values: args } = parseArgs({
   options: {
     workflows: { type: 'string', default: '4' },
-    steps: { type: 'string', default: '3' },
+    steps: { type: 'string', default: '4' },
     events: { type: 'string', default: '8' },
     seed: { type: 'string', default: String(Date.now() % 1_000_000) },
     keep: { type: 'boolean', default: false },
@@ -56,7 +57,8 @@ const SETTINGS: Record<string, string> = {
   WCP__TX_POLICY__RECEIPT_POLL: '200ms',
   WCP__RECONCILER__FOLLOW_INTERVAL: '300ms',
   WCP__EXECUTOR__BUILTIN_NOOP_FOR_TESTS: 'true',
-  WCP__EXECUTOR__NOOP_DELAY: '2s',
+  // Long enough that the work lasts through the chaos events.
+  WCP__EXECUTOR__NOOP_DELAY: '6s',
   WCP__SHUTDOWN__DRAIN_TIMEOUT: '2s',
 };
 
@@ -91,11 +93,16 @@ async function main(): Promise<number> {
     const wipeAt = between(1, Math.max(1, EVENTS - 2));
     let reorgs = 0;
     let removed = 0;
+    let after: string | undefined;
     for (let i = 0; i < EVENTS; i++) {
-      await sleep(between(2_000, 6_000));
-      const kind = i === wipeAt ? 'wipe' : rand() < 0.65 ? 'reorg' : 'kill';
+      // Right after a kill or a wipe, a reorg soon takes back what the killed life sent last (the hard case: the
+      // new life has no lane record of those nonces when a wipe came between).
+      const soon = after === 'wipe' || (after === 'kill' && rand() < 0.5);
+      await sleep(soon && i !== wipeAt ? between(1_500, 3_000) : between(2_000, 6_000));
+      const kind = i === wipeAt ? 'wipe' : soon ? 'reorg' : rand() < 0.65 ? 'reorg' : 'kill';
+      after = kind;
       if (kind === 'reorg') {
-        const depth = between(1, 4);
+        const depth = soon ? 4 : between(1, 4);
         await anvil.rpc('evm_setIntervalMining', [0]);
         try {
           const head = await anvil.blockNumber();
