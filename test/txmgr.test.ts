@@ -698,6 +698,47 @@ describe('txmgr: a reorg deeper than the confirmations', () => {
   }, 40_000);
 });
 
+describe('txmgr: a nonce gap filled from what the node still knows', () => {
+  test('our transactions still in the pool at nonces with no lane record are re-sent with their bytes; only the rest get noops', async () => {
+    // What a life that signed nonces 0..2 leaves when its lane records are gone (a wiped store, or a reorg that
+    // took back nonce 0 and left the later ones queued in the pool): nonce:last = 2, no records, the pool holds
+    // our claims at nonces 1 and 2 behind the missing nonce 0.
+    const w = Wallet.createRandom();
+    await anvil.rpc('anvil_setBalance', [w.address, '0x56bc75e2d63100000']);
+    const fees = { maxFeePerGas: 5_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n };
+    const hashes = new Map<number, string>();
+    for (const n of [1, 2]) {
+      const raw = await w.signTransaction({
+        type: 2,
+        chainId: 31337,
+        nonce: n,
+        to: contract,
+        data: claimData(9300 + n),
+        gasLimit: 120_000n,
+        ...fees,
+      });
+      hashes.set(n, await anvil.rpc<string>('eth_sendRawTransaction', [raw]));
+    }
+    const store = newStore();
+    await store.transact((tx) => tx.put(NONCE_LAST, { nonce: 2, updated_at_ms: Date.now() }), { durable: true });
+    const { m, events } = mk({ store, urls: [anvil.url], key: w.privateKey });
+    await m.start();
+    expect(m.status().nextNonce).toBe(3);
+    await waitFor('nonces 0..2 confirmed', () => confirmed(events).length === 3, 20_000);
+    const byNonce = new Map(confirmed(events).map((e) => [e.nonce, e]));
+    expect(byNonce.get(0)?.kind).toBe('noop');
+    for (const n of [1, 2]) {
+      // The claim the nonce carried, mined with the very bytes the pool held (not cancelled by a noop).
+      expect(byNonce.get(n)).toMatchObject({ kind: 'claim', activityIds: [String(9300 + n)], hash: hashes.get(n) });
+      expect(byNonce.get(n)?.logs[0]?.topics[1]).toBe(`0x${(9300 + n).toString(16).padStart(64, '0')}`);
+      expect(store.get(laneKey(n), LaneTxSchema)).toMatchObject({ kind: 'claim', data: claimData(9300 + n) });
+      expect(store.get(txKey(String(9300 + n)), TxRefSchema)?.nonce).toBe(n);
+    }
+    expect(await nonceOf(anvil, w.address)).toBe(3);
+    await m.stop();
+  }, 40_000);
+});
+
 describe('txmgr fee spike (mining paused)', () => {
   test('a base-fee spike is survived by bumping; the replacement pays ≥ 110% of the previous fees', async () => {
     const a2 = await startAnvil({ noMining: true });

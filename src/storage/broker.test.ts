@@ -76,3 +76,51 @@ describe('storage broker: refusals resting on an activity missing on chain', () 
     }
   });
 });
+
+describe('storage broker: the service refuses an activity missing on chain', () => {
+  test('PERMISSION_DENIED "does not exist on chain" is STORAGE_CHAIN_UNSETTLED until the chain settled', async () => {
+    const { Server, ServerCredentials, status } = await import('@grpc/grpc-js');
+    const { loadStorageBrokerService } = await import('./wire.ts');
+    const { classifyStorageFailure } = await import('./refusal.ts');
+    let why = 'activity 6 does not exist on chain';
+    const server = new Server();
+    server.addService(loadStorageBrokerService().service, {
+      Presign(_call: unknown, cb: (err: { code: number; details: string }) => void) {
+        cb({ code: status.PERMISSION_DENIED, details: why });
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    let t = 1_000_000;
+    const broker = createStorageBroker({
+      endpoint: `127.0.0.1:${port}`,
+      signer: createPresignSigner({ key: KEY }),
+      chainId: 31337,
+      logger: quiet,
+      now: () => t,
+      chainSettleMs: 10_000,
+    });
+    try {
+      const own = { activityId: '6', key: 'in.bin', method: 'GET' as const };
+      const first = await refusal(broker.presign(own));
+      expect(first.code).toBe('STORAGE_CHAIN_UNSETTLED');
+      expect(first.retryable).toBe(true);
+      expect(first.message).toContain('does not exist on chain');
+      expect(classifyStorageFailure(first)).toEqual({ kind: 'unsettled' });
+      t += 9_000;
+      expect((await refusal(broker.presign(own))).code).toBe('STORAGE_CHAIN_UNSETTLED');
+      t += 2_000;
+      const last = await refusal(broker.presign(own));
+      expect(last.code).toBe('STORAGE_DENIED');
+      expect(classifyStorageFailure(last)).toEqual({ kind: 'activity' });
+      // Any other PERMISSION_DENIED is about the request's data: final at once.
+      why = 'worker 0xabc may not GET objects of 7';
+      const other = await refusal(broker.presign({ ...own, activityId: '7' }));
+      expect(other.code).toBe('STORAGE_DENIED');
+    } finally {
+      broker.close();
+      server.forceShutdown();
+    }
+  });
+});

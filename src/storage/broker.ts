@@ -18,6 +18,7 @@ import { storageRefused } from './refusal.ts';
 import {
   activityIdProblem,
   delegationToWire,
+  isUnsettledDenial,
   loadStorageBrokerService,
   mapGrpcError,
   objectKeyProblem,
@@ -33,6 +34,7 @@ import {
 
 export {
   activityIdProblem,
+  isUnsettledDenial,
   loadStorageBrokerService,
   objectKeyProblem,
   type PresignedUrl,
@@ -72,8 +74,9 @@ export interface StorageBroker {
    * Asks the subnet-api for a presigned URL. Rejects with `WcpError`:
    * - `STORAGE_UNAVAILABLE` (retryable): endpoint down, deadline exceeded, server overloaded or failing, cancelled,
    *   or the chain read of a confinement check failed;
-   * - `STORAGE_CHAIN_UNSETTLED` (retryable): the local check found an activity the chain does not know; it may be
-   *   mid-reorg, so the same access is refused this way until `chainSettleMs` after its first refusal;
+   * - `STORAGE_CHAIN_UNSETTLED` (retryable): the local check, or the service (PERMISSION_DENIED "… does not exist on
+   *   chain …"), found an activity the chain does not know; it may be mid-reorg, so the same access is refused this
+   *   way until `chainSettleMs` after its first refusal;
    * - `STORAGE_REFUSED` (retryable once the cause is fixed): the service refuses this worker whatever the activity
    *   — not the storage service, the session or signature refused, an expired session (refusal.ts names why);
    * - `STORAGE_DENIED` (not retryable): invalid parameters or an access the activity is not entitled to (both
@@ -161,6 +164,24 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
     }
   };
 
+  /**
+   * A refusal resting on an activity the chain does not know (refused locally or by the service, which reads the
+   * chain itself): STORAGE_CHAIN_UNSETTLED while `chainSettleMs` has not passed since the first such refusal of
+   * this access; after that it returns and the caller's STORAGE_DENIED is final.
+   */
+  const throwIfUnsettled = (key: string, message: string, acting: string, namespace: string): void => {
+    const first = unsettled.get(key) ?? now();
+    if (unsettled.size > 10_000) unsettled.clear();
+    if (now() - first < (opts.chainSettleMs ?? CHAIN_SETTLE_MS)) {
+      unsettled.set(key, first);
+      throw new WcpError('STORAGE_CHAIN_UNSETTLED', `${message} (the chain may be mid-reorg)`, {
+        retryable: true,
+        details: [`acting_activity_id=${acting}`, `namespace=${namespace.slice(0, 80)}`],
+      });
+    }
+    unsettled.delete(key);
+  };
+
   /** The local confinement check; STORAGE_DENIED when not entitled, STORAGE_UNAVAILABLE when the chain failed. */
   const checkAccess = async (p: PresignParams, acting: string): Promise<void> => {
     const request = { acting, namespace: p.activityId, method: p.method };
@@ -184,22 +205,9 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
       }
     }
     const key = `${acting}/${p.activityId}`;
-    if (why === null) {
-      unsettled.delete(key);
-      return;
-    }
-    if (isUnsettledRefusal(why)) {
-      const first = unsettled.get(key) ?? now();
-      if (unsettled.size > 10_000) unsettled.clear();
-      if (now() - first < (opts.chainSettleMs ?? CHAIN_SETTLE_MS)) {
-        unsettled.set(key, first);
-        throw new WcpError('STORAGE_CHAIN_UNSETTLED', `Not presigned yet: ${why} (the chain may be mid-reorg)`, {
-          retryable: true,
-          details: [`acting_activity_id=${acting}`, `namespace=${p.activityId.slice(0, 80)}`],
-        });
-      }
-      unsettled.delete(key);
-    }
+    // A pass here forgets nothing: the service may still refuse the same access (its window ends on a grant).
+    if (why === null) return;
+    if (isUnsettledRefusal(why)) throwIfUnsettled(key, `Not presigned yet: ${why}`, acting, p.activityId);
     throw new WcpError('STORAGE_DENIED', `Refused to presign: ${why}`, {
       retryable: false,
       details: [`acting_activity_id=${acting}`, `namespace=${p.activityId.slice(0, 80)}`, `key=${p.key.slice(0, 200)}`],
@@ -266,7 +274,19 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
       try {
         res = await call(req, p.signal);
       } catch (e) {
-        const err = mapGrpcError(e, opts.endpoint);
+        let err = mapGrpcError(e, opts.endpoint);
+        if (!direct && isUnsettledDenial(e)) {
+          try {
+            throwIfUnsettled(
+              `${acting}/${p.activityId}`,
+              `${err.message}: ${err.details[0] ?? ''}`,
+              acting,
+              p.activityId,
+            );
+          } catch (u) {
+            err = u as WcpError;
+          }
+        }
         (p.probe ? log.debug : log.warn)('Presign failed.', {
           ...fields,
           code: err.code,
@@ -275,6 +295,7 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
         });
         throw err;
       }
+      if (!direct) unsettled.delete(`${acting}/${p.activityId}`);
       const presigned = validateResponse(res, p.method, ttlSeconds, now());
       log.debug('Presigned a storage URL.', {
         ...fields,

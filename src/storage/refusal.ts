@@ -11,8 +11,9 @@
  *   entitled to, an invalid key, a local confinement refusal): that activity fails, the worker goes on. The
  *   storage probe asks for an object no activity of this worker holds, so this is its expected answer: the
  *   service answered and accepted the session;
- * - `unsettled` — the local confinement check found an activity the chain does not know (STORAGE_CHAIN_UNSETTLED,
- *   maybe mid-reorg): the dispatch waits and retries; the service was not asked, so its health is unchanged.
+ * - `unsettled` — the local confinement check, or the service's own (PERMISSION_DENIED "… does not exist on chain"),
+ *   found an activity the chain does not know (STORAGE_CHAIN_UNSETTLED, maybe mid-reorg, final after the broker's
+ *   `chainSettleMs`): the dispatch waits and retries; it says nothing of the service's health.
  *
  * A worker-level refusal carries a stable reason (`refusal=<reason>` as its first detail line, so it survives the
  * thread boundary as a WireError); the verifier's reason codes (auth.ts `AuthFailure`) come as the prefix of an

@@ -7,6 +7,7 @@ import { type GrpcObject, type ServiceClientConstructor, type ServiceError, stat
 import { WcpError } from '../internal/errors.ts';
 import { loadProtoText } from '../internal/proto.ts';
 import { storageRefused, workerRefusalOfGrpc } from './refusal.ts';
+import { isUnsettledRefusal } from './entitlement.ts';
 import type { SessionDelegation } from './auth.ts';
 import storageProtoText from '../../proto/storage/v1/storage.proto' with { type: 'text' };
 
@@ -169,6 +170,16 @@ export function paramProblem(p: {
     return 'contentType must be one line of at most 255 characters';
   }
   return null;
+}
+
+/**
+ * Whether a failed call is the service's refusal resting on an activity the chain does not know (PERMISSION_DENIED
+ * "… does not exist on chain …": the service reads the chain itself, maybe mid-reorg). The broker retries such a
+ * refusal as STORAGE_CHAIN_UNSETTLED within the same bound as its own check's.
+ */
+export function isUnsettledDenial(e: unknown): boolean {
+  const se = e as Partial<ServiceError>;
+  return se.code === status.PERMISSION_DENIED && isUnsettledRefusal(String(se.details ?? ''));
 }
 
 /**

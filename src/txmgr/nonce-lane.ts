@@ -5,7 +5,8 @@
  * - A nonce is written to the store (`lane:{nonce}` state `reserved` with the exact to/data/gas/fees and the
  *   signed hash, `nonce:last`, `tx:{id}` per activity) in ONE durable transaction before any byte is broadcast.
  * - Every re-signed hash is appended to `hashes` (durably) before it is broadcast; any of them may be mined.
- * - A nonce's meaning (to, data, value) never changes. Gaps are filled with 0-value self-transfers (`noop`).
+ * - A nonce's meaning (to, data, value) never changes. A gap is filled with our transaction the node still knows
+ *   at that nonce (`carried.ts`), else with a 0-value self-transfer (`noop`).
  *
  * This file holds the store side and the pure start-up plan; sending lives in `broadcaster.ts`.
  */

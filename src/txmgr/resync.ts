@@ -1,7 +1,8 @@
 /**
  * Bringing the lane in line with the chain: at start-up (`resync`, from the plan of `nonce-lane.ts`
  * `planResync`), after a reorg deeper than `confirmations` took back confirmed transactions (`refill`), and when
- * another sender used one of our nonces (`syncNextNonce`).
+ * another sender used one of our nonces (`syncNextNonce`). A nonce no usable record holds is filled with what the
+ * node still knows we sent there (`carried.ts`), and only failing that with a noop.
  */
 import type { RpcClient } from '../chain/transport.ts';
 import { errorText } from '../internal/errors.ts';
@@ -10,11 +11,12 @@ import { laneKey } from '../store/keys.ts';
 import { type LaneTx, LaneTxSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import type { Broadcaster } from './broadcaster.ts';
+import { findCarried } from './carried.ts';
 import { findReceipt } from './confirmer.ts';
 import type { FeeSuggestion } from './fees.ts';
 import { initialFees } from './fees.ts';
 import type { LaneState } from './lane-state.ts';
-import { loadLane, persistLane, planResync, readNonceLast, type Slot } from './nonce-lane.ts';
+import { loadLane, persistLane, persistReservation, planResync, readNonceLast, type Slot } from './nonce-lane.ts';
 import type { Recorder } from './record.ts';
 import type { TxPolicy } from './types.ts';
 
@@ -90,18 +92,19 @@ export function createResync(ctx: ResyncCtx): Resync {
    * nonce's meaning never changes; its activity ids get a `reorged` event and, once it is mined again, a new
    * `confirmed` one). A nonce whose record had failed (another sender's tx, gone too) or is missing is treated as
    * at start-up: left alone while the node's pool holds some tx for it (below its pending count), else filled
-   * with a noop.
+   * (`fillGaps`): with our transaction the node still knows at that nonce, or a noop.
    */
   async function refill(holes: number[], head: number): Promise<void> {
     const t = ctx.now();
     const toSend: Slot[] = [];
     let pending: number | undefined;
+    const gaps: number[] = [];
     for (const n of holes) {
       if (lane.slots.has(n)) continue;
       const rec = store.get(laneKey(n), LaneTxSchema);
       if (!rec || rec.state === 'failed') {
         pending ??= await txCount('pending');
-        if (n >= pending) toSend.push(await recorder.noopSlot(n, t, await broadcaster.suggestFees()));
+        if (n >= pending) gaps.push(n);
         continue;
       }
       // Still mined after all (the nonce we read came from a lagging node): nothing to do.
@@ -134,7 +137,49 @@ export function createResync(ctx: ResyncCtx): Resync {
       });
       toSend.push(slot);
     }
+    if (gaps.length > 0) {
+      let suggestion: FeeSuggestion | undefined;
+      toSend.push(...(await fillGaps(gaps, t, async () => (suggestion ??= await broadcaster.suggestFees()))));
+      toSend.sort((a, b) => a.rec.nonce - b.rec.nonce);
+    }
     for (const slot of toSend) await recorder.sendGuarded(slot, head, 're-send after a reorg failed; the tick retries');
+  }
+
+  /**
+   * Slots for nonces no usable lane record holds: what the node still knows we sent at a nonce (`carried.ts`) is
+   * adopted and re-sent with the same bytes; only a nonce nothing is found for is filled with a noop.
+   */
+  async function fillGaps(gaps: number[], t: number, fees: () => Promise<FeeSuggestion>): Promise<Slot[]> {
+    const free = gaps.filter((n) => !store.has(laneKey(n)));
+    let found: Awaited<ReturnType<typeof findCarried>> = new Map();
+    try {
+      found = await findCarried({ rpc, store, address, now: ctx.now }, free, broadcaster.signRecord);
+    } catch (e) {
+      log.warn('could not look for what a nonce gap carried; filling it with noops', { error: errorText(e) });
+    }
+    const out: Slot[] = [];
+    for (const n of gaps) {
+      const hit = found.get(n);
+      if (!hit) {
+        out.push(await recorder.noopSlot(n, t, await fees()));
+        continue;
+      }
+      // Bumps may go past the found fees: the cap is at least what a new record of ours would get now.
+      const cap = initialFees(await fees(), policy).capWei;
+      const capWei = cap > BigInt(hit.rec.max_fee_per_gas) ? cap : BigInt(hit.rec.max_fee_per_gas);
+      const rec: LaneTx = { ...hit.rec, fee_cap_wei: capWei.toString() };
+      await persistReservation(store, rec, t);
+      log.warn('a nonce gap holds a transaction of ours the node still knows: re-sending its bytes, not a noop', {
+        nonce: n,
+        kind: rec.kind,
+        activity_ids: rec.activity_ids,
+        tx_hash: hit.signed.hash,
+      });
+      const slot = lane.newSlot(rec, hit.signed, capWei);
+      lane.slots.set(n, slot);
+      out.push(slot);
+    }
+    return out;
   }
 
   async function resync() {
@@ -180,7 +225,7 @@ export function createResync(ctx: ResyncCtx): Resync {
       lane.slots.set(rec.nonce, slot);
       toSend.push(slot);
     }
-    for (const n of plan.fillNoop) toSend.push(await recorder.noopSlot(n, t, await fees()));
+    toSend.push(...(await fillGaps(plan.fillNoop, t, fees)));
     toSend.sort((a, b) => a.rec.nonce - b.rec.nonce);
     const head = rpc.bestBlock();
     for (const slot of toSend) {
