@@ -229,14 +229,15 @@ export async function storeCheck(config: WcpConfig): Promise<CheckResult> {
     );
   }
   if (missing) return pass(name, `${path}: ${dir} missing, will be created (0700)`);
+  const pid = runningDaemon(path);
   let records: number | undefined;
   try {
-    checkStoreFile(path);
+    // A running daemon checked the file at its start and is writing it now: only its records are read back.
+    if (pid === undefined) checkStoreFile(path);
     records = await readEveryRecord(path);
   } catch (e) {
     return fail(name, errorText(e), `move ${path} aside (\`mv ${path} ${path}.bad\`); wcp rebuilds it from the chain`);
   }
-  const pid = runningDaemon(path);
   if (pid !== undefined) {
     return warn(
       name,

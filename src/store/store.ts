@@ -21,6 +21,7 @@ import { WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import { PREFIX, quarantineKey } from './keys.ts';
 import { inspectHeader, type WalkResult, walkStore } from './lmdb-file.ts';
+import { storeHolder } from './lock.ts';
 import { createMirror, deepFreeze, schemaId } from './mirror.ts';
 import type { Quarantine } from './records.ts';
 
@@ -141,7 +142,10 @@ export function ensureStoreDir(path: string): void {
 export function openStore(opts: OpenStoreOptions): Store {
   let db: RootDatabase<Buffer, string>;
   if (!opts.readOnly) ensureStoreDir(opts.path);
-  checkStoreFile(opts.path);
+  // A read-only open of a store a live wcp holds (db scan, status, doctor) skips the file checks: that daemon checked
+  // the file when it opened it, and while it commits the file's size and metas move under a reader of raw pages
+  // (a size check then reads a store being written as truncated). LMDB's own readers see only committed pages.
+  if (!(opts.readOnly && storeHolder(opts.path) !== undefined)) checkStoreFile(opts.path);
   try {
     db = open<Buffer, string>({
       path: opts.path,
