@@ -4,11 +4,6 @@ import { claimJobKey, doneKey, inflightKey, laneKey } from '../store/keys.ts';
 import { ClaimJobSchema, InflightSchema } from '../store/records.ts';
 import { createClaimStep } from './claim.ts';
 import { createClaimGate } from './claim-gate.ts';
-import { createFillDetails } from './details.ts';
-import type { Finish } from './finish.ts';
-import { createRecheckStep } from './recheck.ts';
-import { createSend } from './send.ts';
-import { createSettle } from './settle.ts';
 import {
   cleanupTestContexts,
   confirmed,
@@ -18,6 +13,7 @@ import {
   OTHER,
   readyLink,
   testContext,
+  testSteps,
   until,
   WALLET,
 } from './test-fakes.ts';
@@ -26,13 +22,9 @@ afterEach(cleanupTestContexts);
 
 function setup() {
   const t = testContext();
-  const send = createSend(t.ctx);
-  const fillDetails = createFillDetails(t.ctx);
-  const finish: Finish = { finish: async () => {}, submitFinish: async () => {}, submitResume: async () => {} };
-  const recheck = createRecheckStep(t.ctx, { finish, fillDetails });
+  const { send, recheck, settle } = testSteps(t);
   const gate = createClaimGate(t.ctx, { link: readyLink(), credits: () => 100 });
   const claim = createClaimStep(t.ctx, { send, recheck: recheck.recheck, gate });
-  const settle = createSettle(t.ctx, { finish, recheck: recheck.recheck, fillDetails });
   return { ...t, send, recheck, claim, settle, gate };
 }
 

@@ -4,8 +4,7 @@ import { InflightSchema } from '../store/records.ts';
 import { createCompletions, NOT_HELD_ROUNDS } from './completions.ts';
 import { createDispatchStep } from './dispatch.ts';
 import { createExecutorEvents } from './executor-events.ts';
-import type { Finish } from './finish.ts';
-import { cleanupTestContexts, held, readyLink, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, held, readyLink, recordingRunner, testContext } from './test-fakes.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -15,14 +14,9 @@ function setup(rechecked: (ids: string[]) => Promise<void> = async () => {}) {
   const t = testContext();
   const link = readyLink();
   const dispatch = createDispatchStep(t.ctx, { link });
-  const finished: string[] = [];
-  const finish: Finish = {
-    finish: async (id, outcome) => void finished.push(`${id}:${outcome}`),
-    submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`),
-    submitResume: async () => {},
-  };
-  const completions = createCompletions(t.ctx, { finish, dispatch, link, recheck: rechecked });
-  const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch, link, completions });
+  const { runner, finished } = recordingRunner(t, { defer: dispatch.defer, forgetDispatch: dispatch.forget });
+  const completions = createCompletions(t.ctx, { runner, link, recheck: rechecked });
+  const onExecutor = createExecutorEvents(t.ctx, { runner, dispatch, link, completions });
   const state = (id: string) => t.store.get(inflightKey(id), InflightSchema);
   return { ...t, link, dispatch, completions, onExecutor, finished, state };
 }

@@ -23,12 +23,13 @@ import { doneKey, inflightKey } from '../store/keys.ts';
 import { DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
-import type { DispatchStep } from './dispatch.ts';
-import type { Finish, Recheck } from './finish.ts';
+import { followUp } from './effects.ts';
+import type { Recheck } from './finish.ts';
 import type { LinkView } from './link.ts';
 import { retryDelayMs } from './options.ts';
 import { canTransition } from './transitions.ts';
 import { retryOrFail } from './records.ts';
+import type { EffectsRunner } from './runner.ts';
 
 type CompletionEvent = Extract<ExecutorEvent, { type: 'completion' }>;
 type RejectedEvent = Extract<ExecutorEvent, { type: 'completionRejected' }>;
@@ -80,7 +81,7 @@ export const NOT_HELD_ROUNDS = 2;
 /** The completion handler. */
 export function createCompletions(
   ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'executor' | 'log' | 'metrics'>,
-  deps: { finish: Finish; dispatch: DispatchStep; link: LinkView; recheck: Recheck },
+  deps: { runner: Pick<EffectsRunner, 'run'>; link: LinkView; recheck: Recheck },
 ): Completions {
   const { opts, store, now, executor, log, metrics } = ctx;
   const received = new Map<string, Received>();
@@ -162,8 +163,7 @@ export function createCompletions(
   /** After a commit: the next step of the record (finishing tx, or a deferred re-dispatch). */
   async function follow(next: Inflight): Promise<void> {
     deps.link.release(next.activity_id);
-    if (next.state === 'claimed') deps.dispatch.defer(next.activity_id, retryDelayMs(opts, next));
-    else if (next.state === 'completing' || next.state === 'failing') await deps.finish.submitFinish(next);
+    await deps.runner.run(followUp(next, retryDelayMs(opts, next)));
   }
 
   /** Applies a remembered Completion; returns whether it is settled (forgotten). */

@@ -4,8 +4,7 @@ import { InflightSchema } from '../store/records.ts';
 import { createCompletions } from './completions.ts';
 import { createDispatchStep } from './dispatch.ts';
 import { createExecutorEvents } from './executor-events.ts';
-import type { Finish } from './finish.ts';
-import { cleanupTestContexts, held, NOW_S, readyLink, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, held, NOW_S, readyLink, recordingRunner, testContext } from './test-fakes.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -13,14 +12,9 @@ function setup() {
   const t = testContext();
   const link = readyLink();
   const dispatch = createDispatchStep(t.ctx, { link });
-  const finished: string[] = [];
-  const finish: Finish = {
-    finish: async (id, outcome) => void finished.push(`${id}:${outcome}`),
-    submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`),
-    submitResume: async () => {},
-  };
-  const completions = createCompletions(t.ctx, { finish, dispatch, link, recheck: async () => {} });
-  const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch, link, completions });
+  const { runner, finished } = recordingRunner(t, { defer: dispatch.defer, forgetDispatch: dispatch.forget });
+  const completions = createCompletions(t.ctx, { runner, link, recheck: async () => {} });
+  const onExecutor = createExecutorEvents(t.ctx, { runner, dispatch, link, completions });
   return { ...t, dispatch, onExecutor, finished, link, completions };
 }
 

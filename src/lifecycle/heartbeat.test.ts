@@ -3,19 +3,28 @@ import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
 import { dueHeartbeats, heartbeatRound } from './heartbeat.ts';
 import { HEARTBEAT_BATCH_IDS } from './options.ts';
-import { createSend } from './send.ts';
-import { createSettle } from './settle.ts';
-import { cleanupTestContexts, confirmed, held, mined, NOW_S, TQ as TQ_ADDR, testContext, until } from './test-fakes.ts';
+import {
+  cleanupTestContexts,
+  confirmed,
+  held,
+  mined,
+  NOW_S,
+  TQ as TQ_ADDR,
+  testContext,
+  testSteps,
+  until,
+} from './test-fakes.ts';
 
 afterEach(cleanupTestContexts);
 
 function setup() {
   const t = testContext();
-  const send = createSend(t.ctx);
   const rechecked: string[] = [];
-  const settle = createSettle(t.ctx, {
-    finish: { finish: async () => {}, submitFinish: async () => {}, submitResume: async () => {} },
-    recheck: async (ids) => void rechecked.push(...ids),
+  const { send, settle } = testSteps(t, {
+    recheck: async (ids) => {
+      rechecked.push(...ids);
+      return [];
+    },
     fillDetails: async () => {},
   });
   return { ...t, send, settle, rechecked };

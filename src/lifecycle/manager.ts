@@ -5,13 +5,15 @@
  * so events arriving in any order (tx receipts, executor messages, reconciler facts) cannot corrupt anything.
  *
  * This file only wires the steps (one file each) around the in-flight tracker (`tracker.ts`) and runs three
- * loops (`loop.ts`), each every `TICK_MS` or when woken, so no step waits on another's slow call:
+ * loops (`loop.ts`), each every `TICK_MS` or when woken, so no step waits on another's slow call. Events go to
+ * their decider (a pure function, `effects.ts`) through one effects runner (`runner.ts`):
  *  - heartbeats (the chain clock, then due heartbeats): liveness first, never behind a claim, dispatch or repair;
  *  - claims (a claim's simulation and estimate may be slow on a slow node);
  *  - the main loop: the chain clock, local expiry, executor dispatch and the periodic chain re-check.
  * A fourth, slow one deletes `done:` records past their retention (`retention.ts`); nothing wakes it.
- * Transaction outcomes arrive as `TxEvent`s (`settle.ts`); executor outcomes as bridge messages
- * (`executor-events.ts`).
+ * Transaction events arrive as `TxEvent`s (`settle.ts`, those no decider wants filtered by `wanted` and waking
+ * nothing); executor messages as bridge events (`executor-events.ts`, `completions.ts`); reconciler facts go to the
+ * re-check (`recheck.ts`).
  */
 import type { ActivityFact } from '../chain/facts.ts';
 import type { RpcTransport } from '../chain/transport.ts';
@@ -31,7 +33,6 @@ import { createFillDetails } from './details.ts';
 import { createDispatchStep } from './dispatch.ts';
 import { createExecutorEvents } from './executor-events.ts';
 import { expireRound } from './expiry.ts';
-import { createFinish } from './finish.ts';
 import { heartbeatRound } from './heartbeat.ts';
 import { createStepLoop } from './loop.ts';
 import {
@@ -48,7 +49,9 @@ import { listHeld } from './records.ts';
 import { createRecheckStep } from './recheck.ts';
 import { pruneDone } from './retention.ts';
 import { createSend } from './send.ts';
-import { createSettle } from './settle.ts';
+import { createEffectsRunner } from './runner.ts';
+import { wanted } from './settle.ts';
+import { createSettleTx } from './tx-events.ts';
 import { createInFlightTracker } from './tracker.ts';
 import { EXECUTING_STATES, FINISHING_STATES, TRANSITIONS } from './transitions.ts';
 
@@ -129,34 +132,40 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   const fillDetails = createFillDetails(ctx);
   const link = createLinkView();
   const dispatch = createDispatchStep(ctx, { link });
-  // The finish and re-check steps call each other (a refused complete is re-checked; a re-check re-sends it).
-  const finish = createFinish(ctx, {
+  const recheck = createRecheckStep(ctx);
+  const runner = createEffectsRunner(ctx, {
     send,
-    recheck: (ids, why) => recheck.recheck(ids, why),
-    forgetDispatch: dispatch.forget,
-  });
-  const recheck = createRecheckStep(ctx, {
-    finish,
     fillDetails,
-    completions: () => completions.recheck(),
+    recheck: recheck.recheck,
+    defer: dispatch.defer,
     forgetDispatch: dispatch.forget,
   });
+  /** For steps that are not deciders: a re-check as an effect. */
+  const rechecked = (ids: string[], why: string) => runner.run([{ kind: 'recheck', ids, why }]);
   const gate = createClaimGate(ctx, { link, credits: dispatch.credits });
-  const claim = createClaimStep(ctx, { send, recheck: recheck.recheck, gate });
-  const settle = createSettle(ctx, { finish, recheck: recheck.recheck, fillDetails });
-  const completions = createCompletions(ctx, { finish, dispatch, link, recheck: recheck.recheck });
-  const onExecutor = createExecutorEvents(ctx, { finish, dispatch, link, completions });
+  const claim = createClaimStep(ctx, { send, recheck: rechecked, gate });
+  const settle = createSettleTx(ctx, runner);
+  const completions = createCompletions(ctx, { runner, link, recheck: rechecked });
+  const onExecutor = createExecutorEvents(ctx, { runner, dispatch, link, completions });
 
   let state: ManagerState = 'idle';
   let claimsEnabled = false;
   const drainWaiters: Array<() => void> = [];
 
+  async function periodicRecheck(): Promise<void> {
+    const due = recheck.periodic();
+    if (!due) return;
+    await runner.run(due);
+    // Completions the executor reported that are not settled yet (finished, still only heartbeated).
+    await completions.recheck();
+  }
+
   async function mainRound(): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
       ['clock', () => clock.refresh()],
-      ['expiry', () => expireRound(ctx, finish)],
+      ['expiry', () => expireRound(ctx, (id, decide) => runner.decide([id], (rs) => decide(rs.get(id))))],
       ['dispatch', () => dispatch.run(state === 'running')],
-      ['recheck', () => recheck.run()],
+      ['recheck', periodicRecheck],
     ];
     for (const [name, step] of steps) {
       if (state === 'stopped') break;
@@ -250,7 +259,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       const open = held.filter((r) => !tracker.has(r.activity_id)).map((r) => r.activity_id);
       if (open.length) {
         try {
-          await recheck.recheck(open, 'startup');
+          await rechecked(open, 'startup');
         } catch (e) {
           log.warn('startup re-check failed; will retry', { error: errorText(e) });
         }
@@ -266,7 +275,8 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       if (enabled) wake();
     },
     onTxEvent(ev) {
-      settle(ev)
+      if ('activityIds' in ev && !wanted(ev)) return;
+      (wanted(ev) ? settle(ev) : Promise.resolve())
         .catch((e: unknown) =>
           log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }),
         )
@@ -282,7 +292,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       );
     },
     async onFacts(facts) {
-      await recheck.applyFacts(facts, 'reconciler');
+      await runner.run(await recheck.applyFacts(facts, 'reconciler'));
       wake();
     },
     kick() {

@@ -14,7 +14,16 @@ import { createMetrics } from '../internal/metrics.ts';
 import type { Inflight } from '../store/records.ts';
 import { openStore, type Store } from '../store/store.ts';
 import type { SubmitResult, TxEvent, TxRequest } from '../txmgr/types.ts';
+import type { ActivityFact } from '../chain/facts.ts';
 import type { ChainClock } from './clock.ts';
+import { createFillDetails } from './details.ts';
+import type { Effect } from './effects.ts';
+import { createRecheckStep } from './recheck.ts';
+import { commit } from './records.ts';
+import { createEffectsRunner, type EffectsRunner, type RunnerDeps } from './runner.ts';
+import { createSend } from './send.ts';
+import { wanted } from './settle.ts';
+import { createSettleTx } from './tx-events.ts';
 import { createLinkView, type LinkView } from './link.ts';
 import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
 import type { LifecycleOptions } from './options.ts';
@@ -337,4 +346,61 @@ export function readyLink(types: string[] = ['*']): LinkView {
   const link = createLinkView();
   link.onState({ type: 'state', state: 'ready', activity_types: types });
   return link;
+}
+
+/**
+ * The steps around a test context as the manager wires them: the effects runner (over `over`'s deps when given),
+ * the re-check run through it, and the tx-event handler (events no decider wants are dropped, as by the manager).
+ */
+export function testSteps(t: ReturnType<typeof testContext>, over: Partial<RunnerDeps> = {}) {
+  const send = createSend(t.ctx);
+  const fillDetails = createFillDetails(t.ctx);
+  const step = createRecheckStep(t.ctx);
+  const runner = createEffectsRunner(t.ctx, {
+    send,
+    fillDetails,
+    recheck: step.recheck,
+    defer: () => {},
+    forgetDispatch: () => {},
+    ...over,
+  });
+  const recheck = {
+    recheck: (ids: string[], why: string) => runner.run([{ kind: 'recheck', ids, why }]),
+    applyFacts: async (facts: ActivityFact[], why: string) => runner.run(await step.applyFacts(facts, why)),
+    periodic: () => step.periodic(),
+  };
+  const onTx = createSettleTx(t.ctx, runner);
+  const settle = (ev: TxEvent) => (wanted(ev) ? onTx(ev) : Promise.resolve());
+  return { send, fillDetails, runner, recheck, settle };
+}
+
+/**
+ * A runner over the real store whose finishing calls are recorded in `finished` as `id:completing` /
+ * `id:failing` (not sent) and whose ends as `id:outcome`; every other effect runs.
+ */
+export function recordingRunner(t: ReturnType<typeof testContext>, over: Partial<RunnerDeps> = {}) {
+  const finished: string[] = [];
+  const real = createEffectsRunner(t.ctx, {
+    send: createSend(t.ctx),
+    fillDetails: async () => {},
+    recheck: async () => [],
+    defer: () => {},
+    forgetDispatch: () => {},
+    ...over,
+  });
+  const run = async (effects: readonly Effect[]) => {
+    for (const e of effects) {
+      if (e.kind === 'complete' || e.kind === 'fail')
+        finished.push(`${e.id}:${e.kind === 'complete' ? 'completing' : 'failing'}`);
+      else {
+        if (e.kind === 'ended') finished.push(`${e.id}:${e.outcome}`);
+        await real.run([e]);
+      }
+    }
+  };
+  const runner: EffectsRunner = {
+    run,
+    decide: async (ids, decide) => await run((await commit(t.ctx.store, ids, decide)).effects),
+  };
+  return { runner, finished };
 }
