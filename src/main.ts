@@ -1,6 +1,8 @@
 #!/usr/bin/env bun
 /** The `wcp` binary's entry point: the CLI with strict errors and stable exit codes. */
-// First import: under Deno it refuses missing permissions before any dependency loads (lmdb dlopens at import).
+// First import: signals from here on end wcp with an exit code, not by signal (see early-signals.ts).
+import './internal/early-signals.ts';
+// Then: under Deno it refuses missing permissions before any dependency loads (lmdb dlopens at import).
 import './runtime/preflight.ts';
 import { type CommandDef, runCommand, showUsage } from 'citty';
 import { exitCodeFor, printError } from './cli/exit.ts';

@@ -1,12 +1,12 @@
 /**
  * `wcp doctor` (issue 10) with the compiled binary: it passes on a working stack (anvil with the reference
  * contracts, a registered and funded wallet, the SDK executor, the dev subnet-api), and fails naming the cause
- * when Multicall3's address has no code, when the RPC port is closed, or when the wallet is not registered. It
+ * when Multicall3's address has no code, when the TaskQueue never saw `scheduler.queue_name`, when the RPC port is closed, or when the wallet is not registered. It
  * sends no transaction.
  */
 import { expect, test } from 'bun:test';
 import { freePort } from '../scripts/lib/anvil.ts';
-import { e2eSuite, startSlowExecutor, type World } from './e2e-executor-harness.ts';
+import { e2eSuite, enqueue, startSlowExecutor, type World } from './e2e-executor-harness.ts';
 import { blockNumber, rpcBatch } from './support/chain.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { type Sandbox, startWcp } from './support/wcp.ts';
@@ -26,11 +26,13 @@ const { track, box } = e2eSuite(1, (world) => {
 const nonceOf = async (addr: string) =>
   Number((await rpcBatch(w.anvil.url, [['eth_getTransactionCount', [addr, 'latest']]]))[0]);
 
-test('passes on a working stack and sends nothing; fails naming Multicall3, a closed RPC port, an unregistered wallet', async () => {
+test('passes on a working stack and sends nothing; fails naming Multicall3, an unknown queue, a closed RPC port, an unregistered wallet', async () => {
   const me = w.worker();
   const exec = track(await startSlowExecutor({ concurrency: 2 }));
   const env = wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint));
   const sb = box();
+  // The worker's queue exists once something was enqueued on it (by another account: the wallet sends nothing).
+  await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
   const nonceBefore = await nonceOf(me.address);
 
   const ok = await doctor(sb, [], env);
@@ -55,6 +57,18 @@ test('passes on a working stack and sends nothing; fails naming Multicall3, a cl
     /FAIL {2}code at Multicall3: no contract code at 0x000000000000000000000000000000000000dEaD/,
   );
   expect(noMulticall.stdout).toContain('ethereum.multicall3_address');
+
+  // A queue name the TaskQueue has never seen: wcp would poll it forever and find nothing.
+  const noQueue = await doctor(sb, [], { ...env, WCP__SCHEDULER__QUEUE_NAME: `${me.queue}-typo` });
+  expect(noQueue.code).toBe(1);
+  expect(noQueue.stdout).toMatch(
+    new RegExp(
+      `FAIL {2}queue known to the TaskQueue: scheduler.queue_name "${me.queue}-typo": nothing was ever enqueued on it`,
+    ),
+  );
+  expect(ok.stdout).toMatch(
+    new RegExp(`ok +queue known to the TaskQueue: scheduler.queue_name "${me.queue}" is queue #\\d+`),
+  );
 
   const closed = `http://127.0.0.1:${await freePort()}`;
   const down = await doctor(sb, [], { ...env, WCP__ETHEREUM__RPC_URL: closed });

@@ -2,7 +2,7 @@
  * The operator's surface (issue 10) with the compiled binary on anvil and the SDK executor: `/readyz` is 503 naming
  * the executor while none runs and 200 once all is well; `/status` shows held activities per state and the lane;
  * a second `wcp run` on the same store exits with code 11 within 2 s while the first keeps working; a transaction
- * from the wallet that wcp did not send pauses claims and says so; at balance 0 `/readyz` names the wallet; SIGHUP
+ * from the wallet that wcp did not send pauses claims (until the lane re-syncs) and says so; at balance 0 `/readyz` names the wallet; SIGHUP
  * drains and exits 0.
  */
 import { expect, test } from 'bun:test';
@@ -12,7 +12,7 @@ import { e2eSuite, enqueue, startSlowExecutor, type World } from './e2e-executor
 import { rpcBatch } from './support/chain.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { until } from './support/wait.ts';
-import { logLines, startWcp } from './support/wcp.ts';
+import { linesWith, logLines, startWcp } from './support/wcp.ts';
 
 let w: World;
 const { track, run, box } = e2eSuite(1, (world) => {
@@ -61,7 +61,9 @@ test('readyz, status, one daemon per store, a foreign transaction, an empty wall
   expect(notReady?.checks.find((c) => c.name === 'executor')?.fix).toContain(`127.0.0.1:${execPort}`);
   expect((await get(metricsPort, '/healthz')).code).toBe(200);
 
-  // An executor and work: ready, and /status shows what is held and the lane.
+  // Work (its queue becomes known to the TaskQueue: /readyz checks that too) and an executor: ready, and /status
+  // shows what is held and the lane.
+  const ids = await enqueue(w, me.queue, 6, 'test.slow', 'json:{}');
   track(await startSlowExecutor({ port: execPort, concurrency: 4, handlerMs: 4000 }));
   await until(
     async () => (await get(metricsPort, '/readyz')).code === 200,
@@ -69,7 +71,6 @@ test('readyz, status, one daemon per store, a foreign transaction, an empty wall
     30_000,
     'readyz 200',
   );
-  const ids = await enqueue(w, me.queue, 6, 'test.slow', 'json:{}');
   const status = await until(
     async () => {
       const s = (await get(metricsPort, '/status')).body as {
@@ -120,12 +121,12 @@ test('readyz, status, one daemon per store, a foreign transaction, an empty wall
     60_000,
     'the foreign transaction noticed',
   );
-  const afterForeign = await get(metricsPort, '/readyz');
-  expect(afterForeign.code).toBe(503);
-  expect((afterForeign.body as unknown as Ready).failing).toContain('wallet_exclusive');
-  expect(((await get(metricsPort, '/status')).body as { claims_paused: string }).claims_paused).toBe(
-    'foreign_transaction',
-  );
+  // Claims pause only until the lane has moved past the used nonce (test/e2e-idling.test.ts follows it through);
+  // /status keeps the last one seen.
+  expect(linesWith(wcp, 'claims paused').some((l) => l.reason === 'foreign_transaction')).toBe(true);
+  expect(
+    String(((await get(metricsPort, '/status')).body as { foreign_transaction?: string }).foreign_transaction),
+  ).toContain('wcp did not send');
 
   // An empty wallet: not ready, naming the wallet.
   await rpcBatch(w.anvil.url, [['anvil_setBalance', [me.address, '0x0']]]);

@@ -180,6 +180,9 @@ export function startStubChain(worker: string): StubChain {
       }
       case 'eth_getCode':
         return addrs[lower(String(params[0]))] ? '0x6080604052' : '0x';
+      case 'eth_getStorageAt':
+        // Read for the TaskQueue's queue ids: every queue is known (id 1).
+        return `0x${'0'.repeat(63)}1`;
       case 'eth_getBalance':
         return hex(10n ** 22n);
       case 'eth_getTransactionCount': {

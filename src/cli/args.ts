@@ -20,8 +20,15 @@ export function rejectUnknownArgs(rawArgs: string[], def: ArgsDef, maxPositional
     if (a.startsWith('-')) {
       const name = a.replace(/^--?/, '').split('=')[0]!;
       if (!known.has(name)) throw new WcpError('CLI_USAGE', `unknown option ${a.split('=')[0]}`);
-      const d = def[name] as { type?: string } | undefined;
-      if (d && d.type === 'string' && !a.includes('=')) i++;
+      const d = def[name] as { type?: string; valueHint?: string } | undefined;
+      if (d?.type === 'string') {
+        // A value flag given without its value must not fall back to a default (`--config` alone would run the
+        // embedded dev config): refused, naming the flag.
+        const value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : rawArgs[i + 1];
+        if (value === undefined || value === '' || (!a.includes('=') && value !== '-' && value.startsWith('-')))
+          throw new WcpError('CLI_USAGE', `option ${a.split('=')[0]} needs a value (${d.valueHint ?? 'a value'})`);
+        if (!a.includes('=')) i++;
+      }
     } else {
       positionals++;
       if (positionals > maxPositionals) throw new WcpError('CLI_USAGE', `unexpected argument ${JSON.stringify(a)}`);

@@ -10,6 +10,7 @@ export function exitCodeFor(e: unknown): number {
   switch (e.code) {
     case 'CONFIG_INVALID':
     case 'CONFIG_NOT_FOUND':
+    case 'CONTRACT_INVALID':
       return ExitCode.ConfigInvalid;
     case 'CLI_USAGE':
       return ExitCode.Usage;
@@ -24,6 +25,8 @@ export function exitCodeFor(e: unknown): number {
       return ExitCode.ChainIdMismatch;
     case 'WORKER_NOT_ACTIVE':
       return ExitCode.WorkerNotActive;
+    case 'LISTEN_FAILED':
+      return ExitCode.ListenFailed;
     default:
       return ExitCode.Failure;
   }

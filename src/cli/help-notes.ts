@@ -15,6 +15,7 @@ const EXIT_TEXT: Record<keyof typeof ExitCode, string> = {
   ChainIdMismatch: 'the chain id differs from ethereum.chain_id',
   WorkerNotActive: 'the wallet is not a registered, active worker',
   StoreLocked: 'another wcp (its pid named) holds the store',
+  ListenFailed: 'the metrics/health listener could not bind metrics.listen (port taken or not allowed)',
   Forced: 'a second signal forced the exit (the store stays consistent)',
 };
 

@@ -273,9 +273,24 @@ export function isLoopback(hostPort: string): boolean {
  * accepted over mTLS (CA, client certificate and key all set): wcp then knows it talks to the executor its CA
  * vouches for, and the executor that only wcp's certificate connects.
  */
+/**
+ * Lane slots claims leave free (`tx_policy.max_in_flight` minus these is the most a claim may find pending), so
+ * heartbeats and finishing transactions always find room. Here, not in the lifecycle, because the config refuses a
+ * lane too small to ever claim.
+ */
+export const CLAIM_RESERVED_SLOTS = 2;
+
+/** The smallest `tx_policy.max_in_flight` that ever lets a claim through: one slot beyond the reserved ones. */
+export const MIN_LANE_FOR_CLAIMS = CLAIM_RESERVED_SLOTS + 1;
+
 /** Values that are each valid but do not fit together; every one found is reported. */
 function relationProblems(f: ConfigFile): string[] {
   const problems: string[] = [];
+  if (f.scheduler.mode === 'claim' && f.tx_policy.max_in_flight < MIN_LANE_FOR_CLAIMS) {
+    problems.push(
+      `tx_policy.max_in_flight: got ${f.tx_policy.max_in_flight}, expected at least ${MIN_LANE_FOR_CLAIMS}: a claim is sent only while fewer than max_in_flight − ${CLAIM_RESERVED_SLOTS} (the slots kept for heartbeats and finishing transactions) = ${f.tx_policy.max_in_flight - CLAIM_RESERVED_SLOTS} transactions are pending, so this lane would never claim (or set scheduler.mode = "observe")`,
+    );
+  }
   // Liveness, the part that needs no chain (the rest is checked at start: src/lifecycle/liveness.ts): a heartbeat
   // counts as landed once its receipt is seen, and the next one waits for that.
   if (f.tx_policy.receipt_poll * 2 > f.scheduler.heartbeat_interval) {
@@ -348,6 +363,23 @@ function exposureProblems(f: ConfigFile): string[] {
   return out;
 }
 
+/**
+ * The embedded config is for a local development chain: it carries a public test key and the dev deployment's
+ * addresses. Pointed at anything but this host it would sign with a key the whole world knows.
+ */
+function embeddedProblems(f: ConfigFile, source: string): string[] {
+  if (!source.startsWith('embedded:')) return [];
+  const remote = [f.ethereum.rpc_url, ...f.ethereum.rpc_urls, f.ethereum.ws_url].filter((u) => {
+    if (u === '') return false;
+    const host = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(\[[^\]]*\]|[^:/?#]*)/i.exec(u)?.[1] ?? '';
+    return !isLoopback(`${host}:0`);
+  });
+  if (remote.length === 0) return [];
+  return [
+    `ethereum.rpc_url: got ${remote.map(displayUrl).join(', ')} with the embedded development config (${source}), expected a chain on this host (127.0.0.1, localhost, ::1): the embedded config signs with anvil's public test key and names the dev deployment's contracts; write a config file for this network (configs/example.toml is annotated) and pass --config FILE or WCP_CONFIG`,
+  ];
+}
+
 function deepFreeze<T>(o: T): T {
   if (o && typeof o === 'object' && !(o instanceof Secret)) {
     for (const val of Object.values(o)) deepFreeze(val);
@@ -402,6 +434,8 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
     ),
   ];
   if (exposure.length > 0) throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: exposure });
+  const reach = embeddedProblems(f, source);
+  if (reach.length > 0) throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: reach });
   const relations = relationProblems(f);
   if (relations.length > 0)
     throw new WcpError('CONFIG_INVALID', `config is invalid (${source})`, { details: relations });

@@ -82,9 +82,18 @@ const parsesAs = (s: string, protocols: string[]): boolean => {
   }
 };
 
+/** Whether the port written in a URL (if any) is in 1..65535; checked before parsing so the message says why. */
+const urlPortOk = (s: string): boolean => {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*)(?::(\d*))?/i.exec(s);
+  const port = m?.[1] === undefined || m[1] === '' ? undefined : Number(m[1]);
+  return port === undefined || (port >= 1 && port <= 65535);
+};
+const PORT_RANGE = 'a URL whose port is a port from 1 to 65535';
+
 const url = () =>
   v.pipe(
     v.string('an http(s) URL'),
+    v.check(urlPortOk, PORT_RANGE),
     v.check((s) => parsesAs(s, ['http:', 'https:']), 'an http(s) URL like http://127.0.0.1:8545'),
   );
 
@@ -94,6 +103,7 @@ const optWsUrl = () =>
       v.literal(''),
       v.pipe(
         v.string(),
+        v.check(urlPortOk, PORT_RANGE),
         v.check((s) => parsesAs(s, ['ws:', 'wss:']), 'a ws(s) URL like ws://127.0.0.1:8545 (or empty)'),
       ),
     ],
@@ -127,8 +137,15 @@ const address = () =>
   );
 const optAddress = () => v.union([v.literal(''), address()], 'a 0x-prefixed 20-byte hex address (or empty)');
 
+/** The port of `host:port` (its digits after the last colon). */
+const portOf = (hostPort: string): number => Number(hostPort.slice(hostPort.lastIndexOf(':') + 1));
+
 const hostPort = () =>
-  v.pipe(v.string('host:port'), v.regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7070'));
+  v.pipe(
+    v.string('host:port'),
+    v.regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:7070'),
+    v.check((s) => portOf(s) >= 1 && portOf(s) <= 65535, 'host:port with a port from 1 to 65535'),
+  );
 
 // biome-ignore lint/suspicious/noExplicitAny: valibot cannot type `{}` as the default of an object of optional fields
 const section = <T extends v.ObjectEntries>(entries: T) => v.optional(v.strictObject(entries), {} as any);

@@ -2,11 +2,12 @@
  * The doctor's chain checks, sending no transaction: every RPC endpoint (real cause of a failure, chain id, head
  * and lag), code at every contract address including Multicall3 and a call proving it is the right contract, that
  * the node can execute them (an `eth_estimateGas` of an empty heartbeat batch), the wallet's registration and
- * active flag, its balance against the gas of a few activity lifecycles at current fees, and the local clock
+ * active flag, whether the TaskQueue has ever seen `scheduler.queue_name`, its balance against the gas of a few activity lifecycles at current fees, and the local clock
  * against chain time; with `ethereum.ws_url`, that its new-head subscription comes up.
  */
 import type { Interface } from 'ethers';
 import { controlPlaneIface, multicallIface, taskQueueIface, workflowEngineIface } from '../chain/abi.ts';
+import { queueIdSlot } from '../chain/deployment.ts';
 import { probeHeads } from '../chain/heads.ts';
 import type { WcpConfig } from '../config/load.ts';
 import { createLogger } from '../internal/logger.ts';
@@ -228,6 +229,21 @@ export async function chainChecks(config: WcpConfig): Promise<CheckResult[]> {
             "the node's EVM cannot run TaskQueue (hard fork or client too old?): use another node or client version",
           ),
     );
+  }
+  if (hasCode.has('TaskQueue')) {
+    const q = config.scheduler.queueName;
+    const slot = await rpcProbe(url, 'eth_getStorageAt', [eth.taskQueue, queueIdSlot(q), 'latest'], t);
+    const name = 'queue known to the TaskQueue';
+    if (!slot.ok) out.push(fail(name, slot.cause, 'retry when the node answers'));
+    else if (hexNum(slot.result) === 0n)
+      out.push(
+        fail(
+          name,
+          `scheduler.queue_name ${JSON.stringify(q)}: nothing was ever enqueued on it at TaskQueue ${short(eth.taskQueue)}, so wcp would poll it and never find work`,
+          'set scheduler.queue_name to the queue the subnet enqueues on (names are case-sensitive), or start wcp once the first activity is enqueued there',
+        ),
+      );
+    else out.push(pass(name, `scheduler.queue_name ${JSON.stringify(q)} is queue #${hexNum(slot.result)}`));
   }
   if (hasCode.has('SubnetControlPlane')) {
     const w = await call(url, t, eth.subnetControlPlane, controlPlaneIface, 'getWorker', [eth.walletAddress]);

@@ -17,7 +17,7 @@ export async function runDoctor(config: WcpConfig): Promise<CheckResult[]> {
   ];
   results.push(...(await chainChecks(config)));
   const [executor, subnet] = await Promise.all([executorCheck(config), subnetApiCheck(config)]);
-  results.push(executor, subnet, storeCheck(config));
+  results.push(executor, subnet, await storeCheck(config));
   return results;
 }
 

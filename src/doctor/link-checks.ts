@@ -3,19 +3,21 @@
  * Capabilities, then close the stream without assigning anything; skipped while a wcp daemon holds the store, as
  * that daemon owns the executor link), the subnet-api (one signed probe presign with a session like the daemon's:
  * it must be the storage service and accept the worker's session) — both over the TLS or mTLS their `tls_*` keys
- * configure —, the store (its directory is writable and no other wcp holds it).
+ * configure —, the store (its directory is writable or creatable, every page and record reads back, and no other
+ * wcp holds it).
  */
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ChannelCredentials, ClientDuplexStream, ServiceClientConstructor } from '@grpc/grpc-js';
 import type { WcpConfig } from '../config/load.ts';
 import { errorText } from '../internal/errors.ts';
-import { channelCredentialsFor, readTlsMaterial } from '../internal/grpc-tls.ts';
 import { createLogger } from '../internal/logger.ts';
+import { channelCredentialsFor, readTlsMaterial } from '../internal/grpc-tls.ts';
 import { createPresignSigner, createStorageSession } from '../storage/auth.ts';
 import { createStorageBroker } from '../storage/broker.ts';
 import { classifyStorageFailure, describeRefusal } from '../storage/refusal.ts';
-import { checkStoreFile } from '../store/store.ts';
+import { storeHolder } from '../store/lock.ts';
+import { checkStoreFile, openStore } from '../store/store.ts';
 import { loadExecutorService, PROTOCOL_VERSION, type WcpMessageWire } from '../taskstream/protocol.ts';
 import { parseExecutorMessage } from '../taskstream/validate.ts';
 import { type CheckResult, fail, pass, skip, warn } from './check.ts';
@@ -194,36 +196,45 @@ export async function subnetApiCheck(config: WcpConfig): Promise<CheckResult> {
   }
 }
 
-/** The pid of a live wcp holding the store's lock (`<store>.pid`), if any. */
-function runningDaemon(storePath: string): number | undefined {
-  const lock = `${storePath}.pid`;
-  if (!existsSync(lock)) return undefined;
-  try {
-    const pid = Number(JSON.parse(readFileSync(lock, 'utf8')).pid);
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined; // stale: the next wcp run takes it over
-  }
+/** The pid of a live wcp holding the store's lock (`<store>.pid`), if any (`?` when it left no record). */
+function runningDaemon(storePath: string): number | '?' | undefined {
+  const holder = storeHolder(storePath);
+  return holder === undefined ? undefined : (holder.pid ?? '?');
 }
 
-/** The store: directory writable, file an LMDB store (when it exists), and not held by a running wcp. */
-export function storeCheck(config: WcpConfig): CheckResult {
+/** The nearest directory of `dir` (itself or a parent) that exists. */
+function nearestExisting(dir: string): string {
+  let d = dir;
+  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+
+/**
+ * The store: its directory writable (or missing and creatable: `wcp run` creates it 0700), the file an LMDB store
+ * whose every page and record reads back (when it exists), and not held by a running wcp.
+ */
+export async function storeCheck(config: WcpConfig): Promise<CheckResult> {
   const path = config.store.path;
   const name = 'store';
+  const dir = dirname(path);
+  const missing = !existsSync(dir);
+  const parent = missing ? nearestExisting(dir) : dir;
   try {
-    accessSync(dirname(path), constants.W_OK);
+    accessSync(parent, constants.W_OK);
   } catch {
     return fail(
       name,
-      `${dirname(path)} is not writable`,
+      missing ? `${dir} is missing and ${parent} is not writable` : `${dir} is not writable`,
       'give the wcp user write access to the store directory, or change store.path',
     );
   }
+  if (missing) return pass(name, `${path}: ${dir} missing, will be created (0700)`);
+  let records: number | undefined;
   try {
     checkStoreFile(path);
+    records = await readEveryRecord(path);
   } catch (e) {
-    return fail(name, (e as Error).message, `move ${path} aside; wcp rebuilds it from the chain`);
+    return fail(name, errorText(e), `move ${path} aside (\`mv ${path} ${path}.bad\`); wcp rebuilds it from the chain`);
   }
   const pid = runningDaemon(path);
   if (pid !== undefined) {
@@ -233,5 +244,26 @@ export function storeCheck(config: WcpConfig): CheckResult {
       'fine if that is the daemon you are checking; a second `wcp run` on this store would exit 11',
     );
   }
-  return pass(name, `${path}: ${existsSync(path) ? 'an LMDB store, not in use' : 'will be created'}`);
+  return pass(
+    name,
+    `${path}: ${records === undefined ? 'will be created' : `an LMDB store, ${records} records read back, not in use`}`,
+  );
+}
+
+/** Opens the store read-only and reads every record (undefined when there is no store yet). */
+async function readEveryRecord(path: string): Promise<number | undefined> {
+  if (!existsSync(path)) return undefined;
+  const store = openStore({ path, readOnly: true, logger: createLogger('doctor', { level: 'error' }) });
+  try {
+    let n = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = store.scan('', { limit: 1000, ...(after !== undefined ? { after } : {}) });
+      n += page.length;
+      if (page.length < 1000) return n;
+      after = page[page.length - 1]?.key;
+    }
+  } finally {
+    await store.close();
+  }
 }

@@ -11,6 +11,8 @@ export const ExitCode = {
   WorkerNotActive: 10,
   /** Another wcp (named by its pid) holds the store. */
   StoreLocked: 11,
+  /** The operator endpoints (`metrics.listen`) cannot listen: the port is taken or not an address of this host. */
+  ListenFailed: 12,
   /** A second signal forced the exit before draining finished. */
   Forced: 130,
 } as const;

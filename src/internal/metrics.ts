@@ -125,7 +125,7 @@ export function createMetrics() {
     }),
     claimsPaused: new Gauge({
       name: 'wcp_claims_paused',
-      help: '1 for the reason claims are paused now (executor_not_ready, no_executor_credits, unsupported_type, storage_unavailable, storage_refused), 0 otherwise',
+      help: '1 for every reason claims are paused now (several can hold at once; src/lifecycle/pauses.ts lists them), 0 otherwise',
       labelNames: ['reason'],
       registers: [registry],
     }),

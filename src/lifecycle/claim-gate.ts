@@ -5,8 +5,8 @@
  * outputs the executor declares: its run gets presigned upload URLs) — the storage service answers as it should:
  * not while it is unreachable (`storage_unavailable`), refuses the worker itself (`storage_refused`: wrong
  * service, session refused), or has not answered its first probe yet (a short wait, no reason recorded).
- * Otherwise claims pause: the reason is logged at warn once per change and shown by the `wcp_claims_paused{reason}`
- * gauge.
+ * Otherwise claims pause: the reason is held in the pause set (`pauses.ts`: logged once per change,
+ * `wcp_claims_paused{reason}`) and released in the first round its cause is gone, whether or not a job is waiting.
  * Claim jobs recorded without their type (from chain events) have it read from the chain first, once.
  */
 import { getHeader, readActivities } from '../chain/reads.ts';
@@ -14,32 +14,29 @@ import { claimJobKey, PREFIX } from '../store/keys.ts';
 import { type ClaimJob, ClaimJobSchema } from '../store/records.ts';
 import type { LifecycleContext } from './context.ts';
 import type { LinkView } from './link.ts';
+import { type ClaimPause, type ClaimPauses, createClaimPauses } from './pauses.ts';
 import { listHeld } from './records.ts';
 
-/** Why claims are paused. */
-export type ClaimPause =
-  | 'executor_not_ready'
-  | 'no_executor_credits'
-  | 'unsupported_type'
-  | 'storage_unavailable'
-  | 'storage_refused';
-const REASONS: readonly ClaimPause[] = [
-  'executor_not_ready',
-  'no_executor_credits',
-  'unsupported_type',
-  'storage_unavailable',
-  'storage_refused',
-];
+export type { ClaimPause } from './pauses.ts';
+
+/** The reasons the gate decides about the link; the others belong to other parts (`pauses.ts`). */
+const LINK_REASONS = ['executor_not_ready', 'no_executor_credits'] as const;
+/** Reasons about the claimed records waiting for credits (held under their own source, see `only`). */
+const WAITING_REASONS = ['storage_unavailable', 'storage_refused'] as const;
+/** Reasons about the waiting jobs: judged only when there are jobs to admit. */
+export const JOB_REASONS = ['unsupported_type', 'storage_unavailable', 'storage_refused'] as const;
 
 export interface ClaimGate {
-  /** How many activities may be claimed now (0 = paused; the reason is recorded). */
+  /** How many activities may be claimed now (0 = paused; the reason is held, and released once it is not). */
   room(): number;
-  /** Of `jobs` (in order), those that can run now; records the reason when none can. Reads missing types. */
+  /** Of `jobs` (in order), those that can run now; holds the reason when none can, releases it when some can. */
   admit(jobs: ClaimJob[]): Promise<ClaimJob[]>;
-  /** Records that claims run (nothing paused them this round). */
+  /** No jobs wait: nothing is paused for a job's sake. */
   open(): void;
-  /** The current pause reason, or null. */
+  /** The first reason held in the pause set, or null. */
   reason(): ClaimPause | null;
+  /** The pause set the gate holds its reasons in. */
+  readonly pauses: ClaimPauses;
 }
 
 /** Whether running the activity needs the storage service: a `blob:` input, or a type that declares outputs. */
@@ -53,22 +50,22 @@ export function needsStorage(
 /** The claim gate over the link view and the dispatch step's credits. */
 export function createClaimGate(
   ctx: Pick<LifecycleContext, 'opts' | 'store' | 'rpc' | 'log' | 'metrics'>,
-  deps: { link: LinkView; credits: () => number },
+  deps: { link: LinkView; credits: () => number; pauses?: ClaimPauses },
 ): ClaimGate {
   const { opts, store, rpc, log, metrics } = ctx;
   const { link } = deps;
-  let current: ClaimPause | null = null;
-  for (const r of REASONS) metrics.claimsPaused.set({ reason: r }, 0);
+  const pauses = deps.pauses ?? createClaimPauses({ log, metrics });
 
-  function set(reason: ClaimPause | null, detail: Record<string, unknown> = {}): void {
-    if (reason === current) return;
-    const was = current;
-    current = reason;
-    for (const r of REASONS) metrics.claimsPaused.set({ reason: r }, r === reason ? 1 : 0);
-    // A busy executor is ordinary backpressure (info); the other reasons mean work is waiting on something broken.
-    if (reason === 'no_executor_credits') log.info('claims paused', { reason, ...detail });
-    else if (reason) log.warn('claims paused', { reason, ...detail });
-    else log.info('claims resumed', { was: was ?? '' });
+  /** Holds `reason` (one of `among`) and releases the others of `among`. */
+  /** Holds `reason` (or nothing) and releases the rest of `among`, for `source` (a reason held by two checks holds while either does). */
+  function only(
+    among: readonly ClaimPause[],
+    reason: ClaimPause | null,
+    detail: Record<string, unknown> = {},
+    source = 'gate',
+  ): void {
+    for (const r of among) if (r !== reason) pauses.set(r, false, {}, source);
+    if (reason) pauses.set(reason, true, detail, source);
   }
 
   /** Reads the type and input of jobs recorded without them, and stores them in the jobs. */
@@ -94,7 +91,8 @@ export function createClaimGate(
   return {
     room() {
       if (!link.ready()) {
-        set('executor_not_ready');
+        only(WAITING_REASONS, null, {}, 'waiting');
+        only(LINK_REASONS, 'executor_not_ready');
         return 0;
       }
       // Claimed records not yet dispatched (and claims in flight) will take credits first.
@@ -108,10 +106,22 @@ export function createClaimGate(
         const storage = link.storage().state;
         const onStorage =
           (storage === 'down' || storage === 'refused') && waitingRecords.some((r) => needsStorage(r, link));
-        if (onStorage) set(storage === 'refused' ? 'storage_refused' : 'storage_unavailable', { waiting });
-        else set('no_executor_credits', { credits: deps.credits(), waiting });
+        if (onStorage) {
+          only(LINK_REASONS, null);
+          only(
+            WAITING_REASONS,
+            storage === 'refused' ? 'storage_refused' : 'storage_unavailable',
+            { waiting },
+            'waiting',
+          );
+        } else {
+          only(WAITING_REASONS, null, {}, 'waiting');
+          only(LINK_REASONS, 'no_executor_credits', { credits: deps.credits(), waiting });
+        }
         return 0;
       }
+      only(WAITING_REASONS, null, {}, 'waiting');
+      only(LINK_REASONS, null);
       return free;
     },
     async admit(jobs) {
@@ -139,19 +149,20 @@ export function createClaimGate(
             : storage.state === 'refused'
               ? 'storage_refused'
               : 'storage_unavailable';
-        set(reason, {
+        only(JOB_REASONS, reason, {
           jobs: jobs.length,
           unsupported_type: unserved,
           needing_storage: noStorage,
           ...(storage.state === 'refused' ? { storage_refusal: storage.reason } : {}),
         });
-      }
+      } else only(JOB_REASONS, null);
       return ok;
     },
     open() {
-      set(null);
+      only(JOB_REASONS, null);
     },
-    reason: () => current,
+    reason: () => pauses.list()[0] ?? null,
+    pauses,
   };
 }
 

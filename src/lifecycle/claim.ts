@@ -2,13 +2,15 @@
  * The claim step: takes claim jobs while there is room (held records not yet finished by the executor below
  * `maxInflight`, lane below its capacity minus the reserved slots), simulates each claim (a lost race costs an
  * eth_call, not gas), moves the winners to `claiming` in one store transaction and sends them as one batch claim. A claim that is not sent goes back to the queue.
- * Only what can run now is claimed (`claim-gate.ts`: executor ready with credits, type served, storage answering).
+ * Only what can run now is claimed (`claim-gate.ts`: executor ready with credits, type served, storage answering),
+ * and nothing while any reason of the pause set holds (`pauses.ts`); the reasons this step judges (held records at
+ * `max_inflight`, a full lane, an inactive worker per the simulation) are judged every round.
  */
 import { errorText } from '../internal/errors.ts';
 import { claimJobKey, doneKey, inflightKey } from '../store/keys.ts';
 import { ClaimJobSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { claimCall, claimSimulationCall } from './calls.ts';
-import { type ClaimGate, claimCandidates } from './claim-gate.ts';
+import { type ClaimGate, claimCandidates, JOB_REASONS } from './claim-gate.ts';
 import type { LifecycleContext } from './context.ts';
 import type { Recheck } from './finish.ts';
 import { CLAIM_RESERVED_SLOTS, INACTIVE_WORKER_PAUSE_MS } from './options.ts';
@@ -30,7 +32,9 @@ export function createClaimStep(
   deps: { send: Send; recheck: Recheck; gate: ClaimGate },
 ): ClaimStep {
   const { opts, store, txm, now, log } = ctx;
-  let pausedUntilMs = 0;
+  const { pauses } = deps.gate;
+  /** Until when a simulation's NotActiveWorker holds `worker_inactive` (the chain watch may release it sooner). */
+  let inactiveUntilMs = 0;
 
   /** Simulates the jobs' claims; returns the winners (≤ want), or null when claims must pause. */
   async function simulate(jobIds: string[], want: number): Promise<string[] | null> {
@@ -49,10 +53,13 @@ export function createClaimStep(
       }
       const name = sim.revert?.name ?? '';
       if (name === 'NotActiveWorker') {
-        pausedUntilMs = now() + INACTIVE_WORKER_PAUSE_MS;
-        log.error('claims refused: this wallet is no longer an active worker; pausing claims for 30 s', {
-          wallet: opts.wallet,
-        });
+        inactiveUntilMs = now() + INACTIVE_WORKER_PAUSE_MS;
+        pauses.set(
+          'worker_inactive',
+          true,
+          { wallet: opts.wallet, detail: 'a claim simulation says this wallet is not an active worker' },
+          'simulation',
+        );
         return null;
       }
       if (REFUSED.has(name)) {
@@ -116,18 +123,32 @@ export function createClaimStep(
 
   return {
     async run(enabled) {
-      if (!enabled || opts.mode !== 'claim' || now() < pausedUntilMs) return;
+      if (!enabled || opts.mode !== 'claim') return;
+      // Every cause is judged every round, so each reason is released in the first round its cause is gone.
+      if (now() >= inactiveUntilMs) pauses.set('worker_inactive', false, {}, 'simulation');
       // Records only waiting on the chain (completing, failing, resuming) need no executor slot: they do not count.
-      const room = opts.maxInflight - listHeld(store).filter((r) => !FINISHING_STATES.has(r.state)).length;
-      if (room <= 0) return;
-      if (txm.inFlight() >= opts.laneMaxInFlight - CLAIM_RESERVED_SLOTS) return;
-      const want = Math.min(room, opts.claimBatch, deps.gate.room());
+      const heldNow = listHeld(store).filter((r) => !FINISHING_STATES.has(r.state)).length;
+      const room = opts.maxInflight - heldNow;
+      pauses.set('max_inflight', room <= 0, { held: heldNow, max_inflight: opts.maxInflight });
+      const pending = txm.inFlight();
+      const laneRoom = opts.laneMaxInFlight - CLAIM_RESERVED_SLOTS - pending;
+      pauses.set('lane_full', laneRoom <= 0, {
+        pending_txs: pending,
+        max_in_flight: opts.laneMaxInFlight,
+        reserved: CLAIM_RESERVED_SLOTS,
+      });
+      const gateRoom = deps.gate.room();
+      const blocked = pauses.list().filter((r) => !(JOB_REASONS as readonly string[]).includes(r));
+      if (blocked.length > 0) return;
+      const want = Math.min(room, opts.claimBatch, gateRoom);
       if (want <= 0) return;
       const candidates = claimCandidates(store, want);
-      if (candidates.length === 0) return;
+      if (candidates.length === 0) {
+        deps.gate.open();
+        return;
+      }
       const jobs = (await deps.gate.admit(candidates)).slice(0, want * 2).map((j) => j.activity_id);
       if (jobs.length === 0) return;
-      deps.gate.open();
       const winners = await simulate(jobs, want);
       if (!winners || winners.length === 0) return;
       const taken = await take(winners);

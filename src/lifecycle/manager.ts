@@ -43,6 +43,7 @@ import {
   TICK_MS,
 } from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
+import { type ClaimPause, type ClaimPauses, createClaimPauses } from './pauses.ts';
 import { createCompletions } from './completions.ts';
 import { createLinkView, storageRefused } from './link.ts';
 import { listHeld } from './records.ts';
@@ -68,6 +69,8 @@ export interface ActivityManagerDeps {
   logger: Logger;
   metrics: Metrics;
   now?: () => number;
+  /** Why claims are paused: shared with the supervisor, which holds the reasons only it knows (default: a new set). */
+  pauses?: ClaimPauses;
   /** Test seam: when the first deletion of done records past their retention runs (default `DONE_PRUNE_FIRST_MS`). */
   donePruneFirstMs?: number;
 }
@@ -96,8 +99,8 @@ export interface ActivityManager {
     chain_now_s: number;
     /** When the heartbeat loop last finished a round (now, while not running). */
     last_tick_ms: number;
-    /** Why claims are paused (no executor, no credits, type not served, storage down), or null. */
-    claims_paused: string | null;
+    /** Every reason claims are paused now (`pauses.ts`); empty while claims run. */
+    claims_paused: ClaimPause[];
     executor: {
       ready: boolean;
       types: string[];
@@ -142,7 +145,8 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   });
   /** For steps that are not deciders: a re-check as an effect. */
   const rechecked = (ids: string[], why: string) => runner.run([{ kind: 'recheck', ids, why }]);
-  const gate = createClaimGate(ctx, { link, credits: dispatch.credits });
+  const pauses = deps.pauses ?? createClaimPauses({ log, metrics });
+  const gate = createClaimGate(ctx, { link, credits: dispatch.credits, pauses });
   const claim = createClaimStep(ctx, { send, recheck: rechecked, gate });
   const settle = createSettleTx(ctx, runner);
   const completions = createCompletions(ctx, { runner, link, recheck: rechecked });
@@ -333,7 +337,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
         credits: dispatch.credits(),
         chain_now_s: clock.nowS(),
         last_tick_ms: state === 'running' || state === 'draining' ? lastTickMs : now(),
-        claims_paused: gate.reason(),
+        claims_paused: pauses.list(),
         executor: {
           ready: link.ready(),
           types: link.types(),

@@ -59,8 +59,8 @@ export const TICK_MS = 250;
 export const RECHECK_INTERVAL_MS = 15_000;
 /** The chain clock reads the latest header at most this often. */
 export const CLOCK_REFRESH_MS = 1_000;
-/** Lane slots claims leave free, so heartbeats and finishing transactions always find room. */
-export const CLAIM_RESERVED_SLOTS = 2;
+/** Lane slots claims leave free, so heartbeats and finishing transactions always find room (the config refuses a lane too small for more). */
+export { CLAIM_RESERVED_SLOTS } from '../config/load.ts';
 /** Ids per heartbeat transaction. */
 export const HEARTBEAT_BATCH_IDS = 200;
 /** Claims pause this long after the chain says this wallet is not an active worker. */

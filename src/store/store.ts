@@ -13,12 +13,14 @@
  *   transaction (`get`, `list`) of those keys are answered from memory; reads inside one still go to LMDB, which
  *   also sees writes of earlier transactions in the same batch. Only this store writes to the env.
  */
-import { chmodSync, closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import * as v from 'valibot';
 import { WcpError } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import { PREFIX, quarantineKey } from './keys.ts';
+import { inspectHeader, type WalkResult, walkStore } from './lmdb-file.ts';
 import { createMirror, deepFreeze, schemaId } from './mirror.ts';
 import type { Quarantine } from './records.ts';
 
@@ -80,41 +82,65 @@ function prefixRange(prefix: string): { start: string; end: string } {
 /** Prefixes kept in memory (see the invariants): the lifecycle lists and reads its held records several times per tick. */
 const MIRRORED_PREFIXES: readonly string[] = [PREFIX.inflight];
 
-/** LMDB's meta-page magic (0xBEEFC0DE, little-endian) at this offset of each of the first two pages. */
-const LMDB_MAGIC = Buffer.from([0xde, 0xc0, 0xef, 0xbe]);
-const LMDB_MAGIC_OFFSET = 24;
+function damaged(path: string, damage: string): WcpError {
+  return new WcpError(
+    'STORE_CORRUPT',
+    `the store is damaged: move it aside, wcp rebuilds from the chain (${path}: ${damage})`,
+    {
+      details: [
+        `move the file aside (e.g. \`mv ${path} ${path}.bad\`) and start again: held activities are found again by the startup scan and the nonce is read from the chain`,
+      ],
+    },
+  );
+}
 
 /**
- * Refuses a store file that is not an LMDB env (truncated, overwritten, another file at the path) before LMDB
- * maps it: LMDB trusts its meta pages, and a garbage file crashed the runtime instead of failing cleanly.
+ * Refuses a store file LMDB must not map (see `lmdb-file.ts`) with `STORE_CORRUPT`: every open checks the meta
+ * pages, the file size and the roots; with `walk` (the default) every page of both trees is checked too (about
+ * 10 ms per MB of store). A missing or empty file passes: LMDB creates it.
  */
-export function checkStoreFile(path: string): void {
-  if (!existsSync(path)) return;
-  const size = statSync(path).size;
-  if (size === 0) return; // created but never written: LMDB initialises it
-  const fd = openSync(path, 'r');
+export function checkStoreFile(path: string, opts: { walk?: boolean } = {}): WalkResult | undefined {
+  if (!existsSync(path) || statSync(path).size === 0) return undefined;
+  let damage: string | undefined;
   try {
-    const head = Buffer.alloc(LMDB_MAGIC_OFFSET + 4);
-    const metaOk = [0, 4096, 16384, 65536].some((page) => {
-      if (size < page + head.length) return false;
-      readSync(fd, head, 0, head.length, page);
-      return head.subarray(LMDB_MAGIC_OFFSET).equals(LMDB_MAGIC);
+    damage = inspectHeader(path);
+  } catch (e) {
+    throw new WcpError('STORE_OPEN_FAILED', `cannot read the store file ${path}`, {
+      details: [e instanceof Error ? e.message : String(e)],
+      cause: e,
     });
-    if (!metaOk) {
-      throw new WcpError('STORE_CORRUPT', `the store file ${path} is not an LMDB store or is damaged`, {
-        details: [
-          'wcp rebuilds its store from the chain: move the file aside (e.g. `mv wcp.db wcp.db.bad`) and start again;',
-          'held activities are found again by the startup scan and the nonce is read from the chain',
-        ],
-      });
-    }
-  } finally {
-    closeSync(fd);
+  }
+  if (damage?.includes('no LMDB magic')) damage = `the file is not an LMDB store (${damage})`;
+  if (damage) throw damaged(path, damage);
+  if (opts.walk === false) return undefined;
+  const walked = walkStore(path);
+  if (walked.ok === false) throw damaged(path, walked.damage);
+  return walked;
+}
+
+/**
+ * Creates the store's directory (and its parents, 0700) when it does not exist, as daemons do with their data
+ * directory. `STORE_OPEN_FAILED` naming the directory when that is not allowed.
+ */
+export function ensureStoreDir(path: string): void {
+  const dir = dirname(path);
+  if (existsSync(dir)) return;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new WcpError('STORE_OPEN_FAILED', `cannot create the store directory ${dir}`, {
+      details: [
+        e instanceof Error ? e.message : String(e),
+        'create it (owner: the user wcp runs as), or change store.path',
+      ],
+      cause: e,
+    });
   }
 }
 
 export function openStore(opts: OpenStoreOptions): Store {
   let db: RootDatabase<Buffer, string>;
+  if (!opts.readOnly) ensureStoreDir(opts.path);
   checkStoreFile(opts.path);
   try {
     db = open<Buffer, string>({

@@ -1,10 +1,12 @@
 /**
  * What the operator endpoints answer (`/healthz`, `/readyz`, `/status`) and the gauges an operator alerts on,
- * from the supervisor's components. A watch refreshes, every `WATCH_MS`, what needs the chain: endpoint heads and
- * lag, the wallet's balance against a few lifecycles at current fees, registration, and RPC errors by endpoint
- * and class; the endpoints read its last results (they never wait on the chain).
+ * from the supervisor's components. A watch refreshes, every `scheduler.poll_interval`, what needs the chain:
+ * endpoint heads and lag, the wallet's balance against a few lifecycles at current fees, registration, whether the
+ * TaskQueue knows the queue, and RPC errors by endpoint and class; the endpoints read its last results (they never
+ * wait on the chain), and the supervisor turns each round's facts into claim pauses (`onWatch`).
  */
 import { isWorkerActive } from '../chain/control-plane.ts';
+import { queueKnown } from '../chain/deployment.ts';
 import type { RpcClient } from '../chain/transport.ts';
 import type { WcpConfig } from '../config/load.ts';
 import { FUNDED_LIFECYCLES, LIFECYCLE_GAS, MIN_LIFECYCLES } from '../doctor/chain-checks.ts';
@@ -19,8 +21,8 @@ import type { Store } from '../store/store.ts';
 import { summarizeStore } from '../store/summary.ts';
 import type { TxManager } from '../txmgr/index.ts';
 
-/** How often the watch reads the chain. */
-export const WATCH_MS = 15_000;
+/** The watch reads the chain every `scheduler.poll_interval`, but never more often than this. */
+export const MIN_WATCH_MS = 250;
 /** The lifecycle loop counts as stuck when it has not turned for this long. */
 export const LOOP_STALL_MS = 30_000;
 
@@ -35,6 +37,8 @@ export interface ProbeSources {
   log: Logger;
   /** Checks only the supervisor knows (e.g. no foreign transaction), appended to `/readyz`. */
   extraChecks?: () => ReadyCheck[];
+  /** After every watch round: what it read (fields it could not read are absent). */
+  onWatch?: (w: WatchFacts) => void;
   now?: () => number;
 }
 
@@ -43,7 +47,17 @@ interface WatchResult {
   balanceWei?: bigint;
   gasPriceWei?: bigint;
   active?: boolean;
+  /** Whether the TaskQueue has ever seen `scheduler.queue_name`. */
+  queueKnown?: boolean;
   error?: string;
+}
+
+/** What a watch round read, for the claim pauses. */
+export interface WatchFacts {
+  active?: boolean;
+  /** Balance against `MIN_LIFECYCLES` lifecycles at current fees (absent: not read). */
+  funded?: { ok: boolean; balanceEth: number; lifecycles: number };
+  queueKnown?: boolean;
 }
 
 export interface Probes extends OperatorProbes {
@@ -61,7 +75,11 @@ export function createProbes(s: ProbeSources): Probes {
   const { config, metrics } = s;
   const wallet = config.ethereum.walletAddress;
   let watch: WatchResult = { at: 0 };
-  let timer: ReturnType<typeof setInterval> | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const watchMs = Math.max(config.scheduler.pollIntervalMs, MIN_WATCH_MS);
+  /** A watch result older than this is stale: three rounds, plus one slow request. */
+  const staleMs = watchMs * 3 + config.ethereum.requestTimeoutMs;
   const errorsSeen = new Map<string, number>();
 
   async function round(): Promise<void> {
@@ -70,14 +88,16 @@ export function createProbes(s: ProbeSources): Probes {
     const next: WatchResult = { at: now() };
     try {
       await rpc.refreshHeads().catch(() => undefined);
-      const [bal, price, active] = await Promise.all([
+      const [bal, price, active, known] = await Promise.all([
         rpc.request<string>('eth_getBalance', [wallet, 'latest']),
         rpc.request<string>('eth_gasPrice', []),
         isWorkerActive(rpc, config.ethereum.subnetControlPlane, wallet),
+        queueKnown(rpc, config.ethereum.taskQueue, config.scheduler.queueName),
       ]);
       next.balanceWei = wei(bal);
       next.gasPriceWei = wei(price);
       next.active = active;
+      next.queueKnown = known;
       metrics.walletBalance.set(eth(next.balanceWei));
     } catch (e) {
       next.error = errorText(e);
@@ -94,9 +114,29 @@ export function createProbes(s: ProbeSources): Probes {
       }
     }
     watch = next;
+    const f = funded();
+    s.onWatch?.({
+      ...(next.active === undefined ? {} : { active: next.active }),
+      ...(next.queueKnown === undefined ? {} : { queueKnown: next.queueKnown }),
+      ...(f.lifecycles === undefined
+        ? {}
+        : { funded: { ok: f.ok, balanceEth: eth(next.balanceWei ?? 0n), lifecycles: Number(f.lifecycles) } }),
+    });
     // wcp_ready follows every watch round, not only the /readyz requests.
     const checks = await probes.ready().catch(() => [{ ok: false }]);
     metrics.ready.set(checks.every((c) => c.ok) ? 1 : 0);
+  }
+
+  /** The next round one interval after this one ends (rounds never overlap on a slow node). */
+  function loop(): void {
+    if (stopped) return;
+    void round()
+      .catch((e: unknown) => s.log.warn('readiness watch round failed', { error: errorText(e) }))
+      .finally(() => {
+        if (stopped) return;
+        timer = setTimeout(loop, watchMs);
+        timer.unref?.();
+      });
   }
 
   function funded(): { ok: boolean; lifecycles?: bigint; perLifecycleWei?: bigint } {
@@ -117,12 +157,11 @@ export function createProbes(s: ProbeSources): Probes {
 
   const probes: Probes = {
     start() {
-      void round();
-      timer = setInterval(() => void round(), WATCH_MS);
-      timer.unref?.();
+      loop();
     },
     stop() {
-      if (timer) clearInterval(timer);
+      stopped = true;
+      if (timer) clearTimeout(timer);
     },
     health() {
       const state = s.state();
@@ -152,7 +191,7 @@ export function createProbes(s: ProbeSources): Probes {
               fix: 'check ethereum.rpc_url / rpc_urls (wcp doctor names the cause)',
             },
       );
-      const fresh = watch.at > 0 && now() - watch.at < WATCH_MS * 3;
+      const fresh = watch.at > 0 && now() - watch.at < staleMs;
       checks.push(
         fresh && !watch.error
           ? { name: 'contracts', ok: true, detail: 'SubnetControlPlane answers' }
@@ -171,6 +210,20 @@ export function createProbes(s: ProbeSources): Probes {
               ok: false,
               detail: watch.active === false ? `${wallet} is not an active worker` : 'not read yet',
               fix: `ask the subnet owner to register and activate ${wallet}`,
+            },
+      );
+      const queue = JSON.stringify(config.scheduler.queueName);
+      checks.push(
+        watch.queueKnown === true
+          ? { name: 'queue', ok: true, detail: `scheduler.queue_name ${queue} is known to the TaskQueue` }
+          : {
+              name: 'queue',
+              ok: false,
+              detail:
+                watch.queueKnown === false
+                  ? `scheduler.queue_name ${queue}: nothing was ever enqueued on it at TaskQueue ${config.ethereum.taskQueue}`
+                  : 'not read yet',
+              fix: 'set scheduler.queue_name to the queue the subnet enqueues on (names are case-sensitive)',
             },
       );
       const f = funded();
@@ -233,7 +286,7 @@ export function createProbes(s: ProbeSources): Probes {
         wallet,
         queue: config.scheduler.queueName,
         lifecycle: m ?? null,
-        claims_paused: m?.claims_paused ?? null,
+        claims_paused: m?.claims_paused ?? [],
         executor: m?.executor ?? null,
         lane: t
           ? { state: t.state, next_nonce: t.nextNonce, in_flight: t.inFlight, funds_blocked: t.fundsBlocked }

@@ -1,9 +1,11 @@
 /**
  * The start-up checks of `wcp run`, in order: the chain answers (retried with backoff while no RPC endpoint does),
- * its chain id is the configured one (fatal), the wallet is a registered, active worker (fatal, exit 10), and — for
+ * its chain id is the configured one (fatal), the four contract addresses are one deployment (fatal, exit 3: the
+ * field to fix and how, `chain/deployment.ts`), the wallet is a registered, active worker (fatal, exit 10), and — for
  * a claiming worker — the configuration can keep activities alive (`lifecycle/liveness.ts`, fatal).
  */
 import { isWorkerActive } from '../chain/control-plane.ts';
+import { checkDeployment } from '../chain/deployment.ts';
 import type { RpcClient } from '../chain/transport.ts';
 import type { WcpConfig } from '../config/load.ts';
 import { backoffCeilingMs } from '../internal/backoff.ts';
@@ -37,6 +39,14 @@ export async function startupChecks(r: RpcClient, o: StartupCheckOptions): Promi
       log.warn('chain not reachable yet, retrying', { attempt, retry_in_ms: wait, error: errorText(e) });
       await new Promise((res) => setTimeout(res, wait));
     }
+  }
+  const eth = config.ethereum;
+  const problems = await checkDeployment(r, eth, eth.chainId);
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    throw new WcpError('CONTRACT_INVALID', `${first.field}: ${first.detail}`, {
+      details: problems.flatMap((p, i) => [...(i === 0 ? [] : [`${p.field}: ${p.detail}`]), `fix: ${p.fix}`]),
+    });
   }
   const wallet = config.ethereum.walletAddress;
   const active = await isWorkerActive(r, config.ethereum.subnetControlPlane, wallet);

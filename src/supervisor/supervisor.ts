@@ -19,6 +19,8 @@ import { registeredSecrets } from '../internal/redact.ts';
 import type { ExecutorCommand, ExecutorEvent } from '../executor/messages.ts';
 import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
 import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
+import { createClaimPauses } from '../lifecycle/pauses.ts';
+import { MIN_LIFECYCLES } from '../doctor/chain-checks.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
 import { buildInfo, buildVersion, runtimeName } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
@@ -79,8 +81,14 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let noopExecutor: NoopTestExecutor | null = null;
   let txm: TxManager | null = null;
   let manager: ActivityManager | null = null;
-  /** Set once a transaction from our wallet that we did not send was seen: claims stay paused until restart. */
+  /**
+   * Set while a transaction from our wallet that we did not send holds claims: from its sighting until the lane has
+   * moved past the nonces the chain used (`laneResynced`). The last one seen stays in `/status`.
+   */
   let foreignTx: string | undefined;
+  let lastForeignTx: string | undefined;
+  /** Every reason claims are paused; the manager's steps hold theirs, this file the ones only it knows. */
+  const pauses = createClaimPauses({ log, metrics });
   let scanDone = false;
   const claiming = config.scheduler.mode === 'claim';
   let resolveDone!: () => void;
@@ -134,7 +142,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     rescan: (ids) => reconciler?.post({ type: 'scanNow', reason: 'reorg', ids }),
     onStartupScanDone: () => {
       scanDone = true;
-      manager?.setClaimsEnabled(foreignTx === undefined);
+      manager?.setClaimsEnabled(true);
     },
   });
 
@@ -256,6 +264,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         executor,
         logger: log.child('lifecycle'),
         metrics,
+        pauses,
       });
       await manager.start();
       const early = earlyExecutorEvents ?? [];
@@ -314,17 +323,30 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     if (ev.type === 'foreignTx') {
       metrics.foreignTxs.inc();
       if (foreignTx === undefined) {
-        foreignTx = ev.detail;
-        log.error('a transaction from this wallet was not sent by this wcp: claims paused', {
-          wallet: ev.address,
-          nonce: ev.nonce,
-          detail: ev.detail,
-          what_to_do:
-            'the same key runs elsewhere (another host or process): every activity would be claimed and run twice. Stop the other one, then restart this wcp; held work keeps being heartbeated and finished meanwhile',
-        });
+        log.error(
+          'a transaction from this wallet was not sent by this wcp: claims paused until the lane is re-synced',
+          {
+            wallet: ev.address,
+            nonce: ev.nonce,
+            detail: ev.detail,
+            what_to_do:
+              'if the same key runs elsewhere (another host or process), every activity would be claimed and run twice: stop the other one. Claims resume once the lane has moved past the nonces used; held work keeps being heartbeated and finished meanwhile',
+          },
+        );
       }
-      manager?.setClaimsEnabled(false);
+      foreignTx = ev.detail;
+      lastForeignTx = ev.detail;
+      pauses.set('foreign_transaction', true, { nonce: ev.nonce, detail: ev.detail });
     }
+    if (ev.type === 'laneResynced') {
+      if (foreignTx !== undefined) log.info('lane re-synced after a foreign transaction', { next_nonce: ev.nextNonce });
+      foreignTx = undefined;
+      pauses.clear('foreign_transaction');
+      manager?.kick();
+    }
+    if (ev.type === 'insufficientFunds')
+      pauses.set('wallet_unfunded', true, { nonce: ev.nonce, detail: ev.message }, 'lane');
+    if (ev.type === 'fundsRestored') pauses.set('wallet_unfunded', false, {}, 'lane');
     manager?.onTxEvent(ev);
   }
 
@@ -337,6 +359,31 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     state: () => state,
     metrics,
     log,
+    onWatch: (w) => {
+      const wallet = config.ethereum.walletAddress;
+      if (w.active === true) pauses.clear('worker_inactive');
+      if (w.active === false)
+        pauses.set('worker_inactive', true, { wallet, detail: 'isWorkerActive is false on chain' }, 'watch');
+      if (w.funded)
+        pauses.set(
+          'wallet_unfunded',
+          !w.funded.ok,
+          { wallet, balance_eth: w.funded.balanceEth, lifecycles: w.funded.lifecycles, need: Number(MIN_LIFECYCLES) },
+          'balance',
+        );
+      if (w.queueKnown !== undefined)
+        pauses.set(
+          'unknown_queue',
+          !w.queueKnown,
+          {
+            queue: config.scheduler.queueName,
+            task_queue: config.ethereum.taskQueue,
+            fix: 'set scheduler.queue_name to the queue the subnet enqueues on (names are case-sensitive)',
+          },
+          'watch',
+        );
+      if (w.active || w.funded?.ok || w.queueKnown) manager?.kick();
+    },
     extraChecks: () => [
       foreignTx === undefined
         ? { name: 'wallet_exclusive', ok: true, detail: 'no transaction from this wallet that wcp did not send' }
@@ -344,7 +391,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
             name: 'wallet_exclusive',
             ok: false,
             detail: foreignTx,
-            fix: 'the key is used elsewhere: stop the other sender, then restart wcp',
+            fix: 'the key is used elsewhere: stop the other sender; claims resume once the lane is re-synced',
           },
     ],
   });
@@ -359,7 +406,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       ready: probes.ready,
       status: async () => ({
         ...(await probes.status()),
-        ...(foreignTx === undefined ? {} : { claims_paused: 'foreign_transaction', foreign_transaction: foreignTx }),
+        claims_paused: pauses.list(),
+        claims_paused_detail: pauses.details(),
+        ...(lastForeignTx === undefined ? {} : { foreign_transaction: lastForeignTx }),
         startup_scan_done: scanDone,
       }),
     }),

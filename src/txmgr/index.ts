@@ -62,6 +62,10 @@ export interface TxManager {
   stop(): Promise<void>;
 }
 
+/** Reads of the pending nonce after a foreign transaction before the tick gives up. */
+const RESYNC_ATTEMPTS = 5;
+const RESYNC_RETRY_MS = 1_000;
+
 export function createTxManager(o: TxManagerOptions): TxManager {
   registerSecret(o.privateKey);
   let wallet: Wallet;
@@ -146,7 +150,15 @@ export function createTxManager(o: TxManagerOptions): TxManager {
         address,
         detail: `nonce ${nonce} was used by a transaction wcp did not send`,
       });
-      await sync.syncNextNonce();
+      // Claims wait for the lane to be in line again: retried a few times (bounded, inside this tick); should every
+      // read fail, claims stay paused until the next foreign nonce or a restart re-syncs the lane.
+      for (let i = 0; i < RESYNC_ATTEMPTS; i++) {
+        if (await sync.syncNextNonce()) {
+          o.onEvent({ type: 'laneResynced', address, nextNonce: lane.nextNonce });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, RESYNC_RETRY_MS));
+      }
     },
     nextNonce: () => lane.nextNonce,
     refill: sync.refill,

@@ -37,8 +37,11 @@ export interface Resync {
   resync(): Promise<void>;
   /** Re-opens nonces the chain took back (see the confirmer's hole watch) and re-sends them. */
   refill(holes: number[], head: number): Promise<void>;
-  /** The chain used one of our nonces for something else: move the next nonce past the chain's pending count. */
-  syncNextNonce(): Promise<void>;
+  /**
+   * The chain used one of our nonces for something else: move the next nonce past the chain's pending count.
+   * False when the pending count could not be read (the lane is not known to be in line).
+   */
+  syncNextNonce(): Promise<boolean>;
 }
 
 /** A lane record without its mined-receipt fields: pending again. */
@@ -74,8 +77,10 @@ export function createResync(ctx: ResyncCtx): Resync {
         );
         lane.nextNonce = pending;
       }
+      return true;
     } catch (e) {
       log.warn('could not read the pending nonce', { error: errorText(e) });
+      return false;
     }
   }
 

@@ -160,7 +160,9 @@ export type TxEvent =
    * A transaction from our wallet that this wcp did not send used `nonce` (the key is used by another process or
    * host): the lane skips it; the owner pauses claims and says so loudly.
    */
-  | { type: 'foreignTx'; nonce: number; address: string; detail: string };
+  | { type: 'foreignTx'; nonce: number; address: string; detail: string }
+  /** After a foreign transaction: the lane has moved past every nonce the chain used; its next nonce is ours again. */
+  | { type: 'laneResynced'; address: string; nextNonce: number };
 
 export type TxManagerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
