@@ -4,19 +4,8 @@ import { claimJobKey, doneKey, inflightKey, laneKey } from '../store/keys.ts';
 import { ClaimJobSchema, InflightSchema } from '../store/records.ts';
 import { createClaimStep } from './claim.ts';
 import { createClaimGate } from './claim-gate.ts';
-import {
-  cleanupTestContexts,
-  confirmed,
-  held,
-  mined,
-  NOW_S,
-  OTHER,
-  readyLink,
-  testContext,
-  testSteps,
-  until,
-  WALLET,
-} from './test-fakes.ts';
+import { cleanupTestContexts, confirmed, mined, readyLink, testContext, testSteps, until } from './testing/fakes.ts';
+import { held, NOW_S, OTHER, WALLET } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 

@@ -4,7 +4,8 @@ import { type Inflight, InflightSchema } from '../store/records.ts';
 import { createChainClock } from './clock.ts';
 import { expireRound, isExpired } from './expiry.ts';
 import type { Decision } from './effects.ts';
-import { cleanupTestContexts, fakeChain, held, NOW_S, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, fakeChain, testContext } from './testing/fakes.ts';
+import { held, NOW_S } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 

@@ -4,7 +4,8 @@ import { InflightSchema } from '../store/records.ts';
 import { createCompletions, NOT_HELD_ROUNDS } from './completions.ts';
 import { createDispatchStep } from './dispatch.ts';
 import { createExecutorEvents } from './executor-events.ts';
-import { cleanupTestContexts, held, readyLink, recordingRunner, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, readyLink, recordingRunner, testContext } from './testing/fakes.ts';
+import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 

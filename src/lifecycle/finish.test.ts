@@ -3,17 +3,8 @@ import { readFacts } from '../chain/reads.ts';
 import { doneKey, inflightKey } from '../store/keys.ts';
 import { type DoneOutcome, DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { endDecision, finishCall } from './effects.ts';
-import {
-  cleanupTestContexts,
-  confirmed,
-  held,
-  NOW_S,
-  testContext,
-  testOptions,
-  testSteps,
-  until,
-  WALLET,
-} from './test-fakes.ts';
+import { cleanupTestContexts, confirmed, testContext, testSteps, until } from './testing/fakes.ts';
+import { held, NOW_S, testOptions, WALLET } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 

@@ -3,17 +3,8 @@ import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
 import { dueHeartbeats, heartbeatRound } from './heartbeat.ts';
 import { HEARTBEAT_BATCH_IDS } from './options.ts';
-import {
-  cleanupTestContexts,
-  confirmed,
-  held,
-  mined,
-  NOW_S,
-  TQ as TQ_ADDR,
-  testContext,
-  testSteps,
-  until,
-} from './test-fakes.ts';
+import { cleanupTestContexts, confirmed, mined, testContext, testSteps, until } from './testing/fakes.ts';
+import { held, NOW_S, TQ as TQ_ADDR } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 

@@ -9,7 +9,8 @@ import { createClaimStep } from './claim.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { createLinkView } from './link.ts';
 import { createSend } from './send.ts';
-import { cleanupTestContexts, held, testContext, testSteps } from './test-fakes.ts';
+import { cleanupTestContexts, testContext, testSteps } from './testing/fakes.ts';
+import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 

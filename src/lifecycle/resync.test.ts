@@ -5,7 +5,8 @@ import { createCompletions } from './completions.ts';
 import { createDispatchStep } from './dispatch.ts';
 import { createExecutorEvents } from './executor-events.ts';
 import { createLinkView } from './link.ts';
-import { cleanupTestContexts, held, recordingRunner, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, recordingRunner, testContext } from './testing/fakes.ts';
+import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 

@@ -4,12 +4,12 @@
  */
 import { describe, expect, test } from 'bun:test';
 import fc from 'fast-check';
-import type { Inflight, InflightState } from '../store/records.ts';
+import type { InflightState } from '../store/records.ts';
 import type { TxEvent } from '../txmgr/types.ts';
 import type { ActivityEvents } from './calls.ts';
 import type { Decision } from './effects.ts';
 import { decideSettle, type SettleEvent, type SettleFacts, wanted } from './settle.ts';
-import { held, WALLET } from './test-fakes.ts';
+import { applied, held, recs, WALLET } from './testing/fixtures.ts';
 
 const NOW_MS = 1_700_000_000_000;
 const noEvents = (): ActivityEvents => ({
@@ -39,17 +39,6 @@ const slot = (type: string, kind: string, ids: string[], extra: Record<string, u
     gasUsed: 1n,
     ...extra,
   }) as unknown as SettleEvent;
-const recs = (...rs: Inflight[]) => new Map(rs.map((r) => [r.activity_id, r]));
-
-/** The records after `d`'s writes (inflight only; `end` and `requeue` remove the record). */
-function applied(records: ReadonlyMap<string, Inflight>, d: Decision): Map<string, Inflight> {
-  const out = new Map(records);
-  for (const w of d.writes) {
-    if (w.kind === 'put') out.set(w.record.activity_id, w.record);
-    else out.delete(w.kind === 'end' ? w.done.activity_id : w.job.activity_id);
-  }
-  return out;
-}
 const kinds = (d: Decision) => d.effects.map((e) => e.kind);
 
 describe('settle decisions', () => {

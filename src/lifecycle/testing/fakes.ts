@@ -6,52 +6,27 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { multicallIface, taskQueueIface } from '../chain/abi.ts';
-import type { RpcTransport } from '../chain/transport.ts';
-import type { TaskSpec } from '../executor/messages.ts';
-import { createLogger } from '../internal/logger.ts';
-import { createMetrics } from '../internal/metrics.ts';
-import type { Inflight } from '../store/records.ts';
-import { openStore, type Store } from '../store/store.ts';
-import type { SubmitResult, TxEvent, TxRequest } from '../txmgr/types.ts';
-import type { ActivityFact } from '../chain/facts.ts';
-import type { ChainClock } from './clock.ts';
-import { createFillDetails } from './details.ts';
-import type { Effect } from './effects.ts';
-import { createRecheckStep } from './recheck.ts';
-import { commit } from './records.ts';
-import { createEffectsRunner, type EffectsRunner, type RunnerDeps } from './runner.ts';
-import { createSend } from './send.ts';
-import { wanted } from './settle.ts';
-import { createSettleTx } from './tx-events.ts';
-import { createLinkView, type LinkView } from './link.ts';
-import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
-import type { LifecycleOptions } from './options.ts';
-import { createInFlightTracker } from './tracker.ts';
-
-export const WALLET = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
-export const OTHER = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc';
-export const TQ = '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0';
-export const WF = '0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9';
-export const MC = '0xca11bde05977b3631167028862be2a173976ca11';
-/** The fake chain's time, seconds. */
-export const NOW_S = 1_700_000_000;
-
-export const testOptions: LifecycleOptions = {
-  wallet: WALLET,
-  taskQueue: TQ,
-  workflowEngine: WF,
-  multicall3: MC,
-  queueName: 'q',
-  mode: 'claim',
-  maxInflight: 8,
-  claimBatch: 8,
-  heartbeatIntervalMs: 10_000,
-  laneMaxInFlight: 16,
-  maxDispatchAttempts: 3,
-  reofferLostTasks: true,
-  doneRetentionMs: 24 * 3_600_000,
-};
+import { multicallIface, taskQueueIface } from '../../chain/abi.ts';
+import type { RpcTransport } from '../../chain/transport.ts';
+import type { TaskSpec } from '../../executor/messages.ts';
+import { createLogger } from '../../internal/logger.ts';
+import { createMetrics } from '../../internal/metrics.ts';
+import { openStore, type Store } from '../../store/store.ts';
+import type { SubmitResult, TxEvent, TxRequest } from '../../txmgr/types.ts';
+import type { ActivityFact } from '../../chain/facts.ts';
+import type { ChainClock } from '../clock.ts';
+import { createFillDetails } from '../details.ts';
+import type { Effect } from '../effects.ts';
+import { createRecheckStep } from '../recheck.ts';
+import { commit } from '../records.ts';
+import { createEffectsRunner, type EffectsRunner, type RunnerDeps } from '../runner.ts';
+import { createSend } from '../send.ts';
+import { wanted } from '../settle.ts';
+import { createSettleTx } from '../tx-events.ts';
+import { createLinkView, type LinkView } from '../link.ts';
+import type { ExecutorLink, LifecycleContext, TxSender } from '../context.ts';
+import { createInFlightTracker } from '../tracker.ts';
+import { NOW_S, TQ, testOptions, WALLET } from './fixtures.ts';
 
 /** Submits wait until the test calls `releaseAll` (a lane busy with earlier work), unless `auto`. */
 export interface FakeTxSender extends TxSender {
@@ -264,23 +239,6 @@ export function testContext() {
     tracker: createInFlightTracker(),
   };
   return { ctx, store, txm, rpc, executor, clock, tracker: ctx.tracker };
-}
-
-/** A held record in `state`, details read, last heartbeat `lastHeartbeatS`. */
-export function held(id: string, state: Inflight['state'], lastHeartbeatS = NOW_S): Inflight {
-  return {
-    activity_id: id,
-    state,
-    queue_name: 'q',
-    activity_type: 'echo',
-    input_ref: '',
-    expires_at_s: NOW_S + 3600,
-    heartbeat_timeout_s: 600,
-    last_heartbeat_s: lastHeartbeatS,
-    dispatch_attempts: state === 'claimed' ? 0 : 1,
-    created_at_ms: 1,
-    updated_at_ms: 1,
-  };
 }
 
 type Confirmed = Extract<TxEvent, { type: 'confirmed' }>;
