@@ -73,7 +73,8 @@ export function decideProgress(r: Inflight | undefined, nowMs: number): Decision
 /**
  * The bridge refused an assignment (not a duplicate): a retryable refusal goes back to `claimed` (deferred; counted
  * as a dispatch only when it was a re-offer `reoffered`), a passed deadline ends the record `expired`, any other
- * refusal fails it. PURE.
+ * refusal fails it. An `expired` refusal for a record the executor cannot hold (ended, moved on) changes nothing.
+ * PURE.
  */
 export function decideAssignRejected(
   id: string,
@@ -92,7 +93,12 @@ export function decideAssignRejected(
       effects: [{ kind: 'defer', id, delayMs: retryDelayMs(f.opts, { dispatch_attempts: 1 } as Inflight) }],
     };
   }
-  if (ev.reason === 'expired') return endDecision(id, r, 'expired', f.nowMs, {}, 'executor refused: deadline passed');
+  if (ev.reason === 'expired')
+    // Only a task the executor may hold is ended: a late refusal must not overwrite a done record or drop a
+    // record that moved on (a resume still owed).
+    return r && EXECUTING_STATES.has(r.state)
+      ? endDecision(id, r, 'expired', f.nowMs, {}, 'executor refused: deadline passed')
+      : NOTHING;
   const next = moved(r, ['assigned'], 'failing', f.nowMs, {
     fail_reason: `EXECUTOR_REFUSED: ${ev.reason}${ev.detail ? ` (${ev.detail})` : ''}`,
   });
