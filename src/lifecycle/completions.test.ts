@@ -1,10 +1,8 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { doneKey, inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
-import { createCompletions, NOT_HELD_ROUNDS } from './completions.ts';
-import { createDispatchStep } from './dispatch.ts';
-import { createExecutorEvents } from './executor-events.ts';
-import { cleanupTestContexts, readyLink, recordingRunner, testContext } from './testing/fakes.ts';
+import { NOT_HELD_ROUNDS } from './completions.ts';
+import { cleanupTestContexts, testContext, executorSide } from './testing/fakes.ts';
 import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
@@ -13,11 +11,7 @@ const OK = { ok: true as const, output_refs: { result: 'r' }, metadata_json: '{}
 
 function setup(rechecked: (ids: string[]) => Promise<void> = async () => {}) {
   const t = testContext();
-  const link = readyLink();
-  const dispatch = createDispatchStep(t.ctx, { link });
-  const { runner, finished } = recordingRunner(t, { defer: dispatch.defer, forgetDispatch: dispatch.forget });
-  const completions = createCompletions(t.ctx, { runner, link, recheck: rechecked });
-  const onExecutor = createExecutorEvents(t.ctx, { runner, dispatch, link, completions });
+  const { link, dispatch, finished, completions, onExecutor } = executorSide(t, { recheck: rechecked });
   const state = (id: string) => t.store.get(inflightKey(id), InflightSchema);
   return { ...t, link, dispatch, completions, onExecutor, finished, state };
 }

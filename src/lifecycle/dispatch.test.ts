@@ -1,21 +1,14 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
-import { createCompletions } from './completions.ts';
-import { createDispatchStep } from './dispatch.ts';
-import { createExecutorEvents } from './executor-events.ts';
-import { cleanupTestContexts, readyLink, recordingRunner, testContext } from './testing/fakes.ts';
+import { cleanupTestContexts, testContext, executorSide } from './testing/fakes.ts';
 import { held, NOW_S } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
 function setup() {
   const t = testContext();
-  const link = readyLink();
-  const dispatch = createDispatchStep(t.ctx, { link });
-  const { runner, finished } = recordingRunner(t, { defer: dispatch.defer, forgetDispatch: dispatch.forget });
-  const completions = createCompletions(t.ctx, { runner, link, recheck: async () => {} });
-  const onExecutor = createExecutorEvents(t.ctx, { runner, dispatch, link, completions });
+  const { link, dispatch, finished, completions, onExecutor } = executorSide(t);
   return { ...t, dispatch, onExecutor, finished, link, completions };
 }
 

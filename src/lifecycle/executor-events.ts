@@ -8,7 +8,6 @@
 import type { ExecutorEvent } from '../executor/messages.ts';
 import type { Inflight } from '../store/records.ts';
 import { MAX_REF_CHARS } from './calls.ts';
-import type { Completions } from './completions.ts';
 import type { LifecycleContext } from './context.ts';
 import type { DispatchStep } from './dispatch.ts';
 import { type Decision, endDecision, followUp, NOTHING } from './effects.ts';
@@ -105,16 +104,20 @@ export function decideAssignRejected(
   return next ? { writes: [{ kind: 'put', record: next }], effects: followUp(next, 0) } : NOTHING;
 }
 
-/** Applies one executor message. */
-export type OnExecutorEvent = (ev: ExecutorEvent) => Promise<void>;
+/** The executor messages a decider here takes, each with its handler (the manager's event table routes them). */
+export type ExecutorHandlers = {
+  [T in 'state' | 'credits' | 'storage' | 'progress' | 'assignRejected' | 'resync' | 'rejected']: (
+    ev: Extract<ExecutorEvent, { type: T }>,
+  ) => Promise<void>;
+};
 
-/** The executor-message handler. */
+/** The executor-message handlers. */
 export function createExecutorEvents(
   ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'log' | 'metrics'>,
-  deps: { runner: Pick<EffectsRunner, 'decide'>; dispatch: DispatchStep; link: LinkView; completions: Completions },
-): OnExecutorEvent {
+  deps: { runner: Pick<EffectsRunner, 'decide'>; dispatch: DispatchStep; link: LinkView },
+): ExecutorHandlers {
   const { opts, store, now, log, metrics } = ctx;
-  const { runner, dispatch, link, completions } = deps;
+  const { runner, dispatch, link } = deps;
   /** A Resync arrived since the link last became not ready (the bridge sends it before `ready`). */
   let resynced = false;
 
@@ -145,69 +148,54 @@ export function createExecutorEvents(
     }
   }
 
-  return async (ev) => {
-    switch (ev.type) {
-      case 'credits':
-        dispatch.setCredits(ev.available, ev.assigns_seen);
-        break;
-      case 'state': {
-        log.info('executor link', {
-          state: ev.state,
-          ...(ev.executor_id ? { executor_id: ev.executor_id } : {}),
+  return {
+    async credits(ev) {
+      dispatch.setCredits(ev.available, ev.assigns_seen);
+    },
+    async state(ev) {
+      log.info('executor link', {
+        state: ev.state,
+        ...(ev.executor_id ? { executor_id: ev.executor_id } : {}),
+        ...(ev.detail ? { detail: ev.detail } : {}),
+      });
+      const becameReady = link.onState(ev);
+      if (ev.state !== 'ready') {
+        dispatch.setCredits(0);
+        resynced = false;
+      } else if (becameReady && !resynced) await reconcileHeld([], [], []);
+    },
+    async storage(ev) {
+      const was = link.storage();
+      link.setStorage(
+        ev.available,
+        ev.refused !== undefined ? { reason: ev.refused, detail: ev.detail ?? '' } : undefined,
+      );
+      const now = link.storage();
+      if (now.state === 'up' && (was.state === 'down' || was.state === 'refused'))
+        log.warn('storage service answers again', {});
+      else if (now.state === 'down' && was.state !== 'down')
+        log.warn('storage service unavailable', { ...(ev.detail ? { detail: ev.detail } : {}) });
+      else if (now.state === 'refused' && (was.state !== 'refused' || was.reason !== now.reason))
+        log.warn('storage service refuses this worker: claims and dispatches needing storage wait', {
+          reason: now.reason,
           ...(ev.detail ? { detail: ev.detail } : {}),
         });
-        const becameReady = link.onState(ev);
-        if (ev.state !== 'ready') {
-          dispatch.setCredits(0);
-          resynced = false;
-        } else if (becameReady && !resynced) await reconcileHeld([], [], []);
-        break;
-      }
-      case 'storage': {
-        const was = link.storage();
-        link.setStorage(
-          ev.available,
-          ev.refused !== undefined ? { reason: ev.refused, detail: ev.detail ?? '' } : undefined,
-        );
-        const now = link.storage();
-        if (now.state === 'up' && (was.state === 'down' || was.state === 'refused'))
-          log.warn('storage service answers again', {});
-        else if (now.state === 'down' && was.state !== 'down')
-          log.warn('storage service unavailable', { ...(ev.detail ? { detail: ev.detail } : {}) });
-        else if (now.state === 'refused' && (was.state !== 'refused' || was.reason !== now.reason))
-          log.warn('storage service refuses this worker: claims and dispatches needing storage wait', {
-            reason: now.reason,
-            ...(ev.detail ? { detail: ev.detail } : {}),
-          });
-        break;
-      }
-      case 'accepted':
-        break;
-      case 'progress':
-        await runner.decide([ev.activity_id], (rs) => decideProgress(rs.get(ev.activity_id), now()));
-        break;
-      case 'assignRejected': {
-        if (ev.reason === 'duplicate') break; // the bridge has it already (a re-offer it knew)
-        const id = ev.activity_id;
-        const reoffered = link.holds(id);
-        await runner.decide([id], (rs) => decideAssignRejected(id, rs.get(id), ev, { opts, nowMs: now(), reoffered }));
-        break;
-      }
-      case 'completion':
-        await completions.onCompletion(ev);
-        break;
-      case 'completionRejected':
-        await completions.onRejected(ev);
-        break;
-      case 'resync':
-        resynced = true;
-        await reconcileHeld(ev.held_activity_ids ?? [], ev.lost_activity_ids, ev.running_activity_ids);
-        break;
-      case 'rejected':
-        metrics.executorRejected.inc();
-        break;
-      default:
-        break;
-    }
+    },
+    async progress(ev) {
+      await runner.decide([ev.activity_id], (rs) => decideProgress(rs.get(ev.activity_id), now()));
+    },
+    async assignRejected(ev) {
+      if (ev.reason === 'duplicate') return; // the bridge has it already (a re-offer it knew)
+      const id = ev.activity_id;
+      const reoffered = link.holds(id);
+      await runner.decide([id], (rs) => decideAssignRejected(id, rs.get(id), ev, { opts, nowMs: now(), reoffered }));
+    },
+    async resync(ev) {
+      resynced = true;
+      await reconcileHeld(ev.held_activity_ids ?? [], ev.lost_activity_ids, ev.running_activity_ids);
+    },
+    async rejected() {
+      metrics.executorRejected.inc();
+    },
   };
 }

@@ -11,9 +11,8 @@
  *  - claims (a claim's simulation and estimate may be slow on a slow node);
  *  - the main loop: the chain clock, local expiry, executor dispatch and the periodic chain re-check.
  * A fourth, slow one deletes `done:` records past their retention (`retention.ts`); nothing wakes it.
- * Transaction events arrive as `TxEvent`s (`settle.ts`, those no decider wants filtered by `wanted` and waking
- * nothing); executor messages as bridge events (`executor-events.ts`, `completions.ts`); reconciler facts go to the
- * re-check (`recheck.ts`).
+ * Events reach their handlers through one table per source (`txEventTable`, `executorEventTable`): an event no
+ * decider wants is dropped at `route` and wakes nothing. Reconciler facts go to the re-check (`recheck.ts`).
  */
 import type { ActivityFact } from '../chain/facts.ts';
 import type { RpcTransport } from '../chain/transport.ts';
@@ -31,7 +30,7 @@ import { createChainClock } from './clock.ts';
 import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
 import { createFillDetails } from './details.ts';
 import { createDispatchStep } from './dispatch.ts';
-import { createExecutorEvents } from './executor-events.ts';
+import { createExecutorEvents, type ExecutorHandlers } from './executor-events.ts';
 import { expireRound } from './expiry.ts';
 import { heartbeatRound } from './heartbeat.ts';
 import { createStepLoop } from './loop.ts';
@@ -44,7 +43,7 @@ import {
 } from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { type ClaimPause, type ClaimPauses, createClaimPauses } from './pauses.ts';
-import { createCompletions } from './completions.ts';
+import { type Completions, createCompletions } from './completions.ts';
 import { createLinkView, storageRefused } from './link.ts';
 import { listHeld } from './records.ts';
 import { createRecheckStep } from './recheck.ts';
@@ -52,7 +51,7 @@ import { pruneDone } from './retention.ts';
 import { createSend } from './send.ts';
 import { createEffectsRunner } from './runner.ts';
 import { wanted } from './settle.ts';
-import { createSettleTx } from './tx-events.ts';
+import { createSettleTx, type SettleTx } from './tx-events.ts';
 import { createInFlightTracker } from './tracker.ts';
 import { EXECUTING_STATES, FINISHING_STATES, TRANSITIONS } from './transitions.ts';
 
@@ -111,6 +110,53 @@ export interface ActivityManager {
   };
 }
 
+/**
+ * Each event type of a source and what takes it: `null` when no decider wants it; a handler returning `null`
+ * declines the event (the settle decisions want only some `mined` and `reorged`).
+ */
+export type EventTable<E extends { type: string }> = {
+  [T in E['type']]: ((ev: Extract<E, { type: T }>) => Promise<void> | null) | null;
+};
+
+/** The one filter: hands `ev` to its handler, or drops it (null) when none wants it. */
+export function route<E extends { type: string }>(table: EventTable<E>, ev: E): Promise<void> | null {
+  const take = table[ev.type as E['type']] as ((ev: E) => Promise<void> | null) | null;
+  return take ? take(ev) : null;
+}
+
+/**
+ * Transaction events: an activity tx's outcome to the settle decisions (`wanted` says which); the lane's news
+ * (funds, a foreign tx) only wakes the loops (the supervisor acts on it).
+ */
+export function txEventTable(settle: SettleTx): EventTable<TxEvent> {
+  const settled = (ev: TxEvent) => (wanted(ev) ? settle(ev) : null);
+  const wakeOnly = async () => {};
+  return {
+    submitted: null,
+    replaced: null,
+    mined: settled,
+    reorged: settled,
+    confirmed: settled,
+    failed: settled,
+    insufficientFunds: wakeOnly,
+    fundsRestored: wakeOnly,
+    foreignTx: wakeOnly,
+    laneResynced: wakeOnly,
+  };
+}
+
+/** Executor messages: link, credits, storage, progress, refusals and Resyncs (`executor-events.ts`); Completions. */
+export function executorEventTable(h: ExecutorHandlers, completions: Completions): EventTable<ExecutorEvent> {
+  return {
+    ...h,
+    completion: completions.onCompletion,
+    completionRejected: completions.onRejected,
+    accepted: null,
+    drained: null,
+    stopped: null,
+  };
+}
+
 /** Lane slot states whose tx may still land: their ids are in flight after a restart. */
 const OPEN_TX_STATES = new Set(['reserved', 'sent', 'mined']);
 
@@ -150,7 +196,8 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   const claim = createClaimStep(ctx, { send, recheck: rechecked, gate });
   const settle = createSettleTx(ctx, runner);
   const completions = createCompletions(ctx, { runner, link, recheck: rechecked });
-  const onExecutor = createExecutorEvents(ctx, { runner, dispatch, link, completions });
+  const txEvents = txEventTable(settle);
+  const executorEvents = executorEventTable(createExecutorEvents(ctx, { runner, dispatch, link }), completions);
 
   let state: ManagerState = 'idle';
   let claimsEnabled = false;
@@ -279,9 +326,8 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       if (enabled) wake();
     },
     onTxEvent(ev) {
-      if ('activityIds' in ev && !wanted(ev)) return;
-      (wanted(ev) ? settle(ev) : Promise.resolve())
-        .catch((e: unknown) =>
+      route(txEvents, ev)
+        ?.catch((e: unknown) =>
           log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }),
         )
         .finally(() => {
@@ -290,7 +336,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
         });
     },
     onExecutorEvent(ev) {
-      onExecutor(ev).then(
+      route(executorEvents, ev)?.then(
         () => wake(),
         (e: unknown) => log.error('handling an executor message failed', { type: ev.type, error: errorText(e) }),
       );

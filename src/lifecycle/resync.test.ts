@@ -1,11 +1,8 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
-import { createCompletions } from './completions.ts';
-import { createDispatchStep } from './dispatch.ts';
-import { createExecutorEvents } from './executor-events.ts';
 import { createLinkView } from './link.ts';
-import { cleanupTestContexts, recordingRunner, testContext } from './testing/fakes.ts';
+import { cleanupTestContexts, testContext, executorSide } from './testing/fakes.ts';
 import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
@@ -13,11 +10,7 @@ afterEach(cleanupTestContexts);
 /** The executor side of the lifecycle over a link that is not ready yet (a wcp just started). */
 function setup() {
   const t = testContext();
-  const link = createLinkView();
-  const dispatch = createDispatchStep(t.ctx, { link });
-  const { runner, finished } = recordingRunner(t, { defer: dispatch.defer, forgetDispatch: dispatch.forget });
-  const completions = createCompletions(t.ctx, { runner, link, recheck: async () => {} });
-  const onExecutor = createExecutorEvents(t.ctx, { runner, dispatch, link, completions });
+  const { link, dispatch, finished, onExecutor } = executorSide(t, { link: createLinkView() });
   const state = (id: string) => t.store.get(inflightKey(id), InflightSchema);
   const ready = () => onExecutor({ type: 'state', state: 'ready', activity_types: ['echo'] });
   const down = () => onExecutor({ type: 'state', state: 'backoff' });

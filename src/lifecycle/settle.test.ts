@@ -8,6 +8,7 @@ import type { InflightState } from '../store/records.ts';
 import type { TxEvent } from '../txmgr/types.ts';
 import type { ActivityEvents } from './calls.ts';
 import type { Decision } from './effects.ts';
+import { route, txEventTable } from './manager.ts';
 import { decideSettle, type SettleEvent, type SettleFacts, wanted } from './settle.ts';
 import { applied, held, recs, WALLET } from './testing/fixtures.ts';
 
@@ -52,6 +53,19 @@ describe('settle decisions', () => {
     expect(wanted(slot('confirmed', 'resume', ['1']))).toBe(true);
     expect(wanted(slot('failed', 'complete', ['1']))).toBe(true);
     expect(wanted({ type: 'fundsRestored', nonce: 1, address: WALLET })).toBe(false);
+  });
+
+  test("the manager's tx table hands wanted events to settle; the rest are dropped or only wake", async () => {
+    const seen: string[] = [];
+    const table = txEventTable(async (ev) => {
+      seen.push(`${ev.type}:${ev.kind}`);
+    });
+    expect(route(table, slot('submitted', 'claim', ['1']) as unknown as TxEvent)).toBeNull();
+    expect(route(table, slot('mined', 'complete', ['1']))).toBeNull();
+    await route(table, slot('mined', 'heartbeat', ['1']));
+    await route(table, slot('confirmed', 'resume', ['1']));
+    await route(table, { type: 'fundsRestored', nonce: 1, address: WALLET });
+    expect(seen).toEqual(['mined:heartbeat', 'confirmed:resume']);
   });
 
   test('a mined claim makes the ids it won claimed and reads them; ids it lost stay in flight', () => {

@@ -8,13 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { multicallIface, taskQueueIface } from '../../chain/abi.ts';
 import type { RpcTransport } from '../../chain/transport.ts';
-import type { TaskSpec } from '../../executor/messages.ts';
+import type { ExecutorEvent, TaskSpec } from '../../executor/messages.ts';
 import { createLogger } from '../../internal/logger.ts';
 import { createMetrics } from '../../internal/metrics.ts';
 import { openStore, type Store } from '../../store/store.ts';
 import type { SubmitResult, TxEvent, TxRequest } from '../../txmgr/types.ts';
 import type { ActivityFact } from '../../chain/facts.ts';
 import type { ChainClock } from '../clock.ts';
+import { createCompletions } from '../completions.ts';
+import { createDispatchStep } from '../dispatch.ts';
+import { createExecutorEvents } from '../executor-events.ts';
+import { executorEventTable, route } from '../manager.ts';
 import { createFillDetails } from '../details.ts';
 import type { Effect } from '../effects.ts';
 import { createRecheckStep } from '../recheck.ts';
@@ -361,4 +365,21 @@ export function recordingRunner(t: ReturnType<typeof testContext>, over: Partial
     decide: async (ids, decide) => await run((await commit(t.ctx.store, ids, decide)).effects),
   };
   return { runner, finished };
+}
+
+/**
+ * The executor side of the lifecycle over `link` (a ready one unless given): dispatch, completions and the executor
+ * messages routed by the manager's table, over a recording runner.
+ */
+export function executorSide(
+  t: ReturnType<typeof testContext>,
+  o: { link?: LinkView; recheck?: (ids: string[], why: string) => Promise<void> } = {},
+) {
+  const link = o.link ?? readyLink();
+  const dispatch = createDispatchStep(t.ctx, { link });
+  const { runner, finished } = recordingRunner(t, { defer: dispatch.defer, forgetDispatch: dispatch.forget });
+  const completions = createCompletions(t.ctx, { runner, link, recheck: o.recheck ?? (async () => {}) });
+  const table = executorEventTable(createExecutorEvents(t.ctx, { runner, dispatch, link }), completions);
+  const onExecutor = async (ev: ExecutorEvent) => await route(table, ev);
+  return { link, dispatch, runner, finished, completions, onExecutor };
 }
