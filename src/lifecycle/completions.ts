@@ -8,7 +8,8 @@
  * An accepted Completion whose outcome is a transaction (complete or fail) is acknowledged only once that record
  * leaves `completing`/`failing` (mined, or settled by the chain's truth): until then the executor keeps the result,
  * so a store wiped in between loses nothing (the record is rebuilt from chain as claimed and the re-sent Completion
- * is taken again, never re-run). `settleAcks` sends the acks owed.
+ * is taken again, never re-run). `acksDue` returns the acks owed. Every ack leaves as an `ack` effect, run by the
+ * effects runner.
  *
  * The decision is made inside the store transaction that commits it, on the record as it is then (issue 14: a
  * Progress committing assigned → running just before a Completion made a guard on an earlier read silently drop
@@ -23,7 +24,7 @@ import { doneKey, inflightKey } from '../store/keys.ts';
 import { DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
-import { followUp } from './effects.ts';
+import { type Effect, followUp } from './effects.ts';
 import type { Recheck } from './finish.ts';
 import type { LinkView } from './link.ts';
 import { retryDelayMs } from './options.ts';
@@ -71,8 +72,8 @@ export interface Completions {
   recheck(): Promise<void>;
   /** Remembered Completions (received, not yet settled). */
   pending(): number;
-  /** Sends the acks owed to Completions whose record left `completing`/`failing` (call after tx events). */
-  settleAcks(): void;
+  /** The acks owed to Completions whose record left `completing`/`failing`, as effects (run after tx events). */
+  acksDue(): Effect[];
 }
 
 /** Re-check rounds a Completion for an activity we do not hold is kept before it is refused as NOT_HELD. */
@@ -80,30 +81,33 @@ export const NOT_HELD_ROUNDS = 2;
 
 /** The completion handler. */
 export function createCompletions(
-  ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'executor' | 'log' | 'metrics'>,
+  ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'log' | 'metrics'>,
   deps: { runner: Pick<EffectsRunner, 'run'>; link: LinkView; recheck: Recheck },
 ): Completions {
-  const { opts, store, now, executor, log, metrics } = ctx;
+  const { opts, store, now, log, metrics } = ctx;
   const received = new Map<string, Received>();
   /** Activity id → attempt of an accepted Completion whose ack waits for its record's tx (see the file comment). */
   const owed = new Map<string, number>();
 
-  function settleAcks(): void {
+  function acksDue(): Effect[] {
+    const out: Effect[] = [];
     for (const [id, attempt] of [...owed]) {
       const r = store.get(inflightKey(id), InflightSchema);
       if (r && AWAITING_CHAIN.has(r.state)) continue;
       owed.delete(id);
-      ack(id, attempt, true);
+      out.push(ack(id, attempt, true));
     }
+    return out;
   }
 
-  /** Acknowledges an accepted Completion now, or once its record's outcome is on chain. */
-  function accept(id: string, attempt: number, state: string): void {
-    if (AWAITING_CHAIN.has(state)) owed.set(id, attempt);
-    else {
-      owed.delete(id);
-      ack(id, attempt, true);
+  /** The ack of an accepted Completion now, or none yet: owed until its record's outcome is on chain. */
+  function accept(id: string, attempt: number, state: string): Effect[] {
+    if (AWAITING_CHAIN.has(state)) {
+      owed.set(id, attempt);
+      return [];
     }
+    owed.delete(id);
+    return [ack(id, attempt, true)];
   }
 
   /** The record `r` after a result of `attempt`: where it goes, or why it does not move. */
@@ -151,14 +155,14 @@ export function createCompletions(
     });
   }
 
-  const ack = (id: string, attempt: number, accepted: boolean, code?: string, reason?: string) =>
-    executor.ackCompletion({
-      activity_id: id,
-      attempt,
-      accepted,
-      ...(code ? { code } : {}),
-      ...(reason ? { reason } : {}),
-    });
+  const ack = (id: string, attempt: number, accepted: boolean, code?: string, reason?: string): Effect => ({
+    kind: 'ack',
+    id,
+    attempt,
+    accepted,
+    ...(code ? { code } : {}),
+    ...(reason ? { reason } : {}),
+  });
 
   /** After a commit: the next step of the record (finishing tx, or a deferred re-dispatch). */
   async function follow(next: Inflight): Promise<void> {
@@ -178,28 +182,32 @@ export function createCompletions(
     switch (v.kind) {
       case 'applied': {
         const fields = { activity_id: id, attempt, state: v.next.state, why };
+        let acks: Effect[];
         if (v.refusal) {
           log.warn('completion refused', { ...fields, code: v.refusal.code, reason: v.refusal.reason });
-          ack(id, attempt, false, v.refusal.code, v.refusal.reason);
+          acks = [ack(id, attempt, false, v.refusal.code, v.refusal.reason)];
         } else {
           if (result.ok) log.info('executor completed activity', { ...fields, result_ref: v.next.result_ref ?? '' });
           else log.warn('executor failed activity', { ...fields, code: result.code, message: result.message });
-          accept(id, attempt, v.next.state);
+          acks = accept(id, attempt, v.next.state);
         }
         received.delete(id);
+        await deps.runner.run(acks);
         await follow(v.next);
         return true;
       }
-      case 'duplicate':
+      case 'duplicate': {
         log.info('completion already applied', { activity_id: id, attempt, state: v.state, why });
-        accept(id, attempt, v.state);
+        const acks = accept(id, attempt, v.state);
         received.delete(id);
+        await deps.runner.run(acks);
         return true;
+      }
       case 'stale': {
         const reason = `attempt ${attempt} is not the current attempt ${v.held}`;
         log.warn('completion of another attempt; refused', { activity_id: id, attempt, current: v.held, why });
-        ack(id, attempt, false, 'STALE_ATTEMPT', reason);
         received.delete(id);
+        await deps.runner.run([ack(id, attempt, false, 'STALE_ATTEMPT', reason)]);
         return true;
       }
       case 'pending':
@@ -260,7 +268,7 @@ export function createCompletions(
     },
 
     async recheck() {
-      settleAcks(); // records that left completing/failing by a repair rather than a tx event
+      await deps.runner.run(acksDue()); // records that left completing/failing by a repair rather than a tx event
       for (const [id, rec] of [...received]) {
         try {
           const r = store.get(inflightKey(id), InflightSchema);
@@ -280,7 +288,7 @@ export function createCompletions(
             received.delete(id);
             metrics.executorCompletions.inc({ outcome: 'not_held' });
             log.warn('completion for an activity this worker does not hold; refused', { activity_id: id });
-            ack(id, rec.attempt, false, 'NOT_HELD', 'this worker does not hold the activity');
+            await deps.runner.run([ack(id, rec.attempt, false, 'NOT_HELD', 'this worker does not hold the activity')]);
           }
         } catch (e) {
           log.warn('re-checking a received completion failed; will retry', { activity_id: id, error: errorText(e) });
@@ -290,6 +298,6 @@ export function createCompletions(
 
     pending: () => received.size,
 
-    settleAcks,
+    acksDue,
   };
 }

@@ -330,10 +330,10 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
         ?.catch((e: unknown) =>
           log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }),
         )
-        .finally(() => {
-          completions.settleAcks();
-          wake();
-        });
+        // Acks owed to Completions whose record this event moved past completing/failing.
+        .then(() => runner.run(completions.acksDue()))
+        .catch((e: unknown) => log.error('acknowledging completions failed', { error: errorText(e) }))
+        .finally(wake);
     },
     onExecutorEvent(ev) {
       route(executorEvents, ev)?.then(
