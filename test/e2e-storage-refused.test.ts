@@ -93,13 +93,18 @@ test('a storage service refusing the worker: claims pause, claimed work waits, r
     exec = track(await startSlowExecutor({ port: exec.port, concurrency: 2, handlerMs: 200 }));
     const status = async () =>
       JSON.parse((await get(metricsPort, '/status')).text || '{}') as {
-        claims_paused?: string;
+        claims_paused?: string[];
         executor?: { storage_refused?: { reason: string } | null };
       };
     const refused = await until(status, (s) => Boolean(s.executor?.storage_refused), 30_000, 'storage refused');
     expect(refused.executor?.storage_refused?.reason).toBe('not_storage_service');
     const later = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
-    await until(status, (s) => s.claims_paused === 'storage_refused', 30_000, 'claims paused as storage_refused');
+    await until(
+      status,
+      (s) => s.claims_paused?.includes('storage_refused') === true,
+      30_000,
+      'claims paused as storage_refused',
+    );
     const ready = await get(metricsPort, '/readyz');
     expect(ready.code).toBe(503);
     const body = JSON.parse(ready.text) as { failing: string[]; checks: Array<Record<string, string>> };
