@@ -28,20 +28,13 @@ import { type Effect, followUp } from './effects.ts';
 import type { Recheck } from './finish.ts';
 import type { LinkView } from './link.ts';
 import { retryDelayMs } from './options.ts';
-import { canTransition } from './transitions.ts';
+import { COMPLETABLE_STATES, canTransition, FINISH_TX_STATES, FINISHING_STATES } from './transitions.ts';
 import { retryOrFail } from './records.ts';
 import type { EffectsRunner } from './runner.ts';
 
 type CompletionEvent = Extract<ExecutorEvent, { type: 'completion' }>;
 type RejectedEvent = Extract<ExecutorEvent, { type: 'completionRejected' }>;
 type CompletionResult = CompletionEvent['result'];
-
-/** States in which the executor may hold the task, so its Completion can be applied. */
-const ACCEPTING = new Set(['claimed', 'assigned', 'running']);
-/** States reached by applying a Completion: a second one for the same attempt is a duplicate. */
-const SETTLED = new Set(['completing', 'failing', 'resuming']);
-/** States whose outcome is not on chain yet: the ack of the Completion that led there waits for it. */
-const AWAITING_CHAIN = new Set(['completing', 'failing']);
 
 /** What a Completion (or the bridge's refusal of one) did to its record. */
 export type Verdict =
@@ -93,7 +86,7 @@ export function createCompletions(
     const out: Effect[] = [];
     for (const [id, attempt] of [...owed]) {
       const r = store.get(inflightKey(id), InflightSchema);
-      if (r && AWAITING_CHAIN.has(r.state)) continue;
+      if (r && FINISH_TX_STATES.has(r.state)) continue;
       owed.delete(id);
       out.push(ack(id, attempt, true));
     }
@@ -102,7 +95,7 @@ export function createCompletions(
 
   /** The ack of an accepted Completion now, or none yet: owed until its record's outcome is on chain. */
   function accept(id: string, attempt: number, state: string): Effect[] {
-    if (AWAITING_CHAIN.has(state)) {
+    if ((FINISH_TX_STATES as ReadonlySet<string>).has(state)) {
       owed.set(id, attempt);
       return [];
     }
@@ -117,8 +110,8 @@ export function createCompletions(
     result: CompletionResult,
   ): Verdict | { to: Inflight; refusal?: { code: string; reason: string } } {
     const held = r.dispatch_attempts ?? 0;
-    if (SETTLED.has(r.state)) return { kind: 'duplicate', state: r.state };
-    if (!ACCEPTING.has(r.state)) return { kind: 'pending', state: r.state };
+    if (FINISHING_STATES.has(r.state)) return { kind: 'duplicate', state: r.state };
+    if (!COMPLETABLE_STATES.has(r.state)) return { kind: 'pending', state: r.state };
     if (held !== 0 && attempt !== held) return { kind: 'stale', held };
     const base = { ...r, dispatch_attempts: held === 0 ? attempt : held, updated_at_ms: now() };
     const redo = (code: string, reason: string) => {
@@ -239,7 +232,7 @@ export function createCompletions(
       const reason = `${ev.code}: ${ev.reason}`.slice(0, MAX_REF_CHARS);
       const next = await store.transact((tx) => {
         const r = tx.get(inflightKey(ev.activity_id), InflightSchema);
-        if (!r || !ACCEPTING.has(r.state) || r.state === 'claimed') return { r, next: null };
+        if (!r || !COMPLETABLE_STATES.has(r.state) || r.state === 'claimed') return { r, next: null };
         const held = r.dispatch_attempts ?? 0;
         if (held !== 0 && held !== ev.attempt) return { r, next: null };
         const base = { ...r, dispatch_attempts: held === 0 ? ev.attempt : held, updated_at_ms: now() };
@@ -272,7 +265,7 @@ export function createCompletions(
       for (const [id, rec] of [...received]) {
         try {
           const r = store.get(inflightKey(id), InflightSchema);
-          if (r && ACCEPTING.has(r.state))
+          if (r && COMPLETABLE_STATES.has(r.state))
             log.warn('the executor reported this activity finished but it is still only heartbeated; applying', {
               activity_id: id,
               state: r.state,

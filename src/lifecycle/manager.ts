@@ -45,7 +45,7 @@ import { createClaimGate } from './claim-gate.ts';
 import { type ClaimPause, type ClaimPauses, createClaimPauses } from './pauses.ts';
 import { type Completions, createCompletions } from './completions.ts';
 import { createLinkView, storageRefused } from './link.ts';
-import { listHeld } from './records.ts';
+import { listHeld, OPEN_LANE_STATES } from './records.ts';
 import { createRecheckStep } from './recheck.ts';
 import { pruneDone } from './retention.ts';
 import { createSend } from './send.ts';
@@ -156,9 +156,6 @@ export function executorEventTable(h: ExecutorHandlers, completions: Completions
     stopped: null,
   };
 }
-
-/** Lane slot states whose tx may still land: their ids are in flight after a restart. */
-const OPEN_TX_STATES = new Set(['reserved', 'sent', 'mined']);
 
 /** A manager in state `idle`; `start` begins the loop. */
 export function createActivityManager(deps: ActivityManagerDeps): ActivityManager {
@@ -276,7 +273,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   async function restoreLane(): Promise<void> {
     const times = new Map<number, number | null>();
     for (const { value: slot } of store.list(PREFIX.lane, LaneTxSchema)) {
-      if (!OPEN_TX_STATES.has(slot.state)) continue;
+      if (!OPEN_LANE_STATES.has(slot.state)) continue;
       const minedAt = slot.state === 'mined' ? slot.block_number : undefined;
       if (slot.kind === 'heartbeat' && minedAt !== undefined) {
         if (!times.has(minedAt))

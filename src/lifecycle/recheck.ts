@@ -14,12 +14,9 @@ import type { LifecycleContext } from './context.ts';
 import { type Decision, type Effect, effects, finishCall, NOTHING } from './effects.ts';
 import { decideResume } from './finish.ts';
 import { RECHECK_INTERVAL_MS } from './options.ts';
-import { commit, listHeld } from './records.ts';
+import { commit, listHeld, OPEN_LANE_STATES } from './records.ts';
 import { reconcileFacts } from './repair.ts';
-import { EXECUTING_STATES, FINISHING_STATES } from './transitions.ts';
-
-/** Lane states of a tx not yet final (the tx manager still re-sends or confirms it). */
-const OPEN_LANE_STATES: ReadonlySet<string> = new Set(['reserved', 'sent', 'mined']);
+import { EXECUTING_STATES, FINISH_TX_STATES, FINISHING_STATES } from './transitions.ts';
 
 export interface RecheckStep {
   /** Reads the facts of `ids` without a tx in flight, applies them, and returns what follows. */
@@ -65,12 +62,7 @@ export function decideRedrive(r: Inflight | undefined, f: ActivityFact, x: Redri
         },
       ],
     };
-  if (
-    (r.state === 'completing' || r.state === 'failing') &&
-    f.status === ActivityStatus.Claimed &&
-    ours &&
-    !f.isExpired
-  ) {
+  if (FINISH_TX_STATES.has(r.state) && f.status === ActivityStatus.Claimed && ours && !f.isExpired) {
     const call = finishCall(r);
     return call ? effects(call) : NOTHING;
   }

@@ -8,6 +8,9 @@ import type { Store, StoreTx } from '../store/store.ts';
 import type { Decision, Write } from './effects.ts';
 import { canTransition } from './transitions.ts';
 
+/** Lane slot states of a tx not yet final (the tx manager still re-sends or confirms it; it may still land). */
+export const OPEN_LANE_STATES: ReadonlySet<string> = new Set(['reserved', 'sent', 'mined']);
+
 /** A field patch, fixed or computed from the current record. */
 export type InflightPatch = Partial<Inflight> | ((r: Inflight) => Partial<Inflight>);
 
@@ -87,18 +90,6 @@ export async function transitionMany(
     }
     return changed;
   });
-}
-
-/** One guarded change: the new record, or null when the record was not in `from` (any of them). */
-export async function transition(
-  store: Store,
-  now: () => number,
-  id: string,
-  from: readonly InflightState[],
-  to: InflightState,
-  patch: InflightPatch = {},
-): Promise<Inflight | null> {
-  return (await transitionMany(store, now, [id], from, to, patch))[0] ?? null;
 }
 
 /** Dispatches of `r` that reached the executor (what `maxDispatchAttempts` counts; re-offers after loss included). */
