@@ -34,7 +34,7 @@ export function isExpired(r: Inflight, nowS: number, hb: HeartbeatView = { pendi
 
 /** The tracker's view of `id`'s heartbeats. */
 export function heartbeatView(ctx: Pick<LifecycleContext, 'tracker'>, id: string): HeartbeatView {
-  return { pending: ctx.tracker.heartbeatPending(id), minedS: ctx.tracker.lastMinedHeartbeatS(id) };
+  return { pending: ctx.tracker.heartbeats.pending(id), minedS: ctx.tracker.heartbeats.lastMinedS(id) };
 }
 
 /** `isExpired` at the context's chain time and in-flight state. */

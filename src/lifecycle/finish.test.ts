@@ -101,6 +101,6 @@ describe('finish step', () => {
     expect(store.has(inflightKey('1'))).toBe(false);
     expect(store.get(doneKey('1'), DoneSchema)?.outcome).toBe('lost');
     expect(executor.cancelled).toEqual(['1']);
-    expect(tracker.heartbeatInFlight('1')).toBe(false);
+    expect(tracker.heartbeats.inFlight('1')).toBe(false);
   });
 });

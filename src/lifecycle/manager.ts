@@ -286,7 +286,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
           );
         tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
         const t = times.get(minedAt);
-        if (t != null) tracker.heartbeatMined(slot.activity_ids, slot.nonce, t);
+        if (t != null) tracker.heartbeats.mined(slot.activity_ids, slot.nonce, t);
       } else tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
     }
   }

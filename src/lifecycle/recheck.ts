@@ -116,7 +116,7 @@ export function createRecheckStep(
         // An activity being ended is no longer heartbeated from the moment that is decided: a heartbeat batch
         // naming it that asks for a nonce while the decision commits is withdrawn (`stillWanted`), not signed.
         planned: (id, action) => {
-          if (action.type === 'markDone' || action.type === 'requeue') tracker.forgetHeartbeat(id);
+          if (action.type === 'markDone' || action.type === 'requeue') tracker.heartbeats.forget(id);
         },
         claimInLane: inLane,
         hold: (id, action) => {

@@ -105,7 +105,7 @@ export function createEffectsRunner(
         return;
       case 'forget':
         if (e.what === 'all') tracker.forget(e.id);
-        else if (e.what === 'heartbeat') tracker.forgetHeartbeat(e.id);
+        else if (e.what === 'heartbeat') tracker.heartbeats.forget(e.id);
         else deps.forgetDispatch(e.id);
         return;
       case 'release':
@@ -113,9 +113,9 @@ export function createEffectsRunner(
       case 'track':
         return tracker.restore(e.txKind, e.ids, e.nonce);
       case 'heartbeatMined':
-        return tracker.heartbeatMined(e.ids, e.nonce, e.atS);
+        return tracker.heartbeats.mined(e.ids, e.nonce, e.atS);
       case 'heartbeatReorged':
-        return tracker.heartbeatReorged(e.ids, e.nonce);
+        return tracker.heartbeats.reorged(e.ids, e.nonce);
       case 'log':
         return log[e.level](e.message, e.fields);
     }
