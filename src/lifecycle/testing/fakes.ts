@@ -18,14 +18,13 @@ import type { ChainClock } from '../clock.ts';
 import { createCompletions } from '../completions.ts';
 import { createDispatchStep } from '../dispatch.ts';
 import { createExecutorEvents } from '../executor-events.ts';
-import { executorEventTable, route } from '../manager.ts';
+import { executorEventTable, route, txEventTable } from '../manager.ts';
 import { createFillDetails } from '../details.ts';
 import type { Effect } from '../effects.ts';
 import { createRecheckStep } from '../recheck.ts';
 import { commit } from '../records.ts';
 import { createEffectsRunner, type EffectsRunner, type RunnerDeps } from '../runner.ts';
 import { createSend } from '../send.ts';
-import { wanted } from '../settle.ts';
 import { createSettleTx } from '../tx-events.ts';
 import { createLinkView, type LinkView } from '../link.ts';
 import type { ExecutorLink, LifecycleContext, TxSender } from '../context.ts';
@@ -331,8 +330,8 @@ export function testSteps(t: ReturnType<typeof testContext>, over: Partial<Runne
     applyFacts: async (facts: ActivityFact[], why: string) => runner.run(await step.applyFacts(facts, why)),
     periodic: () => step.periodic(),
   };
-  const onTx = createSettleTx(t.ctx, runner);
-  const settle = (ev: TxEvent) => (wanted(ev) ? onTx(ev) : Promise.resolve());
+  const txEvents = txEventTable(createSettleTx(t.ctx, runner));
+  const settle = (ev: TxEvent) => route(txEvents, ev) ?? Promise.resolve();
   return { send, fillDetails, runner, recheck, settle };
 }
 
