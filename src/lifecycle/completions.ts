@@ -24,12 +24,18 @@ import { doneKey, inflightKey } from '../store/keys.ts';
 import { DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
-import { type Effect, followUp } from './effects.ts';
+import { type Decision, type Effect, effects, followUp } from './effects.ts';
 import type { Recheck } from './finish.ts';
 import type { LinkView } from './link.ts';
-import { retryDelayMs } from './options.ts';
-import { COMPLETABLE_STATES, canTransition, FINISH_TX_STATES, FINISHING_STATES } from './transitions.ts';
-import { retryOrFail } from './records.ts';
+import { type LifecycleOptions, retryDelayMs } from './options.ts';
+import {
+  COMPLETABLE_STATES,
+  canTransition,
+  EXECUTING_STATES,
+  FINISH_TX_STATES,
+  FINISHING_STATES,
+} from './transitions.ts';
+import { commit, retryOrFail } from './records.ts';
 import type { EffectsRunner } from './runner.ts';
 
 type CompletionEvent = Extract<ExecutorEvent, { type: 'completion' }>;
@@ -67,6 +73,50 @@ export interface Completions {
   pending(): number;
   /** The acks owed to Completions whose record left `completing`/`failing`, as effects (run after tx events). */
   acksDue(): Effect[];
+}
+
+/**
+ * The bridge refused a Completion (the executor was told): the run it reports is over, so a record the executor
+ * held for that attempt is re-dispatched while dispatches remain, else failed; any other record does not wait on
+ * it. PURE.
+ */
+export function decideCompletionRejected(
+  r: Inflight | undefined,
+  ev: Pick<RejectedEvent, 'activity_id' | 'attempt' | 'code' | 'reason'>,
+  f: { opts: Pick<LifecycleOptions, 'maxDispatchAttempts' | 'heartbeatIntervalMs'>; nowMs: number },
+): Decision {
+  const held = r?.dispatch_attempts ?? 0;
+  if (!r || !EXECUTING_STATES.has(r.state) || (held !== 0 && held !== ev.attempt))
+    return effects({
+      kind: 'log',
+      level: 'warn',
+      message: 'completion refused by the bridge; the record does not wait on it (nothing to do)',
+      fields: {
+        activity_id: ev.activity_id,
+        attempt: ev.attempt,
+        code: ev.code,
+        state: r?.state ?? 'none',
+        current: r?.dispatch_attempts,
+      },
+    });
+  const base = { ...r, dispatch_attempts: held === 0 ? ev.attempt : held, updated_at_ms: f.nowMs };
+  const where = retryOrFail(base, f.opts.maxDispatchAttempts, `${ev.code}: ${ev.reason}`.slice(0, MAX_REF_CHARS));
+  const next: Inflight = { ...base, ...where.patch, state: where.to };
+  return {
+    writes: [{ kind: 'put', record: next }],
+    effects: [
+      {
+        kind: 'log',
+        level: 'warn',
+        message:
+          next.state === 'claimed'
+            ? 'completion refused by the bridge; re-dispatching'
+            : 'completion refused by the bridge; no attempts left, failing',
+        fields: { activity_id: ev.activity_id, attempt: ev.attempt, code: ev.code, reason: ev.reason },
+      },
+      ...followUp(next, retryDelayMs(f.opts, next)),
+    ],
+  };
 }
 
 /** Re-check rounds a Completion for an activity we do not hold is kept before it is refused as NOT_HELD. */
@@ -228,36 +278,11 @@ export function createCompletions(
 
     async onRejected(ev) {
       metrics.executorCompletions.inc({ outcome: 'rejected_by_bridge' });
-      received.delete(ev.activity_id);
-      const reason = `${ev.code}: ${ev.reason}`.slice(0, MAX_REF_CHARS);
-      const next = await store.transact((tx) => {
-        const r = tx.get(inflightKey(ev.activity_id), InflightSchema);
-        if (!r || !COMPLETABLE_STATES.has(r.state) || r.state === 'claimed') return { r, next: null };
-        const held = r.dispatch_attempts ?? 0;
-        if (held !== 0 && held !== ev.attempt) return { r, next: null };
-        const base = { ...r, dispatch_attempts: held === 0 ? ev.attempt : held, updated_at_ms: now() };
-        const where = retryOrFail(base, opts.maxDispatchAttempts, reason);
-        const n: Inflight = { ...base, ...where.patch, state: where.to };
-        tx.put(inflightKey(ev.activity_id), n);
-        return { r, next: n };
-      });
-      if (!next.next) {
-        log.warn('completion refused by the bridge; the record does not wait on it (nothing to do)', {
-          activity_id: ev.activity_id,
-          attempt: ev.attempt,
-          code: ev.code,
-          state: next.r?.state ?? 'none',
-          current: next.r?.dispatch_attempts,
-        });
-        return;
-      }
-      log.warn(
-        next.next.state === 'claimed'
-          ? 'completion refused by the bridge; re-dispatching'
-          : 'completion refused by the bridge; no attempts left, failing',
-        { activity_id: ev.activity_id, attempt: ev.attempt, code: ev.code, reason: ev.reason },
-      );
-      await follow(next.next);
+      const id = ev.activity_id;
+      received.delete(id);
+      const d = await commit(store, [id], (rs) => decideCompletionRejected(rs.get(id), ev, { opts, nowMs: now() }));
+      if (d.writes.length) deps.link.release(id);
+      await deps.runner.run(d.effects);
     },
 
     async recheck() {

@@ -9,6 +9,7 @@ import { ActivityStatus } from '../chain/abi.ts';
 import type { ActivityFact } from '../chain/facts.ts';
 import type { Inflight, InflightState } from '../store/records.ts';
 import type { SubmitResult } from '../txmgr/types.ts';
+import { decideCompletionRejected } from './completions.ts';
 import type { ChainEffect, Decision } from './effects.ts';
 import { decideAssignRejected, decideLost, decideProgress } from './executor-events.ts';
 import { decideExpiry, type ExpiryFacts } from './expiry.ts';
@@ -347,11 +348,24 @@ describe('executor decisions', () => {
     expect(bad.effects).toEqual([{ kind: 'fail', id: '1', reason: 'EXECUTOR_REFUSED: unsupported_type (x)' }]);
   });
 
+  test('a Completion the bridge refused re-dispatches or fails the run it reports; any other record does not wait', () => {
+    const ev = { activity_id: '1', attempt: 1, code: 'OUTPUT_INVALID', reason: 'bad ref' };
+    const d = decideCompletionRejected(held('1', 'running'), ev, { opts, nowMs: NOW_MS });
+    expect(d.writes).toMatchObject([{ kind: 'put', record: { state: 'claimed', dispatch_attempts: 1 } }]);
+    expect(kinds(d)).toEqual(['log', 'defer']);
+    const spent = { ...held('1', 'running'), dispatch_attempts: 3 };
+    const f = decideCompletionRejected(spent, { ...ev, attempt: 3 }, { opts, nowMs: NOW_MS });
+    expect(f.effects.at(-1)).toEqual({ kind: 'fail', id: '1', reason: 'OUTPUT_INVALID: bad ref' });
+    // Another attempt's refusal, or a record the executor does not hold: only logged.
+    for (const r of [spent, held('1', 'claimed'), held('1', 'completing'), undefined])
+      expect(decideCompletionRejected(r, ev, { opts, nowMs: NOW_MS }).writes).toEqual([]);
+  });
+
   test('property: each executor decision applied, then decided again, writes nothing more', () => {
     const arb = fc.record({
       state: fc.constantFrom(...STATES),
       attempts: fc.integer({ min: 0, max: 4 }),
-      event: fc.constantFrom('lost', 'lostRestart', 'progress', 'retry', 'expired', 'refused'),
+      event: fc.constantFrom('lost', 'lostRestart', 'progress', 'retry', 'expired', 'refused', 'completionRejected'),
       reoffered: fc.boolean(),
     });
     fc.assert(
@@ -368,6 +382,12 @@ describe('executor decisions', () => {
               return decideProgress(cur, NOW_MS);
             case 'retry':
               return decideAssignRejected('1', cur, { reason: 'no_credits', retryable: true }, f);
+            case 'completionRejected':
+              return decideCompletionRejected(
+                cur,
+                { activity_id: '1', attempt: attempts, code: 'X', reason: 'y' },
+                { opts, nowMs: NOW_MS },
+              );
             case 'expired':
               return decideAssignRejected('1', cur, { reason: 'expired', retryable: false }, f);
             default:
