@@ -24,7 +24,7 @@ import { doneKey, inflightKey } from '../store/keys.ts';
 import { DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
-import { type Decision, type Effect, effects, followUp } from './effects.ts';
+import { type Decision, type Effect, effects, followUp, rerunOrFail } from './effects.ts';
 import type { Recheck } from './finish.ts';
 import type { LinkView } from './link.ts';
 import { type LifecycleOptions, retryDelayMs } from './options.ts';
@@ -102,21 +102,15 @@ export function decideCompletionRejected(
   const base = { ...r, dispatch_attempts: held === 0 ? ev.attempt : held, updated_at_ms: f.nowMs };
   const where = retryOrFail(base, f.opts.maxDispatchAttempts, `${ev.code}: ${ev.reason}`.slice(0, MAX_REF_CHARS));
   const next: Inflight = { ...base, ...where.patch, state: where.to };
-  return {
-    writes: [{ kind: 'put', record: next }],
-    effects: [
-      {
-        kind: 'log',
-        level: 'warn',
-        message:
-          next.state === 'claimed'
-            ? 'completion refused by the bridge; re-dispatching'
-            : 'completion refused by the bridge; no attempts left, failing',
-        fields: { activity_id: ev.activity_id, attempt: ev.attempt, code: ev.code, reason: ev.reason },
-      },
-      ...followUp(next, retryDelayMs(f.opts, next)),
-    ],
-  };
+  return rerunOrFail(
+    next,
+    {
+      claimed: 'completion refused by the bridge; re-dispatching',
+      failing: 'completion refused by the bridge; no attempts left, failing',
+    },
+    { activity_id: ev.activity_id, attempt: ev.attempt, code: ev.code, reason: ev.reason },
+    retryDelayMs(f.opts, next),
+  );
 }
 
 /** Re-check rounds a Completion for an activity we do not hold is kept before it is refused as NOT_HELD. */

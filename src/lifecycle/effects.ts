@@ -111,3 +111,22 @@ export function followUp(r: Inflight, retryDelayMs: number): Effect[] {
   const call = finishCall(r);
   return call ? [call] : [];
 }
+
+/**
+ * A run that ended without a result to write, decided: `next` (back to `claimed`, or `failing`) written, a warning
+ * logged (`message` by where it went), then its follow-up: a deferred dispatch after `retryDelayMs`, or the fail call.
+ */
+export function rerunOrFail(
+  next: Inflight,
+  message: { claimed: string; failing: string },
+  fields: Record<string, unknown>,
+  retryDelayMs: number,
+): Decision {
+  return {
+    writes: [{ kind: 'put', record: next }],
+    effects: [
+      { kind: 'log', level: 'warn', message: next.state === 'claimed' ? message.claimed : message.failing, fields },
+      ...followUp(next, retryDelayMs),
+    ],
+  };
+}

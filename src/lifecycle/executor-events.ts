@@ -10,7 +10,7 @@ import type { Inflight } from '../store/records.ts';
 import { MAX_REF_CHARS } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
 import type { DispatchStep } from './dispatch.ts';
-import { type Decision, endDecision, followUp, NOTHING } from './effects.ts';
+import { type Decision, endDecision, followUp, NOTHING, rerunOrFail } from './effects.ts';
 import type { LinkView } from './link.ts';
 import { type LifecycleOptions, retryDelayMs } from './options.ts';
 import { listHeld, moved, retryOrFail } from './records.ts';
@@ -46,21 +46,15 @@ export function decideLost(
     next.state === 'claimed'
       ? { activity_id: r.activity_id, attempt: next.dispatch_attempts, why }
       : { activity_id: r.activity_id, attempt: next.dispatch_attempts };
-  return {
-    writes: [{ kind: 'put', record: next }],
-    effects: [
-      {
-        kind: 'log',
-        level: 'warn',
-        message:
-          next.state === 'claimed'
-            ? 'executor lost the task; re-dispatching'
-            : 'executor lost the task; no dispatch left, failing',
-        fields,
-      },
-      ...followUp(next, retryDelayMs(opts, next)),
-    ],
-  };
+  return rerunOrFail(
+    next,
+    {
+      claimed: 'executor lost the task; re-dispatching',
+      failing: 'executor lost the task; no dispatch left, failing',
+    },
+    fields,
+    retryDelayMs(opts, next),
+  );
 }
 
 /** The executor's Progress: an assigned task runs. PURE. */
