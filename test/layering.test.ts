@@ -133,6 +133,41 @@ function repoEdges(): { files: number; edges: Edge[] } {
   return { files: files.length, edges };
 }
 
+/** The import cycles among `edges` (strongly connected sets of more than one file, or a file importing itself). */
+function cycles(edges: Edge[]): string[][] {
+  const next = new Map<string, string[]>();
+  for (const e of edges) next.set(e.file, [...(next.get(e.file) ?? []), e.target]);
+  // Tarjan's strongly connected components.
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const out: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, index.size);
+    low.set(v, index.get(v) as number);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of next.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v) as number, low.get(w) as number));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc: string[] = [];
+    let w: string | undefined;
+    do {
+      w = stack.pop() as string;
+      onStack.delete(w);
+      scc.push(w);
+    } while (w !== v);
+    if (scc.length > 1 || (next.get(v) ?? []).includes(v)) out.push(scc.sort());
+  };
+  for (const v of next.keys()) if (!index.has(v)) visit(v);
+  return out;
+}
+
 const show = (v: Violation): string => `${v.file} → ${v.target} (${v.rule})`;
 const isKnown = (v: Edge): boolean => PERMITTED_EDGES.some(([f, t]) => f === v.file && t === v.target);
 
@@ -149,6 +184,23 @@ describe('layering', () => {
     const unexpected = violations.filter((v) => !isKnown(v)).map(show);
     if (unexpected.length > 0) console.error(`Forbidden imports:\n${unexpected.map((s) => `  ${s}`).join('\n')}`);
     expect(unexpected).toEqual([]);
+  });
+
+  test('no import cycle anywhere in src/', () => {
+    const { edges } = repoEdges();
+    const found = cycles(edges.filter((e) => e.file.startsWith('src/') && e.target.startsWith('src/')));
+    if (found.length > 0) console.error(`Import cycles:\n${found.map((c) => `  ${c.join(' ↔ ')}`).join('\n')}`);
+    expect(found).toEqual([]);
+  });
+
+  test('self-check: a synthetic import cycle is reported', () => {
+    const edges = [
+      ...importsOf('src/a/x.ts', "import { y } from './y.ts';"),
+      ...importsOf('src/a/y.ts', "import type { Z } from '../b/z.ts';"),
+      ...importsOf('src/b/z.ts', "import { x } from '../a/x.ts';"),
+      ...importsOf('src/b/w.ts', "import { x } from '../a/x.ts';"),
+    ];
+    expect(cycles(edges)).toEqual([['src/a/x.ts', 'src/a/y.ts', 'src/b/z.ts']]);
   });
 
   test('self-check: a synthetic forbidden import is reported, exactly once', () => {

@@ -3,12 +3,9 @@ import { claimJobKey, inflightKey } from '../store/keys.ts';
 import { ClaimJobSchema, type ClaimJob } from '../store/records.ts';
 import { createClaimStep } from './claim.ts';
 import { createClaimGate } from './claim-gate.ts';
-import { createFillDetails } from './details.ts';
-import type { Finish } from './finish.ts';
 import { createLinkView } from './link.ts';
-import { createRecheckStep } from './recheck.ts';
-import { createSend } from './send.ts';
-import { cleanupTestContexts, held, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, testContext, testSteps } from './testing/fakes.ts';
+import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -18,9 +15,8 @@ function setup() {
   const link = createLinkView();
   let credits = 4;
   const gate = createClaimGate(t.ctx, { link, credits: () => credits });
-  const finish: Finish = { finish: async () => {}, submitFinish: async () => {}, submitResume: async () => {} };
-  const recheck = createRecheckStep(t.ctx, { finish, fillDetails: createFillDetails(t.ctx) });
-  const claim = createClaimStep(t.ctx, { send: createSend(t.ctx), recheck: recheck.recheck, gate });
+  const { send, recheck } = testSteps(t);
+  const claim = createClaimStep(t.ctx, { send, recheck: recheck.recheck, gate });
   const job = (id: string, extra: Partial<ClaimJob> = {}) =>
     t.store.transact((tx) =>
       tx.put(claimJobKey(id), {

@@ -4,35 +4,16 @@ import { claimJobKey, doneKey, inflightKey, laneKey } from '../store/keys.ts';
 import { ClaimJobSchema, InflightSchema } from '../store/records.ts';
 import { createClaimStep } from './claim.ts';
 import { createClaimGate } from './claim-gate.ts';
-import { createFillDetails } from './details.ts';
-import type { Finish } from './finish.ts';
-import { createRecheckStep } from './recheck.ts';
-import { createSend } from './send.ts';
-import { createSettle } from './settle.ts';
-import {
-  cleanupTestContexts,
-  confirmed,
-  held,
-  mined,
-  NOW_S,
-  OTHER,
-  readyLink,
-  testContext,
-  until,
-  WALLET,
-} from './test-fakes.ts';
+import { cleanupTestContexts, confirmed, mined, readyLink, testContext, testSteps, until } from './testing/fakes.ts';
+import { held, NOW_S, OTHER, WALLET } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
 function setup() {
   const t = testContext();
-  const send = createSend(t.ctx);
-  const fillDetails = createFillDetails(t.ctx);
-  const finish: Finish = { finish: async () => {}, submitFinish: async () => {}, submitResume: async () => {} };
-  const recheck = createRecheckStep(t.ctx, { finish, fillDetails });
+  const { send, recheck, settle } = testSteps(t);
   const gate = createClaimGate(t.ctx, { link: readyLink(), credits: () => 100 });
   const claim = createClaimStep(t.ctx, { send, recheck: recheck.recheck, gate });
-  const settle = createSettle(t.ctx, { finish, recheck: recheck.recheck, fillDetails });
   return { ...t, send, recheck, claim, settle, gate };
 }
 

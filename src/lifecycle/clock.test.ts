@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { inflightKey } from '../store/keys.ts';
+import { type Inflight, InflightSchema } from '../store/records.ts';
 import { createChainClock } from './clock.ts';
 import { expireRound, isExpired } from './expiry.ts';
-import type { Finish } from './finish.ts';
-import { cleanupTestContexts, fakeChain, held, NOW_S, testContext } from './test-fakes.ts';
+import type { Decision } from './effects.ts';
+import { cleanupTestContexts, fakeChain, testContext } from './testing/fakes.ts';
+import { held, NOW_S } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -61,18 +63,16 @@ describe('local expiry', () => {
   test('a record whose complete is in flight is left to that tx, however long its confirmations take', async () => {
     const { ctx, store, tracker } = testContext();
     const ended: string[] = [];
-    const finish: Finish = {
-      finish: async (id) => void ended.push(id),
-      submitFinish: async () => {},
-      submitResume: async () => {},
+    const decide = async (id: string, decider: (r: Inflight | undefined) => Decision) => {
+      if (decider(store.get(inflightKey(id), InflightSchema)).writes.some((w) => w.kind === 'end')) ended.push(id);
     };
     // Last confirmed heartbeat 601 s ago (timeout 600 s); its complete was mined and awaits its confirmations.
     await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'completing', NOW_S - 601)));
     tracker.begin('complete', ['1']).sent(4);
-    await expireRound(ctx, finish);
+    await expireRound(ctx, decide);
     expect(ended).toEqual([]);
     tracker.release('complete', ['1'], 4); // it failed: nothing else keeps the activity
-    await expireRound(ctx, finish);
+    await expireRound(ctx, decide);
     expect(ended).toEqual(['1']);
   });
 });

@@ -1,11 +1,9 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { doneKey, inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
-import { createCompletions, NOT_HELD_ROUNDS } from './completions.ts';
-import { createDispatchStep } from './dispatch.ts';
-import { createExecutorEvents } from './executor-events.ts';
-import type { Finish } from './finish.ts';
-import { cleanupTestContexts, held, readyLink, testContext } from './test-fakes.ts';
+import { NOT_HELD_ROUNDS } from './completions.ts';
+import { cleanupTestContexts, testContext, executorSide } from './testing/fakes.ts';
+import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -13,35 +11,28 @@ const OK = { ok: true as const, output_refs: { result: 'r' }, metadata_json: '{}
 
 function setup(rechecked: (ids: string[]) => Promise<void> = async () => {}) {
   const t = testContext();
-  const link = readyLink();
-  const dispatch = createDispatchStep(t.ctx, { link });
-  const finished: string[] = [];
-  const finish: Finish = {
-    finish: async (id, outcome) => void finished.push(`${id}:${outcome}`),
-    submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`),
-    submitResume: async () => {},
-  };
-  const completions = createCompletions(t.ctx, { finish, dispatch, link, recheck: rechecked });
-  const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch, link, completions });
+  const { link, dispatch, finished, completions, onExecutor, runner } = executorSide(t, { recheck: rechecked });
+  /** Runs the acks owed (the manager does after each tx event). */
+  const acksDue = () => runner.run(completions.acksDue());
   const state = (id: string) => t.store.get(inflightKey(id), InflightSchema);
-  return { ...t, link, dispatch, completions, onExecutor, finished, state };
+  return { ...t, link, dispatch, completions, onExecutor, finished, state, acksDue };
 }
 
 describe('completions', () => {
   test('accepted: the outcome is committed and the complete sent; the ack waits until the complete is mined', async () => {
-    const { store, executor, onExecutor, completions, finished, state } = setup();
+    const { store, executor, onExecutor, acksDue, finished, state } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running')));
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 1, result: OK });
     expect(state('1')?.state).toBe('completing');
     expect(finished).toEqual(['1:completing']);
     // Until the complete is on chain the executor keeps the result (a store wiped now would lose it otherwise).
     expect(executor.acks).toEqual([]);
-    completions.settleAcks();
+    await acksDue();
     expect(executor.acks).toEqual([]);
     await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'resuming') }));
-    completions.settleAcks();
+    await acksDue();
     expect(executor.acks).toEqual([{ activity_id: '1', attempt: 1, accepted: true }]);
-    completions.settleAcks();
+    await acksDue();
     expect(executor.acks).toHaveLength(1);
   });
 
@@ -60,7 +51,7 @@ describe('completions', () => {
   });
 
   test('a duplicate sends nothing more and is acknowledged with the first once mined; another attempt is refused as STALE_ATTEMPT', async () => {
-    const { store, executor, onExecutor, completions, finished, state } = setup();
+    const { store, executor, onExecutor, acksDue, finished, state } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'running'), dispatch_attempts: 2 }));
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 1, result: OK });
     expect(state('1')?.state).toBe('running');
@@ -68,7 +59,7 @@ describe('completions', () => {
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 2, result: OK });
     expect(executor.acks.map((a) => `${a.attempt}:${a.accepted}:${a.code ?? ''}`)).toEqual(['1:false:STALE_ATTEMPT']);
     await store.transact((tx) => tx.put(inflightKey('1'), { ...held('1', 'resuming'), dispatch_attempts: 2 }));
-    completions.settleAcks();
+    await acksDue();
     // A duplicate arriving after the outcome is on chain is acknowledged at once.
     await onExecutor({ type: 'completion', activity_id: '1', attempt: 2, result: OK });
     expect(executor.acks.map((a) => `${a.attempt}:${a.accepted}:${a.code ?? ''}`)).toEqual([

@@ -8,7 +8,8 @@
  * An accepted Completion whose outcome is a transaction (complete or fail) is acknowledged only once that record
  * leaves `completing`/`failing` (mined, or settled by the chain's truth): until then the executor keeps the result,
  * so a store wiped in between loses nothing (the record is rebuilt from chain as claimed and the re-sent Completion
- * is taken again, never re-run). `settleAcks` sends the acks owed.
+ * is taken again, never re-run). `acksDue` returns the acks owed. Every ack leaves as an `ack` effect, run by the
+ * effects runner.
  *
  * The decision is made inside the store transaction that commits it, on the record as it is then (issue 14: a
  * Progress committing assigned → running just before a Completion made a guard on an earlier read silently drop
@@ -23,23 +24,23 @@ import { doneKey, inflightKey } from '../store/keys.ts';
 import { DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { MAX_REF_CHARS, resultRefOf } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
-import type { DispatchStep } from './dispatch.ts';
-import type { Finish, Recheck } from './finish.ts';
+import { type Decision, type Effect, effects, followUp, rerunOrFail } from './effects.ts';
+import type { Recheck } from './finish.ts';
 import type { LinkView } from './link.ts';
-import { retryDelayMs } from './options.ts';
-import { canTransition } from './transitions.ts';
-import { retryOrFail } from './records.ts';
+import { type LifecycleOptions, retryDelayMs } from './options.ts';
+import {
+  COMPLETABLE_STATES,
+  canTransition,
+  EXECUTING_STATES,
+  FINISH_TX_STATES,
+  FINISHING_STATES,
+} from './transitions.ts';
+import { commit, retryOrFail } from './records.ts';
+import type { EffectsRunner } from './runner.ts';
 
 type CompletionEvent = Extract<ExecutorEvent, { type: 'completion' }>;
 type RejectedEvent = Extract<ExecutorEvent, { type: 'completionRejected' }>;
 type CompletionResult = CompletionEvent['result'];
-
-/** States in which the executor may hold the task, so its Completion can be applied. */
-const ACCEPTING = new Set(['claimed', 'assigned', 'running']);
-/** States reached by applying a Completion: a second one for the same attempt is a duplicate. */
-const SETTLED = new Set(['completing', 'failing', 'resuming']);
-/** States whose outcome is not on chain yet: the ack of the Completion that led there waits for it. */
-const AWAITING_CHAIN = new Set(['completing', 'failing']);
 
 /** What a Completion (or the bridge's refusal of one) did to its record. */
 export type Verdict =
@@ -70,8 +71,46 @@ export interface Completions {
   recheck(): Promise<void>;
   /** Remembered Completions (received, not yet settled). */
   pending(): number;
-  /** Sends the acks owed to Completions whose record left `completing`/`failing` (call after tx events). */
-  settleAcks(): void;
+  /** The acks owed to Completions whose record left `completing`/`failing`, as effects (run after tx events). */
+  acksDue(): Effect[];
+}
+
+/**
+ * The bridge refused a Completion (the executor was told): the run it reports is over, so a record the executor
+ * held for that attempt is re-dispatched while dispatches remain, else failed; any other record does not wait on
+ * it. PURE.
+ */
+export function decideCompletionRejected(
+  r: Inflight | undefined,
+  ev: Pick<RejectedEvent, 'activity_id' | 'attempt' | 'code' | 'reason'>,
+  f: { opts: Pick<LifecycleOptions, 'maxDispatchAttempts' | 'heartbeatIntervalMs'>; nowMs: number },
+): Decision {
+  const held = r?.dispatch_attempts ?? 0;
+  if (!r || !EXECUTING_STATES.has(r.state) || (held !== 0 && held !== ev.attempt))
+    return effects({
+      kind: 'log',
+      level: 'warn',
+      message: 'completion refused by the bridge; the record does not wait on it (nothing to do)',
+      fields: {
+        activity_id: ev.activity_id,
+        attempt: ev.attempt,
+        code: ev.code,
+        state: r?.state ?? 'none',
+        current: r?.dispatch_attempts,
+      },
+    });
+  const base = { ...r, dispatch_attempts: held === 0 ? ev.attempt : held, updated_at_ms: f.nowMs };
+  const where = retryOrFail(base, f.opts.maxDispatchAttempts, `${ev.code}: ${ev.reason}`.slice(0, MAX_REF_CHARS));
+  const next: Inflight = { ...base, ...where.patch, state: where.to };
+  return rerunOrFail(
+    next,
+    {
+      claimed: 'completion refused by the bridge; re-dispatching',
+      failing: 'completion refused by the bridge; no attempts left, failing',
+    },
+    { activity_id: ev.activity_id, attempt: ev.attempt, code: ev.code, reason: ev.reason },
+    retryDelayMs(f.opts, next),
+  );
 }
 
 /** Re-check rounds a Completion for an activity we do not hold is kept before it is refused as NOT_HELD. */
@@ -79,30 +118,33 @@ export const NOT_HELD_ROUNDS = 2;
 
 /** The completion handler. */
 export function createCompletions(
-  ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'executor' | 'log' | 'metrics'>,
-  deps: { finish: Finish; dispatch: DispatchStep; link: LinkView; recheck: Recheck },
+  ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'log' | 'metrics'>,
+  deps: { runner: Pick<EffectsRunner, 'run'>; link: LinkView; recheck: Recheck },
 ): Completions {
-  const { opts, store, now, executor, log, metrics } = ctx;
+  const { opts, store, now, log, metrics } = ctx;
   const received = new Map<string, Received>();
   /** Activity id → attempt of an accepted Completion whose ack waits for its record's tx (see the file comment). */
   const owed = new Map<string, number>();
 
-  function settleAcks(): void {
+  function acksDue(): Effect[] {
+    const out: Effect[] = [];
     for (const [id, attempt] of [...owed]) {
       const r = store.get(inflightKey(id), InflightSchema);
-      if (r && AWAITING_CHAIN.has(r.state)) continue;
+      if (r && FINISH_TX_STATES.has(r.state)) continue;
       owed.delete(id);
-      ack(id, attempt, true);
+      out.push(ack(id, attempt, true));
     }
+    return out;
   }
 
-  /** Acknowledges an accepted Completion now, or once its record's outcome is on chain. */
-  function accept(id: string, attempt: number, state: string): void {
-    if (AWAITING_CHAIN.has(state)) owed.set(id, attempt);
-    else {
-      owed.delete(id);
-      ack(id, attempt, true);
+  /** The ack of an accepted Completion now, or none yet: owed until its record's outcome is on chain. */
+  function accept(id: string, attempt: number, state: string): Effect[] {
+    if ((FINISH_TX_STATES as ReadonlySet<string>).has(state)) {
+      owed.set(id, attempt);
+      return [];
     }
+    owed.delete(id);
+    return [ack(id, attempt, true)];
   }
 
   /** The record `r` after a result of `attempt`: where it goes, or why it does not move. */
@@ -112,8 +154,8 @@ export function createCompletions(
     result: CompletionResult,
   ): Verdict | { to: Inflight; refusal?: { code: string; reason: string } } {
     const held = r.dispatch_attempts ?? 0;
-    if (SETTLED.has(r.state)) return { kind: 'duplicate', state: r.state };
-    if (!ACCEPTING.has(r.state)) return { kind: 'pending', state: r.state };
+    if (FINISHING_STATES.has(r.state)) return { kind: 'duplicate', state: r.state };
+    if (!COMPLETABLE_STATES.has(r.state)) return { kind: 'pending', state: r.state };
     if (held !== 0 && attempt !== held) return { kind: 'stale', held };
     const base = { ...r, dispatch_attempts: held === 0 ? attempt : held, updated_at_ms: now() };
     const redo = (code: string, reason: string) => {
@@ -150,20 +192,19 @@ export function createCompletions(
     });
   }
 
-  const ack = (id: string, attempt: number, accepted: boolean, code?: string, reason?: string) =>
-    executor.ackCompletion({
-      activity_id: id,
-      attempt,
-      accepted,
-      ...(code ? { code } : {}),
-      ...(reason ? { reason } : {}),
-    });
+  const ack = (id: string, attempt: number, accepted: boolean, code?: string, reason?: string): Effect => ({
+    kind: 'ack',
+    id,
+    attempt,
+    accepted,
+    ...(code ? { code } : {}),
+    ...(reason ? { reason } : {}),
+  });
 
   /** After a commit: the next step of the record (finishing tx, or a deferred re-dispatch). */
   async function follow(next: Inflight): Promise<void> {
     deps.link.release(next.activity_id);
-    if (next.state === 'claimed') deps.dispatch.defer(next.activity_id, retryDelayMs(opts, next));
-    else if (next.state === 'completing' || next.state === 'failing') await deps.finish.submitFinish(next);
+    await deps.runner.run(followUp(next, retryDelayMs(opts, next)));
   }
 
   /** Applies a remembered Completion; returns whether it is settled (forgotten). */
@@ -178,28 +219,32 @@ export function createCompletions(
     switch (v.kind) {
       case 'applied': {
         const fields = { activity_id: id, attempt, state: v.next.state, why };
+        let acks: Effect[];
         if (v.refusal) {
           log.warn('completion refused', { ...fields, code: v.refusal.code, reason: v.refusal.reason });
-          ack(id, attempt, false, v.refusal.code, v.refusal.reason);
+          acks = [ack(id, attempt, false, v.refusal.code, v.refusal.reason)];
         } else {
           if (result.ok) log.info('executor completed activity', { ...fields, result_ref: v.next.result_ref ?? '' });
           else log.warn('executor failed activity', { ...fields, code: result.code, message: result.message });
-          accept(id, attempt, v.next.state);
+          acks = accept(id, attempt, v.next.state);
         }
         received.delete(id);
+        await deps.runner.run(acks);
         await follow(v.next);
         return true;
       }
-      case 'duplicate':
+      case 'duplicate': {
         log.info('completion already applied', { activity_id: id, attempt, state: v.state, why });
-        accept(id, attempt, v.state);
+        const acks = accept(id, attempt, v.state);
         received.delete(id);
+        await deps.runner.run(acks);
         return true;
+      }
       case 'stale': {
         const reason = `attempt ${attempt} is not the current attempt ${v.held}`;
         log.warn('completion of another attempt; refused', { activity_id: id, attempt, current: v.held, why });
-        ack(id, attempt, false, 'STALE_ATTEMPT', reason);
         received.delete(id);
+        await deps.runner.run([ack(id, attempt, false, 'STALE_ATTEMPT', reason)]);
         return true;
       }
       case 'pending':
@@ -227,44 +272,19 @@ export function createCompletions(
 
     async onRejected(ev) {
       metrics.executorCompletions.inc({ outcome: 'rejected_by_bridge' });
-      received.delete(ev.activity_id);
-      const reason = `${ev.code}: ${ev.reason}`.slice(0, MAX_REF_CHARS);
-      const next = await store.transact((tx) => {
-        const r = tx.get(inflightKey(ev.activity_id), InflightSchema);
-        if (!r || !ACCEPTING.has(r.state) || r.state === 'claimed') return { r, next: null };
-        const held = r.dispatch_attempts ?? 0;
-        if (held !== 0 && held !== ev.attempt) return { r, next: null };
-        const base = { ...r, dispatch_attempts: held === 0 ? ev.attempt : held, updated_at_ms: now() };
-        const where = retryOrFail(base, opts.maxDispatchAttempts, reason);
-        const n: Inflight = { ...base, ...where.patch, state: where.to };
-        tx.put(inflightKey(ev.activity_id), n);
-        return { r, next: n };
-      });
-      if (!next.next) {
-        log.warn('completion refused by the bridge; the record does not wait on it (nothing to do)', {
-          activity_id: ev.activity_id,
-          attempt: ev.attempt,
-          code: ev.code,
-          state: next.r?.state ?? 'none',
-          current: next.r?.dispatch_attempts,
-        });
-        return;
-      }
-      log.warn(
-        next.next.state === 'claimed'
-          ? 'completion refused by the bridge; re-dispatching'
-          : 'completion refused by the bridge; no attempts left, failing',
-        { activity_id: ev.activity_id, attempt: ev.attempt, code: ev.code, reason: ev.reason },
-      );
-      await follow(next.next);
+      const id = ev.activity_id;
+      received.delete(id);
+      const d = await commit(store, [id], (rs) => decideCompletionRejected(rs.get(id), ev, { opts, nowMs: now() }));
+      if (d.writes.length) deps.link.release(id);
+      await deps.runner.run(d.effects);
     },
 
     async recheck() {
-      settleAcks(); // records that left completing/failing by a repair rather than a tx event
+      await deps.runner.run(acksDue()); // records that left completing/failing by a repair rather than a tx event
       for (const [id, rec] of [...received]) {
         try {
           const r = store.get(inflightKey(id), InflightSchema);
-          if (r && ACCEPTING.has(r.state))
+          if (r && COMPLETABLE_STATES.has(r.state))
             log.warn('the executor reported this activity finished but it is still only heartbeated; applying', {
               activity_id: id,
               state: r.state,
@@ -280,7 +300,7 @@ export function createCompletions(
             received.delete(id);
             metrics.executorCompletions.inc({ outcome: 'not_held' });
             log.warn('completion for an activity this worker does not hold; refused', { activity_id: id });
-            ack(id, rec.attempt, false, 'NOT_HELD', 'this worker does not hold the activity');
+            await deps.runner.run([ack(id, rec.attempt, false, 'NOT_HELD', 'this worker does not hold the activity')]);
           }
         } catch (e) {
           log.warn('re-checking a received completion failed; will retry', { activity_id: id, error: errorText(e) });
@@ -290,6 +310,6 @@ export function createCompletions(
 
     pending: () => received.size,
 
-    settleAcks,
+    acksDue,
   };
 }

@@ -1,26 +1,14 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
-import { createCompletions } from './completions.ts';
-import { createDispatchStep } from './dispatch.ts';
-import { createExecutorEvents } from './executor-events.ts';
-import type { Finish } from './finish.ts';
-import { cleanupTestContexts, held, NOW_S, readyLink, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, testContext, executorSide } from './testing/fakes.ts';
+import { held, NOW_S } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
 function setup() {
   const t = testContext();
-  const link = readyLink();
-  const dispatch = createDispatchStep(t.ctx, { link });
-  const finished: string[] = [];
-  const finish: Finish = {
-    finish: async (id, outcome) => void finished.push(`${id}:${outcome}`),
-    submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`),
-    submitResume: async () => {},
-  };
-  const completions = createCompletions(t.ctx, { finish, dispatch, link, recheck: async () => {} });
-  const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch, link, completions });
+  const { link, dispatch, finished, completions, onExecutor } = executorSide(t);
   return { ...t, dispatch, onExecutor, finished, link, completions };
 }
 

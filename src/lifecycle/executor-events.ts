@@ -2,73 +2,124 @@
  * The executor's messages applied to the lifecycle: link state, credits and storage feed dispatch and the claim gate;
  * progress and refusals move records; Completions go to `completions.ts`; a Resync (and a new connection without
  * one) says which executing records the executor still holds — re-offered with their attempt, never run again —
- * and which it lost: re-dispatched while dispatches remain (`maxDispatchAttempts` counts them), else failed.
+ * and which it lost: re-dispatched while dispatches remain (`maxDispatchAttempts` counts them), else failed. Record
+ * changes are pure decisions (`decideLost`, `decideAssignRejected`, `decideProgress`) committed by the runner.
  */
 import type { ExecutorEvent } from '../executor/messages.ts';
-import { inflightKey } from '../store/keys.ts';
-import { type Inflight, InflightSchema } from '../store/records.ts';
+import type { Inflight } from '../store/records.ts';
 import { MAX_REF_CHARS } from './calls.ts';
-import type { Completions } from './completions.ts';
 import type { LifecycleContext } from './context.ts';
 import type { DispatchStep } from './dispatch.ts';
-import type { Finish } from './finish.ts';
+import { type Decision, endDecision, followUp, NOTHING, rerunOrFail } from './effects.ts';
 import type { LinkView } from './link.ts';
-import { retryDelayMs } from './options.ts';
-import { listHeld, retryOrFail, transition } from './records.ts';
+import { type LifecycleOptions, retryDelayMs } from './options.ts';
+import { listHeld, moved, retryOrFail } from './records.ts';
+import type { EffectsRunner } from './runner.ts';
 import { EXECUTING_STATES } from './transitions.ts';
 
-/** Applies one executor message. */
-export type OnExecutorEvent = (ev: ExecutorEvent) => Promise<void>;
+type AssignRejected = Extract<ExecutorEvent, { type: 'assignRejected' }>;
+type Opts = Pick<LifecycleOptions, 'maxDispatchAttempts' | 'reofferLostTasks' | 'heartbeatIntervalMs'>;
 
-/** The executor-message handler. */
+/**
+ * The executor no longer holds `r`: re-dispatch while dispatches remain (and re-offers are on), else fail;
+ * `counted: false` for a run an earlier wcp life dispatched (not held after the restart). Straight to `claimed` or
+ * `failing`: a record passing through `claimed` on its way to `failing` would be picked up by the dispatch loop in
+ * between and run again. PURE.
+ */
+export function decideLost(
+  r: Inflight | undefined,
+  why: string,
+  counted: boolean,
+  opts: Opts,
+  nowMs: number,
+): Decision {
+  if (!r || !EXECUTING_STATES.has(r.state)) return NOTHING;
+  const reason = `EXECUTOR_LOST: ${why}`.slice(0, MAX_REF_CHARS);
+  // A run lost across a wcp restart is not the task's fault (wcp, or wcp and its executor, went down): that
+  // dispatch does not count toward max_dispatch_attempts, as a refused one does not.
+  const base = counted ? r : { ...r, refused_dispatches: (r.refused_dispatches ?? 0) + 1 };
+  const where = opts.reofferLostTasks
+    ? retryOrFail(base, opts.maxDispatchAttempts, reason)
+    : { to: 'failing' as const, patch: { fail_reason: reason } };
+  const next: Inflight = { ...base, ...where.patch, state: where.to, updated_at_ms: nowMs };
+  const fields =
+    next.state === 'claimed'
+      ? { activity_id: r.activity_id, attempt: next.dispatch_attempts, why }
+      : { activity_id: r.activity_id, attempt: next.dispatch_attempts };
+  return rerunOrFail(
+    next,
+    {
+      claimed: 'executor lost the task; re-dispatching',
+      failing: 'executor lost the task; no dispatch left, failing',
+    },
+    fields,
+    retryDelayMs(opts, next),
+  );
+}
+
+/** The executor's Progress: an assigned task runs. PURE. */
+export function decideProgress(r: Inflight | undefined, nowMs: number): Decision {
+  const next = moved(r, ['assigned'], 'running', nowMs);
+  return next ? { writes: [{ kind: 'put', record: next }], effects: [] } : NOTHING;
+}
+
+/**
+ * The bridge refused an assignment (not a duplicate): a retryable refusal goes back to `claimed` (deferred; counted
+ * as a dispatch only when it was a re-offer `reoffered`), a passed deadline ends the record `expired`, any other
+ * refusal fails it. An `expired` refusal for a record the executor cannot hold (ended, moved on) changes nothing.
+ * PURE.
+ */
+export function decideAssignRejected(
+  id: string,
+  r: Inflight | undefined,
+  ev: Pick<AssignRejected, 'reason' | 'retryable' | 'detail'>,
+  f: { opts: Opts; nowMs: number; reoffered: boolean },
+): Decision {
+  if (ev.retryable) {
+    // Refused before it reached the executor: the attempt number stays spent (a completion names the attempt it
+    // ran; numbers never go back), but the dispatch does not count toward max_dispatch_attempts.
+    const next = moved(r, ['assigned'], 'claimed', f.nowMs, (cur) =>
+      f.reoffered ? {} : { refused_dispatches: (cur.refused_dispatches ?? 0) + 1 },
+    );
+    return {
+      writes: next ? [{ kind: 'put', record: next }] : [],
+      effects: [{ kind: 'defer', id, delayMs: retryDelayMs(f.opts, { dispatch_attempts: 1 } as Inflight) }],
+    };
+  }
+  if (ev.reason === 'expired')
+    // Only a task the executor may hold is ended: a late refusal must not overwrite a done record or drop a
+    // record that moved on (a resume still owed).
+    return r && EXECUTING_STATES.has(r.state)
+      ? endDecision(id, r, 'expired', f.nowMs, {}, 'executor refused: deadline passed')
+      : NOTHING;
+  const next = moved(r, ['assigned'], 'failing', f.nowMs, {
+    fail_reason: `EXECUTOR_REFUSED: ${ev.reason}${ev.detail ? ` (${ev.detail})` : ''}`,
+  });
+  return next ? { writes: [{ kind: 'put', record: next }], effects: followUp(next, 0) } : NOTHING;
+}
+
+/** The executor messages a decider here takes, each with its handler (the manager's event table routes them). */
+export type ExecutorHandlers = {
+  [T in 'state' | 'credits' | 'storage' | 'progress' | 'assignRejected' | 'resync' | 'rejected']: (
+    ev: Extract<ExecutorEvent, { type: T }>,
+  ) => Promise<void>;
+};
+
+/** The executor-message handlers. */
 export function createExecutorEvents(
   ctx: Pick<LifecycleContext, 'opts' | 'store' | 'now' | 'log' | 'metrics'>,
-  deps: { finish: Finish; dispatch: DispatchStep; link: LinkView; completions: Completions },
-): OnExecutorEvent {
+  deps: { runner: Pick<EffectsRunner, 'decide'>; dispatch: DispatchStep; link: LinkView },
+): ExecutorHandlers {
   const { opts, store, now, log, metrics } = ctx;
-  const { finish, dispatch, link, completions } = deps;
-  const move = transition.bind(null, store, now);
+  const { runner, dispatch, link } = deps;
   /** A Resync arrived since the link last became not ready (the bridge sends it before `ready`). */
   let resynced = false;
 
-  async function follow(next: Inflight | null): Promise<void> {
-    if (!next) return;
-    if (next.state === 'claimed') dispatch.defer(next.activity_id, retryDelayMs(opts, next));
-    else if (next.state === 'failing') await finish.submitFinish(next);
-  }
-
-  /**
-   * The executor no longer holds `id`: re-dispatch while dispatches remain (and re-offers are on), else fail;
-   * `counted: false` for a run an earlier wcp life dispatched (not held after the restart). Decided and moved in one store transaction, straight to `claimed` or `failing`: a record passing through
-   * `claimed` on its way to `failing` would be picked up by the dispatch loop in between and run again.
-   */
+  /** The executor no longer holds `id` (see `decideLost`). */
   async function lose(id: string, why: string, counted = true): Promise<void> {
     link.release(id);
     dispatch.forget(id);
-    const reason = `EXECUTOR_LOST: ${why}`.slice(0, MAX_REF_CHARS);
-    const next = await store.transact((tx) => {
-      const found = tx.get(inflightKey(id), InflightSchema);
-      if (!found || !EXECUTING_STATES.has(found.state)) return null;
-      // A run lost across a wcp restart is not the task's fault (wcp, or wcp and its executor, went down): that
-      // dispatch does not count toward max_dispatch_attempts, as a refused one does not.
-      const r = counted ? found : { ...found, refused_dispatches: (found.refused_dispatches ?? 0) + 1 };
-      const where = opts.reofferLostTasks
-        ? retryOrFail(r, opts.maxDispatchAttempts, reason)
-        : { to: 'failing' as const, patch: { fail_reason: reason } };
-      const n: Inflight = { ...r, ...where.patch, state: where.to, updated_at_ms: now() };
-      tx.put(inflightKey(id), n);
-      return n;
-    });
-    if (!next) return;
-    if (next.state === 'claimed') {
-      log.warn('executor lost the task; re-dispatching', { activity_id: id, attempt: next.dispatch_attempts, why });
-    } else {
-      log.warn('executor lost the task; no dispatch left, failing', {
-        activity_id: id,
-        attempt: next.dispatch_attempts,
-      });
-    }
-    await follow(next);
+    await runner.decide([id], (rs) => decideLost(rs.get(id), why, counted, opts, now()));
   }
 
   /**
@@ -91,81 +142,54 @@ export function createExecutorEvents(
     }
   }
 
-  return async (ev) => {
-    switch (ev.type) {
-      case 'credits':
-        dispatch.setCredits(ev.available, ev.assigns_seen);
-        break;
-      case 'state': {
-        log.info('executor link', {
-          state: ev.state,
-          ...(ev.executor_id ? { executor_id: ev.executor_id } : {}),
+  return {
+    async credits(ev) {
+      dispatch.setCredits(ev.available, ev.assigns_seen);
+    },
+    async state(ev) {
+      log.info('executor link', {
+        state: ev.state,
+        ...(ev.executor_id ? { executor_id: ev.executor_id } : {}),
+        ...(ev.detail ? { detail: ev.detail } : {}),
+      });
+      const becameReady = link.onState(ev);
+      if (ev.state !== 'ready') {
+        dispatch.setCredits(0);
+        resynced = false;
+      } else if (becameReady && !resynced) await reconcileHeld([], [], []);
+    },
+    async storage(ev) {
+      const was = link.storage();
+      link.setStorage(
+        ev.available,
+        ev.refused !== undefined ? { reason: ev.refused, detail: ev.detail ?? '' } : undefined,
+      );
+      const now = link.storage();
+      if (now.state === 'up' && (was.state === 'down' || was.state === 'refused'))
+        log.warn('storage service answers again', {});
+      else if (now.state === 'down' && was.state !== 'down')
+        log.warn('storage service unavailable', { ...(ev.detail ? { detail: ev.detail } : {}) });
+      else if (now.state === 'refused' && (was.state !== 'refused' || was.reason !== now.reason))
+        log.warn('storage service refuses this worker: claims and dispatches needing storage wait', {
+          reason: now.reason,
           ...(ev.detail ? { detail: ev.detail } : {}),
         });
-        const becameReady = link.onState(ev);
-        if (ev.state !== 'ready') {
-          dispatch.setCredits(0);
-          resynced = false;
-        } else if (becameReady && !resynced) await reconcileHeld([], [], []);
-        break;
-      }
-      case 'storage': {
-        const was = link.storage();
-        link.setStorage(
-          ev.available,
-          ev.refused !== undefined ? { reason: ev.refused, detail: ev.detail ?? '' } : undefined,
-        );
-        const now = link.storage();
-        if (now.state === 'up' && (was.state === 'down' || was.state === 'refused'))
-          log.warn('storage service answers again', {});
-        else if (now.state === 'down' && was.state !== 'down')
-          log.warn('storage service unavailable', { ...(ev.detail ? { detail: ev.detail } : {}) });
-        else if (now.state === 'refused' && (was.state !== 'refused' || was.reason !== now.reason))
-          log.warn('storage service refuses this worker: claims and dispatches needing storage wait', {
-            reason: now.reason,
-            ...(ev.detail ? { detail: ev.detail } : {}),
-          });
-        break;
-      }
-      case 'accepted':
-        break;
-      case 'progress':
-        await move(ev.activity_id, ['assigned'], 'running');
-        break;
-      case 'assignRejected':
-        if (ev.reason === 'duplicate') break; // the bridge has it already (a re-offer it knew)
-        if (ev.retryable) {
-          // Refused before it reached the executor: the attempt number stays spent (a completion names the attempt
-          // it ran; numbers never go back), but the dispatch does not count toward max_dispatch_attempts.
-          const reoffered = link.holds(ev.activity_id);
-          await move(ev.activity_id, ['assigned'], 'claimed', (r) =>
-            reoffered ? {} : { refused_dispatches: (r.refused_dispatches ?? 0) + 1 },
-          );
-          dispatch.defer(ev.activity_id, retryDelayMs(opts, { dispatch_attempts: 1 } as Inflight));
-        } else if (ev.reason === 'expired') {
-          await finish.finish(ev.activity_id, 'expired', {}, 'executor refused: deadline passed');
-        } else {
-          const next = await move(ev.activity_id, ['assigned'], 'failing', {
-            fail_reason: `EXECUTOR_REFUSED: ${ev.reason}${ev.detail ? ` (${ev.detail})` : ''}`,
-          });
-          if (next) await finish.submitFinish(next);
-        }
-        break;
-      case 'completion':
-        await completions.onCompletion(ev);
-        break;
-      case 'completionRejected':
-        await completions.onRejected(ev);
-        break;
-      case 'resync':
-        resynced = true;
-        await reconcileHeld(ev.held_activity_ids ?? [], ev.lost_activity_ids, ev.running_activity_ids);
-        break;
-      case 'rejected':
-        metrics.executorRejected.inc();
-        break;
-      default:
-        break;
-    }
+    },
+    async progress(ev) {
+      await runner.decide([ev.activity_id], (rs) => decideProgress(rs.get(ev.activity_id), now()));
+    },
+    async assignRejected(ev) {
+      if (ev.reason === 'duplicate') return; // the bridge has it already (a re-offer it knew)
+      const id = ev.activity_id;
+      const reoffered = link.holds(id);
+      await runner.decide([id], (rs) => decideAssignRejected(id, rs.get(id), ev, { opts, nowMs: now(), reoffered }));
+    },
+    async resync(ev) {
+      resynced = true;
+      await reconcileHeld(ev.held_activity_ids ?? [], ev.lost_activity_ids, ev.running_activity_ids);
+    },
+    async rejected() {
+      metrics.executorRejected.inc();
+    },
   };
 }

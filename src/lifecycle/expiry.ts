@@ -4,7 +4,7 @@
  */
 import type { Inflight } from '../store/records.ts';
 import type { LifecycleContext } from './context.ts';
-import type { Finish } from './finish.ts';
+import { type Decision, endDecision, NOTHING } from './effects.ts';
 import { listHeld } from './records.ts';
 
 /** What the in-flight tracker knows of an activity's heartbeats beyond its record. */
@@ -34,7 +34,7 @@ export function isExpired(r: Inflight, nowS: number, hb: HeartbeatView = { pendi
 
 /** The tracker's view of `id`'s heartbeats. */
 export function heartbeatView(ctx: Pick<LifecycleContext, 'tracker'>, id: string): HeartbeatView {
-  return { pending: ctx.tracker.heartbeatPending(id), minedS: ctx.tracker.lastMinedHeartbeatS(id) };
+  return { pending: ctx.tracker.heartbeats.pending(id), minedS: ctx.tracker.heartbeats.lastMinedS(id) };
 }
 
 /** `isExpired` at the context's chain time and in-flight state. */
@@ -42,25 +42,48 @@ export function expiredNow(ctx: Pick<LifecycleContext, 'clock' | 'tracker'>, r: 
   return isExpired(r, ctx.clock.nowS(), heartbeatView(ctx, r.activity_id));
 }
 
+/** What the expiry decision reads besides the record. */
+export interface ExpiryFacts {
+  nowMs: number;
+  /** Chain time, seconds. */
+  nowS: number;
+  hb: HeartbeatView;
+  /** A claim/complete/fail/resume tx is in flight for the id. */
+  inFlight: boolean;
+}
+
 /**
- * The expiry step: ends every expired record. Claiming and resuming records, and any record with a claim,
- * complete, fail or resume in flight, are left to their tx's outcome (a complete mined just before the timeout
- * must still be followed by its resume, however long its confirmations take).
+ * Ends `r` when it expired. Claiming and resuming records, and any record with a claim, complete, fail or resume
+ * in flight, are left to their tx's outcome (a complete mined just before the timeout must still be followed by
+ * its resume, however long its confirmations take). PURE.
  */
+export function decideExpiry(r: Inflight | undefined, f: ExpiryFacts): Decision {
+  if (!r || r.state === 'claiming' || r.state === 'resuming' || f.inFlight) return NOTHING;
+  if (!isExpired(r, f.nowS, f.hb)) return NOTHING;
+  return endDecision(
+    r.activity_id,
+    r,
+    'expired',
+    f.nowMs,
+    {},
+    'heartbeat timeout or lifetime passed: dropped locally, nothing sent',
+  );
+}
+
+/** The expiry step: every held record decided by `decideExpiry` (once the chain clock is known). */
 export async function expireRound(
-  ctx: Pick<LifecycleContext, 'store' | 'clock' | 'tracker'>,
-  finish: Finish,
+  ctx: Pick<LifecycleContext, 'store' | 'now' | 'clock' | 'tracker'>,
+  decide: (id: string, decider: (r: Inflight | undefined) => Decision) => Promise<void>,
 ): Promise<void> {
   if (!ctx.clock.known()) return;
   for (const r of listHeld(ctx.store)) {
-    if (r.state === 'claiming' || r.state === 'resuming' || ctx.tracker.has(r.activity_id)) continue;
-    if (expiredNow(ctx, r)) {
-      await finish.finish(
-        r.activity_id,
-        'expired',
-        {},
-        'heartbeat timeout or lifetime passed: dropped locally, nothing sent',
-      );
-    }
+    const id = r.activity_id;
+    const f: ExpiryFacts = {
+      nowMs: ctx.now(),
+      nowS: ctx.clock.nowS(),
+      hb: heartbeatView(ctx, id),
+      inFlight: ctx.tracker.has(id),
+    };
+    if (decideExpiry(r, f).writes.length) await decide(id, (cur) => decideExpiry(cur, f));
   }
 }

@@ -1,28 +1,27 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { readFacts } from '../chain/reads.ts';
 import { doneKey, inflightKey } from '../store/keys.ts';
-import { DoneSchema, InflightSchema } from '../store/records.ts';
-import { createFillDetails } from './details.ts';
-import { createFinish } from './finish.ts';
-import { createRecheckStep } from './recheck.ts';
-import { createSend } from './send.ts';
-import { createSettle } from './settle.ts';
-import { cleanupTestContexts, confirmed, held, NOW_S, testContext, testOptions, until, WALLET } from './test-fakes.ts';
+import { type DoneOutcome, DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
+import { endDecision, finishCall } from './effects.ts';
+import { cleanupTestContexts, confirmed, testContext, testSteps, until } from './testing/fakes.ts';
+import { held, NOW_S, testOptions, WALLET } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
 function setup() {
   const t = testContext();
-  const send = createSend(t.ctx);
-  const fillDetails = createFillDetails(t.ctx);
-  const finish = createFinish(t.ctx, {
-    send,
-    recheck: (ids, why) => recheck.recheck(ids, why),
-    forgetDispatch: () => {},
-  });
-  const recheck = createRecheckStep(t.ctx, { finish, fillDetails });
-  const settle = createSettle(t.ctx, { finish, recheck: recheck.recheck, fillDetails });
-  return { ...t, finish, recheck, settle };
+  const { runner, recheck, settle } = testSteps(t);
+  const finish = {
+    /** The finishing call of `r`, run as the effect its decision names. */
+    submitFinish: async (r: Inflight) => {
+      const call = finishCall(r);
+      if (!call) throw new Error(`no finishing call for ${r.state}`);
+      await runner.run([call]);
+    },
+    finish: (id: string, outcome: DoneOutcome) =>
+      runner.decide([id], (rs) => endDecision(id, rs.get(id), outcome, Date.now())),
+  };
+  return { ...t, runner, recheck, settle, finish };
 }
 
 const sent = (reqs: Array<{ kind: string; activityIds: string[] }>) =>
@@ -102,6 +101,6 @@ describe('finish step', () => {
     expect(store.has(inflightKey('1'))).toBe(false);
     expect(store.get(doneKey('1'), DoneSchema)?.outcome).toBe('lost');
     expect(executor.cancelled).toEqual(['1']);
-    expect(tracker.heartbeatInFlight('1')).toBe(false);
+    expect(tracker.heartbeats.inFlight('1')).toBe(false);
   });
 });

@@ -3,19 +3,19 @@ import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
 import { dueHeartbeats, heartbeatRound } from './heartbeat.ts';
 import { HEARTBEAT_BATCH_IDS } from './options.ts';
-import { createSend } from './send.ts';
-import { createSettle } from './settle.ts';
-import { cleanupTestContexts, confirmed, held, mined, NOW_S, TQ as TQ_ADDR, testContext, until } from './test-fakes.ts';
+import { cleanupTestContexts, confirmed, mined, testContext, testSteps, until } from './testing/fakes.ts';
+import { held, NOW_S, TQ as TQ_ADDR } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
 function setup() {
   const t = testContext();
-  const send = createSend(t.ctx);
   const rechecked: string[] = [];
-  const settle = createSettle(t.ctx, {
-    finish: { finish: async () => {}, submitFinish: async () => {}, submitResume: async () => {} },
-    recheck: async (ids) => void rechecked.push(...ids),
+  const { send, settle } = testSteps(t, {
+    recheck: async (ids) => {
+      rechecked.push(...ids);
+      return [];
+    },
     fillDetails: async () => {},
   });
   return { ...t, send, settle, rechecked };
@@ -122,7 +122,7 @@ describe('heartbeat step', () => {
     await settle(confirmed(hb, 0, [['ActivityHeartbeat', '1']]));
     expect(rechecked).toEqual(['2']);
     expect(store.get(inflightKey('2'), InflightSchema)?.last_heartbeat_s).toBe(NOW_S - 10);
-    expect(tracker.heartbeatInFlight('2')).toBe(false);
+    expect(tracker.heartbeats.inFlight('2')).toBe(false);
   });
 
   test('an id a mined heartbeat did not accept is re-checked at inclusion, before any confirmation', async () => {
@@ -137,8 +137,8 @@ describe('heartbeat step', () => {
     if (!hb) throw new Error('no heartbeat sent');
     await settle(mined(hb, 0, [['ActivityHeartbeat', '1']]));
     expect(rechecked).toEqual(['2']);
-    expect(tracker.lastMinedHeartbeatS('1')).toBe(NOW_S);
-    expect(tracker.lastMinedHeartbeatS('2')).toBeUndefined();
+    expect(tracker.heartbeats.lastMinedS('1')).toBe(NOW_S);
+    expect(tracker.heartbeats.lastMinedS('2')).toBeUndefined();
   });
 });
 
@@ -156,7 +156,7 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
     await heartbeatRound(ctx, send);
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']); // pending, not mined: held back
     await settle(mined(hb, 0, [['ActivityHeartbeat', '1']]));
-    expect(tracker.lastMinedHeartbeatS('1')).toBe(NOW_S);
+    expect(tracker.heartbeats.lastMinedS('1')).toBe(NOW_S);
     await heartbeatRound(ctx, send); // 9 s after the mined one: not due yet (interval 10 s)
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
     clock.set(NOW_S + 10);
@@ -198,7 +198,7 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
     if (!hb) throw new Error('no heartbeat sent');
     rpc.head = { number: 103, timestamp: NOW_S + 3 };
     await settle(mined(hb, 0, [['ActivityHeartbeat', '1']], 103)); // …landed 3 s later
-    expect(tracker.heartbeatLeadS()).toBe(3);
+    expect(tracker.heartbeats.leadS()).toBe(3);
     clock.set(NOW_S + 9);
     await heartbeatRound(ctx, send);
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
@@ -213,7 +213,7 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
     const round = heartbeatRound(ctx, send); // waits for its turn
     await until(() => txm.submitted.length === 1);
     expect(txm.submitted[0]?.stillWanted?.()).toBe(true);
-    tracker.forgetHeartbeat('1'); // a repair ended the activity meanwhile
+    tracker.heartbeats.forget('1'); // a repair ended the activity meanwhile
     expect(txm.submitted[0]?.stillWanted?.()).toBe(false);
     txm.releaseAll();
     await round;

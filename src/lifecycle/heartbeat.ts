@@ -6,7 +6,7 @@
  * or a newer one mined and awaiting its confirmations), where interval = min(`heartbeatIntervalMs`, its on-chain
  * heartbeat timeout / 3). A heartbeat still pending (not mined) holds the next one back; a reorged one is pending
  * again (the lane re-sends it). So liveness never depends on `ethereum.confirmations`. Rounds send heartbeats the
- * recent round-to-block time (`tracker.heartbeatLeadS`, at most half an interval) before they are due, so that on a
+ * recent round-to-block time (`tracker.heartbeats.leadS`, at most half an interval) before they are due, so that on a
  * slow node they still land about an interval apart. What was held at a start is heartbeated by the new process
  * as soon as it can be, due or not (`owed`, see `manager.ts`).
  *
@@ -35,7 +35,7 @@ const FINISHING_KINDS: ReadonlySet<string> = new Set(['complete', 'fail']);
  * state (its complete was not mined and settled meanwhile), and no complete or fail of it holds a nonce.
  */
 function wantsHeartbeat(ctx: Pick<LifecycleContext, 'store' | 'tracker'>, id: string): boolean {
-  if (!ctx.tracker.heartbeatInFlight(id) || FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? '')) return false;
+  if (!ctx.tracker.heartbeats.inFlight(id) || FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? '')) return false;
   const r = ctx.store.get(inflightKey(id), InflightSchema);
   return r !== undefined && HEARTBEAT_STATES.has(r.state);
 }
@@ -57,7 +57,7 @@ export function dueHeartbeats(
   owed?: Set<string>,
 ): Map<string, number> {
   const due = new Map<string, number>();
-  const leadS = ctx.tracker.heartbeatLeadS();
+  const leadS = ctx.tracker.heartbeats.leadS();
   const held = listHeld(ctx.store);
   if (owed?.size) {
     const ids = new Set(held.map((r) => r.activity_id));
@@ -65,7 +65,7 @@ export function dueHeartbeats(
   }
   for (const r of held) {
     const id = r.activity_id;
-    if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeatPending(id)) continue;
+    if (!HEARTBEAT_STATES.has(r.state) || ctx.tracker.heartbeats.pending(id)) continue;
     if (FINISHING_KINDS.has(ctx.tracker.inLane(id) ?? '')) continue;
     const hb = heartbeatView(ctx, id);
     const last = lastHeartbeatS(r, hb.minedS);
@@ -112,7 +112,7 @@ export async function heartbeatRound(
       });
     else {
       for (const id of batch) owed?.delete(id);
-      ctx.tracker.heartbeatSent(res.nonce, roundS);
+      ctx.tracker.heartbeats.sent(res.nonce, roundS);
       const sentS = ctx.clock.nowS();
       for (const id of batch) ctx.metrics.heartbeatLateness.observe(Math.max(0, sentS - (due.get(id) ?? sentS)));
       ctx.log.debug('heartbeat sent', { count: batch.length, nonce: res.nonce });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { livenessBudget, measureBlockTimeS } from './liveness.ts';
-import { fakeChain } from './test-fakes.ts';
+import { fakeChain } from './testing/fakes.ts';
 
 describe('liveness budget', () => {
   test('1 s blocks, a 15 s timeout, 15 s configured: the interval is timeout/3 and fits half the timeout', () => {

@@ -12,7 +12,8 @@ import { openStore, type Store } from '../store/store.ts';
 import type { SubmitResult, TxRequest } from '../txmgr/types.ts';
 import { type ActivityManager, createActivityManager } from './manager.ts';
 import type { LifecycleOptions } from './options.ts';
-import { fakeChain, testOptions, until, WALLET } from './test-fakes.ts';
+import { fakeChain, until } from './testing/fakes.ts';
+import { testOptions, WALLET } from './testing/fixtures.ts';
 
 const dirs: string[] = [];
 const stores: Store[] = [];

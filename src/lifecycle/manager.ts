@@ -5,13 +5,14 @@
  * so events arriving in any order (tx receipts, executor messages, reconciler facts) cannot corrupt anything.
  *
  * This file only wires the steps (one file each) around the in-flight tracker (`tracker.ts`) and runs three
- * loops (`loop.ts`), each every `TICK_MS` or when woken, so no step waits on another's slow call:
+ * loops (`loop.ts`), each every `TICK_MS` or when woken, so no step waits on another's slow call. Events go to
+ * their decider (a pure function, `effects.ts`) through one effects runner (`runner.ts`):
  *  - heartbeats (the chain clock, then due heartbeats): liveness first, never behind a claim, dispatch or repair;
  *  - claims (a claim's simulation and estimate may be slow on a slow node);
  *  - the main loop: the chain clock, local expiry, executor dispatch and the periodic chain re-check.
  * A fourth, slow one deletes `done:` records past their retention (`retention.ts`); nothing wakes it.
- * Transaction outcomes arrive as `TxEvent`s (`settle.ts`); executor outcomes as bridge messages
- * (`executor-events.ts`).
+ * Events reach their handlers through one table per source (`txEventTable`, `executorEventTable`): an event no
+ * decider wants is dropped at `route` and wakes nothing. Reconciler facts go to the re-check (`recheck.ts`).
  */
 import type { ActivityFact } from '../chain/facts.ts';
 import type { RpcTransport } from '../chain/transport.ts';
@@ -29,9 +30,8 @@ import { createChainClock } from './clock.ts';
 import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
 import { createFillDetails } from './details.ts';
 import { createDispatchStep } from './dispatch.ts';
-import { createExecutorEvents } from './executor-events.ts';
+import { createExecutorEvents, type ExecutorHandlers } from './executor-events.ts';
 import { expireRound } from './expiry.ts';
-import { createFinish } from './finish.ts';
 import { heartbeatRound } from './heartbeat.ts';
 import { createStepLoop } from './loop.ts';
 import {
@@ -43,13 +43,15 @@ import {
 } from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { type ClaimPause, type ClaimPauses, createClaimPauses } from './pauses.ts';
-import { createCompletions } from './completions.ts';
+import { type Completions, createCompletions } from './completions.ts';
 import { createLinkView, storageRefused } from './link.ts';
-import { listHeld } from './records.ts';
+import { listHeld, OPEN_LANE_STATES } from './records.ts';
 import { createRecheckStep } from './recheck.ts';
 import { pruneDone } from './retention.ts';
 import { createSend } from './send.ts';
-import { createSettle } from './settle.ts';
+import { createEffectsRunner } from './runner.ts';
+import { wanted } from './settle.ts';
+import { createSettleTx, type SettleTx } from './tx-events.ts';
 import { createInFlightTracker } from './tracker.ts';
 import { EXECUTING_STATES, FINISHING_STATES, TRANSITIONS } from './transitions.ts';
 
@@ -108,8 +110,52 @@ export interface ActivityManager {
   };
 }
 
-/** Lane slot states whose tx may still land: their ids are in flight after a restart. */
-const OPEN_TX_STATES = new Set(['reserved', 'sent', 'mined']);
+/**
+ * Each event type of a source and what takes it: `null` when no decider wants it; a handler returning `null`
+ * declines the event (the settle decisions want only some `mined` and `reorged`).
+ */
+export type EventTable<E extends { type: string }> = {
+  [T in E['type']]: ((ev: Extract<E, { type: T }>) => Promise<void> | null) | null;
+};
+
+/** The one filter: hands `ev` to its handler, or drops it (null) when none wants it. */
+export function route<E extends { type: string }>(table: EventTable<E>, ev: E): Promise<void> | null {
+  const take = table[ev.type as E['type']] as ((ev: E) => Promise<void> | null) | null;
+  return take ? take(ev) : null;
+}
+
+/**
+ * Transaction events: an activity tx's outcome to the settle decisions (`wanted` says which); the lane's news
+ * (funds, a foreign tx) only wakes the loops (the supervisor acts on it).
+ */
+export function txEventTable(settle: SettleTx): EventTable<TxEvent> {
+  const settled = (ev: TxEvent) => (wanted(ev) ? settle(ev) : null);
+  const wakeOnly = async () => {};
+  return {
+    submitted: null,
+    replaced: null,
+    mined: settled,
+    reorged: settled,
+    confirmed: settled,
+    failed: settled,
+    insufficientFunds: wakeOnly,
+    fundsRestored: wakeOnly,
+    foreignTx: wakeOnly,
+    laneResynced: wakeOnly,
+  };
+}
+
+/** Executor messages: link, credits, storage, progress, refusals and Resyncs (`executor-events.ts`); Completions. */
+export function executorEventTable(h: ExecutorHandlers, completions: Completions): EventTable<ExecutorEvent> {
+  return {
+    ...h,
+    completion: completions.onCompletion,
+    completionRejected: completions.onRejected,
+    accepted: null,
+    drained: null,
+    stopped: null,
+  };
+}
 
 /** A manager in state `idle`; `start` begins the loop. */
 export function createActivityManager(deps: ActivityManagerDeps): ActivityManager {
@@ -132,35 +178,42 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   const fillDetails = createFillDetails(ctx);
   const link = createLinkView();
   const dispatch = createDispatchStep(ctx, { link });
-  // The finish and re-check steps call each other (a refused complete is re-checked; a re-check re-sends it).
-  const finish = createFinish(ctx, {
+  const recheck = createRecheckStep(ctx);
+  const runner = createEffectsRunner(ctx, {
     send,
-    recheck: (ids, why) => recheck.recheck(ids, why),
-    forgetDispatch: dispatch.forget,
-  });
-  const recheck = createRecheckStep(ctx, {
-    finish,
     fillDetails,
-    completions: () => completions.recheck(),
+    recheck: recheck.recheck,
+    defer: dispatch.defer,
     forgetDispatch: dispatch.forget,
   });
+  /** For steps that are not deciders: a re-check as an effect. */
+  const rechecked = (ids: string[], why: string) => runner.run([{ kind: 'recheck', ids, why }]);
   const pauses = deps.pauses ?? createClaimPauses({ log, metrics });
   const gate = createClaimGate(ctx, { link, credits: dispatch.credits, pauses });
-  const claim = createClaimStep(ctx, { send, recheck: recheck.recheck, gate });
-  const settle = createSettle(ctx, { finish, recheck: recheck.recheck, fillDetails });
-  const completions = createCompletions(ctx, { finish, dispatch, link, recheck: recheck.recheck });
-  const onExecutor = createExecutorEvents(ctx, { finish, dispatch, link, completions });
+  const claim = createClaimStep(ctx, { send, recheck: rechecked, gate });
+  const settle = createSettleTx(ctx, runner);
+  const completions = createCompletions(ctx, { runner, link, recheck: rechecked });
+  const txEvents = txEventTable(settle);
+  const executorEvents = executorEventTable(createExecutorEvents(ctx, { runner, dispatch, link }), completions);
 
   let state: ManagerState = 'idle';
   let claimsEnabled = false;
   const drainWaiters: Array<() => void> = [];
 
+  async function periodicRecheck(): Promise<void> {
+    const due = recheck.periodic();
+    if (!due) return;
+    await runner.run(due);
+    // Completions the executor reported that are not settled yet (finished, still only heartbeated).
+    await completions.recheck();
+  }
+
   async function mainRound(): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
       ['clock', () => clock.refresh()],
-      ['expiry', () => expireRound(ctx, finish)],
+      ['expiry', () => expireRound(ctx, (id, decide) => runner.decide([id], (rs) => decide(rs.get(id))))],
       ['dispatch', () => dispatch.run(state === 'running')],
-      ['recheck', () => recheck.run()],
+      ['recheck', periodicRecheck],
     ];
     for (const [name, step] of steps) {
       if (state === 'stopped') break;
@@ -220,7 +273,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   async function restoreLane(): Promise<void> {
     const times = new Map<number, number | null>();
     for (const { value: slot } of store.list(PREFIX.lane, LaneTxSchema)) {
-      if (!OPEN_TX_STATES.has(slot.state)) continue;
+      if (!OPEN_LANE_STATES.has(slot.state)) continue;
       const minedAt = slot.state === 'mined' ? slot.block_number : undefined;
       if (slot.kind === 'heartbeat' && minedAt !== undefined) {
         if (!times.has(minedAt))
@@ -233,7 +286,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
           );
         tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
         const t = times.get(minedAt);
-        if (t != null) tracker.heartbeatMined(slot.activity_ids, slot.nonce, t);
+        if (t != null) tracker.heartbeats.mined(slot.activity_ids, slot.nonce, t);
       } else tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
     }
   }
@@ -254,7 +307,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       const open = held.filter((r) => !tracker.has(r.activity_id)).map((r) => r.activity_id);
       if (open.length) {
         try {
-          await recheck.recheck(open, 'startup');
+          await rechecked(open, 'startup');
         } catch (e) {
           log.warn('startup re-check failed; will retry', { error: errorText(e) });
         }
@@ -270,23 +323,23 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       if (enabled) wake();
     },
     onTxEvent(ev) {
-      settle(ev)
-        .catch((e: unknown) =>
+      route(txEvents, ev)
+        ?.catch((e: unknown) =>
           log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }),
         )
-        .finally(() => {
-          completions.settleAcks();
-          wake();
-        });
+        // Acks owed to Completions whose record this event moved past completing/failing.
+        .then(() => runner.run(completions.acksDue()))
+        .catch((e: unknown) => log.error('acknowledging completions failed', { error: errorText(e) }))
+        .finally(wake);
     },
     onExecutorEvent(ev) {
-      onExecutor(ev).then(
+      route(executorEvents, ev)?.then(
         () => wake(),
         (e: unknown) => log.error('handling an executor message failed', { type: ev.type, error: errorText(e) }),
       );
     },
     async onFacts(facts) {
-      await recheck.applyFacts(facts, 'reconciler');
+      await runner.run(await recheck.applyFacts(facts, 'reconciler'));
       wake();
     },
     kick() {

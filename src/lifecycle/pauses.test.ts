@@ -7,12 +7,10 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { claimJobKey, inflightKey } from '../store/keys.ts';
 import { createClaimStep } from './claim.ts';
 import { createClaimGate } from './claim-gate.ts';
-import { createFillDetails } from './details.ts';
-import type { Finish } from './finish.ts';
 import { createLinkView } from './link.ts';
-import { createRecheckStep } from './recheck.ts';
 import { createSend } from './send.ts';
-import { cleanupTestContexts, held, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, testContext, testSteps } from './testing/fakes.ts';
+import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
@@ -21,8 +19,7 @@ function setup() {
   t.txm.auto = true;
   const link = createLinkView();
   const gate = createClaimGate(t.ctx, { link, credits: () => 4 });
-  const finish: Finish = { finish: async () => {}, submitFinish: async () => {}, submitResume: async () => {} };
-  const recheck = createRecheckStep(t.ctx, { finish, fillDetails: createFillDetails(t.ctx) });
+  const { recheck } = testSteps(t);
   const claim = createClaimStep(t.ctx, { send: createSend(t.ctx), recheck: recheck.recheck, gate });
   const job = (id: string) =>
     t.store.transact((tx) =>

@@ -1,54 +1,89 @@
 /**
  * The re-check step: chain truth for records whose transaction is no longer in flight, applied with the repair
- * rules (`repair.ts`), then each open record is re-driven (its step done again, or its claim job given back).
- * Periodically it also re-applies the executor's Completions that are not settled yet (`completions.ts`).
- * Records with a tx in flight are skipped everywhere here: their outcome is the settle step's, and facts read
- * before that tx landed are stale.
+ * rules (`repair.ts`), then each open record is re-driven (`decideRedrive`, PURE: its step done again, or its claim
+ * job given back). It returns what follows as effects, for the runner; it calls no other step. Records with a tx in
+ * flight are skipped everywhere here: their outcome is the settle step's, and facts read before that tx landed are
+ * stale.
  */
 import type { ActivityFact } from '../chain/facts.ts';
 import { readFacts } from '../chain/reads.ts';
-import { claimJobKey, inflightKey, PREFIX } from '../store/keys.ts';
-import { InflightSchema, LaneTxSchema } from '../store/records.ts';
+import { ActivityStatus } from '../chain/abi.ts';
+import { inflightKey, PREFIX } from '../store/keys.ts';
+import { type Inflight, InflightSchema, LaneTxSchema } from '../store/records.ts';
 import type { LifecycleContext } from './context.ts';
-import type { FillDetails } from './details.ts';
-import type { Finish } from './finish.ts';
+import { type Decision, type Effect, effects, finishCall, NOTHING } from './effects.ts';
+import { decideResume } from './finish.ts';
 import { RECHECK_INTERVAL_MS } from './options.ts';
-import { listHeld } from './records.ts';
+import { commit, listHeld, OPEN_LANE_STATES } from './records.ts';
 import { reconcileFacts } from './repair.ts';
-import { EXECUTING_STATES, FINISHING_STATES } from './transitions.ts';
-
-/** Lane states of a tx not yet final (the tx manager still re-sends or confirms it). */
-const OPEN_LANE_STATES: ReadonlySet<string> = new Set(['reserved', 'sent', 'mined']);
+import { EXECUTING_STATES, FINISH_TX_STATES, FINISHING_STATES } from './transitions.ts';
 
 export interface RecheckStep {
-  /** Reads the facts of `ids` without a tx in flight and applies them. */
-  recheck(ids: string[], why: string): Promise<void>;
-  /** Repairs local records from `facts` (those of ids without a tx in flight), then re-drives open records. */
-  applyFacts(facts: ActivityFact[], why: string): Promise<void>;
-  /** The periodic step: every `RECHECK_INTERVAL_MS`, re-checks claiming, finishing and detail-less records. */
-  run(): Promise<void>;
+  /** Reads the facts of `ids` without a tx in flight, applies them, and returns what follows. */
+  recheck(ids: string[], why: string): Promise<Effect[]>;
+  /** Repairs local records from `facts` (those of ids without a tx in flight), re-drives open records, and
+   * returns what follows. */
+  applyFacts(facts: ActivityFact[], why: string): Promise<Effect[]>;
+  /** The periodic re-check, every `RECHECK_INTERVAL_MS` (undefined when not due): claiming, finishing and
+   * detail-less records. */
+  periodic(): Effect[] | undefined;
   /** Restarts the period (after the startup re-check). */
   checked(): void;
 }
 
+/** What a re-drive reads besides the record and the fact. */
+export interface RedriveFacts {
+  wallet: string;
+  nowMs: number;
+  /** A claim/complete/fail/resume tx is in flight for the id. */
+  inFlight: boolean;
+}
+
+/** An open record whose transaction is not in flight, against a fresh fact: its step done again, or its job given
+ * back to the claim path. PURE. */
+export function decideRedrive(r: Inflight | undefined, f: ActivityFact, x: RedriveFacts): Decision {
+  if (!r || x.inFlight) return NOTHING;
+  const id = f.activityId;
+  const ours = f.worker === x.wallet;
+  if (r.state === 'claiming' && f.status === ActivityStatus.Pending && !f.isExpired)
+    return {
+      writes: [
+        {
+          kind: 'requeue',
+          job: { activity_id: id, queue_name: r.queue_name, created_at_ms: r.created_at_ms, source: 'reconcile' },
+        },
+      ],
+      effects: [
+        {
+          kind: 'log',
+          level: 'info',
+          message: 'claim did not land; activity back in the claim queue',
+          fields: { activity_id: id },
+        },
+      ],
+    };
+  if (FINISH_TX_STATES.has(r.state) && f.status === ActivityStatus.Claimed && ours && !f.isExpired) {
+    const call = finishCall(r);
+    return call ? effects(call) : NOTHING;
+  }
+  if (r.state === 'resuming' && f.status === ActivityStatus.Completed && ours && f.workflowResumedPastStep === false)
+    return decideResume(r, x.nowMs);
+  if (r.state === 'claimed' && (r.expires_at_s === undefined || !r.activity_type))
+    return effects({ kind: 'fillDetails', ids: [id] });
+  return NOTHING;
+}
+
 /** The re-check step. */
 export function createRecheckStep(
-  ctx: Pick<LifecycleContext, 'opts' | 'store' | 'rpc' | 'now' | 'tracker' | 'executor' | 'log' | 'metrics'>,
-  deps: {
-    finish: Finish;
-    fillDetails: FillDetails;
-    completions?: () => Promise<void>;
-    /** Forget a dispatch scheduled for an id sent back to the claim path. */
-    forgetDispatch?: (id: string) => void;
-  },
+  ctx: Pick<LifecycleContext, 'opts' | 'store' | 'rpc' | 'now' | 'tracker' | 'log' | 'metrics'>,
 ): RecheckStep {
-  const { opts, store, rpc, now, tracker, executor, log, metrics } = ctx;
+  const { opts, store, rpc, now, tracker, log, metrics } = ctx;
   let lastRunMs = 0;
 
-  async function recheck(ids: string[], why: string): Promise<void> {
+  async function recheck(ids: string[], why: string): Promise<Effect[]> {
     const open = ids.filter((id) => !tracker.has(id));
-    if (open.length === 0) return;
-    await applyFacts(await readFacts(rpc, opts, open), why);
+    if (open.length === 0) return [];
+    return await applyFacts(await readFacts(rpc, opts, open), why);
   }
 
   /** Ids named by a claim tx of ours still open in the lane (read once per batch, only when a rule asks). */
@@ -65,7 +100,7 @@ export function createRecheckStep(
     };
   }
 
-  async function applyFacts(facts: ActivityFact[], why: string): Promise<void> {
+  async function applyFacts(facts: ActivityFact[], why: string): Promise<Effect[]> {
     // Executing records are snapshotted so a repair that ends one can cancel it at the executor.
     const before = new Map(facts.map((f) => [f.activityId, store.get(inflightKey(f.activityId), InflightSchema)]));
     const inLane = claimsInLane();
@@ -81,7 +116,7 @@ export function createRecheckStep(
         // An activity being ended is no longer heartbeated from the moment that is decided: a heartbeat batch
         // naming it that asks for a nonce while the decision commits is withdrawn (`stillWanted`), not signed.
         planned: (id, action) => {
-          if (action.type === 'markDone' || action.type === 'requeue') tracker.forgetHeartbeat(id);
+          if (action.type === 'markDone' || action.type === 'requeue') tracker.heartbeats.forget(id);
         },
         claimInLane: inLane,
         hold: (id, action) => {
@@ -91,6 +126,7 @@ export function createRecheckStep(
         },
       },
     );
+    const out: Effect[] = [];
     for (const { activityId, action } of actions) {
       log.info('repaired from chain', {
         activity_id: activityId,
@@ -104,53 +140,34 @@ export function createRecheckStep(
         if (action.done.outcome === 'completed' || action.done.outcome === 'failed')
           metrics.completionsSettled.inc({ kind: action.done.outcome === 'completed' ? 'complete' : 'fail' });
         const was = before.get(activityId);
-        if (was && EXECUTING_STATES.has(was.state)) executor.cancel(activityId, action.done.outcome);
-        tracker.forgetHeartbeat(activityId);
+        if (was && EXECUTING_STATES.has(was.state))
+          out.push({ kind: 'cancel', id: activityId, reason: action.done.outcome });
+        out.push({ kind: 'forget', id: activityId, what: 'heartbeat' });
       } else if (action.type === 'requeue') {
         const was = before.get(activityId);
-        if (was && EXECUTING_STATES.has(was.state)) executor.cancel(activityId, 'claim gone from the chain');
-        tracker.forgetHeartbeat(activityId);
-        deps.forgetDispatch?.(activityId);
+        if (was && EXECUTING_STATES.has(was.state))
+          out.push({ kind: 'cancel', id: activityId, reason: 'claim gone from the chain' });
+        out.push(
+          { kind: 'forget', id: activityId, what: 'heartbeat' },
+          { kind: 'forget', id: activityId, what: 'dispatch' },
+        );
       }
     }
-    for (const f of facts) await redrive(f);
-    if (fresh.length) await recheck(fresh, 'reconciler saw a held activity pending');
-  }
-
-  /** An open record whose transaction is not in flight: do its step again (or give the job back). */
-  async function redrive(f: ActivityFact): Promise<void> {
-    const id = f.activityId;
-    if (tracker.has(id)) return;
-    const r = store.get(inflightKey(id), InflightSchema);
-    if (!r) return;
-    const ours = f.worker === opts.wallet;
-    if (r.state === 'claiming' && f.status === 1 && !f.isExpired) {
-      await store.transact((tx) => {
-        const cur = tx.get(inflightKey(id), InflightSchema);
-        if (cur?.state !== 'claiming') return;
-        tx.del(inflightKey(id));
-        tx.put(claimJobKey(id), {
-          activity_id: id,
-          queue_name: cur.queue_name,
-          created_at_ms: cur.created_at_ms,
-          source: 'reconcile',
-        });
-      });
-      log.info('claim did not land; activity back in the claim queue', { activity_id: id });
-    } else if ((r.state === 'completing' || r.state === 'failing') && f.status === 2 && ours && !f.isExpired) {
-      await deps.finish.submitFinish(r);
-    } else if (r.state === 'resuming' && f.status === 3 && ours && f.workflowResumedPastStep === false) {
-      await deps.finish.submitResume(r);
-    } else if (r.state === 'claimed' && (r.expires_at_s === undefined || !r.activity_type)) {
-      await deps.fillDetails([id]);
+    for (const f of facts) {
+      const id = f.activityId;
+      const x = { wallet: opts.wallet, nowMs: now(), inFlight: tracker.has(id) };
+      if (x.inFlight || !store.has(inflightKey(id))) continue;
+      out.push(...(await commit(store, [id], (rs) => decideRedrive(rs.get(id), f, x))).effects);
     }
+    if (fresh.length) out.push({ kind: 'recheck', ids: fresh, why: 'reconciler saw a held activity pending' });
+    return out;
   }
 
   return {
     recheck,
     applyFacts,
-    async run() {
-      if (now() - lastRunMs < RECHECK_INTERVAL_MS) return;
+    periodic() {
+      if (now() - lastRunMs < RECHECK_INTERVAL_MS) return undefined;
       lastRunMs = now();
       const ids = listHeld(store)
         .filter(
@@ -159,9 +176,7 @@ export function createRecheckStep(
             (r.state === 'claiming' || FINISHING_STATES.has(r.state) || (r.state === 'claimed' && !r.activity_type)),
         )
         .map((r) => r.activity_id);
-      if (ids.length) await recheck(ids, 'periodic');
-      // Completions the executor reported that are not settled yet (issue 14: finished, still only heartbeated).
-      await deps.completions?.();
+      return ids.length ? [{ kind: 'recheck', ids, why: 'periodic' }] : [];
     },
     checked() {
       lastRunMs = now();

@@ -1,28 +1,16 @@
 import { afterEach, describe, expect, test } from 'bun:test';
 import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
-import { createCompletions } from './completions.ts';
-import { createDispatchStep } from './dispatch.ts';
-import { createExecutorEvents } from './executor-events.ts';
-import type { Finish } from './finish.ts';
 import { createLinkView } from './link.ts';
-import { cleanupTestContexts, held, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, testContext, executorSide } from './testing/fakes.ts';
+import { held } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
 
 /** The executor side of the lifecycle over a link that is not ready yet (a wcp just started). */
 function setup() {
   const t = testContext();
-  const link = createLinkView();
-  const dispatch = createDispatchStep(t.ctx, { link });
-  const finished: string[] = [];
-  const finish: Finish = {
-    finish: async (id, outcome) => void finished.push(`${id}:${outcome}`),
-    submitFinish: async (r) => void finished.push(`${r.activity_id}:${r.state}`),
-    submitResume: async () => {},
-  };
-  const completions = createCompletions(t.ctx, { finish, dispatch, link, recheck: async () => {} });
-  const onExecutor = createExecutorEvents(t.ctx, { finish, dispatch, link, completions });
+  const { link, dispatch, finished, onExecutor } = executorSide(t, { link: createLinkView() });
   const state = (id: string) => t.store.get(inflightKey(id), InflightSchema);
   const ready = () => onExecutor({ type: 'state', state: 'ready', activity_types: ['echo'] });
   const down = () => onExecutor({ type: 'state', state: 'backoff' });

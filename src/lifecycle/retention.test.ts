@@ -3,7 +3,7 @@ import { doneKey, inflightKey, PREFIX } from '../store/keys.ts';
 import type { Done } from '../store/records.ts';
 import { DONE_PRUNE_BATCH } from './options.ts';
 import { pruneDone } from './retention.ts';
-import { cleanupTestContexts, testContext } from './test-fakes.ts';
+import { cleanupTestContexts, testContext } from './testing/fakes.ts';
 
 afterEach(cleanupTestContexts);
 

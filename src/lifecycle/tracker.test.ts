@@ -25,12 +25,12 @@ describe('in-flight tracker', () => {
   test('heartbeats are tracked apart from the other kinds', () => {
     const t = createInFlightTracker();
     t.begin('heartbeat', ['1']).sent(7);
-    expect(t.heartbeatInFlight('1')).toBe(true);
+    expect(t.heartbeats.inFlight('1')).toBe(true);
     expect(t.has('1')).toBe(false);
     t.release('complete', ['1'], 7);
-    expect(t.heartbeatInFlight('1')).toBe(true);
+    expect(t.heartbeats.inFlight('1')).toBe(true);
     t.release('heartbeat', ['1'], 7);
-    expect(t.heartbeatInFlight('1')).toBe(false);
+    expect(t.heartbeats.inFlight('1')).toBe(false);
   });
 
   test('settle keeps every id in flight until its commit resolves, and releases them if it throws', async () => {
@@ -53,7 +53,7 @@ describe('in-flight tracker', () => {
         throw new Error('store write failed');
       }),
     ).rejects.toThrow('store write failed');
-    expect(t.heartbeatInFlight('3')).toBe(false);
+    expect(t.heartbeats.inFlight('3')).toBe(false);
   });
 
   test('settle lets the commit release some ids early, and never releases a newer tx for the same id', async () => {
@@ -73,15 +73,15 @@ describe('in-flight tracker', () => {
     const t = createInFlightTracker();
     const land = (nonce: number, roundS: number, atS: number) => {
       t.begin('heartbeat', ['1']).sent(nonce);
-      t.heartbeatSent(nonce, roundS);
-      t.heartbeatMined(['1'], nonce, atS);
+      t.heartbeats.sent(nonce, roundS);
+      t.heartbeats.mined(['1'], nonce, atS);
       t.release('heartbeat', ['1'], nonce);
     };
     land(1, 100, 103);
-    expect(t.heartbeatLeadS()).toBe(3);
+    expect(t.heartbeats.leadS()).toBe(3);
     land(2, 110, 111); // fast: 0.3 × 1 + 0.7 × 3
-    expect(t.heartbeatLeadS()).toBeCloseTo(2.4, 5);
+    expect(t.heartbeats.leadS()).toBeCloseTo(2.4, 5);
     land(3, 120, 124); // slow: taken whole
-    expect(t.heartbeatLeadS()).toBe(4);
+    expect(t.heartbeats.leadS()).toBe(4);
   });
 });

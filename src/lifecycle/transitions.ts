@@ -10,7 +10,6 @@
  *                    └─Completion failed─▶ failing ─confirmed─▶ done(failed)
  * Heartbeats are sent for claimed, assigned, running, completing and failing (until the finishing tx mines).
  */
-import { WcpError } from '../internal/errors.ts';
 import type { InflightState } from '../store/records.ts';
 
 export const TRANSITIONS: Readonly<Record<InflightState, readonly InflightState[]>> = {
@@ -38,12 +37,13 @@ export const FINISHING_STATES: ReadonlySet<InflightState> = new Set(['completing
 /** States in which the executor holds the task. */
 export const EXECUTING_STATES: ReadonlySet<InflightState> = new Set(['assigned', 'running']);
 
+/** States whose complete or fail tx is ours to send and not on chain yet. */
+export const FINISH_TX_STATES: ReadonlySet<InflightState> = new Set(['completing', 'failing']);
+
+/** States in which the executor may hold the task (a lost one is back in `claimed`): a Completion can apply. */
+export const COMPLETABLE_STATES: ReadonlySet<InflightState> = new Set(['claimed', 'assigned', 'running']);
+
+/** Whether `transitions` allows `from` → `to`. */
 export function canTransition(from: InflightState, to: InflightState): boolean {
   return TRANSITIONS[from].includes(to);
-}
-
-export function assertTransition(id: string, from: InflightState, to: InflightState): void {
-  if (!canTransition(from, to)) {
-    throw new WcpError('STORE_ILLEGAL_TRANSITION', `activity ${id}: illegal transition ${from} → ${to}`);
-  }
 }

@@ -18,7 +18,7 @@ import type { Metrics } from '../internal/metrics.ts';
 import { registeredSecrets } from '../internal/redact.ts';
 import type { ExecutorCommand, ExecutorEvent } from '../executor/messages.ts';
 import { type ActivityManager, createActivityManager, type ExecutorLink } from '../lifecycle/manager.ts';
-import { createNoopTestExecutor, type NoopTestExecutor } from '../lifecycle/noop-test-executor.ts';
+import { createNoopTestExecutor, type NoopTestExecutor } from './noop-test-executor.ts';
 import { createClaimPauses } from '../lifecycle/pauses.ts';
 import { MIN_LIFECYCLES } from '../doctor/chain-checks.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';

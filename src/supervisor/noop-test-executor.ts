@@ -5,7 +5,7 @@
  * It never runs in production: the real path is the gRPC TaskStream bridge (`src/executor/`).
  */
 import type { TaskSpec, ExecutorEvent } from '../executor/messages.ts';
-import type { ExecutorLink } from './context.ts';
+import type { ExecutorLink } from '../lifecycle/context.ts';
 
 export interface NoopTestExecutor extends ExecutorLink {
   start(): void;

@@ -6,43 +6,30 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { multicallIface, taskQueueIface } from '../chain/abi.ts';
-import type { RpcTransport } from '../chain/transport.ts';
-import type { TaskSpec } from '../executor/messages.ts';
-import { createLogger } from '../internal/logger.ts';
-import { createMetrics } from '../internal/metrics.ts';
-import type { Inflight } from '../store/records.ts';
-import { openStore, type Store } from '../store/store.ts';
-import type { SubmitResult, TxEvent, TxRequest } from '../txmgr/types.ts';
-import type { ChainClock } from './clock.ts';
-import { createLinkView, type LinkView } from './link.ts';
-import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
-import type { LifecycleOptions } from './options.ts';
-import { createInFlightTracker } from './tracker.ts';
-
-export const WALLET = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
-export const OTHER = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc';
-export const TQ = '0x9fe46736679d2d9a65f0992f2272de9f3c7fa6e0';
-export const WF = '0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9';
-export const MC = '0xca11bde05977b3631167028862be2a173976ca11';
-/** The fake chain's time, seconds. */
-export const NOW_S = 1_700_000_000;
-
-export const testOptions: LifecycleOptions = {
-  wallet: WALLET,
-  taskQueue: TQ,
-  workflowEngine: WF,
-  multicall3: MC,
-  queueName: 'q',
-  mode: 'claim',
-  maxInflight: 8,
-  claimBatch: 8,
-  heartbeatIntervalMs: 10_000,
-  laneMaxInFlight: 16,
-  maxDispatchAttempts: 3,
-  reofferLostTasks: true,
-  doneRetentionMs: 24 * 3_600_000,
-};
+import { multicallIface, taskQueueIface } from '../../chain/abi.ts';
+import type { RpcTransport } from '../../chain/transport.ts';
+import type { ExecutorEvent, TaskSpec } from '../../executor/messages.ts';
+import { createLogger } from '../../internal/logger.ts';
+import { createMetrics } from '../../internal/metrics.ts';
+import { openStore, type Store } from '../../store/store.ts';
+import type { SubmitResult, TxEvent, TxRequest } from '../../txmgr/types.ts';
+import type { ActivityFact } from '../../chain/facts.ts';
+import type { ChainClock } from '../clock.ts';
+import { createCompletions } from '../completions.ts';
+import { createDispatchStep } from '../dispatch.ts';
+import { createExecutorEvents } from '../executor-events.ts';
+import { executorEventTable, route, txEventTable } from '../manager.ts';
+import { createFillDetails } from '../details.ts';
+import type { Effect } from '../effects.ts';
+import { createRecheckStep } from '../recheck.ts';
+import { commit } from '../records.ts';
+import { createEffectsRunner, type EffectsRunner, type RunnerDeps } from '../runner.ts';
+import { createSend } from '../send.ts';
+import { createSettleTx } from '../tx-events.ts';
+import { createLinkView, type LinkView } from '../link.ts';
+import type { ExecutorLink, LifecycleContext, TxSender } from '../context.ts';
+import { createInFlightTracker } from '../tracker.ts';
+import { NOW_S, TQ, testOptions, WALLET } from './fixtures.ts';
 
 /** Submits wait until the test calls `releaseAll` (a lane busy with earlier work), unless `auto`. */
 export interface FakeTxSender extends TxSender {
@@ -257,23 +244,6 @@ export function testContext() {
   return { ctx, store, txm, rpc, executor, clock, tracker: ctx.tracker };
 }
 
-/** A held record in `state`, details read, last heartbeat `lastHeartbeatS`. */
-export function held(id: string, state: Inflight['state'], lastHeartbeatS = NOW_S): Inflight {
-  return {
-    activity_id: id,
-    state,
-    queue_name: 'q',
-    activity_type: 'echo',
-    input_ref: '',
-    expires_at_s: NOW_S + 3600,
-    heartbeat_timeout_s: 600,
-    last_heartbeat_s: lastHeartbeatS,
-    dispatch_attempts: state === 'claimed' ? 0 : 1,
-    created_at_ms: 1,
-    updated_at_ms: 1,
-  };
-}
-
 type Confirmed = Extract<TxEvent, { type: 'confirmed' }>;
 
 /** A confirmed receipt of `req` (nonce `nonce`) emitting `events` (TaskQueue event name and activity id; worker = us). */
@@ -337,4 +307,78 @@ export function readyLink(types: string[] = ['*']): LinkView {
   const link = createLinkView();
   link.onState({ type: 'state', state: 'ready', activity_types: types });
   return link;
+}
+
+/**
+ * The steps around a test context as the manager wires them: the effects runner (over `over`'s deps when given),
+ * the re-check run through it, and the tx-event handler (events no decider wants are dropped, as by the manager).
+ */
+export function testSteps(t: ReturnType<typeof testContext>, over: Partial<RunnerDeps> = {}) {
+  const send = createSend(t.ctx);
+  const fillDetails = createFillDetails(t.ctx);
+  const step = createRecheckStep(t.ctx);
+  const runner = createEffectsRunner(t.ctx, {
+    send,
+    fillDetails,
+    recheck: step.recheck,
+    defer: () => {},
+    forgetDispatch: () => {},
+    ...over,
+  });
+  const recheck = {
+    recheck: (ids: string[], why: string) => runner.run([{ kind: 'recheck', ids, why }]),
+    applyFacts: async (facts: ActivityFact[], why: string) => runner.run(await step.applyFacts(facts, why)),
+    periodic: () => step.periodic(),
+  };
+  const txEvents = txEventTable(createSettleTx(t.ctx, runner));
+  const settle = (ev: TxEvent) => route(txEvents, ev) ?? Promise.resolve();
+  return { send, fillDetails, runner, recheck, settle };
+}
+
+/**
+ * A runner over the real store whose finishing calls are recorded in `finished` as `id:completing` /
+ * `id:failing` (not sent) and whose ends as `id:outcome`; every other effect runs.
+ */
+export function recordingRunner(t: ReturnType<typeof testContext>, over: Partial<RunnerDeps> = {}) {
+  const finished: string[] = [];
+  const real = createEffectsRunner(t.ctx, {
+    send: createSend(t.ctx),
+    fillDetails: async () => {},
+    recheck: async () => [],
+    defer: () => {},
+    forgetDispatch: () => {},
+    ...over,
+  });
+  const run = async (effects: readonly Effect[]) => {
+    for (const e of effects) {
+      if (e.kind === 'complete' || e.kind === 'fail')
+        finished.push(`${e.id}:${e.kind === 'complete' ? 'completing' : 'failing'}`);
+      else {
+        if (e.kind === 'ended') finished.push(`${e.id}:${e.outcome}`);
+        await real.run([e]);
+      }
+    }
+  };
+  const runner: EffectsRunner = {
+    run,
+    decide: async (ids, decide) => await run((await commit(t.ctx.store, ids, decide)).effects),
+  };
+  return { runner, finished };
+}
+
+/**
+ * The executor side of the lifecycle over `link` (a ready one unless given): dispatch, completions and the executor
+ * messages routed by the manager's table, over a recording runner.
+ */
+export function executorSide(
+  t: ReturnType<typeof testContext>,
+  o: { link?: LinkView; recheck?: (ids: string[], why: string) => Promise<void> } = {},
+) {
+  const link = o.link ?? readyLink();
+  const dispatch = createDispatchStep(t.ctx, { link });
+  const { runner, finished } = recordingRunner(t, { defer: dispatch.defer, forgetDispatch: dispatch.forget });
+  const completions = createCompletions(t.ctx, { runner, link, recheck: o.recheck ?? (async () => {}) });
+  const table = executorEventTable(createExecutorEvents(t.ctx, { runner, dispatch, link }), completions);
+  const onExecutor = async (ev: ExecutorEvent) => await route(table, ev);
+  return { link, dispatch, runner, finished, completions, onExecutor };
 }
