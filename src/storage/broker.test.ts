@@ -82,7 +82,7 @@ describe('storage broker: the service refuses an activity missing on chain', () 
     const { Server, ServerCredentials, status } = await import('@grpc/grpc-js');
     const { loadStorageBrokerService } = await import('./wire.ts');
     const { classifyStorageFailure } = await import('./refusal.ts');
-    let why = 'activity 6 does not exist on chain';
+    let why = 'activity 0 does not exist on chain';
     const server = new Server();
     server.addService(loadStorageBrokerService().service, {
       Presign(_call: unknown, cb: (err: { code: number; details: string }) => void) {
@@ -102,6 +102,20 @@ describe('storage broker: the service refuses an activity missing on chain', () 
       chainSettleMs: 10_000,
     });
     try {
+      // The health probe names an activity no chain holds: its refusal is the expected answer (service up), never
+      // unsettled, or the health would wait for ever and nothing needing storage would be claimed.
+      const probe = await refusal(
+        broker.presign({
+          activityId: '0',
+          actingActivityId: '0',
+          key: 'wcp-storage-probe',
+          method: 'GET',
+          probe: true,
+        }),
+      );
+      expect(probe.code).toBe('STORAGE_DENIED');
+      expect(classifyStorageFailure(probe)).toEqual({ kind: 'activity' });
+      why = 'activity 6 does not exist on chain';
       const own = { activityId: '6', key: 'in.bin', method: 'GET' as const };
       const first = await refusal(broker.presign(own));
       expect(first.code).toBe('STORAGE_CHAIN_UNSETTLED');

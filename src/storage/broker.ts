@@ -275,7 +275,8 @@ export function createStorageBroker(opts: StorageBrokerOptions): StorageBroker {
         res = await call(req, p.signal);
       } catch (e) {
         let err = mapGrpcError(e, opts.endpoint);
-        if (!direct && isUnsettledDenial(e)) {
+        // The probe names an activity no chain holds on purpose: its refusal is the expected answer, never unsettled.
+        if (!direct && !p.probe && isUnsettledDenial(e)) {
           try {
             throwIfUnsettled(
               `${acting}/${p.activityId}`,
