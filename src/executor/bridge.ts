@@ -64,7 +64,10 @@ export interface ExecutorBridgeOptions {
   /** After a task's deadline plus this, it is dropped with DEADLINE_EXCEEDED (default 30000). */
   deadlineGraceMs?: number;
   wcpVersion?: string;
-  /** Upper bound of a presigned URL's lifetime (default 3600). */
+  /**
+   * Upper bound of a presigned URL's lifetime: `subnet_api.url_ttl`, compiled by `supervisor/options.ts`. The
+   * fallback, for bridges built without a config (tests), is that field's schema default, 15 min.
+   */
   presignMaxTtlSeconds?: number;
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
@@ -109,7 +112,7 @@ export interface ExecutorBridge {
 /** Builds an idle bridge; `start()` dials. */
 export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridge {
   const logger = opts.logger;
-  const presignMaxTtlSeconds = opts.presignMaxTtlSeconds ?? 3600;
+  const presignMaxTtlSeconds = opts.presignMaxTtlSeconds ?? 900;
   // A state event says whether the first storage answer is still awaited (the claim gate waits for it).
   const events = createBridgeEvents(
     (msg) =>
