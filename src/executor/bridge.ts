@@ -5,7 +5,7 @@
  * - connection.ts — dial, handshake, keepalive, reconnect backoff (the `BridgeState` machine);
  * - task-table.ts — the tasks in flight and the memory of recently closed ones;
  * - assignment.ts — checking, presigning (storage.ts) and writing assignments; cancels;
- * - executor-messages.ts — validating and routing what the executor sends; completion.ts — judging Completions
+ * - stream-inbound.ts — validating and routing what the executor sends; completion.ts — judging Completions
  *   (output-check.ts: do the objects exist) and closing tasks; acks.ts — verdicts relayed as CompletionAcks;
  * - credits.ts — flow control and draining; events.ts — what goes to the supervisor;
  * - storage-health.ts — whether the storage service answers (`storage` events, probing while it does not).
@@ -26,7 +26,7 @@ import { createCompletions } from './completion.ts';
 import { createConnection } from './connection.ts';
 import { createFlow } from './credits.ts';
 import { createBridgeEvents } from './events.ts';
-import { createExecutorMessages } from './executor-messages.ts';
+import { createStreamInbound } from './stream-inbound.ts';
 import type { BridgeState, TaskSpec, ExecutorEvent } from './messages.ts';
 import { createOutputExistence } from './output-check.ts';
 import { type StorageBrokerLike, createStorageRequests, declaredOutputs } from './storage.ts';
@@ -188,7 +188,7 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
     logger,
     outputsOf,
   });
-  const onMessage = createExecutorMessages({ connection, tasks, flow, completions, events, logger, onStorageRequest });
+  const onMessage = createStreamInbound({ connection, tasks, flow, completions, events, logger, onStorageRequest });
   const assignment = createAssignment({
     broker,
     presignMaxTtlSeconds,
