@@ -22,7 +22,7 @@ import type { Logger } from '../internal/logger.ts';
 import type { OutputDecl } from '../taskstream/validate.ts';
 import { type AckDecision, createAcks } from './acks.ts';
 import { createAssignment } from './assignment.ts';
-import { createCompletions } from './completion.ts';
+import { createBridgeCompletions } from './completion.ts';
 import { createConnection } from './connection.ts';
 import { createFlow } from './credits.ts';
 import { createBridgeEvents } from './events.ts';
@@ -162,7 +162,7 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
   const broker = opts.broker !== undefined ? health.watch(opts.broker) : undefined;
   const outputsOf = (activityType: string): OutputDecl[] =>
     declaredOutputs(opts.outputSpecs, connection.current()?.caps, activityType);
-  const completions = createCompletions({
+  const completions = createBridgeCompletions({
     tasks,
     flow,
     events,

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../internal/logger.ts';
 import { type ExecutorMessage, parseExecutorMessage } from '../taskstream/validate.ts';
-import type { Completions } from './completion.ts';
+import type { BridgeCompletions } from './completion.ts';
 import { type Conn, type Connection, protocolError } from './connection.ts';
 import type { Flow } from './credits.ts';
 import type { BridgeEvents } from './events.ts';
@@ -16,7 +16,7 @@ export interface StreamInboundOptions {
   connection: Connection;
   tasks: TaskTable;
   flow: Flow;
-  completions: Completions;
+  completions: BridgeCompletions;
   events: BridgeEvents;
   logger: Logger;
   onStorageRequest(c: Conn, m: Extract<ExecutorMessage, { kind: 'storage_request' }>): void;
