@@ -3,7 +3,7 @@
  * `WorkflowEngine.getWorkflow` report, read at one block. Produced by the reads of `reads.ts` (the reconciler's
  * scans and the lifecycle's re-checks alike) and consumed by the lifecycle's repair rules.
  */
-import type { ActivityStatusCode } from './abi.ts';
+import { type ActivityStatusCode, WorkflowStatus } from './abi.ts';
 
 /** One activity as the chain reports it (`TaskQueue.getActivity`), normalized. */
 export interface ActivityTuple {
@@ -66,6 +66,12 @@ export interface WorkflowFact {
   currentActivityId: string;
 }
 
+/** Event evidence of a workflow instance: the highest step it resumed to, and whether it completed. */
+export interface WorkflowEvidence {
+  maxStep: number;
+  completed: boolean;
+}
+
 /**
  * Whether a Completed activity's workflow moved past its step. The engine's state is authoritative
  * (`WorkflowResumed(instance, step, …)` names the NEW current step); events only add evidence when the engine
@@ -74,10 +80,10 @@ export interface WorkflowFact {
 export function resumedPastStep(
   f: ActivityFact,
   wf: WorkflowFact | undefined,
-  ev: { maxStep: number; completed: boolean } | undefined,
+  ev: WorkflowEvidence | undefined,
 ): boolean | undefined {
-  if (wf && wf.status !== 0) {
-    if (wf.status === 2 || wf.currentStep > f.stepIndex) return true;
+  if (wf && wf.status !== WorkflowStatus.None) {
+    if (wf.status === WorkflowStatus.Completed || wf.currentStep > f.stepIndex) return true;
     if (wf.currentActivityId === f.activityId) return false;
     return undefined; // the step's current activity is another one: not ours to resume
   }

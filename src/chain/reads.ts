@@ -5,8 +5,14 @@
  * untrusted: decoded values are range-checked (`values.ts`).
  */
 import { WcpError } from '../internal/errors.ts';
-import { type ActivityStatusCode, multicallIface, taskQueueIface, workflowEngineIface } from './abi.ts';
-import { type ActivityFact, type ActivityTuple, resumedPastStep, type WorkflowFact } from './facts.ts';
+import { ActivityStatus, type ActivityStatusCode, multicallIface, taskQueueIface, workflowEngineIface } from './abi.ts';
+import {
+  type ActivityFact,
+  type ActivityTuple,
+  resumedPastStep,
+  type WorkflowEvidence,
+  type WorkflowFact,
+} from './facts.ts';
 import { RpcError, toHex } from './rpc-error.ts';
 import type { RpcTransport } from './transport.ts';
 import { chainText as text, chainUint as num } from './values.ts';
@@ -95,9 +101,10 @@ export function prepareMulticall(
 function decodeActivity(requestedId: string, returnData: string): ActivityTuple {
   const [t] = taskQueueIface.decodeFunctionResult('getActivity', returnData) as unknown as [unknown[]];
   const status = num('status', t[6]);
-  if (status > 4) throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned status ${status}`);
+  if (status > ActivityStatus.Failed)
+    throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned status ${status}`);
   const id = (t[0] as bigint).toString();
-  const exists = status !== 0;
+  const exists = status !== ActivityStatus.None;
   if (exists && id !== requestedId)
     throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned id ${id}`);
   return {
@@ -184,28 +191,39 @@ export async function readWorkerActivities(
 }
 
 /**
- * Chain truth for `ids` at the latest block: each activity, plus, for a Completed workflow step, its workflow and
- * whether the workflow moved past that step (engine state only; the reconciler's scan adds event evidence).
+ * Chain truth for `ids` at `head`: each activity, plus, for a Completed workflow step, its workflow and whether
+ * the workflow moved past that step. `evidence`, when given, adds event evidence for those instances (the
+ * reconciler's scan); without it the engine's state alone decides.
  */
+export async function readFactsAt(
+  rpc: RpcTransport,
+  addrs: { taskQueue: string; workflowEngine: string; multicall3: string },
+  ids: string[],
+  head: { number: number; timestamp: number },
+  evidence?: (instances: string[]) => Promise<Map<string, WorkflowEvidence>>,
+): Promise<ActivityFact[]> {
+  const tuples = await readActivities(rpc, addrs, ids, head.number);
+  const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: head.number }));
+  const isWorkflowStepDone = (f: ActivityFact) => f.status === ActivityStatus.Completed && f.workflowInstance !== '0';
+  const instances = [...new Set(facts.filter(isWorkflowStepDone).map((f) => f.workflowInstance))];
+  if (instances.length === 0) return facts;
+  const workflows = await readWorkflows(rpc, addrs, instances, head.number);
+  const events = evidence ? await evidence(instances) : undefined;
+  for (const f of facts) {
+    if (!isWorkflowStepDone(f)) continue;
+    const wf = workflows.get(f.workflowInstance);
+    if (wf) f.workflow = wf;
+    const past = resumedPastStep(f, wf, events?.get(f.workflowInstance));
+    if (past !== undefined) f.workflowResumedPastStep = past;
+  }
+  return facts;
+}
+
+/** `readFactsAt` the latest block (engine state only). */
 export async function readFacts(
   rpc: RpcTransport,
   addrs: { taskQueue: string; workflowEngine: string; multicall3: string },
   ids: string[],
 ): Promise<ActivityFact[]> {
-  const head = await getHeader(rpc, 'latest');
-  const tuples = await readActivities(rpc, addrs, ids, head.number);
-  const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: head.number }));
-  const instances = [
-    ...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance)),
-  ];
-  if (instances.length === 0) return facts;
-  const workflows = await readWorkflows(rpc, addrs, instances, head.number);
-  for (const f of facts) {
-    if (f.status !== 3 || f.workflowInstance === '0') continue;
-    const wf = workflows.get(f.workflowInstance);
-    if (wf) f.workflow = wf;
-    const past = resumedPastStep(f, wf, undefined);
-    if (past !== undefined) f.workflowResumedPastStep = past;
-  }
-  return facts;
+  return await readFactsAt(rpc, addrs, ids, await getHeader(rpc, 'latest'));
 }

@@ -12,6 +12,7 @@ import { probeHeads } from '../chain/heads.ts';
 import type { WcpConfig } from '../config/load.ts';
 import { createLogger } from '../internal/logger.ts';
 import { displayUrl } from '../internal/redact.ts';
+import { heartbeatEveryS } from '../lifecycle/liveness.ts';
 import { type CheckResult, fail, pass, warn } from './check.ts';
 import { endpointName, rpcProbe } from './rpc-probe.ts';
 
@@ -181,10 +182,11 @@ export async function chainChecks(config: WcpConfig): Promise<CheckResult[]> {
         const hb = await call(url, t, eth.taskQueue, taskQueueIface, 'defaultHeartbeatTimeout');
         const timeoutS = hb.ok ? Number(hb.value[0]) : 0;
         const intervalS = config.scheduler.heartbeatIntervalMs / 1000;
-        if (timeoutS > 0 && intervalS * 3 > timeoutS) {
+        const everyS = heartbeatEveryS(config.scheduler.heartbeatIntervalMs, timeoutS);
+        if (everyS < intervalS) {
           return warn(
             'TaskQueue is the right contract',
-            `default heartbeat timeout ${timeoutS} s; scheduler.heartbeat_interval ${intervalS} s is more than a third of it (wcp then heartbeats every ${Math.floor(timeoutS / 3)} s)`,
+            `default heartbeat timeout ${timeoutS} s; scheduler.heartbeat_interval ${intervalS} s is more than a third of it (wcp then heartbeats every ${Math.floor(everyS)} s)`,
             'lower scheduler.heartbeat_interval to a third of the timeout or less',
           );
         }

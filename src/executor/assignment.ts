@@ -16,7 +16,7 @@ import type { Logger } from '../internal/logger.ts';
 import { isActivityId, parseInputRef } from '../taskstream/refs.ts';
 import type { OutputDecl } from '../taskstream/validate.ts';
 import type { Acks } from './acks.ts';
-import type { Completions } from './completion.ts';
+import type { BridgeCompletions } from './completion.ts';
 import type { Connection } from './connection.ts';
 import type { Flow } from './credits.ts';
 import type { BridgeEvents } from './events.ts';
@@ -31,7 +31,7 @@ export interface AssignmentOptions {
   connection: Connection;
   tasks: TaskTable;
   flow: Flow;
-  completions: Completions;
+  completions: BridgeCompletions;
   acks: Acks;
   events: BridgeEvents;
   logger: Logger;

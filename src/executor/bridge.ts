@@ -5,7 +5,7 @@
  * - connection.ts — dial, handshake, keepalive, reconnect backoff (the `BridgeState` machine);
  * - task-table.ts — the tasks in flight and the memory of recently closed ones;
  * - assignment.ts — checking, presigning (storage.ts) and writing assignments; cancels;
- * - executor-messages.ts — validating and routing what the executor sends; completion.ts — judging Completions
+ * - stream-inbound.ts — validating and routing what the executor sends; completion.ts — judging Completions
  *   (output-check.ts: do the objects exist) and closing tasks; acks.ts — verdicts relayed as CompletionAcks;
  * - credits.ts — flow control and draining; events.ts — what goes to the supervisor;
  * - storage-health.ts — whether the storage service answers (`storage` events, probing while it does not).
@@ -22,11 +22,11 @@ import type { Logger } from '../internal/logger.ts';
 import type { OutputDecl } from '../taskstream/validate.ts';
 import { type AckDecision, createAcks } from './acks.ts';
 import { createAssignment } from './assignment.ts';
-import { createCompletions } from './completion.ts';
+import { createBridgeCompletions } from './completion.ts';
 import { createConnection } from './connection.ts';
 import { createFlow } from './credits.ts';
 import { createBridgeEvents } from './events.ts';
-import { createExecutorMessages } from './executor-messages.ts';
+import { createStreamInbound } from './stream-inbound.ts';
 import type { BridgeState, TaskSpec, ExecutorEvent } from './messages.ts';
 import { createOutputExistence } from './output-check.ts';
 import { type StorageBrokerLike, createStorageRequests, declaredOutputs } from './storage.ts';
@@ -64,7 +64,10 @@ export interface ExecutorBridgeOptions {
   /** After a task's deadline plus this, it is dropped with DEADLINE_EXCEEDED (default 30000). */
   deadlineGraceMs?: number;
   wcpVersion?: string;
-  /** Upper bound of a presigned URL's lifetime (default 3600). */
+  /**
+   * Upper bound of a presigned URL's lifetime: `subnet_api.url_ttl`, compiled by `supervisor/options.ts`. The
+   * fallback, for bridges built without a config (tests), is that field's schema default, 15 min.
+   */
   presignMaxTtlSeconds?: number;
   /** Jitter source in [0, 1) (default Math.random). */
   random?: () => number;
@@ -109,7 +112,7 @@ export interface ExecutorBridge {
 /** Builds an idle bridge; `start()` dials. */
 export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridge {
   const logger = opts.logger;
-  const presignMaxTtlSeconds = opts.presignMaxTtlSeconds ?? 3600;
+  const presignMaxTtlSeconds = opts.presignMaxTtlSeconds ?? 900;
   // A state event says whether the first storage answer is still awaited (the claim gate waits for it).
   const events = createBridgeEvents(
     (msg) =>
@@ -159,7 +162,7 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
   const broker = opts.broker !== undefined ? health.watch(opts.broker) : undefined;
   const outputsOf = (activityType: string): OutputDecl[] =>
     declaredOutputs(opts.outputSpecs, connection.current()?.caps, activityType);
-  const completions = createCompletions({
+  const completions = createBridgeCompletions({
     tasks,
     flow,
     events,
@@ -185,7 +188,7 @@ export function createExecutorBridge(opts: ExecutorBridgeOptions): ExecutorBridg
     logger,
     outputsOf,
   });
-  const onMessage = createExecutorMessages({ connection, tasks, flow, completions, events, logger, onStorageRequest });
+  const onMessage = createStreamInbound({ connection, tasks, flow, completions, events, logger, onStorageRequest });
   const assignment = createAssignment({
     broker,
     presignMaxTtlSeconds,

@@ -120,7 +120,7 @@ export function outputProblem(
   return undefined;
 }
 
-export interface CompletionsOptions {
+export interface BridgeCompletionsOptions {
   tasks: TaskTable;
   flow: Flow;
   events: BridgeEvents;
@@ -134,8 +134,11 @@ export interface CompletionsOptions {
   existence: OutputExistence | undefined;
 }
 
-/** Closes tasks with a result for the supervisor. */
-export interface Completions {
+/**
+ * The bridge's side of Completions: closes tasks with a result for the supervisor (which settles them on chain in
+ * `lifecycle/completions.ts`).
+ */
+export interface BridgeCompletions {
   /** The executor's Completion on connection `c`: taken (checked, then forwarded) or refused. */
   onCompletion(c: Conn, m: CompletionMessage): void;
   /** A Completion that failed validation: refused as BAD_MESSAGE (`attempt` undefined when unreadable). */
@@ -148,7 +151,7 @@ export interface Completions {
   checking(): number;
 }
 
-export function createCompletions(opts: CompletionsOptions): Completions {
+export function createBridgeCompletions(opts: BridgeCompletionsOptions): BridgeCompletions {
   const { tasks, flow, events, acks } = opts;
   const log = opts.logger;
   let checking = 0;

@@ -8,7 +8,7 @@
  *   any ──stop()──▶ stopped (terminal)
  *
  * Every dial uses a fresh channel, so a half-open TCP connection to a frozen peer is never reused. What arrives on
- * the stream goes to `onMessage` (executor-messages.ts), which drives the handshake through `onHello` and
+ * the stream goes to `onMessage` (stream-inbound.ts), which drives the handshake through `onHello` and
  * `maybeReady`; a connection that is no longer current ignores everything.
  */
 import { type ClientDuplexStream, type ServiceError, status as grpcStatus } from '@grpc/grpc-js';

@@ -21,7 +21,7 @@ export interface RunExecutorWorkerParams {
 }
 
 export async function runExecutorWorker({ port, options, broker, logger }: RunExecutorWorkerParams): Promise<void> {
-  const log = (logger ?? createLogger('wcp')).child('executor');
+  const log = logger ?? createLogger('executor');
   let portOpen = true;
   const post = (msg: ExecutorEvent): void => {
     if (!portOpen) return;

@@ -1,7 +1,7 @@
 /**
  * One error type for the whole daemon: a stable string `code` (never parse messages, never rely on class names:
  * a compiled binary may rename classes), a `retryable` flag, a short message and optional detail lines.
- * Errors cross threads as plain `{ code, message, retryable, details }` objects (see `toWire` / `fromWire`).
+ * Errors cross threads as plain `{ code, message, retryable, details }` objects (see `toWire`).
  */
 export type ErrorCode =
   | 'CONFIG_INVALID'
@@ -10,11 +10,9 @@ export type ErrorCode =
   | 'STORE_OPEN_FAILED'
   | 'STORE_CORRUPT'
   | 'STORE_LOCKED'
-  | 'STORE_CORRUPT_RECORD'
   | 'CHAIN_UNREACHABLE'
   | 'CHAIN_ID_MISMATCH'
   | 'CHAIN_BAD_DATA'
-  | 'CHAIN_CALL_REVERTED'
   | 'WORKER_NOT_ACTIVE'
   | 'CONTRACT_INVALID'
   | 'LISTEN_FAILED'
@@ -22,14 +20,12 @@ export type ErrorCode =
   | 'TX_UNDERPRICED'
   | 'TX_INSUFFICIENT_FUNDS'
   | 'TX_ALREADY_KNOWN'
-  | 'TX_FEE_CAP_EXCEEDED'
   | 'TX_REVERTED'
   | 'TX_SEND_FAILED'
   | 'TX_REFUSED'
   | 'EXECUTOR_PROTOCOL'
   | 'EXECUTOR_UNAVAILABLE'
   | 'EXECUTOR_IN_USE'
-  | 'EXECUTOR_BAD_MESSAGE'
   | 'STORAGE_UNAVAILABLE'
   | 'STORAGE_DENIED'
   | 'STORAGE_CHAIN_UNSETTLED'
@@ -82,10 +78,6 @@ export function toWire(e: unknown): WireError {
   }
   const message = e instanceof Error ? e.message : String(e);
   return { code: 'INTERNAL', message, retryable: false };
-}
-
-export function fromWire(w: WireError): WcpError {
-  return new WcpError(w.code, w.message, { retryable: w.retryable, details: w.details ?? [] });
 }
 
 /** Short text of any thrown value, for logs. */

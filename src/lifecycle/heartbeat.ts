@@ -23,6 +23,7 @@ import { heartbeatCall } from './calls.ts';
 import type { LifecycleContext } from './context.ts';
 import { heartbeatView, isExpired, lastHeartbeatS } from './expiry.ts';
 import { HEARTBEAT_BATCH_IDS, type LifecycleOptions } from './options.ts';
+import { heartbeatEveryS } from './liveness.ts';
 import { listHeld } from './records.ts';
 import type { Send } from './send.ts';
 import { HEARTBEAT_STATES } from './transitions.ts';
@@ -42,8 +43,7 @@ function wantsHeartbeat(ctx: Pick<LifecycleContext, 'store' | 'tracker'>, id: st
 
 /** Seconds between heartbeats of `r`. */
 export function heartbeatIntervalS(r: Inflight, opts: Pick<LifecycleOptions, 'heartbeatIntervalMs'>): number {
-  const byTimeout = r.heartbeat_timeout_s ? r.heartbeat_timeout_s / 3 : Number.POSITIVE_INFINITY;
-  return Math.min(opts.heartbeatIntervalMs / 1000, byTimeout);
+  return heartbeatEveryS(opts.heartbeatIntervalMs, r.heartbeat_timeout_s);
 }
 
 /**

@@ -39,9 +39,18 @@ export interface LivenessBudget {
 
 const s = (x: number) => `${Number(x.toFixed(2))} s`;
 
+/**
+ * Seconds between two heartbeats of an activity: `scheduler.heartbeat_interval`, but at most a third of its
+ * heartbeat timeout (a timeout of 0 or none known leaves the interval alone).
+ */
+export function heartbeatEveryS(heartbeatIntervalMs: number, heartbeatTimeoutS: number | undefined): number {
+  const byTimeout = heartbeatTimeoutS ? heartbeatTimeoutS / 3 : Number.POSITIVE_INFINITY;
+  return Math.min(heartbeatIntervalMs / 1000, byTimeout);
+}
+
 /** The rule (see the file comment) for `f`. */
 export function livenessBudget(f: LivenessFigures): LivenessBudget {
-  const intervalS = Math.min(f.heartbeatIntervalMs / 1000, f.heartbeatTimeoutS / 3);
+  const intervalS = heartbeatEveryS(f.heartbeatIntervalMs, f.heartbeatTimeoutS);
   const inclusionS = f.blockTimeS + f.receiptPollMs / 1000 + TICK_MS / 1000;
   const limitS = f.heartbeatTimeoutS / 2;
   const ok = intervalS + inclusionS <= limitS;

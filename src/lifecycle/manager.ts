@@ -76,6 +76,15 @@ export interface ActivityManagerDeps {
 
 export type ManagerState = 'idle' | 'recovering' | 'running' | 'draining' | 'stopped';
 
+/** The manager's legal state changes: start recovers then runs; drain and stop only go forward. */
+const MANAGER_TRANSITIONS: Record<ManagerState, readonly ManagerState[]> = {
+  idle: ['recovering', 'stopped'],
+  recovering: ['running', 'stopped'],
+  running: ['draining', 'stopped'],
+  draining: ['stopped'],
+  stopped: [],
+};
+
 export interface ActivityManager {
   /** Loads in-flight lane slots, resets executor assignments from a previous run, re-checks open records. */
   start(): Promise<void>;
@@ -197,6 +206,16 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   const executorEvents = executorEventTable(createExecutorEvents(ctx, { runner, dispatch, link }), completions);
 
   let state: ManagerState = 'idle';
+  /** The one place `state` changes: a change the table does not allow (e.g. back to running after a stop) is refused. */
+  function setState(next: ManagerState): void {
+    if (next === state) return;
+    if (!MANAGER_TRANSITIONS[state].includes(next)) {
+      log.warn('activity manager state change refused', { from: state, to: next });
+      return;
+    }
+    log.info(`activity manager ${next}`, { from: state });
+    state = next;
+  }
   let claimsEnabled = false;
   const drainWaiters: Array<() => void> = [];
 
@@ -293,7 +312,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
 
   return {
     async start() {
-      state = 'recovering';
+      setState('recovering');
       // Transactions still in flight from before a restart (the tx manager re-sends them).
       await restoreLane();
       for (const r of listHeld(store)) owed.add(r.activity_id);
@@ -314,7 +333,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       }
       recheck.checked();
       log.info('activity manager started', { held: held.length, txs_in_flight: tracker.size() });
-      state = 'running';
+      setState('running');
       for (const l of loops.slice(1)) l.start();
       retention.start(deps.donePruneFirstMs ?? DONE_PRUNE_FIRST_MS);
     },
@@ -346,7 +365,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       wake();
     },
     async drain(timeoutMs) {
-      if (state === 'running') state = 'draining';
+      if (state === 'running') setState('draining');
       claimsEnabled = false;
       executor.drain();
       const deadline = now() + timeoutMs;
@@ -367,7 +386,7 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       return listHeld(store).map((r) => `${r.activity_id}:${r.state}`);
     },
     async stop() {
-      state = 'stopped';
+      setState('stopped');
       await Promise.all([...loops, retention].map((l) => l.stop()));
     },
     status() {

@@ -96,7 +96,7 @@ describe('claim pauses', () => {
         ? { ok: true as const, returnData: '0x' }
         : {
             ok: false as const,
-            error: { code: 'CHAIN_CALL_REVERTED', message: 'NotActiveWorker', retryable: false },
+            error: { code: 'TX_REVERTED', message: 'NotActiveWorker', retryable: false },
             revert: { name: 'NotActiveWorker', message: 'NotActiveWorker(0x…)', args: [] },
           };
     await claim.run(true);

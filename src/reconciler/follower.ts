@@ -13,6 +13,7 @@
  * Coverage: `next` only advances past a range whose logs were all emitted; an error leaves it where it was
  * (the caller retries the same range after a backoff). Duplicates are possible and harmless (idempotent writes).
  */
+import { ActivityStatus } from '../chain/abi.ts';
 import { type BlockHeader, getHeader, readActivities } from '../chain/reads.ts';
 import { queueKeyTopic, TOPICS } from '../chain/topics.ts';
 import type { RpcTransport } from '../chain/transport.ts';
@@ -158,7 +159,7 @@ export function createFollower(opts: FollowerOptions): Follower {
     let ids = [...seen.keys()];
     if (filterClaimable) {
       const facts = await readActivities(opts.rpc, opts, ids, at);
-      ids = facts.filter((f) => f.status === 1 && !f.isExpired).map((f) => f.activityId);
+      ids = facts.filter((f) => f.status === ActivityStatus.Pending && !f.isExpired).map((f) => f.activityId);
     }
     const created = now();
     return ids.map((id) => {

@@ -22,8 +22,8 @@
  * throughput). Startup, manual and reorg scans (full) read them all.
  */
 import { ActivityStatus, workflowEngineIface } from '../chain/abi.ts';
-import { type ActivityFact, resumedPastStep } from '../chain/facts.ts';
-import { type BlockHeader, getHeader, readActivities, readWorkerActivities, readWorkflows } from '../chain/reads.ts';
+import type { ActivityFact, WorkflowEvidence } from '../chain/facts.ts';
+import { type BlockHeader, getHeader, readFactsAt, readWorkerActivities } from '../chain/reads.ts';
 import { addressTopic, TOPICS, uintTopic } from '../chain/topics.ts';
 import type { RpcTransport } from '../chain/transport.ts';
 import type { LogFetcher } from './logs.ts';
@@ -140,25 +140,10 @@ export function createScanner(opts: ScannerOptions): Scanner {
     for (const id of input.ids ?? []) if (/^[0-9]+$/.test(id) && id !== '0') ids.add(id.replace(/^0+(?=\d)/, ''));
     const sorted = [...ids].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0));
 
-    // 3. Read all at the pinned block.
-    const tuples = await readActivities(opts.rpc, opts, sorted, toBlock);
-    const facts: ActivityFact[] = tuples.map((t) => ({ ...t, nowS: head.timestamp, blockNumber: toBlock }));
-
-    // 4. Workflow state of completed activities.
-    const instances = [
-      ...new Set(facts.filter((f) => f.status === 3 && f.workflowInstance !== '0').map((f) => f.workflowInstance)),
-    ];
-    if (instances.length > 0) {
-      const workflows = await readWorkflows(opts.rpc, opts, instances, toBlock);
-      const evidence = await workflowEvidence(instances, fromBlock, toBlock);
-      for (const f of facts) {
-        if (f.status !== 3 || f.workflowInstance === '0') continue;
-        const wf = workflows.get(f.workflowInstance);
-        if (wf) f.workflow = wf;
-        const r = resumedPastStep(f, wf, evidence.get(f.workflowInstance));
-        if (r !== undefined) f.workflowResumedPastStep = r;
-      }
-    }
+    // 3. Read all at the pinned block, with the workflow state of completed steps.
+    const facts = await readFactsAt(opts.rpc, opts, sorted, head, (instances) =>
+      workflowEvidence(instances, fromBlock, toBlock),
+    );
     for (const f of facts) {
       if (!isSettled(f)) settled.delete(f.activityId);
       else if (!settled.has(f.activityId)) settled.set(f.activityId, toBlock);
@@ -168,7 +153,7 @@ export function createScanner(opts: ScannerOptions): Scanner {
 
   /** instance → { maxResumedStep, completed } from WorkflowResumed/WorkflowCompleted events in the window. */
   async function workflowEvidence(instances: string[], from: number, to: number) {
-    const out = new Map<string, { maxStep: number; completed: boolean }>();
+    const out = new Map<string, WorkflowEvidence>();
     for (let i = 0; i < instances.length; i += 64) {
       const part = instances.slice(i, i + 64);
       const logs = await opts.logs.getLogs(

@@ -11,7 +11,7 @@
  * The server also checks the holder: the acting activity is Claimed by the requesting worker and not expired.
  * wcp cannot know namespace owners; it leaves that part to the server.
  */
-import { taskQueueIface, workflowEngineIface } from '../chain/abi.ts';
+import { ActivityStatus, taskQueueIface, workflowEngineIface } from '../chain/abi.ts';
 import { ethCall } from '../chain/reads.ts';
 import type { RpcTransport } from '../chain/transport.ts';
 
@@ -69,7 +69,7 @@ export function createEntitlementChain(
       const status = Number(t.status);
       return {
         id,
-        exists: status !== 0,
+        exists: status !== ActivityStatus.None,
         workflowInstance: String(t.workflowInstance),
         stepIndex: Number(t.stepIndex),
         status,
@@ -130,7 +130,7 @@ export async function decideAccess(
   const acting = await chain.activity(r.acting);
   if (!acting.exists) return `activity ${r.acting} ${MISSING_ON_CHAIN}`;
   if (o.holder !== undefined) {
-    if (acting.worker !== o.holder || acting.status !== 2) {
+    if (acting.worker !== o.holder || acting.status !== ActivityStatus.Claimed) {
       return `activity ${r.acting} is not claimed by ${o.holder} (status ${acting.status}, worker ${acting.worker})`;
     }
     if (acting.isExpired) return `activity ${r.acting} has expired`;

@@ -4,7 +4,7 @@
  * padded ones).
  *
  *   claim_job:{id}   work seen on chain, not yet claimed by us          (Poller, event ingestion, reconciler)
- *   inflight:{id}    an activity we are claiming / hold / are finishing (lifecycle; see `lifecycle.ts`)
+ *   inflight:{id}    an activity we are claiming / hold / are finishing (lifecycle; states in `records.ts`)
  *   tx:{id}          the latest transaction sent for that activity      (tx manager)
  *   lane:{nonce}     one nonce-lane slot: what was signed for that nonce (tx manager)
  *   done:{id}        a finished activity's summary                      (lifecycle)

@@ -27,7 +27,7 @@ export const ClaimJobSchema = v.object({
 export type ClaimJob = v.InferOutput<typeof ClaimJobSchema>;
 
 /**
- * Activity lifecycle states held in `inflight:{id}`. Legal transitions live in `src/supervisor/lifecycle.ts`.
+ * Activity lifecycle states held in `inflight:{id}`. Legal transitions live in `src/lifecycle/transitions.ts`.
  *   claiming   claim tx reserved/sent, not yet confirmed
  *   claimed    claim confirmed on chain; waiting for executor capacity
  *   assigned   handed to the executor

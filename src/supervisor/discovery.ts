@@ -3,7 +3,7 @@
  * recorded in the store (and wake the lifecycle); the reconciler's facts go to the lifecycle's repair; a reorg drops
  * the claim jobs learned from replaced blocks and rescans what we hold or recently ended; checkpoints are persisted.
  */
-import { errorText } from '../internal/errors.ts';
+import { errorText, toWire } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
 import type { ActivityManager } from '../lifecycle/manager.ts';
@@ -35,6 +35,8 @@ export function createDiscovery(deps: DiscoveryDeps): {
   onReconcilerEvent(ev: ReconcilerEvent): void;
 } {
   const { store, metrics, log } = deps;
+  /** A failed store write or apply is logged with the error's code; the next event or scan tries again. */
+  const failed = (what: string) => (e: unknown) => log.error(what, { code: toWire(e).code, error: errorText(e) });
   function onPollerEvent(ev: PollerEvent) {
     switch (ev.type) {
       case 'claimJobs': {
@@ -52,7 +54,7 @@ export function createDiscovery(deps: DiscoveryDeps): {
               deps.manager()?.kick();
             }
           })
-          .catch((e: unknown) => log.error('recording claim jobs failed', { error: errorText(e) }));
+          .catch(failed('recording claim jobs failed'));
         break;
       }
       case 'pollError':
@@ -77,13 +79,10 @@ export function createDiscovery(deps: DiscoveryDeps): {
             });
             deps.manager()?.kick();
           })
-          .catch((e: unknown) => log.error('recording claim jobs failed', { error: errorText(e) }));
+          .catch(failed('recording claim jobs failed'));
         break;
       case 'facts':
-        void deps
-          .manager()
-          ?.onFacts(ev.facts)
-          .catch((e: unknown) => log.error('applying reconciler facts failed', { error: errorText(e) }));
+        void deps.manager()?.onFacts(ev.facts).catch(failed('applying reconciler facts failed'));
         log.info('reconciler scan', {
           reason: ev.reason,
           facts: ev.facts.length,
@@ -106,7 +105,8 @@ export function createDiscovery(deps: DiscoveryDeps): {
           })
           .then((n) =>
             log.warn('chain reorg detected', { fork_block: ev.forkBlock, dropped_claim_jobs: n, detail: ev.detail }),
-          );
+          )
+          .catch(failed('dropping reorged claim jobs failed'));
         // Rescan, reading every activity we hold too: the chain may no longer say it is ours (our claim gone,
         // someone else's in its place), and no event of ours would name it any more. Recently ended ones too: the
         // completion, expiry or foreign claim their done record rests on may be gone (the repair puts them back).
@@ -122,13 +122,15 @@ export function createDiscovery(deps: DiscoveryDeps): {
         break;
       }
       case 'checkpoint':
-        void store.transact((tx) =>
-          tx.put(LAST_SCAN_BLOCK, {
-            block_number: ev.block_number,
-            block_hash: ev.block_hash,
-            updated_at_ms: Date.now(),
-          }),
-        );
+        void store
+          .transact((tx) =>
+            tx.put(LAST_SCAN_BLOCK, {
+              block_number: ev.block_number,
+              block_hash: ev.block_hash,
+              updated_at_ms: Date.now(),
+            }),
+          )
+          .catch(failed('persisting the scan checkpoint failed'));
         break;
       case 'startupScanDone':
         log.info('startup scan done; claims enabled', { to_block: ev.toBlock });

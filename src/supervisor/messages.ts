@@ -1,7 +1,7 @@
 /**
  * Typed messages between the supervisor (main thread) and its Piscina worker threads, defined once for both
  * directions. Each worker task is long-lived: it receives a MessagePort in its task object and runs until told to
- * stop. Errors cross as `WireError` (`{ code, message, retryable }`) and are rebuilt by code.
+ * stop. Errors cross as `WireError` (`{ code, message, retryable }`) and are told apart by code.
  *
  * Each worker component's messages live beside it (`src/poller/messages.ts`, `src/executor/messages.ts`,
  * `src/reconciler/messages.ts`: `XCommand` supervisor → worker, `XEvent` worker → supervisor); this file holds

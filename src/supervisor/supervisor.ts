@@ -24,7 +24,7 @@ import { MIN_LIFECYCLES } from '../doctor/chain-checks.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
 import { buildInfo, buildVersion, runtimeName } from '../runtime/env.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
-import { LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
+import { idFromKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ScanCheckpointSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { createTxManager, type TxManager } from '../txmgr/index.ts';
@@ -181,9 +181,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   function reconcilerOptions(): ReconcilerOptions {
     const cp = store.get(LAST_SCAN_BLOCK, ScanCheckpointSchema);
-    const localIds = [...store.scan(PREFIX.inflight), ...store.scan(PREFIX.claimJob)].map((e) =>
-      e.key.slice(e.key.indexOf(':') + 1).replace(/^0+(?=\d)/, ''),
-    );
+    const localIds = [...store.scan(PREFIX.inflight), ...store.scan(PREFIX.claimJob)].map((e) => idFromKey(e.key));
     return options.reconciler({
       localIds,
       ...(cp

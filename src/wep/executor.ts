@@ -57,6 +57,22 @@ export interface ExecutorOptions {
 /** The executor's state (see the module doc for the transitions). */
 export type ExecutorState = 'idle' | 'listening' | 'stopping' | 'stopped';
 
+/** The legal state changes (an executor never started may stop at once). */
+const EXECUTOR_TRANSITIONS: Record<ExecutorState, readonly ExecutorState[]> = {
+  idle: ['listening', 'stopped'],
+  listening: ['stopping'],
+  stopping: ['stopped'],
+  stopped: [],
+};
+
+/** What the log says on entering each state. */
+const STATE_MESSAGES: Record<ExecutorState, string> = {
+  idle: 'Executor idle.',
+  listening: 'Executor listening.',
+  stopping: 'Executor stopping.',
+  stopped: 'Executor stopped.',
+};
+
 /** A snapshot for status reports and tests. */
 export interface ExecutorStatus {
   state: ExecutorState;
@@ -114,6 +130,12 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   });
 
   let state: ExecutorState = 'idle';
+  /** The one place `state` changes; an illegal change is a bug in this file. */
+  function setState(next: ExecutorState, fields: Record<string, unknown> = {}): void {
+    if (!EXECUTOR_TRANSITIONS[state].includes(next)) throw new Error(`executor cannot go from ${state} to ${next}`);
+    log.info(STATE_MESSAGES[next], { from: state, ...fields });
+    state = next;
+  }
   let boundPort: number | undefined;
   /** The current stream; always accepted. */
   let active: Stream | undefined;
@@ -321,8 +343,7 @@ export function createExecutor(opts: ExecutorOptions): Executor {
     boundPort = await new Promise<number>((resolve, reject) => {
       server.bindAsync(addr, serverCredentialsFor(opts.tls), (err, port) => (err ? reject(err) : resolve(port)));
     });
-    state = 'listening';
-    log.info('Executor listening.', {
+    setState('listening', {
       address: `${opts.host ?? '127.0.0.1'}:${boundPort}`,
       executor_id: executorId,
       activity_types: [...specs.keys()].join(','),
@@ -334,11 +355,10 @@ export function createExecutor(opts: ExecutorOptions): Executor {
   async function stop(graceMs: number): Promise<void> {
     if (state === 'stopped' || state === 'stopping') return;
     if (state === 'idle') {
-      state = 'stopped';
+      setState('stopped');
       return;
     }
-    state = 'stopping';
-    log.info('Executor stopping.', { running: tasks.runningCount(), grace_ms: graceMs });
+    setState('stopping', { running: tasks.runningCount(), grace_ms: graceMs });
     sendCapacity();
     await tasks.finish(graceMs);
     for (const s of [...candidates, ...(active === undefined ? [] : [active])]) {
@@ -361,9 +381,8 @@ export function createExecutor(opts: ExecutorOptions): Executor {
         resolve();
       });
     });
-    state = 'stopped';
+    setState('stopped');
     storageRequests.wake();
-    log.info('Executor stopped.');
   }
 
   function status(): ExecutorStatus {

@@ -1,28 +1,29 @@
 /**
- * Everything the executor sends, in order: each message is validated (`parseExecutorMessage`) and checked
+ * The TaskStream's inbound side: everything the executor sends, in order (the thread messages between the
+ * supervisor and the bridge are `messages.ts`). Each message is validated (`parseExecutorMessage`) and checked
  * against the connection's handshake stage and the task table before anything reaches the supervisor. The stream
  * must open with Hello; a refused message is reported through `reject` and otherwise ignored.
  */
 import type { Logger } from '../internal/logger.ts';
 import { type ExecutorMessage, parseExecutorMessage } from '../taskstream/validate.ts';
-import type { Completions } from './completion.ts';
+import type { BridgeCompletions } from './completion.ts';
 import { type Conn, type Connection, protocolError } from './connection.ts';
 import type { Flow } from './credits.ts';
 import type { BridgeEvents } from './events.ts';
 import type { TaskTable } from './task-table.ts';
 
-export interface ExecutorMessagesOptions {
+export interface StreamInboundOptions {
   connection: Connection;
   tasks: TaskTable;
   flow: Flow;
-  completions: Completions;
+  completions: BridgeCompletions;
   events: BridgeEvents;
   logger: Logger;
   onStorageRequest(c: Conn, m: Extract<ExecutorMessage, { kind: 'storage_request' }>): void;
 }
 
 /** Builds the handler of one decoded executor message on connection `c`. */
-export function createExecutorMessages(opts: ExecutorMessagesOptions): (c: Conn, raw: unknown) => void {
+export function createStreamInbound(opts: StreamInboundOptions): (c: Conn, raw: unknown) => void {
   const { connection, tasks, flow, completions, events } = opts;
   const { reject, send } = events;
   const log = opts.logger;
