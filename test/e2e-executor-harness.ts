@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Anvil, freePort, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
-import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApi, startDevSubnetApi } from '../scripts/lib/subnet-api/index.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { activityViews } from './support/chain.ts';
 import { captureOutput, jsonLines, ROOT, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
