@@ -154,7 +154,7 @@ describe('activity manager: finishing', () => {
   });
 });
 
-describe('activity manager: a Progress and its Completion back to back (issue 14)', () => {
+describe('activity manager: a Progress and its Completion back to back', () => {
   // The Progress commits assigned → running while the Completion is being handled: the Completion must be
   // applied to the record as it is then, not dropped because it read `assigned` before that commit.
   const assigned = (id: string): Inflight => ({ ...running(id), state: 'assigned' });
