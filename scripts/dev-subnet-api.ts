@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { credentials } from '@grpc/grpc-js';
-import { type DevSubnetApiOptions, startDevSubnetApi, uploadAsOwner } from '../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApiOptions, startDevSubnetApi, uploadAsOwner } from './lib/subnet-api/index.ts';
 import { createLogger } from '../src/internal/logger.ts';
 
 const USAGE =

@@ -14,7 +14,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startDevSubnetApi, uploadAsOwner } from '../src/devtools/subnet-api/index.ts';
+import { startDevSubnetApi, uploadAsOwner } from './lib/subnet-api/index.ts';
 import { generateTestVideo } from '../examples/video-executor/preprocess.ts';
 import { freePort, startAnvil } from './lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, startWorkflows } from './lib/deploy.ts';

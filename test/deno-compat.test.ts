@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { freePort } from '../scripts/lib/anvil.ts';
 import { type SmokeChain, smokeEnv, smokeRun, startSmokeChain } from '../scripts/release/smoke.ts';
 import { createLogger } from '../src/internal/logger.ts';
-import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApi, startDevSubnetApi } from '../scripts/lib/subnet-api/index.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const DENO = join(ROOT, 'node_modules', '.bin', 'deno');

@@ -10,30 +10,17 @@
  */
 import { expect, test } from 'bun:test';
 import { rmSync } from 'node:fs';
-import {
-  chainActivity,
-  e2eSuite,
-  enqueue,
-  fixtureEvents,
-  STATUS,
-  startSlowExecutor,
-  type World,
-} from './e2e-executor-harness.ts';
-import { executorSettings, wcpEnv } from './support/env.ts';
+import { chainActivity, e2eSuite, fixtureEvents, STATUS, type World } from './e2e-executor-harness.ts';
 import { scan } from './support/store.ts';
 import { until } from './support/wait.ts';
 
 let w: World;
-const { track, run, box } = e2eSuite(3, (world) => {
+const { run, slowSetup } = e2eSuite(3, (world) => {
   w = world;
 });
 
 async function killWcpWhileRunning(wipeStore: boolean) {
-  const me = w.worker();
-  const sb = box();
-  const exec = track(await startSlowExecutor({ concurrency: 3, handlerMs: 3000 }));
-  const ids = await enqueue(w, me.queue, 3, 'test.slow', 'json:{}');
-  const env = wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint));
+  const { sb, exec, ids, env } = await slowSetup({ executor: { concurrency: 3, handlerMs: 3000 }, count: 3 });
   const first = run(sb, env);
   await until(
     () => fixtureEvents(exec, 'start').length,
@@ -82,14 +69,11 @@ test('kill -9 of wcp with the store wiped: finished tasks are taken from the exe
 }, 120_000);
 
 test('an output never uploaded: OUTPUT_INVALID, the executor told, re-dispatched, then failed on chain', async () => {
-  const me = w.worker();
-  const sb = box();
-  const exec = track(await startSlowExecutor({ concurrency: 1, handlerMs: 100, skipUpload: true }));
-  const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
-  const wcp = run(
-    sb,
-    wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '2' }),
-  );
+  const { sb, exec, id, env } = await slowSetup({
+    executor: { concurrency: 1, handlerMs: 100, skipUpload: true },
+    extra: { WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '2' },
+  });
+  const wcp = run(sb, env);
   // The bridge's half: the Completion is refused and the executor told.
   await exec.waitFor(
     (l) => l.msg === 'wcp rejected a completion; dropped.' && l.code === 'OUTPUT_INVALID',

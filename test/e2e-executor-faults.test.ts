@@ -23,7 +23,7 @@ import { until } from './support/wait.ts';
 import { logLines, type WcpProcess } from './support/wcp.ts';
 
 let w: World;
-const { track, run, box } = e2eSuite(5, (world) => {
+const { track, run, box, slowSetup } = e2eSuite(5, (world) => {
   w = world;
 });
 
@@ -102,11 +102,8 @@ test('SIGKILLed executor with reoffer_lost_tasks=false: lost tasks are failed on
 }, 90_000);
 
 async function frozenExecutor(handlerMs: number, frozenMs: number) {
-  const me = w.worker();
-  const sb = box();
-  const exec = track(await startSlowExecutor({ concurrency: 1, handlerMs }));
-  const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint)));
+  const { sb, exec, id, env } = await slowSetup({ executor: { concurrency: 1, handlerMs } });
+  const wcp = run(sb, env);
   await until(
     () => fixtureEvents(exec, 'start').length,
     (n) => n === 1,
@@ -163,11 +160,8 @@ test('a task that finishes while its executor is frozen is not lost or run twice
 }, 90_000);
 
 test('a protocol-version mismatch is one clear EXECUTOR_PROTOCOL error; wcp keeps running and claims nothing', async () => {
-  const me = w.worker();
-  const sb = box();
-  const exec = track(await startSlowExecutor({ protocolVersion: 2 }));
-  const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
-  const wcp = run(sb, wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint)));
+  const { sb, exec, id, env } = await slowSetup({ executor: { protocolVersion: 2 } });
+  const wcp = run(sb, env);
   await wcp.waitFor(/EXECUTOR_PROTOCOL/, 20_000);
   // Several redials later (backoff 100–500 ms), still one error line.
   await until(

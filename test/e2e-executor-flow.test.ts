@@ -6,34 +6,23 @@
  *   with a drain timeout shorter than the task, the activity stays recorded and a restart finishes it.
  */
 import { expect, test } from 'bun:test';
-import {
-  chainActivity,
-  e2eSuite,
-  enqueue,
-  fixtureEvents,
-  STATUS,
-  startSlowExecutor,
-  type World,
-} from './e2e-executor-harness.ts';
-import { executorSettings, wcpEnv } from './support/env.ts';
+import { chainActivity, e2eSuite, enqueue, fixtureEvents, STATUS, type World } from './e2e-executor-harness.ts';
 import { scan } from './support/store.ts';
 import { until } from './support/wait.ts';
 import { logLines } from './support/wcp.ts';
 
 let w: World;
-const { track, run, box } = e2eSuite(3, (world) => {
+const { run, slowSetup } = e2eSuite(3, (world) => {
   w = world;
 });
 
 test('a slow executor backs pressure up to the poller: credits and max_inflight hold, the rest wait unclaimed', async () => {
-  const me = w.worker();
-  const sb = box();
-  const exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 500 }));
-  const ids = await enqueue(w, me.queue, 20, 'test.slow', 'json:{}');
-  const wcp = run(
-    sb,
-    wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SCHEDULER__MAX_INFLIGHT: '4' }),
-  );
+  const { sb, exec, ids, env } = await slowSetup({
+    executor: { concurrency: 2, handlerMs: 500 },
+    count: 20,
+    extra: { WCP__SCHEDULER__MAX_INFLIGHT: '4' },
+  });
+  const wcp = run(sb, env);
 
   let maxInflight = 0;
   let maxClaimedOnChain = 0;
@@ -85,17 +74,21 @@ test('a slow executor backs pressure up to the poller: credits and max_inflight 
 }, 120_000);
 
 test('SIGTERM with tasks running: no new claims, running tasks finish and complete on chain, exit 0', async () => {
-  const me = w.worker();
-  const sb = box();
-  const exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 3000 }));
-  const first = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
-  const wcp = run(
+  const {
+    me,
     sb,
-    wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), {
+    exec,
+    ids: first,
+    env,
+  } = await slowSetup({
+    executor: { concurrency: 2, handlerMs: 3000 },
+    count: 2,
+    extra: {
       WCP__SCHEDULER__MAX_INFLIGHT: '2',
       WCP__SHUTDOWN__DRAIN_TIMEOUT: '20s',
-    }),
-  );
+    },
+  });
+  const wcp = run(sb, env);
   await until(
     () => fixtureEvents(exec, 'start').length,
     (n) => n === 2,
@@ -139,11 +132,10 @@ test('SIGTERM with tasks running: no new claims, running tasks finish and comple
 }, 90_000);
 
 test('SIGTERM with a task longer than the drain timeout: exit 0, the task stays recorded, a restart finishes it', async () => {
-  const me = w.worker();
-  const sb = box();
-  const exec = track(await startSlowExecutor({ concurrency: 2, handlerMs: 10_000 }));
-  const [id] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{}');
-  const env = wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), { WCP__SHUTDOWN__DRAIN_TIMEOUT: '1s' });
+  const { sb, exec, id, env } = await slowSetup({
+    executor: { concurrency: 2, handlerMs: 10_000 },
+    extra: { WCP__SHUTDOWN__DRAIN_TIMEOUT: '1s' },
+  });
   const wcp = run(sb, env);
   await until(
     () => fixtureEvents(exec, 'start').length,

@@ -11,9 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Anvil, freePort, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
-import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApi, startDevSubnetApi } from '../scripts/lib/subnet-api/index.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { activityViews } from './support/chain.ts';
+import { executorSettings, wcpEnv } from './support/env.ts';
+import { until } from './support/wait.ts';
 import { captureOutput, jsonLines, ROOT, type Sandbox, sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
 export interface World {
@@ -139,16 +141,19 @@ function collect(proc: ChildProcess, port: number, name: string): Proc {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
     },
     async waitFor(pred, timeoutMs = 30_000, what = 'a matching line') {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const hit = lines().find(pred);
-        if (hit) return hit;
-        if (proc.exitCode !== null || proc.signalCode !== null)
-          throw new Error(`${name} exited before ${what}:\n${output().slice(-3000)}`);
-        if (Date.now() > deadline)
-          throw new Error(`timed out waiting for ${what} from ${name}:\n${output().slice(-3000)}`);
-        await Bun.sleep(50);
-      }
+      const hit = await until(
+        () => {
+          const found = lines().find(pred);
+          if (found === undefined && (proc.exitCode !== null || proc.signalCode !== null))
+            throw new Error(`${name} exited before ${what}:\n${output().slice(-3000)}`);
+          return found;
+        },
+        (found) => found !== undefined,
+        timeoutMs,
+        () => `${what} from ${name}:\n${output().slice(-3000)}`,
+        50,
+      );
+      return hit as Record<string, unknown>;
     },
   };
 }
@@ -243,12 +248,18 @@ export function e2eSuite(workers: number, onWorld: (w: World) => void) {
   afterAll(async () => {
     await world?.stop();
   }, 60_000);
+  const track = (p: Proc): Proc => {
+    cleanups.push(() => killAll(p));
+    return p;
+  };
+  const box = (): Sandbox => {
+    const sb = sandbox();
+    cleanups.push(() => sb.cleanup());
+    return sb;
+  };
   return {
     /** An executor process, killed after the test. */
-    track(p: Proc): Proc {
-      cleanups.push(() => killAll(p));
-      return p;
-    },
+    track,
     /** `wcp run` in `sb`, SIGKILLed after the test if still running. */
     run(sb: Sandbox, env: Record<string, string>): WcpProcess {
       const p = startWcp(sb, ['run'], env);
@@ -261,10 +272,20 @@ export function e2eSuite(workers: number, onWorld: (w: World) => void) {
       return p;
     },
     /** A sandbox removed after the test. */
-    box(): Sandbox {
-      const sb = sandbox();
-      cleanups.push(() => sb.cleanup());
-      return sb;
+    box,
+    /**
+     * A test's usual start: a fresh worker and sandbox, a slow executor (`executor` options; killed after the test),
+     * `count` (1) `test.slow` activities on the worker's queue, and the env of `wcp run` against that executor and the
+     * world's subnet-api, `extra` on top (`id`: the first activity). wcp is not started: `run(sb, env)`.
+     */
+    async slowSetup(o: { executor?: SlowExecutorOptions; count?: number; extra?: Record<string, string> } = {}) {
+      const w = world as World;
+      const me = w.worker();
+      const sb = box();
+      const exec = track(await startSlowExecutor(o.executor));
+      const ids = await enqueue(w, me.queue, o.count ?? 1, 'test.slow', 'json:{}');
+      const env = wcpEnv(me, executorSettings(exec.port, w.api.grpcEndpoint), o.extra ?? {});
+      return { me, sb, exec, ids, id: ids[0], env };
     },
   };
 }

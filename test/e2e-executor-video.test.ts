@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateTestVideo } from '../examples/video-executor/preprocess.ts';
-import { uploadAsOwner } from '../src/devtools/subnet-api/index.ts';
+import { uploadAsOwner } from '../scripts/lib/subnet-api/index.ts';
 import {
   chainActivity,
   enqueue,

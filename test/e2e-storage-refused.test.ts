@@ -11,7 +11,7 @@ import { expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { freePort } from '../scripts/lib/anvil.ts';
-import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApi, startDevSubnetApi } from '../scripts/lib/subnet-api/index.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import {
   chainActivity,

@@ -25,16 +25,9 @@ import {
   sdkExecutor,
   task,
 } from './fixtures/bridge-kit.ts';
+import { untilTrue } from '../src/internal/testing/until.ts';
 
 afterEach(runCleanups, 60_000);
-
-const until = async (cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> => {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
-};
 
 /** A real HTTP object store (PUT, GET, HEAD; 404 when missing) and a broker that presigns into it. */
 function objectStore(opts: { down?: (activityId: string) => boolean } = {}) {
@@ -103,7 +96,7 @@ describe('completions across wcp lives', () => {
     await bridge.assign(spec('5552', 2));
     await ev.waitFor(forId('accepted', '5552'));
     const sentToExecutor = () => ex.received.filter((m) => m.msg === 'task_assignment').map((m) => m.task_assignment);
-    await until(() => sentToExecutor().length > 0, 'the re-offer to reach the executor');
+    await untilTrue(() => sentToExecutor().length > 0, 'the re-offer to reach the executor');
     expect(sentToExecutor()).toEqual([expect.objectContaining({ activity_id: '5552', attempt: 2 })]);
     expect(ev.list.filter(isType('credits')).at(-1)?.assigns_seen).toBe(creditsBefore?.assigns_seen);
     // The executor answers before it saw the new number: the same run, forwarded under the re-offer's attempt,
@@ -137,7 +130,7 @@ describe('completions across wcp lives', () => {
     const t = task(20);
     await first.assign(t);
     await ev1.waitFor(forId('completion', t.activity_id));
-    await until(() => !exec.status().connected, 'the stream to close');
+    await untilTrue(() => !exec.status().connected, 'the stream to close');
     expect(exec.status().pending_completions).toEqual([t.activity_id]);
 
     // The next wcp: listed in the Resync, re-sent, forwarded as an earlier life's; nothing runs again.
@@ -149,7 +142,7 @@ describe('completions across wcp lives', () => {
     // Unacked, it stays: a reconnect re-sends it again.
     expect(exec.status().pending_completions).toEqual([t.activity_id]);
     second.ackCompletion({ activity_id: t.activity_id, attempt: 1, accepted: true });
-    await until(() => exec.status().pending_completions.length === 0, 'the ack to reach the executor');
+    await untilTrue(() => exec.status().pending_completions.length === 0, 'the ack to reach the executor');
     await second.stop();
 
     const ev3 = events();
@@ -177,7 +170,7 @@ describe('completions across wcp lives', () => {
       code: 'WRONG_ATTEMPT',
       reason: 'r',
     });
-    await until(() => exec.status().pending_completions.length === 0, 'the rejection to drop the Completion');
+    await untilTrue(() => exec.status().pending_completions.length === 0, 'the rejection to drop the Completion');
     expect(log.captured.lines).toContainEqual(
       expect.objectContaining({ level: 'warn', activity_id: t.activity_id, code: 'WRONG_ATTEMPT' }),
     );
@@ -190,7 +183,7 @@ describe('completions across wcp lives', () => {
     await ev1.waitFor(isState('ready'));
     const t = task(400);
     await first.assign(t);
-    await until(() => exec.status().running.length === 1, 'the run to start');
+    await untilTrue(() => exec.status().running.length === 1, 'the run to start');
     await first.stop();
     const ev2 = events();
     const second = bridgeFor(port, ev2);
@@ -336,7 +329,7 @@ describe('credits', () => {
         port2.postMessage({ type: 'ackCompletion', activity_id: m.activity_id, attempt: m.attempt, accepted: true });
       }
     });
-    await until(() => completed === 24, 'all 24 tasks to complete', 20_000);
+    await untilTrue(() => completed === 24, 'all 24 tasks to complete', 20_000);
     port2.postMessage({ type: 'stop' });
     await done;
     port2.close();

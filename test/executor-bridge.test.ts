@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import type { ExecutorEvent } from '../src/executor/messages.ts';
 import { runExecutorWorker } from '../src/executor/worker.ts';
 import { createLogger } from '../src/internal/logger.ts';
+import { untilTrue } from '../src/internal/testing/until.ts';
 import type { ExecutorMessageWire } from '../src/taskstream/protocol.ts';
 import { parseExecutorMessage } from '../src/taskstream/validate.ts';
 import {
@@ -448,13 +449,12 @@ describe('executor bridge', () => {
       },
       logger: createLogger('w', { level: 'error', json: true, write: () => {} }),
     });
-    const until = Date.now() + 5000;
-    const waitGot = async (pred: (m: ExecutorEvent) => boolean) => {
-      while (!got.some(pred)) {
-        if (Date.now() > until) throw new Error(JSON.stringify(got));
-        await Bun.sleep(5);
-      }
-    };
+    const waitGot = (pred: (m: ExecutorEvent) => boolean) =>
+      untilTrue(
+        () => got.some(pred),
+        () => JSON.stringify(got),
+        5000,
+      );
     await waitGot((m) => m.type === 'state' && m.state === 'ready');
     const t = task(10);
     port2.postMessage({ type: 'assign', task: t });

@@ -49,6 +49,8 @@ const RULES: Rule[] = [
   },
   { from: 'src/', deny: ['test/', 'scripts/', 'examples/'] },
   { from: 'scripts/', deny: ['test/'] },
+  // The dev subnet-api shares the storage rules (signing, entitlement, wire) with wcp, nothing of the daemon.
+  { from: 'scripts/lib/subnet-api/', allow: ['src/storage/', 'src/chain/', 'src/internal/'] },
   { from: 'examples/', allow: ['src/wep/', 'src/taskstream/', 'src/internal/'] },
 ];
 

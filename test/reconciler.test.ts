@@ -36,6 +36,7 @@ import { runReconcilerWorker } from '../src/reconciler/worker.ts';
 import { doneKey, inflightKey } from '../src/store/keys.ts';
 import { DoneSchema, InflightSchema } from '../src/store/records.ts';
 import { openStore, type Store } from '../src/store/store.ts';
+import { untilTrue } from '../src/internal/testing/until.ts';
 
 const quiet = createLogger('test', { write: () => {} });
 let anvil: Anvil;
@@ -233,14 +234,6 @@ function runWorker(opts: ReconcilerOptions) {
     },
     enqueuedIds: () => new Set(events.flatMap((e) => (e.type === 'enqueued' ? e.jobs.map((j) => j.activity_id) : []))),
   };
-}
-
-async function until(cond: () => boolean, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 // ------------------------------------------------------------------------------------------------ tests
@@ -490,12 +483,12 @@ describe('follower', () => {
     };
     const w = runWorker(options(proxy.url, { queueName: 'follow-q' }));
     try {
-      await until(() => w.events.some((e) => e.type === 'startupScanDone'), 10_000, 'startupScanDone');
+      await untilTrue(() => w.events.some((e) => e.type === 'startupScanDone'), 'startupScanDone', 10_000, 20);
       const scanDone = w.events.find((e) => e.type === 'startupScanDone') as { toBlock: number };
       expect(during.length).toBe(3);
       const after = await enqueueActivities(stack, { queue: 'follow-q', count: 2 });
       const want = [...before, ...during, ...after].map(String);
-      await until(() => want.every((id) => w.enqueuedIds().has(id)), 10_000, 'all enqueued jobs');
+      await untilTrue(() => want.every((id) => w.enqueuedIds().has(id)), 'all enqueued jobs', 10_000, 20);
       expect([...w.enqueuedIds()].sort()).toEqual(want.sort());
       const jobs = w.events.flatMap((e) => (e.type === 'enqueued' ? e.jobs : []));
       expect(
@@ -512,7 +505,12 @@ describe('follower', () => {
       expect(duringJobs.every((j) => j.block_number! > scanDone.toBlock)).toBe(true);
       // A manual rescan on request.
       w.send({ type: 'scanNow', reason: 'test', ids: [String(before[0])] });
-      await until(() => w.events.some((e) => e.type === 'facts' && e.reason === 'manual'), 5_000, 'manual facts');
+      await untilTrue(
+        () => w.events.some((e) => e.type === 'facts' && e.reason === 'manual'),
+        'manual facts',
+        5_000,
+        20,
+      );
       const manual = w.events.find((e) => e.type === 'facts' && e.reason === 'manual') as Extract<
         ReconcilerEvent,
         { type: 'facts' }
@@ -574,18 +572,18 @@ describe('follower', () => {
     const proxy = await startProxy(anvil.url);
     const w = runWorker(options(proxy.url, { queueName: 'outage-q' }));
     try {
-      await until(() => w.events.some((e) => e.type === 'startupScanDone'), 10_000, 'startupScanDone');
+      await untilTrue(() => w.events.some((e) => e.type === 'startupScanDone'), 'startupScanDone', 10_000, 20);
       const first = await enqueueActivities(stack, { queue: 'outage-q', count: 1 });
-      await until(() => w.enqueuedIds().has(String(first[0])), 5_000, 'first job');
+      await untilTrue(() => w.enqueuedIds().has(String(first[0])), 'first job', 5_000, 20);
       await proxy.stop();
       const whileDown = await enqueueActivities(stack, { queue: 'outage-q', count: 3 });
       await anvil.mine(5);
-      await until(() => w.events.some((e) => e.type === 'error'), 5_000, 'an error report');
+      await untilTrue(() => w.events.some((e) => e.type === 'error'), 'an error report', 5_000, 20);
       await new Promise((r) => setTimeout(r, 1_500));
       await proxy.start();
       const after = await enqueueActivities(stack, { queue: 'outage-q', count: 1 });
       const want = [...first, ...whileDown, ...after].map(String);
-      await until(() => want.every((id) => w.enqueuedIds().has(id)), 10_000, 'jobs after the outage');
+      await untilTrue(() => want.every((id) => w.enqueuedIds().has(id)), 'jobs after the outage', 10_000, 20);
       const err = w.events.find((e) => e.type === 'error') as Extract<ReconcilerEvent, { type: 'error' }>;
       expect(err.error.retryable).toBe(true);
       expect(err.error.code).toBe('CHAIN_UNREACHABLE');
@@ -612,7 +610,7 @@ describe('follower', () => {
       }),
     );
     try {
-      await until(() => w.enqueuedIds().has(String(a)), 10_000, 're-ingested job');
+      await untilTrue(() => w.enqueuedIds().has(String(a)), 're-ingested job', 10_000, 20);
       const reorg = w.events.find((e) => e.type === 'reorg') as Extract<ReconcilerEvent, { type: 'reorg' }>;
       expect(reorg.forkBlock).toBe(cpBlock - 8 + 1);
       expect(w.events.findIndex((e) => e.type === 'reorg')).toBeLessThan(

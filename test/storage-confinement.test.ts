@@ -15,7 +15,7 @@ import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, eventArgs, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
 import { TASK_QUEUE_ABI, WORKFLOW_ENGINE_ABI } from '../src/chain/abi.ts';
 import { createRpcTransport } from '../src/chain/transport.ts';
-import { type DevSubnetApi, startDevSubnetApi, uploadAsOwner } from '../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApi, startDevSubnetApi, uploadAsOwner } from '../scripts/lib/subnet-api/index.ts';
 import { isWcpError, type WcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { createPresignSigner, createStorageSession, type PresignSigner } from '../src/storage/auth.ts';

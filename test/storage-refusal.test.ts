@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
-import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApi, startDevSubnetApi } from '../scripts/lib/subnet-api/index.ts';
 import { subnetApiCheck } from '../src/doctor/link-checks.ts';
 import { createBridgeEvents } from '../src/executor/events.ts';
 import type { ExecutorEvent } from '../src/executor/messages.ts';

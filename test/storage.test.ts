@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { credentials, Server, ServerCredentials, type ServiceError, status } from '@grpc/grpc-js';
 import { isWcpError, type WcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
-import { type DevSubnetApi, startDevSubnetApi } from '../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApi, startDevSubnetApi } from '../scripts/lib/subnet-api/index.ts';
 import { createPresignSigner, createStorageSession } from '../src/storage/auth.ts';
 import {
   createStorageBroker,

@@ -19,6 +19,7 @@ import { type LaneTx, LaneTxSchema, TxRefSchema } from '../src/store/records.ts'
 import { openStore, type Store } from '../src/store/store.ts';
 import { createTxManager, type TxEvent, type TxManager, type TxPolicy } from '../src/txmgr/index.ts';
 import { txPolicy } from '../src/txmgr/options.ts';
+import { untilTrue } from '../src/internal/testing/until.ts';
 
 const SOURCE = `// SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
@@ -110,13 +111,8 @@ function mk(opts: { store: Store; urls: string[]; key: string; policy?: Partial<
   return { m, events };
 }
 
-async function waitFor(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitFor = (what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 15_000) =>
+  untilTrue(pred, what, timeoutMs, 50);
 
 const confirmed = (evs: TxEvent[]) =>
   evs.filter((e): e is Extract<TxEvent, { type: 'confirmed' }> => e.type === 'confirmed');

@@ -9,6 +9,7 @@ import { isWcpError } from '../src/internal/errors.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { PROTOCOL_VERSION, type WcpMessageWire, loadExecutorService } from '../src/taskstream/protocol.ts';
 import { type Handler, createExecutor, loadActivitySpecs, parseActivitySpec } from '../src/wep/index.ts';
+import { until, untilTrue } from '../src/internal/testing/until.ts';
 
 const quiet = () => createLogger('t', { level: 'error', json: true, write: () => {} });
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -72,15 +73,14 @@ describe('activity specs', () => {
 
 function events() {
   const list: ExecutorEvent[] = [];
-  const waitFor = async (pred: (e: ExecutorEvent) => boolean, timeoutMs = 5000): Promise<ExecutorEvent> => {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = list.find(pred);
-      if (hit) return hit;
-      if (Date.now() > until) throw new Error(`timed out; events: ${JSON.stringify(list.slice(-10))}`);
-      await Bun.sleep(5);
-    }
-  };
+  const waitFor = async (pred: (e: ExecutorEvent) => boolean, timeoutMs = 5000): Promise<ExecutorEvent> =>
+    (await until(
+      () => list.find(pred),
+      (hit) => hit !== undefined,
+      timeoutMs,
+      () => `an event; events: ${JSON.stringify(list.slice(-10))}`,
+      5,
+    )) as ExecutorEvent;
   return { list, emit: (e: ExecutorEvent) => list.push(e), waitFor };
 }
 
@@ -173,14 +173,6 @@ function rawClient(port: number, workerAddress: string | undefined) {
     client.close();
   });
   return out;
-}
-
-async function until(what: string, pred: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(5);
-  }
 }
 
 const OTHER = '0x0000000000000000000000000000000000000002';
@@ -323,7 +315,7 @@ describe('executor SDK', () => {
     const refused = await second.ev.waitFor(stateError('EXECUTOR_IN_USE'));
     expect(refused.type === 'state' && refused.error?.message).toContain(`serves wcp worker ${WORKER}`);
     const probe = rawClient(port, undefined);
-    await until('the refusal of the anonymous client', () => probe.error !== undefined);
+    await untilTrue(() => probe.error !== undefined, 'the refusal of the anonymous client');
     expect(probe.error?.code).toBe(status.FAILED_PRECONDITION);
     expect(probe.error?.details).toStartWith('EXECUTOR_IN_USE: ');
     expect(probe.error?.details).toContain('a client that gave no worker address');
@@ -351,7 +343,7 @@ describe('executor SDK', () => {
     });
     // The old stream: accepted, given a task, then silent (as if wcp's end vanished without closing it).
     const old = rawClient(port, WORKER.toUpperCase().replace('0X', '0x'));
-    await until('the old stream accepted', () => old.got.some((m) => m.msg === 'resync'));
+    await untilTrue(() => old.got.some((m) => m.msg === 'resync'), 'the old stream accepted');
     const t = task({ text: 'x' });
     old.call.write({
       task_assignment: {
@@ -366,11 +358,11 @@ describe('executor SDK', () => {
         workflow_instance: '',
       },
     });
-    await until('the task running', () => exec.status().running.length === 1);
+    await untilTrue(() => exec.status().running.length === 1, 'the task running');
     const again = await connectBridge(port);
     const resync = await again.ev.waitFor((e) => e.type === 'resync');
     expect(resync.type === 'resync' && resync.held_activity_ids).toEqual([t.activity_id]);
-    await until('the old stream ended', () => old.ended || old.error !== undefined);
+    await untilTrue(() => old.ended || old.error !== undefined, 'the old stream ended');
     release();
     const c = (await again.ev.waitFor(completionOf(t.activity_id))) as Completion;
     expect(c.result.ok).toBe(true);
@@ -381,11 +373,11 @@ describe('executor SDK', () => {
       staleStreamMs: 1500,
     });
     const old = rawClient(port, WORKER);
-    await until('the old stream accepted', () => old.got.some((m) => m.msg === 'resync'));
+    await untilTrue(() => old.got.some((m) => m.msg === 'resync'), 'the old stream accepted');
     const other = await connectBridge(port, undefined, { workerAddress: OTHER, wait: false });
     await other.ev.waitFor(stateError('EXECUTOR_IN_USE'));
     await other.ev.waitFor((e) => e.type === 'state' && e.state === 'ready', 5000);
-    await until('the old stream ended', () => old.ended || old.error !== undefined);
+    await untilTrue(() => old.ended || old.error !== undefined, 'the old stream ended');
   });
 
   test('graceful stop: finishes what fits in the grace period, cancels the rest retryably, then stops', async () => {

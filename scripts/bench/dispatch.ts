@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { startDevSubnetApi } from '../../src/devtools/subnet-api/index.ts';
+import { startDevSubnetApi } from '../lib/subnet-api/index.ts';
 import { devAccounts } from '../lib/anvil.ts';
 import { wcpEnv } from '../lib/wcp-env.ts';
 import { captureOutput, jsonLines, ROOT, sandbox, startWcp } from '../lib/wcp-process.ts';

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type DevSubnetApi, startDevSubnetApi } from '../../src/devtools/subnet-api/index.ts';
+import { type DevSubnetApi, startDevSubnetApi } from '../lib/subnet-api/index.ts';
 import { type Anvil, type DevAccount, startAnvil } from '../lib/anvil.ts';
 import { deployStack, registerWorker, type Stack } from '../lib/deploy.ts';
 import { rpcBatch } from '../lib/rpc.ts';

@@ -19,8 +19,8 @@ import { runDaemon } from './run.ts';
 
 /**
  * Writes `text` and resolves once the runtime has taken all of it. The entry point calls `process.exit` right
- * after a command returns, and Bun writes to pipes asynchronously: output that a slow reader had not drained yet
- * was cut off (a `db scan` of a few hundred lane records lost everything past the pipe buffer).
+ * after a command returns, and Bun writes to pipes asynchronously: output a slow reader has not drained yet would be
+ * cut off (a `db scan` of a few hundred lane records fills the pipe buffer).
  */
 function writeFully(stream: NodeJS.WriteStream, text: string): Promise<void> {
   if (text === '') return Promise.resolve();

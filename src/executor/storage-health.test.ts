@@ -7,6 +7,7 @@ import { createBridgeEvents } from './events.ts';
 import type { ExecutorEvent } from './messages.ts';
 import type { StorageBrokerLike } from './storage.ts';
 import { createStorageHealth, stateOf } from './storage-health.ts';
+import { untilTrue } from '../internal/testing/until.ts';
 
 const grpc = (code: status, details: string) => mapGrpcError({ code, details }, '127.0.0.1:1');
 
@@ -42,11 +43,6 @@ function harness(answer: () => unknown) {
   return { health, watched, calls, lines, storageEvents };
 }
 
-const until = async (f: () => boolean) => {
-  for (let i = 0; i < 1000 && !f(); i++) await Bun.sleep(5);
-  expect(f()).toBe(true);
-};
-
 describe('storage health', () => {
   test('stateOf: a URL or a refusal of the data is up; unreachable is down; a refusal of the worker is refused', () => {
     expect(stateOf(undefined)).toEqual({ state: 'up' });
@@ -68,7 +64,7 @@ describe('storage health', () => {
   test("the probe's expected PERMISSION_DENIED is up, logged at no level above debug", async () => {
     const h = harness(() => grpc(status.PERMISSION_DENIED, 'activity 0 does not exist on chain'));
     h.health.start();
-    await until(() => h.health.state() === 'up');
+    await untilTrue(() => h.health.state() === 'up');
     expect(h.calls[0]?.probe).toBe(true);
     expect(h.storageEvents()).toEqual([{ type: 'storage', available: true }]);
     expect(h.lines.filter((l) => l.level !== 'debug')).toEqual([]);
@@ -79,18 +75,18 @@ describe('storage health', () => {
     let answer: unknown = grpc(status.UNIMPLEMENTED, 'unknown service wcp.storage.v1.StorageBroker');
     const h = harness(() => answer);
     h.health.start();
-    await until(() => h.health.state() === 'refused');
+    await untilTrue(() => h.health.state() === 'refused');
     expect(h.health.refusal()).toBe('not_storage_service');
     expect(h.storageEvents()[0]).toMatchObject({ type: 'storage', available: false, refused: 'not_storage_service' });
     // Probed again while refused; each probe is the same refusal: one event only.
-    await until(() => h.calls.length >= 3);
+    await untilTrue(() => h.calls.length >= 3);
     expect(h.storageEvents().length).toBe(1);
     // The session refused instead: a new reason is a new event.
     answer = grpc(status.UNAUTHENTICATED, 'delegation_too_long: delegation lives longer than this server accepts');
-    await until(() => h.health.refusal() === 'session_ttl_too_long');
+    await untilTrue(() => h.health.refusal() === 'session_ttl_too_long');
     // A regular presign refused for its data says the service is fine with the worker.
     answer = new WcpError('STORAGE_DENIED', 'namespace seed is owned by another address');
-    await until(() => h.health.state() === 'up');
+    await untilTrue(() => h.health.state() === 'up');
     expect(h.storageEvents().map((e) => (e.type === 'storage' ? (e.refused ?? e.available) : ''))).toEqual([
       'not_storage_service',
       'session_ttl_too_long',

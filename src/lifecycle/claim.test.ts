@@ -4,7 +4,8 @@ import { claimJobKey, doneKey, inflightKey, laneKey } from '../store/keys.ts';
 import { ClaimJobSchema, InflightSchema } from '../store/records.ts';
 import { createClaimStep } from './claim.ts';
 import { createClaimGate } from './claim-gate.ts';
-import { cleanupTestContexts, confirmed, mined, readyLink, testContext, testSteps, until } from './testing/fakes.ts';
+import { cleanupTestContexts, confirmed, mined, readyLink, testContext, testSteps } from './testing/fakes.ts';
+import { untilTrue } from '../internal/testing/until.ts';
 import { held, NOW_S, OTHER, WALLET } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
@@ -122,7 +123,7 @@ describe('claim step', () => {
     const { store, txm, claim, recheck } = setup();
     await addJob(store, '1');
     const round = claim.run(true); // the claim's submit waits (lane busy)
-    await until(() => txm.submitted.length === 1);
+    await untilTrue(() => txm.submitted.length === 1);
     expect(store.get(inflightKey('1'), InflightSchema)?.state).toBe('claiming');
     await recheck.applyFacts([pendingFact('1')], 'reconciler');
     txm.releaseAll();
@@ -165,7 +166,7 @@ describe('claim step', () => {
     rpc.activities.set('1', { status: 2, worker: WALLET, lastHeartbeatAt: NOW_S });
     const openReads = rpc.hold('eth_call');
     const settling = settle(confirmed(req, 0, [['ActivityClaimed', '1']]));
-    await until(() => rpc.calls.includes('eth_call'));
+    await untilTrue(() => rpc.calls.includes('eth_call'));
     expect(tracker.has('1')).toBe(true);
     await recheck.applyFacts([pendingFact('1')], 'reconciler');
     openReads();

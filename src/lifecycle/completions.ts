@@ -11,9 +11,8 @@
  * is taken again, never re-run). `acksDue` returns the acks owed. Every ack leaves as an `ack` effect, run by the
  * effects runner.
  *
- * The decision is made inside the store transaction that commits it, on the record as it is then (issue 14: a
- * Progress committing assigned → running just before a Completion made a guard on an earlier read silently drop
- * the result, leaving the activity heartbeated forever). A completion is accepted in any state in which the executor
+ * The decision is made inside the store transaction that commits it, on the record as it is then, so a Progress
+ * committed just before (assigned → running) cannot turn a stale read into a dropped result. A completion is accepted in any state in which the executor
  * may hold the task — claimed (lost or rebuilt meanwhile), assigned, running — when its attempt is the persisted one,
  * or any attempt when the record has no attempt history (rebuilt from chain after a store wipe: the executor's
  * attempt becomes the persisted one).

@@ -3,7 +3,8 @@ import { readFacts } from '../chain/reads.ts';
 import { doneKey, inflightKey } from '../store/keys.ts';
 import { type DoneOutcome, DoneSchema, type Inflight, InflightSchema } from '../store/records.ts';
 import { endDecision, finishCall } from './effects.ts';
-import { cleanupTestContexts, confirmed, testContext, testSteps, until } from './testing/fakes.ts';
+import { cleanupTestContexts, confirmed, testContext, testSteps } from './testing/fakes.ts';
+import { untilTrue } from '../internal/testing/until.ts';
 import { held, NOW_S, testOptions, WALLET } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
@@ -33,7 +34,7 @@ describe('finish step', () => {
     const { store, txm, finish } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), completing('1')));
     const first = finish.submitFinish(completing('1'));
-    await until(() => txm.submitted.length === 1);
+    await untilTrue(() => txm.submitted.length === 1);
     await finish.submitFinish(completing('1'));
     txm.releaseAll();
     await first;

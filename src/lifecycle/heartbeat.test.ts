@@ -3,7 +3,8 @@ import { inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
 import { dueHeartbeats, heartbeatRound } from './heartbeat.ts';
 import { HEARTBEAT_BATCH_IDS } from './options.ts';
-import { cleanupTestContexts, confirmed, mined, testContext, testSteps, until } from './testing/fakes.ts';
+import { cleanupTestContexts, confirmed, mined, testContext, testSteps } from './testing/fakes.ts';
+import { untilTrue } from '../internal/testing/until.ts';
 import { held, NOW_S, TQ as TQ_ADDR } from './testing/fixtures.ts';
 
 afterEach(cleanupTestContexts);
@@ -43,7 +44,7 @@ describe('heartbeat step', () => {
     const { ctx, store, txm, send } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
     const first = heartbeatRound(ctx, send); // its submit waits (lane busy)
-    await until(() => txm.submitted.length === 1);
+    await untilTrue(() => txm.submitted.length === 1);
     await heartbeatRound(ctx, send);
     txm.releaseAll();
     await first;
@@ -79,7 +80,7 @@ describe('heartbeat step', () => {
       for (let i = 1; i <= n; i++) tx.put(inflightKey(String(i)), held(String(i), 'running', NOW_S - 10));
     });
     const round = heartbeatRound(ctx, send); // the lane holds every submit until released
-    await until(() => txm.submitted.length === 3);
+    await untilTrue(() => txm.submitted.length === 3);
     txm.releaseAll();
     await round;
     expect(txm.submitted.map((r) => r.activityIds.length).sort((a, b) => a - b)).toEqual([
@@ -99,7 +100,7 @@ describe('heartbeat step', () => {
     // The confirmation is being handled: its block's time is still being read, nothing committed yet.
     const openHeader = rpc.hold('eth_getBlockByNumber');
     const settling = settle(confirmed(hb, 0, [['ActivityHeartbeat', '1']]));
-    await until(() => rpc.calls.includes('eth_getBlockByNumber'));
+    await untilTrue(() => rpc.calls.includes('eth_getBlockByNumber'));
     await heartbeatRound(ctx, send);
     expect(kinds(txm.submitted)).toEqual(['heartbeat(1)']);
     openHeader();
@@ -211,7 +212,7 @@ describe('heartbeats paced by inclusion (liveness independent of confirmation de
     const { ctx, store, txm, send, tracker } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running', NOW_S - 10)));
     const round = heartbeatRound(ctx, send); // waits for its turn
-    await until(() => txm.submitted.length === 1);
+    await untilTrue(() => txm.submitted.length === 1);
     expect(txm.submitted[0]?.stillWanted?.()).toBe(true);
     tracker.heartbeats.forget('1'); // a repair ended the activity meanwhile
     expect(txm.submitted[0]?.stillWanted?.()).toBe(false);
@@ -241,7 +242,7 @@ describe('heartbeat hygiene', () => {
     tracker.begin('fail', ['2']).sent(7);
     expect([...dueHeartbeats(ctx, NOW_S).keys()]).toEqual(['1']);
     const round = heartbeatRound(ctx, send);
-    await until(() => txm.submitted.length === 1);
+    await untilTrue(() => txm.submitted.length === 1);
     const hb = txm.submitted[0];
     expect(hb?.stillWanted?.()).toBe(true);
     // The complete takes its nonce before the heartbeat's turn: the heartbeat would land after it, so it withdraws.

@@ -12,7 +12,8 @@ import { openStore, type Store } from '../store/store.ts';
 import type { SubmitResult, TxRequest } from '../txmgr/types.ts';
 import { type ActivityManager, createActivityManager } from './manager.ts';
 import type { LifecycleOptions } from './options.ts';
-import { fakeChain, until } from './testing/fakes.ts';
+import { fakeChain } from './testing/fakes.ts';
+import { untilTrue } from '../internal/testing/until.ts';
 import { testOptions, WALLET } from './testing/fixtures.ts';
 
 const dirs: string[] = [];
@@ -153,7 +154,7 @@ describe('activity manager: finishing', () => {
   });
 });
 
-describe('activity manager: a Progress and its Completion back to back (issue 14)', () => {
+describe('activity manager: a Progress and its Completion back to back', () => {
   // The Progress commits assigned → running while the Completion is being handled: the Completion must be
   // applied to the record as it is then, not dropped because it read `assigned` before that commit.
   const assigned = (id: string): Inflight => ({ ...running(id), state: 'assigned' });
@@ -263,12 +264,12 @@ describe('activity manager: no step waits on another', () => {
     manager.onExecutorEvent({ type: 'credits', available: 5 });
     manager.setClaimsEnabled(true);
     try {
-      await until(() => submitted.some((r) => r.kind === 'claim_batch'), 3_000);
+      await untilTrue(() => submitted.some((r) => r.kind === 'claim_batch'));
       // While that claim hangs, another held activity comes due (the first round after the start heartbeated 5).
       const atClaim = submitted.length;
       const nowS = Math.floor(Date.now() / 1000);
       await store.transact((tx) => tx.put(inflightKey('7'), { ...running('7'), last_heartbeat_s: nowS - 10 }));
-      await until(() => submitted.slice(atClaim).some((r) => r.kind === 'heartbeat'), 3_000);
+      await untilTrue(() => submitted.slice(atClaim).some((r) => r.kind === 'heartbeat'));
       expect(submitted.map((r) => `${r.kind}(${r.activityIds.join(',')})`)).toEqual([
         'heartbeat(5)',
         'claim_batch(6)',
@@ -285,7 +286,7 @@ describe('activity manager: no step waits on another', () => {
     const unhold = rpc.hold('eth_call'); // the re-check's activity reads hang
     const started = manager.start();
     try {
-      await until(() => submitted.some((r) => r.kind === 'heartbeat'), 3_000);
+      await untilTrue(() => submitted.some((r) => r.kind === 'heartbeat'));
       expect(submitted.map((r) => `${r.kind}(${r.activityIds.join(',')})`)).toEqual(['heartbeat(5)']);
     } finally {
       unhold();
@@ -315,7 +316,7 @@ describe('activity manager: done retention', () => {
     );
     await manager.start();
     try {
-      await until(() => !store.has(doneKey('1')), 3_000);
+      await untilTrue(() => !store.has(doneKey('1')));
       expect(store.has(doneKey('2'))).toBe(true);
     } finally {
       await manager.stop();

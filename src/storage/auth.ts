@@ -1,6 +1,6 @@
 /**
  * How a presign request proves who sends it — the one definition shared by wcp's broker (signing) and the
- * subnet-api (verifying; the dev one in src/devtools/subnet-api is the reference).
+ * subnet-api (verifying; the dev one in scripts/lib/subnet-api is the reference).
  *
  * Two signatures, both EIP-191 `personal_sign` over a canonical text (lines `label: value`, first line names the
  * scheme and its version, so no text of one kind can be replayed as the other):

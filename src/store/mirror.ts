@@ -1,8 +1,8 @@
 /**
  * The store's in-memory mirror of some prefixes (`store.ts` invariants): the committed bytes of every record under
  * them, loaded at open and changed as commits resolve, with each record decoded once per bytes and schema. The
- * lifecycle lists and reads what it holds several times per tick; from LMDB that was a range scan, a copy and a
- * compare (or a JSON parse and a validation) per record each time, O(held) per tick and so O(n²) over a burst.
+ * lifecycle lists and reads what it holds several times per tick; from LMDB each of those would be a range scan, a
+ * copy and a compare (or a JSON parse and a validation) per record, O(held) per tick and so O(n²) over a burst.
  */
 import type * as v from 'valibot';
 

@@ -1,23 +1,13 @@
 /**
- * The submit path: simulate (optional) and estimate gas WITHOUT a nonce, then take a turn to reserve the next
- * nonce durably, sign and broadcast. A revert in simulation or estimation, or an empty wallet, is an
- * `{ ok: false }` result that used no nonce.
+ * The submit path: simulate (optional) and estimate gas without a nonce, then take a turn to reserve the next nonce
+ * durably, sign and queue the transaction for sending. A revert in simulation or estimation, or an empty wallet, is
+ * an `{ ok: false }` result that used no nonce; transient RPC failures are retried in place (`withRetry`).
  *
- * No submit waits on another's slow call: the preparation (simulation, estimate) of many submits runs at once and
- * a submit takes its turn only once prepared, so a node that takes seconds per estimate delays that submit alone.
- * Priority submits (heartbeats: `TxRequest.priority`) take their turn before every normal one waiting, and wait
- * at most `PRIORITY_ESTIMATE_WAIT_MS` for their estimate before using their `minGasLimit`. Transient RPC failures
- * (reset, timeout, 5xx) of the simulation, estimate and fee read are retried in place (`withRetry`).
- *
- * The first broadcast is not part of the turn: a turn reserves, signs and persists its nonce durably, takes its
- * place in the send queue and lets the next submit reserve while it is on the wire. The queue broadcasts one slot at
- * a time in nonce order (as the turn did), so nodes see the lane's nonces in order; a slot waiting in it is `busy`,
- * so the confirmer's tick does not send it first. A turn that held the broadcast made every submit wait a node's
- * round trip (and the commit after it): the lane's rate was one transaction per round trip.
- *
- * A turn serves every prepared submit waiting for it (priority ones first, at most `RESERVE_BATCH`, never past the
- * lane's room): each gets its nonce in that order, is signed, and all are persisted in ONE durable transaction
- * before any of them is queued for sending. One durable commit per transaction was the lane's next limit.
+ * Preparation runs concurrently, so a slow node delays one submit, not the lane. Priority submits (heartbeats) take
+ * their turn first and wait at most `PRIORITY_ESTIMATE_WAIT_MS` for an estimate before using their `minGasLimit`. A
+ * turn serves every prepared submit waiting (at most `RESERVE_BATCH`, never past the lane's room) and persists their
+ * nonces in one durable transaction; the broadcast follows the turn, in nonce order, one slot at a time (a queued slot
+ * is `busy`, so the confirmer's tick does not send it first).
  */
 import { type RpcClient, STEP_RETRY, withRetry } from '../chain/transport.ts';
 import { errorText, WcpError, type WireError } from '../internal/errors.ts';

@@ -6,32 +6,13 @@ import type { Stack } from '../../scripts/lib/deploy.ts';
 import type { Sandbox, WcpProcess } from '../../scripts/lib/wcp-process.ts';
 import { type ActivityView, activityViews } from './chain.ts';
 import { doneById, doneRecords, scan } from './store.ts';
+import { until } from '../../src/internal/testing/until.ts';
 import { assertRunning } from './wcp.ts';
+
+export { until, untilTrue } from '../../src/internal/testing/until.ts';
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Calls `fn` every 100 ms until `ok` accepts its value, and returns that value. Throws `timed out waiting for
- * <what>` with the last value after `timeoutMs` (30 s); an error thrown by `fn` ends the wait at once.
- */
-export async function until<T>(
-  fn: () => T | Promise<T>,
-  ok: (v: T) => boolean,
-  timeoutMs = 30_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T = await fn();
-  while (!ok(last)) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 500)}`);
-    }
-    await sleep(100);
-    last = await fn();
-  }
-  return last;
-}
 
 /** Waits until `n` done records exist and nothing is held (no `inflight:`); `alive` runs on every poll. */
 export async function waitDone(sb: Sandbox, n: number, timeoutMs: number, alive?: () => void) {

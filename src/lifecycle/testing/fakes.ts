@@ -293,15 +293,6 @@ export function mined(
   };
 }
 
-/** Resolves once `cond()` holds (polled every 5 ms); rejects after `timeoutMs`. */
-export async function until(cond: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('until: condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** A link view that is ready (handshaken) and serves `types` (`*`: every type). */
 export function readyLink(types: string[] = ['*']): LinkView {
   const link = createLinkView();

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { activityIdProblem, objectKeyProblem } from '../../storage/broker.ts';
+import { activityIdProblem, objectKeyProblem } from '../../../src/storage/broker.ts';
 
 export interface BlobStore {
   /** Absolute path of one object; throws on an invalid activity id or key (never escapes the activity's dir). */

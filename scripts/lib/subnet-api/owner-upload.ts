@@ -4,9 +4,9 @@
  * namespace makes its signer the owner; activities of workflows that address starts may then read it.
  */
 import type { ChannelCredentials } from '@grpc/grpc-js';
-import { createLogger } from '../../internal/logger.ts';
-import { createPresignSigner } from '../../storage/auth.ts';
-import { createStorageBroker } from '../../storage/broker.ts';
+import { createLogger } from '../../../src/internal/logger.ts';
+import { createPresignSigner } from '../../../src/storage/auth.ts';
+import { createStorageBroker } from '../../../src/storage/broker.ts';
 
 export interface OwnerUpload {
   /** gRPC target of the subnet-api. */

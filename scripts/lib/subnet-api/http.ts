@@ -14,8 +14,8 @@ import { extname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
-import type { Logger } from '../../internal/logger.ts';
-import { activityIdProblem, objectKeyProblem } from '../../storage/broker.ts';
+import type { Logger } from '../../../src/internal/logger.ts';
+import { activityIdProblem, objectKeyProblem } from '../../../src/storage/broker.ts';
 import type { BlobStore } from './blob-store.ts';
 import { type BlobMethod, verifyBlobSig } from './signing.ts';
 

@@ -15,9 +15,9 @@
  * A chain read that fails answers UNAVAILABLE (the client retries).
  */
 import { type ServerUnaryCall, type sendUnaryData, status, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { Logger } from '../../internal/logger.ts';
-import { createNonceGuard, verifyPresignAuth } from '../../storage/auth.ts';
-import { decideAccess, type EntitlementChain, isActivityNamespace } from '../../storage/entitlement.ts';
+import type { Logger } from '../../../src/internal/logger.ts';
+import { createNonceGuard, verifyPresignAuth } from '../../../src/storage/auth.ts';
+import { decideAccess, type EntitlementChain, isActivityNamespace } from '../../../src/storage/entitlement.ts';
 import {
   activityIdProblem,
   delegationFromWire,
@@ -27,7 +27,7 @@ import {
   type PresignResponseWire,
   STORAGE_PROTOCOL_VERSION,
   workerAddressProblem,
-} from '../../storage/wire.ts';
+} from '../../../src/storage/wire.ts';
 import type { NamespaceOwners } from './owners.ts';
 import { buildBlobUrl } from './signing.ts';
 
