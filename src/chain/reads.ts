@@ -68,9 +68,9 @@ export async function multicall(
 }
 
 /**
- * A multicall encoded once, to be asked again and again (the poller's: the same sub-calls every round). ethers'
- * ABI encoding of the sub-calls and the aggregate was most of a poll round: 2–7 ms warm for 16 sub-calls, and
- * up to 20 ms in a thread not yet warm, against an eth_call of 0.5 ms on a local node.
+ * A multicall encoded once, to be asked again and again (the poller's: the same sub-calls every round): ethers'
+ * ABI encoding of the sub-calls and the aggregate costs several times the eth_call itself on a local node, so a
+ * round that re-encoded them would spend most of its time encoding.
  */
 export function prepareMulticall(
   multicall3: string,

@@ -17,9 +17,8 @@
  * each time. Settled: an id seen Failed, or Completed with its workflow moved past the step (or none), at a scan
  * whose head is now `reorgDepth` blocks deep. Nothing changes such an activity again (Completed and Failed are
  * final, a workflow never moves back), and the head it was seen at can no longer be replaced, so re-reading it
- * tells nothing: periodic scans skip it. Re-reading every id of the window each period was the scan's cost
- * (O(activities in the window) multicall reads, workflow reads and event queries, every 5 minutes, growing with
- * throughput). Startup, manual and reorg scans (full) read them all.
+ * tells nothing: periodic scans skip it, so their cost follows the activities still open, not every activity of
+ * the window (which grows with throughput). Startup, manual and reorg scans (full) read them all.
  */
 import { ActivityStatus, workflowEngineIface } from '../chain/abi.ts';
 import type { ActivityFact, WorkflowEvidence } from '../chain/facts.ts';
