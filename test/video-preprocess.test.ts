@@ -6,21 +6,21 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isWcpError, type WcpError } from '../src/internal/errors.ts';
+import { isMediaError, type MediaError } from '../examples/video-executor/media-error.ts';
 import { createProgressParser } from '../examples/video-executor/ffmpeg.ts';
 import { generateTestVideo, preprocessVideo, probeVideo } from '../examples/video-executor/preprocess.ts';
 
 let dir: string;
 let input: string;
 
-async function expectWcpError(p: Promise<unknown>): Promise<WcpError> {
+async function expectMediaError(p: Promise<unknown>): Promise<MediaError> {
   try {
     await p;
   } catch (e) {
-    if (isWcpError(e)) return e;
+    if (isMediaError(e)) return e;
     throw e;
   }
-  throw new Error('expected a WcpError, got success');
+  throw new Error('expected a MediaError, got success');
 }
 
 /** Pids of running processes whose command line mentions `needle` (read from /proc). */
@@ -140,17 +140,19 @@ describe('preprocessVideo', () => {
   });
 
   test('bad input and options are MEDIA_INVALID_INPUT', async () => {
-    const missing = await expectWcpError(preprocessVideo({ inputPath: join(dir, 'nope.mp4'), outDir: join(dir, 'x') }));
+    const missing = await expectMediaError(
+      preprocessVideo({ inputPath: join(dir, 'nope.mp4'), outDir: join(dir, 'x') }),
+    );
     expect(missing.code).toBe('MEDIA_INVALID_INPUT');
 
     const junk = join(dir, 'junk.mp4');
     writeFileSync(junk, 'this is not a video');
-    const notVideo = await expectWcpError(preprocessVideo({ inputPath: junk, outDir: join(dir, 'out-junk') }));
+    const notVideo = await expectMediaError(preprocessVideo({ inputPath: junk, outDir: join(dir, 'out-junk') }));
     expect(notVideo.code).toBe('MEDIA_INVALID_INPUT');
     expect(notVideo.details.join('\n')).toContain('Invalid data');
     expect(existsSync(join(dir, 'out-junk'))).toBe(false);
 
-    const odd = await expectWcpError(
+    const odd = await expectMediaError(
       preprocessVideo({ inputPath: input, outDir: join(dir, 'x'), width: 161, height: 120 }),
     );
     expect(odd.code).toBe('MEDIA_INVALID_INPUT');
@@ -164,14 +166,14 @@ describe('preprocessVideo', () => {
       mode: 0o755,
     });
     const outDir = join(dir, 'out-fail');
-    const e = await expectWcpError(preprocessVideo({ inputPath: input, outDir, ffmpegPath: fake }));
+    const e = await expectMediaError(preprocessVideo({ inputPath: input, outDir, ffmpegPath: fake }));
     expect(e.code).toBe('MEDIA_FAILED');
     expect(e.message).toContain('exited with code 1');
     expect(e.message).toContain('Conversion failed! (simulated)');
     expect(e.details).toEqual(['line one', 'Conversion failed! (simulated)']);
     expect(readdirSync(outDir)).toEqual([]);
 
-    const absent = await expectWcpError(
+    const absent = await expectMediaError(
       preprocessVideo({ inputPath: input, outDir, ffmpegPath: join(dir, 'no-such-ffmpeg') }),
     );
     expect(absent.code).toBe('MEDIA_FAILED');
@@ -198,13 +200,13 @@ describe('preprocessVideo', () => {
         }
       },
     });
-    const e = await expectWcpError(started);
+    const e = await expectMediaError(started);
     expect(e.code).toBe('MEDIA_ABORTED');
     expect(sawFfmpeg.length).toBe(1); // ffmpeg was running when we aborted …
     expect(processesMentioning(outDir)).toEqual([]); // … and is gone once the promise settled.
     expect(readdirSync(outDir)).toEqual([]);
 
-    const pre = await expectWcpError(preprocessVideo({ inputPath: long, outDir, signal: AbortSignal.abort() }));
+    const pre = await expectMediaError(preprocessVideo({ inputPath: long, outDir, signal: AbortSignal.abort() }));
     expect(pre.code).toBe('MEDIA_ABORTED');
   }, 60_000);
 });

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { WcpError } from '../../src/internal/errors.ts';
+import { MediaError } from './media-error.ts';
 
 /**
  * Path of the ffmpeg binary: `FFMPEG_PATH`, else the one from npm `@ffmpeg-installer/linux-x64` when present,
@@ -53,13 +53,13 @@ const STDERR_TAIL_LINES = 12;
 
 /**
  * Runs `bin args…` with no stdin. Resolves with stdout (unless streamed to `onStdoutLine`). Rejects with
- * WcpError: MEDIA_ABORTED when the signal fires (after the child is gone), MEDIA_FAILED (or `failureCode`) on a
+ * MediaError: MEDIA_ABORTED when the signal fires (after the child is gone), MEDIA_FAILED (or `failureCode`) on a
  * non-zero exit with the last lines of stderr in the message, MEDIA_FAILED when the binary cannot be started.
  */
 export function runTool(bin: string, args: string[], opts: RunOptions): Promise<string> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) {
-      reject(new WcpError('MEDIA_ABORTED', `Video ${opts.what} cancelled before it started`));
+      reject(new MediaError('MEDIA_ABORTED', `Video ${opts.what} cancelled before it started`));
       return;
     }
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -101,13 +101,13 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
     child.on('close', (code, sig) => {
       opts.signal?.removeEventListener('abort', onAbort);
       if (aborted) {
-        reject(new WcpError('MEDIA_ABORTED', `Video ${opts.what} cancelled; ffmpeg was stopped`));
+        reject(new MediaError('MEDIA_ABORTED', `Video ${opts.what} cancelled; ffmpeg was stopped`));
         return;
       }
       if (spawnError) {
         const notFound = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
         reject(
-          new WcpError(
+          new MediaError(
             'MEDIA_FAILED',
             notFound
               ? `Cannot run ${bin}: not found (set FFMPEG_PATH / FFPROBE_PATH)`
@@ -127,7 +127,7 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
       const tail = stderrTail(stderr);
       const how = sig ? `was killed by ${sig}` : `exited with code ${code}`;
       reject(
-        new WcpError(
+        new MediaError(
           opts.failureCode ?? 'MEDIA_FAILED',
           `Video ${opts.what} failed: ${bin.split('/').pop()} ${how}${tail.length ? `: ${tail.at(-1)}` : ''}`,
           {
@@ -240,12 +240,12 @@ export async function probeVideo(
   try {
     parsed = JSON.parse(json) as ProbeJson;
   } catch {
-    throw new WcpError('MEDIA_FAILED', 'ffprobe printed something that is not JSON');
+    throw new MediaError('MEDIA_FAILED', 'ffprobe printed something that is not JSON');
   }
   const streams = parsed.streams ?? [];
   const video = streams.find((s) => s.codec_type === 'video');
   if (!video?.width || !video.height) {
-    throw new WcpError('MEDIA_INVALID_INPUT', `No video stream in ${path}`);
+    throw new MediaError('MEDIA_INVALID_INPUT', `No video stream in ${path}`);
   }
   const audio = streams.find((s) => s.codec_type === 'audio');
   const durationS = num(parsed.format?.duration) ?? num(video.duration) ?? 0;

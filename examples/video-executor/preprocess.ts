@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { WcpError } from '../../src/internal/errors.ts';
+import { MediaError } from './media-error.ts';
 import {
   createProgressParser,
   probeVideo,
@@ -58,8 +58,8 @@ export interface PreprocessResult {
 /** Share of the progress bar the transcode takes; thumbnail and probe take the rest. */
 const TRANSCODE_SHARE = 0.9;
 
-function invalid(message: string): WcpError {
-  return new WcpError('MEDIA_INVALID_INPUT', message);
+function invalid(message: string): MediaError {
+  return new MediaError('MEDIA_INVALID_INPUT', message);
 }
 
 function checkDim(name: string, v: number | undefined): void {
@@ -87,7 +87,7 @@ function videoFilter(width: number | undefined, height: number | undefined, fps:
 /**
  * Normalizes `inputPath` into `outDir` and describes the result. Outputs are written under temporary names and
  * renamed when complete; on failure or cancellation nothing of this run is left in `outDir`.
- * Rejects with WcpError: MEDIA_INVALID_INPUT (missing/unreadable input, no video stream, bad options),
+ * Rejects with MediaError: MEDIA_INVALID_INPUT (missing/unreadable input, no video stream, bad options),
  * MEDIA_FAILED (ffmpeg/ffprobe failed; message and details carry stderr's tail), MEDIA_ABORTED (signal).
  */
 export async function preprocessVideo(opts: PreprocessOptions): Promise<PreprocessResult> {
@@ -100,7 +100,7 @@ export async function preprocessVideo(opts: PreprocessOptions): Promise<Preproce
   try {
     if (!(await stat(opts.inputPath)).isFile()) throw invalid(`Input ${opts.inputPath} is not a file`);
   } catch (e) {
-    if (e instanceof WcpError) throw e;
+    if (e instanceof MediaError) throw e;
     throw invalid(`Input ${opts.inputPath} does not exist or cannot be read`);
   }
   const ffmpeg = opts.ffmpegPath ?? resolveFfmpegPath();
@@ -215,7 +215,7 @@ export async function preprocessVideo(opts: PreprocessOptions): Promise<Preproce
       () => 0,
     );
     if (thumbSize === 0)
-      throw new WcpError('MEDIA_FAILED', `Video thumbnail failed: ffmpeg wrote no frame at ${at.toFixed(3)} s`);
+      throw new MediaError('MEDIA_FAILED', `Video thumbnail failed: ffmpeg wrote no frame at ${at.toFixed(3)} s`);
     await rename(partial(outputs.thumbnail), outputs.thumbnail);
     written.push(outputs.thumbnail);
     report(0.95);

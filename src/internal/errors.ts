@@ -33,10 +33,7 @@ export type ErrorCode =
   | 'ACTIVITY_SPEC_INVALID'
   | 'SHUTDOWN'
   | 'INTERNAL'
-  | 'STORAGE_BAD_RESPONSE'
-  | 'MEDIA_INVALID_INPUT'
-  | 'MEDIA_FAILED'
-  | 'MEDIA_ABORTED';
+  | 'STORAGE_BAD_RESPONSE';
 
 export interface WireError {
   code: ErrorCode;
