@@ -1,34 +1,20 @@
 import { describe, expect, test } from 'bun:test';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encryptKeystoreJsonSync, Wallet } from 'ethers';
 import { parse as parseToml } from 'smol-toml';
-import { errorText, WcpError } from '../internal/errors.ts';
 import { redact } from '../internal/redact.ts';
 import { loadConfig, loadConfigWithFile, redactedConfig } from './load.ts';
 import { renderConfigToml } from './render.ts';
+import { configFiles, refusalText } from './testing/files.ts';
 
 const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
 const PASTED = 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
 const RPC = 'http://user:pass@127.0.0.1:8545/v3/SECRETPATH?apikey=SECRET2XYZ';
-const dir = mkdtempSync(join(tmpdir(), 'wcp-config-'));
-
-function fileWith(text: string): string {
-  const p = join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
-  writeFileSync(p, text);
-  return p;
-}
-
-function failure(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(WcpError);
-    return redact(errorText(e) + ((e as WcpError).details ?? []).join('\n'));
-  }
-  throw new Error('expected a failure');
-}
+const files = configFiles('wcp-config-');
+const dir = files.dir;
+const fileWith = (text: string) => files.file(text);
+const failure = (fn: () => unknown) => refusalText(fn);
 
 describe('config loading', () => {
   test('a receipt poll too slow for the heartbeat interval is refused with the arithmetic', () => {

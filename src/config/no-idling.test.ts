@@ -3,33 +3,17 @@
  * small to ever claim, a port outside 1..65535 anywhere, and the embedded development config pointed at a chain
  * that is not on this host.
  */
-import { afterAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorText, WcpError } from '../internal/errors.ts';
 import { loadConfig } from './load.ts';
+import { configFiles, refusalText } from './testing/files.ts';
 
 const KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
-const dir = mkdtempSync(join(tmpdir(), 'wcp-config-idle-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function fileWith(text: string): string {
-  const p = join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
-  writeFileSync(p, text);
-  return p;
-}
-
-function failure(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(WcpError);
-    expect((e as WcpError).code).toBe('CONFIG_INVALID');
-    return `${errorText(e)}\n${((e as WcpError).details ?? []).join('\n')}`;
-  }
-  throw new Error('expected a failure');
-}
+const files = configFiles('wcp-config-idle-');
+const dir = files.dir;
+const fileWith = (text: string) => files.file(text);
+const failure = (fn: () => unknown) => refusalText(fn, 'CONFIG_INVALID');
 
 const env = (extra: Record<string, string> = {}) => ({ WCP__ETHEREUM__WALLET_PRIVATE_KEY: KEY, ...extra });
 

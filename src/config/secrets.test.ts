@@ -4,38 +4,23 @@
  * (a plaintext remote subnet-api, TLS client keys and config files holding a key readable by others).
  */
 import { describe, expect, test } from 'bun:test';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorText, WcpError } from '../internal/errors.ts';
 import { maskUrlText, redact, registeredSecrets, registerSecrets, registerUrlSecrets } from '../internal/redact.ts';
 import { loadConfig, loadConfigWithFile, redactedConfig } from './load.ts';
 import { renderConfigToml } from './render.ts';
+import { configFiles, refusalText } from './testing/files.ts';
 
 /** anvil's public account #1, the embedded local config's key (its wallet_address matches). */
 const DEV_KEY = '0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d';
 /** A key of no embedded config, for config files. */
 const KEY = '0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba';
-const dir = mkdtempSync(join(tmpdir(), 'wcp-secrets-'));
-const base = { WCP__ETHEREUM__WALLET_PRIVATE_KEY: DEV_KEY };
-
-function put(text: string, mode = 0o600): string {
-  const p = join(dir, `f${Math.random().toString(36).slice(2)}`);
-  writeFileSync(p, text);
-  chmodSync(p, mode);
-  return p;
-}
-
+const files = configFiles('wcp-secrets-');
+const dir = files.dir;
+const put = (text: string, mode = 0o600) => files.file(text, { mode, ext: '' });
 /** The refusal as `wcp` prints it (exit.ts passes it through the redactor). */
-function failure(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(WcpError);
-    return redact(`${errorText(e)}\n${((e as WcpError).details ?? []).join('\n')}`);
-  }
-  throw new Error('expected a failure');
-}
+const failure = (fn: () => unknown) => refusalText(fn);
+const base = { WCP__ETHEREUM__WALLET_PRIVATE_KEY: DEV_KEY };
 
 /** Every printed form of a loaded config: the TOML and JSON of `config check`, the redacted resolved config. */
 function printed(env: Record<string, string>, path?: string): string {
