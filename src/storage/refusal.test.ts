@@ -1,7 +1,13 @@
 import { describe, expect, test } from 'bun:test';
 import { status } from '@grpc/grpc-js';
 import { toWire, WcpError } from '../internal/errors.ts';
-import { classifyStorageFailure, describeRefusal, storageRefused, workerRefusalOfGrpc } from './refusal.ts';
+import {
+  classifyStorageFailure,
+  describeRefusal,
+  STORAGE_REFUSAL_REASONS,
+  storageRefused,
+  workerRefusalOfGrpc,
+} from './refusal.ts';
 import { mapGrpcError } from './wire.ts';
 
 const grpcError = (code: status, details: string) => ({ code, details, message: `${code} ${details}` });
@@ -69,15 +75,7 @@ describe('storage refusal classification', () => {
   });
 
   test('every reason names a cause and a fix', () => {
-    const reasons = [
-      'not_storage_service',
-      'session_refused',
-      'session_ttl_too_long',
-      'session_expired',
-      'protocol_mismatch',
-      'bad_answer',
-    ] as const;
-    for (const r of reasons) {
+    for (const r of STORAGE_REFUSAL_REASONS) {
       const d = describeRefusal(r, 'h:1');
       expect(d.cause.length).toBeGreaterThan(10);
       expect(d.fix.length).toBeGreaterThan(10);

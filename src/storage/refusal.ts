@@ -22,13 +22,15 @@
 import { WcpError } from '../internal/errors.ts';
 
 /** Why the storage service refuses this worker (stable codes, shown in `/status`, `/readyz` and the doctor). */
-export type StorageRefusalReason =
-  | 'not_storage_service'
-  | 'session_refused'
-  | 'session_ttl_too_long'
-  | 'session_expired'
-  | 'protocol_mismatch'
-  | 'bad_answer';
+export const STORAGE_REFUSAL_REASONS = [
+  'not_storage_service',
+  'session_refused',
+  'session_ttl_too_long',
+  'session_expired',
+  'protocol_mismatch',
+  'bad_answer',
+] as const;
+export type StorageRefusalReason = (typeof STORAGE_REFUSAL_REASONS)[number];
 
 /** What one presign failure is about. */
 export type StorageFailure =
@@ -42,14 +44,7 @@ export type StorageFailure =
 const GRPC = { FAILED_PRECONDITION: 9, UNIMPLEMENTED: 12, UNAUTHENTICATED: 16 } as const;
 
 const REASON_LINE = /^refusal=([a-z_]+)$/;
-const REASONS = new Set<string>([
-  'not_storage_service',
-  'session_refused',
-  'session_ttl_too_long',
-  'session_expired',
-  'protocol_mismatch',
-  'bad_answer',
-]);
+const REASONS = new Set<string>(STORAGE_REFUSAL_REASONS);
 
 /**
  * The worker-level reason of a gRPC refusal, or null when the status is not about the worker (PERMISSION_DENIED,
