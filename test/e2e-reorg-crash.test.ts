@@ -64,6 +64,23 @@ async function workflowOf(st: Stack, id: bigint): Promise<{ step: number; status
   return { step: Number(w.currentStep), status: Number(w.status), current: String(w.currentActivityId) };
 }
 
+/** A registered worker (anvil account `account`) and one two-step workflow on its own `queue`, with a sandbox. */
+async function twoStepWorkflow(a: Anvil, st: Stack, account: number, queue: string) {
+  const me = a.accounts[account]!;
+  await registerWorker(st, me.address, 8);
+  const [wf] = await startWorkflows(st, { queue, count: 1, steps: 2 });
+  const box = sandbox();
+  boxes.push(box);
+  return {
+    me,
+    meLc: me.address.toLowerCase(),
+    queue,
+    instance: (wf as { instanceId: bigint }).instanceId,
+    step0: String((wf as { activityId: bigint }).activityId),
+    box,
+  };
+}
+
 /** Every activity named in `ids` was completed once, by `me`, and none was failed, on the final chain. */
 async function expectCompletedOnce(a: Anvil, st: Stack, ids: string[], me: string): Promise<void> {
   const events = (await queueEvents(a.url, st.addresses.taskQueue)).filter((e) => ids.includes(e.activityId));
@@ -185,15 +202,7 @@ describe('wcp binary: reorgs under crashes', () => {
   test('a completion and its resume reorged away after done was recorded (store wiped between) are sent again: completed once, workflow finished', async () => {
     const a = anvil as Anvil;
     const st = stack as Stack;
-    const me = a.accounts[2]!;
-    const meLc = me.address.toLowerCase();
-    const queue = 'reorg-done';
-    await registerWorker(st, me.address, 8);
-    const [wf] = await startWorkflows(st, { queue, count: 1, steps: 2 });
-    const instance = (wf as { instanceId: bigint }).instanceId;
-    const step0 = String((wf as { activityId: bigint }).activityId);
-    const box = sandbox();
-    boxes.push(box);
+    const { me, meLc, queue, instance, step0, box } = await twoStepWorkflow(a, st, 2, 'reorg-done');
     const env = wcpEnv({ rpcUrl: a.url, privateKey: me.privateKey, queue }, LIFECYCLE_SETTINGS, {
       WCP__EXECUTOR__NOOP_DELAY: '1s',
     });
@@ -257,15 +266,7 @@ describe('wcp binary: reorgs under crashes', () => {
   test('a reorg that takes back the resume enqueuing a step and its claim fails nothing: the step completes once the chain settled', async () => {
     const a = anvil as Anvil;
     const st = stack as Stack;
-    const me = a.accounts[3]!;
-    const meLc = me.address.toLowerCase();
-    const queue = 'reorg-resume';
-    await registerWorker(st, me.address, 8);
-    const [wf] = await startWorkflows(st, { queue, count: 1, steps: 2 });
-    const instance = (wf as { instanceId: bigint }).instanceId;
-    const step0 = String((wf as { activityId: bigint }).activityId);
-    const box = sandbox();
-    boxes.push(box);
+    const { me, meLc, queue, instance, step0, box } = await twoStepWorkflow(a, st, 3, 'reorg-resume');
     const w = startWcp(
       box,
       ['run'],
