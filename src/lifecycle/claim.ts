@@ -38,12 +38,12 @@ export function createClaimStep(
 
   /** Simulates the jobs' claims; returns the winners (≤ want), or null when claims must pause. */
   async function simulate(jobIds: string[], want: number): Promise<string[] | null> {
-    const sims = await Promise.all(
-      jobIds.map(async (id) => ({
-        id,
-        sim: await txm.simulate({ ...claimSimulationCall(opts.taskQueue, id), simulate: true }),
-      })),
-    );
+    const reqs = jobIds.map((id) => ({ ...claimSimulationCall(opts.taskQueue, id), simulate: true }));
+    // One round trip for all of them where the wallet batches (each claim then sees the ones before it claimed).
+    const results = txm.simulateMany
+      ? await txm.simulateMany(reqs)
+      : await Promise.all(reqs.map((r) => txm.simulate(r)));
+    const sims = jobIds.map((id, i) => ({ id, sim: results[i] as (typeof results)[number] }));
     const winners: string[] = [];
     const refused: string[] = [];
     for (const { id, sim } of sims) {

@@ -16,6 +16,11 @@ import type { InFlightTracker } from './tracker.ts';
 export interface TxSender {
   submit(req: TxRequest): Promise<SubmitResult>;
   simulate(req: TxRequest): Promise<SimResult>;
+  /**
+   * Simulates several calls in one round trip, each in the state the ones before it leave (the batch executor's
+   * `simulate`, when the wallet batches); results in order.
+   */
+  simulateMany?(reqs: readonly TxRequest[]): Promise<SimResult[]>;
   inFlight(): number;
 }
 

@@ -25,6 +25,7 @@ import { PREFIX } from '../store/keys.ts';
 import { LaneTxSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import type { TxEvent } from '../txmgr/types.ts';
+import { type Batcher, type BatchCodec, batchGasCap, createBatcher, expandBatchEvent } from './batcher.ts';
 import { createClaimStep } from './claim.ts';
 import { createChainClock } from './clock.ts';
 import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
@@ -72,6 +73,11 @@ export interface ActivityManagerDeps {
   pauses?: ClaimPauses;
   /** Test seam: when the first deletion of done records past their retention runs (default `DONE_PRUNE_FIRST_MS`). */
   donePruneFirstMs?: number;
+  /**
+   * The wallet batches its calls (EIP-7702, delegated to the batch executor): the lifecycle's calls go through the
+   * call batcher (`batcher.ts`), whose codec is the executor's ABI. Absent: one transaction per call.
+   */
+  batch?: { codec: BatchCodec };
 }
 
 export type ManagerState = 'idle' | 'recovering' | 'running' | 'draining' | 'stopped';
@@ -169,10 +175,26 @@ export function executorEventTable(h: ExecutorHandlers, completions: Completions
 /** A manager in state `idle`; `start` begins the loop. */
 export function createActivityManager(deps: ActivityManagerDeps): ActivityManager {
   const now = deps.now ?? Date.now;
+  /** The batch gas cap follows the block gas limit read at start (30M until then). */
+  let gasCap = batchGasCap(30_000_000n);
+  const batchCodec = deps.batch?.codec;
+  const batcher: Batcher | undefined = batchCodec
+    ? createBatcher({
+        txm: deps.txm,
+        codec: batchCodec,
+        wallet: deps.options.wallet,
+        log: deps.logger.child('batcher'),
+        now,
+        gasCap: () => gasCap,
+      })
+    : undefined;
+  /** A batch's events, one per call (a failed call of a mined batch is a reverted one of its own). */
+  const expand = (ev: TxEvent): TxEvent[] =>
+    batchCodec ? expandBatchEvent(ev, (logs) => batchCodec.failures(logs, deps.options.wallet)) : [ev];
   const ctx: LifecycleContext = {
     opts: deps.options,
     store: deps.store,
-    txm: deps.txm,
+    txm: batcher ?? deps.txm,
     rpc: deps.rpc,
     executor: deps.executor,
     log: deps.logger,
@@ -288,13 +310,31 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
     for (const l of loops) l.wake();
   }
 
+  /** One transaction event (one call's, for a batch) to its decider. */
+  function onOneTxEvent(ev: TxEvent): void {
+    route(txEvents, ev)
+      ?.catch((e: unknown) =>
+        log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }),
+      )
+      // Acks owed to Completions whose record this event moved past completing/failing.
+      .then(() => runner.run(completions.acksDue()))
+      .catch((e: unknown) => log.error('acknowledging completions failed', { error: errorText(e) }))
+      .finally(wake);
+  }
+
   /** Lane slots still open from before a restart: their ids are in flight again (mined heartbeats pace from their block). */
   async function restoreLane(): Promise<void> {
     const times = new Map<number, number | null>();
     for (const { value: slot } of store.list(PREFIX.lane, LaneTxSchema)) {
       if (!OPEN_LANE_STATES.has(slot.state)) continue;
       const minedAt = slot.state === 'mined' ? slot.block_number : undefined;
-      if (slot.kind === 'heartbeat' && minedAt !== undefined) {
+      // A batch holds each of its calls' ids under the call's kind.
+      const calls = slot.calls?.map((c) => ({ kind: c.kind, ids: c.activity_ids })) ?? [
+        { kind: slot.kind, ids: slot.activity_ids },
+      ];
+      for (const { kind, ids } of calls) {
+        tracker.restore(kind, ids, slot.nonce);
+        if (kind !== 'heartbeat' || minedAt === undefined) continue;
         if (!times.has(minedAt))
           times.set(
             minedAt,
@@ -303,16 +343,22 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
               () => null,
             ),
           );
-        tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
         const t = times.get(minedAt);
-        if (t != null) tracker.heartbeats.mined(slot.activity_ids, slot.nonce, t);
-      } else tracker.restore(slot.kind, slot.activity_ids, slot.nonce);
+        if (t != null) tracker.heartbeats.mined(ids, slot.nonce, t);
+      }
     }
   }
 
   return {
     async start() {
       setState('recovering');
+      if (batcher) {
+        const b = await deps.rpc
+          .request<{ gasLimit?: string } | null>('eth_getBlockByNumber', ['latest', false])
+          .catch(() => null);
+        if (b?.gasLimit) gasCap = batchGasCap(BigInt(b.gasLimit));
+        log.info('batching calls (EIP-7702)', { batch_gas_cap: gasCap.toString() });
+      }
       // Transactions still in flight from before a restart (the tx manager re-sends them).
       await restoreLane();
       for (const r of listHeld(store)) owed.add(r.activity_id);
@@ -342,14 +388,8 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
       if (enabled) wake();
     },
     onTxEvent(ev) {
-      route(txEvents, ev)
-        ?.catch((e: unknown) =>
-          log.error('handling a tx event failed', { kind: 'kind' in ev ? ev.kind : ev.type, error: errorText(e) }),
-        )
-        // Acks owed to Completions whose record this event moved past completing/failing.
-        .then(() => runner.run(completions.acksDue()))
-        .catch((e: unknown) => log.error('acknowledging completions failed', { error: errorText(e) }))
-        .finally(wake);
+      batcher?.onTxEvent(ev);
+      for (const one of expand(ev)) onOneTxEvent(one);
     },
     onExecutorEvent(ev) {
       route(executorEvents, ev)?.then(

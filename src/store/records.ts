@@ -78,8 +78,14 @@ export const InflightSchema = v.object({
 export type Inflight = v.InferOutput<typeof InflightSchema>;
 
 /** What a transaction does. One lane slot carries one of these. */
-export const TxKind = v.picklist(['claim', 'claim_batch', 'heartbeat', 'complete', 'fail', 'resume', 'noop']);
+export const TxKind = v.picklist(['claim', 'claim_batch', 'heartbeat', 'complete', 'fail', 'resume', 'noop', 'batch']);
 export type TxKind = v.InferOutput<typeof TxKind>;
+/** The kinds of the lifecycle's own calls: what a `batch` transaction carries, one call each. */
+export const CallKind = v.picklist(['claim', 'claim_batch', 'heartbeat', 'complete', 'fail', 'resume']);
+export type CallKind = v.InferOutput<typeof CallKind>;
+/** One call of a `batch` lane record, in the order of its calldata: its kind and the activities it acts for. */
+export const BatchCallSchema = v.object({ kind: CallKind, activity_ids: v.array(DecimalId) });
+export type BatchCall = v.InferOutput<typeof BatchCallSchema>;
 
 /** `tx:{id}`: the latest transaction sent on behalf of one activity. */
 export const TxRefSchema = v.object({
@@ -107,6 +113,11 @@ export const LaneTxSchema = v.object({
   activity_ids: v.array(DecimalId),
   to: Hex,
   data: Hex,
+  /**
+   * A `batch` (one transaction from the wallet to itself running many lifecycle calls, EIP-7702): its calls in
+   * calldata order. Persisted with the record, so a receipt seen after a restart is still split per call.
+   */
+  calls: v.optional(v.array(BatchCallSchema)),
   value: v.optional(DecimalId, '0'),
   gas_limit: DecimalId,
   max_fee_per_gas: DecimalId,

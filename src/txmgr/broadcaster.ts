@@ -17,7 +17,7 @@ import type { Store } from '../store/store.ts';
 import { classifyRpcError, type TxErrorClass } from './classify.ts';
 import { bumpFees, type FeeSuggestion, type Fees } from './fees.ts';
 import { persistLane, type Slot } from './nonce-lane.ts';
-import type { TxEvent, TxPolicy } from './types.ts';
+import { slotRef, type TxEvent, type TxPolicy } from './types.ts';
 import type { LaneTx } from '../store/records.ts';
 
 export type SendResult =
@@ -298,9 +298,7 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
     });
     ctx.emit({
       type: 'replaced',
-      kind: next.kind,
-      nonce: next.nonce,
-      activityIds: next.activity_ids,
+      ...slotRef(next),
       oldHash,
       newHash: signed.hash,
       maxFeePerGas: res.fees.maxFeePerGas,

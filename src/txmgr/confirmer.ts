@@ -23,7 +23,7 @@ import type { Broadcaster } from './broadcaster.ts';
 import { classifyRpcError } from './classify.ts';
 import { decodeRevertData, decodeRevertError } from './decode.ts';
 import { isPending, persistLane, type Slot } from './nonce-lane.ts';
-import type { DecodedRevert, TxEvent, TxLog, TxPolicy } from './types.ts';
+import { type DecodedRevert, slotRef, type TxEvent, type TxLog, type TxPolicy } from './types.ts';
 
 export interface RawReceipt {
   transactionHash: string;
@@ -96,7 +96,7 @@ export async function revertReason(
 /** The confirmer's tick: one pass over the open slots (see the file comment). */
 export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
   const { rpc, policy, log } = ctx;
-  const ref = (r: LaneTx) => ({ kind: r.kind, nonce: r.nonce, activityIds: r.activity_ids });
+  const ref = slotRef;
 
   async function markMined(s: Slot, r: RawReceipt) {
     const t = ctx.now();

@@ -18,7 +18,7 @@ import { initialFees } from './fees.ts';
 import type { LaneState } from './lane-state.ts';
 import { loadLane, persistLane, persistReservation, planResync, readNonceLast, type Slot } from './nonce-lane.ts';
 import type { Recorder } from './record.ts';
-import type { TxPolicy } from './types.ts';
+import { slotRef, type TxPolicy } from './types.ts';
 
 export interface ResyncCtx {
   store: Store;
@@ -129,9 +129,7 @@ export function createResync(ctx: ResyncCtx): Resync {
       );
       lane.emit({
         type: 'reorged',
-        kind: rec.kind,
-        nonce: n,
-        activityIds: rec.activity_ids,
+        ...slotRef(rec),
         hash: rec.mined_hash ?? slot.hash,
         blockNumber: rec.block_number ?? -1,
       });

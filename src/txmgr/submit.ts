@@ -20,7 +20,7 @@ import { gasWithMargin } from './fees.ts';
 import type { LaneState } from './lane-state.ts';
 import { persistReservations, type Slot } from './nonce-lane.ts';
 import type { Recorder } from './record.ts';
-import type { SimResult, SubmitResult, TxPolicy, TxRequest } from './types.ts';
+import { type SimResult, type SubmitResult, slotRef, type TxPolicy, type TxRequest } from './types.ts';
 
 const HEX = /^0x[0-9a-fA-F]*$/;
 /** How long a priority submit waits for its gas estimate before using its `minGasLimit` (a slow node). */
@@ -190,7 +190,7 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
       await recorder.sendGuarded(slot, rpc.bestBlock(), 'first send failed; the tick re-sends it', undefined, answered);
       const { rec, hash } = slot;
       log.debug('submitted', { nonce: rec.nonce, kind, tx_hash: hash, activity_ids: rec.activity_ids });
-      lane.emit({ type: 'submitted', kind, nonce: rec.nonce, activityIds: rec.activity_ids, hash });
+      lane.emit({ type: 'submitted', ...slotRef(rec), hash });
     });
     // The next slot goes on the wire once the nodes answered this one: recording the answer (the `sent` state, a
     // commit that need not be durable) is not a reason to hold the lane. sendGuarded logs and flags its own
@@ -231,7 +231,14 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
       }
       t = ctx.now();
       try {
-        const f = { nonce, kind: req.kind, activity_ids: [...req.activityIds], to: req.to, data: req.data };
+        const f = {
+          nonce,
+          kind: req.kind,
+          activity_ids: [...req.activityIds],
+          to: req.to,
+          data: req.data,
+          ...(req.calls ? { calls: req.calls } : {}),
+        };
         made.push({ w, ...(await recorder.newRecord({ ...f, gas_limit: gasLimit }, suggestion, t)) });
         nonce++;
       } catch (e) {

@@ -4,7 +4,7 @@
  */
 import type { EndpointStatus } from '../chain/transport.ts';
 import type { WireError } from '../internal/errors.ts';
-import type { TxKind } from '../store/records.ts';
+import type { BatchCall, LaneTx, TxKind } from '../store/records.ts';
 
 /**
  * How the manager sends, bumps and confirms; built by `txPolicy` (`options.ts`) from `tx_policy` and
@@ -58,6 +58,8 @@ export interface TxRequest {
   activityIds: string[];
   to: string;
   data: string;
+  /** A `batch`: its calls in calldata order (persisted with the lane record; events carry them). */
+  calls?: BatchCall[];
   /** `eth_call` it first at `pending` from the wallet; a revert returns `{ ok: false }` without using a nonce. */
   simulate?: boolean;
   /** Skip estimateGas and use this limit as is. */
@@ -113,6 +115,18 @@ interface SlotRef {
   kind: TxKind;
   nonce: number;
   activityIds: string[];
+  /** A `batch` slot's calls (see `LaneTx.calls`). */
+  calls?: BatchCall[];
+}
+
+/** What every event of a lane slot says of it. */
+export function slotRef(rec: LaneTx): SlotRef {
+  return {
+    kind: rec.kind,
+    nonce: rec.nonce,
+    activityIds: rec.activity_ids,
+    ...(rec.calls ? { calls: rec.calls } : {}),
+  };
 }
 
 /** Everything the manager tells its owner. The lifecycle listens for `mined`, `reorged`, `confirmed` and `failed`. */
