@@ -105,6 +105,8 @@ export const dispatch: BenchGroup = {
       WCP__TX_POLICY__RECEIPT_POLL: '20ms',
       WCP__TX_POLICY__BUMP_AFTER: '60s',
       WCP__TX_POLICY__BUMP_AFTER_BLOCKS: '0',
+      // Runtime flags for dist/wcp, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" (written when a process exits cleanly).
+      ...(process.env.WCP_BENCH_BUN_OPTIONS ? { BUN_OPTIONS: process.env.WCP_BENCH_BUN_OPTIONS } : {}),
     };
     // The echo first, alone: the daemon starts dispatching the stub's endless queue as soon as it runs.
     const e = await echo(dir);
