@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { devAccounts } from './lib/anvil.ts';
+import { BATCH_EXECUTOR } from '../src/chain/batch-executor.ts';
 import { DEFAULT_HEARTBEAT_TIMEOUT_S, DEFAULT_LIFETIME_S, deployStack } from './lib/deploy.ts';
 
 const { values } = parseArgs({
@@ -26,6 +27,8 @@ if (!Number.isInteger(heartbeatTimeoutS) || heartbeatTimeoutS <= 0)
   throw new Error('--heartbeat-timeout: want a positive integer (seconds)');
 if (!Number.isInteger(lifetimeS) || lifetimeS <= 0) throw new Error('--lifetime: want a positive integer (seconds)');
 
-const stack = await deployStack({ rpcUrl: values.rpc, deployerKey, heartbeatTimeoutS, lifetimeS });
-console.log(JSON.stringify({ chainId: stack.chainId, ...stack.addresses }, null, 2));
+const stack = await deployStack({ rpcUrl: values.rpc, deployerKey, heartbeatTimeoutS, lifetimeS, batchExecutor: true });
+console.log(
+  JSON.stringify({ chainId: stack.chainId, ...stack.addresses, batchExecutor: BATCH_EXECUTOR.address }, null, 2),
+);
 stack.destroy();

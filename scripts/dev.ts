@@ -34,7 +34,7 @@ const anvil = await startAnvil({ blockTime: 1 });
 say(`anvil on ${anvil.url} (1 s blocks)`);
 const deployer = anvil.accounts[0]!;
 const worker = anvil.accounts[1]!;
-const stack = await deployStack({ rpcUrl: anvil.url, deployerKey: deployer.privateKey });
+const stack = await deployStack({ rpcUrl: anvil.url, deployerKey: deployer.privateKey, batchExecutor: true });
 say(`contracts: ${JSON.stringify(stack.addresses)}`);
 await registerWorker(stack, worker.address, 8);
 say(`worker ${worker.address} registered and active`);

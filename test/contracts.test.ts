@@ -7,12 +7,13 @@
  * another test polls.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { Contract, Interface, type TransactionReceipt, id as keccakUtf8 } from 'ethers';
+import { Contract, Interface, type TransactionReceipt, Wallet, id as keccakUtf8, keccak256 } from 'ethers';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import {
   ANVIL_DEFAULT_ADDRESSES,
   type LaneSigner,
   type Stack,
+  deployBatchExecutor,
   deployStack,
   enqueueActivities,
   eventArgs,
@@ -29,6 +30,23 @@ import {
   WORKFLOW_ENGINE_ABI,
   WorkflowStatus,
 } from '../src/chain/abi.ts';
+import {
+  BATCH_EXECUTOR,
+  type BatchCall,
+  MODE_BATCH_DEFAULT,
+  MODE_BATCH_TRY,
+  batchExecutorIface,
+  decodeSimulate,
+  designatorFor,
+  encodeExecute,
+  encodeSimulate,
+  readDelegation,
+  tryExecuteFailures,
+} from '../src/chain/batch-executor.ts';
+import { BATCH_EXECUTOR_CODE } from '../src/chain/batch-executor-code.ts';
+import { createRpcTransport } from '../src/chain/transport.ts';
+import { artifactSource } from '../scripts/gen-batch-executor.ts';
+import { readFileSync } from 'node:fs';
 
 let anvil: Anvil;
 let stack: Stack;
@@ -833,5 +851,150 @@ describe('gas', () => {
     // Batching amortises the 21k transaction base cost.
     expect(get('claimActivities x10 (per activity)')).toBeLessThan(get('claimActivity'));
     expect(get('heartbeatBatch x10 (per activity)')).toBeLessThan(get('heartbeat'));
+  });
+});
+
+describe('WcpBatchExecutor (EIP-7702 delegate)', () => {
+  /** Anvil account 7, registered as a worker and delegated to the executor by the first test. */
+  let wallet: Wallet;
+  const rpc = () =>
+    createRpcTransport({
+      urls: [anvil.url],
+      chainId: anvil.chainId,
+      timeoutMs: 10_000,
+      maxLagBlocks: 5,
+      endpointBackoffMs: 100,
+      endpointBackoffMaxMs: 1_000,
+    });
+  const tqi = () => stack.contracts.taskQueue.interface;
+  const complete = (id: bigint, ref = 'ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylq'): BatchCall => ({
+    to: stack.addresses.taskQueue,
+    data: tqi().encodeFunctionData('completeActivity', [id, ref]),
+  });
+  /** A transaction from the wallet to itself with `data`, mined; its receipt. */
+  async function selfTx(data: string): Promise<TransactionReceipt> {
+    const tx = await wallet.sendTransaction({ to: wallet.address, data, gasLimit: 3_000_000n });
+    const [r] = await waitForReceipts(stack.provider, [tx.hash]);
+    if (!r) throw new Error('no receipt');
+    return r;
+  }
+
+  test('the embedded artifact is the compiler output; deployed once at its pinned CREATE2 address; delegation reads as pinned', async () => {
+    const c = stack.compiled.WcpBatchExecutor;
+    // src/chain/batch-executor-code.ts is what `bun scripts/gen-batch-executor.ts` writes from this output.
+    expect(readFileSync(`${import.meta.dir}/../src/chain/batch-executor-code.ts`, 'utf8')).toBe(
+      artifactSource(c.bytecode, c.deployedBytecode),
+    );
+    expect(BATCH_EXECUTOR_CODE.initCode).toBe(c.bytecode);
+    const sender = { provider: stack.provider, signer: stack.deployer, chainId: stack.chainId };
+    expect(await deployBatchExecutor(sender)).toBe(true);
+    expect(await deployBatchExecutor(sender)).toBe(false);
+    expect(keccak256(await stack.provider.getCode(BATCH_EXECUTOR.address))).toBe(BATCH_EXECUTOR.codeHash);
+
+    wallet = new Wallet(key(7), stack.provider);
+    await registerWorker(stack, wallet.address, 64);
+    expect(await readDelegation(rpc(), wallet.address)).toEqual({ kind: 'none' });
+    // Self-sponsored: the authorization carries the nonce after the transaction's own.
+    const nonce = await stack.provider.getTransactionCount(wallet.address);
+    const auth = await wallet.authorize({ address: BATCH_EXECUTOR.address, nonce: nonce + 1, chainId: stack.chainId });
+    const tx = await wallet.sendTransaction({
+      type: 4,
+      to: wallet.address,
+      authorizationList: [auth],
+      gasLimit: 100_000n,
+    });
+    await waitForReceipts(stack.provider, [tx.hash]);
+    expect((await stack.provider.getCode(wallet.address)).toLowerCase()).toBe(designatorFor(BATCH_EXECUTOR.address));
+    expect(await stack.provider.getTransactionCount(wallet.address)).toBe(nonce + 2);
+    expect(await readDelegation(rpc(), wallet.address)).toEqual({ kind: 'pinned' });
+    const ex = new Contract(wallet.address, batchExecutorIface, stack.provider);
+    expect(await ex.getFunction('supportsExecutionMode').staticCall(MODE_BATCH_TRY)).toBe(true);
+    expect(await ex.getFunction('supportsExecutionMode').staticCall(MODE_BATCH_DEFAULT)).toBe(true);
+    expect(await ex.getFunction('supportsExecutionMode').staticCall(`0x0001${'00'.repeat(30)}`)).toBe(false);
+    // A delegated wallet still takes plain ETH (its funding).
+    const fund = await stack.deployer.sendTransaction({ to: wallet.address, value: 1n });
+    expect((await waitForReceipts(stack.provider, [fund.hash]))[0]?.status).toBe(1);
+  });
+
+  test('try mode: every call runs as the wallet, a failing call is reported per index and costs only itself; simulate predicts it', async () => {
+    const list = await enqueueActivities(stack, { queue: 'batch-try', count: 3 });
+    const claims: BatchCall[] = [...list, 999_999n].map((id) => ({
+      to: stack.addresses.taskQueue,
+      data: tqi().encodeFunctionData('claimActivity', [id]),
+    }));
+    // The simulation (eth_call from the wallet to itself) says which calls would fail, and changes nothing.
+    const sim = decodeSimulate(
+      await stack.provider.call({ from: wallet.address, to: wallet.address, data: encodeSimulate(claims) }),
+    );
+    expect(sim.map((s) => s.ok)).toEqual([true, true, true, false]);
+    expect(tqi().parseError(at(sim, 3).returnData)?.name).toBe('UnknownActivity');
+    expect((await activity(at(list, 0))).status).toBe(BigInt(ActivityStatus.Pending));
+
+    const r = await selfTx(encodeExecute(claims));
+    expect(r.status).toBe(1);
+    const failures = tryExecuteFailures(r.logs, wallet.address);
+    expect([...failures.keys()]).toEqual([3]);
+    expect(tqi().parseError(failures.get(3) ?? '0x')?.args[0]).toBe(999_999n);
+    for (const id of list) expect((await activity(id)).worker).toBe(wallet.address);
+    const claimed = eventArgs(tqi(), r.logs, stack.addresses.taskQueue, 'ActivityClaimed');
+    expect(claimed.map((a) => a.activityId)).toEqual(list);
+
+    // A call that fails in the middle: the calls around it still land.
+    const mixed = [complete(at(list, 0)), complete(at(list, 0)), complete(at(list, 1))];
+    const r2 = await selfTx(encodeExecute(mixed));
+    expect([...tryExecuteFailures(r2.logs, wallet.address).keys()]).toEqual([1]);
+    expect((await activity(at(list, 1))).status).toBe(BigInt(ActivityStatus.Completed));
+    // Logs of another address are not the wallet's failures.
+    expect(tryExecuteFailures(r2.logs, addr(1)).size).toBe(0);
+  });
+
+  test('only the wallet itself may execute or simulate', async () => {
+    const other = new Wallet(key(8), stack.provider);
+    const calls = [complete(1n)];
+    for (const data of [encodeExecute(calls), encodeSimulate(calls)]) {
+      let err: unknown;
+      try {
+        await stack.provider.call({ from: other.address, to: wallet.address, data });
+      } catch (e) {
+        err = e;
+      }
+      const parsed = batchExecutorIface.parseError(revertData(err) ?? '0x');
+      expect(parsed?.name).toBe('AccountUnauthorized');
+      expect(parsed?.args[0]).toBe(other.address);
+    }
+  });
+
+  test('gas: a batch of N completes against N single transactions (figures printed at the end)', async () => {
+    const N = 8;
+    const list = await enqueueActivities(stack, { queue: 'batch-gas', count: 2 * N });
+    expect(
+      (
+        await selfTx(
+          encodeExecute([{ to: stack.addresses.taskQueue, data: tqi().encodeFunctionData('claimActivities', [list]) }]),
+        )
+      ).status,
+    ).toBe(1);
+    const tq = new Contract(stack.addresses.taskQueue, stack.compiled.TaskQueue.abi as never, wallet);
+    let single = 0n;
+    for (const id of list.slice(0, N)) {
+      const tx = await tq.getFunction('completeActivity').send(id, 'ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylq');
+      const [r] = await waitForReceipts(stack.provider, [tx.hash]);
+      single += r?.gasUsed ?? 0n;
+    }
+    const batch = await selfTx(encodeExecute(list.slice(N).map((id) => complete(id))));
+    expect(tryExecuteFailures(batch.logs, wallet.address).size).toBe(0);
+    const perSingle = Number(single) / N;
+    const perBatched = Number(batch.gasUsed) / N;
+    // The executor's own cost per call: the marginal gas of an empty call (to the wallet's own receive()).
+    const empty = (n: number) => Array.from({ length: n }, () => ({ to: wallet.address, data: '0x' }));
+    const one = (await selfTx(encodeExecute(empty(1)))).gasUsed;
+    const many = (await selfTx(encodeExecute(empty(N + 1)))).gasUsed;
+    const overhead = Number(many - one) / N;
+    gas.push({ label: `completeActivity single tx (mean of ${N})`, gas: Math.round(perSingle) });
+    gas.push({ label: `completeActivity in a batch of ${N} (per call)`, gas: Math.round(perBatched) });
+    gas.push({ label: 'batch executor cost per call (empty call)', gas: Math.round(overhead) });
+    // Batching saves at least the 21k transaction base per call (warm storage after the first call saves more).
+    expect(perSingle - perBatched).toBeGreaterThan(21_000);
+    expect(overhead).toBeLessThan(3_000);
   });
 });

@@ -24,8 +24,12 @@ import {
   type TransactionRequest,
   type TransactionResponse,
   Wallet,
+  concat,
   getCreateAddress,
+  keccak256,
 } from 'ethers';
+import { BATCH_EXECUTOR, DETERMINISTIC_DEPLOYER } from '../../src/chain/batch-executor.ts';
+import { BATCH_EXECUTOR_CODE } from '../../src/chain/batch-executor-code.ts';
 import { rpcCall } from './anvil.ts';
 import { type CompiledContracts, compileContracts } from './contracts.ts';
 
@@ -114,6 +118,11 @@ export interface DeployOptions {
   lifetimeS?: number;
   /** Receipt wait limit (default 60 s). */
   timeoutMs?: number;
+  /**
+   * Also deploy the EIP-7702 batch executor at its pinned CREATE2 address (`deployBatchExecutor`). Default false:
+   * a wcp with `tx_policy.batch = "auto"` then finds no executor and stays on the per-call path.
+   */
+  batchExecutor?: boolean;
 }
 
 /**
@@ -192,6 +201,7 @@ export async function deployStack(opts: DeployOptions): Promise<Stack> {
       throw new Error(`deploy #${i} landed at ${r.contractAddress}, expected ${expected}`);
     }
   });
+  if (opts.batchExecutor) await deployBatchExecutor({ provider, signer: deployer, chainId });
 
   return {
     addresses,
@@ -204,6 +214,37 @@ export async function deployStack(opts: DeployOptions): Promise<Stack> {
     lifetimeS,
     destroy: () => provider.destroy(),
   };
+}
+
+/**
+ * Deploys the EIP-7702 batch executor (`WcpBatchExecutor`) at its pinned address: the embedded creation code
+ * (`src/chain/batch-executor-code.ts`, what the binary knows) sent with the fixed salt to the deterministic
+ * deployment proxy (CREATE2). Idempotent: code already there is only checked. Throws when the chain has no
+ * deployment proxy or the code that lands is not the pinned one. Resolves to whether it deployed.
+ */
+export async function deployBatchExecutor(sender: Sender): Promise<boolean> {
+  const codeHash = async () => {
+    const code = await sender.provider.getCode(BATCH_EXECUTOR.address);
+    return code === '0x' ? undefined : keccak256(code).toLowerCase();
+  };
+  const check = (hash: string | undefined) => {
+    if (hash !== BATCH_EXECUTOR.codeHash)
+      throw new Error(
+        `the code at ${BATCH_EXECUTOR.address} has hash ${hash ?? '(none)'}, not the pinned ${BATCH_EXECUTOR.codeHash}`,
+      );
+  };
+  const before = await codeHash();
+  if (before !== undefined) {
+    check(before);
+    return false;
+  }
+  if ((await sender.provider.getCode(DETERMINISTIC_DEPLOYER)) === '0x')
+    throw new Error(`no deterministic deployment proxy at ${DETERMINISTIC_DEPLOYER} on chain ${sender.chainId}`);
+  await sendMany(sender, [
+    { to: DETERMINISTIC_DEPLOYER, data: concat([BATCH_EXECUTOR_CODE.salt, BATCH_EXECUTOR_CODE.initCode]) },
+  ]);
+  check(await codeHash());
+  return true;
 }
 
 /** Contract instances for `addresses`, with the compiled ABIs, connected to `runner`. */
