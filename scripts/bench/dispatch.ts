@@ -15,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { startDevSubnetApi } from '../lib/subnet-api/index.ts';
 import { devAccounts } from '../lib/anvil.ts';
+import { compileContracts } from '../lib/contracts.ts';
 import { wcpEnv } from '../lib/wcp-env.ts';
 import { captureOutput, jsonLines, ROOT, sandbox, startWcp } from '../lib/wcp-process.ts';
 import { BENCH_SETTINGS, type BenchGroup, cpuSeconds, type Figure, quietLogger, round, sleep } from './common.ts';
@@ -86,7 +87,9 @@ export const dispatch: BenchGroup = {
   async run(ctx) {
     const dir = mkdtempSync(join(tmpdir(), 'wcp-bench-dispatch-'));
     const wallet = devAccounts(2)[1] as { address: string; privateKey: string };
-    const stub = startStubChain(wallet.address);
+    const stub = startStubChain(wallet.address, {
+      executorCode: (await compileContracts()).WcpBatchExecutor.deployedBytecode,
+    });
     const api = await startDevSubnetApi({ dataDir: join(dir, 'blobs'), logger: quietLogger('subnet-api') });
     const exec = await startExecProc(WINDOW, 0);
     const sb = sandbox();

@@ -11,9 +11,16 @@
  * worker is the only sender: recovering each one cost ~20 % of this process), a receipt's logs and a log range are
  * found through indexes (a scan of every log so far per receipt made the stub slower as the run went on), and the
  * ABI decoding of repeated calldata is cached (stub-contracts.ts).
+ *
+ * EIP-7702 by the same rules as a chain that has it: a type-4 transaction's authorization (nonce = the sender's
+ * nonce after the transaction's own) delegates the sender, using up one more nonce; a delegated worker's
+ * transaction to itself runs the batch executor's `execute` (batch, try mode: a failing call emits
+ * `ERC7579TryExecuteFail` from the wallet and costs only itself) and an `eth_call` of its `simulate` reports per
+ * call. The executor's code is served at its pinned address (`eth_getCode`), so wcp's code-hash check passes.
  */
-import { id as keccakText, Transaction } from 'ethers';
-import { createStubContracts, STUB_ADDRESSES } from './stub-contracts.ts';
+import { AbiCoder, id as keccakText, Transaction } from 'ethers';
+import { BATCH_EXECUTOR, batchExecutorIface } from '../../src/chain/batch-executor.ts';
+import { createStubContracts, type ExecResult, STUB_ADDRESSES } from './stub-contracts.ts';
 
 export { STUB_ADDRESSES } from './stub-contracts.ts';
 
@@ -45,8 +52,12 @@ export interface StubChain {
 const hex = (n: number | bigint) => `0x${n.toString(16)}`;
 const lower = (a: string) => a.toLowerCase();
 
-/** Starts the stub on a free loopback port; `worker` is the only active worker. */
-export function startStubChain(worker: string): StubChain {
+/**
+ * Starts the stub on a free loopback port; `worker` is the only active worker. `executorCode`: the batch executor's
+ * runtime code (`compileContracts()`), served at its pinned address; without it the executor is not deployed and
+ * wcp sends one transaction per call.
+ */
+export function startStubChain(worker: string, opts: { executorCode?: string } = {}): StubChain {
   const t0 = Math.floor(Date.now() / 1000) - 100_000;
   const blocks: Block[] = [];
   const logs: Log[] = [];
@@ -81,20 +92,61 @@ export function startStubChain(worker: string): StubChain {
     unknown,
   });
 
-  function mine(tx: Transaction, from: string) {
+  /** Wallet → the address its code delegates to (EIP-7702). */
+  const delegations = new Map<string, string>();
+  const abi = AbiCoder.defaultAbiCoder();
+  const executor = lower(BATCH_EXECUTOR.address);
+  const tryFail = batchExecutorIface.getEvent('ERC7579TryExecuteFail');
+  if (!tryFail) throw new Error('ERC7579TryExecuteFail');
+
+  /** A call to `to`: a wallet delegated to the batch executor runs `execute` / `simulate` as it would. */
+  function run(to: string, data: string, from: string, apply: boolean): ExecResult {
+    if (lower(to) !== lower(from) || delegations.get(lower(from)) !== executor) return exec(to, data, from, apply);
+    if (data === '0x') return { ok: true, events: [], ret: '0x' };
+    const d = batchExecutorIface.parseTransaction({ data });
+    if (d?.name !== 'execute' && d?.name !== 'simulate') return { ok: false, events: [], ret: '0x' };
+    const [calls] = abi.decode(
+      ['tuple(address,uint256,bytes)[]'],
+      d.args[d.name === 'execute' ? 1 : 0] as string,
+    ) as unknown as [Array<[string, bigint, string]>];
+    const events: ExecResult['events'] = [];
+    const oks: boolean[] = [];
+    const rets: string[] = [];
+    calls.forEach(([target, , cd], i) => {
+      const r = exec(target, cd, from, apply && d.name === 'execute');
+      oks.push(r.ok);
+      rets.push(r.ret);
+      if (r.ok) events.push(...r.events.map((e) => ({ ...e, address: e.address ?? target })));
+      else events.push({ address: from, ...batchExecutorIface.encodeEventLog(tryFail as never, [i, r.ret]) });
+    });
+    const ret = d.name === 'simulate' ? batchExecutorIface.encodeFunctionResult('simulate', [oks, rets]) : '0x';
+    return { ok: true, events, ret };
+  }
+
+  /** Mines `tx` in its own block; returns the nonces it used (a self-sponsored delegation uses two). */
+  function mine(tx: Transaction, from: string): number {
     const b = newBlock();
-    const r =
-      tx.to && lower(tx.to) !== lower(from) ? exec(tx.to, tx.data, from, true) : { ok: true, events: [], ret: '0x' };
+    let used = 1;
+    for (const a of tx.authorizationList ?? []) {
+      // Not recovered (the worker is the only sender); valid when it names the nonce after the tx's own.
+      if (BigInt(a.nonce) !== BigInt(tx.nonce + used)) continue;
+      const to = lower(a.address);
+      if (to === '0x0000000000000000000000000000000000000000') delegations.delete(from);
+      else delegations.set(from, to);
+      used++;
+    }
+    const r = tx.to ? run(tx.to, tx.data, from, true) : { ok: true, events: [], ret: '0x' };
     const hash = tx.hash as string;
     b.txs.push(hash);
     txs.set(hash, { tx, from, block: b.n, status: r.ok ? 1 : 0 });
     const mine: Array<[Log, number]> = [];
     for (const e of r.events) {
-      const l = { address: tx.to as string, topics: e.topics, data: e.data, block: b.n, tx: hash };
+      const l = { address: e.address ?? (tx.to as string), topics: e.topics, data: e.data, block: b.n, tx: hash };
       mine.push([l, logs.length]);
       logs.push(l);
     }
     logsOfTx.set(hash, mine);
+    return used;
   }
 
   function send(raw: string): string {
@@ -110,8 +162,7 @@ export function startStubChain(worker: string): StubChain {
     let n = next;
     for (let t = p.get(n); t; t = p.get(n)) {
       p.delete(n);
-      mine(t, from);
-      n++;
+      n += mine(t, from);
     }
     nonces.set(from, n);
     return tx.hash as string;
@@ -178,8 +229,13 @@ export function startStubChain(worker: string): StubChain {
         const b = blocks[blockArg(params[0])];
         return b ? blockJson(b, Boolean(params[1])) : null;
       }
-      case 'eth_getCode':
-        return addrs[lower(String(params[0]))] ? '0x6080604052' : '0x';
+      case 'eth_getCode': {
+        const a = lower(String(params[0]));
+        if (a === executor) return opts.executorCode ?? '0x';
+        const d = delegations.get(a);
+        if (d) return `0xef0100${d.slice(2)}`;
+        return addrs[a] ? '0x6080604052' : '0x';
+      }
       case 'eth_getStorageAt':
         // Read for the TaskQueue's queue ids: every queue is known (id 1).
         return `0x${'0'.repeat(63)}1`;
@@ -203,14 +259,16 @@ export function startStubChain(worker: string): StubChain {
         };
       }
       case 'eth_estimateGas': {
-        const c = params[0] as { to: string; data?: string; from?: string };
-        const r = exec(c.to, c.data ?? '0x', c.from ?? worker, false);
+        const c = params[0] as { to: string; data?: string; from?: string; authorizationList?: unknown[] };
+        // A type-4 estimate: 21000 + 25000 per authorization (the chain accepts EIP-7702).
+        if (c.authorizationList?.length) return hex(21_000 + 25_000 * c.authorizationList.length);
+        const r = run(c.to, c.data ?? '0x', c.from ?? worker, false);
         if (!r.ok && addrs[lower(c.to)]) throw Object.assign(new Error('execution reverted'), { code: 3, data: '0x' });
         return hex(200_000);
       }
       case 'eth_call': {
         const c = params[0] as { to: string; data?: string; input?: string; from?: string };
-        const r = exec(c.to, c.data ?? c.input ?? '0x', c.from ?? worker, false);
+        const r = run(c.to, c.data ?? c.input ?? '0x', c.from ?? worker, false);
         if (!r.ok) throw Object.assign(new Error('execution reverted'), { code: 3, data: '0x' });
         return r.ret;
       }

@@ -27,7 +27,8 @@ interface Act {
 /** What a call did: its return data, the events it emitted (when applied) and whether it succeeded. */
 export interface ExecResult {
   ret: string;
-  events: Array<{ topics: string[]; data: string }>;
+  /** `address`: the emitter when it is not the called contract (a batch's calls, its failure events). */
+  events: Array<{ address?: string; topics: string[]; data: string }>;
   ok: boolean;
 }
 

@@ -7,7 +7,7 @@ import { claimCall, completeCall, heartbeatCall, resumeCall } from './calls.ts';
 const TQ = '0x00000000000000000000000000000000000000aa';
 const WF = '0x00000000000000000000000000000000000000bb';
 const WALLET = '0x00000000000000000000000000000000000000cc';
-const log = createLogger({ level: 'error', format: 'json' });
+const log = createLogger('test', { write: () => {} });
 
 /** A codec whose simulation answers come from `failing` (indexes that fail) and whose failures come from logs. */
 function fakeCodec(failing: () => Set<number>): BatchCodec {
@@ -213,7 +213,14 @@ describe('a batch event, one per call', () => {
       failures,
     );
     expect(failed).toHaveLength(3);
-    const single: TxEvent = { type: 'reorged', kind: 'complete', nonce: 2, activityIds: ['9'], hash: '0x', blockNumber: 3 };
+    const single: TxEvent = {
+      type: 'reorged',
+      kind: 'complete',
+      nonce: 2,
+      activityIds: ['9'],
+      hash: '0x',
+      blockNumber: 3,
+    };
     expect(expandBatchEvent(single, failures)).toEqual([single]);
   });
 });

@@ -189,7 +189,10 @@ export function createBatcher(o: BatcherOptions): Batcher {
     try {
       const kept = await simulated(members);
       if (kept.length === 0) return;
-      const calls: BatchCall[] = kept.map((m) => ({ kind: m.req.kind as CallKind, activity_ids: [...m.req.activityIds] }));
+      const calls: BatchCall[] = kept.map((m) => ({
+        kind: m.req.kind as CallKind,
+        activity_ids: [...m.req.activityIds],
+      }));
       const req: TxRequest = {
         kind: 'batch',
         activityIds: [...new Set(kept.flatMap((m) => m.req.activityIds))],
@@ -228,14 +231,22 @@ export function createBatcher(o: BatcherOptions): Batcher {
     if (!sim.ok) {
       // The simulation itself reverted (not one call: the executor reports those per index): nothing is sent.
       log.warn('batch simulation reverted; its calls are refused', { error: sim.error.message, calls: members.length });
-      settle(members, { ok: false, stage: 'simulate', error: sim.error, ...(sim.revert ? { revert: sim.revert } : {}) });
+      settle(members, {
+        ok: false,
+        stage: 'simulate',
+        error: sim.error,
+        ...(sim.revert ? { revert: sim.revert } : {}),
+      });
       return [];
     }
     const results = codec.decodeSimulate(sim.returnData);
     const kept: Member[] = [];
     members.forEach((m, i) => {
       const r = results[i];
-      if (!m.req.simulate || r?.ok !== false) return void kept.push(m);
+      if (!m.req.simulate || r?.ok !== false) {
+        kept.push(m);
+        return;
+      }
       const revert = decodeRevertData(r.returnData);
       m.resolve({
         ok: false,
