@@ -10,7 +10,7 @@
  */
 import { expect, test } from 'bun:test';
 import { e2eSuite, enqueue, fixtureEvents, startSlowExecutor, type World } from './e2e-executor-harness.ts';
-import { idsOfCall, queueEvents, walletTxs } from './support/chain.ts';
+import { decodedCalls, queueEvents, walletTxs } from './support/chain.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { scan } from './support/store.ts';
 import { until } from './support/wait.ts';
@@ -80,13 +80,12 @@ test(`${COUNT} activities through a real executor at concurrency ${CONCURRENCY}:
   const completed = new Set<string>();
   const late: string[] = [];
   let heartbeatTxs = 0;
-  for (const tx of txs) {
-    if (tx.to !== taskQueue || tx.blockNumber < fromBlock) continue;
-    const call = idsOfCall(tx.input);
-    if (call.fn === 'completeActivity' && tx.status === 1) for (const id of call.ids) completed.add(id);
+  for (const call of decodedCalls(txs)) {
+    if (call.to !== taskQueue || call.blockNumber < fromBlock) continue;
+    if (call.fn === 'completeActivity' && call.ok) for (const id of call.ids) completed.add(id);
     if (call.fn === 'heartbeatBatch' || call.fn === 'heartbeat') {
       heartbeatTxs += 1;
-      for (const id of call.ids) if (completed.has(id)) late.push(`${id}@${tx.blockNumber}`);
+      for (const id of call.ids) if (completed.has(id)) late.push(`${id}@${call.blockNumber}`);
     }
   }
   const assigns = linesWith(wcp, 'activity assigned to executor');

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
 import { expectLaneMatchesChain } from './e2e-lifecycle-lib.ts';
-import { activityViews, idsOfCall, queueEvents, rpcBatch, tqIface } from './support/chain.ts';
+import { activityViews, decodedCalls, failedCalls, queueEvents, rpcBatch, tqIface } from './support/chain.ts';
 import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
 import { doneRecords, laneRecords, scan } from './support/store.ts';
 import { until } from './support/wait.ts';
@@ -208,15 +208,11 @@ describe('wcp binary: a reorg that removes our claim', () => {
 
     // The lane: every nonce once, no gap, records agree with the chain, nothing reverted.
     const txs = await expectLaneMatchesChain(box, a.url, me.address);
-    expect(
-      txs
-        .filter((t) => t.status !== 1)
-        .map((t) => `${idsOfCall(t.input).fn}(${idsOfCall(t.input).ids.join(',')})#${t.nonce}`),
-    ).toEqual([]);
+    expect(failedCalls(txs)).toEqual([]);
     console.log(
       `[reorg] settled ${settledS.toFixed(1)} s after the reorg: ${JSON.stringify(settled)}; ${txs.length} txs: ` +
-        txs
-          .map((t) => `${t.nonce}:${idsOfCall(t.input).fn}(${idsOfCall(t.input).ids.join(',')})@${t.blockNumber}`)
+        decodedCalls(txs)
+          .map((c) => `${c.nonce}:${c.fn}(${c.ids.join(',')})@${c.blockNumber}`)
           .join(' '),
     );
   }, 120_000);

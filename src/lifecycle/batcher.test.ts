@@ -13,6 +13,7 @@ const log = createLogger('test', { write: () => {} });
 function fakeCodec(failing: () => Set<number>): BatchCodec {
   return {
     encodeExecute: (calls) => `0xee${calls.map((c) => c.data.slice(2)).join('')}`,
+    encodeExecuteStrict: (calls) => `0xef${calls.map((c) => c.data.slice(2)).join('')}`,
     encodeSimulate: (calls) => `0x55${calls.length.toString(16).padStart(4, '0')}`,
     decodeSimulate: (ret) => {
       const n = Number.parseInt(ret.slice(2), 16);

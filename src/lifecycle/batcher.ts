@@ -20,6 +20,15 @@
  * refused simulation, no gas spent). One estimate, one signature and one durable lane record serve the batch; the
  * record lists its calls, so a restart still splits its receipt per call.
  */
+import {
+  batchExecutorIface,
+  decodeSimulate,
+  encodeExecute,
+  encodeExecutionData,
+  encodeSimulate,
+  MODE_BATCH_DEFAULT,
+  tryExecuteFailures,
+} from '../chain/batch-executor.ts';
 import { errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
 import type { BatchCall, CallKind } from '../store/records.ts';
@@ -31,6 +40,8 @@ import type { TxSender } from './context.ts';
 export interface BatchCodec {
   /** Calldata of the wallet's ERC-7821 `execute` in batch + try mode running `calls` in order. */
   encodeExecute(calls: ReadonlyArray<{ to: string; data: string }>): string;
+  /** The same batch in the default execution mode (reverts when any call fails): what its gas is estimated on. */
+  encodeExecuteStrict(calls: ReadonlyArray<{ to: string; data: string }>): string;
   /** Calldata of the executor's self-only `simulate` of `calls` (for an `eth_call` from the wallet to itself). */
   encodeSimulate(calls: ReadonlyArray<{ to: string; data: string }>): string;
   /** Per call, in order: whether it succeeded, and its return (or revert) data. */
@@ -38,6 +49,16 @@ export interface BatchCodec {
   /** The calls of a mined batch that failed (its `ERC7579TryExecuteFail` logs from `wallet`): index → revert data. */
   failures(logs: readonly TxLog[], wallet: string): Map<number, string>;
 }
+
+/** The pinned batch executor's codec. */
+export const BATCH_CODEC: BatchCodec = {
+  encodeExecute,
+  encodeExecuteStrict: (calls) =>
+    batchExecutorIface.encodeFunctionData('execute', [MODE_BATCH_DEFAULT, encodeExecutionData(calls)]),
+  encodeSimulate,
+  decodeSimulate,
+  failures: tryExecuteFailures,
+};
 
 export interface BatcherOptions {
   /** The nonce lane. */
@@ -199,6 +220,7 @@ export function createBatcher(o: BatcherOptions): Batcher {
         calls,
         to: o.wallet,
         data: codec.encodeExecute(kept.map((m) => m.req)),
+        estimateData: codec.encodeExecuteStrict(kept.map((m) => m.req)),
         // Never below the calls' own worst cases (a claim skipping an id now may claim it when mined).
         minGasLimit: kept.reduce((s, m) => s + gasGuess(m.req), 0n),
         ...(kept.some((m) => m.req.priority) ? { priority: true } : {}),

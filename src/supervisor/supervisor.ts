@@ -28,6 +28,8 @@ import { idFromKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ScanCheckpointSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { createTxManager, type TxManager } from '../txmgr/index.ts';
+import { describeDelegation, readDelegation } from '../chain/batch-executor.ts';
+import { BATCH_CODEC } from '../lifecycle/batcher.ts';
 import type { PollerCommand, PollerEvent } from '../poller/messages.ts';
 import type { OperatorProbes } from '../internal/http.ts';
 import type { TxEvent } from '../txmgr/types.ts';
@@ -253,6 +255,12 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         policy: options.txPolicy,
       });
       await txm.start();
+      // The wallet batches its calls when it is delegated to the pinned batch executor (EIP-7702).
+      const delegation = await readDelegation(rpc, config.ethereum.walletAddress).catch((e: unknown) => {
+        log.warn('could not read the wallet delegation; sending one transaction per call', { error: errorText(e) });
+        return { kind: 'none' } as const;
+      });
+      log.info('wallet delegation', { delegated_to: describeDelegation(delegation) });
       const executor = startExecutorLink();
       manager = createActivityManager({
         options: options.lifecycle,
@@ -263,6 +271,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         logger: log.child('lifecycle'),
         metrics,
         pauses,
+        ...(delegation.kind === 'pinned' ? { batch: { codec: BATCH_CODEC } } : {}),
       });
       await manager.start();
       const early = earlyExecutorEvents ?? [];

@@ -106,6 +106,13 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
   }
 
   async function estimate(req: TxRequest): Promise<bigint | SubmitResult> {
+    if (req.estimateData !== undefined) {
+      const { estimateData, ...plain } = req;
+      const twin = await estimate({ ...plain, data: estimateData });
+      if (typeof twin === 'bigint' || twin.ok || twin.stage !== 'estimate') return twin;
+      log.debug('estimate of the reverting twin reverted; estimating the calldata itself', { kind: req.kind });
+      return await estimate(plain);
+    }
     try {
       const g = await withRetry(
         () => rpc.request<string>('eth_estimateGas', [{ from: address, to: req.to, data: req.data, value: '0x0' }]),

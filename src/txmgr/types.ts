@@ -60,6 +60,13 @@ export interface TxRequest {
   data: string;
   /** A `batch`: its calls in calldata order (persisted with the lane record; events carry them). */
   calls?: BatchCall[];
+  /**
+   * Estimate gas on this calldata instead of `data` (same target). A batch in try mode never reverts, so a node's
+   * estimate of it would find the least gas at which its calls fail silently (out of gas inside); its default-mode
+   * twin reverts when any call fails, so its estimate covers every call. Should that estimate revert (a call began
+   * to fail since its simulation), `data` is estimated and `minGasLimit` keeps the floor.
+   */
+  estimateData?: string;
   /** `eth_call` it first at `pending` from the wallet; a revert returns `{ ok: false }` without using a nonce. */
   simulate?: boolean;
   /** Skip estimateGas and use this limit as is. */

@@ -3,10 +3,11 @@
  * transactions a wallet sent (with receipts, or decoded into TaskQueue calls). No daemon code: what the tests check
  * wcp against. Raw JSON-RPC comes from `scripts/lib/rpc.ts`.
  */
-import type { Interface } from 'ethers';
+import { AbiCoder, type Interface } from 'ethers';
 import type { Stack } from '../../scripts/lib/deploy.ts';
 import { blockNumber, rpcBatch } from '../../scripts/lib/rpc.ts';
 import { taskQueueIface, workflowEngineIface } from '../../src/chain/abi.ts';
+import { batchExecutorIface, tryExecuteFailures } from '../../src/chain/batch-executor.ts';
 
 export { blockNumber, rpcBatch } from '../../scripts/lib/rpc.ts';
 
@@ -92,6 +93,78 @@ export interface ChainTx {
   maxFeePerGas: bigint;
   maxPriorityFeePerGas: bigint;
   logs: Array<{ address: string; topics: string[]; data: string }>;
+  /**
+   * The calls the transaction made: itself for a plain one; for a batch (EIP-7702: a call from the wallet to itself
+   * running the batch executor's `execute`), each call of the batch, failed when the executor reported it
+   * (`ERC7579TryExecuteFail`) or the whole transaction reverted.
+   */
+  calls: ChainCall[];
+}
+
+/** One call of a wallet's transaction (addresses lower-case). */
+export interface ChainCall {
+  to: string;
+  input: string;
+  ok: boolean;
+}
+
+/** The calls of a mined transaction (see `ChainTx.calls`). */
+export function callsOfTx(t: Pick<ChainTx, 'from' | 'to' | 'input' | 'status' | 'logs'>): ChainCall[] {
+  const self = t.to.toLowerCase() === t.from.toLowerCase();
+  let batch: Array<[string, bigint, string]> | null = null;
+  if (self && t.input !== '0x') {
+    try {
+      const p = batchExecutorIface.parseTransaction({ data: t.input });
+      if (p?.name === 'execute')
+        batch = AbiCoder.defaultAbiCoder().decode(['tuple(address,uint256,bytes)[]'], p.args[1] as string)[0] as Array<
+          [string, bigint, string]
+        >;
+    } catch {
+      batch = null;
+    }
+  }
+  if (!batch) return [{ to: t.to.toLowerCase(), input: t.input, ok: t.status === 1 }];
+  const failed = tryExecuteFailures(t.logs, t.from);
+  return batch.map(([to, , input], i) => ({ to: to.toLowerCase(), input, ok: t.status === 1 && !failed.has(i) }));
+}
+
+/** One call of a wallet's transactions, decoded: its tx's nonce, block and time, the function and the ids it names. */
+export interface DecodedCall {
+  nonce: number;
+  blockNumber: number;
+  timestamp: number;
+  to: string;
+  ok: boolean;
+  fn: string;
+  ids: string[];
+  gasUsed: bigint;
+  effectiveGasPrice: bigint;
+  /** Calls in its transaction (a batch's gas is shared by its calls). */
+  siblings: number;
+}
+
+/** Every call of `txs`, in order, decoded (`idsOfCall`). */
+export function decodedCalls(txs: ChainTx[]): DecodedCall[] {
+  return txs.flatMap((t) =>
+    t.calls.map((c) => ({
+      nonce: t.nonce,
+      blockNumber: t.blockNumber,
+      timestamp: t.timestamp,
+      to: c.to,
+      ok: c.ok,
+      ...idsOfCall(c.input),
+      gasUsed: t.gasUsed,
+      effectiveGasPrice: t.effectiveGasPrice,
+      siblings: t.calls.length,
+    })),
+  );
+}
+
+/** The calls of `txs` that failed (reverted, or reported failed inside a batch): `fn(ids)#nonce@block`. */
+export function failedCalls(txs: ChainTx[]): string[] {
+  return decodedCalls(txs)
+    .filter((c) => !c.ok)
+    .map((c) => `${c.fn}(${c.ids.join(',')})#${c.nonce}@${c.blockNumber}`);
 }
 
 type RawTx = {
@@ -133,7 +206,7 @@ export async function walletTxs(url: string, addresses: string[]): Promise<Map<s
   const out = new Map<string, ChainTx[]>([...want].map((a) => [a, []]));
   picked.forEach(({ b, t }, i) => {
     const r = receipts[i] as RawReceipt;
-    out.get(t.from.toLowerCase())?.push({
+    const tx = {
       hash: t.hash,
       from: t.from.toLowerCase(),
       to: (t.to ?? '').toLowerCase(),
@@ -147,7 +220,8 @@ export async function walletTxs(url: string, addresses: string[]): Promise<Map<s
       maxFeePerGas: BigInt(t.maxFeePerGas ?? 0),
       maxPriorityFeePerGas: BigInt(t.maxPriorityFeePerGas ?? 0),
       logs: r.logs,
-    });
+    };
+    out.get(t.from.toLowerCase())?.push({ ...tx, calls: callsOfTx(tx) });
   });
   return out;
 }
@@ -187,9 +261,13 @@ export async function walletCalls(
   const out: WalletCall[] = [];
   for (const b of blocks) {
     for (const t of b?.transactions ?? []) {
-      if (t.from.toLowerCase() !== from.toLowerCase() || t.to?.toLowerCase() !== taskQueue.toLowerCase()) continue;
-      const call = idsOfCall(t.input);
-      if (call.fn !== '') out.push({ blockNumber: Number(BigInt(b.number)), ...call });
+      if (t.from.toLowerCase() !== from.toLowerCase()) continue;
+      // A batch's calls count one by one (their outcome is not read here: no receipt).
+      for (const c of callsOfTx({ from: t.from, to: t.to ?? '', input: t.input, status: 1, logs: [] })) {
+        if (c.to !== taskQueue.toLowerCase()) continue;
+        const call = idsOfCall(c.input);
+        if (call.fn !== '') out.push({ blockNumber: Number(BigInt(b.number)), ...call });
+      }
     }
   }
   return out;
