@@ -8,6 +8,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AbiCoder } from 'ethers';
+import { batchExecutorIface, tryExecuteFailures } from '../../src/chain/batch-executor.ts';
 import { type DevSubnetApi, startDevSubnetApi } from '../lib/subnet-api/index.ts';
 import { type Anvil, type DevAccount, startAnvil } from '../lib/anvil.ts';
 import { deployStack, registerWorker, type Stack } from '../lib/deploy.ts';
@@ -20,25 +22,37 @@ import { BENCH_SETTINGS, nowMs, quietLogger, sleep } from './common.ts';
 export interface World {
   anvil: Anvil;
   stack: Stack;
+  /** The worker wallet (the first of `wallets`). */
   wallet: DevAccount;
+  /** Every registered worker wallet. */
+  wallets: DevAccount[];
   api: DevSubnetApi;
   topics: { enqueued: string; claimed: string; heartbeat: string; completed: string; failed: string };
   stop(): Promise<void>;
 }
 
-/** Starts anvil (`blockTime` s blocks, or automine) with the stack deployed and the worker registered. */
-export async function startWorld(o: { blockTime?: number; heartbeatTimeoutS?: number } = {}): Promise<World> {
+/**
+ * Starts anvil (`blockTime` s blocks, or automine) with the stack and the batch executor deployed and the worker
+ * registered. anvil's default hardfork accepts EIP-7702: wcp delegates and batches its calls; `hardfork: 'cancun'`
+ * is a chain without type-4 transactions (wcp's per-call path). `workers`: more registered worker wallets.
+ */
+export async function startWorld(
+  o: { blockTime?: number; heartbeatTimeoutS?: number; hardfork?: 'cancun'; workers?: number } = {},
+): Promise<World> {
   const anvil = await startAnvil({
     ...(o.blockTime !== undefined ? { blockTime: o.blockTime } : {}),
-    args: ['--hardfork', 'cancun'],
+    ...(o.hardfork ? { args: ['--hardfork', o.hardfork] } : {}),
+    accounts: Math.max(10, 2 + (o.workers ?? 1)),
   });
   const stack = await deployStack({
     rpcUrl: anvil.url,
     deployerKey: anvil.accounts[0]!.privateKey,
     ...(o.heartbeatTimeoutS !== undefined ? { heartbeatTimeoutS: o.heartbeatTimeoutS } : {}),
+    batchExecutor: true,
   });
   const wallet = anvil.accounts[1]!;
-  await registerWorker(stack, wallet.address, 10_000);
+  const wallets = anvil.accounts.slice(1, 1 + (o.workers ?? 1));
+  for (const w of wallets) await registerWorker(stack, w.address, 10_000);
   const dir = mkdtempSync(join(tmpdir(), 'wcp-bench-api-'));
   const api = await startDevSubnetApi({ dataDir: join(dir, 'blobs'), logger: quietLogger('subnet-api') });
   const tq = stack.contracts.taskQueue.interface;
@@ -47,6 +61,7 @@ export async function startWorld(o: { blockTime?: number; heartbeatTimeoutS?: nu
     anvil,
     stack,
     wallet,
+    wallets,
     api,
     topics: {
       enqueued: topic('ActivityEnqueued'),
@@ -127,7 +142,18 @@ export function benchEnv(
   execPort: number,
   ...layers: Array<Record<string, string>>
 ): Record<string, string> {
-  return wcpEnv({ rpcUrl, privateKey: w.wallet.privateKey }, BENCH_SETTINGS, {
+  return benchEnvFor(w, w.wallet, rpcUrl, execPort, ...layers);
+}
+
+/** `benchEnv` for another of the world's worker wallets. */
+export function benchEnvFor(
+  w: World,
+  wallet: DevAccount,
+  rpcUrl: string,
+  execPort: number,
+  ...layers: Array<Record<string, string>>
+): Record<string, string> {
+  return wcpEnv({ rpcUrl, privateKey: wallet.privateKey }, BENCH_SETTINGS, {
     WCP__ETHEREUM__MULTICALL3_ADDRESS: w.stack.addresses.multicall3,
     WCP__ETHEREUM__SUBNET_CONTROL_PLANE_ADDRESS: w.stack.addresses.subnetControlPlane,
     WCP__ETHEREUM__TASK_QUEUE_ADDRESS: w.stack.addresses.taskQueue,
@@ -225,17 +251,22 @@ export async function blockTimes(url: string, blocks: Iterable<number>): Promise
 export interface WalletTx {
   hash: string;
   block: number;
+  from: string;
   to: string;
+  /** 4 for an EIP-7702 (set code) transaction. */
+  type: number;
   data: string;
   gasUsed: bigint;
   status: number;
-  logs: Array<{ address: string; topics: string[] }>;
+  logs: Array<{ address: string; topics: string[]; data: string }>;
 }
 
 /** Every transaction `from` sent that was mined in blocks `from`..`to` (chain truth: blocks and receipts). */
 export async function walletTxs(url: string, wallet: string, fromBlock: number, toBlock: number): Promise<WalletTx[]> {
   const nums = Array.from({ length: toBlock - fromBlock + 1 }, (_, i) => fromBlock + i);
-  const blocks = await rpcBatch<{ transactions: Array<{ hash: string; from: string; to: string; input: string }> }>(
+  const blocks = await rpcBatch<{
+    transactions: Array<{ hash: string; from: string; to: string; input: string; type?: string }>;
+  }>(
     url,
     nums.map((b) => ['eth_getBlockByNumber', [`0x${b.toString(16)}`, true]]),
   );
@@ -244,24 +275,74 @@ export async function walletTxs(url: string, wallet: string, fromBlock: number, 
       .filter((t) => t.from.toLowerCase() === wallet.toLowerCase())
       .map((t) => ({ ...t, block: nums[i] as number })),
   );
-  const receipts = await rpcBatch<{
-    gasUsed: string;
-    status: string;
-    logs: Array<{ address: string; topics: string[] }>;
-  }>(
+  type Receipt = { gasUsed: string; status: string; logs: Array<{ address: string; topics: string[]; data: string }> };
+  const receipts = await rpcBatch<Receipt>(
     url,
     mine.map((t) => ['eth_getTransactionReceipt', [t.hash]]),
   );
   return mine.map((t, i) => {
-    const r = receipts[i] as { gasUsed: string; status: string; logs: Array<{ address: string; topics: string[] }> };
+    const r = receipts[i] as Receipt;
     return {
       hash: t.hash,
       block: t.block,
-      to: t.to ?? '',
+      from: t.from.toLowerCase(),
+      to: (t.to ?? '').toLowerCase(),
+      type: Number(BigInt(t.type ?? '0x2')),
       data: t.input,
       gasUsed: BigInt(r.gasUsed),
       status: Number(BigInt(r.status)),
       logs: r.logs,
     };
   });
+}
+
+/** One call of a wallet transaction: the tx itself, or one call of a batch (EIP-7702), with the gas it used. */
+export interface TxCall {
+  tx: WalletTx;
+  /** Index in its batch (0 for a plain tx). */
+  index: number;
+  to: string;
+  data: string;
+  ok: boolean;
+  /** Gas of this call: a plain tx's gasUsed; a batch call's own (callTracer), the batch's overhead apart. */
+  gasUsed: bigint;
+}
+
+/**
+ * The calls of `txs`: a plain transaction is one call; a batch (a call from the wallet to itself running the batch
+ * executor's `execute`) is one per inner call, failed when the executor reported it, with each call's own gas from
+ * the node's call tracer (`debug_traceTransaction`). Also the gas of each batch beyond its calls' (the envelope,
+ * calldata and the executor's decoding): `overhead`.
+ */
+export async function txCalls(url: string, txs: WalletTx[]): Promise<{ calls: TxCall[]; overhead: bigint }> {
+  const batches = txs.filter((t) => t.to === t.from && t.data !== '0x' && t.status === 1);
+  type Frame = { gasUsed: string; calls?: Frame[] };
+  const traces = await rpcBatch<Frame>(
+    url,
+    batches.map((t) => ['debug_traceTransaction', [t.hash, { tracer: 'callTracer' }]]),
+  );
+  const traceOf = new Map(batches.map((t, i) => [t.hash, traces[i] as Frame]));
+  const calls: TxCall[] = [];
+  let overhead = 0n;
+  for (const tx of txs) {
+    const trace = traceOf.get(tx.hash);
+    if (!trace) {
+      calls.push({ tx, index: 0, to: tx.to, data: tx.data, ok: tx.status === 1, gasUsed: tx.gasUsed });
+      continue;
+    }
+    const p = batchExecutorIface.parseTransaction({ data: tx.data });
+    const inner = AbiCoder.defaultAbiCoder().decode(
+      ['tuple(address,uint256,bytes)[]'],
+      p?.args[1] as string,
+    )[0] as Array<[string, bigint, string]>;
+    const failed = tryExecuteFailures(tx.logs, tx.from);
+    let sum = 0n;
+    inner.forEach(([to, , data], i) => {
+      const g = BigInt(trace.calls?.[i]?.gasUsed ?? '0x0');
+      sum += g;
+      calls.push({ tx, index: i, to: to.toLowerCase(), data, ok: !failed.has(i), gasUsed: g });
+    });
+    overhead += tx.gasUsed - sum;
+  }
+  return { calls, overhead };
 }
