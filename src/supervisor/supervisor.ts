@@ -36,6 +36,8 @@ import { startupChecks } from './startup.ts';
 import { createProbes } from './probes.ts';
 import type { WorkerBootData, WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
+import { decideBatchMode } from './batch-mode.ts';
+import type { BatchMode } from '../chain/batch-executor.ts';
 
 export type SupervisorState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -86,6 +88,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
    * moved past the nonces the chain used (`laneResynced`). The last one seen stays in `/status`.
    */
   let foreignTx: string | undefined;
+  /** How lifecycle calls reach the chain (decided at start; see batch-mode.ts). */
+  let batch: BatchMode = options.lifecycle.batch;
   let lastForeignTx: string | undefined;
   /** Every reason claims are paused; the manager's steps hold theirs, this file the ones only it knows. */
   const pauses = createClaimPauses({ log, metrics });
@@ -253,9 +257,18 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         policy: options.txPolicy,
       });
       await txm.start();
+      // After the lane's re-sync (a delegation open from before a restart is resumed by it), before claims.
+      ({ batch } = await decideBatchMode({
+        setting: config.txPolicy.batch,
+        rpc,
+        txm,
+        wallet: config.ethereum.walletAddress,
+        chainId: config.ethereum.chainId,
+        log: log.child('batch'),
+      }));
       const executor = startExecutorLink();
       manager = createActivityManager({
-        options: options.lifecycle,
+        options: { ...options.lifecycle, batch },
         store,
         txm,
         rpc,
@@ -355,6 +368,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     manager: () => manager ?? undefined,
     txm: () => txm ?? undefined,
     state: () => state,
+    batch: () => batch,
     metrics,
     log,
     onWatch: (w) => {
