@@ -8,9 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Interface, Transaction, Wallet } from 'ethers';
+import { Interface, keccak256, Transaction, Wallet } from 'ethers';
 import solc from 'solc';
 import { type Anvil, freePort, rpcCall, startAnvil } from '../scripts/lib/anvil.ts';
+import { createProvider, deployBatchExecutor, laneSigner } from '../scripts/lib/deploy.ts';
+import { BATCH_EXECUTOR, designatorFor, readDelegation, ZERO_ADDRESS } from '../src/chain/batch-executor.ts';
+import { ethersAuthorization, recordAuthorization } from '../src/txmgr/authorization.ts';
 import { createRpcTransport } from '../src/chain/transport.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createLogger } from '../src/internal/logger.ts';
@@ -833,4 +836,136 @@ describe('txmgr fee spike (mining paused)', () => {
       await a2.stop();
     }
   }, 25_000);
+});
+
+describe('txmgr: EIP-7702 delegation (type 4)', () => {
+  /** A fresh funded wallet per test: delegations change its code. */
+  async function fresh(): Promise<{ address: string; privateKey: string }> {
+    const w = Wallet.createRandom();
+    await anvil.rpc('anvil_setBalance', [w.address, '0x56bc75e2d63100000']);
+    return { address: w.address, privateKey: w.privateKey };
+  }
+  const codeOf = (a: string) => anvil.rpc<string>('eth_getCode', [a, 'latest']);
+  const sink = () => (anvil.accounts[9] as { address: string }).address;
+
+  beforeAll(async () => {
+    const { provider, chainId } = await createProvider(anvil.url);
+    await deployBatchExecutor({
+      provider,
+      signer: laneSigner((anvil.accounts[9] as { privateKey: string }).privateKey, provider),
+      chainId,
+    });
+    provider.destroy();
+  }, 30_000);
+
+  test('delegate to the pinned executor: two nonces used, a submit made meanwhile waits and gets the one after; revoke; nothing else is signed', async () => {
+    const acct = await fresh();
+    const { m, events } = mk({ store: newStore(), urls: [anvil.url], key: acct.privateKey });
+    await m.start();
+    const before = await m.submit({ kind: 'claim', activityIds: ['7000'], to: sink(), data: '0x' });
+    expect(before.ok && before.nonce).toBe(0);
+    const delegating = m.delegate(BATCH_EXECUTOR.address);
+    expect(m.delegation()).toBeDefined();
+    // Sent while the delegation is prepared or pending: held, then given the nonce after the authorization's.
+    const during = m.submit({ kind: 'claim', activityIds: ['7001'], to: sink(), data: '0x' });
+    const d = await delegating;
+    expect(d).toMatchObject({ ok: true, nonce: 1 });
+    expect((await codeOf(acct.address)).toLowerCase()).toBe(designatorFor(BATCH_EXECUTOR.address));
+    const r = await during;
+    expect(r.ok && r.nonce).toBe(3);
+    await waitFor('the held submit confirms', () => confirmed(events).some((e) => e.nonce === 3));
+    expect(await nonceOf(anvil, acct.address)).toBe(4);
+    expect(events.some((e) => e.type === 'foreignTx' || e.type === 'failed')).toBe(false);
+    // The lane record carries the signed authorization (nonce + 1), so a re-sign is the same transaction.
+    const rec = stores.at(-1)?.get(laneKey(1), LaneTxSchema);
+    expect(rec?.kind).toBe('delegate');
+    expect(rec?.authorization_list?.[0]).toMatchObject({ nonce: 2, address: BATCH_EXECUTOR.address });
+
+    // Nothing but the pinned executor or the zero address is ever signed.
+    const foreign = await m.delegate(sink());
+    expect(foreign.ok).toBe(false);
+    expect(await nonceOf(anvil, acct.address, 'pending')).toBe(4);
+
+    const revoked = await m.delegate(ZERO_ADDRESS);
+    expect(revoked).toMatchObject({ ok: true, nonce: 4 });
+    expect(await codeOf(acct.address)).toBe('0x');
+    const after = await m.submit({ kind: 'claim', activityIds: ['7002'], to: sink(), data: '0x' });
+    expect(after.ok && after.nonce).toBe(6);
+    await waitFor('confirmed after the revocation', () => confirmed(events).some((e) => e.nonce === 6));
+    expect(events.some((e) => e.type === 'foreignTx' || e.type === 'failed')).toBe(false);
+    await m.stop();
+  }, 30_000);
+
+  test('kill -9 between the durable record and the broadcast: the restart sends the same delegation, holds the lane until it is mined, no gap, no foreign-tx alarm', async () => {
+    const acct = await fresh();
+    const store = newStore();
+    // What a crash right after the reservation leaves: lane:0 `delegate`, reserved, signed with the authorization
+    // for nonce 1, never sent; nonce:last = 0.
+    const w = new Wallet(acct.privateKey);
+    const auth = recordAuthorization(w.authorizeSync({ address: BATCH_EXECUTOR.address, nonce: 1, chainId: 31337 }));
+    const fees = { maxFeePerGas: 5_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n };
+    const raw = await w.signTransaction({
+      type: 4,
+      chainId: 31337,
+      nonce: 0,
+      to: acct.address,
+      data: '0x',
+      gasLimit: 100_000n,
+      authorizationList: [ethersAuthorization(auth)],
+      ...fees,
+    });
+    const t = Date.now();
+    const rec: LaneTx = {
+      nonce: 0,
+      kind: 'delegate',
+      activity_ids: [],
+      to: acct.address,
+      data: '0x',
+      value: '0',
+      authorization_list: [auth],
+      gas_limit: '100000',
+      max_fee_per_gas: String(fees.maxFeePerGas),
+      max_priority_fee_per_gas: String(fees.maxPriorityFeePerGas),
+      hashes: [keccak256(raw)],
+      attempts: 1,
+      state: 'reserved',
+      created_at_ms: t,
+      updated_at_ms: t,
+    };
+    await store.transact(
+      (tx) => {
+        tx.put(laneKey(0), rec);
+        tx.put(NONCE_LAST, { nonce: 0, updated_at_ms: t });
+      },
+      { durable: true },
+    );
+    const { m, events } = mk({ store, urls: [anvil.url], key: acct.privateKey });
+    await m.start();
+    const resumed = m.delegation();
+    expect(resumed).toBeDefined();
+    const next = m.submit({ kind: 'claim', activityIds: ['7100'], to: sink(), data: '0x' });
+    expect(await resumed).toMatchObject({ ok: true, nonce: 0 });
+    expect((await codeOf(acct.address)).toLowerCase()).toBe(designatorFor(BATCH_EXECUTOR.address));
+    const r = await next;
+    expect(r.ok && r.nonce).toBe(2);
+    await waitFor('the next tx confirms', () => confirmed(events).some((e) => e.nonce === 2));
+    expect(await nonceOf(anvil, acct.address)).toBe(3);
+    // No noop took the authorization's nonce, nothing was foreign, nothing failed.
+    expect(store.has(laneKey(1))).toBe(false);
+    expect(events.some((e) => e.type === 'foreignTx' || e.type === 'failed')).toBe(false);
+    expect(
+      await readDelegation(
+        createRpcTransport({
+          urls: [anvil.url],
+          chainId: 31337,
+          timeoutMs: 2_000,
+          maxLagBlocks: 5,
+          endpointBackoffMs: 100,
+          endpointBackoffMaxMs: 1_000,
+        }),
+        acct.address,
+      ),
+    ).toEqual({ kind: 'pinned' });
+    await m.stop();
+  }, 30_000);
 });

@@ -109,6 +109,13 @@ export function parseDesignator(
   return { kind: 'code' };
 }
 
+/**
+ * How lifecycle calls reach the chain, decided once at start (`src/supervisor/batch-mode.ts`): batched through the
+ * wallet's delegation to the executor (one transaction to the wallet itself carries many calls), or one transaction
+ * per call, with the reason.
+ */
+export type BatchMode = { mode: 'batch'; executor: string } | { mode: 'per-call'; reason: string };
+
 /** What the wallet is delegated to: nothing, the pinned executor (address and code hash), or anything else. */
 export type Delegation = { kind: 'none' } | { kind: 'pinned' } | { kind: 'foreign'; delegate: string };
 

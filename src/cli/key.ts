@@ -1,4 +1,6 @@
 /**
+ * `wcp key undelegate` (`undelegate.ts`) revokes the wallet's EIP-7702 delegation.
+ *
  * `wcp key new` and `wcp key import`: write an encrypted JSON keystore (V3, scrypt — the format geth, Livepeer
  * and Chainlink operators hold) for `ethereum.wallet_keystore`, owner-only (0600), and print the wallet address
  * the subnet owner must register. The password comes from a file (never an argument: argv is visible to every
@@ -9,6 +11,7 @@ import { resolve } from 'node:path';
 import { defineCommand } from 'citty';
 import { Wallet } from 'ethers';
 import { passwordFromFile, readSecretFile } from '../config/keys.ts';
+import { loadConfig } from '../config/load.ts';
 import { WcpError } from '../internal/errors.ts';
 import { registerSecret } from '../internal/redact.ts';
 import { rejectUnknownArgs } from './args.ts';
@@ -92,8 +95,31 @@ const keyImport = defineCommand({
   },
 });
 
+const undelegateArgs = {
+  config: {
+    type: 'string',
+    description: 'Config file (default: configs/$ENVIRONMENT.toml, else the embedded local default)',
+    valueHint: 'file',
+  },
+} as const;
+const keyUndelegate = defineCommand({
+  meta: {
+    name: 'undelegate',
+    description:
+      "Revoke the wallet's EIP-7702 delegation (an authorization to the zero address) through the store's nonce lane; refused while the daemon runs",
+  },
+  args: undelegateArgs,
+  async run({ args, rawArgs }) {
+    rejectUnknownArgs(rawArgs, undelegateArgs, 0);
+    const config = loadConfig(args.config ? { path: args.config } : {});
+    const { undelegate } = await import('./undelegate.ts');
+    const line = await undelegate(config);
+    await new Promise<void>((resolve) => process.stdout.write(`${line}\n`, () => resolve()));
+  },
+});
+
 /** `wcp key …` */
 export const keyCommand = defineCommand({
-  meta: { name: 'key', description: 'Worker key tools (encrypted keystores)' },
-  subCommands: { new: keyNew, import: keyImport },
+  meta: { name: 'key', description: "Worker key tools (encrypted keystores, the wallet's EIP-7702 delegation)" },
+  subCommands: { new: keyNew, import: keyImport, undelegate: keyUndelegate },
 });

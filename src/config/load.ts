@@ -82,6 +82,7 @@ export interface WcpConfig {
     refusedAbortAfter: number;
     maxLagBlocks: number;
     receiptPollMs: number;
+    batch: 'auto' | 'off';
   };
   executor: {
     endpoint: string;
@@ -490,6 +491,7 @@ export function loadConfigWithFile(opts: LoadConfigOptions = {}): { config: WcpC
       refusedAbortAfter: f.tx_policy.refused_abort_after,
       maxLagBlocks: f.tx_policy.max_lag_blocks,
       receiptPollMs: f.tx_policy.receipt_poll,
+      batch: f.tx_policy.batch,
     },
     executor: {
       endpoint: f.executor.endpoint,

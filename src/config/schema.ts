@@ -253,6 +253,12 @@ export const ConfigFileSchema = v.strictObject({
     /** Endpoints this many blocks behind the best one are not read from. */
     max_lag_blocks: v.optional(int(1, 100_000), 5),
     receipt_poll: v.optional(duration(10), '250ms'),
+    /**
+     * EIP-7702 batching: "auto" delegates the wallet to the pinned batch executor where the chain accepts type-4
+     * transactions and the executor is deployed, and batches lifecycle calls; a wallet already delegated to anything
+     * else is left alone (per-call, with a warning). "off": one transaction per call, no delegation.
+     */
+    batch: v.optional(v.picklist(['auto', 'off'], 'auto or off'), 'auto'),
   }),
   executor: section({
     /** The executor's (WEP) gRPC TaskStream endpoint. */

@@ -2,11 +2,19 @@
  * The doctor's chain checks, sending no transaction: every RPC endpoint (real cause of a failure, chain id, head
  * and lag), code at every contract address including Multicall3 and a call proving it is the right contract, that
  * the node can execute them (an `eth_estimateGas` of an empty heartbeat batch), the wallet's registration and
- * active flag, whether the TaskQueue has ever seen `scheduler.queue_name`, its balance against the gas of a few activity lifecycles at current fees, and the local clock
+ * active flag, what it is delegated to (EIP-7702) and the batch mode that gives, whether the TaskQueue has ever seen `scheduler.queue_name`, its balance against the gas of a few activity lifecycles at current fees, and the local clock
  * against chain time; with `ethereum.ws_url`, that its new-head subscription comes up.
  */
 import type { Interface } from 'ethers';
 import { controlPlaneIface, multicallIface, taskQueueIface, workflowEngineIface } from '../chain/abi.ts';
+import {
+  acceptsType4,
+  BATCH_EXECUTOR,
+  describeDelegation,
+  executorDeployed,
+  readDelegation,
+} from '../chain/batch-executor.ts';
+import { RpcError, type RpcTransport } from '../chain/transport.ts';
 import { queueIdSlot } from '../chain/deployment.ts';
 import { probeHeads } from '../chain/heads.ts';
 import type { WcpConfig } from '../config/load.ts';
@@ -272,6 +280,8 @@ export async function chainChecks(config: WcpConfig): Promise<CheckResult[]> {
     }
   }
 
+  out.push(await delegationCheck(config, url, t));
+
   const [bal, gp] = await Promise.all([
     rpcProbe(url, 'eth_getBalance', [eth.walletAddress, 'latest'], t),
     rpcProbe(url, 'eth_gasPrice', [], t),
@@ -303,4 +313,56 @@ export async function chainChecks(config: WcpConfig): Promise<CheckResult[]> {
     else out.push(pass('clock', detail));
   }
   return out;
+}
+
+/** `rpcProbe` as a transport (a node's refusal is an `rpc` RpcError, no answer a `transport` one). */
+function probeTransport(url: string, timeoutMs: number): RpcTransport {
+  return {
+    async request<T>(method: string, params: unknown[]): Promise<T> {
+      const r = await rpcProbe(url, method, params, timeoutMs);
+      if (!r.ok) throw new RpcError(r.rpcError ? 'rpc' : 'transport', method, r.cause);
+      return r.result as T;
+    },
+  };
+}
+
+/**
+ * What the wallet is delegated to (EIP-7702) and the batch mode `wcp run` would take (`src/supervisor/batch-mode.ts`),
+ * read without sending anything: a foreign delegate is a warning (batching stays off for it).
+ */
+export async function delegationCheck(config: WcpConfig, url: string, timeoutMs: number): Promise<CheckResult> {
+  const name = 'delegation and batching';
+  const eth = config.ethereum;
+  const rpc = probeTransport(url, timeoutMs);
+  try {
+    const d = await readDelegation(rpc, eth.walletAddress);
+    const seen = `delegated to ${describeDelegation(d)}`;
+    if (config.txPolicy.batch === 'off')
+      return pass(name, `${seen}; tx_policy.batch = "off": one transaction per call`);
+    if (d.kind === 'foreign')
+      return warn(
+        name,
+        `${seen}, not the pinned executor ${BATCH_EXECUTOR.address}: wcp will not batch (and never re-delegates it)`,
+        'if that delegation is not needed, `wcp key undelegate` revokes it (wcp then delegates to its executor at the next start); or set tx_policy.batch = "off"',
+      );
+    if (d.kind === 'pinned') return pass(name, `${seen}: lifecycle calls are batched`);
+    const type4 = await acceptsType4(rpc, eth.walletAddress, eth.chainId);
+    if (!type4.accepted)
+      return pass(
+        name,
+        `${seen}; the chain does not accept type-4 transactions (${type4.reason}): one transaction per call`,
+      );
+    if (!(await executorDeployed(rpc)))
+      return warn(
+        name,
+        `${seen}; the chain accepts type-4 transactions but the pinned batch executor is not deployed at ${BATCH_EXECUTOR.address}: one transaction per call`,
+        'deploy it (anyone can: the creation code sent to the deterministic deployment proxy with the pinned salt, see scripts/lib/deploy.ts deployBatchExecutor), or set tx_policy.batch = "off"',
+      );
+    return pass(
+      name,
+      `${seen}; wcp delegates it to the pinned executor ${BATCH_EXECUTOR.address} at start and batches`,
+    );
+  } catch (e) {
+    return fail(name, e instanceof Error ? e.message : String(e), 'retry when the node answers');
+  }
 }

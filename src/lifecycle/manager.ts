@@ -25,7 +25,7 @@ import { PREFIX } from '../store/keys.ts';
 import { LaneTxSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import type { TxEvent } from '../txmgr/types.ts';
-import { type Batcher, type BatchCodec, batchGasCap, createBatcher, expandBatchEvent } from './batcher.ts';
+import { BATCH_CODEC, type Batcher, type BatchCodec, batchGasCap, createBatcher, expandBatchEvent } from './batcher.ts';
 import { createClaimStep } from './claim.ts';
 import { createChainClock } from './clock.ts';
 import type { ExecutorLink, LifecycleContext, TxSender } from './context.ts';
@@ -73,11 +73,8 @@ export interface ActivityManagerDeps {
   pauses?: ClaimPauses;
   /** Test seam: when the first deletion of done records past their retention runs (default `DONE_PRUNE_FIRST_MS`). */
   donePruneFirstMs?: number;
-  /**
-   * The wallet batches its calls (EIP-7702, delegated to the batch executor): the lifecycle's calls go through the
-   * call batcher (`batcher.ts`), whose codec is the executor's ABI. Absent: one transaction per call.
-   */
-  batch?: { codec: BatchCodec };
+  /** Test seam: the batch codec when `options.batch` says batch (default: the pinned executor's, `BATCH_CODEC`). */
+  batchCodec?: BatchCodec;
 }
 
 export type ManagerState = 'idle' | 'recovering' | 'running' | 'draining' | 'stopped';
@@ -177,7 +174,8 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   const now = deps.now ?? Date.now;
   /** The batch gas cap follows the block gas limit read at start (30M until then). */
   let gasCap = batchGasCap(30_000_000n);
-  const batchCodec = deps.batch?.codec;
+  // With the wallet delegated to the batch executor (EIP-7702), the calls go through the call batcher.
+  const batchCodec = deps.options.batch.mode === 'batch' ? (deps.batchCodec ?? BATCH_CODEC) : undefined;
   const batcher: Batcher | undefined = batchCodec
     ? createBatcher({
         txm: deps.txm,

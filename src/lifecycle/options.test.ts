@@ -28,6 +28,9 @@ describe('lifecycle options', () => {
       maxDispatchAttempts: 5,
       reofferLostTasks: config.executor.reofferLostTasks,
       doneRetentionMs: 4 * 3_600_000,
+      batch: { mode: 'per-call', reason: 'not decided yet (decided at start)' },
     });
+    const off = loadConfig({ env: { WCP__TX_POLICY__BATCH: 'off' }, cwd: '/nonexistent' });
+    expect(lifecycleOptions(off).batch).toEqual({ mode: 'per-call', reason: 'tx_policy.batch = "off"' });
   });
 });

@@ -2,6 +2,7 @@
  * The lifecycle's options, compiled once from the validated config, and its internal timing constants.
  * The config schema (`src/config/schema.ts`) is the one source of defaults: nothing here has a default of its own.
  */
+import type { BatchMode } from '../chain/batch-executor.ts';
 import type { WcpConfig } from '../config/load.ts';
 import type { Inflight } from '../store/records.ts';
 
@@ -30,6 +31,19 @@ export interface LifecycleOptions {
   reofferLostTasks: boolean;
   /** `done:` records finished longer ago than this are deleted. */
   doneRetentionMs: number;
+  /**
+   * Whether lifecycle calls are batched (EIP-7702, through the wallet's delegation to the pinned executor) or sent
+   * one transaction per call. From the config only `tx_policy.batch = "off"` is known; with "auto" the supervisor
+   * decides at start, after the lane's re-sync and before claims (`src/supervisor/batch-mode.ts`), and replaces this.
+   */
+  batch: BatchMode;
+}
+
+/** `batch` before the supervisor's start-up decision. */
+export function configuredBatch(config: WcpConfig): BatchMode {
+  return config.txPolicy.batch === 'off'
+    ? { mode: 'per-call', reason: 'tx_policy.batch = "off"' }
+    : { mode: 'per-call', reason: 'not decided yet (decided at start)' };
 }
 
 /** The lifecycle's options from the validated config (a straight copy: the schema holds every default). */
@@ -48,6 +62,7 @@ export function lifecycleOptions(config: WcpConfig): LifecycleOptions {
     maxDispatchAttempts: config.executor.maxDispatchAttempts,
     reofferLostTasks: config.executor.reofferLostTasks,
     doneRetentionMs: config.store.doneRetentionMs,
+    batch: configuredBatch(config),
   };
 }
 

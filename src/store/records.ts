@@ -77,8 +77,22 @@ export const InflightSchema = v.object({
 });
 export type Inflight = v.InferOutput<typeof InflightSchema>;
 
-/** What a transaction does. One lane slot carries one of these. */
-export const TxKind = v.picklist(['claim', 'claim_batch', 'heartbeat', 'complete', 'fail', 'resume', 'noop', 'batch']);
+/**
+ * What a transaction does. One lane slot carries one of these. `delegate`: a type-4 (EIP-7702) transaction to the
+ * wallet itself that delegates it to the pinned batch executor, or revokes (delegates to the zero address).
+ * `batch`: a transaction to the delegated wallet itself running many lifecycle calls (its `calls`).
+ */
+export const TxKind = v.picklist([
+  'claim',
+  'claim_batch',
+  'heartbeat',
+  'complete',
+  'fail',
+  'resume',
+  'noop',
+  'delegate',
+  'batch',
+]);
 export type TxKind = v.InferOutput<typeof TxKind>;
 /** The kinds of the lifecycle's own calls: what a `batch` transaction carries, one call each. */
 export const CallKind = v.picklist(['claim', 'claim_batch', 'heartbeat', 'complete', 'fail', 'resume']);
@@ -107,6 +121,22 @@ export type TxRef = v.InferOutput<typeof TxRefSchema>;
  */
 export const LaneState = v.picklist(['reserved', 'sent', 'mined', 'confirmed', 'failed', 'replaced_by_noop']);
 export type LaneState = v.InferOutput<typeof LaneState>;
+/**
+ * A signed EIP-7702 authorization carried by a type-4 lane record. Always the wallet's own (authority = the sender),
+ * so its nonce is the record's nonce + 1: the transaction's own nonce is used before the list is processed, and the
+ * lane must not give that second nonce to another transaction (`nonce-lane.ts`). Kept signed in the record so a
+ * bump or a re-send after a restart carries the very same authorization.
+ */
+export const AuthorizationSchema = v.object({
+  chain_id: DecimalId,
+  address: Hex,
+  nonce: Nonce,
+  y_parity: v.picklist([0, 1]),
+  r: Hex,
+  s: Hex,
+});
+export type Authorization = v.InferOutput<typeof AuthorizationSchema>;
+
 export const LaneTxSchema = v.object({
   nonce: Nonce,
   kind: TxKind,
@@ -119,6 +149,8 @@ export const LaneTxSchema = v.object({
    */
   calls: v.optional(v.array(BatchCallSchema)),
   value: v.optional(DecimalId, '0'),
+  /** Present on a type-4 transaction (kind `delegate`): its authorization list, signed. */
+  authorization_list: v.optional(v.array(AuthorizationSchema)),
   gas_limit: DecimalId,
   max_fee_per_gas: DecimalId,
   max_priority_fee_per_gas: DecimalId,

@@ -5,6 +5,7 @@
  * TaskQueue knows the queue, and RPC errors by endpoint and class; the endpoints read its last results (they never
  * wait on the chain), and the supervisor turns each round's facts into claim pauses (`onWatch`).
  */
+import { type BatchMode, type Delegation, describeDelegation, readDelegation } from '../chain/batch-executor.ts';
 import { isWorkerActive } from '../chain/control-plane.ts';
 import { queueKnown } from '../chain/deployment.ts';
 import type { RpcClient } from '../chain/transport.ts';
@@ -33,6 +34,8 @@ export interface ProbeSources {
   manager: () => ActivityManager | undefined;
   txm: () => TxManager | undefined;
   state: () => string;
+  /** How lifecycle calls reach the chain (the supervisor's start-up decision). */
+  batch?: () => BatchMode;
   metrics: Metrics;
   log: Logger;
   /** Checks only the supervisor knows (e.g. no foreign transaction), appended to `/readyz`. */
@@ -49,6 +52,8 @@ interface WatchResult {
   active?: boolean;
   /** Whether the TaskQueue has ever seen `scheduler.queue_name`. */
   queueKnown?: boolean;
+  /** What the wallet is delegated to (EIP-7702). */
+  delegation?: Delegation;
   error?: string;
 }
 
@@ -88,12 +93,14 @@ export function createProbes(s: ProbeSources): Probes {
     const next: WatchResult = { at: now() };
     try {
       await rpc.refreshHeads().catch(() => undefined);
-      const [bal, price, active, known] = await Promise.all([
+      const [bal, price, active, known, delegation] = await Promise.all([
         rpc.request<string>('eth_getBalance', [wallet, 'latest']),
         rpc.request<string>('eth_gasPrice', []),
         isWorkerActive(rpc, config.ethereum.subnetControlPlane, wallet),
         queueKnown(rpc, config.ethereum.taskQueue, config.scheduler.queueName),
+        readDelegation(rpc, wallet),
       ]);
+      next.delegation = delegation;
       next.balanceWei = wei(bal);
       next.gasPriceWei = wei(price);
       next.active = active;
@@ -293,6 +300,14 @@ export function createProbes(s: ProbeSources): Probes {
           : null,
         store: summarizeStore(s.store, now()),
         chain: { head: s.rpc()?.bestBlock() ?? null, endpoints: s.rpc()?.status() ?? [] },
+        delegation: watch.delegation
+          ? {
+              kind: watch.delegation.kind,
+              ...(watch.delegation.kind === 'foreign' ? { delegate: watch.delegation.delegate } : {}),
+              detail: describeDelegation(watch.delegation),
+            }
+          : null,
+        batch: s.batch?.() ?? null,
         balance_eth: watch.balanceWei === undefined ? null : eth(watch.balanceWei),
         funded_lifecycles: f.lifecycles === undefined ? null : Number(f.lifecycles),
         watch_age_s: watch.at ? Math.round((now() - watch.at) / 1000) : null,

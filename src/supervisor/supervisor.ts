@@ -28,8 +28,6 @@ import { idFromKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ScanCheckpointSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
 import { createTxManager, type TxManager } from '../txmgr/index.ts';
-import { describeDelegation, readDelegation } from '../chain/batch-executor.ts';
-import { BATCH_CODEC } from '../lifecycle/batcher.ts';
 import type { PollerCommand, PollerEvent } from '../poller/messages.ts';
 import type { OperatorProbes } from '../internal/http.ts';
 import type { TxEvent } from '../txmgr/types.ts';
@@ -38,6 +36,8 @@ import { startupChecks } from './startup.ts';
 import { createProbes } from './probes.ts';
 import type { WorkerBootData, WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
+import { decideBatchMode } from './batch-mode.ts';
+import type { BatchMode } from '../chain/batch-executor.ts';
 
 export type SupervisorState = 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
 
@@ -88,6 +88,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
    * moved past the nonces the chain used (`laneResynced`). The last one seen stays in `/status`.
    */
   let foreignTx: string | undefined;
+  /** How lifecycle calls reach the chain (decided at start; see batch-mode.ts). */
+  let batch: BatchMode = options.lifecycle.batch;
   let lastForeignTx: string | undefined;
   /** Every reason claims are paused; the manager's steps hold theirs, this file the ones only it knows. */
   const pauses = createClaimPauses({ log, metrics });
@@ -255,15 +257,18 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         policy: options.txPolicy,
       });
       await txm.start();
-      // The wallet batches its calls when it is delegated to the pinned batch executor (EIP-7702).
-      const delegation = await readDelegation(rpc, config.ethereum.walletAddress).catch((e: unknown) => {
-        log.warn('could not read the wallet delegation; sending one transaction per call', { error: errorText(e) });
-        return { kind: 'none' } as const;
-      });
-      log.info('wallet delegation', { delegated_to: describeDelegation(delegation) });
+      // After the lane's re-sync (a delegation open from before a restart is resumed by it), before claims.
+      ({ batch } = await decideBatchMode({
+        setting: config.txPolicy.batch,
+        rpc,
+        txm,
+        wallet: config.ethereum.walletAddress,
+        chainId: config.ethereum.chainId,
+        log: log.child('batch'),
+      }));
       const executor = startExecutorLink();
       manager = createActivityManager({
-        options: options.lifecycle,
+        options: { ...options.lifecycle, batch },
         store,
         txm,
         rpc,
@@ -271,7 +276,6 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         logger: log.child('lifecycle'),
         metrics,
         pauses,
-        ...(delegation.kind === 'pinned' ? { batch: { codec: BATCH_CODEC } } : {}),
       });
       await manager.start();
       const early = earlyExecutorEvents ?? [];
@@ -364,6 +368,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     manager: () => manager ?? undefined,
     txm: () => txm ?? undefined,
     state: () => state,
+    batch: () => batch,
     metrics,
     log,
     onWatch: (w) => {

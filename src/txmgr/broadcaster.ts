@@ -19,6 +19,7 @@ import { bumpFees, type FeeSuggestion, type Fees } from './fees.ts';
 import { persistLane, type Slot } from './nonce-lane.ts';
 import { slotRef, type TxEvent, type TxPolicy } from './types.ts';
 import type { LaneTx } from '../store/records.ts';
+import { ethersAuthorization } from './authorization.ts';
 
 export type SendResult =
   | 'accepted'
@@ -134,8 +135,12 @@ export function createBroadcaster(ctx: BroadcastCtx): Broadcaster {
   }
 
   async function signRecord(rec: LaneTx): Promise<{ raw: string; hash: string }> {
+    const auths = rec.authorization_list;
     const raw = await ctx.signTx({
-      type: 2,
+      // Type 4 (EIP-7702) when the record carries an authorization list: signed as stored, so every re-sign (a
+      // bump, a re-send after a restart) carries the very same authorization.
+      type: auths ? 4 : 2,
+      ...(auths ? { authorizationList: auths.map(ethersAuthorization) } : {}),
       chainId: BigInt(ctx.chainId),
       nonce: rec.nonce,
       to: rec.to,

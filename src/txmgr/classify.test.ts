@@ -107,6 +107,17 @@ describe('planResync', () => {
     expect(p.foreign).toEqual([]);
     expect(p.nextNonce).toBe(8);
   });
+  test("an open delegation's authorization nonce is never a gap; once the chain passed it, its counts decide", () => {
+    const auth = { chain_id: '1', address: `0x${'22'.repeat(20)}`, nonce: 6, y_parity: 0 as const, r: '0x1', s: '0x1' };
+    const delegation = { ...rec(5, 'sent'), kind: 'delegate' as const, authorization_list: [auth] };
+    // nonce:last says 7 (a record written after a restart would be), 6 has no record: the authorization's.
+    const open = planResync({ latest: 5, pending: 5, nonceLast: 7, records: [delegation, rec(7, 'reserved')] });
+    expect(open.fillNoop).toEqual([]);
+    expect(open.resend.map((r) => r.nonce)).toEqual([5, 7]);
+    // Mined with the authorization skipped (the chain is at 6): 6 is a gap like any other.
+    const passed = planResync({ latest: 6, pending: 6, nonceLast: 7, records: [delegation, rec(7, 'reserved')] });
+    expect(passed.fillNoop).toEqual([6]);
+  });
   test('a wiped store follows the chain; unknown pool txs are left alone', () => {
     const p = planResync({ latest: 10, pending: 12, nonceLast: -1, records: [] });
     expect(p.nextNonce).toBe(12);

@@ -22,6 +22,7 @@ import type { Store } from '../store/store.ts';
 import type { Broadcaster } from './broadcaster.ts';
 import { classifyRpcError } from './classify.ts';
 import { decodeRevertData, decodeRevertError } from './decode.ts';
+import { authNonces } from './authorization.ts';
 import { isPending, persistLane, type Slot } from './nonce-lane.ts';
 import { type DecodedRevert, slotRef, type TxEvent, type TxLog, type TxPolicy } from './types.ts';
 
@@ -282,7 +283,9 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
   async function watchHoles(head: number, latest: number) {
     holesCheckedAt = head;
     const holes: number[] = [];
-    for (let n = latest; n < ctx.nextNonce(); n++) if (!ctx.slots.has(n)) holes.push(n);
+    // An open delegation's authorization takes the nonce after its own: not a hole while it is in the lane.
+    const authorized = authNonces([...ctx.slots.values()].map((s) => s.rec));
+    for (let n = latest; n < ctx.nextNonce(); n++) if (!ctx.slots.has(n) && !authorized.has(n)) holes.push(n);
     if (holes.length === 0) {
       holeTicks = 0;
       return;

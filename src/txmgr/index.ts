@@ -20,6 +20,8 @@ import { type Logger, registerSecret } from '../internal/logger.ts';
 import type { Store } from '../store/store.ts';
 import { createBroadcaster } from './broadcaster.ts';
 import { createConfirmer } from './confirmer.ts';
+import { createDelegator, type DelegateResult } from './delegate.ts';
+import { recordAuthorization } from './authorization.ts';
 import { createLaneState } from './lane-state.ts';
 import { isOpen } from './nonce-lane.ts';
 import { createRecorder } from './record.ts';
@@ -36,6 +38,7 @@ import type {
 } from './types.ts';
 
 export type * from './types.ts';
+export type { DelegateResult } from './delegate.ts';
 
 /** The policy comes from `txPolicy` (`options.ts`), compiled once with every component's options; every field but the clock is required. */
 export interface TxManagerOptions {
@@ -55,6 +58,15 @@ export interface TxManager {
   start(): Promise<void>;
   submit(req: TxRequest): Promise<SubmitResult>;
   simulate(req: Pick<TxRequest, 'to' | 'data'>): Promise<SimResult>;
+  /**
+   * Delegates the wallet (EIP-7702, a type-4 transaction to itself) to `target`: the pinned batch executor (its
+   * code and code hash checked first) or the zero address (revocation); nothing else is signed. Waits for the lane to
+   * empty, holds new submits until the delegation is mined and the next nonce re-read, then checks the wallet's code.
+   * See `delegate.ts`.
+   */
+  delegate(target: string, opts?: { drainTimeoutMs?: number }): Promise<DelegateResult>;
+  /** The delegation under way (started by `delegate`, or resumed by the re-sync after a restart), if any. */
+  delegation(): Promise<DelegateResult> | undefined;
   /** Lane slots sent but not yet mined (what `maxInFlight` bounds). */
   inFlight(): number;
   status(): TxManagerStatus;
@@ -102,7 +114,16 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     );
   }
 
-  const lane = createLaneState({ log, now, bestBlock: () => rpc.bestBlock(), onEvent: o.onEvent });
+  // The delegator sees every lane event first (it waits for its own nonce's receipt).
+  const lane = createLaneState({
+    log,
+    now,
+    bestBlock: () => rpc.bestBlock(),
+    onEvent: (ev) => {
+      delegator.onEvent(ev);
+      o.onEvent(ev);
+    },
+  });
   const broadcaster = createBroadcaster({
     store,
     rpc,
@@ -127,6 +148,7 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     recorder,
     lane,
     onForeign: (nonce, detail) => o.onEvent({ type: 'foreignTx', nonce, address, detail }),
+    onOpenDelegation: (rec) => delegator.resume(rec),
   });
   const confirmer = createConfirmer({
     store,
@@ -164,6 +186,24 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     refill: sync.refill,
   });
   const submitter = createSubmitter({ store, rpc, policy, log, now, address, broadcaster, recorder, lane, notRunning });
+  const delegator = createDelegator({
+    store,
+    rpc,
+    policy,
+    log: log.child('delegate'),
+    now,
+    chainId: o.chainId,
+    address,
+    broadcaster,
+    recorder,
+    lane,
+    signAuth: (req) => recordAuthorization(wallet.authorizeSync(req)),
+    reserving: submitter.reserving,
+    notRunning: () => {
+      const e = notRunning();
+      return e ? { code: e.code, message: e.message, retryable: e.retryable } : undefined;
+    },
+  });
 
   function schedule() {
     if (state !== 'running') return;
@@ -198,6 +238,8 @@ export function createTxManager(o: TxManagerOptions): TxManager {
     },
     submit: submitter.submit,
     simulate: submitter.simulate,
+    delegate: delegator.delegate,
+    delegation: delegator.current,
     inFlight: lane.pendingCount,
     status: () => ({
       state,
@@ -216,6 +258,7 @@ export function createTxManager(o: TxManagerOptions): TxManager {
       setState('stopping');
       if (timer) clearTimeout(timer);
       lane.wake();
+      delegator.stop();
       await ticking;
       await submitter.idle();
       const open = [...lane.slots.values()].filter((s) => isOpen(s.rec)).length;

@@ -13,6 +13,11 @@ export interface LaneState {
   readonly slots: Map<number, Slot>;
   /** The nonce the next reservation gets: every nonce below it has a lane record. */
   nextNonce: number;
+  /**
+   * Set while a delegation (a type-4 transaction whose authorization takes the nonce after its own) is prepared or
+   * pending: new submits wait as for a full lane, until it is mined and the next nonce is read from the chain again.
+   */
+  held: boolean;
   /** Whether the wallet is out of funds (new submits are refused while set), and for which nonce. */
   readonly funds: { blocked: boolean; nonce: number };
   /** Slots sent but not yet mined (what `maxInFlight` bounds). */
@@ -38,6 +43,7 @@ export function createLaneState(o: {
   return {
     slots,
     nextNonce: 0,
+    held: false,
     funds: { blocked: false, nonce: -1 },
     pendingCount() {
       let n = 0;

@@ -14,6 +14,7 @@ import { WcpError } from '../internal/errors.ts';
 import { laneKey, NONCE_LAST, PREFIX, txKey } from '../store/keys.ts';
 import { type LaneTx, LaneTxSchema, NonceLastSchema, type TxRef, TxRefSchema } from '../store/records.ts';
 import type { Store } from '../store/store.ts';
+import { authNonces } from './authorization.ts';
 
 /** In-memory state of one open (not final) lane slot. `rec` mirrors what is persisted. */
 export interface Slot {
@@ -134,7 +135,10 @@ export interface ResyncPlan {
   resolve: LaneTx[];
   /** Records still ahead of the chain: re-broadcast with the same meaning (fees re-bumped). */
   resend: LaneTx[];
-  /** Nonces in [chain pending, nonce:last] with no usable record: fill with a noop self-transfer. */
+  /**
+   * Nonces in [chain pending, nonce:last] with no usable record: fill with a noop self-transfer. A nonce an open
+   * delegation's authorization takes is never one of them.
+   */
   fillNoop: number[];
   /** Nonces in [chain latest, chain pending) we know nothing of: someone else's tx is in the pool. */
   foreign: number[];
@@ -167,9 +171,12 @@ export function planResync(input: {
     }
   }
   const top = Math.max(nonceLast, pending - 1);
+  // The nonce after an open delegation's (one the chain has not passed) is its authorization's: never a gap to
+  // fill (see authorization.ts). Once the chain passed the delegation, its counts say whether that nonce was used.
+  const authorized = authNonces(input.records.filter((r) => r.nonce >= latest));
   for (let n = latest; n <= top; n++) {
     const r = byNonce.get(n);
-    if (r && r.state !== 'failed') continue;
+    if ((r && r.state !== 'failed') || authorized.has(n)) continue;
     // Below the chain's pending count the pool holds some tx for n that we did not record: leave it alone.
     if (n < pending) plan.foreign.push(n);
     else plan.fillNoop.push(n);

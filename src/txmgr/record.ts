@@ -29,7 +29,9 @@ export interface RecordCtx {
 export interface Recorder {
   /** A new lane record at its initial fees, signed (its first hash recorded), not yet persisted. */
   newRecord(
-    f: Pick<LaneTx, 'nonce' | 'kind' | 'activity_ids' | 'to' | 'data' | 'calls'> & { gas_limit: bigint },
+    f: Pick<LaneTx, 'nonce' | 'kind' | 'activity_ids' | 'to' | 'data' | 'calls' | 'authorization_list'> & {
+      gas_limit: bigint;
+    },
     suggestion: FeeSuggestion,
     t: number,
   ): Promise<{ rec: LaneTx; signed: { raw: string; hash: string }; capWei: bigint; fees: Fees }>;

@@ -31,6 +31,8 @@ export interface ResyncCtx {
   recorder: Recorder;
   /** Another sender used our nonces (from `nonce` on). */
   onForeign?: (nonce: number, detail: string) => void;
+  /** A delegation record still open after a restart (re-sent like the others): the lane waits for it. */
+  onOpenDelegation?: (rec: LaneTx) => void;
   lane: LaneState;
 }
 
@@ -235,6 +237,7 @@ export function createResync(ctx: ResyncCtx): Resync {
       );
     }
     lane.nextNonce = plan.nextNonce;
+    for (const slot of toSend) if (slot.rec.authorization_list) ctx.onOpenDelegation?.(slot.rec);
   }
 
   return { resync, refill, syncNextNonce };

@@ -46,6 +46,8 @@ export interface Submitter {
   simulate(req: Pick<TxRequest, 'to' | 'data'>): Promise<SimResult>;
   /** Resolves once every submit under way has ended (for `stop`). */
   idle(): Promise<unknown>;
+  /** Whether a turn is reserving nonces right now (a delegation waits for it to end). */
+  reserving(): boolean;
 }
 
 /** Most submits reserved in one turn (one durable commit). */
@@ -71,6 +73,8 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
   const high: Waiting[] = [];
   const normal: Waiting[] = [];
   let reserving = false;
+  /** A turn (`reserveBatch`) is under way: nonces are being handed out. */
+  let inTurn = false;
   /** Submits under way (for `idle`). */
   const active = new Set<Promise<unknown>>();
   const retryLog = (what: string) => (e: unknown, attempt: number, waitMs: number) =>
@@ -138,7 +142,7 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
   }
 
   async function waitForRoom() {
-    while (!ctx.notRunning() && lane.pendingCount() >= policy.maxInFlight) await lane.changed();
+    while (!ctx.notRunning() && (lane.held || lane.pendingCount() >= policy.maxInFlight)) await lane.changed();
     const err = ctx.notRunning();
     if (err) throw err;
   }
@@ -291,15 +295,21 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
           for (const w of [...high.splice(0), ...normal.splice(0)]) w.fail(e);
           break;
         }
+        // A delegation may have begun during the hop out of waitForRoom: checked again with no await before the turn
+        // is marked (the delegation takes its nonce only while no turn is marked).
+        if (lane.held) continue;
         const room = Math.max(1, policy.maxInFlight - lane.pendingCount());
         const n = Math.min(room, RESERVE_BATCH);
         const batch = high.splice(0, n);
         batch.push(...normal.splice(0, n - batch.length));
+        inTurn = true;
         try {
           await reserveBatch(batch);
         } catch (e) {
           // A member already settled keeps its result (a promise settles once); the others get the error.
           for (const w of batch) w.fail(e);
+        } finally {
+          inTurn = false;
         }
       }
     } finally {
@@ -343,5 +353,6 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
     },
     simulate,
     idle: () => Promise.allSettled([...active]),
+    reserving: () => inTurn,
   };
 }

@@ -28,6 +28,7 @@ export const testOptions: LifecycleOptions = {
   maxDispatchAttempts: 3,
   reofferLostTasks: true,
   doneRetentionMs: 24 * 3_600_000,
+  batch: { mode: 'per-call', reason: 'tests' },
 };
 
 /** A held record in `state`, details read, last heartbeat `lastHeartbeatS`. */
