@@ -258,10 +258,11 @@ export const e2e: BenchGroup = {
   async run(ctx) {
     const figures: Figure[] = [];
     // ---- the per-call fallback: a chain without type-4 transactions -------------------------------------------
+    const only = process.env.WCP_BENCH_E2E_ONLY; // development: 'batch' runs the batch path alone
     const old = await startWorld({ blockTime: BLOCK_S, hardfork: 'cancun' });
     let perCall: Run | undefined;
     try {
-      perCall = await throughput(ctx, old, [old.wallet], 'per-call (cancun)', N / 3);
+      perCall = await throughput(ctx, old, [old.wallet], 'per-call (cancun)', only ? 10 : N / 3);
     } finally {
       if (perCall) await stopRun(perCall);
       await old.stop();
@@ -270,7 +271,7 @@ export const e2e: BenchGroup = {
     const three = await startWorld({ blockTime: BLOCK_S, workers: 3 });
     let r3: Run | undefined;
     try {
-      r3 = await throughput(ctx, three, three.wallets, 'three workers', N);
+      r3 = await throughput(ctx, three, three.wallets, 'three workers', only ? 10 : N);
     } finally {
       if (r3) await stopRun(r3);
       await three.stop();

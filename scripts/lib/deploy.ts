@@ -119,8 +119,9 @@ export interface DeployOptions {
   /** Receipt wait limit (default 60 s). */
   timeoutMs?: number;
   /**
-   * Also deploy the EIP-7702 batch executor at its pinned CREATE2 address (`deployBatchExecutor`). Default false:
-   * a wcp with `tx_policy.batch = "auto"` then finds no executor and stays on the per-call path.
+   * Also deploy the EIP-7702 batch executor at its pinned CREATE2 address (`deployBatchExecutor`). Default true: a
+   * wcp with `tx_policy.batch = "auto"` on a chain that accepts type-4 transactions delegates and batches (every
+   * e2e test runs the batch path unless it says otherwise); false leaves it on the per-call path.
    */
   batchExecutor?: boolean;
 }
@@ -201,7 +202,7 @@ export async function deployStack(opts: DeployOptions): Promise<Stack> {
       throw new Error(`deploy #${i} landed at ${r.contractAddress}, expected ${expected}`);
     }
   });
-  if (opts.batchExecutor) await deployBatchExecutor({ provider, signer: deployer, chainId });
+  if (opts.batchExecutor ?? true) await deployBatchExecutor({ provider, signer: deployer, chainId });
 
   return {
     addresses,

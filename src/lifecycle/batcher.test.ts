@@ -93,8 +93,8 @@ describe('the call batcher', () => {
     expect(sent.data).toBe(`0xee${reqs.map((r) => r.data.slice(2)).join('')}`);
     expect(results.every((r) => r.ok && r.nonce === 0)).toBe(true);
     expect(nonces).toEqual([0, 0, 0]);
-    // Never below the calls' own guesses.
-    expect(sent.minGasLimit).toBe(reqs.reduce((s, r) => s + gasGuess(r), 0n));
+    // No floor: completes and resumes are estimated exactly.
+    expect(sent.minGasLimit).toBeUndefined();
   });
 
   test('finishing calls wait while a batch is unmined and leave together once it is mined', async () => {
@@ -122,6 +122,8 @@ describe('the call batcher', () => {
     await b.submit({ ...heartbeatCall(TQ, ['5']), priority: true });
     expect(lane.submits).toHaveLength(3);
     expect(lane.submits[2]?.priority).toBe(true);
+    // A claim or heartbeat keeps its worst case as the batch's floor.
+    expect(lane.submits[1]?.minGasLimit).toBe(claimCall(TQ, ['5', '6']).minGasLimit);
   });
 
   test('a lost mined event holds nothing longer than holdMaxMs', async () => {

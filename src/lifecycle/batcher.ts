@@ -102,6 +102,12 @@ export function gasGuess(req: Pick<TxRequest, 'kind' | 'data' | 'minGasLimit'>):
   return (req.kind === 'resume' ? 150_000n : 110_000n) + bytes * 700n;
 }
 
+/** The batch's gas floor: the sum of its calls' own floors, when any has one. */
+function floorOf(members: readonly Member[]): { minGasLimit?: bigint } {
+  const floors = members.filter((m) => m.req.minGasLimit !== undefined);
+  return floors.length ? { minGasLimit: floors.reduce((s, m) => s + (m.req.minGasLimit ?? 0n), 0n) } : {};
+}
+
 /** The gas cap of one batch from the block gas limit: a quarter of it, never above 2^24. */
 export function batchGasCap(blockGasLimit: bigint): bigint {
   const q = blockGasLimit / 4n;
@@ -221,8 +227,10 @@ export function createBatcher(o: BatcherOptions): Batcher {
         to: o.wallet,
         data: codec.encodeExecute(kept.map((m) => m.req)),
         estimateData: codec.encodeExecuteStrict(kept.map((m) => m.req)),
-        // Never below the calls' own worst cases (a claim skipping an id now may claim it when mined).
-        minGasLimit: kept.reduce((s, m) => s + gasGuess(m.req), 0n),
+        // Never below the worst cases of the calls that have one (a claim skipping an id now may claim it when
+        // mined; a heartbeat's floor stands in for a late estimate). The others' estimate is exact: a guess here
+        // would only raise the declared limit, and blocks are packed by declared limits.
+        ...floorOf(kept),
         ...(kept.some((m) => m.req.priority) ? { priority: true } : {}),
         stillWanted: () => kept.some((m) => !m.req.stillWanted || m.req.stillWanted()),
         onNonce: (nonce) => {

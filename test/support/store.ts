@@ -39,6 +39,8 @@ export interface LaneRec {
   attempts: number;
   max_fee_per_gas: string;
   max_priority_fee_per_gas: string;
+  /** A delegation (kind `delegate`, type 4): its signed authorizations, each using the nonce it names. */
+  authorization_list?: Array<{ nonce: number }>;
 }
 
 /** A `done:` record: how an activity ended here. */
