@@ -13,32 +13,24 @@
  * authorization was skipped).
  */
 import { BATCH_EXECUTOR, designatorFor, executorDeployed, ZERO_ADDRESS } from '../chain/batch-executor.ts';
-import { type RpcClient, STEP_RETRY, withRetry } from '../chain/transport.ts';
+import { STEP_RETRY, withRetry } from '../chain/transport.ts';
 import { errorText, type WireError } from '../internal/errors.ts';
-import type { Logger } from '../internal/logger.ts';
 import type { Authorization, LaneTx } from '../store/records.ts';
-import type { Store } from '../store/store.ts';
 import { rpcAuthorization } from './authorization.ts';
-import type { Broadcaster } from './broadcaster.ts';
+import type { BroadcastCtx, Broadcaster } from './broadcaster.ts';
 import { gasWithMargin } from './fees.ts';
 import type { LaneState } from './lane-state.ts';
 import { persistReservation } from './nonce-lane.ts';
 import type { Recorder } from './record.ts';
-import type { TxEvent, TxPolicy } from './types.ts';
+import type { TxEvent } from './types.ts';
 
 /** What a delegation came to. */
 export type DelegateResult =
   | { ok: true; target: string; nonce: number; hash: string }
   | { ok: false; error: WireError; nonce?: number; hash?: string };
 
-export interface DelegateCtx {
-  store: Store;
-  rpc: RpcClient;
-  policy: TxPolicy;
-  log: Logger;
-  now: () => number;
-  chainId: number;
-  address: string;
+export interface DelegateCtx
+  extends Pick<BroadcastCtx, 'store' | 'rpc' | 'policy' | 'log' | 'now' | 'chainId' | 'address'> {
   broadcaster: Broadcaster;
   recorder: Recorder;
   lane: LaneState;
