@@ -107,6 +107,9 @@ export function createDelegator(ctx: DelegateCtx): Delegator {
         log.error('delegation failed', { nonce, tx_hash: ev.hash, target });
         return { ok: false, error: { code: 'TX_REFUSED', message, retryable: true }, nonce, hash: ev.hash };
       }
+      // The designator is there, so the authorization was applied and used N + 1, whatever a lagging node said
+      // about the nonce (a revocation's empty code proves nothing: it may have been empty before).
+      if (target !== ZERO_ADDRESS) lane.nextNonce = Math.max(lane.nextNonce, nonce + 2);
       log.info(target === ZERO_ADDRESS ? 'delegation revoked' : 'wallet delegated', {
         target,
         nonce,
