@@ -114,6 +114,36 @@ function mk(opts: { store: Store; urls: string[]; key: string; policy?: Partial<
   return { m, events };
 }
 
+/**
+ * What a crash between the durable reservation and the send leaves behind: `rec` reserved at `fees` (signed, never
+ * sent) and `nonce:last` = `nonceLast`.
+ */
+async function leaveUnsent(
+  store: Store,
+  rec: Pick<LaneTx, 'nonce' | 'kind' | 'activity_ids' | 'to' | 'data' | 'gas_limit' | 'hashes' | 'authorization_list'>,
+  fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint },
+  nonceLast: number,
+): Promise<void> {
+  const t = Date.now();
+  const full: LaneTx = {
+    ...rec,
+    value: '0',
+    max_fee_per_gas: String(fees.maxFeePerGas),
+    max_priority_fee_per_gas: String(fees.maxPriorityFeePerGas),
+    attempts: 1,
+    state: 'reserved',
+    created_at_ms: t,
+    updated_at_ms: t,
+  };
+  await store.transact(
+    (tx) => {
+      tx.put(laneKey(rec.nonce), full);
+      tx.put(NONCE_LAST, { nonce: nonceLast, updated_at_ms: t });
+    },
+    { durable: true },
+  );
+}
+
 const waitFor = (what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 15_000) =>
   untilTrue(pred, what, timeoutMs, 50);
 
@@ -400,29 +430,19 @@ describe('txmgr on anvil', () => {
       gasLimit: 120_000n,
       ...fees,
     });
-    const t = Date.now();
-    const rec: LaneTx = {
-      nonce: 1,
-      kind: 'claim',
-      activity_ids: ['4001'],
-      to: contract,
-      data: claimData(4001),
-      value: '0',
-      gas_limit: '120000',
-      max_fee_per_gas: String(fees.maxFeePerGas),
-      max_priority_fee_per_gas: String(fees.maxPriorityFeePerGas),
-      hashes: [Transaction.from(raw).hash as string],
-      attempts: 1,
-      state: 'reserved',
-      created_at_ms: t,
-      updated_at_ms: t,
-    };
-    await store.transact(
-      (tx) => {
-        tx.put(laneKey(1), rec);
-        tx.put(NONCE_LAST, { nonce: 2, updated_at_ms: t });
+    await leaveUnsent(
+      store,
+      {
+        nonce: 1,
+        kind: 'claim',
+        activity_ids: ['4001'],
+        to: contract,
+        data: claimData(4001),
+        gas_limit: '120000',
+        hashes: [Transaction.from(raw).hash as string],
       },
-      { durable: true },
+      fees,
+      2,
     );
     const b = mk({ store, urls: [anvil.url], key: acct.privateKey });
     await b.m.start();
@@ -914,30 +934,20 @@ describe('txmgr: EIP-7702 delegation (type 4)', () => {
       authorizationList: [ethersAuthorization(auth)],
       ...fees,
     });
-    const t = Date.now();
-    const rec: LaneTx = {
-      nonce: 0,
-      kind: 'delegate',
-      activity_ids: [],
-      to: acct.address,
-      data: '0x',
-      value: '0',
-      authorization_list: [auth],
-      gas_limit: '100000',
-      max_fee_per_gas: String(fees.maxFeePerGas),
-      max_priority_fee_per_gas: String(fees.maxPriorityFeePerGas),
-      hashes: [keccak256(raw)],
-      attempts: 1,
-      state: 'reserved',
-      created_at_ms: t,
-      updated_at_ms: t,
-    };
-    await store.transact(
-      (tx) => {
-        tx.put(laneKey(0), rec);
-        tx.put(NONCE_LAST, { nonce: 0, updated_at_ms: t });
+    await leaveUnsent(
+      store,
+      {
+        nonce: 0,
+        kind: 'delegate',
+        activity_ids: [],
+        to: acct.address,
+        data: '0x',
+        authorization_list: [auth],
+        gas_limit: '100000',
+        hashes: [keccak256(raw)],
       },
-      { durable: true },
+      fees,
+      0,
     );
     const { m, events } = mk({ store, urls: [anvil.url], key: acct.privateKey });
     await m.start();

@@ -2,6 +2,15 @@
 import type { ArgsDef } from 'citty';
 import { WcpError } from '../internal/errors.ts';
 
+/** The `--config FILE` flag of every command that reads the config. */
+export const configArg = {
+  config: {
+    type: 'string',
+    description: 'Config file (default: configs/$ENVIRONMENT.toml, else the embedded local default)',
+    valueHint: 'file',
+  },
+} as const;
+
 /** Throws CLI_USAGE naming the first flag the command does not define, or an unexpected positional. */
 export function rejectUnknownArgs(rawArgs: string[], def: ArgsDef, maxPositionals: number): void {
   const known = new Set<string>(['help', 'h']);

@@ -11,7 +11,7 @@ import { WcpError } from '../internal/errors.ts';
 import { createLogger } from '../internal/logger.ts';
 import { buildInfo, buildVersion } from '../runtime/env.ts';
 import { openStore } from '../store/store.ts';
-import { rejectUnknownArgs } from './args.ts';
+import { configArg, rejectUnknownArgs } from './args.ts';
 import { doctorCommand } from './doctor.ts';
 import { keyCommand } from './key.ts';
 import { statusCommand } from './status.ts';
@@ -28,14 +28,6 @@ function writeFully(stream: NodeJS.WriteStream, text: string): Promise<void> {
     stream.write(text, (err) => (err ? reject(err) : resolve()));
   });
 }
-
-const configArg = {
-  config: {
-    type: 'string',
-    description: 'Config file (default: configs/$ENVIRONMENT.toml, else the embedded local default)',
-    valueHint: 'file',
-  },
-} as const;
 
 const runArgs = { ...configArg } as const;
 const run = defineCommand({

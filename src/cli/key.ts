@@ -14,7 +14,7 @@ import { passwordFromFile, readSecretFile } from '../config/keys.ts';
 import { loadConfig } from '../config/load.ts';
 import { WcpError } from '../internal/errors.ts';
 import { registerSecret } from '../internal/redact.ts';
-import { rejectUnknownArgs } from './args.ts';
+import { configArg, rejectUnknownArgs } from './args.ts';
 
 const usage = (msg: string) => new WcpError('CLI_USAGE', msg);
 
@@ -95,13 +95,7 @@ const keyImport = defineCommand({
   },
 });
 
-const undelegateArgs = {
-  config: {
-    type: 'string',
-    description: 'Config file (default: configs/$ENVIRONMENT.toml, else the embedded local default)',
-    valueHint: 'file',
-  },
-} as const;
+const undelegateArgs = { ...configArg } as const;
 const keyUndelegate = defineCommand({
   meta: {
     name: 'undelegate',

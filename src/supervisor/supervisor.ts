@@ -88,13 +88,15 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
    * moved past the nonces the chain used (`laneResynced`). The last one seen stays in `/status`.
    */
   let foreignTx: string | undefined;
-  /** How lifecycle calls reach the chain (decided at start; see batch-mode.ts). */
-  let batch: BatchMode = options.lifecycle.batch;
   let lastForeignTx: string | undefined;
   /** Every reason claims are paused; the manager's steps hold theirs, this file the ones only it knows. */
   const pauses = createClaimPauses({ log, metrics });
   let scanDone = false;
   const claiming = config.scheduler.mode === 'claim';
+  /** How lifecycle calls reach the chain (decided at start; see batch-mode.ts). */
+  let batch: BatchMode = claiming
+    ? options.lifecycle.batch
+    : { mode: 'per-call', reason: 'scheduler.mode = observe: nothing is sent' };
   let resolveDone!: () => void;
   const donePromise = new Promise<void>((r) => {
     resolveDone = r;

@@ -13,32 +13,24 @@
  * authorization was skipped).
  */
 import { BATCH_EXECUTOR, designatorFor, executorDeployed, ZERO_ADDRESS } from '../chain/batch-executor.ts';
-import { type RpcClient, STEP_RETRY, withRetry } from '../chain/transport.ts';
+import { STEP_RETRY, withRetry } from '../chain/transport.ts';
 import { errorText, type WireError } from '../internal/errors.ts';
-import type { Logger } from '../internal/logger.ts';
 import type { Authorization, LaneTx } from '../store/records.ts';
-import type { Store } from '../store/store.ts';
 import { rpcAuthorization } from './authorization.ts';
-import type { Broadcaster } from './broadcaster.ts';
+import type { BroadcastCtx, Broadcaster } from './broadcaster.ts';
 import { gasWithMargin } from './fees.ts';
 import type { LaneState } from './lane-state.ts';
 import { persistReservation } from './nonce-lane.ts';
 import type { Recorder } from './record.ts';
-import type { TxEvent, TxPolicy } from './types.ts';
+import type { TxEvent } from './types.ts';
 
 /** What a delegation came to. */
 export type DelegateResult =
   | { ok: true; target: string; nonce: number; hash: string }
   | { ok: false; error: WireError; nonce?: number; hash?: string };
 
-export interface DelegateCtx {
-  store: Store;
-  rpc: RpcClient;
-  policy: TxPolicy;
-  log: Logger;
-  now: () => number;
-  chainId: number;
-  address: string;
+export interface DelegateCtx
+  extends Pick<BroadcastCtx, 'store' | 'rpc' | 'policy' | 'log' | 'now' | 'chainId' | 'address'> {
   broadcaster: Broadcaster;
   recorder: Recorder;
   lane: LaneState;
@@ -115,6 +107,9 @@ export function createDelegator(ctx: DelegateCtx): Delegator {
         log.error('delegation failed', { nonce, tx_hash: ev.hash, target });
         return { ok: false, error: { code: 'TX_REFUSED', message, retryable: true }, nonce, hash: ev.hash };
       }
+      // The designator is there, so the authorization was applied and used N + 1, whatever a lagging node said
+      // about the nonce (a revocation's empty code proves nothing: it may have been empty before).
+      if (target !== ZERO_ADDRESS) lane.nextNonce = Math.max(lane.nextNonce, nonce + 2);
       log.info(target === ZERO_ADDRESS ? 'delegation revoked' : 'wallet delegated', {
         target,
         nonce,
