@@ -282,3 +282,31 @@ describe('claim mined (not yet confirmed)', () => {
     expect(tracker.has('1')).toBe(false);
   });
 });
+
+describe('a claim round', () => {
+  test('one claim call of at most claim_batch ids per round, one transaction per call', async () => {
+    const { store, txm, claim } = setup();
+    txm.auto = true;
+    for (let i = 1; i <= 20; i++) await addJob(store, String(i));
+    await claim.run(true);
+    expect(txm.submitted.map((r) => r.activityIds.length)).toEqual([8]);
+  });
+
+  test('batching: one round claims up to 4 × claim_batch in calls of claim_batch ids', async () => {
+    const t = setup();
+    t.ctx.opts = { ...t.ctx.opts, maxInflight: 100, batch: { mode: 'batch', executor: '0x01' } };
+    const claim = createClaimStep(t.ctx, { send: t.send, recheck: t.recheck.recheck, gate: t.gate });
+    t.txm.auto = true;
+    for (let i = 1; i <= 40; i++) await addJob(t.store, String(i));
+    await claim.run(true);
+    expect(t.txm.submitted.map((r) => [r.kind, r.activityIds.length])).toEqual([
+      ['claim_batch', 8],
+      ['claim_batch', 8],
+      ['claim_batch', 8],
+      ['claim_batch', 8],
+    ]);
+    expect(new Set(t.txm.submitted.flatMap((r) => r.activityIds)).size).toBe(32);
+    for (const id of t.txm.submitted.flatMap((r) => r.activityIds))
+      expect(t.store.get(inflightKey(id), InflightSchema)?.state).toBe('claiming');
+  });
+});

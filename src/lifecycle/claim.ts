@@ -13,7 +13,7 @@ import { claimCall, claimSimulationCall } from './calls.ts';
 import { type ClaimGate, claimCandidates, JOB_REASONS } from './claim-gate.ts';
 import type { LifecycleContext } from './context.ts';
 import type { Recheck } from './finish.ts';
-import { CLAIM_RESERVED_SLOTS, INACTIVE_WORKER_PAUSE_MS } from './options.ts';
+import { CLAIM_CALLS_PER_BATCHED_ROUND, CLAIM_RESERVED_SLOTS, INACTIVE_WORKER_PAUSE_MS } from './options.ts';
 import type { Send } from './send.ts';
 import { listHeld } from './records.ts';
 import { FINISHING_STATES } from './transitions.ts';
@@ -140,7 +140,9 @@ export function createClaimStep(
       const gateRoom = deps.gate.room();
       const blocked = pauses.list().filter((r) => !(JOB_REASONS as readonly string[]).includes(r));
       if (blocked.length > 0) return;
-      const want = Math.min(room, opts.claimBatch, gateRoom);
+      // Batching, one round claims what can run now in several claim calls (one transaction carries them all).
+      const calls = opts.batch.mode === 'batch' ? CLAIM_CALLS_PER_BATCHED_ROUND : 1;
+      const want = Math.min(room, opts.claimBatch * calls, gateRoom);
       if (want <= 0) return;
       const candidates = claimCandidates(store, want);
       if (candidates.length === 0) {
@@ -152,30 +154,36 @@ export function createClaimStep(
       const winners = await simulate(jobs, want);
       if (!winners || winners.length === 0) return;
       const taken = await take(winners);
-      if (taken.length === 0) return;
-      let res: Awaited<ReturnType<Send>>;
-      try {
-        res = await deps.send(claimCall(opts.taskQueue, taken), false);
-      } catch (e) {
-        // Never left in `claiming` with no transaction: a submit that threw (after its in-place retries) used no
-        // nonce, so the jobs go back to the queue for the next round.
-        log.warn('claim not sent (submit failed); back to the claim queue', {
-          activity_ids: taken.join(','),
-          error: errorText(e),
-        });
-        await giveBack(taken);
-        return;
-      }
-      if (!res.ok) {
-        log.warn('claim not sent; back to the claim queue', {
-          activity_ids: taken.join(','),
-          error: res.error.message,
-          stage: res.stage,
-        });
-        await giveBack(taken);
-        return;
-      }
-      log.info('claim sent', { activity_ids: taken.join(','), nonce: res.nonce, tx_hash: res.hash });
+      const chunks: string[][] = [];
+      for (let i = 0; i < taken.length; i += opts.claimBatch) chunks.push(taken.slice(i, i + opts.claimBatch));
+      await Promise.all(chunks.map(sendClaim));
     },
   };
+
+  /** Sends one claim call for `ids` (in `claiming`); a claim not sent gives them back to the claim queue. */
+  async function sendClaim(ids: string[]): Promise<void> {
+    let res: Awaited<ReturnType<Send>>;
+    try {
+      res = await deps.send(claimCall(opts.taskQueue, ids), false);
+    } catch (e) {
+      // Never left in `claiming` with no transaction: a submit that threw (after its in-place retries) used no
+      // nonce, so the jobs go back to the queue for the next round.
+      log.warn('claim not sent (submit failed); back to the claim queue', {
+        activity_ids: ids.join(','),
+        error: errorText(e),
+      });
+      await giveBack(ids);
+      return;
+    }
+    if (!res.ok) {
+      log.warn('claim not sent; back to the claim queue', {
+        activity_ids: ids.join(','),
+        error: res.error.message,
+        stage: res.stage,
+      });
+      await giveBack(ids);
+      return;
+    }
+    log.info('claim sent', { activity_ids: ids.join(','), nonce: res.nonce, tx_hash: res.hash });
+  }
 }

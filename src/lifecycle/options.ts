@@ -76,6 +76,11 @@ export const RECHECK_INTERVAL_MS = 15_000;
 export const CLOCK_REFRESH_MS = 1_000;
 /** Lane slots claims leave free, so heartbeats and finishing transactions always find room (the config refuses a lane too small for more). */
 export { CLAIM_RESERVED_SLOTS } from '../config/load.ts';
+/**
+ * Claim calls (of `scheduler.claim_batch` ids each) one claim round may send when the wallet batches: they leave in
+ * one transaction, so a round claims up to this many times claim_batch of what can run now.
+ */
+export const CLAIM_CALLS_PER_BATCHED_ROUND = 4;
 /** Ids per heartbeat transaction. */
 export const HEARTBEAT_BATCH_IDS = 200;
 /** Claims pause this long after the chain says this wallet is not an active worker. */
