@@ -55,6 +55,16 @@ export function encodeExecute(calls: readonly BatchCall[]): string {
   return batchExecutorIface.encodeFunctionData('execute', [MODE_BATCH_TRY, encodeExecutionData(calls)]);
 }
 
+/** The calls of an `execute` calldata (either execution mode); throws when it is not one. */
+export function decodeExecute(data: string): BatchCall[] {
+  const p = batchExecutorIface.parseTransaction({ data });
+  if (p?.name !== 'execute') throw new Error('not an execute call');
+  const [list] = coder.decode(['tuple(address,uint256,bytes)[]'], p.args[1] as string) as unknown as [
+    Array<[string, bigint, string]>,
+  ];
+  return list.map(([to, , d]) => ({ to, data: d }));
+}
+
 /** Calldata of the simulation (`eth_call` from the wallet to itself): `simulate(executionData)`. */
 export function encodeSimulate(calls: readonly BatchCall[]): string {
   return batchExecutorIface.encodeFunctionData('simulate', [encodeExecutionData(calls)]);

@@ -10,7 +10,8 @@
 import { taskQueueIface, workflowEngineIface } from '../chain/abi.ts';
 import type { RpcClient } from '../chain/transport.ts';
 import { PREFIX } from '../store/keys.ts';
-import { type LaneTx, TxRefSchema } from '../store/records.ts';
+import { type BatchCall, type LaneTx, TxRefSchema } from '../store/records.ts';
+import { decodeExecute } from '../chain/batch-executor.ts';
 import type { Store } from '../store/store.ts';
 
 /** A transaction as nodes report it (the fields wcp signs; hex quantities). */
@@ -69,6 +70,27 @@ export function kindOfCall(data: string): Pick<LaneTx, 'kind' | 'activity_ids'> 
   return null;
 }
 
+/**
+ * The lane kind, ids and calls of a batch (the wallet's call to itself running the batch executor's `execute`); null
+ * when it is not one or names a call wcp does not send. A resume's activity is not in its calldata: its ids are
+ * empty (the lifecycle re-derives it from the chain). Pure.
+ */
+export function batchOf(data: string): Pick<LaneTx, 'kind' | 'activity_ids' | 'calls'> | null {
+  let inner: Array<{ to: string; data: string }>;
+  try {
+    inner = decodeExecute(data);
+  } catch {
+    return null;
+  }
+  const calls: BatchCall[] = [];
+  for (const c of inner) {
+    const k = kindOfCall(c.data);
+    if (!k || k.kind === 'noop' || k.kind === 'batch' || k.kind === 'delegate') return null;
+    calls.push({ kind: k.kind, activity_ids: k.activity_ids });
+  }
+  return { kind: 'batch', activity_ids: [...new Set(calls.flatMap((c) => c.activity_ids))], calls };
+}
+
 /** A lane record (state `sent`) with a found transaction's exact fields; null when wcp would not have sent it. Pure. */
 export function recordOfNodeTx(tx: NodeTx, address: string, t: number): LaneTx | null {
   if (tx.from !== undefined && tx.from.toLowerCase() !== address.toLowerCase()) return null;
@@ -76,7 +98,14 @@ export function recordOfNodeTx(tx: NodeTx, address: string, t: number): LaneTx |
   if (!tx.to || tx.maxFeePerGas === undefined || tx.maxPriorityFeePerGas === undefined) return null;
   const data = tx.input ?? tx.data ?? '0x';
   const self = tx.to.toLowerCase() === address.toLowerCase();
-  const call = data === '0x' ? (self ? { kind: 'noop' as const, activity_ids: [] } : null) : kindOfCall(data);
+  const call =
+    data === '0x'
+      ? self
+        ? { kind: 'noop' as const, activity_ids: [] }
+        : null
+      : self
+        ? batchOf(data)
+        : kindOfCall(data);
   if (!call) return null;
   return {
     nonce: Number(BigInt(tx.nonce)),
