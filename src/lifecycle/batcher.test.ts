@@ -227,3 +227,46 @@ describe('a batch event, one per call', () => {
     expect(expandBatchEvent(single, failures)).toEqual([single]);
   });
 });
+
+describe('heartbeats never follow a complete or fail of their activity', () => {
+  test('in one batch a heartbeat goes before the complete of its activity', async () => {
+    const { lane, b } = setup();
+    await Promise.all([
+      b.submit(completeCall(TQ, '1', 'json:{}')),
+      b.submit({ ...heartbeatCall(TQ, ['1', '2']), priority: true }),
+    ]);
+    expect(lane.submits[0]?.calls?.map((c) => c.kind)).toEqual(['heartbeat', 'complete']);
+  });
+
+  test('a heartbeat naming an activity whose complete is in a batch still being prepared is withdrawn', async () => {
+    const lane = fakeLane();
+    let release: () => void = () => {};
+    const slow = new Promise<void>((r) => {
+      release = r;
+    });
+    const b = createBatcher({
+      txm: {
+        ...lane,
+        submit: async (req) =>
+          (req.calls?.[0]?.kind === 'complete' ? slow : Promise.resolve()).then(() => lane.submit(req)),
+      },
+      codec: fakeCodec(() => new Set()),
+      wallet: WALLET,
+      log,
+      now: Date.now,
+      gasCap: () => 7_500_000n,
+    });
+    const done = b.submit(completeCall(TQ, '1', 'json:{}'));
+    await tick();
+    const [late, other] = await Promise.all([
+      b.submit({ ...heartbeatCall(TQ, ['1']), priority: true }),
+      b.submit({ ...heartbeatCall(TQ, ['2']), priority: true }),
+    ]);
+    expect(late.ok === false && late.stage).toBe('withdrawn');
+    expect(other.ok).toBe(true);
+    release();
+    await done;
+    // Once the complete holds its nonce the tracker (not the batcher) keeps heartbeats off it.
+    expect((await b.submit({ ...heartbeatCall(TQ, ['1']), priority: true })).ok).toBe(true);
+  });
+});

@@ -115,6 +115,8 @@ export function batchGasCap(blockGasLimit: bigint): bigint {
 }
 
 const URGENT: ReadonlySet<string> = new Set(['claim', 'claim_batch', 'heartbeat']);
+/** Calls after which a heartbeat of the same activity is wasted. */
+const FINISHING: ReadonlySet<string> = new Set(['complete', 'fail']);
 
 interface Member {
   req: TxRequest;
@@ -138,6 +140,8 @@ export function createBatcher(o: BatcherOptions): Batcher {
   const unmined = new Set<number>();
   /** Batches being prepared (simulation, estimate, a turn in the lane). */
   const building = new Set<Promise<void>>();
+  /** Activities whose complete or fail is in a batch being prepared (no nonce yet). */
+  const finishing = new Set<string>();
   let scheduled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -206,13 +210,20 @@ export function createBatcher(o: BatcherOptions): Batcher {
   };
 
   async function send(all: Member[]): Promise<void> {
-    // Asked last before the batch is made: an unwanted call (a heartbeat of an activity that ended) stays out.
+    // Asked last before the batch is made: an unwanted call (a heartbeat of an activity that ended) stays out, and
+    // so does a heartbeat naming an activity whose complete or fail is in a batch still on its way to a nonce: it
+    // would be mined after it, where the contract skips it (wasted gas). Heartbeats go first in their own batch,
+    // before any complete or fail of the same activity.
     const members: Member[] = [];
     for (const m of all) {
-      if (m.req.stillWanted && !m.req.stillWanted()) m.resolve(withdrawn);
+      const late = m.req.kind === 'heartbeat' && m.req.activityIds.some((id) => finishing.has(id));
+      if (late || (m.req.stillWanted && !m.req.stillWanted())) m.resolve(withdrawn);
       else members.push(m);
     }
+    members.sort((a, b) => Number(b.req.kind === 'heartbeat') - Number(a.req.kind === 'heartbeat'));
     if (members.length === 0) return;
+    const mine = members.filter((m) => FINISHING.has(m.req.kind)).flatMap((m) => m.req.activityIds);
+    for (const id of mine) finishing.add(id);
     try {
       const kept = await simulated(members);
       if (kept.length === 0) return;
@@ -243,6 +254,9 @@ export function createBatcher(o: BatcherOptions): Batcher {
       settle(kept, res);
     } catch (e) {
       for (const m of members) m.reject(e);
+    } finally {
+      // Their nonce is known to the tracker now (or they were not sent): the heartbeat step judges them from here.
+      for (const id of mine) finishing.delete(id);
     }
   }
 
