@@ -105,6 +105,10 @@ export const dispatch: BenchGroup = {
       WCP__TX_POLICY__RECEIPT_POLL: '20ms',
       WCP__TX_POLICY__BUMP_AFTER: '60s',
       WCP__TX_POLICY__BUMP_AFTER_BLOCKS: '0',
+      // Profiling (debug): bun's options for the daemon (e.g. --cpu-prof, main thread), and a directory where each
+      // worker thread writes its own profile (src/runtime/thread-profile.ts).
+      ...(process.env.WCP_BENCH_BUN_OPTIONS ? { BUN_OPTIONS: process.env.WCP_BENCH_BUN_OPTIONS } : {}),
+      ...(process.env.WCP_DEBUG_CPU_PROF_DIR ? { WCP_DEBUG_CPU_PROF_DIR: process.env.WCP_DEBUG_CPU_PROF_DIR } : {}),
     };
     // The echo first, alone: the daemon starts dispatching the stub's endless queue as soon as it runs.
     const e = await echo(dir);
