@@ -117,15 +117,51 @@ describe('decodeResult', () => {
 });
 
 describe('encodeCall and eventOf', () => {
+  const CHECKSUMMED = '0x5FbDB2315678afecb367f032d93F642f64180aa3';
   test('the same calldata as encodeFunctionData, the same topic as ethers', () => {
-    for (const [name, args] of [
-      ['completeActivity', [12n, 'json:{"a":"b"}']],
-      ['claimActivities', [[1n, 2n, 3n]]],
-      ['getActivity', ['77']],
-    ] as const)
-      expect(encodeCall(taskQueueIface, name, args)).toBe(taskQueueIface.encodeFunctionData(name, args));
+    const cases: Array<[typeof taskQueueIface, string, unknown[]]> = [
+      [taskQueueIface, 'completeActivity', [12n, 'json:{"a":"b"} ü 😀']],
+      [taskQueueIface, 'completeActivity', ['12', '']],
+      [taskQueueIface, 'failActivity', [3, 'x'.repeat(100)]],
+      [taskQueueIface, 'claimActivities', [[1n, '2', 3]]],
+      [taskQueueIface, 'claimActivities', [[]]],
+      [taskQueueIface, 'getActivity', ['77']],
+      [taskQueueIface, 'pollActivity', ['queue', 5]],
+      [taskQueueIface, 'getWorkerActivities', [W]],
+      [taskQueueIface, 'getWorkerActivities', [CHECKSUMMED]],
+      [workflowEngineIface, 'resumeWorkflow', [2n ** 256n - 1n]],
+      [
+        multicallIface,
+        'aggregate3',
+        [
+          [
+            { target: CHECKSUMMED, allowFailure: true, callData: '0x1234' },
+            { target: W, allowFailure: false, callData: '0x' },
+            [W, true, '0xABcd'],
+          ],
+        ],
+      ],
+    ];
+    for (const [iface, name, args] of cases)
+      expect(encodeCall(iface, name, args)).toBe(iface.encodeFunctionData(name, args));
     expect(eventOf(taskQueueIface, 'ActivityCompleted').topic).toBe(
       taskQueueIface.getEvent('ActivityCompleted')?.topicHash as string,
     );
+  });
+
+  test('values ethers reads in another way or refuses: ethers encodes them (same calldata, same errors)', () => {
+    const cases: Array<[string, unknown[]]> = [
+      ['completeActivity', [-1n, 'x']],
+      ['completeActivity', [2n ** 256n, 'x']],
+      ['completeActivity', ['0x10', 'x']],
+      ['completeActivity', [1n, '\ud800']],
+      ['completeActivity', [1n]],
+      ['getWorkerActivities', ['0x5FbDB2315678afecb367f032d93F642f64180AA3']],
+      ['claimActivities', [[1n, undefined]]],
+    ];
+    for (const [name, args] of cases)
+      expect(outcome(() => encodeCall(taskQueueIface, name, args))).toEqual(
+        outcome(() => taskQueueIface.encodeFunctionData(name, args)),
+      );
   });
 });

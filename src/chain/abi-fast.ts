@@ -11,10 +11,18 @@
  *   lower-case hex, tuples and arrays as plain arrays; addresses lower-case (ethers checksums them: callers
  *   compare lower-case).
  * - `encodeCall(iface, name, args)`: calldata with the function's selector computed once (ethers recomputes it, a
- *   keccak of the signature, on every `encodeFunctionData`, and looks the function up by name each time).
+ *   keccak of the signature, on every `encodeFunctionData`, and looks the function up by name each time), the
+ *   arguments written straight as hex in the plain cases, ethers' encoder for the rest.
  * - `eventTopic(iface, name)`: an event's topic0, computed once.
  */
-import { AbiCoder, type EventFragment, type FunctionFragment, type Interface, type ParamType } from 'ethers';
+import {
+  AbiCoder,
+  type EventFragment,
+  type FunctionFragment,
+  getAddress,
+  type Interface,
+  type ParamType,
+} from 'ethers';
 
 /** The data is not in the canonical form the fast path reads: ethers decides. */
 class NotCanonical extends Error {}
@@ -156,10 +164,118 @@ export function decodeResult(iface: Interface, name: string, data: string): read
 }
 
 const coder = AbiCoder.defaultAbiCoder();
+const DECIMAL_RE = /^(?:0|[1-9][0-9]*)$/;
+const LOWER_ADDRESS_RE = /^0x[0-9a-f]{40}$/;
+const BYTES_RE = /^0x(?:[0-9a-fA-F]{2})*$/;
 
-/** `iface.encodeFunctionData(name, args)` with the selector computed once per function. */
+/** Mixed-case addresses ethers accepted (a valid checksum): the daemon's few contract addresses. */
+const checksummed = new Set<string>();
+function checkedAddress(v: string): boolean {
+  if (checksummed.has(v)) return true;
+  try {
+    if (getAddress(v) !== v) return false;
+  } catch {
+    return false;
+  }
+  if (checksummed.size < 1024) checksummed.add(v);
+  return true;
+}
+
+/** ES2024 `String.prototype.isWellFormed` (Bun has it; this project's TypeScript lib does not declare it). */
+const wellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
+const hexWord = (n: number | bigint): string => n.toString(16).padStart(64, '0');
+const padRight = (hex: string): string => hex + '0'.repeat((64 - (hex.length % 64)) % 64);
+
+/** One static value as a word of hex; the values ethers would accept in another form (or refuse) are not read. */
+function encodeStatic(t: ParamType, v: unknown): string {
+  const type = t.type;
+  if (type === 'bool') {
+    if (typeof v !== 'boolean') throw new NotCanonical();
+    return hexWord(v ? 1 : 0);
+  }
+  if (type === 'address') {
+    if (typeof v !== 'string' || !(LOWER_ADDRESS_RE.test(v) || checkedAddress(v))) throw new NotCanonical();
+    return ZERO_WORD.slice(0, 24) + v.slice(2).toLowerCase();
+  }
+  if (type.startsWith('uint')) {
+    const bits = type === 'uint' ? 256 : Number(type.slice(4));
+    let n: bigint;
+    if (typeof v === 'bigint') n = v;
+    else if (typeof v === 'number' && Number.isSafeInteger(v)) n = BigInt(v);
+    else if (typeof v === 'string' && DECIMAL_RE.test(v)) n = BigInt(v);
+    else throw new NotCanonical();
+    if (n < 0n || n >> BigInt(bits) !== 0n) throw new NotCanonical();
+    return hexWord(n);
+  }
+  throw new NotCanonical();
+}
+
+/** A dynamic value's encoding (its tail). */
+function encodeDynamic(t: ParamType, v: unknown): string {
+  if (t.baseType === 'tuple') {
+    const comps = t.components as readonly ParamType[];
+    if (Array.isArray(v)) return pack(comps, v);
+    if (!v || typeof v !== 'object') throw new NotCanonical();
+    return pack(
+      comps,
+      comps.map((c) => (v as Record<string, unknown>)[c.name]),
+    );
+  }
+  if (t.baseType === 'array') {
+    if (t.arrayLength !== -1 || !Array.isArray(v)) throw new NotCanonical();
+    return (
+      hexWord(v.length) +
+      pack(
+        Array.from({ length: v.length }, () => t.arrayChildren as ParamType),
+        v,
+      )
+    );
+  }
+  let hex: string;
+  if (t.baseType === 'string') {
+    if (typeof v !== 'string' || !wellFormed(v)) throw new NotCanonical(); // lone surrogates: ethers decides
+    hex = Buffer.from(v, 'utf8').toString('hex');
+  } else if (t.baseType === 'bytes') {
+    if (typeof v !== 'string' || !BYTES_RE.test(v)) throw new NotCanonical();
+    hex = v.slice(2).toLowerCase();
+  } else throw new NotCanonical();
+  return hexWord(hex.length / 2) + padRight(hex);
+}
+
+/** A tuple's encoding: the heads (static values, offsets of the dynamic ones), then the tails. */
+function pack(types: readonly ParamType[], values: readonly unknown[]): string {
+  if (types.length !== values.length) throw new NotCanonical();
+  const heads: string[] = [];
+  const tails: string[] = [];
+  let tailBytes = types.length * 32;
+  types.forEach((t, i) => {
+    const v = values[i];
+    if (v === undefined) throw new NotCanonical();
+    if (isDynamic(t)) {
+      const tail = encodeDynamic(t, v);
+      heads.push(hexWord(tailBytes));
+      tails.push(tail);
+      tailBytes += tail.length / 2;
+    } else if (t.baseType === 'tuple' || t.baseType === 'array') {
+      throw new NotCanonical();
+    } else heads.push(encodeStatic(t, v));
+  });
+  return heads.join('') + tails.join('');
+}
+
+/**
+ * `iface.encodeFunctionData(name, args)`: the selector computed once per function, and the arguments written
+ * straight as hex when they are in the plain forms the daemon passes (bigint, safe integers and decimal strings
+ * for uints, lower-case addresses, well-formed strings, hex bytes, arrays and tuples of those); ethers encodes
+ * anything else, so the calldata and the errors are ethers' own.
+ */
 export function encodeCall(iface: Interface, name: string, args: readonly unknown[]): string {
   const { fragment, selector } = fn(iface, name);
+  try {
+    return selector + pack(fragment.inputs, args);
+  } catch (e) {
+    if (!(e instanceof NotCanonical)) throw e;
+  }
   return selector + coder.encode(fragment.inputs, args).slice(2);
 }
 
