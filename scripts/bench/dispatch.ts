@@ -210,15 +210,24 @@ export const dispatch: BenchGroup = {
       const pids = [w.proc.pid as number, exec.proc.pid as number, process.pid];
       const c0 = await Promise.all(pids.map(cpuSeconds));
       const n0 = stub.completedAt.length;
+      const calls0 = { ...stub.counts };
       const t0 = performance.now();
       await sleep(10_000);
       const n = stub.completedAt.length - n0;
       const s = (performance.now() - t0) / 1000;
       const c1 = await Promise.all(pids.map(cpuSeconds));
+      const rpcPerActivity = Object.entries(stub.counts)
+        .map(([m, c]) => [m, (c - (calls0[m] ?? 0)) / n] as const)
+        .filter(([, c]) => c > 0)
+        .sort((a, b) => b[1] - a[1])
+        .map(([m, c]) => `${m} ${round(c, 2)}`)
+        .join(', ');
       const rate = n / s;
       const us = (i: number) => round((((c1[i] as number) - (c0[i] as number)) / n) * 1e6, 0);
       const cpu = `CPU per activity: wcp ${us(0)} µs (all threads), executor ${us(1)} µs, bench process (stub chain + dev subnet-api + echo idle) ${us(2)} µs; CPU busy over the window: wcp ${round((((c1[0] as number) - (c0[0] as number)) / s) * 100, 0)}%, executor ${round((((c1[1] as number) - (c0[1] as number)) / s) * 100, 0)}%, bench ${round((((c1[2] as number) - (c0[2] as number)) / s) * 100, 0)}% of one core (2 cores)`;
-      ctx.log(`dispatch ${Math.round(rate)}/s; ${cpu}; stub unknown calls ${JSON.stringify(stub.unknown)}`);
+      ctx.log(
+        `dispatch ${Math.round(rate)}/s; ${cpu}; RPC calls per activity: ${rpcPerActivity}; stub unknown calls ${JSON.stringify(stub.unknown)}`,
+      );
       const figures: Figure[] = [
         {
           name: 'wcp_cpu_ms_per_activity',
