@@ -1,6 +1,7 @@
 /** `SubnetControlPlane` reads: whether a wallet is a registered, active worker (a startup check). */
 import { WcpError } from '../internal/errors.ts';
 import { controlPlaneIface } from './abi.ts';
+import { decodeResult, encodeCall } from './abi-fast.ts';
 import { ethCall } from './reads.ts';
 import type { RpcTransport } from './transport.ts';
 
@@ -9,10 +10,10 @@ export async function isWorkerActive(rpc: RpcTransport, controlPlane: string, wa
   const out = await ethCall(
     rpc,
     controlPlane,
-    controlPlaneIface.encodeFunctionData('isWorkerActive', [wallet]),
+    encodeCall(controlPlaneIface, 'isWorkerActive', [wallet]),
     'latest',
   );
   if (out === '0x')
     throw new WcpError('CHAIN_BAD_DATA', `no SubnetControlPlane contract at ${controlPlane} (empty reply)`);
-  return Boolean(controlPlaneIface.decodeFunctionResult('isWorkerActive', out)[0]);
+  return Boolean(decodeResult(controlPlaneIface, 'isWorkerActive', out)[0]);
 }

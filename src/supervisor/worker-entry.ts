@@ -76,7 +76,13 @@ async function runTask(task: WorkerTask): Promise<void> {
       const logger = createLogger('executor', { level: o.logLevel });
       const broker = o.storage ? createThreadStorageBroker(o.storage, logger.child('storage')) : undefined;
       try {
-        return await runExecutorWorker({ port: task.port, options: o.bridge, logger, ...(broker ? { broker } : {}) });
+        return await runExecutorWorker({
+          port: task.port,
+          options: o.bridge,
+          logger,
+          batchPort: true,
+          ...(broker ? { broker } : {}),
+        });
       } finally {
         broker?.close();
       }
