@@ -25,6 +25,7 @@ import {
   sdkExecutor,
   spawnChild,
   task,
+  workerOptions,
 } from './fixtures/bridge-kit.ts';
 
 afterEach(runCleanups, 60_000);
@@ -440,16 +441,7 @@ describe('executor bridge', () => {
       const done = runExecutorWorker({
         port: port1,
         batchPort,
-        options: {
-          endpoint: `127.0.0.1:${port}`,
-          maxInflight: 4,
-          keepaliveIntervalMs: 200,
-          keepaliveTimeoutMs: 1000,
-          reconnectBaseMs: 20,
-          reconnectMaxMs: 200,
-          maxMessageBytes: 1024 * 1024,
-          workerAddress: '0x0000000000000000000000000000000000000001',
-        },
+        options: workerOptions(port, 4),
         logger: createLogger('w', { level: 'error', json: true, write: () => {} }),
       });
       const waitGot = (pred: (m: ExecutorEvent) => boolean) =>

@@ -130,22 +130,29 @@ function dynamicValue(r: Reader, start: number, t: ParamType): unknown {
   }
 }
 
+/** A value per (interface, name), made once: fragments, selectors and topics never change. */
+function perName<T>(cache: WeakMap<Interface, Map<string, T>>, iface: Interface, name: string, make: () => T): T {
+  let byName = cache.get(iface);
+  if (!byName) {
+    byName = new Map();
+    cache.set(iface, byName);
+  }
+  let v = byName.get(name);
+  if (v === undefined) {
+    v = make();
+    byName.set(name, v);
+  }
+  return v;
+}
+
 const functions = new WeakMap<Interface, Map<string, { fragment: FunctionFragment; selector: string }>>();
 
 function fn(iface: Interface, name: string): { fragment: FunctionFragment; selector: string } {
-  let byName = functions.get(iface);
-  if (!byName) {
-    byName = new Map();
-    functions.set(iface, byName);
-  }
-  let f = byName.get(name);
-  if (!f) {
+  return perName(functions, iface, name, () => {
     const fragment = iface.getFunction(name);
     if (!fragment) throw new Error(`unknown function ${name}`);
-    f = { fragment, selector: fragment.selector };
-    byName.set(name, f);
-  }
-  return f;
+    return { fragment, selector: fragment.selector };
+  });
 }
 
 /** `iface.decodeFunctionResult(name, data)`, on the fast path when the data is canonical (see the file's note). */
@@ -283,17 +290,9 @@ const topics = new WeakMap<Interface, Map<string, { fragment: EventFragment; top
 
 /** An event's fragment and topic0 (lower-case hex), computed once. */
 export function eventOf(iface: Interface, name: string): { fragment: EventFragment; topic: string } {
-  let byName = topics.get(iface);
-  if (!byName) {
-    byName = new Map();
-    topics.set(iface, byName);
-  }
-  let e = byName.get(name);
-  if (!e) {
+  return perName(topics, iface, name, () => {
     const fragment = iface.getEvent(name);
     if (!fragment) throw new Error(`unknown event ${name}`);
-    e = { fragment, topic: fragment.topicHash.toLowerCase() };
-    byName.set(name, e);
-  }
-  return e;
+    return { fragment, topic: fragment.topicHash.toLowerCase() };
+  });
 }
