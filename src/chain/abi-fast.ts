@@ -13,7 +13,7 @@
  * - `encodeCall(iface, name, args)`: calldata with the function's selector computed once (ethers recomputes it, a
  *   keccak of the signature, on every `encodeFunctionData`, and looks the function up by name each time), the
  *   arguments written straight as hex in the plain cases, ethers' encoder for the rest.
- * - `eventTopic(iface, name)`: an event's topic0, computed once.
+ * - `eventOf(iface, name)`: an event's fragment and topic0, computed once.
  */
 import {
   AbiCoder,
