@@ -24,6 +24,7 @@ import {
   scriptedExecutor,
   sdkExecutor,
   task,
+  workerOptions,
 } from './fixtures/bridge-kit.ts';
 import { untilTrue } from '../src/internal/testing/until.ts';
 
@@ -291,16 +292,7 @@ describe('credits', () => {
     const { port1, port2 } = new MessageChannel();
     const done = runExecutorWorker({
       port: port1,
-      options: {
-        endpoint: `127.0.0.1:${port}`,
-        maxInflight: 16,
-        keepaliveIntervalMs: 200,
-        keepaliveTimeoutMs: 1000,
-        reconnectBaseMs: 20,
-        reconnectMaxMs: 200,
-        maxMessageBytes: 1024 * 1024,
-        workerAddress: '0x0000000000000000000000000000000000000001',
-      },
+      options: workerOptions(port, 16),
       logger: createLogger('w', { level: 'error', json: true, write: () => {} }),
     });
     const queue = Array.from({ length: 24 }, () => task(15));

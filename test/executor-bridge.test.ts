@@ -8,6 +8,7 @@ import { MessageChannel } from 'node:worker_threads';
 import fc from 'fast-check';
 import type { ExecutorEvent } from '../src/executor/messages.ts';
 import { runExecutorWorker } from '../src/executor/worker.ts';
+import { unbatch } from '../src/runtime/port-batch.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { untilTrue } from '../src/internal/testing/until.ts';
 import type { ExecutorMessageWire } from '../src/taskstream/protocol.ts';
@@ -24,6 +25,7 @@ import {
   sdkExecutor,
   spawnChild,
   task,
+  workerOptions,
 } from './fixtures/bridge-kit.ts';
 
 afterEach(runCleanups, 60_000);
@@ -430,41 +432,39 @@ describe('executor bridge', () => {
     expect(ev.list.some(isType('rejected'))).toBe(true);
   }, 60_000);
 
-  test('runExecutorWorker maps port messages to the bridge and back, and resolves on stop', async () => {
-    const { port } = await sdkExecutor(2);
-    const { port1, port2 } = new MessageChannel();
-    const got: ExecutorEvent[] = [];
-    port2.on('message', (m: ExecutorEvent) => got.push(m));
-    const done = runExecutorWorker({
-      port: port1,
-      options: {
-        endpoint: `127.0.0.1:${port}`,
-        maxInflight: 4,
-        keepaliveIntervalMs: 200,
-        keepaliveTimeoutMs: 1000,
-        reconnectBaseMs: 20,
-        reconnectMaxMs: 200,
-        maxMessageBytes: 1024 * 1024,
-        workerAddress: '0x0000000000000000000000000000000000000001',
-      },
-      logger: createLogger('w', { level: 'error', json: true, write: () => {} }),
+  for (const batchPort of [false, true])
+    test(`runExecutorWorker maps port messages to the bridge and back, and resolves on stop (batchPort ${batchPort})`, async () => {
+      const { port } = await sdkExecutor(2);
+      const { port1, port2 } = new MessageChannel();
+      const got: ExecutorEvent[] = [];
+      port2.on('message', (m: unknown) => unbatch(m, (ev) => got.push(ev as ExecutorEvent)));
+      const done = runExecutorWorker({
+        port: port1,
+        batchPort,
+        options: workerOptions(port, 4),
+        logger: createLogger('w', { level: 'error', json: true, write: () => {} }),
+      });
+      const waitGot = (pred: (m: ExecutorEvent) => boolean) =>
+        untilTrue(
+          () => got.some(pred),
+          () => JSON.stringify(got),
+          5000,
+        );
+      await waitGot((m) => m.type === 'state' && m.state === 'ready');
+      const t = task(10);
+      // Commands may come one by one or as a batch: the worker takes both (a bad one in a batch is ignored alone).
+      if (batchPort)
+        port2.postMessage({ type: 'wcp.batch', messages: [{ type: 'assign', task: t }, { type: 'bogus' }] });
+      else {
+        port2.postMessage({ type: 'assign', task: t });
+        port2.postMessage({ type: 'bogus' });
+      }
+      await waitGot((m) => m.type === 'completion' && m.activity_id === t.activity_id);
+      port2.postMessage({ type: 'drain' });
+      await waitGot((m) => m.type === 'drained');
+      port2.postMessage({ type: 'stop' });
+      await done;
+      await waitGot((m) => m.type === 'stopped');
+      port2.close();
     });
-    const waitGot = (pred: (m: ExecutorEvent) => boolean) =>
-      untilTrue(
-        () => got.some(pred),
-        () => JSON.stringify(got),
-        5000,
-      );
-    await waitGot((m) => m.type === 'state' && m.state === 'ready');
-    const t = task(10);
-    port2.postMessage({ type: 'assign', task: t });
-    port2.postMessage({ type: 'bogus' });
-    await waitGot((m) => m.type === 'completion' && m.activity_id === t.activity_id);
-    port2.postMessage({ type: 'drain' });
-    await waitGot((m) => m.type === 'drained');
-    port2.postMessage({ type: 'stop' });
-    await done;
-    await waitGot((m) => m.type === 'stopped');
-    port2.close();
-  });
 });

@@ -119,10 +119,16 @@ export async function checkDeployment(
  */
 export const QUEUE_ID_OF_SLOT = 5n;
 
+/** The slot of the last name asked (the probes ask the same queue every round; two keccaks each). */
+let lastSlot: { name: string; slot: string } | undefined;
+
 /** The slot holding the queue's 1-based id (0: the TaskQueue has never seen the name). */
 export function queueIdSlot(name: string): string {
+  if (lastSlot?.name === name) return lastSlot.slot;
   const key = keccak256(toUtf8Bytes(name));
-  return keccak256(AbiCoder.defaultAbiCoder().encode(['bytes32', 'uint256'], [key, QUEUE_ID_OF_SLOT]));
+  const slot = keccak256(AbiCoder.defaultAbiCoder().encode(['bytes32', 'uint256'], [key, QUEUE_ID_OF_SLOT]));
+  lastSlot = { name, slot };
+  return slot;
 }
 
 /** Whether anything was ever enqueued on `name` at the TaskQueue (its queue id is set by the first enqueue). */

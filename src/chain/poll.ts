@@ -5,6 +5,7 @@
  */
 import { WcpError } from '../internal/errors.ts';
 import { taskQueueIface } from './abi.ts';
+import { decodeResult, encodeCall } from './abi-fast.ts';
 import { prepareMulticall } from './reads.ts';
 import type { RpcTransport } from './transport.ts';
 import { chainText, chainUint } from './values.ts';
@@ -24,7 +25,7 @@ function pollCall(addrs: { taskQueue: string; multicall3: string }, queue: strin
   if (prepared?.key !== key) {
     const calls = Array.from({ length: count }, (_, i) => ({
       target: addrs.taskQueue,
-      callData: taskQueueIface.encodeFunctionData('pollActivity', [queue, i]),
+      callData: encodeCall(taskQueueIface, 'pollActivity', [queue, i]),
     }));
     prepared = { key, call: prepareMulticall(addrs.multicall3, calls, count) };
   }
@@ -43,7 +44,7 @@ export async function pollActivities(
   const seen = new Set<string>();
   for (const r of results) {
     if (!r.success || r.returnData === '0x') break;
-    const d = taskQueueIface.decodeFunctionResult('pollActivity', r.returnData);
+    const d = decodeResult(taskQueueIface, 'pollActivity', r.returnData);
     if (!d[0]) break;
     const id = (d[1] as bigint).toString();
     if (id === '0') throw new WcpError('CHAIN_BAD_DATA', 'pollActivity returned hasActivity with activity id 0');

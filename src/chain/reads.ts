@@ -6,6 +6,7 @@
  */
 import { WcpError } from '../internal/errors.ts';
 import { ActivityStatus, type ActivityStatusCode, multicallIface, taskQueueIface, workflowEngineIface } from './abi.ts';
+import { decodeResult, encodeCall } from './abi-fast.ts';
 import {
   type ActivityFact,
   type ActivityTuple,
@@ -80,14 +81,14 @@ export function prepareMulticall(
   const parts: Array<{ data: string; count: number }> = [];
   for (let i = 0; i < calls.length; i += chunk) {
     const part = calls.slice(i, i + chunk).map((c) => ({ ...c, allowFailure: true }));
-    parts.push({ data: multicallIface.encodeFunctionData('aggregate3', [part]), count: part.length });
+    parts.push({ data: encodeCall(multicallIface, 'aggregate3', [part]), count: part.length });
   }
   return async (rpc, block) => {
     const out: Array<{ success: boolean; returnData: string }> = [];
     for (const { data, count } of parts) {
       const ret = await ethCall(rpc, multicall3, data, block);
       if (ret === '0x') throw new WcpError('CHAIN_BAD_DATA', `no Multicall3 contract at ${multicall3} (empty reply)`);
-      const [results] = multicallIface.decodeFunctionResult('aggregate3', ret) as unknown as [Array<[boolean, string]>];
+      const [results] = decodeResult(multicallIface, 'aggregate3', ret) as [Array<[boolean, string]>];
       if (results.length !== count) {
         throw new WcpError('CHAIN_BAD_DATA', `aggregate3 answered ${results.length} results for ${count} calls`);
       }
@@ -99,7 +100,7 @@ export function prepareMulticall(
 
 /** Decodes `getActivity(requestedId)` return data; checks the id and the status code. */
 function decodeActivity(requestedId: string, returnData: string): ActivityTuple {
-  const [t] = taskQueueIface.decodeFunctionResult('getActivity', returnData) as unknown as [unknown[]];
+  const [t] = decodeResult(taskQueueIface, 'getActivity', returnData) as [unknown[]];
   const status = num('status', t[6]);
   if (status > ActivityStatus.Failed)
     throw new WcpError('CHAIN_BAD_DATA', `getActivity(${requestedId}) returned status ${status}`);
@@ -139,7 +140,7 @@ export async function readActivities(
 ): Promise<ActivityTuple[]> {
   const calls = ids.map((id) => ({
     target: addrs.taskQueue,
-    callData: taskQueueIface.encodeFunctionData('getActivity', [id]),
+    callData: encodeCall(taskQueueIface, 'getActivity', [id]),
   }));
   const results = await multicall(rpc, addrs.multicall3, calls, block, chunk);
   return results.map((r, i) => {
@@ -158,14 +159,14 @@ export async function readWorkflows(
 ): Promise<Map<string, WorkflowFact>> {
   const calls = instanceIds.map((id) => ({
     target: addrs.workflowEngine,
-    callData: workflowEngineIface.encodeFunctionData('getWorkflow', [id]),
+    callData: encodeCall(workflowEngineIface, 'getWorkflow', [id]),
   }));
   const results = await multicall(rpc, addrs.multicall3, calls, block);
   const out = new Map<string, WorkflowFact>();
   results.forEach((r, i) => {
     const id = instanceIds[i] as string;
     if (!r.success || r.returnData === '0x') return;
-    const [t] = workflowEngineIface.decodeFunctionResult('getWorkflow', r.returnData) as unknown as [unknown[]];
+    const [t] = decodeResult(workflowEngineIface, 'getWorkflow', r.returnData) as [unknown[]];
     out.set(id, {
       instanceId: id,
       status: num('workflow status', t[6]),
@@ -184,9 +185,9 @@ export async function readWorkerActivities(
   wallet: string,
   block: number,
 ): Promise<string[]> {
-  const ret = await ethCall(rpc, taskQueue, taskQueueIface.encodeFunctionData('getWorkerActivities', [wallet]), block);
+  const ret = await ethCall(rpc, taskQueue, encodeCall(taskQueueIface, 'getWorkerActivities', [wallet]), block);
   if (ret === '0x') throw new WcpError('CHAIN_BAD_DATA', `no TaskQueue contract at ${taskQueue} (empty reply)`);
-  const [ids] = taskQueueIface.decodeFunctionResult('getWorkerActivities', ret) as unknown as [bigint[]];
+  const [ids] = decodeResult(taskQueueIface, 'getWorkerActivities', ret) as [bigint[]];
   return ids.map((x) => x.toString());
 }
 

@@ -6,8 +6,9 @@
 import { ConfigFileSchema } from './schema.ts';
 
 /**
- * `WCP_` variables that are not config keys: the config's location, the log shortcuts, and variables the test
- * and benchmark harnesses set for their own processes (harmless when inherited by wcp).
+ * `WCP_` variables that are not config keys: the config's location, the log shortcuts, variables the test
+ * and benchmark harnesses set for their own processes (harmless when inherited by wcp), and the debug-only
+ * profiling of worker threads (`src/runtime/thread-profile.ts`).
  */
 export const KNOWN_DIRECT_ENV: ReadonlySet<string> = new Set([
   'WCP_CONFIG',
@@ -17,6 +18,7 @@ export const KNOWN_DIRECT_ENV: ReadonlySet<string> = new Set([
   'WCP_BUNDLED_WORKER',
   'WCP_CRASH_SEED',
   'WCP_BENCH_LOG_DIR',
+  'WCP_DEBUG_CPU_PROF_DIR',
 ]);
 
 type SectionSchema = { wrapped: { entries: Record<string, unknown> } };

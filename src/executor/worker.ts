@@ -7,6 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { errorText } from '../internal/errors.ts';
 import { type Logger, createLogger } from '../internal/logger.ts';
+import { batchedPoster, unbatch } from '../runtime/port-batch.ts';
 import { type ExecutorBridgeOptions, type StorageBrokerLike, createExecutorBridge } from './bridge.ts';
 import { type ExecutorEvent, isExecutorCommand } from './messages.ts';
 
@@ -18,17 +19,36 @@ export interface RunExecutorWorkerParams {
   options: ExecutorWorkerOptions;
   broker?: StorageBrokerLike;
   logger?: Logger;
+  /**
+   * Events posted in one turn go as one batch message (`port-batch.ts`; the supervisor's side unbatches). Off: one
+   * message per event. Commands are unbatched either way.
+   */
+  batchPort?: boolean;
 }
 
-export async function runExecutorWorker({ port, options, broker, logger }: RunExecutorWorkerParams): Promise<void> {
+export async function runExecutorWorker({
+  port,
+  options,
+  broker,
+  logger,
+  batchPort = false,
+}: RunExecutorWorkerParams): Promise<void> {
   const log = logger ?? createLogger('executor');
   let portOpen = true;
+  const postFailed = (msg: ExecutorEvent, e: unknown) =>
+    log.error('Could not post to the supervisor.', { type: msg.type, error: errorText(e) });
+  const batched = batchPort
+    ? batchedPoster<ExecutorEvent>((m) => {
+        if (portOpen) port.postMessage(m);
+      }, postFailed)
+    : undefined;
   const post = (msg: ExecutorEvent): void => {
     if (!portOpen) return;
+    if (batched) return batched.post(msg);
     try {
       port.postMessage(msg);
     } catch (e) {
-      log.error('Could not post to the supervisor.', { type: msg.type, error: errorText(e) });
+      postFailed(msg, e);
     }
   };
   const bridge = createExecutorBridge({
@@ -56,6 +76,7 @@ export async function runExecutorWorker({ port, options, broker, logger }: RunEx
     } catch {
       /* best effort */
     }
+    batched?.flush();
     portOpen = false;
     port.off('message', onPortMessage);
     port.close();
@@ -63,6 +84,10 @@ export async function runExecutorWorker({ port, options, broker, logger }: RunEx
   };
 
   function onPortMessage(m: unknown): void {
+    unbatch(m, onCommand);
+  }
+
+  function onCommand(m: unknown): void {
     if (!isExecutorCommand(m)) {
       log.error('Ignored a malformed supervisor message.', { type: (m as { type?: unknown })?.type });
       return;

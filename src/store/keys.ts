@@ -25,13 +25,15 @@ export const NONCE_LAST = 'nonce:last';
 export const LAST_SCAN_BLOCK = 'last_scan_block';
 
 const ID_WIDTH = 20;
+const DECIMAL_RE = /^[0-9]+$/;
 
 /** Activity ids are uint256 on chain; in keys and records they are decimal strings. */
 export function padId(id: bigint | string): string {
   const s = typeof id === 'bigint' ? id.toString(10) : id;
-  if (!/^[0-9]+$/.test(s))
+  if (!DECIMAL_RE.test(s))
     throw new TypeError(`activity id must be a non-negative decimal integer, got ${JSON.stringify(s)}`);
-  const trimmed = s.replace(/^0+(?=\d)/, '');
+  // Keys are built for every held record on every tick: the trim's regex only when there is a zero to trim.
+  const trimmed = s.charCodeAt(0) === 48 ? s.replace(/^0+(?=\d)/, '') : s;
   return trimmed.length >= ID_WIDTH ? trimmed : trimmed.padStart(ID_WIDTH, '0');
 }
 

@@ -144,6 +144,10 @@ describe('store', () => {
       const b = store.list('inflight:', InflightSchema);
       expect(b).not.toBe(a);
       expect(b.map((e) => e.value.state)).toEqual(['claimed', 'assigned']);
+      // The unchanged record keeps its frozen entry; the changed one is a new one.
+      expect(b[0]).toBe(a[0] as never);
+      expect(b[1]).not.toBe(a[1] as never);
+      expect(Object.isFrozen(b[0]) && Object.isFrozen(b[1])).toBe(true);
       await store.transact((tx) => tx.del(inflightKey('1')));
       expect(store.list('inflight:', InflightSchema).map((e) => e.value.activity_id)).toEqual(['2']);
       await store.close();

@@ -291,7 +291,15 @@ export function openStore(opts: OpenStoreOptions): Store {
   }
 
   /** Whole-prefix lists of mirrored prefixes, by prefix and schema, with the mirror version they were made at. */
-  const mirroredLists = new Map<string, { version: number; out: ReadonlyArray<{ key: string; value: unknown }> }>();
+  const mirroredLists = new Map<
+    string,
+    {
+      version: number;
+      out: ReadonlyArray<{ key: string; value: unknown }>;
+      /** Each record's bytes and its frozen entry, to reuse for the records unchanged at the next version. */
+      entries: ReadonlyMap<string, { raw: Buffer; entry: { key: string; value: unknown } }>;
+    }
+  >();
   const mirror = createMirror(opts.readOnly ? [] : MIRRORED_PREFIXES, (p) => db.getRange(prefixRange(p)));
 
   /** Re-reads mirrored keys from LMDB (after a write whose outcome is not known, or one made outside `transact`). */
@@ -347,14 +355,28 @@ export function openStore(opts: OpenStoreOptions): Store {
         const cacheKey = o?.limit ? undefined : `${prefix}\u0000${schemaId(schema)}`;
         const cached = cacheKey !== undefined ? mirroredLists.get(cacheKey) : undefined;
         if (cached && cached.version === version) return cached.out as typeof out;
+        // A record whose bytes are the same (the same Buffer) as at the last list keeps its frozen entry: a list
+        // after one record changed costs a lookup per record, not a decode lookup and a freeze.
+        const before = cached?.entries;
+        const entries = new Map<string, { raw: Buffer; entry: { key: string; value: unknown } }>();
         for (const key of keys) {
+          const raw = mirror.raw(key);
+          const hit = before?.get(key);
+          if (raw && hit?.raw === raw) {
+            out.push(hit.entry as (typeof out)[number]);
+            entries.set(key, hit);
+            continue;
+          }
           const v = getMirrored(key, schema);
-          if (v !== undefined) out.push({ key, value: v as never });
+          if (v === undefined) continue;
+          const entry = { key, value: v as never };
+          out.push(entry);
+          if (raw) entries.set(key, { raw, entry });
         }
         // Not cached when a record failed to decode (it is quarantined after this list; the next one differs).
         if (cacheKey !== undefined && version !== undefined && out.length === keys.length) {
           for (const e of out) Object.freeze(e);
-          mirroredLists.set(cacheKey, { version, out: Object.freeze(out) });
+          mirroredLists.set(cacheKey, { version, out: Object.freeze(out), entries });
         }
         return out;
       }

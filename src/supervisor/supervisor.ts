@@ -23,6 +23,7 @@ import { createClaimPauses } from '../lifecycle/pauses.ts';
 import { MIN_LIFECYCLES } from '../doctor/chain-checks.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
 import { buildInfo, buildVersion, runtimeName } from '../runtime/env.ts';
+import { batchedPoster, unbatch } from '../runtime/port-batch.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
 import { idFromKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ScanCheckpointSchema } from '../store/records.ts';
@@ -115,13 +116,16 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const pool = kind === 'executor' ? pools?.executor : pools?.discovery;
     if (!pool) throw new WcpError('INTERNAL', `worker pool for ${kind} not started`);
     const { port1, port2 } = new MessageChannel();
-    port1.on('message', (ev: E) => {
-      try {
-        onEvent(ev);
-      } catch (e) {
-        log.error('handling a worker message failed', { kind, error: errorText(e) });
-      }
-    });
+    // A worker may post several events as one batch (`port-batch.ts`): each is handled on its own.
+    port1.on('message', (m: unknown) =>
+      unbatch(m, (ev) => {
+        try {
+          onEvent(ev as E);
+        } catch (e) {
+          log.error('handling a worker message failed', { kind, error: errorText(e) });
+        }
+      }),
+    );
     const task = {
       kind,
       port: port2 as MessagePort,
@@ -137,7 +141,19 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         if (state === 'running') void stop(`${kind} worker crashed`);
       })
       .finally(() => port1.close());
-    return { post: (cmd: C) => port1.postMessage(cmd), finished };
+    // The executor thread unbatches its commands (assigns and acks come several per turn under load); the discovery
+    // thread's are few and go one by one.
+    if (kind !== 'executor') return { post: (cmd: C) => port1.postMessage(cmd), finished };
+    const batched = batchedPoster<C>(
+      (m) => port1.postMessage(m),
+      (cmd, e) =>
+        log.error('posting to a worker failed', {
+          kind,
+          type: String((cmd as { type?: unknown }).type),
+          error: errorText(e),
+        }),
+    );
+    return { post: (cmd: C) => batched.post(cmd), finished };
   }
 
   const { onPollerEvent, onReconcilerEvent } = createDiscovery({

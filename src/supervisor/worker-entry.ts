@@ -11,6 +11,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import { registerSecrets } from '../internal/redact.ts';
+import { startThreadProfile } from '../runtime/thread-profile.ts';
 import type { ExecutorTaskOptions, WorkerBootData, WorkerTask } from './messages.ts';
 
 // The redaction registry is per thread: the supervisor's secrets are registered before any component can log.
@@ -48,6 +49,15 @@ for (const kind of (workerData as Partial<WorkerBootData> | null)?.preload ?? []
 
 export default async function workerEntry(task: WorkerTask): Promise<void> {
   registerSecrets(task.secrets);
+  const writeProfile = await startThreadProfile(task.kind);
+  try {
+    return await runTask(task);
+  } finally {
+    await writeProfile();
+  }
+}
+
+async function runTask(task: WorkerTask): Promise<void> {
   switch (task.kind) {
     case 'poller': {
       const { runPollerWorker } = await LOADERS.poller();
@@ -66,7 +76,13 @@ export default async function workerEntry(task: WorkerTask): Promise<void> {
       const logger = createLogger('executor', { level: o.logLevel });
       const broker = o.storage ? createThreadStorageBroker(o.storage, logger.child('storage')) : undefined;
       try {
-        return await runExecutorWorker({ port: task.port, options: o.bridge, logger, ...(broker ? { broker } : {}) });
+        return await runExecutorWorker({
+          port: task.port,
+          options: o.bridge,
+          logger,
+          batchPort: true,
+          ...(broker ? { broker } : {}),
+        });
       } finally {
         broker?.close();
       }
