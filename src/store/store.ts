@@ -59,6 +59,12 @@ export interface Store extends Omit<StoreTx, 'put' | 'del'> {
    */
   scan(prefix: string, opts?: { limit?: number; after?: string }): ScanEntry[];
   count(prefix: string): number;
+  /**
+   * Calls `listener` after every committed transaction with the keys it wrote (their committed bytes; null when
+   * deleted), before `transact` resolves. For views that follow records as they change (the operator's page);
+   * a throwing listener is logged, never the writer's failure. Returns the unsubscribe.
+   */
+  onCommit(listener: (writes: ReadonlyMap<string, Buffer | null>) => void): () => void;
   /** Resolves when all writes so far are flushed to disk. */
   flushed(): Promise<void>;
   close(): Promise<void>;
@@ -295,6 +301,17 @@ export function openStore(opts: OpenStoreOptions): Store {
   const mirror = createMirror(opts.readOnly ? [] : MIRRORED_PREFIXES, (p) => db.getRange(prefixRange(p)));
 
   /** Re-reads mirrored keys from LMDB (after a write whose outcome is not known, or one made outside `transact`). */
+  const commitListeners = new Set<(writes: ReadonlyMap<string, Buffer | null>) => void>();
+  function tellListeners(writes: ReadonlyMap<string, Buffer | null>): void {
+    for (const l of commitListeners) {
+      try {
+        l(writes);
+      } catch (e) {
+        log.error('a store commit listener failed', { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+  }
+
   function mirrorRefresh(keys: Iterable<string>): void {
     for (const key of keys) {
       if (!mirror.covers(key)) continue;
@@ -334,6 +351,7 @@ export function openStore(opts: OpenStoreOptions): Store {
         throw e;
       }
       for (const [key, raw] of writes) mirror.set(key, raw);
+      if (commitListeners.size > 0 && writes.size > 0) tellListeners(writes);
       if (o?.durable) await db.flushed;
       return result;
     },
@@ -403,6 +421,10 @@ export function openStore(opts: OpenStoreOptions): Store {
       return out;
     },
     count: (prefix) => db.getKeysCount(prefixRange(prefix)),
+    onCommit: (listener) => {
+      commitListeners.add(listener);
+      return () => commitListeners.delete(listener);
+    },
     flushed: async () => {
       await db.flushed;
     },

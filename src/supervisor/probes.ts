@@ -20,6 +20,7 @@ import { describeRefusal, type StorageRefusalReason } from '../storage/refusal.t
 import type { Store } from '../store/store.ts';
 import { summarizeStore } from '../store/summary.ts';
 import type { TxManager } from '../txmgr/index.ts';
+import type { SpendLedger } from './spend.ts';
 
 /** The watch reads the chain every `scheduler.poll_interval`, but never more often than this. */
 export const MIN_WATCH_MS = 250;
@@ -35,6 +36,8 @@ export interface ProbeSources {
   state: () => string;
   metrics: Metrics;
   log: Logger;
+  /** The spend ledger: `/status` shows its figures and the runway of the watched balance. */
+  spend?: SpendLedger;
   /** Checks only the supervisor knows (e.g. no foreign transaction), appended to `/readyz`. */
   extraChecks?: () => ReadyCheck[];
   /** After every watch round: what it read (fields it could not read are absent). */
@@ -99,6 +102,8 @@ export function createProbes(s: ProbeSources): Probes {
       next.active = active;
       next.queueKnown = known;
       metrics.walletBalance.set(eth(next.balanceWei));
+      const runway = s.spend?.summary(next.balanceWei).runway.hours;
+      if (runway !== undefined) metrics.runwayHours.set(runway ?? Number.POSITIVE_INFINITY);
     } catch (e) {
       next.error = errorText(e);
     }
@@ -294,6 +299,8 @@ export function createProbes(s: ProbeSources): Probes {
         store: summarizeStore(s.store, now()),
         chain: { head: s.rpc()?.bestBlock() ?? null, endpoints: s.rpc()?.status() ?? [] },
         balance_eth: watch.balanceWei === undefined ? null : eth(watch.balanceWei),
+        registered: watch.active ?? null,
+        ...(s.spend ? { spend: s.spend.summary(watch.balanceWei) } : {}),
         funded_lifecycles: f.lifecycles === undefined ? null : Number(f.lifecycles),
         watch_age_s: watch.at ? Math.round((now() - watch.at) / 1000) : null,
       };

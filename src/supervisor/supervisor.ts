@@ -34,6 +34,9 @@ import type { TxEvent } from '../txmgr/types.ts';
 import { createDiscovery } from './discovery.ts';
 import { startupChecks } from './startup.ts';
 import { createProbes } from './probes.ts';
+import { type ActivityHistory, createActivityHistory } from './activity-history.ts';
+import { createSpendLedger } from './spend.ts';
+import { statusView } from './status-view.ts';
 import type { WorkerBootData, WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
 
@@ -134,7 +137,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return { post: (cmd: C) => port1.postMessage(cmd), finished };
   }
 
-  const { onPollerEvent, onReconcilerEvent } = createDiscovery({
+  /** What the receipts cost (the runway's rate) and the recent activities, for `/status` and the page. */
+  const spend = createSpendLedger({ store, metrics, log });
+  let history: ActivityHistory | null = null;
+
+  const discovery = createDiscovery({
     store,
     metrics,
     log,
@@ -145,6 +152,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       manager?.setClaimsEnabled(true);
     },
   });
+  const { onPollerEvent, onReconcilerEvent } = discovery;
 
   /**
    * Executor events held until the activity manager has started: the executor thread is started before the nonce
@@ -236,6 +244,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       throw e;
     }
     if (state !== 'starting') return;
+    await spend.load();
+    history = createActivityHistory({ store, executor: config.executor.endpoint });
     probes.start();
     // Discovery and the executor link need nothing of the lane or the lifecycle: they start now, so their threads
     // load their code, dial and poll while the lane re-syncs. Claims still wait for the reconciler's startup scan,
@@ -303,6 +313,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
       await txm?.stop();
       probes.stop();
+      history?.stop();
       // 3. Persist: every write so far is flushed before the store closes.
       await store.flushed();
       await destroyPools();
@@ -311,13 +322,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return stopping;
   }
 
-  /** Transaction outcomes: to the lifecycle, gas and fees to the metrics, a foreign transaction pauses claims. */
+  /** Transaction outcomes: to the lifecycle, receipts to the spend ledger, a foreign transaction pauses claims. */
   function onTxEvent(ev: TxEvent): void {
-    if (ev.type === 'confirmed') {
-      metrics.gasUsed.inc({ kind: ev.kind }, Number(ev.gasUsed));
-      if (ev.effectiveGasPrice !== undefined)
-        metrics.feesPaid.inc({ kind: ev.kind }, Number(ev.gasUsed * ev.effectiveGasPrice) / 1e18);
-    }
+    if (ev.type === 'confirmed') spend.record(ev);
     if (ev.type === 'foreignTx') {
       metrics.foreignTxs.inc();
       if (foreignTx === undefined) {
@@ -357,6 +364,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     state: () => state,
     metrics,
     log,
+    spend,
     onWatch: (w) => {
       const wallet = config.ethereum.walletAddress;
       if (w.active === true) pauses.clear('worker_inactive');
@@ -402,13 +410,20 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     probes: () => ({
       health: probes.health,
       ready: probes.ready,
-      status: async () => ({
-        ...(await probes.status()),
-        claims_paused: pauses.list(),
-        claims_paused_detail: pauses.details(),
-        ...(lastForeignTx === undefined ? {} : { foreign_transaction: lastForeignTx }),
-        startup_scan_done: scanDone,
-      }),
+      status: async () => {
+        const base = await probes.status();
+        const view = history
+          ? statusView({ config, store, history, discovery: discovery.view }, base, await probes.ready())
+          : {};
+        return {
+          ...base,
+          ...view,
+          claims_paused: pauses.list(),
+          claims_paused_detail: pauses.details(),
+          ...(lastForeignTx === undefined ? {} : { foreign_transaction: lastForeignTx }),
+          startup_scan_done: scanDone,
+        };
+      },
     }),
   };
 }
