@@ -18,7 +18,7 @@ import { launchChromium } from './support/browser.ts';
 import { rpcBatch, walletTxs } from './support/chain.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { until } from './support/wait.ts';
-import { linesWith, logLines, ROOT, startWcp } from './support/wcp.ts';
+import { linesWith, logLines, ROOT, runWcp, startWcp } from './support/wcp.ts';
 
 let w: World;
 const { track, run, box } = e2eSuite(2, (world) => {
@@ -181,13 +181,11 @@ test('the status page in headless Chromium: counts, live updates, runway, hostil
   const slow = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
   const [bad] = await enqueue(w, me.queue, 1, 'test.slow', `json:${JSON.stringify({ fail: hostile })}`);
   const base = `http://127.0.0.1:${metricsPort}`;
-  const wcp = run(
-    sb,
-    wcpEnv(me, executorSettings(execPort, w.api.grpcEndpoint), {
-      WCP__METRICS__ENABLED: 'true',
-      WCP__METRICS__LISTEN: `127.0.0.1:${metricsPort}`,
-    }),
-  );
+  const env = wcpEnv(me, executorSettings(execPort, w.api.grpcEndpoint), {
+    WCP__METRICS__ENABLED: 'true',
+    WCP__METRICS__LISTEN: `127.0.0.1:${metricsPort}`,
+  });
+  const wcp = run(sb, env);
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
@@ -304,6 +302,16 @@ test('the status page in headless Chromium: counts, live updates, runway, hostil
     expect(Math.abs(shown.rate - rate) / rate).toBeLessThan(0.1); // the page is up to 2 s behind /status
     expect(Math.abs(shown.hours - shown.balance / shown.rate) / shown.hours).toBeLessThan(1e-9);
     expect(shown.text).toBe(`${shown.hours.toFixed(1)} h`);
+    expect(shown.balance).toBe(balanceEth);
+
+    // `wcp status` prints the same summary as text, the hostile text as it is.
+    const cli = runWcp(sb, ['status'], env);
+    expect(cli.code).toBe(0);
+    for (const section of ['Worker', 'Readiness', 'Spend', 'Chain', 'Nonce lane', 'Executors', 'Recent activities'])
+      expect(cli.stdout).toContain(`\n${section}`);
+    expect(cli.stdout).toContain('Activities by state (held 0)');
+    expect(cli.stdout).toContain(`reason: HANDLER_ERROR: ${hostile}`);
+    expect(cli.stdout).toMatch(/runway {2,}\d+\.\d h \(≈ [\d.]+ days\) at the last hour's rate/);
 
     const dir = join(ROOT, 'test-artifacts');
     mkdirSync(dir, { recursive: true });

@@ -119,7 +119,7 @@ export function spendWindow(buckets: Iterable<SpendBucket>, nowMs: number, windo
     completed,
     gas_per_completed: completed ? Math.round(Number(gas) / completed) : null,
     eth_per_completed: completed ? eth(wei) / completed : null,
-    wasted_share: wei > 0n ? Number((wasted * 1_000_000n) / wei) / 1_000_000 : null,
+    wasted_share: wei > 0n ? Number(wasted) / Number(wei) : null,
     by_kind: Object.fromEntries(
       Object.entries(kinds).map(([k, f]) => [k, { txs: f.txs, gas: f.gas.toString(), eth: eth(f.wei) }]),
     ),
