@@ -26,7 +26,12 @@ test('recent activities: every committed state with its duration, tx hashes, the
   await store.transact((tx) => tx.put(inflightKey('9'), rec('9', 'running', 500, { dispatch_attempts: 2 })));
   let t = 1_000;
   const h = createActivityHistory({ store, executor: '127.0.0.1:7070', now: () => t });
-  expect(h.list()[0]).toMatchObject({ id: '9', state: 'running', attempts: 2, states: [{ since_ms: 500, for_s: 0.5 }] });
+  expect(h.list()[0]).toMatchObject({
+    id: '9',
+    state: 'running',
+    attempts: 2,
+    states: [{ since_ms: 500, for_s: 0.5 }],
+  });
 
   const put = (k: string, v: unknown) => store.transact((tx) => tx.put(k, v));
   await put(inflightKey('1'), rec('1', 'claiming', t));
