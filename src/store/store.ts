@@ -300,7 +300,7 @@ export function openStore(opts: OpenStoreOptions): Store {
   const mirroredLists = new Map<string, { version: number; out: ReadonlyArray<{ key: string; value: unknown }> }>();
   const mirror = createMirror(opts.readOnly ? [] : MIRRORED_PREFIXES, (p) => db.getRange(prefixRange(p)));
 
-  /** Re-reads mirrored keys from LMDB (after a write whose outcome is not known, or one made outside `transact`). */
+  /** Who `onCommit` tells of each commit; a listener that throws is logged, the commit stands. */
   const commitListeners = new Set<(writes: ReadonlyMap<string, Buffer | null>) => void>();
   function tellListeners(writes: ReadonlyMap<string, Buffer | null>): void {
     for (const l of commitListeners) {
@@ -312,6 +312,7 @@ export function openStore(opts: OpenStoreOptions): Store {
     }
   }
 
+  /** Re-reads mirrored keys from LMDB (after a write whose outcome is not known, or one made outside `transact`). */
   function mirrorRefresh(keys: Iterable<string>): void {
     for (const key of keys) {
       if (!mirror.covers(key)) continue;
