@@ -249,6 +249,13 @@ test('the status page in headless Chromium: counts, live updates, runway, hostil
       'the hostile one failed',
     );
     expect(await inPage(page, 'window.__marker')).toBe(1);
+    // Readiness as /readyz says it, in words; nothing pauses claims now.
+    expect(await inPage(page, "[...document.querySelectorAll('#checks li')].map((l) => l.dataset.check).join()")).toBe(
+      ((await (await fetch(`${base}/readyz`)).json()) as { checks: Array<{ name: string }> }).checks
+        .map((c) => c.name)
+        .join(),
+    );
+    expect(await inPage(page, "document.getElementById('paused').textContent")).toBe('claims running');
 
     // The executor's hostile error text (and the hostile input ref) show as text and run nothing.
     const seen = await inPage<{ text: string; pwned: unknown; imgs: number }>(

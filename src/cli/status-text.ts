@@ -81,9 +81,14 @@ export function statusText(s: J): string {
     out.push(
       `  ${c.ok ? '✓' : '✗'} ${clean(c.name)}: ${clean(c.detail)}${!c.ok && c.fix ? ` (fix: ${clean(c.fix)})` : ''}`,
     );
-  const paused = arr(s.claims_paused_detail);
-  out.push(`Claims: ${paused.length ? '' : 'running'}`);
-  for (const p of paused) out.push(`  paused: ${clean(p.reason)}${p.detail ? ` — ${clean(p.detail)}` : ''}`);
+  const paused = arr(rd.claims_paused);
+  out.push(`Claims: ${paused.length ? 'PAUSED' : 'running'}`);
+  for (const p of paused) {
+    const detail = Object.entries(obj(p.detail))
+      .map(([k, v]) => `${k}=${clean(v)}`)
+      .join(' ');
+    out.push(`  paused (${clean(p.reason)}): ${clean(p.what)}${detail ? ` · ${detail}` : ''}`);
+  }
 
   const h = obj(spend.last_hour);
   const d = obj(spend.last_24h);

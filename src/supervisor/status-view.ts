@@ -8,6 +8,7 @@
 import type { WcpConfig } from '../config/load.ts';
 import type { ReadyCheck } from '../internal/http.ts';
 import { recentProblems } from '../internal/log-ring.ts';
+import { CLAIM_PAUSE_WORDS, type ClaimPause } from '../lifecycle/pauses.ts';
 import { displayUrl } from '../internal/redact.ts';
 import { buildInfo } from '../runtime/env.ts';
 import { LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
@@ -78,11 +79,26 @@ export interface StatusViewDeps {
   now?: () => number;
 }
 
-/** The page's sections over `base` (the probes' `/status`) and `checks` (`/readyz`). */
+/** Each reason claims are paused now, in words, with its detail. */
+export function pausesInWords(
+  details: Partial<Record<ClaimPause, Record<string, unknown>>>,
+): Array<{ reason: ClaimPause; what: string; detail: Record<string, unknown> }> {
+  return Object.entries(details).map(([reason, detail]) => ({
+    reason: reason as ClaimPause,
+    what: CLAIM_PAUSE_WORDS[reason as ClaimPause] ?? reason,
+    detail: detail ?? {},
+  }));
+}
+
+/**
+ * The page's sections over `base` (the probes' `/status`), `checks` (`/readyz`) and `paused` (every reason claims
+ * are paused, with its detail).
+ */
 export function statusView(
   deps: StatusViewDeps,
   base: Record<string, unknown>,
   checks: ReadyCheck[],
+  paused: Partial<Record<ClaimPause, Record<string, unknown>>>,
 ): Record<string, unknown> {
   const { config, store } = deps;
   const now = (deps.now ?? Date.now)();
@@ -108,7 +124,7 @@ export function statusView(
       runtime: `${info.runtime} ${info.runtimeVersion}`,
       uptime_s: Math.round(process.uptime()),
     },
-    readiness: { ready: checks.every((c) => c.ok), checks },
+    readiness: { ready: checks.every((c) => c.ok), checks, claims_paused: pausesInWords(paused) },
     chain: {
       ...chain,
       ws: config.ethereum.wsUrl

@@ -413,7 +413,12 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       status: async () => {
         const base = await probes.status();
         const view = history
-          ? statusView({ config, store, history, discovery: discovery.view }, base, await probes.ready())
+          ? statusView(
+              { config, store, history, discovery: discovery.view },
+              base,
+              await probes.ready(),
+              pauses.details(),
+            )
           : {};
         return {
           ...base,
