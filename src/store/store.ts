@@ -55,9 +55,9 @@ export interface Store extends Omit<StoreTx, 'put' | 'del'> {
   list<T>(prefix: string, schema: Schema<T>, opts?: { limit?: number }): Array<{ key: string; value: T }>;
   /**
    * Raw scan for operators and tools: no validation, nothing quarantined. `after`: only keys after this one (to
-   * walk a long prefix in pieces).
+   * walk a long prefix in pieces). `reverse`: from the last key down (with `limit`: the last ones; not with `after`).
    */
-  scan(prefix: string, opts?: { limit?: number; after?: string }): ScanEntry[];
+  scan(prefix: string, opts?: { limit?: number; after?: string; reverse?: boolean }): ScanEntry[];
   count(prefix: string): number;
   /**
    * Calls `listener` after every committed transaction with the keys it wrote (their committed bytes; null when
@@ -404,8 +404,9 @@ export function openStore(opts: OpenStoreOptions): Store {
       const out: ScanEntry[] = [];
       const range = prefixRange(prefix);
       const after = o?.after !== undefined && o.after >= range.start ? o.after : undefined;
+      const reverse = o?.reverse === true && after === undefined;
       for (const { key, value } of db.getRange({
-        ...range,
+        ...(reverse ? { start: range.end, end: range.start, reverse } : range),
         ...(after !== undefined ? { start: after } : {}),
         // One more than asked when starting at `after` itself, which is skipped.
         ...(o?.limit ? { limit: o.limit + (after !== undefined ? 1 : 0) } : {}),

@@ -23,9 +23,17 @@ test('recent activities: every committed state with its duration, tx hashes, the
     path: join(mkdtempSync(join(tmpdir(), 'wcp-hist-')), 'wcp.db'),
     logger: createLogger('t', { write: () => {} }),
   });
-  await store.transact((tx) => tx.put(inflightKey('9'), rec('9', 'running', 500, { dispatch_attempts: 2 })));
+  await store.transact((tx) => {
+    tx.put(inflightKey('9'), rec('9', 'running', 500, { dispatch_attempts: 2 }));
+    for (let i = 1; i <= RECENT_ACTIVITIES + 5; i++)
+      tx.put(doneKey(String(1000 + i)), { activity_id: String(1000 + i), outcome: 'completed', finished_at_ms: i });
+  });
   let t = 1_000;
   const h = createActivityHistory({ store, executor: '127.0.0.1:7070', now: () => t });
+  // Seeded: what is held (newest), then the last ended ones (the highest ids), never more than the bound.
+  expect(h.list()).toHaveLength(RECENT_ACTIVITIES);
+  expect(h.list().at(1)).toMatchObject({ id: String(1000 + RECENT_ACTIVITIES + 5), state: 'done:completed' });
+  expect(h.list().some((a) => a.id === '1001')).toBe(false);
   expect(h.list()[0]).toMatchObject({
     id: '9',
     state: 'running',

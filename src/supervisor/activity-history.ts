@@ -2,8 +2,9 @@
  * The operator's page's list of recent activities: the `RECENT_ACTIVITIES` most recently changed ones, each with its
  * type, state, dispatch attempts, executor, transaction hashes and the time spent in each state. It follows the
  * store's commits (`Store.onCommit`) of `inflight:`, `tx:` and `done:` records, so every state an activity passes
- * through is seen when it is committed; at start it is seeded from what the store holds (their earlier states are
- * not known then: the current one starts at the record's last update). In memory only, bounded.
+ * through is seen when it is committed; at start it is seeded from what the store holds and the last ended ones
+ * (their earlier states are not known then: the current one starts at the record's last update). In memory only,
+ * bounded.
  */
 import * as v from 'valibot';
 import { idFromKey, PREFIX } from '../store/keys.ts';
@@ -77,12 +78,15 @@ export function createActivityHistory(deps: { store: Store; executor: string; no
     if (e.states.length > 12) e.states.splice(0, e.states.length - 12);
   }
 
-  // Seed: the most recently ended, then what is held (newest last).
+  // Seed: the most recently ended (of the highest ids: a day of done records is too many to read at every start),
+  // then what is held (newest last).
   const done = store
-    .list(PREFIX.done, DoneSchema)
-    .map((d) => d.value)
-    .sort((a, b) => a.finished_at_ms - b.finished_at_ms)
-    .slice(-RECENT_ACTIVITIES);
+    .scan(PREFIX.done, { limit: RECENT_ACTIVITIES, reverse: true })
+    .flatMap((e) => {
+      const r = v.safeParse(DoneSchema, e.value);
+      return r.success ? [r.output] : [];
+    })
+    .sort((a, b) => a.finished_at_ms - b.finished_at_ms);
   for (const d of done) {
     const e = touch(d.activity_id, d.finished_at_ms);
     if (d.activity_type) e.type = d.activity_type;

@@ -26,6 +26,11 @@ import type { SpendLedger } from './spend.ts';
 export const MIN_WATCH_MS = 250;
 /** The lifecycle loop counts as stuck when it has not turned for this long. */
 export const LOOP_STALL_MS = 30_000;
+/**
+ * The store summary (a scan of every done record: a day's can be large) is reused for this many times as long as
+ * it took to make, so a status page open on a big store (one `/status` every 2 s) costs at most a tenth of a core.
+ */
+export const SUMMARY_REUSE_FACTOR = 10;
 
 export interface ProbeSources {
   config: WcpConfig;
@@ -84,6 +89,16 @@ export function createProbes(s: ProbeSources): Probes {
   /** A watch result older than this is stale: three rounds, plus one slow request. */
   const staleMs = watchMs * 3 + config.ethereum.requestTimeoutMs;
   const errorsSeen = new Map<string, number>();
+  let summary: { at: number; tookMs: number; value: ReturnType<typeof summarizeStore> } | undefined;
+
+  function storeSummary() {
+    const t = now();
+    if (summary && t - summary.at < summary.tookMs * SUMMARY_REUSE_FACTOR) return summary.value;
+    const started = performance.now();
+    const value = summarizeStore(s.store, t);
+    summary = { at: t, tookMs: performance.now() - started, value };
+    return value;
+  }
 
   async function round(): Promise<void> {
     const rpc = s.rpc();
@@ -296,7 +311,7 @@ export function createProbes(s: ProbeSources): Probes {
         lane: t
           ? { state: t.state, next_nonce: t.nextNonce, in_flight: t.inFlight, funds_blocked: t.fundsBlocked }
           : null,
-        store: summarizeStore(s.store, now()),
+        store: storeSummary(),
         chain: { head: s.rpc()?.bestBlock() ?? null, endpoints: s.rpc()?.status() ?? [] },
         balance_eth: watch.balanceWei === undefined ? null : eth(watch.balanceWei),
         registered: watch.active ?? null,
