@@ -177,7 +177,7 @@ test('the status page in headless Chromium: counts, live updates, runway, hostil
   const metricsPort = await freePort();
   const execPort = await freePort();
   const hostile = '<img src=x onerror=window.__pwned=1></script><script>window.__pwned=2</script>';
-  track(await startSlowExecutor({ port: execPort, concurrency: 4, handlerMs: 6000 }));
+  track(await startSlowExecutor({ port: execPort, concurrency: 4, handlerMs: 4000 }));
   const slow = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
   const [bad] = await enqueue(w, me.queue, 1, 'test.slow', `json:${JSON.stringify({ fail: hostile })}`);
   const base = `http://127.0.0.1:${metricsPort}`;

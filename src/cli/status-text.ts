@@ -121,7 +121,8 @@ export function statusText(s: J): string {
     ]),
   );
   const ws = ch.ws ? obj(ch.ws) : null;
-  const poll = ch.last_poll ? obj(ch.last_poll) : null;
+  const found = ch.last_found ? obj(ch.last_found) : null;
+  const pollErr = ch.last_poll_error ? obj(ch.last_poll_error) : null;
   const scan = obj(ch.last_scan);
   const ago = (ms: unknown) => (typeof ms === 'number' ? `${dur((Date.now() - ms) / 1000)} ago` : '—');
   out.push(
@@ -133,7 +134,8 @@ export function statusText(s: J): string {
           ? `${clean(ws.url)}: ${clean(ws.state)}, ${clean(ws.heads ?? 0)} heads, last ${clean(ws.last_head)}, ${clean(ws.failures ?? 0)} failures`
           : 'off (polling only)',
       ],
-      ['last poll', poll ? `${ago(poll.at_ms)}${poll.ok ? '' : `: ${clean(poll.error)}`}` : '—'],
+      ['work last found', found ? `${ago(found.at_ms)} (${clean(found.activities)} activities)` : '—'],
+      ['last poll error', pollErr ? `${ago(pollErr.at_ms)}: ${clean(pollErr.error)}` : 'none'],
       [
         'last scan',
         scan.to_block !== undefined

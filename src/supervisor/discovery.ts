@@ -18,7 +18,9 @@ import { recordClaimJobs } from './claim-jobs.ts';
 export const REORG_DONE_RECHECK_MS = 30 * 60_000;
 
 export interface DiscoveryView {
-  last_poll: { at_ms: number; ok: boolean; error?: string } | null;
+  /** The last poll round that found work (a round finding nothing sends nothing), and the last failed one. */
+  last_found: { at_ms: number; activities: number } | null;
+  last_poll_error: { at_ms: number; error: string } | null;
   last_scan: { at_ms: number; reason: string; from_block: number; to_block: number; facts: number } | null;
   heads: { state: string; heads: number; failures: number; last_head: number } | null;
 }
@@ -43,13 +45,13 @@ export function createDiscovery(deps: DiscoveryDeps): {
   view(): DiscoveryView;
 } {
   const { store, metrics, log } = deps;
-  const seen: DiscoveryView = { last_poll: null, last_scan: null, heads: null };
+  const seen: DiscoveryView = { last_found: null, last_poll_error: null, last_scan: null, heads: null };
   /** A failed store write or apply is logged with the error's code; the next event or scan tries again. */
   const failed = (what: string) => (e: unknown) => log.error(what, { code: toWire(e).code, error: errorText(e) });
   function onPollerEvent(ev: PollerEvent) {
     switch (ev.type) {
       case 'claimJobs': {
-        seen.last_poll = { at_ms: ev.polled_at_ms, ok: true };
+        seen.last_found = { at_ms: ev.polled_at_ms, activities: ev.jobs.length };
         const jobs = ev.jobs;
         void recordClaimJobs(store, jobs)
           .then((added) => {
@@ -68,7 +70,7 @@ export function createDiscovery(deps: DiscoveryDeps): {
         break;
       }
       case 'pollError':
-        seen.last_poll = { at_ms: Date.now(), ok: false, error: ev.error.message };
+        seen.last_poll_error = { at_ms: Date.now(), error: ev.error.message };
         metrics.polls.inc({ result: 'error' });
         break;
       case 'heads': {

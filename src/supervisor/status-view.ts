@@ -130,7 +130,8 @@ export function statusView(
       ws: config.ethereum.wsUrl
         ? { url: displayUrl(config.ethereum.wsUrl), ...(seen.heads ?? { state: 'starting' }) }
         : null,
-      last_poll: seen.last_poll,
+      last_found: seen.last_found,
+      last_poll_error: seen.last_poll_error,
       last_scan: { checkpoint_block: scan?.block_number ?? null, ...(seen.last_scan ?? {}) },
     },
     lane: lane ? { ...lane, pending, oldest_stuck: stuck } : null,
