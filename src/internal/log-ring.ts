@@ -30,7 +30,9 @@ function push(e: LogEntry): void {
 function open(): BroadcastChannel {
   if (channel) return channel;
   channel = new BroadcastChannel(CHANNEL);
-  if (isMainThread) channel.onmessage = (m) => push((m as { data: LogEntry }).data);
+  // A thread's channel also receives the other threads' entries: it drops them (a channel nobody listens on could
+  // hold them).
+  channel.onmessage = isMainThread ? (m) => push((m as { data: LogEntry }).data) : () => {};
   // The channel never keeps a process (or a thread) alive.
   (channel as unknown as { unref?: () => void }).unref?.();
   return channel;
