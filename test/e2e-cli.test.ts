@@ -413,7 +413,8 @@ describe('wcp CLI: on anvil', () => {
     expect(body.state).toBe('running');
     const text = runWcp(sb, ['status'], env);
     expect(text.code).toBe(0);
-    expect(text.stdout).toContain('state: "running"');
+    expect(text.stdout).toContain('state running · '); // the page's summary as text
+    expect(text.stdout).toContain('\nNonce lane\n  not running (observe mode or starting)');
     w.proc.kill('SIGTERM');
     expect(await w.exited).toBe(0);
   }, 60_000);

@@ -1,6 +1,6 @@
 /**
- * `wcp status [--json] [--config FILE]`: asks the running daemon (`/status` on `metrics.listen`); when none
- * answers, reads the store (read-only) and says so. Exit 0 when the daemon answered, 1 when only the store could be
+ * `wcp status [--json] [--config FILE]`: asks the running daemon (`/status` on `metrics.listen`) and prints the
+ * summary the status page shows (`status-text.ts`); when none answers, reads the store (read-only) and says so. Exit 0 when the daemon answered, 1 when only the store could be
  * read (the daemon is not running or its endpoints are off).
  */
 import { existsSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { redact } from '../internal/redact.ts';
 import { openStore } from '../store/store.ts';
 import { summarizeStore } from '../store/summary.ts';
 import { rejectUnknownArgs } from './args.ts';
+import { statusText } from './status-text.ts';
 
 const statusArgs = {
   config: {
@@ -75,7 +76,12 @@ export const statusCommand = defineCommand({
         source: `nothing: no daemon answered on ${config.metrics.listen} and ${config.store.path} does not exist`,
       };
     }
-    const text = args.json ? `${JSON.stringify(body)}\n` : `wcp status${pretty(body)}`;
+    // A daemon's answer reads as the status page does; a store's summary (or an older daemon's answer) as its fields.
+    const text = args.json
+      ? `${JSON.stringify(body)}\n`
+      : live && body.worker
+        ? statusText(body)
+        : `wcp status${pretty(body)}`;
     await new Promise<void>((resolve) => process.stdout.write(redact(text), () => resolve()));
     process.exitCode = live ? ExitCode.Ok : ExitCode.Failure;
   },

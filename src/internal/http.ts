@@ -1,13 +1,16 @@
 /**
- * The operator's HTTP surface on `metrics.listen` (loopback by default): `/metrics` (Prometheus), `/healthz`
+ * The operator's HTTP surface on `metrics.listen` (loopback by default): `/` (the status page, `status-page.ts`),
+ * `/metrics` (Prometheus), `/healthz`
  * (alive: the loops are turning), `/readyz` (200 only when wcp can do its job; else 503 with JSON naming each failing
  * check and its fix) and `/status` (JSON: what the daemon is doing). The probes come from the supervisor; before it
- * provides them (start-up), `/healthz` answers 200 "starting" and `/readyz` 503.
+ * provides them (start-up), `/healthz` answers 200 "starting" and `/readyz` 503. Read-only: any method but GET and
+ * HEAD is answered 405.
  */
 import { createServer, type Server } from 'node:http';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { redact } from './redact.ts';
+import { COMMON_HEADERS, STATUS_PAGE, STATUS_PAGE_HEADERS } from './status-page.ts';
 
 /** One readiness check: what, whether it holds, what was seen, and the fix when it does not. */
 export interface ReadyCheck {
@@ -32,7 +35,7 @@ export interface OperatorHttp {
 }
 
 function json(res: import('node:http').ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.writeHead(code, { ...COMMON_HEADERS, 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(`${redact(JSON.stringify(body))}\n`);
 }
 
@@ -45,12 +48,21 @@ export async function serveOperatorHttp(metrics: Metrics, listen: string, logger
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const fail = (e: unknown) => json(res, 500, { error: e instanceof Error ? e.message : String(e) });
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { ...COMMON_HEADERS, allow: 'GET, HEAD' });
+      res.end();
+      return;
+    }
     switch (path) {
+      case '/':
+        res.writeHead(200, STATUS_PAGE_HEADERS);
+        res.end(STATUS_PAGE);
+        return;
       case '/metrics':
         metrics.registry
           .metrics()
           .then((body) => {
-            res.writeHead(200, { 'content-type': metrics.registry.contentType });
+            res.writeHead(200, { ...COMMON_HEADERS, 'content-type': metrics.registry.contentType });
             res.end(redact(body));
           })
           .catch(fail);
@@ -80,7 +92,7 @@ export async function serveOperatorHttp(metrics: Metrics, listen: string, logger
           .catch(fail);
         return;
       default:
-        res.writeHead(404);
+        res.writeHead(404, COMMON_HEADERS);
         res.end();
     }
   });
@@ -88,7 +100,7 @@ export async function serveOperatorHttp(metrics: Metrics, listen: string, logger
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
-  logger.info('operator endpoints listening', { listen, paths: '/metrics /healthz /readyz /status' });
+  logger.info('operator endpoints listening', { listen, paths: '/ /metrics /healthz /readyz /status' });
   return {
     server,
     setProbes: (p) => {

@@ -4,6 +4,7 @@
  * registered secret can never reach the output, even inside an error message, and URLs print as scheme://host:port/….
  */
 import { createConsola, type ConsolaInstance, type LogObject } from 'consola';
+import { keepProblem } from './log-ring.ts';
 import { redact } from './redact.ts';
 
 export { redact, registerSecret } from './redact.ts';
@@ -86,17 +87,20 @@ export function createLogger(tag = 'wcp', opts: LoggerOptions = {}): Logger {
         log(obj: LogObject) {
           const [msg, fields] = obj.args as [string, Fields | undefined];
           const tagName = obj.tag || tag;
-          if (json) {
+          const problem = obj.type === 'warn' || obj.type === 'error';
+          if (json || problem) {
             const rec: Fields = { ts: new Date(obj.date).toISOString(), level: obj.type, tag: tagName, msg };
             for (const [k, v] of Object.entries(fields ?? {})) rec[k] = jsonSafe(v);
-            write(redact(JSON.stringify(rec)));
-          } else {
-            const kv = Object.entries(fields ?? {})
-              .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(jsonSafe(v))}`)
-              .join(' ');
-            const time = new Date(obj.date).toISOString().slice(11, 23);
-            write(redact(`${time} ${obj.type.toUpperCase().padEnd(5)} [${tagName}] ${msg}${kv ? ` ${kv}` : ''}`));
+            const line = redact(JSON.stringify(rec));
+            // The operator's page shows the last warnings and errors as printed: redacted like the line.
+            if (problem) keepProblem(line);
+            if (json) return write(line);
           }
+          const kv = Object.entries(fields ?? {})
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(jsonSafe(v))}`)
+            .join(' ');
+          const time = new Date(obj.date).toISOString().slice(11, 23);
+          write(redact(`${time} ${obj.type.toUpperCase().padEnd(5)} [${tagName}] ${msg}${kv ? ` ${kv}` : ''}`));
         },
       },
     ],

@@ -31,6 +31,17 @@ export function createMetrics() {
       labelNames: ['kind'],
       registers: [registry],
     }),
+    spendWei: new Counter({
+      name: 'wcp_spend_wei_total',
+      help: 'fees paid by confirmed transactions (gas used × effective gas price), wei, by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    runwayHours: new Gauge({
+      name: 'wcp_runway_hours',
+      help: "hours the wallet's balance lasts at the spend rate of the last hour (24 h when the last hour spent nothing); +Inf while nothing was spent",
+      registers: [registry],
+    }),
     executorConnected: new Gauge({
       name: 'wcp_executor_connected',
       help: '1 while an executor is connected and handshaken',

@@ -28,6 +28,22 @@ export const CLAIM_PAUSES = [
 /** Why claims are paused. */
 export type ClaimPause = (typeof CLAIM_PAUSES)[number];
 
+/** Each reason in words, for the operator's page and `wcp status`. */
+export const CLAIM_PAUSE_WORDS: Readonly<Record<ClaimPause, string>> = {
+  foreign_transaction:
+    'a transaction from this wallet was not sent by this wcp (the key is used elsewhere): until the lane has moved past it',
+  worker_inactive: 'the wallet is not an active worker on chain (SubnetControlPlane.isWorkerActive is false)',
+  wallet_unfunded: 'the wallet cannot pay for a few lifecycles at current fees (or a send was refused for funds)',
+  unknown_queue: 'nothing was ever enqueued on scheduler.queue_name at the TaskQueue',
+  executor_not_ready: 'no executor is connected and handshaken',
+  unsupported_type: 'the executor does not serve the type of the work waiting',
+  storage_unavailable: 'the storage service (subnet-api) does not answer',
+  storage_refused: 'the storage service refuses this worker',
+  lane_full: 'the nonce lane is full (tx_policy.max_in_flight transactions pending)',
+  max_inflight: 'scheduler.max_inflight activities are held',
+  no_executor_credits: "the executor's slots are all busy",
+};
+
 /** Reasons that are ordinary backpressure (logged at info): claims resume by themselves as work finishes. */
 const BACKPRESSURE: ReadonlySet<ClaimPause> = new Set(['no_executor_credits', 'lane_full', 'max_inflight']);
 

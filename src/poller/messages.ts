@@ -24,6 +24,8 @@ export interface PollerOptions {
 export type PollerEvent =
   | { type: 'claimJobs'; jobs: ClaimJob[]; polled_at_ms: number; rpc_ms: number }
   | { type: 'pollError'; error: WireError; consecutive: number }
+  /** The new-head feed of `wsUrl` (every `HEADS_REPORT_MS` while it runs), for the operator's page. */
+  | { type: 'heads'; state: string; heads: number; failures: number; last_head: number }
   | { type: 'stopped' };
 
 /** Supervisor → poller. Discovery is never paused: what is claimed is bounded by the lifecycle, not here. */

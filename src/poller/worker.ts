@@ -10,6 +10,9 @@ import { createLogger } from '../internal/logger.ts';
 import type { PollerCommand, PollerEvent, PollerOptions } from './messages.ts';
 import { createPoller } from './poller.ts';
 
+/** How often the new-head feed's state is reported to the supervisor. */
+export const HEADS_REPORT_MS = 2_000;
+
 export async function runPollerWorker({ port, options }: { port: MessagePort; options: PollerOptions }): Promise<void> {
   const logger = createLogger('poller', { level: options.logLevel });
   const rpc = createRpcTransport(options.rpc, { logger: logger.child('rpc') });
@@ -31,10 +34,13 @@ export async function runPollerWorker({ port, options }: { port: MessagePort; op
         onHead: () => poller.newHead(),
       })
     : undefined;
+  const report = heads ? setInterval(() => emit({ type: 'heads', ...heads.status() }), HEADS_REPORT_MS) : undefined;
+  report?.unref?.();
   await new Promise<void>((resolve) => {
     port.on('message', (msg: PollerCommand) => {
       // Only `stop` is acted on: discovery is never paused (claims are bounded by the lifecycle, not here).
       if (msg.type === 'stop') {
+        clearInterval(report);
         heads?.stop();
         void poller.stop().then(resolve);
       }

@@ -11,6 +11,8 @@
  *   nonce:last       the highest nonce reserved so far                  (tx manager)
  *   last_scan_block  the reconciler's / event follower's checkpoint     (reconciler)
  *   quarantine:{key} a record that failed to decode, kept raw for the operator
+ *   spend:{minute}   fees of the receipts confirmed in that minute, by kind (supervisor's spend ledger; ~25 h kept)
+ *   spend_since      when the spend ledger started recording on this store (the rates' time base)
  */
 export const PREFIX = {
   claimJob: 'claim_job:',
@@ -19,10 +21,12 @@ export const PREFIX = {
   lane: 'lane:',
   done: 'done:',
   quarantine: 'quarantine:',
+  spend: 'spend:',
 } as const;
 
 export const NONCE_LAST = 'nonce:last';
 export const LAST_SCAN_BLOCK = 'last_scan_block';
+export const SPEND_SINCE = 'spend_since';
 
 const ID_WIDTH = 20;
 const DECIMAL_RE = /^[0-9]+$/;
@@ -49,6 +53,8 @@ export const txKey = (id: bigint | string): string => PREFIX.tx + padId(id);
 export const doneKey = (id: bigint | string): string => PREFIX.done + padId(id);
 export const laneKey = (nonce: number): string => PREFIX.lane + padNonce(nonce);
 export const quarantineKey = (key: string): string => PREFIX.quarantine + key;
+/** The spend bucket of the minute starting at `minuteMs` (a multiple of 60,000). */
+export const spendKey = (minuteMs: number): string => PREFIX.spend + padNonce(minuteMs);
 
 /** The activity id (unpadded decimal) from any `{prefix}{id}` key. */
 export function idFromKey(key: string): string {

@@ -210,3 +210,22 @@ export const QuarantineSchema = v.object({
   quarantined_at_ms: Ms,
 });
 export type Quarantine = v.InferOutput<typeof QuarantineSchema>;
+
+/** Gas, fees (wei) and transactions of one kind in a spend bucket. */
+const SpendFigures = v.object({ txs: v.number(), gas: DecimalId, wei: DecimalId });
+
+/**
+ * `spend:{minute}`: what the receipts confirmed in one minute cost, from `gasUsed × effectiveGasPrice` of each
+ * (supervisor's spend ledger). `wasted`: the part that bought nothing (reverted, noop fills, claims that won no
+ * activity); `completed`: activities whose complete tx was confirmed.
+ */
+export const SpendBucketSchema = v.object({
+  minute_ms: Ms,
+  by_kind: v.record(v.string(), SpendFigures),
+  wasted: SpendFigures,
+  completed: v.number(),
+});
+export type SpendBucket = v.InferOutput<typeof SpendBucketSchema>;
+
+/** `spend_since`: when this store's spend ledger started recording. */
+export const SpendSinceSchema = v.object({ since_ms: Ms });

@@ -67,7 +67,10 @@ describe('store', () => {
       tx.put('inflight:1', { i: 0 });
       tx.put('lane:1', { i: 0 });
     });
-    const keys = (o?: { limit?: number; after?: string }) => store.scan('done:', o).map((e) => e.key);
+    const keys = (o?: { limit?: number; after?: string; reverse?: boolean }) =>
+      store.scan('done:', o).map((e) => e.key);
+    expect(keys({ limit: 2, reverse: true })).toEqual(['done:7', 'done:6']); // the last ones, from the end
+    expect(keys({ reverse: true })).toHaveLength(7);
     expect(keys({ limit: 3 })).toEqual(['done:1', 'done:2', 'done:3']);
     expect(keys({ limit: 3, after: 'done:3' })).toEqual(['done:4', 'done:5', 'done:6']);
     expect(keys({ limit: 3, after: 'done:6' })).toEqual(['done:7']);

@@ -55,10 +55,16 @@ export interface Store extends Omit<StoreTx, 'put' | 'del'> {
   list<T>(prefix: string, schema: Schema<T>, opts?: { limit?: number }): Array<{ key: string; value: T }>;
   /**
    * Raw scan for operators and tools: no validation, nothing quarantined. `after`: only keys after this one (to
-   * walk a long prefix in pieces).
+   * walk a long prefix in pieces). `reverse`: from the last key down (with `limit`: the last ones; not with `after`).
    */
-  scan(prefix: string, opts?: { limit?: number; after?: string }): ScanEntry[];
+  scan(prefix: string, opts?: { limit?: number; after?: string; reverse?: boolean }): ScanEntry[];
   count(prefix: string): number;
+  /**
+   * Calls `listener` after every committed transaction with the keys it wrote (their committed bytes; null when
+   * deleted), before `transact` resolves. For views that follow records as they change (the operator's page);
+   * a throwing listener is logged, never the writer's failure. Returns the unsubscribe.
+   */
+  onCommit(listener: (writes: ReadonlyMap<string, Buffer | null>) => void): () => void;
   /** Resolves when all writes so far are flushed to disk. */
   flushed(): Promise<void>;
   close(): Promise<void>;
@@ -302,6 +308,18 @@ export function openStore(opts: OpenStoreOptions): Store {
   >();
   const mirror = createMirror(opts.readOnly ? [] : MIRRORED_PREFIXES, (p) => db.getRange(prefixRange(p)));
 
+  /** Who `onCommit` tells of each commit; a listener that throws is logged, the commit stands. */
+  const commitListeners = new Set<(writes: ReadonlyMap<string, Buffer | null>) => void>();
+  function tellListeners(writes: ReadonlyMap<string, Buffer | null>): void {
+    for (const l of commitListeners) {
+      try {
+        l(writes);
+      } catch (e) {
+        log.error('a store commit listener failed', { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+  }
+
   /** Re-reads mirrored keys from LMDB (after a write whose outcome is not known, or one made outside `transact`). */
   function mirrorRefresh(keys: Iterable<string>): void {
     for (const key of keys) {
@@ -342,6 +360,7 @@ export function openStore(opts: OpenStoreOptions): Store {
         throw e;
       }
       for (const [key, raw] of writes) mirror.set(key, raw);
+      if (commitListeners.size > 0 && writes.size > 0) tellListeners(writes);
       if (o?.durable) await db.flushed;
       return result;
     },
@@ -407,8 +426,9 @@ export function openStore(opts: OpenStoreOptions): Store {
       const out: ScanEntry[] = [];
       const range = prefixRange(prefix);
       const after = o?.after !== undefined && o.after >= range.start ? o.after : undefined;
+      const reverse = o?.reverse === true && after === undefined;
       for (const { key, value } of db.getRange({
-        ...range,
+        ...(reverse ? { start: range.end, end: range.start, reverse } : range),
         ...(after !== undefined ? { start: after } : {}),
         // One more than asked when starting at `after` itself, which is skipped.
         ...(o?.limit ? { limit: o.limit + (after !== undefined ? 1 : 0) } : {}),
@@ -425,6 +445,10 @@ export function openStore(opts: OpenStoreOptions): Store {
       return out;
     },
     count: (prefix) => db.getKeysCount(prefixRange(prefix)),
+    onCommit: (listener) => {
+      commitListeners.add(listener);
+      return () => commitListeners.delete(listener);
+    },
     flushed: async () => {
       await db.flushed;
     },

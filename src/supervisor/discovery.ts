@@ -17,6 +17,14 @@ import { recordClaimJobs } from './claim-jobs.ts';
 /** Done records this recent are read again after a reorg (a reorg deeper than this window is not expected). */
 export const REORG_DONE_RECHECK_MS = 30 * 60_000;
 
+export interface DiscoveryView {
+  /** The last poll round that found work (a round finding nothing sends nothing), and the last failed one. */
+  last_found: { at_ms: number; activities: number } | null;
+  last_poll_error: { at_ms: number; error: string } | null;
+  last_scan: { at_ms: number; reason: string; from_block: number; to_block: number; facts: number } | null;
+  heads: { state: string; heads: number; failures: number; last_head: number } | null;
+}
+
 export interface DiscoveryDeps {
   store: Store;
   metrics: Metrics;
@@ -33,13 +41,17 @@ export interface DiscoveryDeps {
 export function createDiscovery(deps: DiscoveryDeps): {
   onPollerEvent(ev: PollerEvent): void;
   onReconcilerEvent(ev: ReconcilerEvent): void;
+  /** The last poll round and scan, and the new-head feed, for the operator's page. */
+  view(): DiscoveryView;
 } {
   const { store, metrics, log } = deps;
+  const seen: DiscoveryView = { last_found: null, last_poll_error: null, last_scan: null, heads: null };
   /** A failed store write or apply is logged with the error's code; the next event or scan tries again. */
   const failed = (what: string) => (e: unknown) => log.error(what, { code: toWire(e).code, error: errorText(e) });
   function onPollerEvent(ev: PollerEvent) {
     switch (ev.type) {
       case 'claimJobs': {
+        seen.last_found = { at_ms: ev.polled_at_ms, activities: ev.jobs.length };
         const jobs = ev.jobs;
         void recordClaimJobs(store, jobs)
           .then((added) => {
@@ -58,8 +70,14 @@ export function createDiscovery(deps: DiscoveryDeps): {
         break;
       }
       case 'pollError':
+        seen.last_poll_error = { at_ms: Date.now(), error: ev.error.message };
         metrics.polls.inc({ result: 'error' });
         break;
+      case 'heads': {
+        const { type: _t, ...heads } = ev;
+        seen.heads = heads;
+        break;
+      }
       case 'stopped':
         log.debug('poller stopped');
         break;
@@ -82,6 +100,13 @@ export function createDiscovery(deps: DiscoveryDeps): {
           .catch(failed('recording claim jobs failed'));
         break;
       case 'facts':
+        seen.last_scan = {
+          at_ms: Date.now(),
+          reason: ev.reason,
+          from_block: ev.window.fromBlock,
+          to_block: ev.window.toBlock,
+          facts: ev.facts.length,
+        };
         void deps.manager()?.onFacts(ev.facts).catch(failed('applying reconciler facts failed'));
         log.info('reconciler scan', {
           reason: ev.reason,
@@ -143,5 +168,5 @@ export function createDiscovery(deps: DiscoveryDeps): {
         break;
     }
   }
-  return { onPollerEvent, onReconcilerEvent };
+  return { onPollerEvent, onReconcilerEvent, view: () => structuredClone(seen) };
 }

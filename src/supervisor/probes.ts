@@ -21,11 +21,17 @@ import { describeRefusal, type StorageRefusalReason } from '../storage/refusal.t
 import type { Store } from '../store/store.ts';
 import { summarizeStore } from '../store/summary.ts';
 import type { TxManager } from '../txmgr/index.ts';
+import type { SpendLedger } from './spend.ts';
 
 /** The watch reads the chain every `scheduler.poll_interval`, but never more often than this. */
 export const MIN_WATCH_MS = 250;
 /** The lifecycle loop counts as stuck when it has not turned for this long. */
 export const LOOP_STALL_MS = 30_000;
+/**
+ * The store summary (a scan of every done record: a day's can be large) is reused for this many times as long as
+ * it took to make, so a status page open on a big store (one `/status` every 2 s) costs at most a tenth of a core.
+ */
+export const SUMMARY_REUSE_FACTOR = 10;
 
 export interface ProbeSources {
   config: WcpConfig;
@@ -38,6 +44,8 @@ export interface ProbeSources {
   batch?: () => BatchMode;
   metrics: Metrics;
   log: Logger;
+  /** The spend ledger: `/status` shows its figures and the runway of the watched balance. */
+  spend?: SpendLedger;
   /** Checks only the supervisor knows (e.g. no foreign transaction), appended to `/readyz`. */
   extraChecks?: () => ReadyCheck[];
   /** After every watch round: what it read (fields it could not read are absent). */
@@ -86,6 +94,16 @@ export function createProbes(s: ProbeSources): Probes {
   /** A watch result older than this is stale: three rounds, plus one slow request. */
   const staleMs = watchMs * 3 + config.ethereum.requestTimeoutMs;
   const errorsSeen = new Map<string, number>();
+  let summary: { at: number; tookMs: number; value: ReturnType<typeof summarizeStore> } | undefined;
+
+  function storeSummary() {
+    const t = now();
+    if (summary && t - summary.at < summary.tookMs * SUMMARY_REUSE_FACTOR) return summary.value;
+    const started = performance.now();
+    const value = summarizeStore(s.store, t);
+    summary = { at: t, tookMs: performance.now() - started, value };
+    return value;
+  }
 
   async function round(): Promise<void> {
     const rpc = s.rpc();
@@ -106,6 +124,8 @@ export function createProbes(s: ProbeSources): Probes {
       next.active = active;
       next.queueKnown = known;
       metrics.walletBalance.set(eth(next.balanceWei));
+      const runway = s.spend?.summary(next.balanceWei).runway.hours;
+      if (runway !== undefined) metrics.runwayHours.set(runway ?? Number.POSITIVE_INFINITY);
     } catch (e) {
       next.error = errorText(e);
     }
@@ -298,7 +318,7 @@ export function createProbes(s: ProbeSources): Probes {
         lane: t
           ? { state: t.state, next_nonce: t.nextNonce, in_flight: t.inFlight, funds_blocked: t.fundsBlocked }
           : null,
-        store: summarizeStore(s.store, now()),
+        store: storeSummary(),
         chain: { head: s.rpc()?.bestBlock() ?? null, endpoints: s.rpc()?.status() ?? [] },
         delegation: watch.delegation
           ? {
@@ -309,6 +329,8 @@ export function createProbes(s: ProbeSources): Probes {
           : null,
         batch: s.batch?.() ?? null,
         balance_eth: watch.balanceWei === undefined ? null : eth(watch.balanceWei),
+        registered: watch.active ?? null,
+        ...(s.spend ? { spend: s.spend.summary(watch.balanceWei) } : {}),
         funded_lifecycles: f.lifecycles === undefined ? null : Number(f.lifecycles),
         watch_age_s: watch.at ? Math.round((now() - watch.at) / 1000) : null,
       };

@@ -35,6 +35,9 @@ import type { TxEvent } from '../txmgr/types.ts';
 import { createDiscovery } from './discovery.ts';
 import { startupChecks } from './startup.ts';
 import { createProbes } from './probes.ts';
+import { type ActivityHistory, createActivityHistory } from './activity-history.ts';
+import { createSpendLedger } from './spend.ts';
+import { statusView } from './status-view.ts';
 import type { WorkerBootData, WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
 import { decideBatchMode } from './batch-mode.ts';
@@ -156,7 +159,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return { post: (cmd: C) => batched.post(cmd), finished };
   }
 
-  const { onPollerEvent, onReconcilerEvent } = createDiscovery({
+  /** What the receipts cost (the runway's rate) and the recent activities, for `/status` and the page. */
+  const spend = createSpendLedger({ store, metrics, log });
+  let history: ActivityHistory | null = null;
+
+  const discovery = createDiscovery({
     store,
     metrics,
     log,
@@ -167,6 +174,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       manager?.setClaimsEnabled(true);
     },
   });
+  const { onPollerEvent, onReconcilerEvent } = discovery;
 
   /**
    * Executor events held until the activity manager has started: the executor thread is started before the nonce
@@ -258,6 +266,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       throw e;
     }
     if (state !== 'starting') return;
+    await spend.load();
+    history = createActivityHistory({ store, executor: config.executor.endpoint });
     probes.start();
     // Discovery and the executor link need nothing of the lane or the lifecycle: they start now, so their threads
     // load their code, dial and poll while the lane re-syncs. Claims still wait for the reconciler's startup scan,
@@ -334,6 +344,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       }
       await txm?.stop();
       probes.stop();
+      history?.stop();
       // 3. Persist: every write so far is flushed before the store closes.
       await store.flushed();
       await destroyPools();
@@ -342,13 +353,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return stopping;
   }
 
-  /** Transaction outcomes: to the lifecycle, gas and fees to the metrics, a foreign transaction pauses claims. */
+  /** Transaction outcomes: to the lifecycle, receipts to the spend ledger, a foreign transaction pauses claims. */
   function onTxEvent(ev: TxEvent): void {
-    if (ev.type === 'confirmed') {
-      metrics.gasUsed.inc({ kind: ev.kind }, Number(ev.gasUsed));
-      if (ev.effectiveGasPrice !== undefined)
-        metrics.feesPaid.inc({ kind: ev.kind }, Number(ev.gasUsed * ev.effectiveGasPrice) / 1e18);
-    }
+    if (ev.type === 'confirmed') spend.record(ev);
     if (ev.type === 'foreignTx') {
       metrics.foreignTxs.inc();
       if (foreignTx === undefined) {
@@ -389,6 +396,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     batch: () => batch,
     metrics,
     log,
+    spend,
     onWatch: (w) => {
       const wallet = config.ethereum.walletAddress;
       if (w.active === true) pauses.clear('worker_inactive');
@@ -434,13 +442,25 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     probes: () => ({
       health: probes.health,
       ready: probes.ready,
-      status: async () => ({
-        ...(await probes.status()),
-        claims_paused: pauses.list(),
-        claims_paused_detail: pauses.details(),
-        ...(lastForeignTx === undefined ? {} : { foreign_transaction: lastForeignTx }),
-        startup_scan_done: scanDone,
-      }),
+      status: async () => {
+        const base = await probes.status();
+        const view = history
+          ? statusView(
+              { config, store, history, discovery: discovery.view },
+              base,
+              await probes.ready(),
+              pauses.details(),
+            )
+          : {};
+        return {
+          ...base,
+          ...view,
+          claims_paused: pauses.list(),
+          claims_paused_detail: pauses.details(),
+          ...(lastForeignTx === undefined ? {} : { foreign_transaction: lastForeignTx }),
+          startup_scan_done: scanDone,
+        };
+      },
     }),
   };
 }
