@@ -26,8 +26,10 @@ export interface BenchContext {
   log(line: string): void;
   /** A logger for project modules that must stay quiet (errors only, to stderr). */
   quietLogger(tag: string): Logger;
-  /** Length of the memory soak in minutes (`--soak-minutes`, default 10). */
+  /** Length of the e2e group's slow memory soak in minutes (`--soak-minutes`, default 10). */
   soakMinutes: number;
+  /** Completions the `soak` group runs (`--soak-activities`, default 100,000). */
+  soakActivities: number;
 }
 
 export interface BenchGroup {

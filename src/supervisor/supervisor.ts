@@ -34,6 +34,8 @@ import type { TxEvent } from '../txmgr/types.ts';
 import { createDiscovery } from './discovery.ts';
 import { startupChecks } from './startup.ts';
 import { createProbes } from './probes.ts';
+import { createThreadMonitor } from './threads.ts';
+import { debugMemoryEnabled } from '../internal/thread-stats.ts';
 import type { WorkerBootData, WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
 
@@ -89,6 +91,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let lastForeignTx: string | undefined;
   /** Every reason claims are paused; the manager's steps hold theirs, this file the ones only it knows. */
   const pauses = createClaimPauses({ log, metrics });
+  /** Every thread's heap and event-loop lag (wcp_thread_* metrics; the debug memory hook). */
+  const threads = createThreadMonitor({ metrics, log });
   let scanDone = false;
   const claiming = config.scheduler.mode === 'claim';
   let resolveDone!: () => void;
@@ -109,6 +113,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const pool = kind === 'executor' ? pools?.executor : pools?.discovery;
     if (!pool) throw new WcpError('INTERNAL', `worker pool for ${kind} not started`);
     const { port1, port2 } = new MessageChannel();
+    // The thread's first task carries its stats port (one reporter per thread).
+    const stats = threads.taskFor(kind === 'executor' ? 'executor' : 'discovery');
     port1.on('message', (ev: E) => {
       try {
         onEvent(ev);
@@ -122,9 +128,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       options,
       logLevel: config.log.level,
       secrets: registeredSecrets(),
+      ...(stats ? { stats } : {}),
     } as WorkerTask;
     const finished = pool
-      .run(task, { transferList: [port2] as never })
+      .run(task, { transferList: (stats ? [port2, stats.port] : [port2]) as never })
       .then(() => log.debug('worker task finished', { kind }))
       .catch((e: unknown) => {
         log.error('worker task crashed', { kind, error: errorText(e) });
@@ -306,6 +313,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       // 3. Persist: every write so far is flushed before the store closes.
       await store.flushed();
       await destroyPools();
+      threads.stop();
       setState('stopped');
     })();
     return stopping;
@@ -409,6 +417,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
         ...(lastForeignTx === undefined ? {} : { foreign_transaction: lastForeignTx }),
         startup_scan_done: scanDone,
       }),
+      ...(debugMemoryEnabled() ? { debugMemory: (snapshot?: string) => threads.debugMemory(snapshot) } : {}),
     }),
   };
 }

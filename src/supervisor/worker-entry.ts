@@ -11,6 +11,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import { registerSecrets } from '../internal/redact.ts';
+import { startThreadReporter } from '../internal/thread-stats.ts';
 import type { ExecutorTaskOptions, WorkerBootData, WorkerTask } from './messages.ts';
 
 // The redaction registry is per thread: the supervisor's secrets are registered before any component can log.
@@ -48,6 +49,15 @@ for (const kind of (workerData as Partial<WorkerBootData> | null)?.preload ?? []
 
 export default async function workerEntry(task: WorkerTask): Promise<void> {
   registerSecrets(task.secrets);
+  const stopReporting = task.stats ? startThreadReporter(task.stats) : undefined;
+  try {
+    return await runTask(task);
+  } finally {
+    stopReporting?.();
+  }
+}
+
+async function runTask(task: WorkerTask): Promise<void> {
   switch (task.kind) {
     case 'poller': {
       const { runPollerWorker } = await LOADERS.poller();
