@@ -3,11 +3,13 @@
  * disagree with it), their `WCP__SECTION__KEY` environment forms, and the other `WCP_` variables wcp reads. Used to
  * refuse a misspelt name with the closest valid one.
  */
+import { DEBUG_MEMORY_DIR_ENV, DEBUG_MEMORY_ENV } from '../internal/thread-stats.ts';
 import { ConfigFileSchema } from './schema.ts';
 
 /**
- * `WCP_` variables that are not config keys: the config's location, the log shortcuts, and variables the test
- * and benchmark harnesses set for their own processes (harmless when inherited by wcp).
+ * `WCP_` variables that are not config keys: the config's location, the log shortcuts, the debug memory hook
+ * (`src/internal/thread-stats.ts`: off in production, not a setting), and variables the test and benchmark
+ * harnesses set for their own processes (harmless when inherited by wcp).
  */
 export const KNOWN_DIRECT_ENV: ReadonlySet<string> = new Set([
   'WCP_CONFIG',
@@ -17,6 +19,8 @@ export const KNOWN_DIRECT_ENV: ReadonlySet<string> = new Set([
   'WCP_BUNDLED_WORKER',
   'WCP_CRASH_SEED',
   'WCP_BENCH_LOG_DIR',
+  DEBUG_MEMORY_ENV,
+  DEBUG_MEMORY_DIR_ENV,
 ]);
 
 type SectionSchema = { wrapped: { entries: Record<string, unknown> } };
