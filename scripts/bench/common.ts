@@ -68,6 +68,13 @@ export async function rssParts(pid: number): Promise<string> {
   return `RssAnon ${mb('RssAnon')} MB, RssFile ${mb('RssFile')} MB, RssShmem ${mb('RssShmem')} MB, ${kb('Threads')} threads`;
 }
 
+/** VmRSS and its RssAnon (heaps, malloc) and RssFile (mapped files: the binary, the store's map) parts, MB. */
+export async function rssSplitMb(pid: number): Promise<{ rss: number; anon: number; file: number }> {
+  const text = await Bun.file(`/proc/${pid}/status`).text();
+  const mb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(text)?.[1] ?? Number.NaN) / 1024;
+  return { rss: mb('VmRSS'), anon: mb('RssAnon'), file: mb('RssFile') };
+}
+
 /**
  * The low point of each whole `windowH`-long window of `[h, value]` samples (a last, partial window is left out),
  * at its window's middle: for memory, the samples nearest to what is retained (a sample taken just before a

@@ -19,7 +19,7 @@ import { statSync } from 'node:fs';
 import { freePort } from '../lib/anvil.ts';
 import { PREFIX } from '../../src/store/keys.ts';
 import { openStore } from '../../src/store/store.ts';
-import { type BenchGroup, cpuSeconds, type Figure, quietLogger, round, sleep, slope } from './common.ts';
+import { type BenchGroup, cpuSeconds, type Figure, quietLogger, round, rssSplitMb, sleep, slope } from './common.ts';
 import { startStubDaemon, startStubParts } from './stub-daemon.ts';
 
 const WINDOW = 256;
@@ -45,12 +45,6 @@ interface Sample {
   storeAllocMb: number;
   records: Record<string, number>;
   cpuS: number;
-}
-
-async function procStatus(pid: number): Promise<{ anon: number; file: number }> {
-  const text = await Bun.file(`/proc/${pid}/status`).text();
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(text)?.[1] ?? Number.NaN);
-  return { anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
 }
 
 /** Records in the store by prefix (a read-only LMDB reader beside the daemon). */
@@ -110,7 +104,7 @@ export const soak: BenchGroup = {
       const activities = stub.completedAt.length;
       const threads = await debugMemory(snapshot);
       const st = statSync(d.sb.dbPath);
-      const p = await procStatus(pid);
+      const p = await rssSplitMb(pid);
       const s: Sample = {
         activities,
         s: (performance.now() - t0) / 1000,

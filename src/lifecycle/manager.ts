@@ -34,12 +34,7 @@ import { createExecutorEvents, type ExecutorHandlers } from './executor-events.t
 import { expireRound } from './expiry.ts';
 import { heartbeatRound } from './heartbeat.ts';
 import { createStepLoop } from './loop.ts';
-import {
-  DONE_PRUNE_FIRST_MS,
-  DRAIN_POLL_MS,
-  type LifecycleOptions,
-  TICK_MS,
-} from './options.ts';
+import { DONE_PRUNE_FIRST_MS, DRAIN_POLL_MS, type LifecycleOptions, TICK_MS } from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { type ClaimPause, type ClaimPauses, createClaimPauses } from './pauses.ts';
 import { type Completions, createCompletions } from './completions.ts';
