@@ -92,7 +92,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   /** Every reason claims are paused; the manager's steps hold theirs, this file the ones only it knows. */
   const pauses = createClaimPauses({ log, metrics });
   /** Every thread's heap and event-loop lag (wcp_thread_* metrics; the debug memory hook). */
-  const threads = createThreadMonitor({ metrics, log });
+  const threads = createThreadMonitor({ metrics });
   let scanDone = false;
   const claiming = config.scheduler.mode === 'claim';
   let resolveDone!: () => void;

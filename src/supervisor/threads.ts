@@ -7,7 +7,6 @@
  */
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type { Logger } from '../internal/logger.ts';
 import type { Metrics } from '../internal/metrics.ts';
 import {
   createLoopLag,
@@ -43,11 +42,13 @@ export interface ThreadMonitor {
 
 export function createThreadMonitor(deps: {
   metrics: Metrics;
-  log: Logger;
   env?: Record<string, string | undefined>;
+  /** Test seam: the reporting interval (default `THREAD_STATS_INTERVAL_MS`). */
+  intervalMs?: number;
 }): ThreadMonitor {
   const { metrics } = deps;
   const env = deps.env ?? process.env;
+  const intervalMs = deps.intervalMs ?? THREAD_STATS_INTERVAL_MS;
   const debug = debugMemoryEnabled(env);
   const latest = new Map<string, ThreadStats>();
   /** Thread name → the supervisor's end of its stats port (one per thread: its first task's). */
@@ -63,7 +64,7 @@ export function createThreadMonitor(deps: {
   };
   const lag = createLoopLag();
   const sampleMain = () => record(sampleThread(MAIN_THREAD, lag));
-  const timer = setInterval(sampleMain, THREAD_STATS_INTERVAL_MS);
+  const timer = setInterval(sampleMain, intervalMs);
   timer.unref();
 
   const snapshotPath = (label: string | undefined, thread: string): string | undefined => {
@@ -83,7 +84,7 @@ export function createThreadMonitor(deps: {
       port1.unref?.();
       port1.on('close', () => ports.delete(thread));
       ports.set(thread, port1);
-      return { port: port2, thread, intervalMs: THREAD_STATS_INTERVAL_MS, debug };
+      return { port: port2, thread, intervalMs, debug };
     },
     latest: () => [...latest.values()],
     async debugMemory(snapshot) {
