@@ -31,6 +31,10 @@ const MB = 1024 * 1024;
 interface ThreadMemory {
   thread: string;
   heap_bytes_after_gc: number;
+  heap_capacity_bytes: number;
+  extra_memory_bytes: number;
+  malloc_live_bytes?: number;
+  malloc_committed_bytes?: number;
   object_types: Record<string, number>;
 }
 
@@ -40,6 +44,12 @@ interface Sample {
   rssAnonMb: number;
   rssFileMb: number;
   heap: Record<string, number>;
+  /** Sum over the threads of the JS heaps' capacity and of their extra (native-owned) memory, MB. */
+  heapCapacityMb: number;
+  extraMb: number;
+  /** mimalloc's live and committed bytes (process-wide), MB. */
+  mallocLiveMb: number;
+  mallocCommittedMb: number;
   types: Record<string, Record<string, number>>;
   storeFileMb: number;
   storeAllocMb: number;
@@ -111,6 +121,10 @@ export const soak: BenchGroup = {
         rssAnonMb: p.anon,
         rssFileMb: p.file,
         heap: Object.fromEntries(threads.map((t) => [t.thread, t.heap_bytes_after_gc / MB])),
+        heapCapacityMb: threads.reduce((a, t) => a + t.heap_capacity_bytes, 0) / MB,
+        extraMb: threads.reduce((a, t) => a + t.extra_memory_bytes, 0) / MB,
+        mallocLiveMb: (threads[0]?.malloc_live_bytes ?? Number.NaN) / MB,
+        mallocCommittedMb: (threads[0]?.malloc_committed_bytes ?? Number.NaN) / MB,
         types: Object.fromEntries(threads.map((t) => [t.thread, t.object_types])),
         storeFileMb: st.size / MB,
         storeAllocMb: (st.blocks * 512) / MB,
@@ -122,7 +136,9 @@ export const soak: BenchGroup = {
           s.heap,
         )
           .map(([t, v]) => `${t} ${round(v, 2)}`)
-          .join(', ')} MB; store ${round(s.storeFileMb, 1)} MB (${JSON.stringify(s.records)})`,
+          .join(
+            ', ',
+          )} MB (capacity ${round(s.heapCapacityMb, 1)}, extra ${round(s.extraMb, 1)}); mimalloc live ${round(s.mallocLiveMb, 1)} committed ${round(s.mallocCommittedMb, 1)} MB; store ${round(s.storeFileMb, 1)} MB (${JSON.stringify(s.records)})`,
       );
       return s;
     };
@@ -165,7 +181,10 @@ export const soak: BenchGroup = {
           ),
           unit: 'MB/100k activities',
           target: '≤ 10 after warm-up',
-          notes: `RssAnon (heaps of every thread, malloc, LMDB's own buffers) MB at the samples: ${series((s) => s.rssAnonMb)}, each taken right after a forced collection in every thread; ${scope}`,
+          notes: `RssAnon (heaps of every thread, malloc, native buffers) MB at the samples: ${series((s) => s.rssAnonMb)}, each taken right after a forced collection in every thread; of it: the JS heaps' capacity (all threads) ${series((s) => s.heapCapacityMb)} MB, memory their objects own outside them ${series((s) => s.extraMb)} MB, mimalloc (Bun's allocator) live ${series((s) => s.mallocLiveMb)} MB and committed ${series((s) => s.mallocCommittedMb)} MB (growth ${round(
+            fit((s) => s.mallocCommittedMb),
+            1,
+          )} MB/100k); ${scope}`,
         },
         {
           name: 'rss_file_mb',

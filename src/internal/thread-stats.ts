@@ -40,6 +40,17 @@ export interface ThreadStats {
 export interface ThreadMemory {
   thread: string;
   heap_bytes_after_gc: number;
+  /** The JS heap's capacity after the collection (what the thread's heap holds from the OS, live or not). */
+  heap_capacity_bytes: number;
+  /** Memory outside the JS heap that its objects own (buffers, native-backed objects). */
+  extra_memory_bytes: number;
+  /**
+   * mimalloc (Bun's allocator, process-wide: the same in every thread's answer): bytes in live allocations and bytes
+   * committed from the OS. RssAnon beyond the JS heaps and these is other native memory (glibc malloc of native
+   * addons, thread stacks).
+   */
+  malloc_live_bytes?: number;
+  malloc_committed_bytes?: number;
   object_count: number;
   /** Live objects by type, the `DEBUG_TOP_TYPES` most numerous (JSC's types under Bun). */
   object_types: Record<string, number>;
@@ -95,8 +106,15 @@ export function sampleThread(thread: string, lag: { read(): { mean: number; max:
 
 interface JscHeapStats {
   heapSize: number;
+  heapCapacity: number;
+  extraMemorySize: number;
   objectCount: number;
   objectTypeCounts: Record<string, number>;
+  mimalloc?: {
+    committed?: { current?: number };
+    malloc_normal?: { current?: number };
+    malloc_huge?: { current?: number };
+  };
 }
 
 /** bun:jsc's heapStats, where the runtime is Bun (loaded the way `flock.ts` loads bun:ffi). */
@@ -119,9 +137,19 @@ export function threadMemory(thread: string, snapshotPath?: string): ThreadMemor
   const types = Object.entries(s?.objectTypeCounts ?? {})
     .sort((a, b) => b[1] - a[1])
     .slice(0, DEBUG_TOP_TYPES);
+  const mem = process.memoryUsage();
+  const mi = s?.mimalloc;
   const out: ThreadMemory = {
     thread,
-    heap_bytes_after_gc: s?.heapSize ?? process.memoryUsage().heapUsed,
+    heap_bytes_after_gc: s?.heapSize ?? mem.heapUsed,
+    heap_capacity_bytes: s?.heapCapacity ?? mem.heapTotal,
+    extra_memory_bytes: s?.extraMemorySize ?? mem.external,
+    ...(mi?.committed?.current !== undefined
+      ? {
+          malloc_live_bytes: (mi.malloc_normal?.current ?? 0) + (mi.malloc_huge?.current ?? 0),
+          malloc_committed_bytes: mi.committed.current,
+        }
+      : {}),
     object_count: s?.objectCount ?? 0,
     object_types: Object.fromEntries(types),
   };
