@@ -17,6 +17,7 @@
  */
 import { statSync } from 'node:fs';
 import { freePort } from '../lib/anvil.ts';
+import type { ThreadMemory } from '../../src/internal/thread-stats.ts';
 import { PREFIX } from '../../src/store/keys.ts';
 import { openStore } from '../../src/store/store.ts';
 import { type BenchGroup, cpuSeconds, type Figure, quietLogger, round, rssSplitMb, sleep, slope } from './common.ts';
@@ -27,16 +28,6 @@ const WINDOW = 256;
 const FULL_STEP = 10_000;
 const PER = 100_000;
 const MB = 1024 * 1024;
-
-interface ThreadMemory {
-  thread: string;
-  heap_bytes_after_gc: number;
-  heap_capacity_bytes: number;
-  extra_memory_bytes: number;
-  malloc_live_bytes?: number;
-  malloc_committed_bytes?: number;
-  object_types: Record<string, number>;
-}
 
 interface Sample {
   activities: number;
