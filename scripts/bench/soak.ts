@@ -38,9 +38,8 @@ interface Sample {
   /** Sum over the threads of the JS heaps' capacity and of their extra (native-owned) memory, MB. */
   heapCapacityMb: number;
   extraMb: number;
-  /** mimalloc's live and committed bytes (process-wide), MB. */
+  /** mimalloc's live bytes (process-wide), MB. */
   mallocLiveMb: number;
-  mallocCommittedMb: number;
   types: Record<string, Record<string, number>>;
   storeFileMb: number;
   storeAllocMb: number;
@@ -115,7 +114,6 @@ export const soak: BenchGroup = {
         heapCapacityMb: threads.reduce((a, t) => a + t.heap_capacity_bytes, 0) / MB,
         extraMb: threads.reduce((a, t) => a + t.extra_memory_bytes, 0) / MB,
         mallocLiveMb: (threads[0]?.malloc_live_bytes ?? Number.NaN) / MB,
-        mallocCommittedMb: (threads[0]?.malloc_committed_bytes ?? Number.NaN) / MB,
         types: Object.fromEntries(threads.map((t) => [t.thread, t.object_types])),
         storeFileMb: st.size / MB,
         storeAllocMb: (st.blocks * 512) / MB,
@@ -129,7 +127,7 @@ export const soak: BenchGroup = {
           .map(([t, v]) => `${t} ${round(v, 2)}`)
           .join(
             ', ',
-          )} MB (capacity ${round(s.heapCapacityMb, 1)}, extra ${round(s.extraMb, 1)}); mimalloc live ${round(s.mallocLiveMb, 1)} committed ${round(s.mallocCommittedMb, 1)} MB; store ${round(s.storeFileMb, 1)} MB (${JSON.stringify(s.records)})`,
+          )} MB (capacity ${round(s.heapCapacityMb, 1)}, extra ${round(s.extraMb, 1)}); mimalloc live ${round(s.mallocLiveMb, 1)} MB; store ${round(s.storeFileMb, 1)} MB (${JSON.stringify(s.records)})`,
       );
       return s;
     };
@@ -172,10 +170,7 @@ export const soak: BenchGroup = {
           ),
           unit: 'MB/100k activities',
           target: '≤ 10 after warm-up',
-          notes: `RssAnon (heaps of every thread, malloc, native buffers) MB at the samples: ${series((s) => s.rssAnonMb)}, each taken right after a forced collection in every thread; of it: the JS heaps' capacity (all threads) ${series((s) => s.heapCapacityMb)} MB, memory their objects own outside them ${series((s) => s.extraMb)} MB, mimalloc (Bun's allocator) live ${series((s) => s.mallocLiveMb)} MB and committed ${series((s) => s.mallocCommittedMb)} MB (growth ${round(
-            fit((s) => s.mallocCommittedMb),
-            1,
-          )} MB/100k); ${scope}`,
+          notes: `RssAnon (heaps of every thread, malloc, native buffers) MB at the samples: ${series((s) => s.rssAnonMb)}, each taken right after a forced collection in every thread; of it: the JS heaps' capacity (all threads) ${series((s) => s.heapCapacityMb)} MB, memory their objects own outside them ${series((s) => s.extraMb)} MB, mimalloc (Bun's allocator, every thread) live ${series((s) => s.mallocLiveMb)} MB; ${scope}`,
         },
         {
           name: 'rss_file_mb',
