@@ -8,6 +8,7 @@
  *                                          {"name","value","unit","reference"?,"target"?,"note"?}
  *   npm run bench -- --only e2e,claim      run only these groups (store, start, dispatch, claim, heartbeat, e2e)
  *   npm run bench -- --soak-minutes 2      shorten the memory soak of the e2e group (default 10; printed)
+ *   npm run bench -- --soak-activities N   activities the accelerated soak (group soak) runs (default 100,000)
  *
  * Progress lines and per-group durations go to stderr, so `--json` stdout stays one figure per line. A group
  * that fails is reported on stderr and the others still run; the exit code is then 1.
@@ -17,22 +18,24 @@ import { type BenchContext, type BenchGroup, type Figure, quietLogger } from './
 import { dispatch } from './bench/dispatch.ts';
 import { e2e } from './bench/e2e.ts';
 import { heartbeat } from './bench/heartbeat.ts';
+import { soak } from './bench/soak.ts';
 import { start } from './bench/start.ts';
 import { store } from './bench/store.ts';
 
-const GROUPS: readonly BenchGroup[] = [store, start, dispatch, claim, heartbeat, e2e];
+const GROUPS: readonly BenchGroup[] = [store, start, dispatch, claim, heartbeat, soak, e2e];
 
-const USAGE = `usage: bun scripts/bench.ts [--json] [--only GROUP[,GROUP…]] [--soak-minutes M]
+const USAGE = `usage: bun scripts/bench.ts [--json] [--only GROUP[,GROUP…]] [--soak-minutes M] [--soak-activities N]
 groups: ${GROUPS.map((g) => g.name).join(', ')}`;
 
 interface Args {
   json: boolean;
   only: string[] | null;
   soakMinutes: number;
+  soakActivities: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { json: false, only: null, soakMinutes: 10 };
+  const args: Args = { json: false, only: null, soakMinutes: 10, soakActivities: 100_000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--json') args.json = true;
@@ -40,6 +43,10 @@ function parseArgs(argv: string[]): Args {
       const v = Number(a === '--soak-minutes' ? argv[++i] : a.slice('--soak-minutes='.length));
       if (!(v > 0)) fail('--soak-minutes needs a positive number');
       args.soakMinutes = v;
+    } else if (a === '--soak-activities' || a.startsWith('--soak-activities=')) {
+      const v = Number(a === '--soak-activities' ? argv[++i] : a.slice('--soak-activities='.length));
+      if (!(Number.isInteger(v) && v >= 1000)) fail('--soak-activities needs a whole number of at least 1000');
+      args.soakActivities = v;
     } else if (a === '--only' || a.startsWith('--only=')) {
       const v = a === '--only' ? argv[++i] : a.slice('--only='.length);
       if (!v) fail('--only needs a group name');
@@ -136,7 +143,7 @@ function table(rows: Array<{ group: string; figure: Figure }>, durations: Map<st
 
 /** The closing note: every figure that has a target, its value beside it. */
 function closing(rows: Array<{ group: string; figure: Figure }>): string {
-  const out = ['', 'against the targets (issue 12):'];
+  const out = ['', 'against the targets (issues 12 and 24):'];
   for (const { figure: f } of rows) {
     if (f.target === undefined) continue;
     const ref = f.reference === undefined ? '' : `  [${f.reference}]`;
@@ -157,6 +164,7 @@ async function main(): Promise<number> {
       log: (line) => process.stderr.write(`[bench:${group.name}] ${line}\n`),
       quietLogger,
       soakMinutes: args.soakMinutes,
+      soakActivities: args.soakActivities,
     };
     ctx.log(`start (issue ${group.issue})`);
     const g0 = performance.now();
@@ -174,7 +182,9 @@ async function main(): Promise<number> {
     ctx.log(`done in ${fmtS(durations.get(group.name) as number)}`);
   }
   if (!args.json) process.stdout.write(table(rows, durations) + closing(rows));
-  process.stderr.write(`[bench] memory soak length: ${args.soakMinutes} min\n`);
+  process.stderr.write(
+    `[bench] memory soak length: ${args.soakMinutes} min (e2e); accelerated soak: ${args.soakActivities} activities asked (soak)\n`,
+  );
   const summary = [...durations].map(([g, ms]) => `${g} ${fmtS(ms)}`).join(', ');
   process.stderr.write(
     `[bench] groups: ${summary}; total ${fmtS(performance.now() - t0)}${failed.length ? `; FAILED: ${failed.join(', ')}` : ''}\n`,

@@ -26,8 +26,10 @@ export interface BenchContext {
   log(line: string): void;
   /** A logger for project modules that must stay quiet (errors only, to stderr). */
   quietLogger(tag: string): Logger;
-  /** Length of the memory soak in minutes (`--soak-minutes`, default 10). */
+  /** Length of the e2e group's slow memory soak in minutes (`--soak-minutes`, default 10). */
   soakMinutes: number;
+  /** Completions the `soak` group runs (`--soak-activities`, default 100,000). */
+  soakActivities: number;
 }
 
 export interface BenchGroup {
@@ -64,6 +66,13 @@ export async function rssParts(pid: number): Promise<string> {
   const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(text)?.[1] ?? Number.NaN);
   const mb = (k: string) => round(kb(k) / 1024, 1);
   return `RssAnon ${mb('RssAnon')} MB, RssFile ${mb('RssFile')} MB, RssShmem ${mb('RssShmem')} MB, ${kb('Threads')} threads`;
+}
+
+/** VmRSS and its RssAnon (heaps, malloc) and RssFile (mapped files: the binary, the store's map) parts, MB. */
+export async function rssSplitMb(pid: number): Promise<{ rss: number; anon: number; file: number }> {
+  const text = await Bun.file(`/proc/${pid}/status`).text();
+  const mb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(text)?.[1] ?? Number.NaN) / 1024;
+  return { rss: mb('VmRSS'), anon: mb('RssAnon'), file: mb('RssFile') };
 }
 
 /**

@@ -13,8 +13,7 @@
  *    10 s after 5 s of warm-up. CPU seconds of each process over the window say where the time goes.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -23,14 +22,11 @@ import { taskQueueIface } from '../../src/chain/abi.ts';
 import { encodeCall } from '../../src/chain/abi-fast.ts';
 import { inflightKey } from '../../src/store/keys.ts';
 import { openStore } from '../../src/store/store.ts';
-import { startDevSubnetApi } from '../lib/subnet-api/index.ts';
-import { devAccounts } from '../lib/anvil.ts';
-import { compileContracts } from '../lib/contracts.ts';
-import { wcpEnv } from '../lib/wcp-env.ts';
-import { captureOutput, jsonLines, ROOT, sandbox, startWcp } from '../lib/wcp-process.ts';
-import { BENCH_SETTINGS, type BenchGroup, cpuSeconds, type Figure, quietLogger, round, sleep } from './common.ts';
-import { STUB_ADDRESSES, startStubChain } from './stub-chain.ts';
-import { startExecProc, stopChild, stopWcp } from './world.ts';
+import { captureOutput, jsonLines, ROOT } from '../lib/wcp-process.ts';
+import { type BenchGroup, cpuSeconds, type Figure, quietLogger, round, sleep } from './common.ts';
+import { STUB_ADDRESSES } from './stub-chain.ts';
+import { type StubDaemon, startStubDaemon, startStubParts } from './stub-daemon.ts';
+import { stopChild } from './world.ts';
 
 const WINDOW = 256;
 /** Calls per transaction assumed by the floor: one signature is shared by this many activities. */
@@ -162,53 +158,18 @@ export const dispatch: BenchGroup = {
   name: 'dispatch',
   issue: 12,
   async run(ctx) {
-    const dir = mkdtempSync(join(tmpdir(), 'wcp-bench-dispatch-'));
-    const wallet = devAccounts(2)[1] as { address: string; privateKey: string };
-    const stub = startStubChain(wallet.address, {
-      executorCode: (await compileContracts()).WcpBatchExecutor.deployedBytecode,
-    });
-    const api = await startDevSubnetApi({ dataDir: join(dir, 'blobs'), logger: quietLogger('subnet-api') });
-    const exec = await startExecProc(WINDOW, 0);
-    const sb = sandbox();
-    const settings = {
-      WCP__ETHEREUM__MULTICALL3_ADDRESS: STUB_ADDRESSES.multicall3,
-      WCP__ETHEREUM__SUBNET_CONTROL_PLANE_ADDRESS: STUB_ADDRESSES.subnetControlPlane,
-      WCP__ETHEREUM__TASK_QUEUE_ADDRESS: STUB_ADDRESSES.taskQueue,
-      WCP__ETHEREUM__WORKFLOW_ENGINE_ADDRESS: STUB_ADDRESSES.workflowEngine,
-      WCP__EXECUTOR__ENDPOINT: `127.0.0.1:${exec.port}`,
-      WCP__SUBNET_API__GRPC_ENDPOINT: api.grpcEndpoint,
-      WCP__SCHEDULER__MAX_INFLIGHT: String(WINDOW),
-      WCP__SCHEDULER__POLL_INTERVAL: '100ms',
-      WCP__SCHEDULER__POLL_BATCH: '128',
-      WCP__SCHEDULER__CLAIM_BATCH: '64',
-      WCP__TX_POLICY__MAX_IN_FLIGHT: '1024',
-      WCP__TX_POLICY__RECEIPT_POLL: '20ms',
-      WCP__TX_POLICY__BUMP_AFTER: '60s',
-      WCP__TX_POLICY__BUMP_AFTER_BLOCKS: '0',
-      // Profiling (debug): bun's options for the daemon (e.g. --cpu-prof, main thread), and a directory where each
-      // worker thread writes its own profile (src/runtime/thread-profile.ts).
-      ...(process.env.WCP_BENCH_BUN_OPTIONS ? { BUN_OPTIONS: process.env.WCP_BENCH_BUN_OPTIONS } : {}),
-      ...(process.env.WCP_DEBUG_CPU_PROF_DIR ? { WCP_DEBUG_CPU_PROF_DIR: process.env.WCP_DEBUG_CPU_PROF_DIR } : {}),
-    };
+    const parts = await startStubParts(WINDOW);
+    const { stub, exec } = parts;
     // The floor and the echo first, alone: the daemon starts dispatching the stub's endless queue as soon as it runs.
-    const fl = await floor(dir, wallet.privateKey);
+    const fl = await floor(parts.dir, parts.wallet.privateKey);
     ctx.log(`floor ${round(fl.us, 1)} µs per activity (${fl.parts})`);
-    const e = await echo(dir);
-    ctx.log(`echo ${Math.round(e.rate)} msg/s; ${e.cpu}`);
-    const w = startWcp(
-      sb,
-      ['run'],
-      wcpEnv({ rpcUrl: stub.url, privateKey: wallet.privateKey }, BENCH_SETTINGS, settings),
-    );
+    let d: StubDaemon | undefined;
     try {
-      const deadline = Date.now() + 60_000;
-      while (stub.completedAt.length === 0) {
-        if (Date.now() > deadline || w.proc.exitCode !== null)
-          throw new Error(
-            `no completion through the daemon in 60 s (stub unknown calls ${JSON.stringify(stub.unknown)}):\n${w.output().slice(-3000)}`,
-          );
-        await sleep(100);
-      }
+      const e = await echo(parts.dir);
+      ctx.log(`echo ${Math.round(e.rate)} msg/s; ${e.cpu}`);
+      d = startStubDaemon(parts, WINDOW);
+      const { w } = d;
+      await d.firstCompletion();
       await sleep(5000);
       const pids = [w.proc.pid as number, exec.proc.pid as number, process.pid];
       const c0 = await Promise.all(pids.map(cpuSeconds));
@@ -249,12 +210,8 @@ export const dispatch: BenchGroup = {
       ];
       return figures;
     } finally {
-      await stopWcp(w, 5000);
-      sb.cleanup();
-      await exec.stop();
-      await api.stop();
-      stub.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await d?.stop();
+      await parts.stop();
     }
   },
 };

@@ -3,12 +3,14 @@
  * disagree with it), their `WCP__SECTION__KEY` environment forms, and the other `WCP_` variables wcp reads. Used to
  * refuse a misspelt name with the closest valid one.
  */
+import { DEBUG_MEMORY_DIR_ENV, DEBUG_MEMORY_ENV } from '../internal/thread-stats.ts';
 import { ConfigFileSchema } from './schema.ts';
 
 /**
  * `WCP_` variables that are not config keys: the config's location, the log shortcuts, variables the test
- * and benchmark harnesses set for their own processes (harmless when inherited by wcp), and the debug-only
- * profiling of worker threads (`src/runtime/thread-profile.ts`).
+ * and benchmark harnesses set for their own processes (harmless when inherited by wcp), the debug-only profiling
+ * of worker threads (`src/runtime/thread-profile.ts`) and the debug memory hook (`src/internal/thread-stats.ts`):
+ * off in production, not settings.
  */
 export const KNOWN_DIRECT_ENV: ReadonlySet<string> = new Set([
   'WCP_CONFIG',
@@ -19,6 +21,8 @@ export const KNOWN_DIRECT_ENV: ReadonlySet<string> = new Set([
   'WCP_CRASH_SEED',
   'WCP_BENCH_LOG_DIR',
   'WCP_DEBUG_CPU_PROF_DIR',
+  DEBUG_MEMORY_ENV,
+  DEBUG_MEMORY_DIR_ENV,
 ]);
 
 type SectionSchema = { wrapped: { entries: Record<string, unknown> } };

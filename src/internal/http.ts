@@ -25,7 +25,14 @@ export interface OperatorProbes {
   health(): { ok: boolean; state: string; detail?: Record<string, unknown> };
   ready(): Promise<ReadyCheck[]>;
   status(): Promise<Record<string, unknown>>;
+  /**
+   * Debug hook (`WCP_DEBUG_MEMORY=1` only; absent otherwise): every thread's heap after a forced collection, and a
+   * heap snapshot per thread when `snapshot` (a label) is given. Served at `/debug/memory` to loopback clients.
+   */
+  debugMemory?(snapshot?: string): Promise<unknown>;
 }
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 export interface OperatorHttp {
   server: Server;
@@ -84,6 +91,19 @@ export async function serveOperatorHttp(metrics: Metrics, listen: string, logger
           })
           .catch(fail);
         return;
+      case '/debug/memory': {
+        const debugMemory = probes?.debugMemory;
+        if (!debugMemory || !LOOPBACK.test(req.socket.remoteAddress ?? '')) {
+          res.writeHead(404);
+          res.end();
+          return;
+        }
+        const snapshot = new URL(req.url ?? '/', 'http://x').searchParams.get('snapshot') ?? undefined;
+        debugMemory(snapshot)
+          .then((threads) => json(res, 200, { threads }))
+          .catch(fail);
+        return;
+      }
       case '/status':
         if (!probes) return json(res, 503, { state: 'starting' });
         probes

@@ -145,6 +145,24 @@ export function createMetrics() {
       help: 'executor messages refused',
       registers: [registry],
     }),
+    threadHeapUsed: new Gauge({
+      name: 'wcp_thread_heap_used_bytes',
+      help: 'JS heap in use per thread (supervisor, discovery, executor), garbage not yet collected included; sampled every 5 s',
+      labelNames: ['thread'],
+      registers: [registry],
+    }),
+    threadLoopLag: new Gauge({
+      name: 'wcp_thread_event_loop_lag_seconds',
+      help: 'mean event-loop delay per thread over the last 5 s sampling interval',
+      labelNames: ['thread'],
+      registers: [registry],
+    }),
+    threadLoopLagMax: new Gauge({
+      name: 'wcp_thread_event_loop_lag_max_seconds',
+      help: 'longest event-loop delay per thread over the last 5 s sampling interval',
+      labelNames: ['thread'],
+      registers: [registry],
+    }),
     state: new Gauge({ name: 'wcp_up', help: '1 while the supervisor runs', registers: [registry] }),
     ready: new Gauge({
       name: 'wcp_ready',
@@ -153,7 +171,11 @@ export function createMetrics() {
     }),
   };
   try {
-    // process_resident_memory_bytes, process_cpu_seconds_total, nodejs_heap_* …: the standard process metrics.
+    // process_resident_memory_bytes, process_cpu_seconds_total, nodejs_heap_* …: the standard process metrics. Under
+    // Bun (README, "Metrics"): no nodejs_gc_duration_seconds (no GC performance entries), nodejs_active_handles /
+    // _requests / _resources read 0, the nodejs_heap_space_* are one `old` space, and nodejs_eventloop_lag_seconds
+    // reads ~0; the nodejs_heap_* and nodejs_eventloop_lag_* are the supervisor's thread only (wcp_thread_* has
+    // every thread).
     collectDefaultMetrics({ register: registry });
   } catch {
     // a runtime without some of the probes they use: the wcp metrics stand on their own

@@ -10,7 +10,7 @@
  *  - heartbeats (the chain clock, then due heartbeats): liveness first, never behind a claim, dispatch or repair;
  *  - claims (a claim's simulation and estimate may be slow on a slow node);
  *  - the main loop: the chain clock, local expiry, executor dispatch and the periodic chain re-check.
- * A fourth, slow one deletes `done:` records past their retention (`retention.ts`); nothing wakes it.
+ * A fourth, slow one deletes `done:` records and `tx:` refs past their retention (`retention.ts`); nothing wakes it.
  * Events reach their handlers through one table per source (`txEventTable`, `executorEventTable`): an event no
  * decider wants is dropped at `route` and wakes nothing. Reconciler facts go to the re-check (`recheck.ts`).
  */
@@ -35,20 +35,14 @@ import { createExecutorEvents, type ExecutorHandlers } from './executor-events.t
 import { expireRound } from './expiry.ts';
 import { heartbeatRound } from './heartbeat.ts';
 import { createStepLoop } from './loop.ts';
-import {
-  DONE_PRUNE_FIRST_MS,
-  DONE_PRUNE_INTERVAL_MS,
-  DRAIN_POLL_MS,
-  type LifecycleOptions,
-  TICK_MS,
-} from './options.ts';
+import { DONE_PRUNE_FIRST_MS, DRAIN_POLL_MS, type LifecycleOptions, TICK_MS } from './options.ts';
 import { createClaimGate } from './claim-gate.ts';
 import { type ClaimPause, type ClaimPauses, createClaimPauses } from './pauses.ts';
 import { type Completions, createCompletions } from './completions.ts';
 import { createLinkView, storageRefused } from './link.ts';
 import { listHeld, OPEN_LANE_STATES } from './records.ts';
 import { createRecheckStep } from './recheck.ts';
-import { pruneDone } from './retention.ts';
+import { pruneDone, pruneIntervalMs, pruneTxRefs } from './retention.ts';
 import { createSend } from './send.ts';
 import { createEffectsRunner } from './runner.ts';
 import { wanted } from './settle.ts';
@@ -294,11 +288,16 @@ export function createActivityManager(deps: ActivityManagerDeps): ActivityManage
   ];
   const retention = createStepLoop(
     'retention',
-    DONE_PRUNE_INTERVAL_MS,
+    pruneIntervalMs(ctx.opts.doneRetentionMs),
     async () => {
       const n = await pruneDone(store, now(), ctx.opts.doneRetentionMs);
-      if (n > 0)
-        log.info('done records past their retention deleted', { count: n, retention_ms: ctx.opts.doneRetentionMs });
+      const refs = await pruneTxRefs(store, now(), ctx.opts.doneRetentionMs);
+      if (n > 0 || refs > 0)
+        log.info('done records and tx refs past their retention deleted', {
+          count: n,
+          tx_refs: refs,
+          retention_ms: ctx.opts.doneRetentionMs,
+        });
     },
     log,
   );

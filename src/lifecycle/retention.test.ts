@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, test } from 'bun:test';
-import { doneKey, inflightKey, PREFIX } from '../store/keys.ts';
-import type { Done } from '../store/records.ts';
-import { DONE_PRUNE_BATCH } from './options.ts';
-import { pruneDone } from './retention.ts';
+import { doneKey, inflightKey, PREFIX, txKey } from '../store/keys.ts';
+import type { Done, LaneTx } from '../store/records.ts';
+import { persistLane, persistReservations } from '../txmgr/nonce-lane.ts';
+import { DONE_PRUNE_BATCH, DONE_PRUNE_INTERVAL_MS } from './options.ts';
+import { pruneDone, pruneIntervalMs, pruneTxRefs } from './retention.ts';
 import { cleanupTestContexts, testContext } from './testing/fakes.ts';
 
 afterEach(cleanupTestContexts);
@@ -53,5 +54,77 @@ describe('done retention', () => {
     });
     expect(await pruneDone(store, NOW, 24 * HOUR)).toBe(1);
     expect(store.scan(PREFIX.done).map((e) => e.key)).toEqual([doneKey('1')]);
+  });
+});
+
+/** A lane slot for `ids` as the tx manager writes it. */
+const slot = (nonce: number, kind: LaneTx['kind'], ids: string[], state: LaneTx['state'], at: number): LaneTx => ({
+  nonce,
+  kind,
+  activity_ids: ids,
+  to: `0x${'11'.repeat(20)}`,
+  data: '0x',
+  value: '0',
+  gas_limit: '100000',
+  max_fee_per_gas: '2',
+  max_priority_fee_per_gas: '1',
+  hashes: [`0x${nonce.toString(16).padStart(64, '0')}`],
+  attempts: 1,
+  state,
+  created_at_ms: at,
+  updated_at_ms: at,
+});
+
+describe('tx refs retention (issue 24: one tx:{id} ref per activity ever claimed stayed in the store)', () => {
+  test('after N activities through the lane writers and retention, the tx: refs left are the recent ones only', async () => {
+    const { store } = testContext();
+    const N = 1_000;
+    const HOUR_AGO = NOW - 25 * HOUR;
+    // N activities claimed, completed and done long ago (claims in batches of 50, one complete each), through the
+    // tx manager's own writers: each leaves a tx:{id} ref naming its latest tx.
+    let nonce = 0;
+    for (let first = 1; first <= N; first += 50) {
+      const ids = Array.from({ length: 50 }, (_, i) => String(first + i));
+      const claim = slot(nonce++, 'claim', ids, 'reserved', HOUR_AGO);
+      const completes = ids.map((id) => slot(nonce++, 'complete', [id], 'reserved', HOUR_AGO));
+      await persistReservations(store, [claim, ...completes], HOUR_AGO);
+      await Promise.all(
+        [claim, ...completes].map((s) =>
+          persistLane(store, { ...s, state: 'confirmed' }, HOUR_AGO, { pruneNonce: s.nonce - 1 }),
+        ),
+      );
+      await store.transact((tx) => {
+        for (const id of ids) tx.put(doneKey(id), done(Number(id), 25 * HOUR));
+      });
+    }
+    // A claim lost to another worker long ago: a ref, and no inflight or done record.
+    const lost = slot(nonce++, 'claim', ['900001'], 'confirmed', HOUR_AGO);
+    await persistReservations(store, [lost], HOUR_AGO);
+    // Kept: a held activity's ref, a recent one, and one whose lane slot is still open.
+    const heldClaim = slot(nonce++, 'claim', ['900002'], 'confirmed', HOUR_AGO);
+    await persistReservations(store, [heldClaim], HOUR_AGO);
+    await store.transact((tx) =>
+      tx.put(inflightKey('900002'), {
+        activity_id: '900002',
+        state: 'running',
+        queue_name: 'q',
+        dispatch_attempts: 1,
+        created_at_ms: HOUR_AGO,
+        updated_at_ms: HOUR_AGO,
+      }),
+    );
+    await persistReservations(store, [slot(nonce++, 'claim', ['900003'], 'confirmed', NOW)], NOW);
+    await persistReservations(store, [slot(nonce++, 'complete', ['900004'], 'sent', HOUR_AGO)], HOUR_AGO);
+    expect(store.count(PREFIX.tx)).toBe(N + 4);
+
+    expect(await pruneDone(store, NOW, 24 * HOUR)).toBe(N);
+    expect(await pruneTxRefs(store, NOW, 24 * HOUR)).toBe(N + 1);
+    expect(store.scan(PREFIX.tx).map((e) => e.key)).toEqual([txKey('900002'), txKey('900003'), txKey('900004')]);
+    expect(store.count(PREFIX.done)).toBe(0);
+  });
+
+  test('retention runs at least as often as the retention is long', () => {
+    expect(pruneIntervalMs(24 * HOUR)).toBe(DONE_PRUNE_INTERVAL_MS);
+    expect(pruneIntervalMs(60_000)).toBe(60_000);
   });
 });

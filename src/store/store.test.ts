@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { createLogger } from '../internal/logger.ts';
-import { claimJobKey, inflightKey, quarantineKey } from './keys.ts';
-import { ClaimJobSchema, type Inflight, InflightSchema, QuarantineSchema } from './records.ts';
-import { openStore, type Store } from './store.ts';
+import { claimJobKey, doneKey, inflightKey, PREFIX, quarantineKey } from './keys.ts';
+import { ClaimJobSchema, DoneSchema, type Inflight, InflightSchema, QuarantineSchema } from './records.ts';
+import { LIST_CACHE_MAX_RECORDS, openStore, type Store } from './store.ts';
 
 const dirs: string[] = [];
 const stores: Store[] = [];
@@ -58,6 +58,25 @@ describe('store', () => {
     });
     const third = store.list('claim_job:', ClaimJobSchema);
     expect(third.map((e) => `${e.value.activity_id}:${e.value.queue_name}`)).toEqual(['1:b']);
+  });
+
+  test('issue 24: a list of a large prefix (a day of done records) is not kept decoded in memory after it', async () => {
+    const { store } = tmpStore();
+    const N = LIST_CACHE_MAX_RECORDS * 2;
+    await store.transact((tx) => {
+      for (let i = 1; i <= N; i++)
+        tx.put(doneKey(String(i)), { activity_id: String(i), outcome: 'completed', finished_at_ms: i });
+    });
+    expect(store.list(PREFIX.done, DoneSchema)).toHaveLength(N);
+    // Before: all N stayed decoded in the list cache until the next list of the prefix (a reorg's re-check, rare).
+    expect(store.cachedValues()).toBe(0);
+    // A small prefix (the lane's bounded history) is still served from the cache.
+    await store.transact((tx) => {
+      for (let i = 1; i <= 100; i++)
+        tx.put(claimJobKey(BigInt(i)), { activity_id: String(i), queue_name: 'q', created_at_ms: i });
+    });
+    store.list(PREFIX.claimJob, ClaimJobSchema);
+    expect(store.cachedValues()).toBe(100);
   });
 
   test('a raw scan walks a prefix in pieces: `after` a key (present or deleted), at most `limit`', async () => {

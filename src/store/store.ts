@@ -65,6 +65,8 @@ export interface Store extends Omit<StoreTx, 'put' | 'del'> {
    * a throwing listener is logged, never the writer's failure. Returns the unsubscribe.
    */
   onCommit(listener: (writes: ReadonlyMap<string, Buffer | null>) => void): () => void;
+  /** Decoded values kept in memory (the mirror's and the whole-prefix list cache's): bounded, for tests and the soak. */
+  cachedValues(): number;
   /** Resolves when all writes so far are flushed to disk. */
   flushed(): Promise<void>;
   close(): Promise<void>;
@@ -88,6 +90,14 @@ function prefixRange(prefix: string): { start: string; end: string } {
 
 /** Prefixes kept in memory (see the invariants): the lifecycle lists and reads its held records several times per tick. */
 const MIRRORED_PREFIXES: readonly string[] = [PREFIX.inflight];
+
+/**
+ * A whole-prefix list of more records than this is not kept decoded for the next list (the cache serves the lane's
+ * history, listed several times per tick). Issue 24: the rare lists of `done:` (a reorg's re-check) and `tx:`
+ * (a lane re-sync) kept every record listed decoded in the supervisor's heap until the next such list: a day of
+ * done records at the default retention, and every activity ever claimed.
+ */
+export const LIST_CACHE_MAX_RECORDS = 4_096;
 
 function damaged(path: string, damage: string): WcpError {
   return new WcpError(
@@ -419,7 +429,10 @@ export function openStore(opts: OpenStoreOptions): Store {
           if (cacheKey !== undefined) seen.set(key, { raw, value: deepFreeze(res.value) });
         } else quarantineLater(key, raw, res.error);
       }
-      if (cacheKey !== undefined) listCache.set(cacheKey, seen);
+      if (cacheKey !== undefined) {
+        if (seen.size <= LIST_CACHE_MAX_RECORDS) listCache.set(cacheKey, seen);
+        else listCache.delete(cacheKey);
+      }
       return out;
     },
     scan: (prefix, o) => {
@@ -448,6 +461,12 @@ export function openStore(opts: OpenStoreOptions): Store {
     onCommit: (listener) => {
       commitListeners.add(listener);
       return () => commitListeners.delete(listener);
+    },
+    cachedValues: () => {
+      let n = mirror.decodedCount();
+      for (const c of listCache.values()) n += c.size;
+      for (const l of mirroredLists.values()) n += l.out.length;
+      return n;
     },
     flushed: async () => {
       await db.flushed;

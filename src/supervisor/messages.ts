@@ -12,6 +12,7 @@ import type { ExecutorWorkerOptions } from '../executor/worker.ts';
 import type { PollerOptions } from '../poller/messages.ts';
 import type { ReconcilerOptions } from '../reconciler/messages.ts';
 import type { StorageThreadOptions } from '../storage/options.ts';
+import type { ThreadStatsTask } from '../internal/thread-stats.ts';
 
 /** The executor worker's options: the bridge's, plus where the storage broker is (built in the thread). */
 export interface ExecutorTaskOptions {
@@ -24,8 +25,10 @@ export interface ExecutorTaskOptions {
 /**
  * The task objects handed to `pool.run()`; `worker-entry.ts` dispatches on `kind`. `secrets` is the supervisor's
  * redaction registry when the task was sent (a thread's registry is its own), registered before the task runs.
+ * `stats`, on the first task of each thread: where the thread reports its heap and event-loop lag
+ * (`src/internal/thread-stats.ts`) while the task runs.
  */
-export type WorkerTask = { secrets: string[] } & (
+export type WorkerTask = { secrets: string[]; stats?: ThreadStatsTask } & (
   | { kind: 'poller'; port: MessagePort; options: PollerOptions }
   | { kind: 'executor'; port: MessagePort; options: ExecutorTaskOptions }
   | {

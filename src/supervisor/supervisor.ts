@@ -38,6 +38,8 @@ import { createProbes } from './probes.ts';
 import { type ActivityHistory, createActivityHistory } from './activity-history.ts';
 import { createSpendLedger } from './spend.ts';
 import { statusView } from './status-view.ts';
+import { createThreadMonitor } from './threads.ts';
+import { debugMemoryEnabled } from '../internal/thread-stats.ts';
 import type { WorkerBootData, WorkerTask } from './messages.ts';
 import { compileOptions } from './options.ts';
 import { decideBatchMode } from './batch-mode.ts';
@@ -95,6 +97,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let lastForeignTx: string | undefined;
   /** Every reason claims are paused; the manager's steps hold theirs, this file the ones only it knows. */
   const pauses = createClaimPauses({ log, metrics });
+  /** Every thread's heap and event-loop lag (wcp_thread_* metrics; the debug memory hook). */
+  const threads = createThreadMonitor({ metrics });
   let scanDone = false;
   const claiming = config.scheduler.mode === 'claim';
   /** How lifecycle calls reach the chain (decided at start; see batch-mode.ts). */
@@ -119,6 +123,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const pool = kind === 'executor' ? pools?.executor : pools?.discovery;
     if (!pool) throw new WcpError('INTERNAL', `worker pool for ${kind} not started`);
     const { port1, port2 } = new MessageChannel();
+    // The thread's first task carries its stats port (one reporter per thread).
+    const stats = threads.taskFor(kind === 'executor' ? 'executor' : 'discovery');
     // A worker may post several events as one batch (`port-batch.ts`): each is handled on its own.
     port1.on('message', (m: unknown) =>
       unbatch(m, (ev) => {
@@ -135,9 +141,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       options,
       logLevel: config.log.level,
       secrets: registeredSecrets(),
+      ...(stats ? { stats } : {}),
     } as WorkerTask;
     const finished = pool
-      .run(task, { transferList: [port2] as never })
+      .run(task, { transferList: (stats ? [port2, stats.port] : [port2]) as never })
       .then(() => log.debug('worker task finished', { kind }))
       .catch((e: unknown) => {
         log.error('worker task crashed', { kind, error: errorText(e) });
@@ -348,6 +355,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       // 3. Persist: every write so far is flushed before the store closes.
       await store.flushed();
       await destroyPools();
+      threads.stop();
       setState('stopped');
     })();
     return stopping;
@@ -461,6 +469,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
           startup_scan_done: scanDone,
         };
       },
+      ...(debugMemoryEnabled() ? { debugMemory: (snapshot?: string) => threads.debugMemory(snapshot) } : {}),
     }),
   };
 }

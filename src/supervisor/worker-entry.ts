@@ -12,6 +12,7 @@
 import { workerData } from 'node:worker_threads';
 import { registerSecrets } from '../internal/redact.ts';
 import { startThreadProfile } from '../runtime/thread-profile.ts';
+import { startThreadReporter } from '../internal/thread-stats.ts';
 import type { ExecutorTaskOptions, WorkerBootData, WorkerTask } from './messages.ts';
 
 // The redaction registry is per thread: the supervisor's secrets are registered before any component can log.
@@ -50,9 +51,11 @@ for (const kind of (workerData as Partial<WorkerBootData> | null)?.preload ?? []
 export default async function workerEntry(task: WorkerTask): Promise<void> {
   registerSecrets(task.secrets);
   const writeProfile = await startThreadProfile(task.kind);
+  const stopReporting = task.stats ? startThreadReporter(task.stats) : undefined;
   try {
     return await runTask(task);
   } finally {
+    stopReporting?.();
     await writeProfile();
   }
 }
