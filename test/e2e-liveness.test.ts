@@ -153,8 +153,10 @@ describe('wcp binary: liveness independent of confirmation depth and of slow cal
     const claimSelector = tqIface.getFunction('claimActivities')?.selector as string;
     const claimCuts = proxy.addRule({
       name: 'claim estimate reset',
+      // A claim alone, or inside a batch (the wallet batches its calls: the claim's calldata is in the batch's).
       match: (c) =>
-        c.method === 'eth_estimateGas' && String((c.params?.[0] as { data?: string })?.data).startsWith(claimSelector),
+        c.method === 'eth_estimateGas' &&
+        String((c.params?.[0] as { data?: string })?.data).includes(claimSelector.slice(2)),
       action: { type: 'cutBeforeForward' },
       times: 4,
     });

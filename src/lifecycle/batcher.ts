@@ -115,8 +115,9 @@ export function batchGasCap(blockGasLimit: bigint): bigint {
 }
 
 const URGENT: ReadonlySet<string> = new Set(['claim', 'claim_batch', 'heartbeat']);
-/** Calls after which a heartbeat of the same activity is wasted. */
-const FINISHING: ReadonlySet<string> = new Set(['complete', 'fail']);
+
+/** A call its caller still wants sent (`TxRequest.stillWanted`). */
+const wanted = (m: Member): boolean => !m.req.stillWanted || m.req.stillWanted();
 
 interface Member {
   req: TxRequest;
@@ -140,8 +141,6 @@ export function createBatcher(o: BatcherOptions): Batcher {
   const unmined = new Set<number>();
   /** Batches being prepared (simulation, estimate, a turn in the lane). */
   const building = new Set<Promise<void>>();
-  /** Activities whose complete or fail is in a batch being prepared (no nonce yet). */
-  const finishing = new Set<string>();
   let scheduled = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -210,20 +209,17 @@ export function createBatcher(o: BatcherOptions): Batcher {
   };
 
   async function send(all: Member[]): Promise<void> {
-    // Asked last before the batch is made: an unwanted call (a heartbeat of an activity that ended) stays out, and
-    // so does a heartbeat naming an activity whose complete or fail is in a batch still on its way to a nonce: it
-    // would be mined after it, where the contract skips it (wasted gas). Heartbeats go first in their own batch,
-    // before any complete or fail of the same activity.
-    const members: Member[] = [];
-    for (const m of all) {
-      const late = m.req.kind === 'heartbeat' && m.req.activityIds.some((id) => finishing.has(id));
-      if (late || (m.req.stillWanted && !m.req.stillWanted())) m.resolve(withdrawn);
-      else members.push(m);
-    }
+    // Asked before the batch is made, and again at its turn for a nonce (`stillWanted` of the batch): an unwanted
+    // call (a heartbeat of an activity that ended, or whose complete or fail took a nonce meanwhile: mined after it,
+    // the contract would skip it) stays out. Heartbeats go first in their batch, before any complete or fail of the
+    // same activity.
+    const members = all.filter((m) => {
+      if (wanted(m)) return true;
+      m.resolve(withdrawn);
+      return false;
+    });
     members.sort((a, b) => Number(b.req.kind === 'heartbeat') - Number(a.req.kind === 'heartbeat'));
     if (members.length === 0) return;
-    const mine = members.filter((m) => FINISHING.has(m.req.kind)).flatMap((m) => m.req.activityIds);
-    for (const id of mine) finishing.add(id);
     try {
       const kept = await simulated(members);
       if (kept.length === 0) return;
@@ -243,7 +239,7 @@ export function createBatcher(o: BatcherOptions): Batcher {
         // would only raise the declared limit, and blocks are packed by declared limits.
         ...floorOf(kept),
         ...(kept.some((m) => m.req.priority) ? { priority: true } : {}),
-        stillWanted: () => kept.some((m) => !m.req.stillWanted || m.req.stillWanted()),
+        stillWanted: () => kept.every(wanted),
         onNonce: (nonce) => {
           unmined.add(nonce);
           for (const m of kept) m.req.onNonce?.(nonce);
@@ -251,12 +247,17 @@ export function createBatcher(o: BatcherOptions): Batcher {
       };
       const res = await txm.submit(req);
       if (res.ok) unmined.add(res.nonce);
-      settle(kept, res);
+      if (res.ok || res.stage !== 'withdrawn') return settle(kept, res);
+      // A call became unwanted at the turn: it is withdrawn, the others wait for the next batch.
+      const again = kept.filter((m) => {
+        if (wanted(m)) return true;
+        m.resolve(withdrawn);
+        return false;
+      });
+      waiting.unshift(...again);
+      if (again.length) schedule();
     } catch (e) {
       for (const m of members) m.reject(e);
-    } finally {
-      // Their nonce is known to the tracker now (or they were not sent): the heartbeat step judges them from here.
-      for (const id of mine) finishing.delete(id);
     }
   }
 

@@ -161,8 +161,7 @@ export function createDelegator(ctx: DelegateCtx): Delegator {
       );
     lane.held = true;
     let nonce: number | undefined;
-    /** The record is on disk (its nonce is the lane's for good) / `finish` owns the hold from now on. */
-    let recorded = false;
+    /** `finish` owns the hold from now on. */
     let finishing = false;
     try {
       if (!(await drained(drainTimeoutMs)))
@@ -177,8 +176,10 @@ export function createDelegator(ctx: DelegateCtx): Delegator {
       // Taken with no await since the last check of the lane (a submit turn marks itself synchronously).
       if (lane.pendingCount() > 0 || ctx.reserving() || lane.nextNonce !== pending)
         return refused('the lane moved while the delegation was prepared; try again', true);
+      // The lane is held: no submit takes `pending` meanwhile. The lane's next nonce moves past it only once the
+      // record holds it (below): before that, the confirmer's hole watch would see a nonce below the lane's next one
+      // that no slot holds (the estimate may take seconds) and fill it with a noop.
       nonce = pending;
-      lane.nextNonce = nonce + 1;
       const auth = ctx.signAuth({ address: target, nonce: nonce + 1, chainId: ctx.chainId });
       const gas = await estimate(auth);
       const t = ctx.now();
@@ -196,9 +197,9 @@ export function createDelegator(ctx: DelegateCtx): Delegator {
         t,
       );
       await persistReservation(ctx.store, rec, t);
-      recorded = true;
       const slot = lane.newSlot(rec, signed, capWei);
       lane.slots.set(nonce, slot);
+      lane.nextNonce = Math.max(lane.nextNonce, nonce + 1);
       log.info(revoke ? 'revoking the delegation' : 'delegating the wallet to the batch executor', {
         target,
         nonce,
@@ -214,11 +215,8 @@ export function createDelegator(ctx: DelegateCtx): Delegator {
       const err = ctx.notRunning();
       return { ok: false, error: err ?? { code: 'TX_SEND_FAILED', message: errorText(e), retryable: true } };
     } finally {
-      // Until `finish` owns it, the hold ends here; a nonce taken but never recorded goes back to the lane.
-      if (!finishing) {
-        if (nonce !== undefined && !recorded) lane.nextNonce = nonce;
-        release();
-      }
+      // Until `finish` owns it, the hold ends here.
+      if (!finishing) release();
     }
   }
 

@@ -59,7 +59,8 @@ export function loadLane(store: Store): LaneTx[] {
 function refFor(rec: LaneTx, id: string, prev: TxRef | undefined, now: number): TxRef {
   return {
     activity_id: id,
-    kind: rec.kind,
+    // In a batch, the kind of the call acting for this activity (its last one: a heartbeat goes before a complete).
+    kind: rec.calls?.findLast((c) => c.activity_ids.includes(id))?.kind ?? rec.kind,
     nonce: rec.nonce,
     tx_hash: rec.mined_hash ?? rec.hashes[rec.hashes.length - 1] ?? '0x',
     max_fee_per_gas: rec.max_fee_per_gas,

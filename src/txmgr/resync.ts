@@ -124,6 +124,7 @@ export function createResync(ctx: ResyncCtx): Resync {
         {
           nonce: n,
           kind: rec.kind,
+          ...(rec.calls ? { calls: rec.calls.map((c) => c.kind).join(',') } : {}),
           activity_ids: rec.activity_ids,
           tx_hash: rec.mined_hash,
           block: rec.block_number,
