@@ -8,7 +8,8 @@ import { createMetrics } from '../internal/metrics.ts';
 import { PREFIX } from '../store/keys.ts';
 import { openStore } from '../store/store.ts';
 import type { TxEvent } from '../txmgr/types.ts';
-import { createSpendLedger, SPEND_KEEP_MS, wastedReceipt } from './spend.ts';
+import { completedBy, createSpendLedger, SPEND_KEEP_MS, wastedReceipt } from './spend.ts';
+import { batchExecutorIface } from '../chain/batch-executor.ts';
 
 type Confirmed = Extract<TxEvent, { type: 'confirmed' }>;
 const HOUR = 3_600_000;
@@ -32,6 +33,7 @@ function receipt(kind: Confirmed['kind'], gas: bigint, o: Partial<Confirmed> = {
 }
 
 const log = createLogger('t', { write: () => {} });
+const WALLET = '0x00000000000000000000000000000000000000cc';
 
 test('what bought nothing: reverted, noop fills, claims that won no activity', () => {
   expect(wastedReceipt(receipt('complete', 1n))).toBe(false);
@@ -47,7 +49,7 @@ test('the ledger: rates over the covered time, per completed activity, wasted sh
   const metrics = createMetrics();
   let t = 1_800_000_000_000;
   const start = t;
-  const ledger = createSpendLedger({ store, metrics, log, now: () => t });
+  const ledger = createSpendLedger({ store, metrics, log, wallet: WALLET, now: () => t });
   await ledger.load();
   expect(ledger.summary(10n ** 18n).runway).toEqual({
     balance_eth: 1,
@@ -91,7 +93,7 @@ test('the ledger: rates over the covered time, per completed activity, wasted sh
   // A restart: the same figures from the store, the same time base.
   await store.close();
   store = openStore({ path, logger: log });
-  const again = createSpendLedger({ store, metrics: createMetrics(), log, now: () => t });
+  const again = createSpendLedger({ store, metrics: createMetrics(), log, wallet: WALLET, now: () => t });
   await again.load();
   expect(again.summary(6n * 10n ** 15n)).toEqual(later);
   expect(again.summary(0n).since_ms).toBe(start);
@@ -103,5 +105,45 @@ test('the ledger: rates over the covered time, per completed activity, wasted sh
   await new Promise((r) => setTimeout(r, 50));
   expect(store.count(PREFIX.spend)).toBe(1);
   expect(again.summary(0n).last_24h.txs).toBe(1);
+  await store.close();
+});
+
+test('a batch completes the ids of its complete calls the executor did not report failed', () => {
+  const fail = batchExecutorIface.encodeEventLog(batchExecutorIface.getEvent('ERC7579TryExecuteFail') as never, [
+    1,
+    '0x',
+  ]);
+  const ev = receipt('batch', 300_000n, {
+    calls: [
+      { kind: 'complete', activity_ids: ['1'] },
+      { kind: 'complete', activity_ids: ['2'] },
+      { kind: 'resume', activity_ids: ['1'] },
+      { kind: 'complete', activity_ids: ['3'] },
+    ],
+    logs: [{ address: WALLET, topics: fail.topics, data: fail.data, logIndex: 0 }],
+  });
+  expect(completedBy(ev, WALLET)).toBe(2);
+  // Another contract's event of the same shape is not the wallet's.
+  expect(
+    completedBy({ ...ev, logs: [{ ...ev.logs[0]!, address: '0x00000000000000000000000000000000000000dd' }] }, WALLET),
+  ).toBe(3);
+  expect(completedBy({ ...ev, status: 'reverted' }, WALLET)).toBe(0);
+});
+
+test('after a restart, a receipt in the minute of a bucket read back from the store is added to it', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'wcp-spend-')), 'wcp.db');
+  let store = openStore({ path, logger: log });
+  const t = 1_800_000_000_000;
+  const one = createSpendLedger({ store, metrics: createMetrics(), log, wallet: WALLET, now: () => t });
+  await one.load();
+  one.record(receipt('complete', 100_000n));
+  await store.flushed();
+  await new Promise((r) => setTimeout(r, 50));
+  await store.close();
+  store = openStore({ path, logger: log });
+  const two = createSpendLedger({ store, metrics: createMetrics(), log, wallet: WALLET, now: () => t });
+  await two.load();
+  two.record(receipt('complete', 100_000n));
+  expect(two.summary(0n).last_hour).toMatchObject({ txs: 2, completed: 2 });
   await store.close();
 });

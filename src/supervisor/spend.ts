@@ -8,6 +8,7 @@
  * it (since `spend_since`, the first start on this store; at least a minute), so a young daemon's rate is not
  * diluted by an hour it did not run.
  */
+import { tryExecuteFailures } from '../chain/batch-executor.ts';
 import { TOPICS } from '../chain/topics.ts';
 import { errorText } from '../internal/errors.ts';
 import type { Logger } from '../internal/logger.ts';
@@ -83,6 +84,21 @@ export function wastedReceipt(ev: Pick<Confirmed, 'kind' | 'status' | 'logs'>): 
   return false;
 }
 
+/**
+ * Activities a confirmed receipt completed: a complete's ids, or the ids of a batch's complete calls the executor
+ * did not report failed (EIP-7702 batches).
+ */
+export function completedBy(
+  ev: Pick<Confirmed, 'kind' | 'status' | 'logs' | 'activityIds' | 'calls'>,
+  wallet: string,
+): number {
+  if (ev.status !== 'success') return 0;
+  if (ev.kind === 'complete') return ev.activityIds.length;
+  if (ev.kind !== 'batch' || !ev.calls) return 0;
+  const failed = tryExecuteFailures(ev.logs, wallet);
+  return ev.calls.reduce((n, c, i) => n + (c.kind === 'complete' && !failed.has(i) ? c.activity_ids.length : 0), 0);
+}
+
 /** The spend of `buckets` in `[nowMs - windowMs, nowMs]`, with the ledger recording since `sinceMs`. */
 export function spendWindow(buckets: Iterable<SpendBucket>, nowMs: number, windowMs: number, sinceMs: number) {
   const from = nowMs - windowMs;
@@ -140,7 +156,14 @@ export function runwayOf(balanceWei: bigint | undefined, hour: SpendWindow, day:
   };
 }
 
-export function createSpendLedger(deps: { store: Store; metrics: Metrics; log: Logger; now?: () => number }) {
+export function createSpendLedger(deps: {
+  store: Store;
+  metrics: Metrics;
+  log: Logger;
+  /** The worker's wallet: a batch's failure events are the wallet's own logs. */
+  wallet: string;
+  now?: () => number;
+}) {
   const { store, metrics, log } = deps;
   const now = deps.now ?? Date.now;
   const buckets = new Map<number, SpendBucket>();
@@ -161,7 +184,8 @@ export function createSpendLedger(deps: { store: Store; metrics: Metrics; log: L
       const stale: number[] = [];
       for (const { value } of store.list(PREFIX.spend, SpendBucketSchema)) {
         if (value.minute_ms < now() - SPEND_KEEP_MS) stale.push(value.minute_ms);
-        else buckets.set(value.minute_ms, value);
+        // A copy: the store's values are frozen, and the current minute's bucket is added to.
+        else buckets.set(value.minute_ms, { ...value, by_kind: { ...value.by_kind }, wasted: { ...value.wasted } });
       }
       const since = store.get(SPEND_SINCE, SpendSinceSchema);
       if (since) sinceMs = since.since_ms;
@@ -180,7 +204,7 @@ export function createSpendLedger(deps: { store: Store; metrics: Metrics; log: L
       const kind: TxKind = ev.kind;
       b.by_kind = { ...b.by_kind, [kind]: add(b.by_kind[kind] ?? empty(), ev.gasUsed, wei) };
       if (wastedReceipt(ev)) b.wasted = add(b.wasted, ev.gasUsed, wei);
-      if (ev.kind === 'complete' && ev.status === 'success') b.completed += ev.activityIds.length;
+      b.completed += completedBy(ev, deps.wallet);
       const stale = [...buckets.keys()].filter((m) => m < t - SPEND_KEEP_MS);
       for (const m of stale) buckets.delete(m);
       // The bucket as it is when the transaction runs: later receipts of the same minute write it again.

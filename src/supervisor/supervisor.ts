@@ -167,7 +167,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   /** What the receipts cost (the runway's rate) and the recent activities, for `/status` and the page. */
-  const spend = createSpendLedger({ store, metrics, log });
+  const spend = createSpendLedger({ store, metrics, log, wallet: config.ethereum.walletAddress });
   let history: ActivityHistory | null = null;
 
   const discovery = createDiscovery({
@@ -363,7 +363,13 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   /** Transaction outcomes: to the lifecycle, receipts to the spend ledger, a foreign transaction pauses claims. */
   function onTxEvent(ev: TxEvent): void {
-    if (ev.type === 'confirmed') spend.record(ev);
+    // The lifecycle gets every event whatever a bookkeeper does with it: a throwing one must not drop it.
+    if (ev.type === 'confirmed')
+      try {
+        spend.record(ev);
+      } catch (e) {
+        log.error('recording a receipt in the spend ledger failed', { nonce: ev.nonce, error: errorText(e) });
+      }
     if (ev.type === 'foreignTx') {
       metrics.foreignTxs.inc();
       if (foreignTx === undefined) {
