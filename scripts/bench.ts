@@ -9,6 +9,11 @@
  *   npm run bench -- --only e2e,claim      run only these groups (store, start, dispatch, claim, heartbeat, e2e)
  *   npm run bench -- --soak-minutes 2      shorten the memory soak of the e2e group (default 10; printed)
  *   npm run bench -- --soak-activities N   activities the accelerated soak (group soak) runs (default 100,000)
+ * Harness variables (read by the bench, never by wcp):
+ *   WCP_BENCH_BUN_OPTIONS="--cpu-prof --cpu-prof-dir=DIR"   Bun options for every dist/wcp the groups start
+ *   WCP_BENCH_LOG_DIR=DIR, WCP_BENCH_LOG_LEVEL=debug          keep each daemon's output there, at that level
+ *   WCP_BENCH_SNAPSHOT_DIR=DIR                                 the soak group keeps heap snapshots of every thread
+ *   WCP_DEBUG_CPU_PROF_DIR=DIR                                 passed on to wcp: a CPU profile per worker thread
  *
  * Progress lines and per-group durations go to stderr, so `--json` stdout stays one figure per line. A group
  * that fails is reported on stderr and the others still run; the exit code is then 1.

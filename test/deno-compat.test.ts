@@ -14,6 +14,7 @@ import { freePort } from '../scripts/lib/anvil.ts';
 import { type SmokeChain, smokeEnv, smokeRun, startSmokeChain } from '../scripts/release/smoke.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { type DevSubnetApi, startDevSubnetApi } from '../scripts/lib/subnet-api/index.ts';
+import { callKinds, type LaneRec } from './support/store.ts';
 
 const ROOT = resolve(import.meta.dir, '..');
 const DENO = join(ROOT, 'node_modules', '.bin', 'deno');
@@ -100,11 +101,11 @@ test('under deno: activities are claimed, heartbeated, run by the no-op test exe
     { cwd, encoding: 'utf8', timeout: 60_000 },
   );
   expect(scan.status, scan.stderr).toBe(0);
-  const kinds = new Set(
+  const kinds = callKinds(
     scan.stdout
       .split('\n')
       .filter(Boolean)
-      .map((l) => (JSON.parse(l) as { value: { kind: string } }).value.kind),
+      .map((l) => (JSON.parse(l) as { value: LaneRec }).value),
   );
   // Heartbeats went out while the tasks ran (1 s interval, 3 s tasks): every step of the lifecycle used the lane.
   expect([...kinds].sort()).toEqual(['claim_batch', 'complete', 'heartbeat']);

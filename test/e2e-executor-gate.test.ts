@@ -20,7 +20,7 @@ import {
   startSlowExecutor,
   type World,
 } from './e2e-executor-harness.ts';
-import { queueEvents } from './support/chain.ts';
+import { queueEvents, walletTxs } from './support/chain.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { doneRecords } from './support/store.ts';
 import { sleep, until, waitAllCompleted } from './support/wait.ts';
@@ -33,10 +33,13 @@ const { track, run, box } = e2eSuite(3, (world) => {
   w = world;
 });
 
-/** Transactions `address` ever sent (its nonce at the latest block). */
+/**
+ * Transactions `address` sent for work: all it ever sent but its start-up delegation (EIP-7702: a type-4
+ * transaction to itself with no calldata, which sets up batching and buys no work).
+ */
 async function sentCount(url: string, address: string): Promise<number> {
-  const [n] = await rpcBatch<string>(url, [['eth_getTransactionCount', [address, 'latest']]]);
-  return Number(BigInt(n ?? '0x0'));
+  const txs = (await walletTxs(url, [address])).get(address.toLowerCase()) ?? [];
+  return txs.filter((t) => !(t.to === t.from && t.input === '0x')).length;
 }
 
 test(`no executor for ${NO_EXECUTOR_S} s: no transaction at all; then one comes up and all work is done`, async () => {

@@ -8,7 +8,7 @@ import { MessageChannel } from 'node:worker_threads';
 import fc from 'fast-check';
 import type { ExecutorEvent } from '../src/executor/messages.ts';
 import { runExecutorWorker } from '../src/executor/worker.ts';
-import { unbatch } from '../src/runtime/port-batch.ts';
+import { unbatch } from '../src/internal/port-batch.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { untilTrue } from '../src/internal/testing/until.ts';
 import type { ExecutorMessageWire } from '../src/taskstream/protocol.ts';

@@ -15,7 +15,7 @@ import { deployStack, enqueueActivities, registerWorker, type Stack } from '../s
 import { expectLaneMatchesChain } from './e2e-lifecycle-lib.ts';
 import { activityViews } from './support/chain.ts';
 import { LIFECYCLE_SETTINGS, wcpEnv } from './support/env.ts';
-import { doneRecords, laneRecords } from './support/store.ts';
+import { callKinds, doneRecords, laneRecords } from './support/store.ts';
 import { waitDone } from './support/wait.ts';
 import { ROOT, type Sandbox, startWcp, type WcpProcess } from './support/wcp.ts';
 
@@ -77,6 +77,6 @@ test('under node: activities are claimed, run by the no-op test executor, comple
   expect(wcp.output()).not.toContain(me.privateKey.slice(2));
   await expectLaneMatchesChain(sb, anvil.url, me.address);
   // Heartbeats went out while the tasks ran (1 s interval, 3 s tasks), and every step used the lane.
-  const kinds = new Set(laneRecords(sb).map((r) => r.kind));
+  const kinds = callKinds(laneRecords(sb));
   expect([...kinds].sort()).toEqual(['claim_batch', 'complete', 'heartbeat']);
 }, 120_000);

@@ -7,7 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { errorText } from '../internal/errors.ts';
 import { type Logger, createLogger } from '../internal/logger.ts';
-import { batchedPoster, unbatch } from '../runtime/port-batch.ts';
+import { batchedPoster, unbatch } from '../internal/port-batch.ts';
 import { type ExecutorBridgeOptions, type StorageBrokerLike, createExecutorBridge } from './bridge.ts';
 import { type ExecutorEvent, isExecutorCommand } from './messages.ts';
 

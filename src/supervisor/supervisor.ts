@@ -23,7 +23,7 @@ import { createClaimPauses } from '../lifecycle/pauses.ts';
 import { MIN_LIFECYCLES } from '../doctor/chain-checks.ts';
 import type { ReconcilerCommand, ReconcilerEvent, ReconcilerOptions } from '../reconciler/messages.ts';
 import { buildInfo, buildVersion, runtimeName } from '../runtime/env.ts';
-import { batchedPoster, unbatch } from '../runtime/port-batch.ts';
+import { batchedPoster, unbatch } from '../internal/port-batch.ts';
 import { createWorkerPool, type Piscina } from '../runtime/workers.ts';
 import { idFromKey, LAST_SCAN_BLOCK, PREFIX } from '../store/keys.ts';
 import { ScanCheckpointSchema } from '../store/records.ts';

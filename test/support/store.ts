@@ -41,6 +41,16 @@ export interface LaneRec {
   max_priority_fee_per_gas: string;
   /** A delegation (kind `delegate`, type 4): its signed authorizations, each using the nonce it names. */
   authorization_list?: Array<{ nonce: number }>;
+  /** A batch (EIP-7702): its calls' kinds and ids. */
+  calls?: Array<{ kind: string; activity_ids: string[] }>;
+}
+
+/**
+ * The kinds of the lifecycle calls lane records carried: a plain record's kind, each call of a batch; the
+ * delegation (setup, not a lifecycle call) left out.
+ */
+export function callKinds(recs: ReadonlyArray<Pick<LaneRec, 'kind' | 'calls'>>): Set<string> {
+  return new Set(recs.flatMap((r) => (r.calls ? r.calls.map((c) => c.kind) : r.kind === 'delegate' ? [] : [r.kind])));
 }
 
 /** A `done:` record: how an activity ended here. */
