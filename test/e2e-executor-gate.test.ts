@@ -9,7 +9,6 @@
 import { expect, test } from 'bun:test';
 import { connect, createServer } from 'node:net';
 import { freePort } from '../scripts/lib/anvil.ts';
-import { rpcBatch } from '../scripts/lib/rpc.ts';
 import {
   chainActivity,
   e2eSuite,
