@@ -66,6 +66,8 @@ beforeAll(async () => {
     deployerKey: key(0),
     heartbeatTimeoutS: HEARTBEAT_TIMEOUT_S,
     lifetimeS: LIFETIME_S,
+    // The executor's deployment is a test of its own below.
+    batchExecutor: false,
   });
   workers = [1, 2, 3, 4, 5].map((i) => laneSigner(key(i), stack.provider));
   stranger = laneSigner(key(6), stack.provider);
