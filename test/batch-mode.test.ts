@@ -13,7 +13,7 @@ import { Wallet } from 'ethers';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { createProvider, deployBatchExecutor, laneSigner } from '../scripts/lib/deploy.ts';
 import { acceptsType4, BATCH_EXECUTOR, designatorFor } from '../src/chain/batch-executor.ts';
-import { createRpcTransport, type RpcClient } from '../src/chain/transport.ts';
+import type { RpcClient } from '../src/chain/transport.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { delegationCheck } from '../src/doctor/chain-checks.ts';
 import { createLogger } from '../src/internal/logger.ts';
@@ -21,6 +21,7 @@ import { openStore, type Store } from '../src/store/store.ts';
 import { decideBatchMode } from '../src/supervisor/batch-mode.ts';
 import { createTxManager, type TxEvent, type TxManager } from '../src/txmgr/index.ts';
 import { txPolicy } from '../src/txmgr/options.ts';
+import { testTransport } from './support/transport.ts';
 
 let anvil: Anvil;
 let cancun: Anvil;
@@ -40,15 +41,7 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }, 60_000);
 
-const rpcOf = (a: Anvil): RpcClient =>
-  createRpcTransport({
-    urls: [a.url],
-    chainId: a.chainId,
-    timeoutMs: 5_000,
-    maxLagBlocks: 5,
-    endpointBackoffMs: 100,
-    endpointBackoffMaxMs: 1_000,
-  });
+const rpcOf = (a: Anvil): RpcClient => testTransport(a.url, { chainId: a.chainId, timeoutMs: 5_000 });
 
 /** A fresh funded wallet on `a`, its config (`batch` setting) and a started tx manager on a new store. */
 async function worker(a: Anvil, setting: 'auto' | 'off' = 'auto') {

@@ -16,7 +16,6 @@ import { Wallet } from 'ethers';
 import { type Anvil, startAnvil } from '../scripts/lib/anvil.ts';
 import { deployStack, enqueueActivities, registerWorker, type Stack } from '../scripts/lib/deploy.ts';
 import { BATCH_EXECUTOR } from '../src/chain/batch-executor.ts';
-import { createRpcTransport } from '../src/chain/transport.ts';
 import { untilTrue } from '../src/internal/testing/until.ts';
 import { createLogger } from '../src/internal/logger.ts';
 import { BATCH_CODEC, type Batcher, createBatcher, expandBatchEvent } from '../src/lifecycle/batcher.ts';
@@ -25,6 +24,7 @@ import { laneKey } from '../src/store/keys.ts';
 import { LaneTxSchema } from '../src/store/records.ts';
 import { openStore, type Store } from '../src/store/store.ts';
 import { createTxManager, type TxEvent, type TxManager } from '../src/txmgr/index.ts';
+import { testTransport } from './support/transport.ts';
 
 let anvil: Anvil;
 let stack: Stack;
@@ -62,17 +62,7 @@ beforeAll(async () => {
 
   dir = mkdtempSync(join(tmpdir(), 'wcp-batch-'));
   store = openStore({ path: join(dir, 'wcp.db'), logger: log });
-  const rpc = createRpcTransport(
-    {
-      urls: [anvil.url],
-      chainId: 31337,
-      timeoutMs: 2_000,
-      maxLagBlocks: 5,
-      endpointBackoffMs: 100,
-      endpointBackoffMaxMs: 1_000,
-    },
-    { logger: log },
-  );
+  const rpc = testTransport(anvil.url, {}, log);
   const { txPolicy } = await import('../src/txmgr/options.ts');
   const { loadConfig } = await import('../src/config/load.ts');
   const cfgPath = join(dir, 'wcp.toml');

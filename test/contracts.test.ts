@@ -44,9 +44,9 @@ import {
   tryExecuteFailures,
 } from '../src/chain/batch-executor.ts';
 import { BATCH_EXECUTOR_CODE } from '../src/chain/batch-executor-code.ts';
-import { createRpcTransport } from '../src/chain/transport.ts';
 import { artifactSource } from '../scripts/gen-batch-executor.ts';
 import { readFileSync } from 'node:fs';
+import { testTransport } from './support/transport.ts';
 
 let anvil: Anvil;
 let stack: Stack;
@@ -859,15 +859,7 @@ describe('gas', () => {
 describe('WcpBatchExecutor (EIP-7702 delegate)', () => {
   /** Anvil account 7, registered as a worker and delegated to the executor by the first test. */
   let wallet: Wallet;
-  const rpc = () =>
-    createRpcTransport({
-      urls: [anvil.url],
-      chainId: anvil.chainId,
-      timeoutMs: 10_000,
-      maxLagBlocks: 5,
-      endpointBackoffMs: 100,
-      endpointBackoffMaxMs: 1_000,
-    });
+  const rpc = () => testTransport(anvil.url, { chainId: anvil.chainId, timeoutMs: 10_000 });
   const tqi = () => stack.contracts.taskQueue.interface;
   const complete = (id: bigint, ref = 'ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylq'): BatchCall => ({
     to: stack.addresses.taskQueue,

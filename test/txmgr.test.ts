@@ -23,6 +23,7 @@ import { openStore, type Store } from '../src/store/store.ts';
 import { createTxManager, type TxEvent, type TxManager, type TxPolicy } from '../src/txmgr/index.ts';
 import { txPolicy } from '../src/txmgr/options.ts';
 import { untilTrue } from '../src/internal/testing/until.ts';
+import { testTransport } from './support/transport.ts';
 
 const SOURCE = `// SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
@@ -963,19 +964,7 @@ describe('txmgr: EIP-7702 delegation (type 4)', () => {
     // No noop took the authorization's nonce, nothing was foreign, nothing failed.
     expect(store.has(laneKey(1))).toBe(false);
     expect(events.some((e) => e.type === 'foreignTx' || e.type === 'failed')).toBe(false);
-    expect(
-      await readDelegation(
-        createRpcTransport({
-          urls: [anvil.url],
-          chainId: 31337,
-          timeoutMs: 2_000,
-          maxLagBlocks: 5,
-          endpointBackoffMs: 100,
-          endpointBackoffMaxMs: 1_000,
-        }),
-        acct.address,
-      ),
-    ).toEqual({ kind: 'pinned' });
+    expect(await readDelegation(testTransport(anvil.url), acct.address)).toEqual({ kind: 'pinned' });
     await m.stop();
   }, 30_000);
 });
