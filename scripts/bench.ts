@@ -14,6 +14,7 @@
  *   WCP_BENCH_LOG_DIR=DIR, WCP_BENCH_LOG_LEVEL=debug          keep each daemon's output there, at that level
  *   WCP_BENCH_SNAPSHOT_DIR=DIR                                 the soak group keeps heap snapshots of every thread
  *   WCP_DEBUG_CPU_PROF_DIR=DIR                                 passed on to wcp: a CPU profile per worker thread
+ *   WCP_BENCH_E2E_ONLY=batch                                   development: the e2e group's other runs shrink to 10
  *
  * Progress lines and per-group durations go to stderr, so `--json` stdout stays one figure per line. A group
  * that fails is reported on stderr and the others still run; the exit code is then 1.
