@@ -8,7 +8,8 @@
  *
  * When a batch leaves:
  *  - at once when a claim or a heartbeat is waiting (they are time-critical: a slow claim loses its race, a late
- *    heartbeat loses the activity), taking every call that is ready along;
+ *    heartbeat loses the activity), in a batch of their own (never behind a finishing call's simulation or slow
+ *    estimate), the other calls that are ready leaving beside it in a second one;
  *  - otherwise when no batch of ours is waiting to be mined (one batch per block in steady state: the calls that
  *    became ready while the last one waited leave together as soon as it is mined), when the waiting calls fill a
  *    batch, or after `holdMaxMs` whatever happens (a lost event never holds calls back).
@@ -155,18 +156,27 @@ export function createBatcher(o: BatcherOptions): Batcher {
   }
 
   /** Takes from `waiting` what fits one batch, in arrival order. */
-  function take(): Member[] {
+  /**
+   * Takes from `waiting` what fits one batch, in arrival order, of one class: the urgent calls (claims, heartbeats:
+   * never simulated, each with its own gas floor) or the others. Liveness never waits on a finishing call's
+   * simulation or slow estimate, and a heartbeat batch's floor covers all its calls when its estimate is late.
+   */
+  function take(urgentClass: boolean): Member[] {
     const cap = o.gasCap();
     const out: Member[] = [];
     let gas = 0n;
     let bytes = 0;
-    while (waiting.length > 0 && out.length < MAX_CALLS) {
-      const m = waiting[0] as Member;
+    for (let i = 0; i < waiting.length && out.length < MAX_CALLS; ) {
+      const m = waiting[i] as Member;
+      if (URGENT.has(m.req.kind) !== urgentClass) {
+        i++;
+        continue;
+      }
       const g = gasGuess(m.req);
       const b = (m.req.data.length - 2) / 2 + 128;
       if (out.length > 0 && (gas + g > cap || bytes + b > MAX_CALLDATA_BYTES)) break;
       out.push(m);
-      waiting.shift();
+      waiting.splice(i, 1);
       gas += g;
       bytes += b;
     }
@@ -195,11 +205,16 @@ export function createBatcher(o: BatcherOptions): Batcher {
         timer = setTimeout(() => flushReady(false), Math.max(1, holdMaxMs - (o.now() - oldest)));
         return;
       }
-      const p: Promise<void> = send(take()).finally(() => {
-        building.delete(p);
-        if (waiting.length > 0) flushReady(false);
-      });
-      building.add(p);
+      // Urgent calls in a batch of their own; the others ready then leave beside it, in a second one.
+      const batches = urgent ? [take(true), take(false)] : [take(false)];
+      for (const members of batches) {
+        if (members.length === 0) continue;
+        const p: Promise<void> = send(members).finally(() => {
+          building.delete(p);
+          if (waiting.length > 0) flushReady(false);
+        });
+        building.add(p);
+      }
     }
   }
 
