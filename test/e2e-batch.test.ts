@@ -43,6 +43,7 @@ test('run delegates at start and still finishes work; undelegate is refused whil
     { rpcUrl: anvil.url, privateKey: anvil.accounts[1]!.privateKey, queue: 'batch' },
     LIFECYCLE_SETTINGS,
     {
+      WCP__TX_POLICY__BATCH: 'auto',
       WCP__EXECUTOR__NOOP_DELAY: '200ms',
       WCP__METRICS__ENABLED: 'true',
       WCP__METRICS__LISTEN: `127.0.0.1:${port}`,

@@ -83,6 +83,7 @@ export function startStubDaemon(
     WCP__TX_POLICY__RECEIPT_POLL: '20ms',
     WCP__TX_POLICY__BUMP_AFTER: '60s',
     WCP__TX_POLICY__BUMP_AFTER_BLOCKS: '0',
+    WCP__TX_POLICY__BATCH: 'auto',
     // Profiling (debug): bun's options for the daemon (e.g. --cpu-prof, main thread), and a directory where each
     // worker thread writes its own profile (src/runtime/thread-profile.ts).
     ...(process.env.WCP_BENCH_BUN_OPTIONS ? { BUN_OPTIONS: process.env.WCP_BENCH_BUN_OPTIONS } : {}),

@@ -120,8 +120,8 @@ export interface DeployOptions {
   timeoutMs?: number;
   /**
    * Also deploy the EIP-7702 batch executor at its pinned CREATE2 address (`deployBatchExecutor`). Default true: a
-   * wcp with `tx_policy.batch = "auto"` on a chain that accepts type-4 transactions delegates and batches (every
-   * e2e test runs the batch path unless it says otherwise); false leaves it on the per-call path.
+   * wcp with `tx_policy.batch = "auto"` on a chain that accepts type-4 transactions then delegates and batches;
+   * false leaves such a wcp on the per-call path.
    */
   batchExecutor?: boolean;
 }

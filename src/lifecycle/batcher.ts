@@ -249,6 +249,9 @@ export function createBatcher(o: BatcherOptions): Batcher {
         to: o.wallet,
         data: codec.encodeExecute(kept.map((m) => m.req)),
         estimateData: codec.encodeExecuteStrict(kept.map((m) => m.req)),
+        // Should a call begin to fail between the simulation and the estimate, the batch still gets its calls'
+        // worst cases (the try-mode estimate alone starved them: every call of the batch failed out of gas).
+        fallbackGasLimit: kept.reduce((s, m) => s + gasGuess(m.req), 0n),
         // Never below the worst cases of the calls that have one (a claim skipping an id now may claim it when
         // mined; a heartbeat's floor stands in for a late estimate). The others' estimate is exact: a guess here
         // would only raise the declared limit, and blocks are packed by declared limits.

@@ -115,7 +115,9 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
       const twin = await estimate({ ...plain, data: estimateData });
       if (typeof twin === 'bigint' || twin.ok || twin.stage !== 'estimate') return twin;
       log.debug('estimate of the reverting twin reverted; estimating the calldata itself', { kind: req.kind });
-      return await estimate(plain);
+      const own = await estimate(plain);
+      const floor = req.fallbackGasLimit ?? 0n;
+      return typeof own === 'bigint' && own < floor ? floor : own;
     }
     try {
       const g = await withRetry(
