@@ -10,6 +10,7 @@ describe('lifecycle options', () => {
         WCP__SCHEDULER__CLAIM_BATCH: '3',
         WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '5',
         WCP__STORE__DONE_RETENTION: '4h',
+        WCP__TX_POLICY__BATCH: 'auto',
       },
       cwd: '/nonexistent',
     });
@@ -30,7 +31,8 @@ describe('lifecycle options', () => {
       doneRetentionMs: 4 * 3_600_000,
       batch: { mode: 'per-call', reason: 'not decided yet (decided at start)' },
     });
-    const off = loadConfig({ env: { WCP__TX_POLICY__BATCH: 'off' }, cwd: '/nonexistent' });
+    // The default is off (batching is opt-in for now).
+    const off = loadConfig({ env: {}, cwd: '/nonexistent' });
     expect(lifecycleOptions(off).batch).toEqual({ mode: 'per-call', reason: 'tx_policy.batch = "off"' });
   });
 });
