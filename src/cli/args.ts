@@ -44,3 +44,15 @@ export function rejectUnknownArgs(rawArgs: string[], def: ArgsDef, maxPositional
     }
   }
 }
+
+/**
+ * Writes `text` and resolves once the runtime has taken all of it. The entry point calls `process.exit` right
+ * after a command returns, and Bun writes to pipes asynchronously: output a slow reader has not drained yet would be
+ * cut off (a `db scan` of a few hundred lane records fills the pipe buffer).
+ */
+export function writeFully(stream: NodeJS.WriteStream, text: string): Promise<void> {
+  if (text === '') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    stream.write(text, (err) => (err ? reject(err) : resolve()));
+  });
+}

@@ -11,23 +11,11 @@ import { WcpError } from '../internal/errors.ts';
 import { createLogger } from '../internal/logger.ts';
 import { buildInfo, buildVersion } from '../runtime/env.ts';
 import { openStore } from '../store/store.ts';
-import { configArg, rejectUnknownArgs } from './args.ts';
+import { configArg, rejectUnknownArgs, writeFully } from './args.ts';
 import { doctorCommand } from './doctor.ts';
 import { keyCommand } from './key.ts';
 import { statusCommand } from './status.ts';
 import { runDaemon } from './run.ts';
-
-/**
- * Writes `text` and resolves once the runtime has taken all of it. The entry point calls `process.exit` right
- * after a command returns, and Bun writes to pipes asynchronously: output a slow reader has not drained yet would be
- * cut off (a `db scan` of a few hundred lane records fills the pipe buffer).
- */
-function writeFully(stream: NodeJS.WriteStream, text: string): Promise<void> {
-  if (text === '') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    stream.write(text, (err) => (err ? reject(err) : resolve()));
-  });
-}
 
 const runArgs = { ...configArg } as const;
 const run = defineCommand({

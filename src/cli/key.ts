@@ -14,7 +14,7 @@ import { passwordFromFile, readSecretFile } from '../config/keys.ts';
 import { loadConfig } from '../config/load.ts';
 import { WcpError } from '../internal/errors.ts';
 import { registerSecret } from '../internal/redact.ts';
-import { configArg, rejectUnknownArgs } from './args.ts';
+import { configArg, rejectUnknownArgs, writeFully } from './args.ts';
 
 const usage = (msg: string) => new WcpError('CLI_USAGE', msg);
 
@@ -108,7 +108,7 @@ const keyUndelegate = defineCommand({
     const config = loadConfig(args.config ? { path: args.config } : {});
     const { undelegate } = await import('./undelegate.ts');
     const line = await undelegate(config);
-    await new Promise<void>((resolve) => process.stdout.write(`${line}\n`, () => resolve()));
+    await writeFully(process.stdout, `${line}\n`);
   },
 });
 

@@ -226,14 +226,12 @@ export function createBatcher(o: BatcherOptions): Batcher {
   async function send(all: Member[]): Promise<void> {
     // Asked before the batch is made, and again at its turn for a nonce (`stillWanted` of the batch): an unwanted
     // call (a heartbeat of an activity that ended, or whose complete or fail took a nonce meanwhile: mined after it,
-    // the contract would skip it) stays out. Heartbeats go first in their batch, before any complete or fail of the
-    // same activity.
+    // the contract would skip it) stays out. Heartbeats never share a batch with completes or fails (`take`).
     const members = all.filter((m) => {
       if (wanted(m)) return true;
       m.resolve(withdrawn);
       return false;
     });
-    members.sort((a, b) => Number(b.req.kind === 'heartbeat') - Number(a.req.kind === 'heartbeat'));
     if (members.length === 0) return;
     try {
       const kept = await simulated(members);
@@ -263,8 +261,8 @@ export function createBatcher(o: BatcherOptions): Batcher {
           for (const m of kept) m.req.onNonce?.(nonce);
         },
       };
+      // `onNonce` has marked it unmined already.
       const res = await txm.submit(req);
-      if (res.ok) unmined.add(res.nonce);
       if (res.ok || res.stage !== 'withdrawn') return settle(kept, res);
       // A call became unwanted at the turn: it is withdrawn, the others wait for the next batch.
       const again = kept.filter((m) => {
