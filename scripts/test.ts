@@ -55,5 +55,27 @@ passed += pass ? Number(pass[1]) : 0;
 failed += fail ? Number(fail[1]) : 0;
 if (tests.code !== 0 && !fail) failed++; // the runner itself failed (e.g. a file did not load)
 
+process.stdout.write(failureDigest(tests.out));
 process.stdout.write(`\n(${((Date.now() - started) / 1000).toFixed(1)} s)\n${passed} passed, ${failed} failed\n`);
+
+/**
+ * Each failed test's own output again (what bun printed between the test before it and its `(fail)` line, the
+ * last 60 lines of it), just above the summary: CI keeps only the tail of a long run, and a failure is worth
+ * nothing without its message.
+ */
+function failureDigest(out: string): string {
+  const lines = out.split('\n');
+  const blocks: string[] = [];
+  let from = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (/^\((pass|skip|todo)\)/.test(line)) from = i + 1;
+    else if (line.startsWith('(fail)')) {
+      if (!blocks.some((b) => b.endsWith(line)))
+        blocks.push([...lines.slice(Math.max(from, i - 60), i), line].join('\n'));
+      from = i + 1;
+    }
+  }
+  return blocks.length ? `\n== failure details (${blocks.length})\n${blocks.join('\n--\n')}\n` : '';
+}
 process.exit(failed === 0 && tests.code === 0 ? 0 : 1);

@@ -155,15 +155,16 @@ export function createDelegator(ctx: DelegateCtx): Delegator {
       return refused(
         `wcp delegates only to the pinned batch executor ${BATCH_EXECUTOR.address} or revokes; not ${target}`,
       );
-    if (!revoke && !(await executorDeployed(rpc)))
-      return refused(
-        `the pinned batch executor is not deployed on chain ${ctx.chainId}: no code with hash ${BATCH_EXECUTOR.codeHash} at ${BATCH_EXECUTOR.address}`,
-      );
+    // Held from the call on (before any await): a submit made after `delegate()` waits for it, whatever the RPC's pace.
     lane.held = true;
     let nonce: number | undefined;
     /** `finish` owns the hold from now on. */
     let finishing = false;
     try {
+      if (!revoke && !(await executorDeployed(rpc)))
+        return refused(
+          `the pinned batch executor is not deployed on chain ${ctx.chainId}: no code with hash ${BATCH_EXECUTOR.codeHash} at ${BATCH_EXECUTOR.address}`,
+        );
       if (!(await drained(drainTimeoutMs)))
         return refused(`the lane did not empty within ${drainTimeoutMs} ms; not delegating now`, true);
       const pending = await txCount('pending');
