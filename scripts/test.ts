@@ -92,7 +92,8 @@ else {
 }
 
 process.stdout.write(failureDigest(tests.out));
-if (failedChecks.length) process.stdout.write(`\n== failed checks (their output is above): ${failedChecks.join(', ')}\n`);
+if (failedChecks.length)
+  process.stdout.write(`\n== failed checks (their output is above): ${failedChecks.join(', ')}\n`);
 process.stdout.write(`\n(${((Date.now() - started) / 1000).toFixed(1)} s)\n${passed} passed, ${failed} failed\n`);
 
 /**
