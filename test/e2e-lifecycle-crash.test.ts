@@ -136,7 +136,13 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
         `every lane record final and nothing pending on chain; open: ${JSON.stringify(
           laneRecords(box)
             .filter((r) => r.state !== 'confirmed' && r.state !== 'failed')
-            .map((r) => ({ nonce: r.nonce, kind: r.kind, state: r.state, ids: r.activity_ids, hashes: r.hashes.length })),
+            .map((r) => ({
+              nonce: r.nonce,
+              kind: r.kind,
+              state: r.state,
+              ids: r.activity_ids,
+              hashes: r.hashes.length,
+            })),
         )}\nthe last run's log ends:\n${w.output().slice(-3000)}`,
     );
     const finalS = (Date.now() - killedAt) / 1000;
