@@ -211,6 +211,7 @@ describe('executor bridge', () => {
       running_activity_ids: [],
       lost_activity_ids: [t3.activity_id],
       held_activity_ids: [],
+      lost_cause: 'graceful',
     });
     await ev.waitFor(isState('ready'), 5000, from);
     ex.last().write({
