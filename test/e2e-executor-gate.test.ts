@@ -3,7 +3,10 @@
  * - claim only what can run now: with no executor listening, wcp sends no transaction at all (claims paused as
  *   `executor_not_ready`, logged at warn); once an executor comes up, every activity is done;
  * - a poison task (it crashes the executor process each time it starts; a supervisor restarts the executor) is
- *   failed on chain after `executor.max_dispatch_attempts` dispatches, each loss counted.
+ *   failed on chain after `executor.max_dispatch_attempts` dispatches, each loss (alone) counted;
+ * - an executor's loss charged to the right activity: a poison task beside healthy ones on one executor — only the
+ *   poison one is failed on chain (the crash that took them together charges nobody; the suspects run alone); three
+ *   graceful executor restarts (SIGTERM: runs given back as SHUTTING_DOWN, the stream closed cleanly) fail nothing.
  * `WCP_E2E_NO_EXECUTOR_S` sets how long the first test runs without an executor (default 20 s; the issue says 60).
  */
 import { expect, test } from 'bun:test';
@@ -23,12 +26,12 @@ import { queueEvents, walletTxs } from './support/chain.ts';
 import { executorSettings, wcpEnv } from './support/env.ts';
 import { doneRecords } from './support/store.ts';
 import { sleep, until, waitAllCompleted } from './support/wait.ts';
-import { assertRunning, linesWith } from './support/wcp.ts';
+import { assertRunning, linesWith, logLines } from './support/wcp.ts';
 
 const NO_EXECUTOR_S = Number(process.env.WCP_E2E_NO_EXECUTOR_S ?? 60);
 
 let w: World;
-const { track, run, box } = e2eSuite(3, (world) => {
+const { track, run, box } = e2eSuite(5, (world) => {
   w = world;
 });
 
@@ -150,3 +153,96 @@ test('storage service down: nothing that needs it is claimed (no transaction); b
   wcp.proc.kill('SIGTERM');
   expect(await wcp.exited).toBe(0);
 }, 180_000);
+
+test('a poison task beside healthy ones on one executor: only the poison one is failed on chain', async () => {
+  const me = w.worker();
+  const sb = box();
+  const port = await freePort();
+  const tq = (await w.stack.contracts.taskQueue.getAddress()).toLowerCase();
+  const fromBlock = await w.anvil.blockNumber();
+  const healthy = await enqueue(w, me.queue, 2, 'test.slow', 'json:{"ms":300}');
+  const [poison] = await enqueue(w, me.queue, 1, 'test.slow', 'json:{"crash":true}');
+  if (!poison) throw new Error('nothing enqueued');
+  const execs: Proc[] = [track(await startSlowExecutor({ port, concurrency: 3 }))];
+  const wcp = run(
+    sb,
+    wcpEnv(me, executorSettings(port, w.api.grpcEndpoint), { WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '2' }),
+  );
+  // The executor's supervisor: restart it whenever it died, until every activity is done here.
+  const giveUpAt = Date.now() + 90_000;
+  while (doneRecords(sb).length < 3) {
+    assertRunning(wcp);
+    if (Date.now() > giveUpAt) throw new Error(`activities not done in time:\n${wcp.output().slice(-4000)}`);
+    const last = execs.at(-1) as Proc;
+    if (last.proc.exitCode !== null) execs.push(track(await startSlowExecutor({ port, concurrency: 3 })));
+    await sleep(200);
+  }
+  for (const id of healthy) expect((await chainActivity(w, id)).status).toBe(STATUS.completed);
+  expect((await chainActivity(w, poison)).status).toBe(STATUS.failed);
+  const failed = (await queueEvents(me.rpcUrl, tq, fromBlock)).filter((e) => e.name === 'ActivityFailed');
+  expect(failed.map((e) => e.activityId)).toEqual([poison]);
+  expect(doneRecords(sb).find((d) => d.activity_id === poison)?.reason).toBe(
+    'EXECUTOR_LOST: the executor crashed while holding only this task',
+  );
+  // The poison task crashed its executor with the healthy ones (claimed and dispatched together): that loss charged
+  // none of them; then it crashed alone max_dispatch_attempts (2) times, each counted.
+  const starts = execs.flatMap((p) => fixtureEvents(p, 'start'));
+  expect(starts.some((e) => e.activity_id === poison && Number(e.running) > 1)).toBe(true);
+  const lost = logLines(wcp).filter((l) => String(l.msg).startsWith('executor lost the task'));
+  for (const id of healthy) {
+    const mine = lost.filter((l) => l.activity_id === id);
+    expect(mine.length).toBeGreaterThanOrEqual(1);
+    expect(mine.every((l) => l.counted === false)).toBe(true);
+  }
+  expect(lost.filter((l) => l.activity_id === poison).map((l) => l.counted)).toEqual([false, true, true]);
+  // Suspected from the first crash on, it ran alone: nothing else was running, or assigned while it ran.
+  expect(starts.filter((e) => e.activity_id === poison).map((e) => e.running)).toEqual([3, 1, 1]);
+  const assigned = logLines(wcp).filter((l) => l.msg === 'activity assigned to executor');
+  expect(assigned.filter((l) => l.activity_id === poison).map((l) => l.isolated ?? false)).toEqual([false, true, true]);
+  wcp.proc.kill('SIGTERM');
+  expect(await wcp.exited).toBe(0);
+}, 150_000);
+
+test('three graceful executor restarts (runs given back, stream closed cleanly) fail nothing', async () => {
+  const me = w.worker();
+  const sb = box();
+  const port = await freePort();
+  const tq = (await w.stack.contracts.taskQueue.getAddress()).toLowerCase();
+  const fromBlock = await w.anvil.blockNumber();
+  const ids = await enqueue(w, me.queue, 2, 'test.slow', 'json:{}');
+  // Runs far longer than the grace period: every SIGTERM interrupts both.
+  let exec = track(await startSlowExecutor({ port, concurrency: 2, handlerMs: 60_000, graceMs: 100 }));
+  const wcp = run(
+    sb,
+    wcpEnv(me, executorSettings(port, w.api.grpcEndpoint), { WCP__EXECUTOR__MAX_DISPATCH_ATTEMPTS: '2' }),
+  );
+  for (let restart = 1; restart <= 3; restart++) {
+    await until(
+      () => fixtureEvents(exec, 'start').length,
+      (n) => n === 2,
+      30_000,
+      `both tasks running before restart ${restart}`,
+    );
+    exec.kill('SIGTERM');
+    expect(await exec.exited).toBe(0);
+    exec = track(
+      await startSlowExecutor({ port, concurrency: 2, handlerMs: restart < 3 ? 60_000 : 200, graceMs: 100 }),
+    );
+  }
+  await waitAllCompleted(sb, w.stack, ids, me.address, 60_000, wcp);
+  const failed = (await queueEvents(me.rpcUrl, tq, fromBlock)).filter((e) => e.name === 'ActivityFailed');
+  expect(failed).toEqual([]);
+  // Each ran four times (attempts 1–4) with max_dispatch_attempts 2: the three given back did not count.
+  for (const id of ids) expect(fixtureEvents(exec, 'start').find((e) => e.activity_id === id)?.attempt).toBe(4);
+  const lines = logLines(wcp);
+  expect(lines.filter((l) => l.msg === 'executor failed activity').map((l) => l.code)).toEqual(
+    Array(6).fill('SHUTTING_DOWN'),
+  );
+  expect(
+    lines.filter(
+      (l) => l.msg === 'Executor bridge state changed.' && String(l.detail).includes('closed the stream cleanly'),
+    ),
+  ).toHaveLength(3);
+  wcp.proc.kill('SIGTERM');
+  expect(await wcp.exited).toBe(0);
+}, 150_000);

@@ -211,6 +211,7 @@ describe('executor bridge', () => {
       running_activity_ids: [],
       lost_activity_ids: [t3.activity_id],
       held_activity_ids: [],
+      lost_cause: 'graceful',
     });
     await ev.waitFor(isState('ready'), 5000, from);
     ex.last().write({
@@ -244,6 +245,7 @@ describe('executor bridge', () => {
       running_activity_ids: [],
       lost_activity_ids: [lost.activity_id],
       held_activity_ids: [],
+      lost_cause: 'crash',
     });
     await ev.waitFor(isState('ready'), 5000, from);
     expect(bridge.status().in_flight).toEqual([]);
@@ -253,6 +255,26 @@ describe('executor bridge', () => {
     const done = await ev.waitFor(forId('completion', lost.activity_id), 5000, from);
     expect(done.result.ok).toBe(true);
   }, 30_000);
+
+  test('a stream the executor ends cleanly (status OK) loses its tasks as graceful; a failed one as a crash', async () => {
+    const ex = await scriptedExecutor({ auto: { types: ['test.sleep'], concurrency: 2 } });
+    const ev = events();
+    const bridge = bridgeFor(ex.port, ev);
+    await ev.waitFor(isState('ready'));
+    const lose = async (end: () => void, t = task(30_000)) => {
+      await bridge.assign(t);
+      await ev.waitFor(forId('accepted', t.activity_id));
+      const from = ev.list.length;
+      end();
+      // The next stream's Resync (the scripted executor holds nothing) reports it lost.
+      return { resync: await ev.waitFor(isType('resync'), 5000, from), id: t.activity_id };
+    };
+    const graceful = await lose(() => ex.last().end());
+    expect(graceful.resync).toMatchObject({ lost_activity_ids: [graceful.id], lost_cause: 'graceful' });
+    await untilTrue(() => bridge.status().state === 'ready', 'ready again');
+    const crash = await lose(() => ex.last().emit('error', { code: 14, details: 'executor crashed' }));
+    expect(crash.resync).toMatchObject({ lost_activity_ids: [crash.id], lost_cause: 'crash' });
+  }, 20_000);
 
   test('keepalive notices a frozen (SIGSTOP) executor, reconnects after SIGCONT, and the task survives', async () => {
     const child = await spawnChild(0);

@@ -217,7 +217,11 @@ describe('executor SDK', () => {
       output_refs: { result: `blob:${t.activity_id}/result.txt` },
       metadata_json: '{"echoed":"hi"}',
     });
-    expect(ev.list).toContainEqual({ type: 'progress', activity_id: t.activity_id, fraction: 0.5, message: 'half' });
+    // The SDK's own Progress at the start says the task runs; then the handler's.
+    expect(ev.list.filter((e) => e.type === 'progress' && e.activity_id === t.activity_id)).toEqual([
+      { type: 'progress', activity_id: t.activity_id, fraction: 0, message: 'started' },
+      { type: 'progress', activity_id: t.activity_id, fraction: 0.5, message: 'half' },
+    ]);
   });
 
   test('invalid input fails with INPUT_INVALID naming the field, without running the handler', async () => {
@@ -380,7 +384,7 @@ describe('executor SDK', () => {
     await untilTrue(() => old.ended || old.error !== undefined, 'the old stream ended');
   });
 
-  test('graceful stop: finishes what fits in the grace period, cancels the rest retryably, then stops', async () => {
+  test('graceful stop: finishes what fits in the grace period, gives the rest back (SHUTTING_DOWN), ends cleanly', async () => {
     const { bridge, ev, exec } = await setup(async (ctx) => {
       await waitAbortable(Number(ctx.input.wait_ms), ctx.signal);
       return { result: ctx.outputRef('result') };
@@ -398,8 +402,11 @@ describe('executor SDK', () => {
     const q = (await ev.waitFor(completionOf(quick.activity_id))) as Completion;
     const s = (await ev.waitFor(completionOf(slow.activity_id))) as Completion;
     expect(q.result.ok).toBe(true);
-    expect(s.result).toMatchObject({ ok: false, code: 'CANCELLED', retryable: true });
-    await ev.waitFor((e) => e.type === 'state' && e.state === 'backoff');
+    expect(s.result).toMatchObject({ ok: false, code: 'SHUTTING_DOWN', retryable: true });
+    // The stream ends with status OK: wcp takes it as a graceful shutdown (nothing lost is charged).
+    await ev.waitFor(
+      (e) => e.type === 'state' && e.state === 'backoff' && String(e.detail).includes('closed the stream cleanly'),
+    );
   });
 
   test('storage: presigned URLs in the assignment, StorageRequest answered only for own activities', async () => {
@@ -540,6 +547,6 @@ describe('example video executor', () => {
     expect(c.result.ok && JSON.parse(c.result.metadata_json)).toMatchObject({ width: 160, height: 120 });
     for (const key of ['video.mp4', 'thumbnail.jpg', 'probe.json'])
       expect(blobs.get(`/4242/${key}`)?.length ?? 0).toBeGreaterThan(100);
-    expect(ev.list.some((e) => e.type === 'progress' && e.activity_id === '4242')).toBe(true);
+    expect(ev.list.some((e) => e.type === 'progress' && e.activity_id === '4242' && e.fraction > 0)).toBe(true);
   }, 90_000);
 });

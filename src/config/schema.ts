@@ -271,7 +271,10 @@ export const ConfigFileSchema = v.strictObject({
     max_message_bytes: v.optional(int(1024, 64 * 1024 * 1024), 4 * 1024 * 1024),
     /** Whether a task the executor lost (restart) is offered again (true) or failed on chain (false). */
     reoffer_lost_tasks: v.optional(bool(), true),
-    /** Dispatch attempts per activity before it is failed on chain. */
+    /**
+     * Dispatch attempts per activity before it is failed on chain. Not counted: a graceful executor shutdown, a run
+     * given back as SHUTTING_DOWN, a crash that lost the task beside others (it is isolated instead), a wcp restart.
+     */
     max_dispatch_attempts: v.optional(int(1, 100), 3),
     /** PEM file of the CA that signed the executor's server certificate; when set the link uses TLS. '' = plaintext. */
     tls_ca_file: v.optional(v.string(), ''),

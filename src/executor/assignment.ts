@@ -190,12 +190,17 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
       // The stream broke under us; the task stays in flight and the next Resync decides.
       return;
     }
-    log.debug('Assigned a task.', {
-      activity_id: task.activity_id,
-      activity_type: task.activity_type,
-      attempt: task.attempt,
-      reoffer,
-    });
+    if (reoffer)
+      log.info('Re-offered a task to the executor that holds it.', {
+        activity_id: task.activity_id,
+        attempt: task.attempt,
+      });
+    else
+      log.debug('Assigned a task.', {
+        activity_id: task.activity_id,
+        activity_type: task.activity_type,
+        attempt: task.attempt,
+      });
     events.send({ type: 'accepted', activity_id: task.activity_id });
     flow.emitCredits();
   }
@@ -210,6 +215,15 @@ export function createAssignment(opts: AssignmentOptions): Assignment {
       existing.task = { ...existing.task, attempt: task.attempt, reoffer: true };
       c.sent += 1;
       if (!connection.write(c, toWire(task, parseInputRef(task.input_ref), { inputUrls: {}, outputUrls: {} }))) return;
+      log.info('Re-offered a task to the executor that holds it.', {
+        activity_id: task.activity_id,
+        attempt: task.attempt,
+      });
+    } else {
+      log.debug('Re-offer of a task already on the stream under its attempt: nothing to send.', {
+        activity_id: task.activity_id,
+        attempt: task.attempt,
+      });
     }
     events.send({ type: 'accepted', activity_id: task.activity_id });
     flow.emitCredits();

@@ -7,6 +7,8 @@
  *   backoff ──timer (src/internal/backoff.ts: exponential, capped, full jitter)──▶ connecting
  *   any ──stop()──▶ stopped (terminal)
  *
+ * How a ready connection ended is kept (`lastReadyEnd`): `graceful` when the executor closed the stream with status
+ * OK (it shut down on purpose), `crash` for any other end; the next Resync reports its lost tasks with it.
  * Every dial uses a fresh channel, so a half-open TCP connection to a frozen peer is never reused. What arrives on
  * the stream goes to `onMessage` (stream-inbound.ts), which drives the handshake through `onHello` and
  * `maybeReady`; a connection that is no longer current ignores everything.
@@ -20,7 +22,7 @@ import { PROTOCOL_VERSION, type WcpMessageWire, loadExecutorService } from '../t
 import type { ExecutorMessage } from '../taskstream/validate.ts';
 import type { FlowCounters } from './credits.ts';
 import type { BridgeEvents } from './events.ts';
-import type { BridgeState } from './messages.ts';
+import type { BridgeState, LostCause } from './messages.ts';
 
 /** One dialled stream and what the handshake, keepalive, flow control and storage requests learned on it. */
 export interface Conn extends FlowCounters {
@@ -31,6 +33,10 @@ export interface Conn extends FlowCounters {
   hello: Extract<ExecutorMessage, { kind: 'hello' }> | undefined;
   caps: Extract<ExecutorMessage, { kind: 'capabilities' }> | undefined;
   resynced: boolean;
+  /** The handshake finished on it (it became `ready`): tasks may have been sent on it. */
+  ready: boolean;
+  /** The gRPC status the executor ended the stream with, once it arrived. */
+  endStatus: number | undefined;
   /** Every activity this connection's Resync listed (the executor holds them, whoever assigned them). */
   heldAtResync: Set<string>;
   awaitingPong: { nonce: string; sentAt: number } | undefined;
@@ -81,14 +87,19 @@ export interface Connection {
   lastError(): WireError | undefined;
   /** Whether any connection ever finished its handshake (later Resyncs are always reported). */
   everReady(): boolean;
+  /** How the last connection that was ready ended (undefined while none has ended). */
+  lastReadyEnd(): LostCause | undefined;
   /** Dials now (idle → connecting). */
   dial(): void;
   /** Handshake deadline and keepalive; called from the bridge's timer. */
   tick(now: number): void;
   /** Writes to `c` if it is still current; a failed write tears it down. Returns whether it was written. */
   write(c: Conn, msg: WcpMessageWire): boolean;
-  /** Closes `c` (if current) and schedules a reconnect unless stopped. */
-  teardown(c: Conn, detail: string, error?: WcpError): void;
+  /**
+   * Closes `c` (if current) and schedules a reconnect unless stopped. `how` says whether the executor ended it on
+   * purpose (`graceful`: a clean end of stream); anything wcp or the network ends is a `crash`.
+   */
+  teardown(c: Conn, detail: string, error?: WcpError, how?: LostCause): void;
   /** The executor's Hello: answers HelloAck, or refuses a different protocol version and closes. */
   onHello(c: Conn, m: Extract<ExecutorMessage, { kind: 'hello' }>): void;
   /** Enters `ready` once Capabilities and Resync both arrived. */
@@ -121,6 +132,7 @@ export function createConnection(opts: ConnectionOptions): Connection {
   let lastErrorKey = '';
   let nonce = 0;
   let everReady = false;
+  let lastReadyEnd: LostCause | undefined;
 
   function setState(next: BridgeState, detail?: string, error?: WireError): void {
     if (state === 'stopped') return;
@@ -188,6 +200,8 @@ export function createConnection(opts: ConnectionOptions): Connection {
       hello: undefined,
       caps: undefined,
       resynced: false,
+      ready: false,
+      endStatus: undefined,
       heldAtResync: new Set(),
       credits: 0,
       sent: 0,
@@ -213,7 +227,15 @@ export function createConnection(opts: ConnectionOptions): Connection {
       }
       teardown(c, `stream error: ${grpcStatus[e?.code] ?? e?.code} ${e?.details ?? e?.message ?? ''}`.trim());
     });
-    call.on('end', () => teardown(c, 'executor closed the stream'));
+    // grpc-js emits 'status' (after any 'error') before 'end'; an 'end' that finds `c` still current came with OK.
+    call.on('status', (st: { code: number }) => {
+      c.endStatus = st.code;
+    });
+    call.on('end', () =>
+      c.endStatus === grpcStatus.OK
+        ? teardown(c, 'executor closed the stream cleanly (it shut down)', undefined, 'graceful')
+        : teardown(c, 'executor closed the stream'),
+    );
     call.on('data', (raw: unknown) => {
       try {
         opts.onMessage(c, raw);
@@ -225,13 +247,14 @@ export function createConnection(opts: ConnectionOptions): Connection {
     setState('connecting', `dialing ${opts.endpoint}`);
   }
 
-  function teardown(c: Conn, detail: string, error?: WcpError): void {
+  function teardown(c: Conn, detail: string, error?: WcpError, how: LostCause = 'crash'): void {
     if (conn !== c) return;
     if (c.fatal !== undefined) {
       detail = c.fatal.detail;
       error = c.fatal.error;
     }
     conn = undefined;
+    if (c.ready) lastReadyEnd = c.fatal === undefined ? how : 'crash';
     try {
       c.call.cancel();
     } catch {
@@ -325,6 +348,7 @@ export function createConnection(opts: ConnectionOptions): Connection {
   function maybeReady(c: Conn): void {
     if (state === 'ready' || c.caps === undefined || !c.resynced) return;
     everReady = true;
+    c.ready = true;
     backoffAttempt = 0;
     lastErrorKey = '';
     c.lastPingAt = Date.now();
@@ -360,6 +384,7 @@ export function createConnection(opts: ConnectionOptions): Connection {
     connects: () => connects,
     lastError: () => lastError,
     everReady: () => everReady,
+    lastReadyEnd: () => lastReadyEnd,
     dial,
     tick,
     write,

@@ -61,6 +61,9 @@ export type AssignRejectReason =
   | 'invalid_task' // not retryable: malformed id / input_ref / storage refused this activity's data
   | 'expired'; // not retryable: deadline_unix_ms already passed
 
+/** How tasks the executor no longer lists were lost (see the `resync` event). */
+export type LostCause = 'graceful' | 'crash';
+
 export type ExecutorEvent =
   | {
       type: 'state';
@@ -119,6 +122,12 @@ export type ExecutorEvent =
       type: 'resync';
       running_activity_ids: string[];
       lost_activity_ids: string[];
+      /**
+       * How the executor's previous ready stream ended, which is how the lost ones were lost: `graceful` when the
+       * executor closed it cleanly (gRPC status OK: it shut down on purpose), `crash` for any other end (an error
+       * status, a dropped connection, no Pong). Absent when nothing was lost (or from an older bridge: a crash).
+       */
+      lost_cause?: LostCause;
       /** Every activity the executor's Resync listed (running, or finished with a Completion not yet acknowledged). */
       held_activity_ids: string[];
     }

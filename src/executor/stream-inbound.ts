@@ -30,7 +30,7 @@ export function createStreamInbound(opts: StreamInboundOptions): (c: Conn, raw: 
 
   /**
    * The executor's Resync: of the tasks sent, those it lists keep running and the others are lost (the
-   * supervisor re-offers them). Everything it lists is remembered for this connection: Completions for those are
+   * supervisor re-offers them), with how the previous stream ended (`lost_cause`: graceful or crash). Everything it lists is remembered for this connection: Completions for those are
    * taken even when an earlier wcp assigned them, and the supervisor hears of them all (`held_activity_ids`) to
    * re-offer the ones still running. Reported whenever this is not the first handshake, something was in flight,
    * or the executor holds anything.
@@ -51,8 +51,21 @@ export function createStreamInbound(opts: StreamInboundOptions): (c: Conn, raw: 
     // Initial credits until the first CapacityUpdate: free slots net of what the executor holds.
     c.credits = Math.max(0, (c.caps?.max_concurrency ?? 0) - reported.length);
     if (connection.everReady() || running.length > 0 || lost.length > 0 || reported.length > 0) {
-      log.info('Resynced with the executor.', { running: running.length, lost: lost.length, held: reported.length });
-      send({ type: 'resync', running_activity_ids: running, lost_activity_ids: lost, held_activity_ids: reported });
+      const cause = lost.length > 0 ? (connection.lastReadyEnd() ?? 'crash') : undefined;
+      log.info('Resynced with the executor.', {
+        running: running.length,
+        lost: lost.length,
+        held: reported.length,
+        ...(cause !== undefined ? { lost_cause: cause } : {}),
+      });
+      send({
+        type: 'resync',
+        running_activity_ids: running,
+        lost_activity_ids: lost,
+        held_activity_ids: reported,
+        // Tasks are sent only on a ready connection: the last one that ended is the one they were lost with.
+        ...(cause !== undefined ? { lost_cause: cause } : {}),
+      });
     }
     connection.maybeReady(c);
     for (const id of running) {

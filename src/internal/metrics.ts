@@ -124,7 +124,7 @@ export function createMetrics() {
     }),
     executorCompletions: new Counter({
       name: 'wcp_executor_completions_total',
-      help: 'Completions received from the executor, by what the lifecycle decided (accepted, duplicate, refused, stale, pending, rejected_by_bridge)',
+      help: 'Completions received from the executor, by what the lifecycle decided (accepted, duplicate, refused, stale, pending, not_held, rejected_by_bridge)',
       labelNames: ['outcome'],
       registers: [registry],
     }),

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { doneKey, inflightKey } from '../store/keys.ts';
 import { InflightSchema } from '../store/records.ts';
 import { NOT_HELD_ROUNDS } from './completions.ts';
+import { endDecision } from './effects.ts';
 import { cleanupTestContexts, testContext, executorSide } from './testing/fakes.ts';
 import { held } from './testing/fixtures.ts';
 
@@ -15,10 +16,42 @@ function setup(rechecked: (ids: string[]) => Promise<void> = async () => {}) {
   /** Runs the acks owed (the manager does after each tx event). */
   const acksDue = () => runner.run(completions.acksDue());
   const state = (id: string) => t.store.get(inflightKey(id), InflightSchema);
-  return { ...t, link, dispatch, completions, onExecutor, finished, state, acksDue };
+  return { ...t, link, dispatch, completions, onExecutor, finished, state, acksDue, runner };
 }
 
 describe('completions', () => {
+  test('a Completion after Cancel{expired} is refused NOT_HELD (the proto), not taken as a duplicate', async () => {
+    const { store, executor, onExecutor, runner, finished } = setup();
+    await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running')));
+    await runner.decide(['1'], (rs) => endDecision('1', rs.get('1'), 'expired', 2, {}, 'lifetime passed'));
+    expect(executor.cancelled).toEqual(['1']);
+    // The executor's run, cancelled, answers; so would one that finished just before the Cancel reached it.
+    await onExecutor({
+      type: 'completion',
+      activity_id: '1',
+      attempt: 1,
+      result: { ok: false, code: 'CANCELLED', message: 'cancelled: expired', retryable: false },
+    });
+    await onExecutor({ type: 'completion', activity_id: '1', attempt: 1, result: OK });
+    expect(executor.acks).toEqual([
+      {
+        activity_id: '1',
+        attempt: 1,
+        accepted: false,
+        code: 'NOT_HELD',
+        reason: 'the activity already ended here (expired)',
+      },
+      {
+        activity_id: '1',
+        attempt: 1,
+        accepted: false,
+        code: 'NOT_HELD',
+        reason: 'the activity already ended here (expired)',
+      },
+    ]);
+    expect(finished).toEqual(['1:expired']);
+  });
+
   test('accepted: the outcome is committed and the complete sent; the ack waits until the complete is mined', async () => {
     const { store, executor, onExecutor, acksDue, finished, state } = setup();
     await store.transact((tx) => tx.put(inflightKey('1'), held('1', 'running')));

@@ -1,7 +1,8 @@
 /**
  * The executor's Completions applied to the records. Every Completion the bridge forwards gets one definite answer:
  * applied (its outcome committed, then `ackCompletion` accepted), a duplicate of one already applied (acknowledged
- * too), refused (acknowledged as rejected with a code; the record re-dispatched or failed when the refusal leaves
+ * too), not held (the activity ended here without it — expired, lost, finished elsewhere, after a Cancel: refused
+ * NOT_HELD, as the proto says), refused (acknowledged as rejected with a code; the record re-dispatched or failed when the refusal leaves
  * nothing running), or — for an activity not held yet (a store rebuilt from chain, the record not back yet) — kept
  * in memory and re-tried by the periodic re-check, which answers it once the chain tells.
  *
@@ -15,7 +16,8 @@
  * committed just before (assigned → running) cannot turn a stale read into a dropped result. A completion is accepted in any state in which the executor
  * may hold the task — claimed (lost or rebuilt meanwhile), assigned, running — when its attempt is the persisted one,
  * or any attempt when the record has no attempt history (rebuilt from chain after a store wipe: the executor's
- * attempt becomes the persisted one).
+ * attempt becomes the persisted one). A retryable failure coded SHUTTING_DOWN (the executor gave the run back
+ * because it is going) is re-dispatched without counting toward max_dispatch_attempts.
  */
 import type { ExecutorEvent } from '../executor/messages.ts';
 import { errorText } from '../internal/errors.ts';
@@ -45,8 +47,13 @@ type CompletionResult = CompletionEvent['result'];
 export type Verdict =
   /** Committed: the record moved to `to`; `refusal` set when the lifecycle refused the result itself. */
   | { kind: 'applied'; next: Inflight; refusal?: { code: string; reason: string } }
-  /** Already applied (or the activity already ended here). */
+  /** Already applied (or the activity already ended here with an outcome of ours: completed or failed). */
   | { kind: 'duplicate'; state: string }
+  /**
+   * The activity ended here without an outcome of ours (expired, lost, finished elsewhere: the executor was sent a
+   * Cancel): this worker no longer holds it, the result can go nowhere.
+   */
+  | { kind: 'notHeld'; outcome: string }
   /** Another attempt than the one held: the current attempt is still the executor's to finish. */
   | { kind: 'stale'; held: number }
   /** No record accepts it yet (none, or still claiming). */
@@ -112,6 +119,12 @@ export function decideCompletionRejected(
   );
 }
 
+/**
+ * The failure code of a run the executor gave back unfinished because it is shutting down (the proto's graceful
+ * shutdown; the SDK's code for runs aborted by `stop()` and for assignments that arrive while stopping).
+ */
+export const SHUTTING_DOWN = 'SHUTTING_DOWN';
+
 /** Re-check rounds a Completion for an activity we do not hold is kept before it is refused as NOT_HELD. */
 export const NOT_HELD_ROUNDS = 2;
 
@@ -169,6 +182,12 @@ export function createCompletions(
       }
       return { to: { ...base, state: 'completing', result_ref: ref } };
     }
+    // The executor gave the task back unfinished because it is shutting down: not the task's fault, not counted.
+    if (result.retryable && result.code === SHUTTING_DOWN) {
+      const given = { ...base, refused_dispatches: (base.refused_dispatches ?? 0) + 1 };
+      const where = retryOrFail(given, opts.maxDispatchAttempts, `${result.code}: ${result.message}`);
+      return { to: { ...given, ...where.patch, state: where.to } };
+    }
     if (result.retryable) return redo(result.code, result.message);
     return {
       to: { ...base, state: 'failing', fail_reason: `${result.code}: ${result.message}`.slice(0, MAX_REF_CHARS) },
@@ -181,7 +200,10 @@ export function createCompletions(
       const r = tx.get(inflightKey(id), InflightSchema);
       if (!r) {
         const done = tx.get(doneKey(id), DoneSchema);
-        return done ? { kind: 'duplicate', state: `done:${done.outcome}` } : { kind: 'pending', state: 'none' };
+        if (!done) return { kind: 'pending', state: 'none' };
+        return done.outcome === 'completed' || done.outcome === 'failed'
+          ? { kind: 'duplicate', state: `done:${done.outcome}` }
+          : { kind: 'notHeld', outcome: done.outcome };
       }
       const p = plan(r, attempt, result);
       if ('kind' in p) return p;
@@ -213,7 +235,8 @@ export function createCompletions(
     // Counted once per Completion: at its definite verdict, or as `pending` when first kept for the re-check.
     if (v.kind !== 'pending' || first)
       metrics.executorCompletions.inc({
-        outcome: v.kind === 'applied' ? (v.refusal ? 'refused' : 'accepted') : v.kind,
+        outcome:
+          v.kind === 'applied' ? (v.refusal ? 'refused' : 'accepted') : v.kind === 'notHeld' ? 'not_held' : v.kind,
       });
     switch (v.kind) {
       case 'applied': {
@@ -237,6 +260,17 @@ export function createCompletions(
         const acks = accept(id, attempt, v.state);
         received.delete(id);
         await deps.runner.run(acks);
+        return true;
+      }
+      case 'notHeld': {
+        log.info('completion for an activity that ended here without it; refused as not held', {
+          activity_id: id,
+          attempt,
+          outcome: v.outcome,
+          why,
+        });
+        received.delete(id);
+        await deps.runner.run([ack(id, attempt, false, 'NOT_HELD', `the activity already ended here (${v.outcome})`)]);
         return true;
       }
       case 'stale': {

@@ -11,13 +11,15 @@ import type { Inflight, InflightState } from '../store/records.ts';
 import type { SubmitResult } from '../txmgr/types.ts';
 import { decideCompletionRejected } from './completions.ts';
 import type { ChainEffect, Decision } from './effects.ts';
-import { decideAssignRejected, decideLost, decideProgress } from './executor-events.ts';
+import { decideAssignRejected, decideLost, decideProgress, type Loss } from './executor-events.ts';
 import { decideExpiry, type ExpiryFacts } from './expiry.ts';
 import { decideResume, decideSend, decideSent, type SendFacts } from './finish.ts';
 import { decideRedrive } from './recheck.ts';
 import { applied, held, NOW_S, OTHER, recs, testOptions, WALLET } from './testing/fixtures.ts';
 
 const NOW_MS = 1_700_000_000_000;
+/** An executor crash that lost one task, the only one it held. */
+const ALONE: Loss = { kind: 'crash', alone: true, anyRunning: false };
 const STATES: InflightState[] = ['claiming', 'claimed', 'assigned', 'running', 'completing', 'failing', 'resuming'];
 const kinds = (d: Decision) => d.effects.map((e) => e.kind);
 const alive: SendFacts = { nowMs: NOW_MS, nowS: NOW_S + 10, hb: { pending: false } };
@@ -272,28 +274,69 @@ describe('expiry decisions', () => {
 describe('executor decisions', () => {
   const opts = testOptions;
 
-  test('a lost task is re-dispatched while dispatches remain, then failed', () => {
-    const d = decideLost(held('1', 'running'), 'gone', true, opts, NOW_MS);
+  test('a task a crash lost alone is re-dispatched (isolated) while dispatches remain, then failed', () => {
+    const d = decideLost(held('1', 'running'), 'gone', ALONE, opts, NOW_MS);
     expect(d.writes).toEqual([
-      { kind: 'put', record: { ...held('1', 'running'), state: 'claimed', updated_at_ms: NOW_MS } },
+      {
+        kind: 'put',
+        record: { ...held('1', 'running'), state: 'claimed', updated_at_ms: NOW_MS, crash_losses: 1, isolate: true },
+      },
     ]);
     expect(kinds(d)).toEqual(['log', 'defer']);
     const spent = { ...held('1', 'running'), dispatch_attempts: 3 };
-    const f = decideLost(spent, 'gone', true, opts, NOW_MS);
+    const f = decideLost(spent, 'gone', ALONE, opts, NOW_MS);
     expect(f.writes).toMatchObject([{ kind: 'put', record: { state: 'failing', fail_reason: 'EXECUTOR_LOST: gone' } }]);
     expect(f.effects.at(-1)).toEqual({ kind: 'fail', id: '1', reason: 'EXECUTOR_LOST: gone' });
   });
 
   test('a run lost across a restart does not count; with re-offers off a lost task fails', () => {
     const spent = { ...held('1', 'assigned'), dispatch_attempts: 3 };
-    expect(decideLost(spent, 'restart', false, opts, NOW_MS).writes).toMatchObject([
+    expect(decideLost(spent, 'restart', { kind: 'restart' }, opts, NOW_MS).writes).toMatchObject([
       { kind: 'put', record: { state: 'claimed', refused_dispatches: 1 } },
     ]);
     const off = { ...opts, reofferLostTasks: false };
-    expect(decideLost(held('1', 'running'), 'gone', true, off, NOW_MS).writes).toMatchObject([
+    expect(decideLost(held('1', 'running'), 'gone', ALONE, off, NOW_MS).writes).toMatchObject([
       { kind: 'put', record: { state: 'failing' } },
     ]);
-    expect(decideLost(held('1', 'completing'), 'gone', true, opts, NOW_MS)).toEqual({ writes: [], effects: [] });
+    expect(decideLost(held('1', 'completing'), 'gone', ALONE, opts, NOW_MS)).toEqual({ writes: [], effects: [] });
+  });
+
+  test('a loss is charged to the right task: a graceful shutdown charges nothing; a crash, only a task held alone', () => {
+    const spent = (state: 'assigned' | 'running', extra: Partial<Inflight> = {}) => ({
+      ...held('1', state),
+      dispatch_attempts: 3,
+      ...extra,
+    });
+    const put = (d: Decision) => (d.writes[0]?.kind === 'put' ? d.writes[0].record : undefined);
+    // Graceful: not counted, not isolated, even with every dispatch used.
+    expect(put(decideLost(spent('running'), 'shut down', { kind: 'graceful' }, opts, NOW_MS))).toMatchObject({
+      state: 'claimed',
+      refused_dispatches: 1,
+    });
+    expect(put(decideLost(spent('running'), 'shut down', { kind: 'graceful' }, opts, NOW_MS))?.isolate).toBeUndefined();
+    // A crash with others: never counted (so never failed by it); running ones are isolated, queued ones are not.
+    const together: Loss = { kind: 'crash', alone: false, anyRunning: true };
+    expect(put(decideLost(spent('running'), 'crash', together, opts, NOW_MS))).toMatchObject({
+      state: 'claimed',
+      refused_dispatches: 1,
+      crash_losses: 1,
+      isolate: true,
+    });
+    const queued = put(decideLost(spent('assigned'), 'crash', together, opts, NOW_MS));
+    expect(queued).toMatchObject({ state: 'claimed', refused_dispatches: 1, crash_losses: 1 });
+    expect(queued?.isolate).toBeUndefined();
+    // Nobody known running: every task lost is a suspect. Lost in a crash before: a suspect too.
+    const blind: Loss = { kind: 'crash', alone: false, anyRunning: false };
+    expect(put(decideLost(spent('assigned'), 'crash', blind, opts, NOW_MS))?.isolate).toBe(true);
+    expect(put(decideLost(spent('assigned', { crash_losses: 1 }), 'crash', together, opts, NOW_MS))?.isolate).toBe(
+      true,
+    );
+    // Alone: counted, and failed once dispatches are used up.
+    expect(put(decideLost(spent('assigned'), 'crash', ALONE, opts, NOW_MS))).toMatchObject({ state: 'failing' });
+    expect(put(decideLost({ ...spent('assigned'), dispatch_attempts: 2 }, 'c', ALONE, opts, NOW_MS))).toMatchObject({
+      state: 'claimed',
+      isolate: true,
+    });
   });
 
   test('Progress makes an assigned task running, and nothing else', () => {
@@ -375,9 +418,9 @@ describe('executor decisions', () => {
           const f = { opts, nowMs: NOW_MS, reoffered };
           switch (event) {
             case 'lost':
-              return decideLost(cur, 'gone', true, opts, NOW_MS);
+              return decideLost(cur, 'gone', ALONE, opts, NOW_MS);
             case 'lostRestart':
-              return decideLost(cur, 'restart', false, opts, NOW_MS);
+              return decideLost(cur, 'restart', { kind: 'restart' }, opts, NOW_MS);
             case 'progress':
               return decideProgress(cur, NOW_MS);
             case 'retry':

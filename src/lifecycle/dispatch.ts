@@ -8,6 +8,10 @@
  * An activity the executor already holds (its Resync listed it: e.g. wcp restarted, or the record was rebuilt from
  * chain) is never dispatched anew: it is re-offered with its persisted attempt and `reoffer: true`, so the executor
  * answers with its one run; a re-offer takes no credit.
+ *
+ * An isolated record (`isolate`: suspected of crashing its executor, executor-events.ts) runs alone: while one is
+ * ready, nothing new is assigned until the executor holds nothing, then it alone is assigned; while it runs, nothing
+ * else is. So if the executor crashes again, the loss is conclusively the isolated task's.
  */
 import type { TaskSpec } from '../executor/messages.ts';
 import type { Inflight } from '../store/records.ts';
@@ -16,6 +20,7 @@ import { expiredNow } from './expiry.ts';
 import { needsStorage } from './claim-gate.ts';
 import type { LinkView } from './link.ts';
 import { listHeld, transitionMany } from './records.ts';
+import { EXECUTING_STATES } from './transitions.ts';
 
 export interface DispatchStep {
   /** Assigns ready records to the executor (re-offers those it holds); does nothing unless `running`. */
@@ -62,31 +67,43 @@ export function createDispatchStep(
   function reoffer(r: Inflight): void {
     here.add(r.activity_id);
     executor.assign(spec(r, true));
-    log.info('activity re-offered to the executor that holds it', {
-      activity_id: r.activity_id,
-      attempt: r.dispatch_attempts,
-    });
+    // The bridge logs the re-offer when it sends one (a task already on the stream with its attempt needs none).
+    log.debug('re-offer handed to the bridge', { activity_id: r.activity_id, attempt: r.dispatch_attempts });
   }
 
   return {
     async run(running) {
       if (!running) return;
       const t = now();
-      const ready: string[] = [];
+      let ready: string[] = [];
       const held: string[] = [];
+      /** Tasks on the executor now; whether one of them is isolated; isolated records ready to go. */
+      let busy = 0;
+      let isolatedBusy = false;
+      const isolated: string[] = [];
       for (const r of listHeld(store)) {
+        if (EXECUTING_STATES.has(r.state)) {
+          busy++;
+          if (r.isolate === true) isolatedBusy = true;
+          continue;
+        }
         if (r.state !== 'claimed' || tracker.has(r.activity_id)) continue;
         if (expiredNow(ctx, r)) continue;
         if (!r.activity_type || r.expires_at_s === undefined) continue; // details not read yet
         if (deps.link.holds(r.activity_id)) {
+          busy++;
           if (deps.link.ready()) held.push(r.activity_id);
           continue;
         }
-        if (ready.length >= credits) continue;
         if ((after.get(r.activity_id) ?? 0) > t) continue;
         if (!deps.link.storageAvailable() && needsStorage(r, deps.link)) continue;
-        ready.push(r.activity_id);
+        if (r.isolate === true) isolated.push(r.activity_id);
+        else if (ready.length < credits) ready.push(r.activity_id);
       }
+      // An isolated task runs alone; one waiting stops new work (else it could wait forever) until the executor
+      // is empty.
+      if (isolatedBusy) ready = [];
+      else if (isolated.length > 0) ready = busy === 0 && credits >= 1 ? isolated.slice(0, 1) : [];
       // Marked as assigned here BEFORE the store says `assigned`: a Resync handled while the commit resolves must
       // not take these records for runs of an earlier wcp life (and drop them as lost, uncounted).
       const marked = [...held, ...ready].filter((id) => !here.has(id));
@@ -103,7 +120,11 @@ export function createDispatchStep(
         assignsSent++;
         here.add(next.activity_id);
         executor.assign(spec(next, false));
-        log.info('activity assigned to executor', { activity_id: next.activity_id, attempt: next.dispatch_attempts });
+        log.info('activity assigned to executor', {
+          activity_id: next.activity_id,
+          attempt: next.dispatch_attempts,
+          ...(next.isolate === true ? { isolated: true } : {}),
+        });
       }
     },
     reoffer,

@@ -68,10 +68,18 @@ export const InflightSchema = v.object({
    */
   dispatch_attempts: v.optional(v.number(), 0),
   /**
-   * Dispatches not counted toward max_dispatch_attempts: refused by the bridge before they reached the executor, or
-   * lost across a wcp restart (the run was not the task's fault).
+   * Dispatches not counted toward max_dispatch_attempts: refused by the bridge before they reached the executor,
+   * given back by an executor shutting down (a clean stream end, a SHUTTING_DOWN failure), lost across a wcp
+   * restart, or lost in an executor crash beside other tasks (not shown to be the task's fault).
    */
   refused_dispatches: v.optional(v.number()),
+  /** Times an executor crash lost this task (the executor's stream failed and its next Resync did not list it). */
+  crash_losses: v.optional(v.number()),
+  /**
+   * Suspected of crashing its executor: from now on dispatched alone (nothing else assigned while it runs, and it
+   * waits until the executor holds nothing else), so that its next crash is conclusive. Never cleared.
+   */
+  isolate: v.optional(v.boolean()),
   created_at_ms: Ms,
   updated_at_ms: Ms,
 });

@@ -110,7 +110,8 @@ function abortResult(signal: AbortSignal): CompletionResult {
   if (r?.cause === 'cancel') return failure('CANCELLED', `cancelled: ${r.reason}`, false);
   if (r?.cause === 'deadline')
     return failure('DEADLINE_EXCEEDED', 'the task deadline passed before the handler finished', false);
-  return failure('CANCELLED', 'executor shutting down', true);
+  // The proto's graceful shutdown: the run is given back, and wcp re-dispatches it without counting it.
+  return failure('SHUTTING_DOWN', 'executor shutting down before the task finished', true);
 }
 
 /** Runs the task; the returned result is what goes in the Completion. */

@@ -5,7 +5,9 @@
  * every Resync and sent again on every new stream, since a stream may close right after a write — and against an
  * older wcp until it is written. A rejected ack is logged with its code and the completion dropped (the activity
  * is wcp's to re-dispatch or fail). A TaskAssignment for an activity held here is a re-offer: answered by the one
- * run (a finished one sends its completion again under the new attempt number), never by a second run.
+ * run (a finished one sends its completion again under the new attempt number), never by a second run. Every task
+ * accepted starts at once (no queue) with a Progress of 0, so wcp knows it runs; runs aborted by a shutdown, and
+ * assignments arriving while stopping, are answered SHUTTING_DOWN (retryable: wcp does not count them).
  */
 import type { ExecutorMessageWire, TaskAssignmentWire } from '../taskstream/protocol.ts';
 import { isActivityId } from '../taskstream/refs.ts';
@@ -139,6 +141,8 @@ export function createTaskRunner(opts: TaskRunnerOptions): TaskRunner {
     running.set(id, task);
     opts.capacityChanged();
     log.info('Task started.', { activity_id: id, activity_type: a.activity_type, attempt });
+    // The first Progress tells wcp the task runs (the proto: a task with none was queued when an executor crashes).
+    opts.send({ progress: { activity_id: id, fraction: 0, message: 'started' } });
     task.done = runTask(
       {
         activity_id: id,
