@@ -103,12 +103,6 @@ export function gasGuess(req: Pick<TxRequest, 'kind' | 'data' | 'minGasLimit'>):
   return (req.kind === 'resume' ? 150_000n : 110_000n) + bytes * 700n;
 }
 
-/** The batch's gas floor: the sum of its calls' own floors, when any has one. */
-function floorOf(members: readonly Member[]): { minGasLimit?: bigint } {
-  const floors = members.filter((m) => m.req.minGasLimit !== undefined);
-  return floors.length ? { minGasLimit: floors.reduce((s, m) => s + (m.req.minGasLimit ?? 0n), 0n) } : {};
-}
-
 /** The gas cap of one batch from the block gas limit: a quarter of it, never above 2^24. */
 export function batchGasCap(blockGasLimit: bigint): bigint {
   const q = blockGasLimit / 4n;
@@ -247,13 +241,14 @@ export function createBatcher(o: BatcherOptions): Batcher {
         to: o.wallet,
         data: codec.encodeExecute(kept.map((m) => m.req)),
         estimateData: codec.encodeExecuteStrict(kept.map((m) => m.req)),
-        // Should a call begin to fail between the simulation and the estimate, the batch still gets its calls'
-        // worst cases (the try-mode estimate alone starved them: every call of the batch failed out of gas).
-        fallbackGasLimit: kept.reduce((s, m) => s + gasGuess(m.req), 0n),
-        // Never below the worst cases of the calls that have one (a claim skipping an id now may claim it when
-        // mined; a heartbeat's floor stands in for a late estimate). The others' estimate is exact: a guess here
-        // would only raise the declared limit, and blocks are packed by declared limits.
-        ...floorOf(kept),
+        // Never below the sum of its calls' worst cases, whatever the estimate says. A call's gas depends on the
+        // state at its turn in the block: the claims and completes mined before it in the same block (another
+        // batch of ours among them) change the worker's activity set it updates, so an estimate taken against
+        // the last block can fall short by more than the margin, and a batch out of gas loses every call. A
+        // claim skipping an id now may claim it when mined; a heartbeat's floor stands in for a late estimate;
+        // should a call begin to fail between the simulation and the estimate, the try-mode estimate alone
+        // would starve the others. Gas is paid as used: the floor only reserves block room.
+        minGasLimit: kept.reduce((s, m) => s + gasGuess(m.req), 0n),
         ...(kept.some((m) => m.req.priority) ? { priority: true } : {}),
         stillWanted: () => kept.every(wanted),
         onNonce: (nonce) => {

@@ -181,7 +181,13 @@ export function createConfirmer(ctx: ConfirmCtx): { tick(): Promise<void> } {
     await persistLane(ctx.store, s.rec, t, { pruneNonce: s.rec.nonce - policy.laneHistory });
     const logs = logsOf(r);
     const fields = { nonce: s.rec.nonce, kind: s.rec.kind, tx_hash: r.transactionHash, block: bn, status };
-    if (revert) log.warn('transaction confirmed but reverted', { ...fields, revert: revert.message });
+    if (revert)
+      log.warn('transaction confirmed but reverted', {
+        ...fields,
+        revert: revert.message,
+        gas_used: BigInt(r.gasUsed).toString(),
+        gas_limit: s.rec.gas_limit,
+      });
     else log.debug('transaction confirmed', fields);
     ctx.emit({
       type: 'confirmed',

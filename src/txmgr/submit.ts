@@ -115,9 +115,8 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
       const twin = await estimate({ ...plain, data: estimateData });
       if (typeof twin === 'bigint' || twin.ok || twin.stage !== 'estimate') return twin;
       log.debug('estimate of the reverting twin reverted; estimating the calldata itself', { kind: req.kind });
-      const own = await estimate(plain);
-      const floor = req.fallbackGasLimit ?? 0n;
-      return typeof own === 'bigint' && own < floor ? floor : own;
+      // The batch's `minGasLimit` (its calls' worst cases) still holds this one up.
+      return await estimate(plain);
     }
     try {
       const g = await withRetry(
@@ -202,7 +201,13 @@ export function createSubmitter(ctx: SubmitCtx): Submitter {
     const sent = sendTail.then(async () => {
       await recorder.sendGuarded(slot, rpc.bestBlock(), 'first send failed; the tick re-sends it', undefined, answered);
       const { rec, hash } = slot;
-      log.debug('submitted', { nonce: rec.nonce, kind, tx_hash: hash, activity_ids: rec.activity_ids });
+      log.debug('submitted', {
+        nonce: rec.nonce,
+        kind,
+        tx_hash: hash,
+        activity_ids: rec.activity_ids,
+        gas_limit: rec.gas_limit,
+      });
       lane.emit({ type: 'submitted', ...slotRef(rec), hash });
     });
     // The next slot goes on the wire once the nodes answered this one: recording the answer (the `sent` state, a

@@ -67,11 +67,6 @@ export interface TxRequest {
    * to fail since its simulation), `data` is estimated and `minGasLimit` keeps the floor.
    */
   estimateData?: string;
-  /**
-   * With `estimateData`: the gas limit at least, should that twin's estimate revert (the estimate of `data` itself
-   * may then be too low for its calls: a try-mode batch's estimate finds the least gas at which they fail silently).
-   */
-  fallbackGasLimit?: bigint;
   /** `eth_call` it first at `pending` from the wallet; a revert returns `{ ok: false }` without using a nonce. */
   simulate?: boolean;
   /** Skip estimateGas and use this limit as is. */
