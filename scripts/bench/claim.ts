@@ -9,6 +9,7 @@
  * node's logs (share: C = E + 1), and block E first served → the first raw tx claiming it reaching the proxy.
  * Every sample counts: one never claimed makes the run fail.
  */
+import { decodeExecute } from '../../src/chain/batch-executor.ts';
 import { startBenchProxy } from '../lib/bench-proxy.ts';
 import { enqueueActivities } from '../lib/deploy.ts';
 import { type LogLine, logLines, sandbox, startWcp } from '../lib/wcp-process.ts';
@@ -41,15 +42,24 @@ export const claim: BenchGroup = {
     const claimArrival = (): Map<string, number> => {
       const m = new Map<string, number>();
       for (const t of proxy.txs) {
-        let ids: string[] = [];
+        // A batch (EIP-7702, the default) carries its claims as calls of the wallet's `execute`.
+        let calls: Array<{ data: string }>;
         try {
-          const d = tq.parseTransaction({ data: t.data });
-          if (d?.name === 'claimActivities') ids = (d.args[0] as bigint[]).map(String);
-          else if (d?.name === 'claimActivity') ids = [String(d.args[0])];
+          calls = decodeExecute(t.data);
         } catch {
-          continue;
+          calls = [{ data: t.data }];
         }
-        for (const id of ids) if (!m.has(id)) m.set(id, t.atMs);
+        for (const c of calls) {
+          let ids: string[] = [];
+          try {
+            const d = tq.parseTransaction({ data: c.data });
+            if (d?.name === 'claimActivities') ids = (d.args[0] as bigint[]).map(String);
+            else if (d?.name === 'claimActivity') ids = [String(d.args[0])];
+          } catch {
+            continue;
+          }
+          for (const id of ids) if (!m.has(id)) m.set(id, t.atMs);
+        }
       }
       return m;
     };
