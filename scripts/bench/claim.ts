@@ -9,11 +9,10 @@
  * node's logs (share: C = E + 1), and block E first served → the first raw tx claiming it reaching the proxy.
  * Every sample counts: one never claimed makes the run fail.
  */
-import { decodeExecute } from '../../src/chain/batch-executor.ts';
 import { startBenchProxy } from '../lib/bench-proxy.ts';
 import { enqueueActivities } from '../lib/deploy.ts';
 import { type LogLine, logLines, sandbox, startWcp } from '../lib/wcp-process.ts';
-import { type BenchGroup, type Figure, median, percentile, round, sleep } from './common.ts';
+import { type BenchGroup, claimedIds, type Figure, median, percentile, round, sleep } from './common.ts';
 import { benchEnv, getLogs, logId, startExecProc, startWorld, stopWcp, watchBlocks } from './world.ts';
 
 const SAMPLES = 20;
@@ -41,26 +40,7 @@ export const claim: BenchGroup = {
     /** First arrival at the proxy of a raw tx claiming each id. */
     const claimArrival = (): Map<string, number> => {
       const m = new Map<string, number>();
-      for (const t of proxy.txs) {
-        // A batch (EIP-7702, the default) carries its claims as calls of the wallet's `execute`.
-        let calls: Array<{ data: string }>;
-        try {
-          calls = decodeExecute(t.data);
-        } catch {
-          calls = [{ data: t.data }];
-        }
-        for (const c of calls) {
-          let ids: string[] = [];
-          try {
-            const d = tq.parseTransaction({ data: c.data });
-            if (d?.name === 'claimActivities') ids = (d.args[0] as bigint[]).map(String);
-            else if (d?.name === 'claimActivity') ids = [String(d.args[0])];
-          } catch {
-            continue;
-          }
-          for (const id of ids) if (!m.has(id)) m.set(id, t.atMs);
-        }
-      }
+      for (const t of proxy.txs) for (const id of claimedIds(tq, t.data)) if (!m.has(id)) m.set(id, t.atMs);
       return m;
     };
     const phase = async (label: string) => {

@@ -2,6 +2,8 @@
  * Shared pieces of `npm run bench`: the figure type every group returns, percentiles, a clock, progress lines
  * (stderr, so `--json` stdout stays one figure per line) and the settings the compiled binary runs with.
  */
+import type { Interface } from 'ethers';
+import { decodeExecute } from '../../src/chain/batch-executor.ts';
 import { loadConfig, type WcpConfig } from '../../src/config/load.ts';
 import { createLogger, type Logger } from '../../src/internal/logger.ts';
 import { type WcpEnvOptions, wcpEnv } from '../lib/wcp-env.ts';
@@ -153,4 +155,28 @@ export async function cpuSeconds(pid: number): Promise<number> {
   const text = await Bun.file(`/proc/${pid}/stat`).text();
   const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/**
+ * The activity ids a raw transaction's calldata claims: a `claimActivities`/`claimActivity` call of its own, or the
+ * claim calls inside a batch (the wallet's ERC-7821 `execute`, EIP-7702: the default path).
+ */
+export function claimedIds(tq: Interface, data: string): string[] {
+  let calls: Array<{ data: string }>;
+  try {
+    calls = decodeExecute(data);
+  } catch {
+    calls = [{ data }];
+  }
+  const ids: string[] = [];
+  for (const c of calls) {
+    try {
+      const d = tq.parseTransaction({ data: c.data });
+      if (d?.name === 'claimActivities') ids.push(...(d.args[0] as bigint[]).map(String));
+      else if (d?.name === 'claimActivity') ids.push(String(d.args[0]));
+    } catch {
+      // not a TaskQueue call
+    }
+  }
+  return ids;
 }

@@ -9,7 +9,7 @@
 import { startBenchProxy } from '../lib/bench-proxy.ts';
 import { enqueueActivities } from '../lib/deploy.ts';
 import { type LogLine, logLines, sandbox, startWcp } from '../lib/wcp-process.ts';
-import { type BenchGroup, type Figure, median, nowMs, round, rssMb, rssParts, sleep } from './common.ts';
+import { type BenchGroup, claimedIds, type Figure, median, nowMs, round, rssMb, rssParts, sleep } from './common.ts';
 import { benchEnv, getLogs, startExecProc, startWorld, stopWcp } from './world.ts';
 
 const RUNS = 5;
@@ -41,7 +41,6 @@ export const start: BenchGroup = {
             inputRef: 'json:{}',
           });
           const tq = world.stack.contracts.taskQueue.interface;
-          const claimSel = [tq.getFunction('claimActivities')?.selector, tq.getFunction('claimActivity')?.selector];
           const env = benchEnv(world, proxy.url, exec.port);
           const t0 = nowMs();
           const w = startWcp(sb, ['run'], env);
@@ -49,7 +48,7 @@ export const start: BenchGroup = {
             const deadline = Date.now() + 30_000;
             let claimAt = Number.NaN;
             while (Number.isNaN(claimAt)) {
-              const tx = proxy.txs.find((t) => claimSel.includes(t.data.slice(0, 10)));
+              const tx = proxy.txs.find((t) => claimedIds(tq, t.data).length > 0);
               if (tx) claimAt = tx.atMs;
               else if (w.proc.exitCode !== null || Date.now() > deadline)
                 throw new Error(`no claim from wcp within 30 s:\n${w.output().slice(-2000)}`);
