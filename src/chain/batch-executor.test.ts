@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test';
+import fc from 'fast-check';
 import { AbiCoder, getAddress } from 'ethers';
 import { taskQueueIface } from './abi.ts';
 import {
@@ -9,6 +10,7 @@ import {
   designatorFor,
   encodeExecute,
   encodeSimulate,
+  MODE_BATCH_DEFAULT,
   MODE_BATCH_TRY,
   parseDesignator,
   tryExecuteFailures,
@@ -34,6 +36,46 @@ describe('batch executor encodings (pure)', () => {
     );
     // The simulation carries the same execution data.
     expect(batchExecutorIface.parseTransaction({ data: encodeSimulate(calls) })?.args[0]).toBe(tx?.args[1]);
+  });
+
+  test('property: the hand-written encodings and the simulate decoder agree byte for byte with ethers', () => {
+    const coder = AbiCoder.defaultAbiCoder();
+    const hexBytes = fc.uint8Array({ maxLength: 300 }).map((b) => `0x${Buffer.from(b).toString('hex')}`);
+    const address = fc
+      .uint8Array({ minLength: 20, maxLength: 20 })
+      .map((b) => getAddress(`0x${Buffer.from(b).toString('hex')}`));
+    const batch = fc.array(fc.record({ to: address, data: hexBytes }), { maxLength: 12 });
+    fc.assert(
+      fc.property(batch, (cs) => {
+        const exec = coder.encode(['tuple(address,uint256,bytes)[]'], [cs.map((c) => [c.to, 0n, c.data])]);
+        expect(encodeExecute(cs)).toBe(batchExecutorIface.encodeFunctionData('execute', [MODE_BATCH_TRY, exec]));
+        expect(encodeExecute(cs, MODE_BATCH_DEFAULT)).toBe(
+          batchExecutorIface.encodeFunctionData('execute', [MODE_BATCH_DEFAULT, exec]),
+        );
+        expect(encodeSimulate(cs)).toBe(batchExecutorIface.encodeFunctionData('simulate', [exec]));
+      }),
+    );
+    const answers = fc.array(fc.record({ ok: fc.boolean(), returnData: hexBytes }), { maxLength: 12 });
+    fc.assert(
+      fc.property(answers, (as) => {
+        const encoded = batchExecutorIface.encodeFunctionResult('simulate', [
+          as.map((a) => a.ok),
+          as.map((a) => a.returnData),
+        ]);
+        expect(decodeSimulate(encoded)).toEqual(as);
+      }),
+    );
+  });
+
+  test('malformed input is refused, not encoded or misread', () => {
+    expect(() => encodeExecute([{ to: TQ, data: '0xabc' }])).toThrow();
+    expect(() => encodeExecute([{ to: '0x1234', data: '0x' }])).toThrow();
+    expect(() => decodeSimulate('0x')).toThrow();
+    const two = batchExecutorIface.encodeFunctionResult('simulate', [
+      [true, false],
+      ['0x', '0x01'],
+    ]);
+    expect(() => decodeSimulate(two.slice(0, two.length - 64))).toThrow();
   });
 
   test('decodeSimulate pairs each call with its outcome', () => {

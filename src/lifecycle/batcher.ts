@@ -22,10 +22,8 @@
  * record lists its calls, so a restart still splits its receipt per call.
  */
 import {
-  batchExecutorIface,
   decodeSimulate,
   encodeExecute,
-  encodeExecutionData,
   encodeSimulate,
   MODE_BATCH_DEFAULT,
   tryExecuteFailures,
@@ -54,8 +52,7 @@ export interface BatchCodec {
 /** The pinned batch executor's codec. */
 export const BATCH_CODEC: BatchCodec = {
   encodeExecute,
-  encodeExecuteStrict: (calls) =>
-    batchExecutorIface.encodeFunctionData('execute', [MODE_BATCH_DEFAULT, encodeExecutionData(calls)]),
+  encodeExecuteStrict: (calls) => encodeExecute(calls, MODE_BATCH_DEFAULT),
   encodeSimulate,
   decodeSimulate,
   failures: tryExecuteFailures,
