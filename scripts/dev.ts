@@ -101,6 +101,8 @@ const env = {
   WCP__ETHEREUM__RPC_URL: anvil.url,
   WCP__ETHEREUM__WS_URL: anvil.url.replace(/^http/, 'ws'),
   WCP__STORE__PATH: join(devDir, 'wcp.db'),
+  // The main job shows the batch path (EIP-7702): opt-in for now (README "What is not done yet").
+  WCP__TX_POLICY__BATCH: 'auto',
   WCP__METRICS__ENABLED: 'false',
   WCP__EXECUTOR__ENDPOINT: `127.0.0.1:${executorPort}`,
   WCP__EXECUTOR__BUILTIN_NOOP_FOR_TESTS: noop ? 'true' : 'false',

@@ -65,9 +65,6 @@ describe('wcp binary: kill -9 at random moments during a 200-activity run', () =
     const env = wcpEnv({ rpcUrl: a.url, privateKey: worker.privateKey, queue }, LIFECYCLE_SETTINGS, {
       WCP__EXECUTOR__NOOP_DELAY: '600ms',
       WCP__SCHEDULER__MAX_INFLIGHT: '12',
-      // The per-call path's kill -9 test (one transaction per call, the fallback where a chain has no type-4);
-      // e2e-executions kills wcp 22 times on the default batch path.
-      WCP__TX_POLICY__BATCH: 'off',
     });
     const started = Date.now();
 

@@ -51,7 +51,7 @@ const SETTINGS = {
   WCP__SCHEDULER__MAX_INFLIGHT: '256',
   WCP__SCHEDULER__CLAIM_BATCH: '64',
   WCP__TX_POLICY__MAX_IN_FLIGHT: String(LANE_DEPTH),
-  // The batch path where the chain has type-4 (the default, set explicitly); on cancun it falls back per call.
+  // The batch path where the chain has type-4 (opt-in for now); on cancun the same setting falls back per call.
   WCP__TX_POLICY__BATCH: 'auto',
 };
 const SOAK_BATCH = 4;

@@ -258,7 +258,7 @@ export const ConfigFileSchema = v.strictObject({
      * transactions and the executor is deployed, and batches lifecycle calls; a wallet already delegated to anything
      * else is left alone (per-call, with a warning). "off": one transaction per call, no delegation.
      */
-    batch: v.optional(v.picklist(['auto', 'off'], 'auto or off'), 'auto'),
+    batch: v.optional(v.picklist(['auto', 'off'], 'auto or off'), 'off'),
   }),
   executor: section({
     /** The executor's (WEP) gRPC TaskStream endpoint. */

@@ -31,8 +31,8 @@ describe('lifecycle options', () => {
       doneRetentionMs: 4 * 3_600_000,
       batch: { mode: 'per-call', reason: 'not decided yet (decided at start)' },
     });
-    // The default is auto (decided at start, as above); off is one transaction per call.
-    const off = loadConfig({ env: { WCP__TX_POLICY__BATCH: 'off' }, cwd: '/nonexistent' });
+    // The default is off (batching is opt-in for now).
+    const off = loadConfig({ env: {}, cwd: '/nonexistent' });
     expect(lifecycleOptions(off).batch).toEqual({ mode: 'per-call', reason: 'tx_policy.batch = "off"' });
   });
 });
