@@ -36,7 +36,7 @@ import {
   FINISH_TX_STATES,
   FINISHING_STATES,
 } from './transitions.ts';
-import { commit, retryOrFail } from './records.ts';
+import { commit, retryOrFail, uncountedDispatch } from './records.ts';
 import type { EffectsRunner } from './runner.ts';
 
 type CompletionEvent = Extract<ExecutorEvent, { type: 'completion' }>;
@@ -184,7 +184,7 @@ export function createCompletions(
     }
     // The executor gave the task back unfinished because it is shutting down: not the task's fault, not counted.
     if (result.retryable && result.code === SHUTTING_DOWN) {
-      const given = { ...base, refused_dispatches: (base.refused_dispatches ?? 0) + 1 };
+      const given = { ...base, ...uncountedDispatch(base) };
       const where = retryOrFail(given, opts.maxDispatchAttempts, `${result.code}: ${result.message}`);
       return { to: { ...given, ...where.patch, state: where.to } };
     }

@@ -20,7 +20,7 @@ import type { DispatchStep } from './dispatch.ts';
 import { type Decision, endDecision, followUp, NOTHING, rerunOrFail } from './effects.ts';
 import type { LinkView } from './link.ts';
 import { type LifecycleOptions, retryDelayMs } from './options.ts';
-import { listHeld, moved, retryOrFail } from './records.ts';
+import { listHeld, moved, retryOrFail, uncountedDispatch } from './records.ts';
 import type { EffectsRunner } from './runner.ts';
 import { EXECUTING_STATES } from './transitions.ts';
 
@@ -57,7 +57,7 @@ export function decideLost(r: Inflight | undefined, why: string, loss: Loss, opt
   // An uncounted dispatch is given back, as a refused one is: the attempt number stays spent.
   const base: Inflight = {
     ...r,
-    ...(counted ? {} : { refused_dispatches: (r.refused_dispatches ?? 0) + 1 }),
+    ...(counted ? {} : uncountedDispatch(r)),
     ...(crashes > 0 ? { crash_losses: crashes } : {}),
     ...(isolate ? { isolate: true } : {}),
   };
@@ -102,9 +102,7 @@ export function decideAssignRejected(
   if (ev.retryable) {
     // Refused before it reached the executor: the attempt number stays spent (a completion names the attempt it
     // ran; numbers never go back), but the dispatch does not count toward max_dispatch_attempts.
-    const next = moved(r, ['assigned'], 'claimed', f.nowMs, (cur) =>
-      f.reoffered ? {} : { refused_dispatches: (cur.refused_dispatches ?? 0) + 1 },
-    );
+    const next = moved(r, ['assigned'], 'claimed', f.nowMs, (cur) => (f.reoffered ? {} : uncountedDispatch(cur)));
     return {
       writes: next ? [{ kind: 'put', record: next }] : [],
       effects: [{ kind: 'defer', id, delayMs: retryDelayMs(f.opts, { dispatch_attempts: 1 } as Inflight) }],

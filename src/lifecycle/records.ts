@@ -92,6 +92,15 @@ export async function transitionMany(
   });
 }
 
+/**
+ * The patch that gives back one dispatch of `r` (it does not count toward `maxDispatchAttempts`: refused before
+ * the executor, lost across a restart or a shared crash, handed back by an executor shutting down); the attempt
+ * number stays spent.
+ */
+export function uncountedDispatch(r: Pick<Inflight, 'refused_dispatches'>): Pick<Inflight, 'refused_dispatches'> {
+  return { refused_dispatches: (r.refused_dispatches ?? 0) + 1 };
+}
+
 /** Dispatches of `r` that reached the executor (what `maxDispatchAttempts` counts; re-offers after loss included). */
 export function dispatchesUsed(r: Inflight): number {
   return Math.max(0, (r.dispatch_attempts ?? 0) - (r.refused_dispatches ?? 0));
